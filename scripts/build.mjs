@@ -1,0 +1,50 @@
+// Bundles every deployable (and the local tools) with esbuild into dist/<name>.js, started by
+// `node dist/<name>.js`. The functions framework stays external so that a function registers in the
+// same registry the framework serves from.
+import { build } from 'esbuild';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const entries = {};
+const add = (name, file) => {
+  if (existsSync(file)) entries[name] = file;
+};
+add('bridge', 'bridge/index.ts');
+for (const name of existsSync('functions') ? readdirSync('functions') : []) add(name, join('functions', name, 'index.ts'));
+add('router', 'scripts/router/index.ts');
+add('simulator', 'scripts/simulator/index.ts');
+for (const file of existsSync('scripts/bench') ? readdirSync('scripts/bench') : []) {
+  if (/^[a-z-]+\.ts$/.test(file)) add(`bench-${file.replace(/\.ts$/, '')}`, join('scripts/bench', file));
+}
+
+const result = await build({
+  entryPoints: entries,
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: 'linked',
+  metafile: true,
+  logLevel: 'warning',
+  legalComments: 'none',
+  // CommonJS dependencies call require() for Node built-ins; give the ESM bundle one.
+  banner: { js: "import { createRequire as __kiotCreateRequire } from 'node:module'; const require = __kiotCreateRequire(import.meta.url);" },
+  external: [
+    '@google-cloud/functions-framework',
+    '@google-cloud/functions-framework/*',
+    // Optional MongoDB driver add-ons, loaded only when installed.
+    'kerberos',
+    'snappy',
+    '@mongodb-js/zstd',
+    'mongodb-client-encryption',
+    'gcp-metadata',
+    'socks',
+    'aws4',
+    '@aws-sdk/credential-providers',
+  ],
+});
+
+for (const [file, output] of Object.entries(result.metafile.outputs)) {
+  if (file.endsWith('.js')) console.log(`${file.padEnd(32)} ${(output.bytes / 1024).toFixed(0).padStart(6)} KiB`);
+}

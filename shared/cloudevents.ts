@@ -1,0 +1,103 @@
+import { CloudEvent, HTTP, type CloudEventV1, type Headers } from 'cloudevents';
+import { InvalidInputError } from './errors.js';
+
+export { CloudEvent };
+export type { CloudEventV1 };
+
+const REQUIRED_ATTRIBUTES = ['id', 'source', 'type', 'specversion'] as const;
+const STRUCTURED = 'application/cloudevents+json';
+const BATCH = 'application/cloudevents-batch+json';
+
+function lowerCaseHeaders(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : String(value);
+  }
+  return out;
+}
+
+function mediaType(headers: Record<string, string>): string {
+  return (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/** Whether an HTTP request carries a CloudEvent (binary: `ce-specversion`; structured: its media type). */
+export function isCloudEventRequest(headers: Headers): boolean {
+  const lower = lowerCaseHeaders(headers);
+  const type = mediaType(lower);
+  return 'ce-specversion' in lower || type === STRUCTURED || type === BATCH;
+}
+
+/**
+ * Parses a CloudEvent from an HTTP request in binary or structured mode (CloudEvents HTTP binding §3).
+ * The SDK fills in a missing `id` or `specversion` on its own, so the required attributes
+ * (CloudEvents spec §3.1) are checked here first: a producer that omits them gets a 400.
+ */
+export function parseCloudEvent(headers: Headers, body: Buffer | string | undefined): CloudEvent<unknown> {
+  const lower = lowerCaseHeaders(headers);
+  const type = mediaType(lower);
+  const text = body === undefined ? '' : typeof body === 'string' ? body : body.toString('utf8');
+  if (type === BATCH) throw new InvalidInputError('batched CloudEvents are not accepted', undefined, 'invalid_cloudevent');
+
+  let missing: string[];
+  if (type === STRUCTURED) {
+    let envelope: unknown;
+    try {
+      envelope = JSON.parse(text);
+    } catch {
+      throw new InvalidInputError('the structured CloudEvent is not valid JSON', undefined, 'invalid_cloudevent');
+    }
+    if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
+      throw new InvalidInputError('the structured CloudEvent is not a JSON object', undefined, 'invalid_cloudevent');
+    }
+    const record = envelope as Record<string, unknown>;
+    missing = REQUIRED_ATTRIBUTES.filter((name) => typeof record[name] !== 'string' || record[name] === '');
+  } else {
+    missing = REQUIRED_ATTRIBUTES.filter((name) => !lower[`ce-${name}`]);
+  }
+  if (missing.length > 0) {
+    throw new InvalidInputError(
+      `the CloudEvent lacks required attributes: ${missing.join(', ')}`,
+      { missing },
+      'invalid_cloudevent',
+    );
+  }
+  try {
+    const event = HTTP.toEvent({ headers: lower, body: text });
+    if (Array.isArray(event)) throw new Error('batch');
+    return event as CloudEvent<unknown>;
+  } catch (error) {
+    throw new InvalidInputError(
+      `the CloudEvent is invalid: ${error instanceof Error ? error.message : String(error)}`,
+      undefined,
+      'invalid_cloudevent',
+    );
+  }
+}
+
+/** The event as an HTTP message in binary mode (HTTP binding §3.1): attributes as `ce-` headers. */
+export function toBinaryMessage(event: CloudEventV1<unknown>): { headers: Record<string, string>; body: string } {
+  const message = HTTP.binary(event);
+  return { headers: stringHeaders(message.headers), body: serializeBody(message.body) };
+}
+
+/** The event as an HTTP message in structured mode (HTTP binding §3.2). */
+export function toStructuredMessage(event: CloudEventV1<unknown>): { headers: Record<string, string>; body: string } {
+  const message = HTTP.structured(event);
+  return { headers: stringHeaders(message.headers), body: serializeBody(message.body) };
+}
+
+function stringHeaders(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(',') : String(value);
+  }
+  return out;
+}
+
+function serializeBody(body: unknown): string {
+  if (body === undefined || body === null) return '';
+  if (typeof body === 'string') return body;
+  if (Buffer.isBuffer(body)) return body.toString('utf8');
+  return JSON.stringify(body);
+}

@@ -1,0 +1,293 @@
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from '@google-cloud/functions-framework';
+import { Counter, Histogram, Registry } from 'prom-client';
+import type { z } from 'zod';
+import { isCloudEventRequest, parseCloudEvent, toBinaryMessage, type CloudEvent } from './cloudevents.js';
+import { InvalidInputError, NotFoundError, PayloadTooLargeError, AppError, toProblem } from './errors.js';
+import type { Logger } from './logger.js';
+
+export interface HandlerContext {
+  logger: Logger;
+  /** The id of this invocation: the CloudEvent id, or a generated request id. */
+  invocationId: string;
+}
+
+export interface HttpRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: Record<string, string>;
+  /** The parsed JSON body; `undefined` when there is none. */
+  body: unknown;
+  rawBody: Buffer;
+}
+
+export interface HttpResult {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Express-like pattern: `/devices/:id/commands`. */
+  path: string;
+  /** The API-key scope this route needs (enforced by `authorize`). */
+  scope?: string;
+  handle(request: HttpRequest, ctx: HandlerContext): Promise<HttpResult>;
+}
+
+/** A CloudEvent the function consumes: its type, the zod schema of its `data`, and the use case. */
+export interface EventRoute<S extends z.ZodType = z.ZodType> {
+  type: string;
+  data: S;
+  /** Resolves when the effect is durable. May return a reply event for the Broker. */
+  handle(event: CloudEvent<unknown>, data: z.infer<S>, ctx: HandlerContext): Promise<CloudEvent<unknown> | void>;
+}
+
+export interface FunctionAppOptions {
+  service: string;
+  logger: Logger;
+  routes?: Route[];
+  events?: EventRoute[];
+  /** Checks for `/healthz`: each resolves when its dependency answers. */
+  health?: Record<string, () => Promise<unknown>>;
+  /** Called before every app route; throws 401/403 (the API-key middleware). */
+  authorize?: (request: HttpRequest, route: Route) => Promise<void>;
+  maxBodyBytes?: number;
+  registry?: Registry;
+}
+
+export type FunctionHandler = (req: Request, res: Response) => Promise<void>;
+
+interface CompiledRoute {
+  route: Route;
+  pattern: RegExp;
+  names: string[];
+}
+
+function compile(route: Route): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((segment) => {
+      if (!segment.startsWith(':')) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      names.push(segment.slice(1));
+      return '([^/]+)';
+    })
+    .join('/');
+  return { route, pattern: new RegExp(`^${source}/?$`), names };
+}
+
+function headerRecord(req: Request): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  return out;
+}
+
+function rawBodyOf(req: Request): Buffer {
+  const raw = (req as Request & { rawBody?: Buffer }).rawBody;
+  if (raw) return raw;
+  if (typeof req.body === 'string') return Buffer.from(req.body);
+  if (Buffer.isBuffer(req.body)) return req.body;
+  return Buffer.alloc(0);
+}
+
+function parseJsonBody(raw: Buffer, headers: Record<string, string>): unknown {
+  if (raw.length === 0) return undefined;
+  const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json' && !type.endsWith('+json')) {
+    throw new AppError(415, 'unsupported_media_type', 'send the body as application/json');
+  }
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new InvalidInputError('the body is not valid JSON', undefined, 'invalid_json');
+  }
+}
+
+/**
+ * The one HTTP entry of a capability. The functions framework gives every request to it; it serves
+ * CloudEvents (binary or structured, routed by `type`), the app routes, `/healthz` and `/metrics`, and
+ * maps every error to a status and a problem body in one place (`toProblem`).
+ */
+export function createFunctionApp(options: FunctionAppOptions): FunctionHandler {
+  const { service, logger } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? 1_048_576;
+  const routes = (options.routes ?? []).map(compile);
+  const events = new Map((options.events ?? []).map((route) => [route.type, route]));
+  const registry = options.registry ?? new Registry();
+  const eventCounter = new Counter({
+    name: 'kiot_events_total',
+    help: 'CloudEvents handled, by type and outcome',
+    labelNames: ['type', 'status'],
+    registers: [registry],
+  });
+  const eventDuration = new Histogram({
+    name: 'kiot_event_duration_seconds',
+    help: 'Time to handle one CloudEvent',
+    labelNames: ['type'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const httpCounter = new Counter({
+    name: 'kiot_http_requests_total',
+    help: 'App HTTP requests, by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
+
+  function send(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    res.status(status);
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    if (body === undefined) {
+      res.end();
+    } else if (typeof body === 'string') {
+      if (!res.getHeader('content-type')) res.setHeader('content-type', 'text/plain; charset=utf-8');
+      res.end(body);
+    } else {
+      res.setHeader('content-type', headers['content-type'] ?? 'application/json');
+      res.end(JSON.stringify(body));
+    }
+  }
+
+  async function handleEvent(req: Request, res: Response, headers: Record<string, string>, raw: Buffer) {
+    const started = performance.now();
+    let event: CloudEvent<unknown> | undefined;
+    let status = 500;
+    let problem: ReturnType<typeof toProblem> | undefined;
+    try {
+      if (req.method !== 'POST') throw new AppError(405, 'method_not_allowed', 'CloudEvents are POSTed');
+      if (raw.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes, raw.length);
+      event = parseCloudEvent(headers, raw);
+      const route = events.get(event.type);
+      if (!route) {
+        throw new InvalidInputError(`${service} does not consume ${event.type}`, undefined, 'unsupported_event_type');
+      }
+      const data = route.data.safeParse(event.data);
+      if (!data.success) throw InvalidInputError.fromZod(data.error, `the data of ${event.type} is invalid`);
+      const reply = await route.handle(event, data.data, { logger, invocationId: event.id });
+      if (reply) {
+        const message = toBinaryMessage(reply);
+        status = 200;
+        send(res, 200, message.body, message.headers);
+      } else {
+        status = 204;
+        send(res, 204, undefined);
+      }
+    } catch (error) {
+      problem = toProblem(error);
+      status = problem.status;
+      send(res, status, problem.body, problem.headers);
+    } finally {
+      const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      const type = event?.type ?? headers['ce-type'] ?? 'unknown';
+      eventCounter.inc({ type, status });
+      eventDuration.observe({ type }, durationMs / 1000);
+      const line = {
+        ce: { id: event?.id ?? headers['ce-id'], type, subject: event?.subject ?? headers['ce-subject'] },
+        outcome: status < 300 ? 'ok' : status < 500 ? 'rejected' : 'failed',
+        status,
+        durationMs,
+        ...(problem ? { error: problem.body.error } : {}),
+      };
+      if (status >= 500) logger.error(line, 'event');
+      else if (status >= 400) logger.warn(line, 'event');
+      else logger.info(line, 'event');
+    }
+  }
+
+  async function handleHttp(req: Request, res: Response, headers: Record<string, string>, raw: Buffer) {
+    const started = performance.now();
+    const url = new URL(req.originalUrl ?? req.url, 'http://function.local');
+    const path = url.pathname;
+    let routeLabel = 'unmatched';
+    let status = 500;
+    try {
+      if (path === '/healthz' && req.method === 'GET') {
+        routeLabel = '/healthz';
+        const checks: Record<string, string> = {};
+        let healthy = true;
+        for (const [name, check] of Object.entries(options.health ?? {})) {
+          try {
+            await check();
+            checks[name] = 'ok';
+          } catch (error) {
+            healthy = false;
+            checks[name] = error instanceof Error ? error.message : 'failed';
+          }
+        }
+        status = healthy ? 200 : 503;
+        send(res, status, { status: healthy ? 'ok' : 'unavailable', service, checks });
+        return;
+      }
+      if (path === '/metrics' && req.method === 'GET') {
+        routeLabel = '/metrics';
+        status = 200;
+        send(res, 200, await registry.metrics(), { 'content-type': registry.contentType });
+        return;
+      }
+      let pathMatched = false;
+      for (const compiled of routes) {
+        const match = compiled.pattern.exec(path);
+        if (!match) continue;
+        pathMatched = true;
+        if (compiled.route.method !== req.method) continue;
+        routeLabel = `${compiled.route.method} ${compiled.route.path}`;
+        if (raw.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes, raw.length);
+        const params: Record<string, string> = {};
+        compiled.names.forEach((name, index) => {
+          params[name] = decodeURIComponent(match[index + 1]!);
+        });
+        const request: HttpRequest = {
+          method: req.method,
+          path,
+          params,
+          query: url.searchParams,
+          headers,
+          body: undefined,
+          rawBody: raw,
+        };
+        if (options.authorize) await options.authorize(request, compiled.route);
+        request.body = parseJsonBody(raw, headers);
+        const result = await compiled.route.handle(request, {
+          logger,
+          invocationId: headers['x-request-id'] ?? randomUUID(),
+        });
+        status = result.status;
+        send(res, result.status, result.body, result.headers);
+        return;
+      }
+      if (pathMatched) throw new AppError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}`);
+      throw new NotFoundError(`no route for ${req.method} ${path}`);
+    } catch (error) {
+      const problem = toProblem(error);
+      status = problem.status;
+      if (status >= 500) logger.error({ err: error, route: routeLabel }, 'request failed');
+      send(res, status, problem.body, problem.headers);
+    } finally {
+      httpCounter.inc({ route: routeLabel, status });
+      if (routeLabel !== '/healthz' && routeLabel !== '/metrics') {
+        logger.info(
+          { http: { method: req.method, route: routeLabel, status }, durationMs: Math.round(performance.now() - started) },
+          'request',
+        );
+      }
+    }
+  }
+
+  return async (req, res) => {
+    const headers = headerRecord(req);
+    const raw = rawBodyOf(req);
+    if (isCloudEventRequest(headers)) await handleEvent(req, res, headers, raw);
+    else await handleHttp(req, res, headers, raw);
+  };
+}
+
+/** Declares an event route with its data type inferred from its schema. */
+export function eventRoute<S extends z.ZodType>(route: EventRoute<S>): EventRoute {
+  return route as unknown as EventRoute;
+}

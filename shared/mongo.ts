@@ -1,0 +1,64 @@
+import { MongoClient, MongoNetworkError, MongoServerSelectionError, type Db, type MongoClientOptions } from 'mongodb';
+import { DependencyUnavailableError } from './errors.js';
+
+export interface MongoHandle {
+  /** The database, connecting on first use and reusing the connection for every later invocation. */
+  db(): Promise<Db>;
+  close(): Promise<void>;
+}
+
+/**
+ * A lazily connected MongoDB client. It connects on first use (a function that scales from zero does
+ * not pay for it before its first event) and again after a failed attempt.
+ * No `serverApi` and no sessions: compatible servers (mongo-java-server, FerretDB, DocumentDB) lack them.
+ */
+export function createMongo(url: string, dbName: string, options: MongoClientOptions = {}): MongoHandle {
+  let connecting: Promise<MongoClient> | undefined;
+  let client: MongoClient | undefined;
+  return {
+    async db() {
+      if (!connecting) {
+        const candidate = new MongoClient(url, {
+          serverSelectionTimeoutMS: 2_000,
+          connectTimeoutMS: 2_000,
+          retryWrites: true,
+          maxPoolSize: 20,
+          ...options,
+        });
+        connecting = candidate.connect().then(
+          (connected) => (client = connected),
+          (error: unknown) => {
+            connecting = undefined;
+            void candidate.close().catch(() => undefined);
+            throw new DependencyUnavailableError('mongodb', error);
+          },
+        );
+      }
+      return (await connecting).db(dbName);
+    },
+    async close() {
+      const current = client;
+      connecting = undefined;
+      client = undefined;
+      await current?.close();
+    },
+  };
+}
+
+/** Whether a driver error means the server is out of reach (retry later) rather than a bad request. */
+export function isMongoUnavailable(error: unknown): boolean {
+  if (error instanceof DependencyUnavailableError) return true;
+  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
+  const label = (error as { hasErrorLabel?: (label: string) => boolean }).hasErrorLabel;
+  return typeof label === 'function' && (label.call(error, 'RetryableWriteError') || label.call(error, 'ResetPool'));
+}
+
+/** Runs a store operation, turning "the server is down" into a 503 so Knative retries the event. */
+export async function withMongo<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (isMongoUnavailable(error)) throw new DependencyUnavailableError('mongodb', error);
+    throw error;
+  }
+}

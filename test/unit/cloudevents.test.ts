@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { CloudEvent, isCloudEventRequest, parseCloudEvent, toBinaryMessage, toStructuredMessage } from '../../shared/cloudevents.js';
+import { InvalidInputError } from '../../shared/errors.js';
+import { backoffDelayMs, deliveryVerdict } from '../../shared/event-transport.js';
+
+const binaryHeaders = {
+  'ce-id': 'e-1',
+  'ce-source': '/kiot/test',
+  'ce-type': 'io.kiot.telemetry.received',
+  'ce-specversion': '1.0',
+  'ce-subject': 'dev-1',
+  'content-type': 'application/json',
+};
+
+describe('parseCloudEvent', () => {
+  it('reads binary mode', () => {
+    const event = parseCloudEvent(binaryHeaders, Buffer.from('{"metrics":{"t":1}}'));
+    expect(event).toMatchObject({ id: 'e-1', subject: 'dev-1', data: { metrics: { t: 1 } } });
+  });
+
+  it('reads structured mode', () => {
+    const body = JSON.stringify({ id: 'e-2', source: '/s', type: 't', specversion: '1.0', data: { a: 1 } });
+    const event = parseCloudEvent({ 'content-type': 'application/cloudevents+json; charset=utf-8' }, body);
+    expect(event).toMatchObject({ id: 'e-2', data: { a: 1 } });
+  });
+
+  it.each(['id', 'source', 'type', 'specversion'])('rejects a binary envelope without %s with 400', (name) => {
+    const headers: Record<string, string> = { ...binaryHeaders };
+    delete headers[`ce-${name}`];
+    if (name === 'specversion') headers['ce-id'] = 'x';
+    const attempt = () => parseCloudEvent(headers, '{}');
+    expect(attempt).toThrow(InvalidInputError);
+    expect(attempt).toThrow(new RegExp(name));
+  });
+
+  it('rejects a structured envelope without id, and one that is not JSON', () => {
+    const headers = { 'content-type': 'application/cloudevents+json' };
+    expect(() => parseCloudEvent(headers, JSON.stringify({ source: '/s', type: 't', specversion: '1.0' }))).toThrow(/id/);
+    expect(() => parseCloudEvent(headers, '{not json')).toThrow(InvalidInputError);
+  });
+
+  it('round-trips through binary and structured messages', () => {
+    const event = new CloudEvent({ id: 'x', source: '/a', type: 'b', subject: 's', data: { n: 1 }, kiotextra: 'v' });
+    for (const message of [toBinaryMessage(event), toStructuredMessage(event)]) {
+      expect(isCloudEventRequest(message.headers)).toBe(true);
+      expect(parseCloudEvent(message.headers, message.body)).toMatchObject({ id: 'x', subject: 's', data: { n: 1 }, kiotextra: 'v' });
+    }
+  });
+
+  it('knows a plain JSON request is not a CloudEvent', () => {
+    expect(isCloudEventRequest({ 'content-type': 'application/json' })).toBe(false);
+  });
+});
+
+describe('delivery rules', () => {
+  it.each([[202, 'delivered'], [204, 'delivered'], [400, 'permanent'], [422, 'permanent'], [404, 'retry'], [429, 'retry'], [503, 'retry']] as const)(
+    '%i → %s',
+    (status, verdict) => expect(deliveryVerdict(status)).toBe(verdict),
+  );
+
+  it('computes Knative backoff: exponential delay*2^n, linear delay*n, capped', () => {
+    expect([1, 2, 3].map((n) => backoffDelayMs({ policy: 'exponential', baseMs: 100 }, n))).toEqual([200, 400, 800]);
+    expect([1, 2, 3].map((n) => backoffDelayMs({ policy: 'linear', baseMs: 100 }, n))).toEqual([100, 200, 300]);
+    expect(backoffDelayMs({ policy: 'exponential', baseMs: 100, maxMs: 300 }, 5)).toBe(300);
+    const jittered = backoffDelayMs({ policy: 'exponential', baseMs: 100, jitter: true }, 2, () => 0);
+    expect(jittered).toBe(200);
+  });
+});
