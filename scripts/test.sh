@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite in one command: installs what is missing, starts the real services on the test
+# ports (unless MQTT_URL / REDIS_URL / MONGODB_URL point elsewhere), type-checks, builds the bundles,
+# runs vitest, and stops only what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+export KIOT_PROFILE=test
+eval "$(bash scripts/services.sh env | sed 's/^/export DEFAULT_/')"
+export MQTT_URL=${MQTT_URL:-$DEFAULT_MQTT_URL}
+export REDIS_URL=${REDIS_URL:-$DEFAULT_REDIS_URL}
+[ -n "${MONGODB_URL:-}" ] && export KIOT_EXTERNAL_MONGODB=1
+export MONGODB_URL=${MONGODB_URL:-$DEFAULT_MONGODB_URL}
+
+started=0
+if ! bash scripts/services.sh status >/dev/null 2>&1; then
+  bash scripts/services.sh start
+  started=1
+fi
+cleanup() { if [ "$started" = 1 ]; then bash scripts/services.sh stop; fi; }
+trap cleanup EXIT
+
+npx tsc --noEmit
+node scripts/build.mjs >/dev/null
+npx vitest run "$@"

@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import type { MongoHandle } from './mongo.js';
+import { withMongo } from './mongo.js';
+
+/**
+ * The device registry's documents as every capability reads them. The registry (device-registry) owns
+ * the writes; other capabilities read through `createDeviceDirectory` and never import the registry.
+ */
+export const DEVICES_COLLECTION = 'devices';
+export const DEVICE_TYPES_COLLECTION = 'device_types';
+
+/** Device ids are safe in MQTT topics, Mongo keys and URLs: no `$`, no `/`, no wildcards. */
+export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ -');
+export const deviceStatusSchema = z.enum(['active', 'disabled']);
+/** Metric and state key names: no `$` or `.` (they become Mongo field paths). */
+export const metricNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'use a letter or _ then up to 63 of A-Z a-z 0-9 _ -');
+
+/** What a device type may declare about its telemetry: known metrics with units and ranges. */
+export const telemetrySchemaSchema = z
+  .object({
+    metrics: z.record(
+      metricNameSchema,
+      z.object({ unit: z.string().max(32).optional(), min: z.number().optional(), max: z.number().optional() }).strict(),
+    ),
+    /** When false (the default), a metric not listed is rejected. */
+    allowUnknownMetrics: z.boolean().default(false),
+  })
+  .strict();
+
+export type TelemetrySchema = z.infer<typeof telemetrySchemaSchema>;
+
+/** The stored device document (`devices` collection, `_id` = device id). */
+export interface DeviceDocument {
+  _id: string;
+  name?: string;
+  type?: string;
+  tags: string[];
+  metadata: Record<string, unknown>;
+  status: z.infer<typeof deviceStatusSchema>;
+  /** Salted scrypt hash of the device secret; never returned by an API. */
+  credential: { hash: string; rotatedAt: Date };
+  createdAt: Date;
+  updatedAt: Date;
+  version: number;
+}
+
+/** The stored device type document (`device_types` collection, `_id` = type name). */
+export interface DeviceTypeDocument {
+  _id: string;
+  telemetrySchema?: TelemetrySchema;
+  updatedAt: Date;
+  version: number;
+}
+
+export interface DeviceView {
+  id: string;
+  type?: string;
+  tags: string[];
+  status: z.infer<typeof deviceStatusSchema>;
+}
+
+export interface DeviceDirectory {
+  device(id: string): Promise<DeviceView | undefined>;
+  telemetrySchema(type: string): Promise<TelemetrySchema | undefined>;
+}
+
+/**
+ * Read access to the registry for other capabilities, with a short in-process cache: a hot path
+ * (telemetry) then reads MongoDB once per device every `ttlMs`, and a disable reaches it within `ttlMs`.
+ */
+export function createDeviceDirectory(mongo: MongoHandle, options: { ttlMs?: number; now?: () => number } = {}): DeviceDirectory {
+  const ttlMs = options.ttlMs ?? 2_000;
+  const now = options.now ?? Date.now;
+  const devices = new Map<string, { at: number; value: DeviceView | undefined }>();
+  const types = new Map<string, { at: number; value: TelemetrySchema | undefined }>();
+
+  async function cached<T>(cache: Map<string, { at: number; value: T }>, key: string, load: () => Promise<T>): Promise<T> {
+    const hit = cache.get(key);
+    if (hit && now() - hit.at < ttlMs) return hit.value;
+    const value = await withMongo(load);
+    if (cache.size > 100_000) cache.clear();
+    cache.set(key, { at: now(), value });
+    return value;
+  }
+
+  return {
+    device: (id) =>
+      cached(devices, id, async () => {
+        const doc = await (await mongo.db())
+          .collection<DeviceDocument>(DEVICES_COLLECTION)
+          .findOne({ _id: id }, { projection: { type: 1, tags: 1, status: 1 } });
+        return doc ? { id: doc._id, type: doc.type, tags: doc.tags ?? [], status: doc.status } : undefined;
+      }),
+    telemetrySchema: (type) =>
+      cached(types, type, async () => {
+        const doc = await (await mongo.db())
+          .collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION)
+          .findOne({ _id: type }, { projection: { telemetrySchema: 1 } });
+        return doc?.telemetrySchema;
+      }),
+  };
+}
