@@ -100,7 +100,7 @@ start_mongo() {
   if pid_alive "$DATA/mongo.pid"; then log "mongo-java-server already running on $MONGO_PORT"; return; fi
   local file_arg=()
   [ "$PROFILE" = dev ] && file_arg=("$DATA/mongo.h2")
-  java -Xmx1g -cp "$(cat "$MONGO_CP_FILE")" scripts/mongo/KiotMongoServer.java 127.0.0.1 "$MONGO_PORT" "${file_arg[@]}" \
+  java -Xmx3g -cp "$(cat "$MONGO_CP_FILE")" scripts/mongo/KiotMongoServer.java 127.0.0.1 "$MONGO_PORT" "${file_arg[@]}" \
     >"$DATA/mongo.log" 2>&1 &
   echo $! >"$DATA/mongo.pid"
   wait_port "$MONGO_PORT" mongo
