@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { baseConfigSchema, mqttFields } from '../../shared/config.js';
+
+export const simulatorConfigSchema = baseConfigSchema.extend({
+  ...mqttFields,
+  /** How many devices to simulate; each is its own MQTT connection, as real devices are. */
+  SIM_DEVICES: z.coerce.number().int().min(1).max(10_000).default(20),
+  /** Telemetry messages per second per device. */
+  SIM_RATE: z.coerce.number().positive().max(1_000).default(1),
+  /** Samples per message: 1 sends one object, more sends a batch (an array). */
+  SIM_BATCH: z.coerce.number().int().min(1).max(100).default(1),
+  SIM_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/).default('sim'),
+  /** Stop after this many seconds; 0 runs until interrupted. */
+  SIM_DURATION: z.coerce.number().min(0).default(0),
+  /** MQTT protocol version of the simulated devices: a fleet usually mixes both. */
+  SIM_PROTOCOL: z.enum(['3.1.1', '5', 'mixed']).default('mixed'),
+  /**
+   * A JSON file `{ "<deviceId>": "<secret>" }` of registered devices; when given the devices log in with
+   * their own credentials and their ids come from it. Without it they connect anonymously.
+   */
+  SIM_CREDENTIALS_FILE: z.string().optional(),
+  /** Seconds between progress lines. */
+  SIM_PROGRESS_EVERY: z.coerce.number().positive().default(2),
+});
+
+export type SimulatorConfig = z.infer<typeof simulatorConfigSchema>;

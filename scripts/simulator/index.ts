@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../../shared/config.js';
+import { simulatorConfigSchema, type SimulatorConfig } from './config.js';
+import { SimulatedDevice, type DeviceCounters } from './device.js';
+
+function fleetCredentials(config: SimulatorConfig): [string, string | undefined][] {
+  if (config.SIM_CREDENTIALS_FILE) {
+    const credentials = JSON.parse(readFileSync(config.SIM_CREDENTIALS_FILE, 'utf8')) as Record<string, string>;
+    return Object.entries(credentials).slice(0, config.SIM_DEVICES);
+  }
+  return Array.from({ length: config.SIM_DEVICES }, (_, i) => [`${config.SIM_PREFIX}-${String(i + 1).padStart(4, '0')}`, undefined]);
+}
+
+function protocolFor(config: SimulatorConfig, index: number): 4 | 5 {
+  if (config.SIM_PROTOCOL === '3.1.1') return 4;
+  if (config.SIM_PROTOCOL === '5') return 5;
+  return index % 2 === 0 ? 5 : 4;
+}
+
+/** The simulated fleet of the main command: N devices over MQTT at a configurable rate, with a progress line. */
+async function main(): Promise<void> {
+  const config = loadConfig(simulatorConfigSchema, process.env);
+  const counters: DeviceCounters = { sent: 0, errorsReceived: 0, commandsAnswered: 0, desiredApplied: 0 };
+  const devices = fleetCredentials(config).map(
+    ([id, secret], index) =>
+      new SimulatedDevice({ id, secret, mqttUrl: config.MQTT_URL, protocolVersion: protocolFor(config, index), batch: config.SIM_BATCH, counters }),
+  );
+  const write = (line: string) => process.stdout.write(`${line}\n`);
+  write(`simulator: ${devices.length} devices → ${config.MQTT_URL}, ${config.SIM_RATE} msg/s each, batch ${config.SIM_BATCH}`);
+  await Promise.all(devices.map((device) => device.start()));
+
+  const intervalMs = 1000 / config.SIM_RATE;
+  // Spread the devices over the interval so the fleet does not publish in lock-step.
+  const timers = devices.map((device, index) => {
+    let timer: NodeJS.Timeout | undefined;
+    const start = setTimeout(() => {
+      timer = setInterval(() => void device.publishTelemetry().catch(() => undefined), intervalMs);
+    }, (index * intervalMs) / devices.length);
+    return () => {
+      clearTimeout(start);
+      if (timer) clearInterval(timer);
+    };
+  });
+
+  let lastSent = 0;
+  let lastAt = Date.now();
+  const progress = setInterval(() => {
+    const now = Date.now();
+    const rate = ((counters.sent - lastSent) * 1000) / (now - lastAt);
+    lastSent = counters.sent;
+    lastAt = now;
+    const online = devices.filter((device) => device.connected).length;
+    write(
+      `simulator: ${online}/${devices.length} online · sent ${counters.sent} (${rate.toFixed(1)}/s) · ` +
+        `commands answered ${counters.commandsAnswered} · desired applied ${counters.desiredApplied} · errors received ${counters.errorsReceived}`,
+    );
+  }, config.SIM_PROGRESS_EVERY * 1000);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    timers.forEach((cancel) => cancel());
+    clearInterval(progress);
+    await Promise.all(devices.map((device) => device.stop()));
+    write(`simulator: stopped after ${counters.sent} messages`);
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+  if (config.SIM_DURATION > 0) setTimeout(() => void stop(), config.SIM_DURATION * 1000);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`simulator failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
