@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The main job: the whole of kiot on this machine against real services, with a simulated fleet.
+# Installs what is missing, starts Mosquitto/Redis/MongoDB-compatible server (dev profile), builds the
+# bundles, starts the event router (the local Knative Broker), the bridge and every function, then the
+# device simulator in the foreground. Ctrl-C stops what this script started.
+#   SIM_DEVICES, SIM_RATE, SIM_BATCH, SIM_DURATION tune the fleet (see scripts/simulator/config.ts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export KIOT_PROFILE=dev
+LOGS=$ROOT/.kiot/dev/logs
+mkdir -p "$LOGS"
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+services_were_running=1
+bash scripts/services.sh status >/dev/null 2>&1 || services_were_running=0
+bash scripts/services.sh start
+eval "$(bash scripts/services.sh env | sed 's/^/export /')"
+node scripts/build.mjs >/dev/null
+
+ROUTER_PORT=${ROUTER_PORT:-8080}
+BRIDGE_PORT=${BRIDGE_PORT:-8090}
+declare -A FUNCTION_PORTS=(
+  [device-registry]=8101 [command-dispatch]=8102 [telemetry-ingest]=8103 [report-generation]=8104 [dead-letters]=8105
+)
+export K_SINK="http://127.0.0.1:$ROUTER_PORT/kiot/default"
+export LOG_LEVEL=${LOG_LEVEL:-info}
+[ -f "$ROOT/.kiot/dev/stack.env" ] && set -a && . "$ROOT/.kiot/dev/stack.env" && set +a
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo "stopping the stack…"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$services_were_running" = 0 ] && [ "${KIOT_KEEP_SERVICES:-0}" != 1 ]; then bash scripts/services.sh stop; fi
+}
+trap cleanup EXIT INT TERM
+
+wait_healthy() {
+  local name=$1 url=$2 i
+  for i in $(seq 1 100); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$name did not become healthy at $url; last log lines:" >&2
+  tail -20 "$LOGS/$name.log" >&2
+  exit 1
+}
+
+start() {
+  local name=$1 port=$2
+  shift 2
+  PORT=$port "$@" >"$LOGS/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+services_map="mqtt-bridge=http://127.0.0.1:$BRIDGE_PORT"
+for name in "${!FUNCTION_PORTS[@]}"; do
+  [ -f "dist/$name.js" ] && services_map="$services_map,$name=http://127.0.0.1:${FUNCTION_PORTS[$name]}"
+done
+
+start router "$ROUTER_PORT" env KNATIVE_DIR=knative ROUTER_SERVICES="$services_map" ROUTER_DEAD_LETTER_FILE="$ROOT/.kiot/dev/dead-letters.jsonl" node dist/router.js
+wait_healthy router "http://127.0.0.1:$ROUTER_PORT/healthz"
+dead_letter_sink="http://127.0.0.1:$ROUTER_PORT/dead-letters"
+[ -f dist/dead-letters.js ] && dead_letter_sink="http://127.0.0.1:${FUNCTION_PORTS[dead-letters]}/"
+
+start bridge "$BRIDGE_PORT" env DEAD_LETTER_SINK="$dead_letter_sink" BRIDGE_CLIENT_ID=kiot-bridge-local \
+  ${BRIDGE_MQTT_USERNAME:+MQTT_USERNAME=$BRIDGE_MQTT_USERNAME} ${BRIDGE_MQTT_PASSWORD:+MQTT_PASSWORD=$BRIDGE_MQTT_PASSWORD} node dist/bridge.js
+for name in "${!FUNCTION_PORTS[@]}"; do
+  [ -f "dist/$name.js" ] && start "$name" "${FUNCTION_PORTS[$name]}" node "dist/$name.js"
+done
+wait_healthy bridge "http://127.0.0.1:$BRIDGE_PORT/healthz"
+for name in "${!FUNCTION_PORTS[@]}"; do
+  [ -f "dist/$name.js" ] && wait_healthy "$name" "http://127.0.0.1:${FUNCTION_PORTS[$name]}/healthz"
+done
+
+cat <<INFO
+
+kiot is running (logs in .kiot/dev/logs/):
+  mosquitto          $MQTT_URL
+  redis              $REDIS_URL
+  mongodb            $MONGODB_URL   (mongo-java-server, data in .kiot/dev/mongo.h2)
+  event router       http://127.0.0.1:$ROUTER_PORT   (K_SINK $K_SINK; dead letters: GET /dead-letters)
+  mqtt-bridge        http://127.0.0.1:$BRIDGE_PORT   (/healthz, /metrics)
+INFO
+for name in device-registry command-dispatch telemetry-ingest report-generation dead-letters; do
+  [ -f "dist/$name.js" ] && printf '  %-18s http://127.0.0.1:%s\n' "$name" "${FUNCTION_PORTS[$name]}"
+done
+echo
+
+env SIM_DEVICES="${SIM_DEVICES:-20}" node dist/simulator.js &
+sim=$!
+pids+=($sim)
+wait $sim || true
