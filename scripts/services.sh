@@ -43,10 +43,18 @@ redis_bin() { command -v redis-server 2>/dev/null || echo /usr/bin/redis-server;
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until the service we just started (pid file) accepts connections on its port.
 wait_port() {
   local port=$1 name=$2 i
-  for i in $(seq 1 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+  for i in $(seq 1 300); do
+    if ! pid_alive "$DATA/$name.pid"; then
+      echo "$name exited during start-up; see $DATA/$name.log" >&2
+      tail -20 "$DATA/$name.log" >&2 || true
+      return 1
+    fi
+    if port_in_use "$port"; then return 0; fi
     sleep 0.1
   done
   echo "$name did not open port $port; see $DATA/$name.log" >&2
@@ -75,8 +83,16 @@ include_dir $DATA/mosquitto/conf.d
 CONF
 }
 
+port_taken() {
+  if port_in_use "$1"; then
+    echo "port $1 for $2 is taken by another process; stop it or set KIOT_${3}_PORT" >&2
+    return 1
+  fi
+}
+
 start_mosquitto() {
   if pid_alive "$DATA/mosquitto.pid"; then log "mosquitto already running on $MQTT_PORT"; return; fi
+  port_taken "$MQTT_PORT" mosquitto MQTT
   write_mosquitto_conf
   "$(mosquitto_bin)" -c "$DATA/mosquitto/mosquitto.conf" >"$DATA/mosquitto.log" 2>&1 &
   echo $! >"$DATA/mosquitto.pid"
@@ -86,6 +102,7 @@ start_mosquitto() {
 
 start_redis() {
   if pid_alive "$DATA/redis.pid"; then log "redis already running on $REDIS_PORT"; return; fi
+  port_taken "$REDIS_PORT" redis REDIS
   mkdir -p "$DATA/redis"
   local persist=(--save "" --appendonly no)
   [ "$PROFILE" = dev ] && persist=(--save "60 1" --appendonly yes)
@@ -98,6 +115,7 @@ start_redis() {
 
 start_mongo() {
   if pid_alive "$DATA/mongo.pid"; then log "mongo-java-server already running on $MONGO_PORT"; return; fi
+  port_taken "$MONGO_PORT" mongo MONGO
   local file_arg=()
   [ "$PROFILE" = dev ] && file_arg=("$DATA/mongo.h2")
   java -Xmx3g -cp "$(cat "$MONGO_CP_FILE")" scripts/mongo/KiotMongoServer.java 127.0.0.1 "$MONGO_PORT" "${file_arg[@]}" \
