@@ -16,8 +16,11 @@ export REDIS_URL=${REDIS_URL:-$DEFAULT_REDIS_URL}
 [ -n "${MONGODB_URL:-}" ] && export KIOT_EXTERNAL_MONGODB=1
 export MONGODB_URL=${MONGODB_URL:-$DEFAULT_MONGODB_URL}
 
+reachable() { local hostport=${1#*://}; hostport=${hostport%%/*}; (exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null; }
+
+# Services already answering (a running test profile, or servers named by the URLs) are used as they are.
 started=0
-if ! bash scripts/services.sh status >/dev/null 2>&1; then
+if ! { reachable "$MQTT_URL" && reachable "$REDIS_URL" && reachable "$MONGODB_URL"; }; then
   bash scripts/services.sh start
   started=1
 fi
