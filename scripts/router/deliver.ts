@@ -1,0 +1,156 @@
+import type { Dispatcher } from 'undici';
+import type { CloudEvent } from '../../shared/cloudevents.js';
+import { deliveryVerdict, replyEventOf, type PostResult } from '../../shared/event-transport.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Limiter } from './concurrency.js';
+import { abortableSleep } from './concurrency.js';
+import type { DeadLetterFile, DeadLetterRecord } from './dead-letter-file.js';
+import { retryDelayMs, type DeliveryPolicy } from './delivery-policy.js';
+import type { TriggerRoute } from './load-manifests.js';
+import type { RouterMetrics } from './metrics.js';
+
+export interface DeliverDeps {
+  limiter: Limiter;
+  dispatcher: Dispatcher;
+  deadLetters: DeadLetterFile;
+  metrics: RouterMetrics;
+  logger: Logger;
+  /** Aborted when the router stops: pending retries give up and leave a dead-letter record. */
+  signal: AbortSignal;
+  /** Feeds a reply event back into a broker's ingress (with the TTL it must carry). */
+  reingest(reply: CloudEvent<unknown>, broker: string, ttl: number): Promise<void>;
+  send(url: string, event: CloudEvent<unknown>, options: { format: 'binary' | 'json'; timeoutMs: number; dispatcher: Dispatcher }): Promise<PostResult>;
+}
+
+export interface DeliverInput {
+  event: CloudEvent<unknown>;
+  /** The broker TTL of this event (Knative `knativebrokerttl`), reattached to a reply. */
+  ttl: number;
+  broker: string;
+  trigger: TriggerRoute;
+}
+
+type Attempts = { ok: true; result: PostResult } | { ok: false; status?: number; body: Buffer; error?: string; aborted: boolean };
+
+/** Knative (eventing pkg/kncloudevents attributes): `knativeerrordata` is at most 1024 characters of base64. */
+export const KNATIVE_ERROR_DATA_MAX_LENGTH = 1024;
+
+const ceOf = (event: CloudEvent<unknown>) => ({ id: event.id, type: event.type, subject: event.subject });
+
+/**
+ * Sends with the Trigger's retry policy: retryable answers (5xx, 404, 408, 409, 429) and network errors
+ * are tried again after the backoff, up to `retry` times; any other answer ends it at once.
+ */
+async function sendWithRetries(
+  url: string,
+  event: CloudEvent<unknown>,
+  policy: DeliveryPolicy,
+  deps: DeliverDeps,
+  context: { trigger: string; target: 'subscriber' | 'dead-letter-sink' },
+): Promise<Attempts> {
+  let last: Attempts = { ok: false, body: Buffer.alloc(0), aborted: false };
+  for (let attempt = 1; attempt <= policy.retry + 1; attempt += 1) {
+    try {
+      const result = await deps.limiter.run(() =>
+        deps.send(url, event, { format: policy.format, timeoutMs: policy.timeoutMs, dispatcher: deps.dispatcher }),
+      );
+      const verdict = deliveryVerdict(result.status);
+      if (verdict === 'delivered') return { ok: true, result };
+      last = { ok: false, status: result.status, body: result.body, aborted: false };
+      if (verdict === 'permanent') {
+        deps.logger.warn({ ...context, url, ce: ceOf(event), attempt, status: result.status, retry: false }, 'delivery attempt failed');
+        return last;
+      }
+    } catch (error) {
+      // Knative's dispatcher reports a failed request as 500 with "dispatch error: …" as the body.
+      const message = error instanceof Error ? error.message : String(error);
+      last = { ok: false, body: Buffer.from(`dispatch error: ${message}`), error: message, aborted: false };
+    }
+    const more = attempt <= policy.retry && !deps.signal.aborted;
+    const delayMs = more ? retryDelayMs(policy, attempt) : undefined;
+    deps.logger.warn(
+      { ...context, url, ce: ceOf(event), attempt, status: last.status, error: last.error, retry: more, delayMs },
+      'delivery attempt failed',
+    );
+    if (!more) break;
+    if (context.target === 'subscriber') deps.metrics.retried.inc({ trigger: context.trigger });
+    await abortableSleep(delayMs!, deps.signal);
+  }
+  return { ...last, aborted: deps.signal.aborted };
+}
+
+/** The original event plus Knative's error extensions, as a dead-letter sink receives it. */
+export function withErrorExtensions(event: CloudEvent<unknown>, destination: string, failure: { status?: number; body: Buffer }): CloudEvent<unknown> {
+  const rawLimit = (KNATIVE_ERROR_DATA_MAX_LENGTH / 4) * 3;
+  return event.cloneWith(
+    {
+      knativeerrordest: destination,
+      knativeerrorcode: String(failure.status ?? 500),
+      knativeerrordata: failure.body.subarray(0, rawLimit).toString('base64'),
+    },
+    false,
+  ) as CloudEvent<unknown>;
+}
+
+/**
+ * Delivers one event to one Trigger, as the Knative broker filter and dispatcher do:
+ * send with retries → on success feed a reply back into the broker → otherwise the dead-letter sink
+ * (with the same retries) → otherwise a line in the dead-letter file. Never ends without a record.
+ */
+export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): Promise<void> {
+  const { event, trigger, broker } = input;
+  const record = async (fields: Omit<DeadLetterRecord, 'at' | 'event' | 'trigger' | 'broker'>, dead: CloudEvent<unknown>) => {
+    deps.metrics.deadLettered.inc({ trigger: trigger.key, destination: 'file' });
+    deps.logger.error({ trigger: trigger.key, ce: ceOf(event), destination: 'file', ...fields }, 'event dead-lettered');
+    await deps.deadLetters.append({ ...fields, broker, trigger: trigger.key, event: dead });
+  };
+
+  // Step 1: a subscriber without a local URL cannot be tried at all.
+  if ('unresolved' in trigger.subscriber) {
+    await record({ reason: 'subscriber_unresolved', error: trigger.subscriber.unresolved }, event);
+    return;
+  }
+  const subscriber = trigger.subscriber.url;
+
+  // Step 2: the subscriber, with the Trigger's retries and backoff.
+  const outcome = await sendWithRetries(subscriber, event, trigger.policy, deps, { trigger: trigger.key, target: 'subscriber' });
+
+  // Step 3: delivered; a reply event goes back into the same broker.
+  if (outcome.ok) {
+    deps.metrics.delivered.inc({ trigger: trigger.key });
+    const reply = replyEventOf(outcome.result);
+    if (reply) await deps.reingest(reply, broker, input.ttl);
+    return;
+  }
+
+  const failure = { subscriber, status: outcome.status, error: outcome.error };
+  const dead = withErrorExtensions(event, subscriber, outcome);
+  if (outcome.aborted) {
+    await record({ reason: 'router_shutdown', ...failure }, dead);
+    return;
+  }
+
+  // Step 4: the dead-letter sink, with the same retry policy (Knative sends it with the same RetryConfig).
+  const sink = trigger.policy.deadLetterSink;
+  if (!sink) {
+    await record({ reason: 'no_dead_letter_sink', ...failure }, dead);
+    return;
+  }
+  if ('unresolved' in sink) {
+    await record({ reason: 'dead_letter_sink_unresolved', ...failure, error: sink.unresolved }, dead);
+    return;
+  }
+  const sunk = await sendWithRetries(sink.url, dead, trigger.policy, deps, { trigger: trigger.key, target: 'dead-letter-sink' });
+  if (sunk.ok) {
+    deps.metrics.deadLettered.inc({ trigger: trigger.key, destination: 'sink' });
+    deps.logger.error(
+      { trigger: trigger.key, ce: ceOf(event), destination: 'sink', sink: sink.url, subscriber, status: outcome.status, error: outcome.error },
+      'event dead-lettered',
+    );
+    return;
+  }
+
+  // Step 5: the last resort.
+  const why = sunk.status !== undefined ? `dead-letter sink ${sink.url} answered ${sunk.status}` : `dead-letter sink ${sink.url}: ${sunk.error}`;
+  await record({ reason: 'dead_letter_sink_failed', ...failure, error: `${outcome.error ?? `subscriber answered ${outcome.status}`}; ${why}` }, dead);
+}

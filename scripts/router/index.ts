@@ -1,0 +1,135 @@
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import type { Registry } from 'prom-client';
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { baseConfigSchema, loadConfig } from '../../shared/config.js';
+import { createEventDispatcher } from '../../shared/event-transport.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+import { createBrokerCore } from './broker.js';
+import { createLimiter } from './concurrency.js';
+import { createDeadLetterFile } from './dead-letter-file.js';
+import { serviceMapSchema } from './destinations.js';
+import { createRouterServer } from './http-server.js';
+import { loadTopology, type Topology } from './load-manifests.js';
+import { createRouterMetrics } from './metrics.js';
+import { sendEvent } from './send.js';
+
+/**
+ * The local event router: stands in for the Knative Broker on one machine, routing by the Brokers and
+ * Triggers in `knative/` so that local routing is production routing.
+ */
+export const routerConfigSchema = baseConfigSchema.extend({
+  KNATIVE_DIR: z.string().min(1).default('knative'),
+  /** `mqtt-bridge=http://127.0.0.1:8090,telemetry-ingest=http://127.0.0.1:8103` (or `namespace/name=url`). */
+  ROUTER_SERVICES: serviceMapSchema.prefault(''),
+  ROUTER_DEAD_LETTER_FILE: z.string().min(1).default('.kiot/dev/dead-letters.jsonl'),
+  /** The namespace of manifests that name none (`kubectl apply -n kiot`). */
+  ROUTER_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).default('kiot'),
+  ROUTER_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Sends in flight at once, across all Triggers. */
+  ROUTER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
+  ROUTER_MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(4 * 1_048_576),
+});
+
+export type RouterConfig = z.infer<typeof routerConfigSchema>;
+
+export interface RouterDeps {
+  logger?: Logger;
+  registry?: Registry;
+  dispatcher?: Dispatcher;
+}
+
+export interface RunningRouter {
+  /** `http://host:port`; the broker ingress is `${url}/<namespace>/<broker>`. */
+  url: string;
+  port: number;
+  topology: Topology;
+  /** Stops accepting, lets deliveries finish for up to `drainTimeoutMs`, then records the rest as dead letters. */
+  close(options?: { drainTimeoutMs?: number }): Promise<void>;
+}
+
+export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): Promise<RunningRouter> {
+  const logger = deps.logger ?? createLogger('router', config.LOG_LEVEL);
+  const topology = await loadTopology({ dir: config.KNATIVE_DIR, namespace: config.ROUTER_NAMESPACE, services: config.ROUTER_SERVICES });
+  for (const warning of topology.warnings) logger.warn({ warning }, 'events for this Trigger will go to the dead-letter file');
+
+  const metrics = createRouterMetrics(deps.registry);
+  const deadLetters = createDeadLetterFile(config.ROUTER_DEAD_LETTER_FILE);
+  const dispatcher = deps.dispatcher ?? createEventDispatcher(config.ROUTER_CONCURRENCY);
+  const stopping = new AbortController();
+  const core = createBrokerCore({
+    topology,
+    deadLetters,
+    metrics,
+    logger,
+    dispatcher,
+    limiter: createLimiter(config.ROUTER_CONCURRENCY),
+    signal: stopping.signal,
+    send: sendEvent,
+  });
+  const brokers = [...topology.brokers.keys()];
+  const server = createRouterServer({ core, deadLetters, metrics, logger, brokers: () => brokers, maxBodyBytes: config.ROUTER_MAX_BODY_BYTES });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.ROUTER_HOST, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.ROUTER_HOST === '0.0.0.0' || config.ROUTER_HOST === '::' ? '127.0.0.1' : config.ROUTER_HOST;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info(
+    { url, brokers: brokers.map((key) => `${url}/${key}`), triggers: brokers.reduce((n, key) => n + topology.brokers.get(key)!.triggers.length, 0), deadLetterFile: deadLetters.path },
+    'router listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    topology,
+    close(options = {}) {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, options.drainTimeoutMs ?? 10_000);
+        });
+        await Promise.race([core.drain(), timeout]);
+        clearTimeout(timer);
+        // Whatever is still waiting for a retry gives up now, leaving a dead-letter record.
+        stopping.abort();
+        await core.drain();
+        await closed;
+        if (!deps.dispatcher) await dispatcher.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(routerConfigSchema, process.env);
+  const logger = createLogger('router', config.LOG_LEVEL);
+  const router = await startRouter(config, { logger });
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    void router.close().finally(() => {
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+// Run when started as `node dist/router.js`, not when a test imports `startRouter`.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    const logger = createLogger('router', 'info');
+    logger.fatal({ err: error }, error instanceof Error ? error.message : 'router failed to start');
+    logger.flush();
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,40 @@
+import { Counter, Registry } from 'prom-client';
+
+/** The router's counters, on a registry of its own so several routers (tests) never collide. */
+export interface RouterMetrics {
+  registry: Registry;
+  accepted: Counter<'broker'>;
+  delivered: Counter<'trigger'>;
+  retried: Counter<'trigger'>;
+  deadLettered: Counter<'trigger' | 'destination'>;
+}
+
+export function createRouterMetrics(registry = new Registry()): RouterMetrics {
+  return {
+    registry,
+    accepted: new Counter({
+      name: 'kiot_router_events_accepted_total',
+      help: 'CloudEvents accepted by a broker ingress (including reply events)',
+      labelNames: ['broker'],
+      registers: [registry],
+    }),
+    delivered: new Counter({
+      name: 'kiot_router_events_delivered_total',
+      help: 'CloudEvents a Trigger subscriber accepted with 2xx',
+      labelNames: ['trigger'],
+      registers: [registry],
+    }),
+    retried: new Counter({
+      name: 'kiot_router_delivery_retries_total',
+      help: 'Retries of a delivery to a Trigger subscriber',
+      labelNames: ['trigger'],
+      registers: [registry],
+    }),
+    deadLettered: new Counter({
+      name: 'kiot_router_events_dead_lettered_total',
+      help: 'CloudEvents given up on, by Trigger and where they went (sink or file)',
+      labelNames: ['trigger', 'destination'],
+      registers: [registry],
+    }),
+  };
+}
