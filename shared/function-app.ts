@@ -46,11 +46,19 @@ export interface EventRoute<S extends z.ZodType = z.ZodType> {
   handle(event: CloudEvent<unknown>, data: z.infer<S>, ctx: HandlerContext): Promise<CloudEvent<unknown> | void>;
 }
 
+/**
+ * A catch-all for CloudEvents whose `type` has no `events` route: for a consumer of every type, such as a
+ * dead-letter sink (Knative sends it whatever a Trigger failed to deliver).
+ */
+export type AnyEventRoute<S extends z.ZodType = z.ZodType> = Omit<EventRoute<S>, 'type'>;
+
 export interface FunctionAppOptions {
   service: string;
   logger: Logger;
   routes?: Route[];
   events?: EventRoute[];
+  /** Handles every event type that `events` does not name; without it such an event is a 400. */
+  anyEvent?: AnyEventRoute;
   /** Checks for `/healthz`: each resolves when its dependency answers. */
   health?: Record<string, () => Promise<unknown>>;
   /** Called before every app route; throws 401/403 (the API-key middleware). */
@@ -163,7 +171,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       if (req.method !== 'POST') throw new AppError(405, 'method_not_allowed', 'CloudEvents are POSTed');
       if (raw.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes, raw.length);
       event = parseCloudEvent(headers, raw);
-      const route = events.get(event.type);
+      const route = events.get(event.type) ?? options.anyEvent;
       if (!route) {
         throw new InvalidInputError(`${service} does not consume ${event.type}`, undefined, 'unsupported_event_type');
       }
