@@ -1,0 +1,126 @@
+import type { z } from 'zod';
+import { deviceIdSchema } from '../../shared/devices.js';
+import { InvalidInputError } from '../../shared/errors.js';
+import { createFunctionApp, eventRoute, type FunctionAppOptions, type FunctionHandler, type HttpResult, type Route } from '../../shared/function-app.js';
+import { acknowledgeCommand } from './acknowledge-command.js';
+import { cancelCommand } from './cancel-command.js';
+import { createCommand } from './create-command.js';
+import type { CommandDeps } from './deps.js';
+import { deviceConnected, deviceDisconnected } from './device-presence.js';
+import { DomainRefusalError } from '../../shared/errors.js';
+import { getCommand, listCommands } from './query-commands.js';
+import { ackEventDataSchema, commandIdSchema, createCommandBodySchema, listQuerySchema, pingDataSchema, presenceEventDataSchema } from './schema.js';
+import { sweepCommands } from './sweep.js';
+
+export const SERVICE = 'command-dispatch';
+/** The PingSource's `data.job` (knative/command-dispatch/ping-source.yaml). */
+export const SWEEP_JOB = 'command-sweep';
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, `${what} is invalid`);
+  return parsed.data;
+}
+
+const location = (id: string) => ({ location: `/commands/${encodeURIComponent(id)}` });
+
+function routes(deps: CommandDeps): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/devices/:id/commands',
+      scope: 'commands:write',
+      async handle(req, ctx): Promise<HttpResult> {
+        const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
+        const body = parse(createCommandBodySchema, req.body, 'the command');
+        const outcome = await createCommand({ deviceId, body }, deps, ctx);
+        const headers = location(outcome.command.id);
+        if (outcome.kind === 'accepted') return { status: 202, body: outcome.command, headers };
+        if (outcome.kind === 'answered') return { status: 200, body: outcome.command, headers };
+        // 504 with the id: the command is still tracked, `GET /commands/{id}` tells how it ends.
+        return {
+          status: 504,
+          headers,
+          body: {
+            error: { code: 'device_timeout', message: `device ${deviceId} did not answer in time`, details: { commandId: outcome.command.id } },
+            command: outcome.command,
+          },
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/devices/:id/commands',
+      scope: 'commands:read',
+      async handle(req) {
+        const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
+        const query = parse(listQuerySchema, Object.fromEntries(req.query), 'the query');
+        return { status: 200, body: await listCommands(deviceId, query, deps) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/commands/:commandId',
+      scope: 'commands:read',
+      async handle(req) {
+        return { status: 200, body: await getCommand(parse(commandIdSchema, req.params.commandId, 'the command id'), deps) };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/commands/:commandId',
+      scope: 'commands:write',
+      async handle(req, ctx) {
+        return { status: 200, body: await cancelCommand(parse(commandIdSchema, req.params.commandId, 'the command id'), deps, ctx) };
+      },
+    },
+  ];
+}
+
+function events(deps: CommandDeps) {
+  return [
+    eventRoute({
+      type: 'io.kiot.command.acknowledged',
+      data: ackEventDataSchema,
+      handle: (event, data, ctx) => acknowledgeCommand(event, data, deps, ctx),
+    }),
+    eventRoute({
+      type: 'io.kiot.device.connected',
+      data: presenceEventDataSchema,
+      handle: (event, data, ctx) => deviceConnected(event, data, deps, ctx),
+    }),
+    eventRoute({
+      type: 'io.kiot.device.disconnected',
+      data: presenceEventDataSchema,
+      handle: (event, data) => deviceDisconnected(event, data, deps),
+    }),
+    eventRoute({
+      type: 'dev.knative.sources.ping',
+      data: pingDataSchema,
+      async handle(_event, data, ctx) {
+        if (data?.job !== undefined && data.job !== SWEEP_JOB) {
+          throw new DomainRefusalError('unknown_job', `command-dispatch runs ${SWEEP_JOB}, not ${data.job}`);
+        }
+        await sweepCommands(deps, ctx);
+      },
+    }),
+  ];
+}
+
+export type CommandAppOptions = Pick<FunctionAppOptions, 'logger' | 'health' | 'authorize' | 'registry'> & {
+  extraRoutes?: Route[];
+  extraEvents?: FunctionAppOptions['events'];
+};
+
+/** The whole HTTP surface of command-dispatch: app routes and consumed CloudEvents. */
+export function createCommandDispatchApp(deps: CommandDeps, options: CommandAppOptions): FunctionHandler {
+  return createFunctionApp({
+    service: SERVICE,
+    logger: options.logger,
+    health: options.health,
+    authorize: options.authorize,
+    registry: options.registry,
+    routes: [...routes(deps), ...(options.extraRoutes ?? [])],
+    events: [...events(deps), ...(options.extraEvents ?? [])],
+  });
+}

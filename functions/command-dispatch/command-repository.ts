@@ -1,0 +1,180 @@
+import type { Collection, Filter } from 'mongodb';
+import type { MongoHandle } from '../../shared/mongo.js';
+import { withMongo } from '../../shared/mongo.js';
+import { ALLOWED_FROM, type CommandStatus } from './lifecycle.js';
+
+export const COMMANDS_COLLECTION = 'commands';
+
+export interface HistoryEntry {
+  status: CommandStatus;
+  at: Date;
+  /** Send attempt (SENT), or the event id that caused the transition (acks). */
+  attempt?: number;
+  cause?: string;
+}
+
+/** One document per command (`commands` collection, `_id` = command id) with its status history. */
+export interface CommandDocument {
+  _id: string;
+  deviceId: string;
+  name: string;
+  params: unknown;
+  status: CommandStatus;
+  createdAt: Date;
+  updatedAt: Date;
+  /** The TTL: a command still QUEUED at this time becomes EXPIRED and is never sent. */
+  expiresAt: Date;
+  timeoutSeconds: number;
+  /** Set on each send: no answer by then means TIMED_OUT. */
+  deadlineAt?: Date;
+  sentAt?: Date;
+  deliveredAt?: Date;
+  completedAt?: Date;
+  /** Sends so far (first send and re-sends on reconnect). */
+  attempts: number;
+  result?: unknown;
+  error?: unknown;
+  history: HistoryEntry[];
+}
+
+export interface TransitionChange {
+  at: Date;
+  set?: Partial<Pick<CommandDocument, 'deadlineAt' | 'sentAt' | 'deliveredAt' | 'completedAt' | 'result' | 'error'>>;
+  /** Extra conditions, e.g. "still unexpired" for a send. */
+  where?: Filter<CommandDocument>;
+  attempt?: number;
+  cause?: string;
+  incAttempts?: boolean;
+}
+
+export interface CommandPage {
+  items: CommandDocument[];
+  nextCursor?: string;
+}
+
+export interface CommandRepository {
+  insert(doc: CommandDocument): Promise<void>;
+  remove(id: string): Promise<void>;
+  find(id: string): Promise<CommandDocument | null>;
+  /**
+   * Moves a command to `to` only from a status `ALLOWED_FROM[to]` lists (one atomic findOneAndUpdate),
+   * and returns the updated document, or null when the filter matched nothing (a late or duplicate cause).
+   */
+  transition(id: string, to: CommandStatus, change: TransitionChange): Promise<CommandDocument | null>;
+  /** Where `doc` stands among the device's QUEUED commands (1 = next to send), by (createdAt, _id). */
+  queuePosition(doc: Pick<CommandDocument, '_id' | 'deviceId' | 'createdAt'>): Promise<number>;
+  /** The device's commands that a (re)connect may send, oldest first. */
+  pendingForDevice(deviceId: string, limit: number): Promise<CommandDocument[]>;
+  list(deviceId: string, statuses: CommandStatus[] | undefined, limit: number, cursor?: string): Promise<CommandPage>;
+  /** QUEUED past their TTL, and SENT/DELIVERED past their deadline. */
+  overdue(now: Date, limit: number): Promise<CommandDocument[]>;
+  /** Devices that have QUEUED commands (the sweep re-tries sends for those online). */
+  devicesWithQueued(limit: number): Promise<string[]>;
+  ensureIndexes(): Promise<void>;
+}
+
+/** Opaque page cursor: the (createdAt, _id) of the last item of the page, base64url JSON. */
+export function encodeCursor(doc: Pick<CommandDocument, '_id' | 'createdAt'>): string {
+  return Buffer.from(JSON.stringify([doc.createdAt.getTime(), doc._id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (!Array.isArray(value) || typeof value[0] !== 'number' || typeof value[1] !== 'string') return undefined;
+    return { createdAt: new Date(value[0]), id: value[1] };
+  } catch {
+    return undefined;
+  }
+}
+
+export function createCommandRepository(mongo: MongoHandle): CommandRepository {
+  const collection = async (): Promise<Collection<CommandDocument>> =>
+    (await mongo.db()).collection<CommandDocument>(COMMANDS_COLLECTION);
+
+  return {
+    insert: (doc) => withMongo(async () => void (await (await collection()).insertOne(doc))),
+    remove: (id) => withMongo(async () => void (await (await collection()).deleteOne({ _id: id }))),
+    find: (id) => withMongo(async () => (await collection()).findOne({ _id: id })),
+
+    transition: (id, to, change) =>
+      withMongo(async () => {
+        const entry: HistoryEntry = { status: to, at: change.at };
+        if (change.attempt !== undefined) entry.attempt = change.attempt;
+        if (change.cause !== undefined) entry.cause = change.cause;
+        return (await collection()).findOneAndUpdate(
+          { ...change.where, _id: id, status: { $in: [...ALLOWED_FROM[to]] } },
+          {
+            $set: { status: to, updatedAt: change.at, ...change.set },
+            $push: { history: entry },
+            ...(change.incAttempts ? { $inc: { attempts: 1 } } : {}),
+          },
+          { returnDocument: 'after' },
+        );
+      }),
+
+    queuePosition: (doc) =>
+      withMongo(async () =>
+        (await collection()).countDocuments({
+          deviceId: doc.deviceId,
+          status: 'QUEUED',
+          $or: [{ createdAt: { $lt: doc.createdAt } }, { createdAt: doc.createdAt, _id: { $lte: doc._id } }],
+        }),
+      ),
+
+    pendingForDevice: (deviceId, limit) =>
+      withMongo(async () =>
+        (await collection())
+          .find({ deviceId, status: { $in: ['QUEUED', 'SENT'] } })
+          .sort({ createdAt: 1, _id: 1 })
+          .limit(limit)
+          .toArray(),
+      ),
+
+    list: (deviceId, statuses, limit, cursor) =>
+      withMongo(async () => {
+        const filter: Filter<CommandDocument> = { deviceId };
+        if (statuses) filter.status = { $in: statuses };
+        const after = cursor ? decodeCursor(cursor) : undefined;
+        if (after) {
+          filter.$or = [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, _id: { $lt: after.id } }];
+        }
+        // Newest first; one extra item tells whether there is a next page.
+        const items = await (await collection()).find(filter).sort({ createdAt: -1, _id: -1 }).limit(limit + 1).toArray();
+        const page = items.slice(0, limit);
+        const last = page[page.length - 1];
+        return items.length > limit && last ? { items: page, nextCursor: encodeCursor(last) } : { items: page };
+      }),
+
+    overdue: (now, limit) =>
+      withMongo(async () =>
+        (await collection())
+          .find({
+            $or: [
+              { status: 'QUEUED', expiresAt: { $lte: now } },
+              { status: { $in: ['SENT', 'DELIVERED'] }, deadlineAt: { $lte: now } },
+            ],
+          })
+          .limit(limit)
+          .toArray(),
+      ),
+
+    devicesWithQueued: (limit) =>
+      withMongo(async () => {
+        const rows = await (await collection())
+          .aggregate<{ _id: string }>([{ $match: { status: 'QUEUED' } }, { $group: { _id: '$deviceId' } }, { $limit: limit }])
+          .toArray();
+        return rows.map((row) => row._id);
+      }),
+
+    ensureIndexes: () =>
+      withMongo(async () => {
+        const commands = await collection();
+        // Non-unique: real MongoDB builds them; mongo-java-server accepts and scans (ARCHITECTURE.md).
+        await commands.createIndex({ deviceId: 1, status: 1, createdAt: 1 });
+        await commands.createIndex({ deviceId: 1, createdAt: -1, _id: -1 });
+        await commands.createIndex({ status: 1, expiresAt: 1 });
+        await commands.createIndex({ status: 1, deadlineAt: 1 });
+      }),
+  };
+}

@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { baseConfigSchema, mongoFields, redisFields, sinkFields } from '../../shared/config.js';
+
+/** The environment of command-dispatch, validated once at start (`loadConfig`). */
+export const commandDispatchConfigSchema = baseConfigSchema.extend({
+  ...mongoFields,
+  ...redisFields,
+  ...sinkFields,
+  /** Prefix of every Redis key and pub/sub channel this function uses (tests give each run its own). */
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{0,64}$/).default('kiot:'),
+  /** Commands that may wait QUEUED for one device; one more is refused with 429. */
+  COMMAND_QUEUE_CAP: z.coerce.number().int().min(1).max(10_000).default(100),
+  /** How often a SENT command without any answer is sent again when its device reconnects. */
+  COMMAND_MAX_RESENDS: z.coerce.number().int().min(0).max(20).default(3),
+  COMMAND_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
+  COMMAND_DEFAULT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** In-process sweep timer; 0 turns it off (in Knative the PingSource drives the sweep). */
+  COMMAND_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Commands moved per sweep run, so one run stays short. */
+  COMMAND_SWEEP_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Comma-separated API keys (helper-3's format); empty leaves the app routes open (local runs). */
+  API_KEYS: z.string().optional(),
+});
+export type CommandDispatchConfig = z.infer<typeof commandDispatchConfigSchema>;

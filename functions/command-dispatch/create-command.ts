@@ -1,0 +1,85 @@
+import { DomainRefusalError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
+import type { HandlerContext } from '../../shared/function-app.js';
+import type { CommandDocument } from './command-repository.js';
+import { toView, type CommandView } from './command-view.js';
+import type { CommandDeps } from './deps.js';
+import { sendCommand } from './delivery.js';
+import { announce } from './record-transition.js';
+import { MAX_WAIT_SECONDS, type CreateCommandBody } from './schema.js';
+import { waitForResult, type WaitOutcome } from './wait-for-result.js';
+
+export interface CreateCommandInput {
+  deviceId: string;
+  body: CreateCommandBody;
+}
+
+export type CreateCommandOutcome = { kind: 'accepted'; command: CommandView } | WaitOutcome;
+
+/**
+ * `POST /devices/{id}/commands`: store the command QUEUED, send it at once when the device is
+ * online, and either answer 202 or hold the caller until the device answers (a direct method).
+ */
+export async function createCommand(input: CreateCommandInput, deps: CommandDeps, ctx: HandlerContext): Promise<CreateCommandOutcome> {
+  await requireActiveDevice(input.deviceId, deps);
+  const command = newCommand(input, deps);
+  const [, online] = await Promise.all([deps.commands.insert(command), deps.presence.isOnline(input.deviceId)]);
+  if (!online) await enforceQueueCap(command, deps);
+  const waitMs = waitMillis(input.body, command);
+  // Subscribe before sending: pub/sub keeps nothing for a subscriber that comes late.
+  const [, subscription] = await Promise.all([announce(deps, command), waitMs > 0 ? deps.bus.subscribe(command._id) : undefined]);
+  const current = online ? await sendSafely(command, deps, ctx) : command;
+  if (!subscription) return { kind: 'accepted', command: toView(current) };
+  return waitForResult(command._id, subscription, waitMs, deps);
+}
+
+async function requireActiveDevice(deviceId: string, deps: CommandDeps): Promise<void> {
+  const device = await deps.devices.device(deviceId);
+  // An app request: 404 tells the caller the device does not exist (no Knative retry involved).
+  if (!device) throw new NotFoundError(`device ${deviceId} is not registered`, 'unknown_device');
+  if (device.status !== 'active') throw new DomainRefusalError('device_disabled', `device ${deviceId} is disabled`);
+}
+
+function newCommand({ deviceId, body }: CreateCommandInput, deps: CommandDeps): CommandDocument {
+  const now = deps.clock();
+  const ttlSeconds = body.ttlSeconds ?? deps.settings.defaultTtlSeconds;
+  return {
+    _id: deps.newId(),
+    deviceId,
+    name: body.name,
+    params: body.params ?? null,
+    status: 'QUEUED',
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
+    timeoutSeconds: body.timeoutSeconds ?? deps.settings.defaultTimeoutSeconds,
+    attempts: 0,
+    history: [{ status: 'QUEUED', at: now }],
+  };
+}
+
+/**
+ * The per-device cap, checked after the insert by position in the queue (createdAt, _id): two
+ * concurrent requests for the last slot cannot both see room, as a count before the insert would.
+ */
+async function enforceQueueCap(command: CommandDocument, deps: CommandDeps): Promise<void> {
+  const position = await deps.commands.queuePosition(command);
+  if (position <= deps.settings.queueCap) return;
+  await deps.commands.remove(command._id);
+  throw new RateLimitedError(`device ${command.deviceId} already has ${deps.settings.queueCap} queued commands`, 30);
+}
+
+function waitMillis(body: CreateCommandBody, command: CommandDocument): number {
+  if (body.wait === undefined || body.wait === false) return 0;
+  const seconds = body.wait === true ? Math.min(command.timeoutSeconds, MAX_WAIT_SECONDS) : body.wait;
+  return seconds * 1000;
+}
+
+/** A sink outage leaves the command QUEUED (the next connect or sweep sends it) instead of failing the request. */
+async function sendSafely(command: CommandDocument, deps: CommandDeps, ctx: HandlerContext): Promise<CommandDocument> {
+  try {
+    return (await sendCommand(command, deps, ctx)) ?? command;
+  } catch (error) {
+    ctx.logger.warn({ err: error, commandId: command._id }, 'send failed; the command stays queued');
+    return command;
+  }
+}

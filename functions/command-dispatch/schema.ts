@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { deviceIdSchema } from '../../shared/devices.js';
+import { COMMAND_STATUSES } from './lifecycle.js';
+
+/** The longest a synchronous caller may hold a request (Azure IoT Hub direct methods allow 300 s too). */
+export const MAX_WAIT_SECONDS = 300;
+
+export const commandIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ -');
+export const commandNameSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . : -');
+
+/** `POST /devices/{id}/commands`. Defaults for TTL and timeout come from config. */
+export const createCommandBodySchema = z
+  .object({
+    name: commandNameSchema,
+    params: z.unknown().optional(),
+    /** How long the command may wait for the device (queued or unanswered) before EXPIRED. */
+    ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    /** How long after a send the device has to answer before TIMED_OUT. */
+    timeoutSeconds: z.number().int().min(1).max(3600).optional(),
+    /** `true` waits up to `timeoutSeconds` (capped at 300); a number waits that many seconds. */
+    wait: z.union([z.boolean(), z.number().int().min(0).max(MAX_WAIT_SECONDS)]).optional(),
+  })
+  .strict();
+export type CreateCommandBody = z.infer<typeof createCommandBodySchema>;
+
+export const commandStatusSchema = z.enum(COMMAND_STATUSES);
+
+/** `GET /devices/{id}/commands?status=QUEUED,SENT&limit=50&cursor=…` */
+export const listQuerySchema = z.object({
+  status: z
+    .string()
+    .transform((value) => value.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean))
+    .pipe(z.array(commandStatusSchema).min(1))
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(512).optional(),
+});
+export type ListQuery = z.infer<typeof listQuerySchema>;
+
+/** The payload published to `devices/{id}/commands/{commandId}` (ARCHITECTURE.md). */
+export const devicePayloadSchema = z.object({ name: z.string(), params: z.unknown(), expiresAt: z.string() });
+export type DevicePayload = z.infer<typeof devicePayloadSchema>;
+
+/** The ack a device publishes on `devices/{id}/commands/{commandId}/ack` (ARCHITECTURE.md). */
+export const ackPayloadSchema = z.object({
+  status: z.enum(['accepted', 'succeeded', 'failed', 'rejected']),
+  result: z.unknown().optional(),
+  error: z.unknown().optional(),
+});
+
+/**
+ * `data` of `io.kiot.command.acknowledged` as the bridge emits it: the ack payload plus where it came
+ * from. The command id is taken from `data.commandId`, else from the topic; the device id from
+ * `data.deviceId`, else the event subject (see `ackOf`).
+ */
+export const ackEventDataSchema = ackPayloadSchema.extend({
+  commandId: commandIdSchema.optional(),
+  deviceId: deviceIdSchema.optional(),
+  topic: z.string().optional(),
+});
+export type AckEventData = z.infer<typeof ackEventDataSchema>;
+
+/** `data` of `io.kiot.device.connected|disconnected`: whatever the bridge adds, the subject is the device. */
+export const presenceEventDataSchema = z
+  .object({ deviceId: deviceIdSchema.optional(), at: z.union([z.string(), z.number()]).optional() })
+  .passthrough()
+  .nullish();
+
+/**
+ * `dev.knative.sources.ping` from our PingSource (knative/command-dispatch/ping-source.yaml): the data
+ * names the job, so one PingSource schedule can never run another function's job by accident.
+ */
+export const pingDataSchema = z
+  .object({ job: z.string().optional() })
+  .passthrough()
+  .nullish();
+
+/** Where `io.kiot.command.acknowledged` names the command: data first, then the MQTT topic. */
+export function ackOf(data: AckEventData, subject: string | undefined): { commandId?: string; deviceId?: string } {
+  const fromTopic = data.topic ? /^devices\/([^/]+)\/commands\/([^/]+)\/ack$/.exec(data.topic) : null;
+  return {
+    commandId: data.commandId ?? fromTopic?.[2],
+    deviceId: data.deviceId ?? fromTopic?.[1] ?? subject,
+  };
+}
