@@ -16,7 +16,7 @@ const UNIT_MS = [YEAR, YEAR / 12, 7 * DAY, DAY, 3_600 * SECOND, 60 * SECOND, SEC
 
 /** Milliseconds of an ISO 8601 duration, or `undefined` if the text is not one (or is negative). */
 export function parseIsoDurationMs(text: string): number | undefined {
-  const match = PATTERN.exec(text.trim());
+  const match = PATTERN.exec(text);
   if (!match) return undefined;
   const [, sign, ...parts] = match;
   // `P` and `PT` alone carry no component: the standard requires at least one.

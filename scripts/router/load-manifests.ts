@@ -67,7 +67,8 @@ export async function readManifests(dir: string): Promise<{ brokers: Located<Bro
   const brokers: Located<BrokerManifest>[] = [];
   const triggers: Located<TriggerManifest>[] = [];
   for (const path of await yamlFiles(dir)) {
-    const file = relative(process.cwd(), path) || path;
+    const fromCwd = relative(process.cwd(), path);
+    const file = fromCwd && !fromCwd.startsWith('..') ? fromCwd : path;
     const documents = parseAllDocuments(await readFile(path, 'utf8'));
     const list = Array.isArray(documents) ? documents : [documents];
     for (const [index, document] of list.entries()) {

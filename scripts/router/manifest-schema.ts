@@ -8,10 +8,24 @@ import { parseIsoDurationMs } from './iso-duration.js';
  * fails at the router's start-up instead of silently routing differently.
  */
 
-/** Knative webhook (ValidateAttributesNames): attribute names are lower-case alphanumerics, starting with a letter. */
-const attributeName = z
-  .string()
-  .regex(/^[a-z][a-z0-9]*$/, 'a CloudEvents attribute name is lower-case letters and digits, starting with a letter');
+/**
+ * A map from CloudEvents attribute names to values. Knative webhook (ValidateAttributesNames): names are
+ * lower-case alphanumerics, starting with a letter. Checked here (not as a record key schema) so that the
+ * error names the offending key.
+ */
+function attributeMap<V extends z.ZodType>(value: V) {
+  return z.record(z.string(), value).superRefine((map, ctx) => {
+    for (const name of Object.keys(map)) {
+      if (!/^[a-z][a-z0-9]*$/.test(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: 'a CloudEvents attribute name is lower-case letters and digits, starting with a letter',
+        });
+      }
+    }
+  });
+}
 
 const isoDuration = z
   .string()
@@ -48,8 +62,7 @@ export const deliverySchema = z.looseObject({
 });
 
 /** One key and one non-empty value (webhook: ValidateSingleAttributeMap; empty values make the filter a no-op). */
-const singleAttribute = z
-  .record(attributeName, z.string().min(1, 'the value must not be empty'))
+const singleAttribute = attributeMap(z.string().min(1, 'the value must not be empty'))
   .refine((map) => Object.keys(map).length === 1, 'exactly one attribute: value pair');
 
 export interface SubscriptionsApiFilter {
@@ -115,7 +128,7 @@ export const triggerManifestSchema = z.looseObject({
   spec: z.looseObject({
     broker: z.string().min(1).optional(),
     brokerRef: z.looseObject({ name: z.string().min(1), namespace: z.string().min(1).optional() }).optional(),
-    filter: z.looseObject({ attributes: z.record(attributeName, z.string()).optional() }).optional(),
+    filter: z.looseObject({ attributes: attributeMap(z.string()).optional() }).optional(),
     filters: z.array(subscriptionsApiFilterSchema).optional(),
     subscriber: destinationSchema,
     delivery: deliverySchema.optional(),

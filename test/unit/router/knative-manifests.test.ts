@@ -1,0 +1,71 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { serviceMapSchema } from '../../../scripts/router/destinations.js';
+import { loadTopology } from '../../../scripts/router/load-manifests.js';
+
+// The manifests in knative/ against the Knative CRD schemas (../shared/knative-crds/), as the API server's
+// structural-schema check would do, and against the router (what the Knative webhook would reject).
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const crdDir = join(repo, '..', 'shared', 'knative-crds');
+const knativeDir = join(repo, 'knative');
+
+async function yamlFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await yamlFiles(path)));
+    else if (/\.ya?ml$/.test(entry.name)) out.push(path);
+  }
+  return out;
+}
+
+async function documents(file: string): Promise<Record<string, unknown>[]> {
+  return parseAllDocuments(await readFile(file, 'utf8'))
+    .map((document) => document.toJS() as unknown)
+    .filter((value): value is Record<string, unknown> => typeof value === 'object' && value !== null);
+}
+
+describe('knative/ manifests', () => {
+  it('are valid against the CRD schema of their kind (each served version)', async () => {
+    const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
+    const validators = new Map<string, ReturnType<typeof ajv.compile>>();
+    for (const file of await yamlFiles(crdDir)) {
+      for (const crd of await documents(file)) {
+        const spec = crd.spec as { group: string; names: { kind: string }; versions: { name: string; schema: { openAPIV3Schema: object } }[] };
+        for (const version of spec.versions) {
+          validators.set(`${spec.group}/${version.name}:${spec.names.kind}`, ajv.compile(version.schema.openAPIV3Schema));
+        }
+      }
+    }
+    const checked: string[] = [];
+    for (const file of await yamlFiles(knativeDir)) {
+      for (const manifest of await documents(file)) {
+        const validate = validators.get(`${String(manifest.apiVersion)}:${String(manifest.kind)}`);
+        if (!validate) continue;
+        const name = `${file.slice(repo.length)} ${String(manifest.kind)} ${String((manifest.metadata as { name?: string })?.name)}`;
+        expect(validate(manifest), `${name}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+        checked.push(name);
+      }
+    }
+    expect(checked).toEqual(expect.arrayContaining([expect.stringContaining('Broker default'), expect.stringContaining('Trigger mqtt-publish-to-bridge')]));
+  });
+
+  it('list every manifest file in kustomization.yaml, and the kustomization lists only files that exist', async () => {
+    const [kustomization] = await documents(join(knativeDir, 'kustomization.yaml'));
+    const resources = (kustomization!.resources as string[]).map((path) => join(knativeDir, path)).sort();
+    const files = (await yamlFiles(knativeDir)).filter((file) => !file.endsWith('kustomization.yaml')).sort();
+    expect(resources).toEqual(files);
+  });
+
+  it('load in the router with the bridge and the dead-letter service mapped, nothing unresolved', async () => {
+    const services = serviceMapSchema.parse('mqtt-bridge=http://127.0.0.1:1,dead-letters=http://127.0.0.1:2');
+    const topology = await loadTopology({ dir: knativeDir, namespace: 'kiot', services });
+    const bridge = topology.brokers.get('kiot/default')!.triggers.find((t) => t.key === 'kiot/mqtt-publish-to-bridge')!;
+    expect(bridge.subscriber).toEqual({ url: 'http://127.0.0.1:1' });
+    expect(bridge.policy).toMatchObject({ retry: 6, backoff: { policy: 'exponential', delayMs: 200 }, deadLetterSink: { url: 'http://127.0.0.1:2' } });
+  });
+});
