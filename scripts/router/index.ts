@@ -45,6 +45,8 @@ export interface RunningRouter {
   url: string;
   port: number;
   topology: Topology;
+  /** Resolves once every accepted event has reached a subscriber, a dead-letter sink or the file. */
+  idle(): Promise<void>;
   /** Stops accepting, lets deliveries finish for up to `drainTimeoutMs`, then records the rest as dead letters. */
   close(options?: { drainTimeoutMs?: number }): Promise<void>;
 }
@@ -88,6 +90,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     url,
     port,
     topology,
+    idle: () => core.drain(),
     close(options = {}) {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));

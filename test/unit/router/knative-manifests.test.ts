@@ -54,11 +54,18 @@ describe('knative/ manifests', () => {
     expect(checked).toEqual(expect.arrayContaining([expect.stringContaining('Broker default'), expect.stringContaining('Trigger mqtt-publish-to-bridge')]));
   });
 
-  it('list every manifest file in kustomization.yaml, and the kustomization lists only files that exist', async () => {
-    const [kustomization] = await documents(join(knativeDir, 'kustomization.yaml'));
-    const resources = (kustomization!.resources as string[]).map((path) => join(knativeDir, path)).sort();
+  it('are all reachable from knative/kustomization.yaml (files, or folders with their own kustomization)', async () => {
+    const listed = async (dir: string): Promise<string[]> => {
+      const [kustomization] = await documents(join(dir, 'kustomization.yaml'));
+      const out: string[] = [];
+      for (const resource of (kustomization!.resources as string[]) ?? []) {
+        const path = join(dir, resource);
+        out.push(...(/\.ya?ml$/.test(resource) ? [path] : await listed(path)));
+      }
+      return out;
+    };
     const files = (await yamlFiles(knativeDir)).filter((file) => !file.endsWith('kustomization.yaml')).sort();
-    expect(resources).toEqual(files);
+    expect((await listed(knativeDir)).sort()).toEqual(files);
   });
 
   it('load in the router with the bridge and the dead-letter service mapped, nothing unresolved', async () => {
