@@ -1,0 +1,172 @@
+import { Registry } from 'prom-client';
+import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { createDeviceDirectory } from '../../shared/devices.js';
+import { createEmitter, type Emitter } from '../../shared/emitter.js';
+import { createEventDispatcher } from '../../shared/event-transport.js';
+import { createFunctionApp, type FunctionHandler, type HandlerContext } from '../../shared/function-app.js';
+import type { Logger } from '../../shared/logger.js';
+import { createMongo, type MongoHandle } from '../../shared/mongo.js';
+import { createRedis, type RedisHandle } from '../../shared/redis.js';
+import { verifySecret } from '../../shared/secrets.js';
+import { createAdmissionGate } from './admission.js';
+import { createAlertRulesRepository } from './alert-rules-repository.js';
+import { alertRoutes } from './alert-routes.js';
+import { createAlertStateRepository } from './alert-state-repository.js';
+import { createAlertsRepository } from './alerts-repository.js';
+import type { Config } from './config.js';
+import { createDeviceAuthenticator, type VerifySecret } from './device-auth.js';
+import { deviceRoutes } from './device-routes.js';
+import { eventRoutes } from './event-routes.js';
+import { createGroupCommit } from './group-commit.js';
+import { ingestTelemetry, type IngestTelemetryDeps } from './ingest-telemetry.js';
+import { createIngestMetrics } from './metrics.js';
+import { createPresenceRepository } from './presence-repository.js';
+import { recordPresence } from './record-presence.js';
+import { redisKeys } from './redis-keys.js';
+import { reportState, type ReportStateDeps } from './report-state.js';
+import { SOURCE } from './schema.js';
+import { createShadowRepository } from './shadow-repository.js';
+import { sweepRetention } from './sweep-retention.js';
+import { createTelemetryRepository, type SampleDocument } from './telemetry-repository.js';
+
+export const SERVICE = 'telemetry-ingest';
+
+export interface AppOptions {
+  config: Config;
+  logger: Logger;
+  /** Injected in tests; built from the config otherwise. */
+  mongo?: MongoHandle;
+  redis?: RedisHandle;
+  emitter?: Emitter;
+  now?: () => number;
+  verifySecret?: VerifySecret;
+  registry?: Registry;
+}
+
+export interface TelemetryIngestApp {
+  handler: FunctionHandler;
+  /** Starts the background work: indexes, and the local retention timer when configured. */
+  start(): void;
+  close(): Promise<void>;
+}
+
+/** Wires stores, repositories and use cases into the function's handler. */
+export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestApp {
+  const { config, logger } = options;
+  const now = options.now ?? Date.now;
+  const mongo = options.mongo ?? createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  // Auto-pipelining: the Redis calls of concurrent events in one tick share one write (ioredis docs).
+  const redis = options.redis ?? createRedis(config.REDIS_URL, { enableAutoPipelining: true });
+  const emitter = options.emitter ?? createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher: createEventDispatcher() });
+  const registry = options.registry ?? new Registry();
+  const metrics = createIngestMetrics(registry);
+  const keys = redisKeys(config.REDIS_PREFIX);
+  const retentionMs = config.TELEMETRY_RETENTION_DAYS * 86_400_000;
+  const ctxOf = (invocationId: string): HandlerContext => ({ logger, invocationId });
+
+  const telemetry = createTelemetryRepository(mongo);
+  const groupCommit = createGroupCommit<SampleDocument>({
+    maxWaitMs: config.GROUP_COMMIT_MAX_WAIT_MS,
+    maxDocs: config.GROUP_COMMIT_MAX_DOCS,
+    maxInFlight: config.GROUP_COMMIT_MAX_IN_FLIGHT,
+    write: (docs) => telemetry.insertBatch(docs),
+    onBatch: (size) => metrics.batchSize.observe(size),
+  });
+  const devices = createDeviceDirectory(mongo, { ttlMs: config.DEVICE_CACHE_TTL_MS, now });
+  const presence = createPresenceRepository(redis, keys, Math.ceil(retentionMs / 1000));
+  const shadows = createShadowRepository(redis, mongo, keys);
+  const alertRules = createAlertRulesRepository(mongo, { ttlMs: config.ALERT_RULE_CACHE_TTL_MS, now });
+  const alerts = createAlertsRepository(mongo);
+  const admission = createAdmissionGate(redis, keys, {
+    ratePerSecond: config.RATE_LIMIT_PER_SECOND,
+    burst: config.RATE_LIMIT_BURST,
+    noticeIntervalMs: config.RATE_LIMIT_NOTICE_INTERVAL_MS,
+    dedupTtlSeconds: config.DEDUP_TTL_SECONDS,
+    pendingTtlSeconds: 60,
+  });
+
+  const ingestDeps: IngestTelemetryDeps = {
+    admission,
+    devices,
+    samples: { store: (docs) => groupCommit.add(docs) },
+    presence,
+    policy: {
+      maxSamples: config.TELEMETRY_MAX_SAMPLES_PER_MESSAGE,
+      maxMetrics: config.TELEMETRY_MAX_METRICS_PER_SAMPLE,
+      retentionMs,
+      maxFutureMs: config.TELEMETRY_MAX_FUTURE_SECONDS * 1000,
+    },
+    alertRules,
+    alertState: createAlertStateRepository(redis, keys, Math.ceil(retentionMs / 1000)),
+    alerts,
+    emitter,
+    metrics,
+    now,
+  };
+  const stateDeps: ReportStateDeps = {
+    admission,
+    devices,
+    shadows,
+    presence,
+    limits: { maxBytes: config.SHADOW_MAX_BYTES, maxDepth: config.SHADOW_MAX_DEPTH },
+    emitter,
+    metrics,
+    now,
+  };
+  const sweepDeps = { telemetry, retentionMs, metrics, now };
+  const ingest = (message: Parameters<typeof ingestTelemetry>[0], ctx: HandlerContext) => ingestTelemetry(message, ingestDeps, ctx);
+
+  const authorizeApp = createApiKeyAuthorizer(config.API_KEYS);
+  const handler = createFunctionApp({
+    service: SERVICE,
+    logger,
+    registry,
+    events: eventRoutes({
+      ingest,
+      reportState: (message, ctx) => reportState(message, stateDeps, ctx),
+      recordPresence: (message, ctx) => recordPresence(message, { devices, presence, emitter, metrics }, ctx),
+      sweep: (ctx) => sweepRetention(sweepDeps, ctx),
+      now,
+    }),
+    routes: [
+      ...deviceRoutes({
+        devices,
+        shadows,
+        presence,
+        telemetry,
+        deviceAuth: createDeviceAuthenticator(mongo, options.verifySecret ?? verifySecret, { ttlMs: config.CREDENTIAL_CACHE_TTL_MS, now }),
+        ingest,
+        now,
+      }),
+      ...alertRoutes({ alertRules, alerts, now }),
+    ],
+    authorize: authorizeApp,
+    health: {
+      mongodb: async () => (await mongo.db()).command({ ping: 1 }),
+      redis: async () => (await redis.client()).ping(),
+    },
+  });
+
+  let timer: NodeJS.Timeout | undefined;
+  const ensureIndexes = () =>
+    telemetry.ensureIndexes(Math.ceil(retentionMs / 1000), logger).catch((error: unknown) => logger.warn({ err: error }, 'could not create indexes yet'));
+  return {
+    handler,
+    start() {
+      void ensureIndexes();
+      if (config.RETENTION_SWEEP_INTERVAL_SECONDS > 0) {
+        timer = setInterval(() => {
+          void ensureIndexes();
+          sweepRetention(sweepDeps, ctxOf('retention-timer')).catch((error: unknown) => logger.warn({ err: error }, 'retention sweep failed'));
+        }, config.RETENTION_SWEEP_INTERVAL_SECONDS * 1000);
+        timer.unref();
+      }
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      await groupCommit.drain();
+      if (!options.redis) await redis.close();
+      if (!options.mongo) await mongo.close();
+    },
+  };
+}

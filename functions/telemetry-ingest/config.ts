@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { apiKeyFields } from '../../shared/api-keys.js';
+import { baseConfigSchema, mongoFields, redisFields, sinkFields } from '../../shared/config.js';
+
+const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+/**
+ * The environment of telemetry-ingest, validated once at start (`loadConfig`). Defaults are the
+ * production values; the limits are per message so that one device cannot make one event expensive.
+ */
+export const configSchema = baseConfigSchema.extend({
+  ...mongoFields,
+  ...redisFields,
+  ...sinkFields,
+  /** App API keys (shared/api-keys.ts): JSON `[{id, hash, scopes}]`; reads need `telemetry:read`, rule edits `telemetry:write`. */
+  ...apiKeyFields,
+  /** Raw samples older than this are refused at ingest and removed by the TTL index and the sweep. */
+  TELEMETRY_RETENTION_DAYS: int(1, 3650, 30),
+  /** Clock skew a device may have: samples further in the future are refused. */
+  TELEMETRY_MAX_FUTURE_SECONDS: int(0, 86_400, 300),
+  TELEMETRY_MAX_SAMPLES_PER_MESSAGE: int(1, 10_000, 500),
+  TELEMETRY_MAX_METRICS_PER_SAMPLE: int(1, 1_000, 64),
+  /** Sweep interval of the local timer; 0 = only on `dev.knative.sources.ping` (production). */
+  RETENTION_SWEEP_INTERVAL_SECONDS: int(0, 86_400 * 7, 0),
+  /** Token bucket per device, counted in messages (telemetry and state): sustained rate and burst. */
+  RATE_LIMIT_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(20),
+  RATE_LIMIT_BURST: int(1, 1_000_000, 100),
+  /** At most one `rate_limited` notice per device on its errors topic per this interval. */
+  RATE_LIMIT_NOTICE_INTERVAL_MS: int(0, 3_600_000, 1_000),
+  /** How long a processed event id is remembered in Redis; MongoDB's unique `_id` covers the rest. */
+  DEDUP_TTL_SECONDS: int(10, 7 * 86_400, 900),
+  /** Group commit: one insertMany per this many ms or this many samples, this many at once. */
+  GROUP_COMMIT_MAX_WAIT_MS: int(0, 1_000, 2),
+  GROUP_COMMIT_MAX_DOCS: int(1, 100_000, 1_000),
+  GROUP_COMMIT_MAX_IN_FLIGHT: int(1, 64, 4),
+  /** The reported document of a shadow, serialised (AWS IoT: 8 KiB), and its nesting depth. */
+  SHADOW_MAX_BYTES: int(64, 1_048_576, 8_192),
+  SHADOW_MAX_DEPTH: int(1, 32, 6),
+  DEVICE_CACHE_TTL_MS: int(0, 600_000, 2_000),
+  ALERT_RULE_CACHE_TTL_MS: int(0, 600_000, 5_000),
+  /** Positive device-credential checks are remembered this long (scrypt is slow by design). */
+  CREDENTIAL_CACHE_TTL_MS: int(0, 3_600_000, 30_000),
+  /** Prefix of every Redis key this capability writes. */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('kiot:ti'),
+});
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
+import { deviceIdSchema, type DeviceDirectory } from '../../shared/devices.js';
+import { InvalidInputError } from '../../shared/errors.js';
+import type { HandlerContext, HttpRequest, Route } from '../../shared/function-app.js';
+import type { DeviceAuthenticator } from './device-auth.js';
+import type { IngestOutcome, TelemetryMessage } from './ingest-telemetry.js';
+import type { PresenceRepository } from './presence-repository.js';
+import { getDeviceState, queryTelemetry } from './queries.js';
+import { RateLimitRefusal } from './refusals.js';
+import { queryObject, telemetryQuerySchema } from './schema.js';
+import type { ShadowRepository } from './shadow-repository.js';
+import type { TelemetryRepository } from './telemetry-repository.js';
+
+export interface DeviceRouteDeps {
+  devices: DeviceDirectory;
+  shadows: ShadowRepository;
+  presence: PresenceRepository;
+  telemetry: TelemetryRepository;
+  deviceAuth: DeviceAuthenticator;
+  ingest(message: TelemetryMessage, ctx: HandlerContext): Promise<IngestOutcome>;
+  now(): number;
+  /** Default window of a telemetry query: the last day. */
+  defaultWindowMs?: number;
+}
+
+const idempotencyKeySchema = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function deviceIdOf(request: HttpRequest): string {
+  const parsed = deviceIdSchema.safeParse(request.params.id);
+  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, 'the device id is invalid');
+  return parsed.data;
+}
+
+const toDate = (value: string | number) => new Date(typeof value === 'number' ? value : Date.parse(value));
+
+export function deviceRoutes(deps: DeviceRouteDeps): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/devices/:id/state',
+      scope: 'telemetry:read',
+      handle: async (request) => ({ status: 200, body: await getDeviceState(deviceIdOf(request), deps) }),
+    },
+    {
+      method: 'GET',
+      path: '/devices/:id/telemetry',
+      scope: 'telemetry:read',
+      async handle(request) {
+        const deviceId = deviceIdOf(request);
+        const query = telemetryQuerySchema.safeParse(queryObject(request.query, ['metric']));
+        if (!query.success) throw InvalidInputError.fromZod(query.error, 'the query is invalid');
+        const to = query.data.to === undefined ? new Date(deps.now() + 1) : toDate(query.data.to);
+        const from = query.data.from === undefined ? new Date(to.getTime() - (deps.defaultWindowMs ?? 86_400_000)) : toDate(query.data.from);
+        const page = await queryTelemetry(
+          { deviceId, from, to, metrics: query.data.metric, limit: query.data.limit, ...(query.data.cursor ? { cursor: query.data.cursor } : {}) },
+          deps,
+        );
+        return { status: 200, body: page };
+      },
+    },
+    {
+      // Devices authenticate themselves (HTTP Basic), not with an app API key.
+      method: 'POST',
+      path: '/devices/:id/telemetry',
+      scope: PUBLIC_SCOPE,
+      async handle(request, ctx) {
+        const deviceId = request.params.id ?? '';
+        await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
+        const key = request.headers['idempotency-key'];
+        if (key !== undefined && !idempotencyKeySchema.test(key)) {
+          throw new InvalidInputError('Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -', undefined, 'invalid_idempotency_key');
+        }
+        // With a key, a retried POST is the same event and is stored once (like a redelivered MQTT message).
+        const eventId = key === undefined ? `http-${randomUUID()}` : `http:${deviceId}:${key}`;
+        try {
+          const result = await deps.ingest({ eventId, deviceId, receivedAt: new Date(deps.now()), payload: request.body }, ctx);
+          return { status: 200, body: { eventId, ...result } };
+        } catch (error) {
+          throw error instanceof RateLimitRefusal ? error.toHttp() : error;
+        }
+      },
+    },
+  ];
+}

@@ -1,0 +1,12 @@
+// telemetry-ingest: the composition root. Config, the app, the server; nothing else.
+import { loadConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/logger.js';
+import { serveFunction } from '../../shared/serve.js';
+import { createTelemetryIngestApp, SERVICE } from './app.js';
+import { configSchema } from './config.js';
+
+const config = loadConfig(configSchema);
+const logger = createLogger(SERVICE, config.LOG_LEVEL);
+const app = createTelemetryIngestApp({ config, logger });
+app.start();
+await serveFunction(SERVICE, app.handler, { port: config.PORT, logger, onShutdown: () => app.close() });

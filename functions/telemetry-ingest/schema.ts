@@ -1,0 +1,151 @@
+import { z } from 'zod';
+import { deviceIdSchema, metricNameSchema } from '../../shared/devices.js';
+
+/** The event types this capability consumes (ARCHITECTURE.md, CloudEvents table). */
+export const EVENT_TYPES = {
+  telemetry: 'io.kiot.telemetry.received',
+  state: 'io.kiot.state.reported',
+  connected: 'io.kiot.device.connected',
+  disconnected: 'io.kiot.device.disconnected',
+  ping: 'dev.knative.sources.ping',
+} as const;
+
+/** The event types it produces. */
+export const EMITTED_TYPES = {
+  mqttPublish: 'io.kiot.mqtt.publish',
+  alertRaised: 'io.kiot.alert.raised',
+  alertCleared: 'io.kiot.alert.cleared',
+} as const;
+
+export const SOURCE = '/kiot/telemetry-ingest';
+
+/** `ts`: ISO-8601 with a zone, or epoch milliseconds (ARCHITECTURE.md, MQTT topics). */
+export const timestampSchema = z.union([z.iso.datetime({ offset: true }), z.number().finite().min(0).max(8.64e15)]);
+
+/** The limits a message is checked against; from the config, so that they are one place. */
+export interface TelemetryLimits {
+  maxSamples: number;
+  maxMetrics: number;
+}
+
+/**
+ * One sample: `{ ts?, metrics: { name: number }, msgId? }`. Strict, so that a misspelt field is refused
+ * and reported rather than dropped silently. JSON cannot carry NaN or Infinity; `finite` keeps a
+ * JavaScript producer (HTTP ingest of a parsed body) to the same rule.
+ */
+export function sampleSchema(limits: TelemetryLimits) {
+  return z
+    .object({
+      ts: timestampSchema.optional(),
+      metrics: z
+        .record(metricNameSchema, z.number().finite())
+        .refine((metrics) => Object.keys(metrics).length >= 1, { message: 'a sample needs at least one metric' })
+        .refine((metrics) => Object.keys(metrics).length <= limits.maxMetrics, {
+          message: `at most ${limits.maxMetrics} metrics per sample`,
+        }),
+      msgId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/).optional(),
+    })
+    .strict();
+}
+
+/** A message on `devices/{id}/telemetry`: one sample or a batch of them. */
+export function telemetryPayloadSchema(limits: TelemetryLimits) {
+  const sample = sampleSchema(limits);
+  return z.union([sample, z.array(sample).min(1).max(limits.maxSamples)]);
+}
+
+export type TelemetrySample = z.infer<ReturnType<typeof sampleSchema>>;
+
+/** A state report is a partial JSON object (JSON merge patch, RFC 7386); keys are checked separately. */
+export const statePatchSchema = z.record(z.string(), z.unknown());
+
+/** What the bridge may put into connected/disconnected events; only the time is used. */
+export const presenceDataSchema = z.unknown();
+
+export const comparisonSchema = z.enum(['>', '>=', '<', '<=']);
+export type Comparison = z.infer<typeof comparisonSchema>;
+
+/**
+ * An alert rule, for one device or every device of a type. It raises after `forSamples` consecutive
+ * breaching samples spanning at least `forSeconds`, and clears after as many samples on the far side
+ * of `clearThreshold` (hysteresis; defaults to `threshold`).
+ */
+export const alertRuleInputSchema = z
+  .object({
+    name: z.string().min(1).max(200).optional(),
+    deviceId: deviceIdSchema.optional(),
+    deviceType: z.string().min(1).max(128).optional(),
+    metric: metricNameSchema,
+    comparison: comparisonSchema,
+    threshold: z.number().finite(),
+    clearThreshold: z.number().finite().optional(),
+    forSamples: z.number().int().min(1).max(10_000).default(1),
+    forSeconds: z.number().int().min(0).max(7 * 86_400).default(0),
+    severity: z.enum(['info', 'warning', 'critical']).default('warning'),
+    enabled: z.boolean().default(true),
+  })
+  .strict()
+  .refine((rule) => (rule.deviceId === undefined) !== (rule.deviceType === undefined), {
+    message: 'give exactly one of deviceId or deviceType',
+    path: ['deviceId'],
+  })
+  .refine(
+    (rule) =>
+      rule.clearThreshold === undefined ||
+      (rule.comparison.startsWith('>') ? rule.clearThreshold <= rule.threshold : rule.clearThreshold >= rule.threshold),
+    { message: 'clearThreshold must lie on the safe side of threshold', path: ['clearThreshold'] },
+  );
+
+export type AlertRuleInput = z.infer<typeof alertRuleInputSchema>;
+
+export interface AlertRule extends AlertRuleInput {
+  id: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const limitParam = z.coerce.number().int().min(1).max(1_000).default(100);
+const timeParam = z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]);
+
+/** GET /devices/{id}/telemetry */
+export const telemetryQuerySchema = z
+  .object({
+    from: timeParam.optional(),
+    to: timeParam.optional(),
+    metric: z.array(metricNameSchema).max(64).default([]),
+    limit: limitParam,
+    cursor: z.string().max(512).optional(),
+  })
+  .strict();
+
+/** GET /alerts */
+export const alertQuerySchema = z
+  .object({
+    deviceId: deviceIdSchema.optional(),
+    ruleId: z.string().max(128).optional(),
+    status: z.enum(['active', 'cleared']).optional(),
+    limit: limitParam,
+    cursor: z.string().max(512).optional(),
+  })
+  .strict();
+
+/** GET /alert-rules */
+export const alertRuleQuerySchema = z
+  .object({ deviceId: deviceIdSchema.optional(), deviceType: z.string().max(128).optional(), limit: limitParam })
+  .strict();
+
+/** Query parameters as an object; `metric` may repeat (`?metric=a&metric=b`). */
+export function queryObject(query: URLSearchParams, repeated: string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of new Set(query.keys())) out[key] = repeated.includes(key) ? query.getAll(key) : query.get(key);
+  return out;
+}
+
+/** The message on `devices/{id}/errors`: why a message was refused. */
+export interface RejectionNotice {
+  code: string;
+  message: string;
+  eventId: string;
+  details?: unknown;
+}

@@ -1,0 +1,23 @@
+import type { HandlerContext } from '../../shared/function-app.js';
+import type { IngestMetrics } from './metrics.js';
+import type { TelemetryRepository } from './telemetry-repository.js';
+
+export interface SweepDeps {
+  telemetry: TelemetryRepository;
+  retentionMs: number;
+  metrics: IngestMetrics;
+  now(): number;
+}
+
+/**
+ * Removes raw samples past the retention. The TTL index does this on servers with a TTL monitor; the
+ * sweep covers those without one (mongo-java-server, FerretDB, some DocumentDB setups) and is
+ * harmless where both run. Triggered by a PingSource in production and a timer locally.
+ */
+export async function sweepRetention(deps: SweepDeps, ctx: HandlerContext): Promise<number> {
+  const cutoff = new Date(deps.now() - deps.retentionMs);
+  const removed = await deps.telemetry.deleteOlderThan(cutoff);
+  deps.metrics.retentionRemoved.inc(removed);
+  ctx.logger.info({ cutoff: cutoff.toISOString(), removed }, 'retention sweep');
+  return removed;
+}

@@ -1,0 +1,94 @@
+import { MongoBulkWriteError, type Collection, type Filter } from 'mongodb';
+import type { MongoHandle } from '../../shared/mongo.js';
+import { withMongo } from '../../shared/mongo.js';
+import type { Logger } from '../../shared/logger.js';
+
+export const TELEMETRY_COLLECTION = 'telemetry';
+const DUPLICATE_KEY = 11000;
+
+/**
+ * One raw sample (the benchmark picked raw samples over hour buckets, see README in this folder).
+ * `_id` is derived from the event id and the sample's position, or from the device's `msgId`, so a
+ * redelivered message collides with itself in the unique `_id` index even when Redis forgot it.
+ */
+export interface SampleDocument {
+  _id: string;
+  deviceId: string;
+  ts: Date;
+  metrics: Record<string, number>;
+  eventId: string;
+  receivedAt: Date;
+  msgId?: string;
+}
+
+export interface SampleQuery {
+  deviceId: string;
+  from: Date;
+  to: Date;
+  metrics: string[];
+  limit: number;
+  after?: { ts: Date; id: string };
+}
+
+export interface TelemetryRepository {
+  /** Inserts a batch; duplicates of stored samples count as stored. Failures by position. */
+  insertBatch(docs: SampleDocument[]): Promise<Map<number, unknown>>;
+  find(query: SampleQuery): Promise<SampleDocument[]>;
+  deleteOlderThan(cutoff: Date): Promise<number>;
+  ensureIndexes(retentionSeconds: number, logger: Logger): Promise<void>;
+}
+
+/** Deterministic sample id: a device's own message id wins, else event id and position. */
+export function sampleId(deviceId: string, eventId: string, index: number, msgId?: string): string {
+  return msgId === undefined ? `${eventId}#${index}` : `${deviceId}~${msgId}`;
+}
+
+export function createTelemetryRepository(mongo: MongoHandle): TelemetryRepository {
+  const collection = async (): Promise<Collection<SampleDocument>> => (await mongo.db()).collection<SampleDocument>(TELEMETRY_COLLECTION);
+
+  return {
+    insertBatch: (docs) =>
+      withMongo(async () => {
+        const failures = new Map<number, unknown>();
+        try {
+          // ordered:false: one bad document does not stop the others (MongoDB insert command, `ordered`).
+          await (await collection()).insertMany(docs, { ordered: false });
+        } catch (error) {
+          if (!(error instanceof MongoBulkWriteError)) throw error;
+          const writeErrors = [error.writeErrors].flat().filter((item) => item !== undefined);
+          // Nothing attributable to single documents (a write concern error, say): the batch is unacknowledged.
+          if (writeErrors.length === 0 || error.result.getWriteConcernError() !== undefined) throw error;
+          for (const writeError of writeErrors) {
+            if (writeError.code !== DUPLICATE_KEY) failures.set(writeError.index, new Error(writeError.errmsg ?? 'write failed'));
+          }
+        }
+        return failures;
+      }),
+
+    find: (query) =>
+      withMongo(async () => {
+        const filter: Filter<SampleDocument> = { deviceId: query.deviceId, ts: { $gte: query.from, $lt: query.to } };
+        if (query.after) {
+          filter.$or = [{ ts: { $gt: query.after.ts } }, { ts: query.after.ts, _id: { $gt: query.after.id } }];
+        }
+        if (query.metrics.length > 0) filter.$and = [{ $or: query.metrics.map((name) => ({ [`metrics.${name}`]: { $exists: true } })) }];
+        const projection: Record<string, 1> = { _id: 1, ts: 1, msgId: 1 };
+        if (query.metrics.length > 0) for (const name of query.metrics) projection[`metrics.${name}`] = 1;
+        else projection.metrics = 1;
+        return (await collection()).find(filter, { projection, sort: { ts: 1, _id: 1 }, limit: query.limit }).toArray();
+      }),
+
+    deleteOlderThan: (cutoff) => withMongo(async () => (await (await collection()).deleteMany({ ts: { $lt: cutoff } })).deletedCount),
+
+    async ensureIndexes(retentionSeconds, logger) {
+      const samples = await collection();
+      await withMongo(() => samples.createIndex({ deviceId: 1, ts: 1, _id: 1 }, { name: 'device_ts' }));
+      try {
+        // TTL monitor (MongoDB "TTL Indexes"); servers without one accept or refuse it: the sweep covers both.
+        await samples.createIndex({ ts: 1 }, { name: 'ts_ttl', expireAfterSeconds: retentionSeconds });
+      } catch (error) {
+        logger.warn({ err: error }, 'TTL index not available; the retention sweep removes old samples');
+      }
+    },
+  };
+}

@@ -1,0 +1,99 @@
+import type { TelemetrySchema } from '../../shared/devices.js';
+import { InvalidInputError, zodIssues, type ProblemIssue } from '../../shared/errors.js';
+import { telemetryPayloadSchema, type TelemetryLimits, type TelemetrySample } from './schema.js';
+
+export interface ValidationPolicy extends TelemetryLimits {
+  retentionMs: number;
+  maxFutureMs: number;
+}
+
+/** A sample after validation: its position in the message, an absolute time, the metrics. */
+export interface ValidSample {
+  index: number;
+  ts: Date;
+  metrics: Record<string, number>;
+  msgId?: string;
+}
+
+const MAX_REPORTED_ISSUES = 20;
+
+/**
+ * Checks one telemetry message and returns its samples, or throws a 400 whose `details` list every
+ * issue (capped), so the device learns all that is wrong at once. Pure: the clock is a parameter.
+ * Order: shape (zod) → time window → the device type's telemetry schema.
+ */
+export function validateTelemetry(
+  payload: unknown,
+  policy: ValidationPolicy,
+  typeSchema: TelemetrySchema | undefined,
+  receivedAt: Date,
+  now: number,
+): ValidSample[] {
+  const samples = parseShape(payload, policy);
+  const valid = samples.map((sample, index) => ({
+    index,
+    ts: sample.ts === undefined ? receivedAt : new Date(sample.ts),
+    metrics: sample.metrics,
+    ...(sample.msgId === undefined ? {} : { msgId: sample.msgId }),
+  }));
+  const prefix = (index: number) => (Array.isArray(payload) ? `${index}.` : '');
+  reject('timestamp_out_of_range', 'a sample is outside the accepted time window', timeIssues(valid, policy, now, prefix));
+  if (typeSchema) {
+    reject('schema_violation', "a sample does not match its device type's telemetry schema", schemaIssues(valid, typeSchema, prefix));
+  }
+  return valid;
+}
+
+function parseShape(payload: unknown, policy: ValidationPolicy): TelemetrySample[] {
+  // Counted before zod so that an oversized batch is refused without validating every sample.
+  if (Array.isArray(payload) && payload.length > policy.maxSamples) {
+    throw new InvalidInputError(
+      `a batch holds at most ${policy.maxSamples} samples, this one ${payload.length}`,
+      [{ path: '', code: 'too_many_samples', message: `at most ${policy.maxSamples} samples` }],
+      'too_many_samples',
+    );
+  }
+  const parsed = telemetryPayloadSchema(policy).safeParse(payload);
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error).slice(0, MAX_REPORTED_ISSUES);
+    throw new InvalidInputError('the telemetry payload does not match { ts?, metrics: { name: number }, msgId? } or an array of those', issues, 'invalid_payload');
+  }
+  return Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+}
+
+function timeIssues(samples: ValidSample[], policy: ValidationPolicy, now: number, prefix: (i: number) => string): ProblemIssue[] {
+  const oldest = now - policy.retentionMs;
+  const newest = now + policy.maxFutureMs;
+  const issues: ProblemIssue[] = [];
+  for (const sample of samples) {
+    const at = sample.ts.getTime();
+    if (Number.isNaN(at) || at < oldest) {
+      issues.push({ path: `${prefix(sample.index)}ts`, code: 'too_old', message: `older than the retention (${Math.round(policy.retentionMs / 86_400_000)} days)` });
+    } else if (at > newest) {
+      issues.push({ path: `${prefix(sample.index)}ts`, code: 'in_future', message: `more than ${policy.maxFutureMs / 1000} s in the future` });
+    }
+  }
+  return issues;
+}
+
+function schemaIssues(samples: ValidSample[], schema: TelemetrySchema, prefix: (i: number) => string): ProblemIssue[] {
+  const issues: ProblemIssue[] = [];
+  for (const sample of samples) {
+    for (const [name, value] of Object.entries(sample.metrics)) {
+      const path = `${prefix(sample.index)}metrics.${name}`;
+      const spec = schema.metrics[name];
+      if (!spec) {
+        if (!schema.allowUnknownMetrics) issues.push({ path, code: 'unknown_metric', message: `the device type declares no metric ${name}` });
+        continue;
+      }
+      const unit = spec.unit ? ` ${spec.unit}` : '';
+      if (spec.min !== undefined && value < spec.min) issues.push({ path, code: 'below_min', message: `${value} is below ${spec.min}${unit}` });
+      if (spec.max !== undefined && value > spec.max) issues.push({ path, code: 'above_max', message: `${value} is above ${spec.max}${unit}` });
+    }
+  }
+  return issues;
+}
+
+function reject(code: string, message: string, issues: ProblemIssue[]): void {
+  if (issues.length > 0) throw new InvalidInputError(message, issues.slice(0, MAX_REPORTED_ISSUES), code);
+}
