@@ -1,0 +1,118 @@
+import { request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
+import { toStructuredMessage, type CloudEvent } from '../../shared/cloudevents.js';
+import { createEventDispatcher, postCloudEvent, type PostResult } from '../../shared/event-transport.js';
+import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
+import type { Logger } from '../../shared/logger.js';
+import type { MongoHandle } from '../../shared/mongo.js';
+import type { DeadLettersConfig } from './config.js';
+import { createDeadLetterRepository } from './dead-letter-repository.js';
+import { deadLetterView } from './dead-letter-view.js';
+import { replayDeadLetter, replayDeadLetters, type ReplayDeps } from './replay-dead-letter.js';
+import { listQuerySchema, replayAllBodySchema, replayOneQuerySchema } from './schema.js';
+import { storeDeadLetter } from './store-dead-letter.js';
+
+export const SERVICE = 'dead-letters';
+
+/** API-key scopes of the app routes (helper-3's `resource:action` form; `deadletters:*` or `*` grant both). */
+export const SCOPES = { read: 'deadletters:read', replay: 'deadletters:write' } as const;
+
+/**
+ * Binary data goes in structured mode (HTTP binding §3.2, `data_base64`): shared `toBinaryMessage` turns the
+ * SDK's Uint8Array body into text, which would not keep the bytes.
+ */
+async function postStructured(url: string, event: CloudEvent<unknown>, dispatcher: Dispatcher, timeoutMs: number): Promise<PostResult> {
+  const message = toStructuredMessage(event);
+  const response = await request(url, { method: 'POST', headers: message.headers, body: message.body, dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const body = Buffer.from(await response.body.arrayBuffer());
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  return { status: response.statusCode, headers, body };
+}
+
+function queryOf<S extends z.ZodType>(schema: S, request: HttpRequest): z.infer<S> {
+  const parsed = schema.safeParse(Object.fromEntries(request.query));
+  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, 'the query is invalid');
+  return parsed.data;
+}
+
+/**
+ * The dead-letter sink of every Trigger (and of the Broker): any CloudEvent POSTed here is stored with
+ * Knative's error extensions; apps list them and replay one or all to the subscriber that failed.
+ */
+export function createDeadLettersApp(config: DeadLettersConfig, deps: { mongo: MongoHandle; logger: Logger }): FunctionHandler {
+  const repository = createDeadLetterRepository(deps.mongo);
+  const dispatcher = createEventDispatcher(16);
+  const replayDeps: ReplayDeps = {
+    repository,
+    send: (url, event) =>
+      event.data_base64 === undefined
+        ? postCloudEvent(url, event, { dispatcher, timeoutMs: config.DEAD_LETTERS_REPLAY_TIMEOUT_MS })
+        : postStructured(url, event, dispatcher, config.DEAD_LETTERS_REPLAY_TIMEOUT_MS),
+    sink: config.K_SINK,
+    allowedHosts: config.DEAD_LETTERS_REPLAY_HOSTS,
+  };
+
+  return createFunctionApp({
+    service: SERVICE,
+    logger: deps.logger,
+    authorize: createApiKeyAuthorizer(config.API_KEYS),
+    health: { mongodb: async () => (await deps.mongo.db()).command({ ping: 1 }) },
+    anyEvent: {
+      data: z.unknown(),
+      handle: (event, _data, ctx) => storeDeadLetter(event, { repository }, ctx),
+    },
+    routes: [
+      {
+        method: 'GET',
+        path: '/dead-letters',
+        scope: SCOPES.read,
+        async handle(request) {
+          const { limit, cursor, ...filter } = queryOf(listQuerySchema, request);
+          const page = await repository.list(filter, { limit, ...(cursor ? { cursor } : {}) });
+          return { status: 200, body: { items: page.items.map(deadLetterView), next: page.next } };
+        },
+      },
+      {
+        method: 'GET',
+        path: '/dead-letters/:id',
+        scope: SCOPES.read,
+        async handle(request) {
+          const doc = await repository.get(request.params.id!);
+          if (!doc) throw new NotFoundError(`no dead letter ${request.params.id}`);
+          return { status: 200, body: deadLetterView(doc) };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/dead-letters/:id/replay',
+        scope: SCOPES.replay,
+        async handle(request, ctx) {
+          const { via } = queryOf(replayOneQuerySchema, request);
+          return { status: 200, body: await replayDeadLetter(request.params.id!, via, replayDeps, ctx) };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/dead-letters/replay',
+        scope: SCOPES.replay,
+        async handle(request, ctx) {
+          const parsed = replayAllBodySchema.safeParse(request.body ?? {});
+          if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, 'the replay request is invalid');
+          const { via, limit, ...filter } = parsed.data;
+          const result = await replayDeadLetters(
+            filter,
+            { via, limit: Math.min(limit ?? config.DEAD_LETTERS_REPLAY_MAX, config.DEAD_LETTERS_REPLAY_MAX), concurrency: config.DEAD_LETTERS_REPLAY_CONCURRENCY },
+            replayDeps,
+            ctx,
+          );
+          return { status: 200, body: result };
+        },
+      },
+    ],
+  });
+}

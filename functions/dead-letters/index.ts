@@ -1,0 +1,17 @@
+// Composition root of dead-letters: config, stores, the app, the framework.
+import { loadConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/logger.js';
+import { createMongo } from '../../shared/mongo.js';
+import { serveFunction } from '../../shared/serve.js';
+import { createDeadLettersApp, SERVICE } from './app.js';
+import { deadLettersConfigSchema } from './config.js';
+
+const config = loadConfig(deadLettersConfigSchema, process.env);
+const logger = createLogger(SERVICE, config.LOG_LEVEL);
+const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+
+await serveFunction(SERVICE, createDeadLettersApp(config, { mongo, logger }), {
+  port: config.PORT,
+  logger,
+  onShutdown: () => mongo.close(),
+});
