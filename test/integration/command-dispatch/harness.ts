@@ -1,0 +1,143 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
+import { loadConfig } from '../../../shared/config.js';
+import { DEVICES_COLLECTION, type DeviceDocument } from '../../../shared/devices.js';
+import { createLogger } from '../../../shared/logger.js';
+import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
+import { createFunctionServer } from '../../../shared/serve.js';
+import { createCommandDispatchApp } from '../../../functions/command-dispatch/app.js';
+import { commandDispatchConfigSchema } from '../../../functions/command-dispatch/config.js';
+import { createCommandRuntime, type CommandRuntime } from '../../../functions/command-dispatch/runtime.js';
+import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
+
+/** One command-dispatch instance under the real functions framework, on a port of its own. */
+export interface Instance {
+  base: string;
+  runtime: CommandRuntime;
+  server: Server;
+}
+
+export interface Harness {
+  dbName: string;
+  prefix: string;
+  mongo: MongoHandle;
+  instances: Instance[];
+  registerDevice(id: string, status?: 'active' | 'disabled'): Promise<void>;
+  request(method: string, path: string, body?: unknown, instance?: number): Promise<{ status: number; body: any; headers: Headers }>;
+  /** POSTs a CloudEvent to an instance (as a Trigger would) and returns the status. */
+  sendEvent(input: { type: string; subject?: string; data?: unknown; id?: string; time?: string; extensions?: Record<string, string> }, instance?: number): Promise<number>;
+  ack(deviceId: string, commandId: string, status: 'accepted' | 'succeeded' | 'failed' | 'rejected', extra?: object, id?: string, instance?: number): Promise<number>;
+  connected(deviceId: string, at?: Date): Promise<number>;
+  disconnected(deviceId: string, at?: Date): Promise<number>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+/** A name unique to this run that MongoDB accepts as a database name. */
+export const dbNameFor = (prefix: string) => uniqueName(prefix).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+
+export async function startHarness(options: { sink: string; instances?: number; env?: Record<string, string> }): Promise<Harness> {
+  const dbName = dbNameFor('cmd');
+  const prefix = `${uniqueName('t')}:`;
+  const mongo = createMongo(MONGODB_URL, dbName);
+  const instances: Instance[] = [];
+  for (let i = 0; i < (options.instances ?? 1); i += 1) {
+    const config = loadConfig(commandDispatchConfigSchema, {
+      MONGODB_URL,
+      MONGODB_DB: dbName,
+      REDIS_URL,
+      K_SINK: options.sink,
+      REDIS_KEY_PREFIX: prefix,
+      COMMAND_SWEEP_INTERVAL_MS: '0',
+      LOG_LEVEL: 'silent',
+      ...options.env,
+    });
+    const runtime = createCommandRuntime(config);
+    const logger = createLogger('command-dispatch', config.LOG_LEVEL);
+    const handler = createCommandDispatchApp(runtime.deps, { logger, health: runtime.health });
+    // The framework keeps one registry per process: each instance registers under its own name.
+    const server = createFunctionServer(`command-dispatch-${process.pid}-${(counter += 1)}`, handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    instances.push({ base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, runtime, server });
+  }
+  const base = (instance = 0) => instances[instance]!.base;
+
+  const harness: Harness = {
+    dbName,
+    prefix,
+    mongo,
+    instances,
+    async registerDevice(id, status = 'active') {
+      const now = new Date();
+      const doc: DeviceDocument = {
+        _id: id,
+        tags: [],
+        metadata: {},
+        status,
+        credential: { hash: 'x', rotatedAt: now },
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+      };
+      await (await mongo.db()).collection<DeviceDocument>(DEVICES_COLLECTION).insertOne(doc);
+    },
+    async request(method, path, body, instance = 0) {
+      const response = await fetch(`${base(instance)}${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+    },
+    async sendEvent(input, instance = 0) {
+      const event = new CloudEvent<unknown>({
+        id: input.id ?? randomUUID(),
+        source: '/test',
+        type: input.type,
+        subject: input.subject,
+        time: input.time ?? new Date().toISOString(),
+        datacontenttype: 'application/json',
+        data: input.data ?? {},
+        ...input.extensions,
+      });
+      const message = toBinaryMessage(event);
+      const response = await fetch(base(instance), { method: 'POST', headers: message.headers, body: message.body });
+      await response.arrayBuffer();
+      return response.status;
+    },
+    // Shaped as the bridge emits it (bridge/device-events.ts): ack payload + commandId, `commandid` extension.
+    ack: (deviceId, commandId, status, extra = {}, id, instance) =>
+      harness.sendEvent(
+        { type: 'io.kiot.command.acknowledged', subject: deviceId, id, data: { status, ...extra, commandId }, extensions: { commandid: commandId } },
+        instance,
+      ),
+    connected: (deviceId, at = new Date()) =>
+      harness.sendEvent({ type: 'io.kiot.device.connected', subject: deviceId, time: at.toISOString(), data: { status: 'online' } }),
+    disconnected: (deviceId, at = new Date()) =>
+      harness.sendEvent({ type: 'io.kiot.device.disconnected', subject: deviceId, time: at.toISOString(), data: { status: 'offline' } }),
+    async close() {
+      for (const instance of instances) {
+        instance.server.closeAllConnections?.();
+        await new Promise<void>((resolve) => instance.server.close(() => resolve()));
+        await instance.runtime.close();
+      }
+      await (await mongo.db()).dropDatabase().catch(() => undefined);
+      await mongo.close();
+    },
+  };
+  return harness;
+}
+
+/** Waits for a condition by re-checking it (never asserts on elapsed time). */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 25): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
