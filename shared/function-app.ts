@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type { z } from 'zod';
@@ -25,8 +27,17 @@ export interface HttpRequest {
 
 export interface HttpResult {
   status: number;
+  /**
+   * JSON-serialised unless a string. A `Readable` or an `AsyncIterable` of string/Buffer
+   * chunks (see `isStreamBody`) is streamed with backpressure: a large body never sits whole in memory.
+   */
   body?: unknown;
   headers?: Record<string, string>;
+}
+
+/** Whether a route's body is to be streamed (a Node `Readable` or any async iterable of chunks). */
+export function isStreamBody(body: unknown): body is Readable | AsyncIterable<string | Buffer> {
+  return typeof body === 'object' && body !== null && !Buffer.isBuffer(body) && typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }
 
 export interface Route {
@@ -162,6 +173,32 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     }
   }
 
+  /**
+   * Streams a body. A failure before the first chunk throws (the caller answers with a problem body); once
+   * the status is sent, a failure can only cut the response short, which the client sees as incomplete.
+   */
+  async function sendStream(res: Response, status: number, body: Readable | AsyncIterable<string | Buffer>, headers: Record<string, string> = {}, route: string): Promise<void> {
+    const iterator = body[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    res.status(status);
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    if (!res.getHeader('content-type')) res.setHeader('content-type', 'application/octet-stream');
+    async function* chunks() {
+      try {
+        for (let next = first; !next.done; next = await iterator.next()) yield next.value;
+      } finally {
+        // A client that goes away ends the source too (a database cursor is closed, not left open).
+        await iterator.return?.();
+      }
+    }
+    try {
+      await pipeline(Readable.from(chunks()), res);
+    } catch (error) {
+      logger.error({ err: error, route }, 'streamed response failed');
+      res.destroy(error instanceof Error ? error : undefined);
+    }
+  }
+
   async function handleEvent(req: Request, res: Response, headers: Record<string, string>, raw: Buffer) {
     const started = performance.now();
     let event: CloudEvent<unknown> | undefined;
@@ -266,7 +303,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
           invocationId: headers['x-request-id'] ?? randomUUID(),
         });
         status = result.status;
-        send(res, result.status, result.body, result.headers);
+        if (isStreamBody(result.body)) await sendStream(res, result.status, result.body, result.headers, routeLabel);
+        else send(res, result.status, result.body, result.headers);
         return;
       }
       if (pathMatched) throw new AppError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}`);
