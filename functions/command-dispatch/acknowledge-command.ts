@@ -3,6 +3,7 @@ import type { CloudEvent } from '../../shared/cloudevents.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { TransitionChange } from './command-repository.js';
 import type { CommandDeps } from './deps.js';
+import { dispatchNext } from './device-queue.js';
 import { ACK_TO_STATUS } from './lifecycle.js';
 import { recordTransition } from './record-transition.js';
 import { ackOf, type AckEventData } from './schema.js';
@@ -34,5 +35,10 @@ export async function acknowledgeCommand(event: CloudEvent<unknown>, data: AckEv
     if (data.error !== undefined) change.set.error = data.error;
   }
   const updated = await recordTransition(deps, commandId, to, change, ctx, { reannounce: true });
-  if (!updated) ctx.logger.info({ commandId, ack: data.status, status: command.status }, 'late or duplicate ack ignored');
+  if (!updated) {
+    ctx.logger.info({ commandId, ack: data.status, status: command.status }, 'late or duplicate ack ignored');
+    return;
+  }
+  // The device took this one: the next in its queue may go (after the waiting caller was woken).
+  if (command.status === 'SENT' || command.status === 'QUEUED') await dispatchNext(command.deviceId, deps, ctx);
 }

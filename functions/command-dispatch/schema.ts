@@ -5,7 +5,7 @@ import { COMMAND_STATUSES } from './lifecycle.js';
 /** The longest a synchronous caller may hold a request (Azure IoT Hub direct methods allow 300 s too). */
 export const MAX_WAIT_SECONDS = 300;
 
-export const commandIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ -');
+export const commandIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'use 1-128 of A-Z a-z 0-9 _ . : - (the bridge accepts the same in a topic)');
 export const commandNameSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . : -');
 
 /** `POST /devices/{id}/commands`. Defaults for TTL and timeout come from config. */

@@ -1,7 +1,7 @@
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDocument } from './command-repository.js';
 import type { CommandDeps } from './deps.js';
-import { flushDevice } from './device-presence.js';
+import { dispatchNext } from './device-queue.js';
 import { recordTransition } from './record-transition.js';
 
 export interface SweepResult {
@@ -12,8 +12,8 @@ export interface SweepResult {
 
 /**
  * Moves commands whose time ran out without any traffic: QUEUED past the TTL → EXPIRED, SENT or
- * DELIVERED past the deadline → TIMED_OUT. Then re-tries queued commands of devices that are online
- * (a send that failed while the sink was down). Every step is a compare-and-set, so sweeps running
+ * DELIVERED past the deadline → TIMED_OUT. Then moves the queue on for online devices (the next
+ * command after a timed-out one, or a send that failed while the sink was down). Every step is a compare-and-set, so sweeps running
  * on several instances at once (each timer, or the PingSource) do each move once.
  */
 export async function sweepCommands(deps: CommandDeps, ctx: HandlerContext): Promise<SweepResult> {
@@ -27,8 +27,8 @@ export async function sweepCommands(deps: CommandDeps, ctx: HandlerContext): Pro
   };
   for (const deviceId of await deps.commands.devicesWithQueued(deps.settings.sweepBatch)) {
     if (!(await deps.presence.isOnline(deviceId))) continue;
-    const flushed = await flushDevice(deviceId, deps, ctx);
-    result.flushed += flushed.sent;
+    const progress = await dispatchNext(deviceId, deps, ctx);
+    result.flushed += progress.sent;
   }
   if (result.expired + result.timedOut + result.flushed > 0) ctx.logger.info({ sweep: result }, 'sweep moved commands');
   return result;
