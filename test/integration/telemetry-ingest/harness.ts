@@ -1,0 +1,129 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mintApiKey } from '../../../shared/api-keys.js';
+import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
+import { loadConfig, type Env } from '../../../shared/config.js';
+import { DEVICES_COLLECTION, DEVICE_TYPES_COLLECTION, type DeviceDocument, type DeviceTypeDocument, type TelemetrySchema } from '../../../shared/devices.js';
+import { createLogger } from '../../../shared/logger.js';
+import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
+import { createRedis, type RedisHandle } from '../../../shared/redis.js';
+import { DEVICE_SCRYPT_N, hashSecret } from '../../../shared/secrets.js';
+import { createFunctionServer } from '../../../shared/serve.js';
+import { createTelemetryIngestApp, type TelemetryIngestApp } from '../../../functions/telemetry-ingest/app.js';
+import { configSchema, type Config } from '../../../functions/telemetry-ingest/config.js';
+import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
+import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+
+/** The function served by the real functions framework over real HTTP, with its own database and keys. */
+export interface Harness {
+  base: string;
+  config: Config;
+  sink: SinkServer;
+  mongo: MongoHandle;
+  redis: RedisHandle;
+  app: TelemetryIngestApp;
+  /** `Authorization` header of an app API key with every scope. */
+  apiKey: string;
+  /** Posts a device event in binary mode (the wire format of the Broker). */
+  send(type: string, subject: string, data: unknown, options?: { id?: string; time?: string }): Promise<Response>;
+  get(path: string): Promise<Response>;
+  addDevice(id: string, options?: { type?: string; status?: 'active' | 'disabled'; secret?: string }): Promise<void>;
+  addDeviceType(id: string, telemetrySchema: TelemetrySchema): Promise<void>;
+  /** The `devices/{id}/errors` notices the function emitted to K_SINK. */
+  notices(deviceId: string): { code: string; message: string; eventId: string; details?: unknown }[];
+  close(): Promise<void>;
+}
+
+export const TYPES = {
+  telemetry: 'io.kiot.telemetry.received',
+  state: 'io.kiot.state.reported',
+  connected: 'io.kiot.device.connected',
+  disconnected: 'io.kiot.device.disconnected',
+} as const;
+
+export async function startHarness(env: Env = {}, options: { mongoUrl?: string; redisUrl?: string } = {}): Promise<Harness> {
+  const sink = await startSinkServer();
+  const dbName = uniqueName('ti').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+  const { key, entry } = await mintApiKey('tester', ['*']);
+  const config = loadConfig(configSchema, {
+    MONGODB_URL: options.mongoUrl ?? MONGODB_URL,
+    MONGODB_DB: dbName,
+    REDIS_URL: options.redisUrl ?? REDIS_URL,
+    REDIS_PREFIX: uniqueName('ti').replace(/[^A-Za-z0-9:_-]/g, '_'),
+    K_SINK: sink.url,
+    LOG_LEVEL: 'silent',
+    API_KEYS: JSON.stringify([entry]),
+    ...env,
+  });
+  const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const redis = createRedis(config.REDIS_URL, { enableAutoPipelining: true });
+  const app = createTelemetryIngestApp({ config, logger: createLogger('telemetry-ingest', 'silent'), mongo, redis });
+  app.start();
+  const server: Server = createFunctionServer(uniqueName('telemetry-ingest'), app.handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const apiKey = `Bearer ${key}`;
+
+  return {
+    base,
+    config,
+    sink,
+    mongo,
+    redis,
+    app,
+    apiKey,
+    send(type, subject, data, sendOptions = {}) {
+      const event = new CloudEvent<unknown>({
+        id: sendOptions.id ?? uniqueName('ev'),
+        source: 'mqtt://test',
+        type,
+        subject,
+        time: sendOptions.time ?? new Date().toISOString(),
+        datacontenttype: 'application/json',
+        data,
+      });
+      const message = toBinaryMessage(event);
+      return fetch(base, { method: 'POST', headers: message.headers, body: message.body });
+    },
+    get: (path) => fetch(`${base}${path}`, { headers: { authorization: apiKey } }),
+    async addDevice(id, deviceOptions = {}) {
+      const now = new Date();
+      const doc: DeviceDocument = {
+        _id: id,
+        ...(deviceOptions.type ? { type: deviceOptions.type } : {}),
+        tags: [],
+        metadata: {},
+        status: deviceOptions.status ?? 'active',
+        credential: { hash: await hashSecret(deviceOptions.secret ?? 'not-used-secret', { N: DEVICE_SCRYPT_N }), rotatedAt: now },
+        createdAt: now,
+        updatedAt: now,
+        version: 1,
+      };
+      await (await mongo.db()).collection<DeviceDocument>(DEVICES_COLLECTION).insertOne(doc);
+    },
+    async addDeviceType(id, telemetrySchema) {
+      await (await mongo.db()).collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION).insertOne({ _id: id, telemetrySchema, updatedAt: new Date(), version: 1 });
+    },
+    notices: (deviceId) =>
+      sink.received
+        .map((request) => request.event)
+        .filter((event) => event?.type === 'io.kiot.mqtt.publish' && event.subject === deviceId)
+        .map((event) => (event!.data as { payload: { code: string; message: string; eventId: string; details?: unknown } }).payload),
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+      await app.close();
+      await (await mongo.db()).dropDatabase().catch(() => undefined);
+      await mongo.close();
+      await redis.close();
+      await sink.close();
+    },
+  };
+}
+
+/** Samples stored for a device, sorted by time. */
+export async function storedSamples(harness: Harness, deviceId: string) {
+  return (await harness.mongo.db()).collection('telemetry').find({ deviceId }, { sort: { ts: 1, _id: 1 } }).toArray();
+}

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueName } from '../../support/services.js';
+import { startHarness, storedSamples, TYPES, type Harness } from './harness.js';
+
+// Telemetry over CloudEvents: stored once per event id, with the device's own timestamps.
+describe('telemetry-ingest: storing telemetry', () => {
+  let h: Harness;
+  const device = uniqueName('dev');
+
+  beforeAll(async () => {
+    h = await startHarness();
+    await h.addDevice(device);
+  });
+  afterAll(() => h.close());
+
+  it('stores a single sample once when the same event is delivered twice', async () => {
+    const id = uniqueName('ev');
+    const ts = new Date(Date.now() - 60_000).toISOString();
+    const first = await h.send(TYPES.telemetry, device, { ts, metrics: { temp: 21.5 } }, { id });
+    const again = await h.send(TYPES.telemetry, device, { ts, metrics: { temp: 21.5 } }, { id });
+    expect([first.status, again.status]).toEqual([204, 204]);
+    const stored = (await storedSamples(h, device)).filter((doc) => doc.eventId === id);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ deviceId: device, metrics: { temp: 21.5 }, ts: new Date(ts) });
+    const metrics = await (await fetch(`${h.base}/metrics`)).text();
+    expect(metrics).toMatch(/kiot_telemetry_duplicates_total [1-9]/);
+  });
+
+  it('stores a batch once, out-of-order timestamps as sent, and serves them in time order', async () => {
+    const other = uniqueName('dev');
+    await h.addDevice(other);
+    const base = Date.now() - 10 * 60_000;
+    const batch = [
+      { ts: base + 3_000, metrics: { temp: 3, hum: 30 } },
+      { ts: new Date(base + 1_000).toISOString(), metrics: { temp: 1 } },
+      { ts: base + 2_000, metrics: { hum: 20 } },
+    ];
+    const id = uniqueName('batch');
+    // Concurrent redeliveries: one stores, the others see it in progress (409, retried) or done (204).
+    const answers = await Promise.all([1, 2, 3].map(() => h.send(TYPES.telemetry, other, batch, { id })));
+    for (const answer of answers) expect([204, 409]).toContain(answer.status);
+    expect((await h.send(TYPES.telemetry, other, batch, { id })).status).toBe(204);
+    const stored = await storedSamples(h, other);
+    expect(stored.map((doc) => doc.ts.getTime())).toEqual([base + 1_000, base + 2_000, base + 3_000]);
+
+    const page = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2`)).json();
+    expect(page.items.map((item: { metrics: unknown }) => item.metrics)).toEqual([{ temp: 1 }, { hum: 20 }]);
+    const rest = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2&cursor=${page.nextCursor}`)).json();
+    expect(rest.items).toEqual([{ ts: new Date(base + 3_000).toISOString(), metrics: { temp: 3, hum: 30 } }]);
+    const humOnly = await (await h.get(`/devices/${other}/telemetry?from=${base}&metric=hum`)).json();
+    expect(humOnly.items.map((item: { metrics: unknown }) => item.metrics)).toEqual([{ hum: 20 }, { hum: 30 }]);
+  });
+
+  it('keeps one copy when Redis has forgotten the event (the unique _id in MongoDB decides)', async () => {
+    const id = uniqueName('ev');
+    const payload = [{ metrics: { temp: 1 } }, { metrics: { temp: 2 } }];
+    expect((await h.send(TYPES.telemetry, device, payload, { id })).status).toBe(204);
+    const client = await h.redis.client();
+    const keys = await client.keys(`${h.config.REDIS_PREFIX}:{${device}}:event:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await client.del(...keys);
+    expect((await h.send(TYPES.telemetry, device, payload, { id })).status).toBe(204);
+    expect((await storedSamples(h, device)).filter((doc) => doc.eventId === id)).toHaveLength(2);
+  });
+
+  it('treats a msgId the device repeats under a new event id as the same sample', async () => {
+    const msgId = uniqueName('m');
+    expect((await h.send(TYPES.telemetry, device, { metrics: { temp: 5 }, msgId })).status).toBe(204);
+    expect((await h.send(TYPES.telemetry, device, { metrics: { temp: 5 }, msgId })).status).toBe(204);
+    expect((await storedSamples(h, device)).filter((doc) => doc.msgId === msgId)).toHaveLength(1);
+  });
+
+  it('coalesces concurrent events into few inserts and acknowledges each one', async () => {
+    const busy = uniqueName('dev');
+    await h.addDevice(busy);
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => h.send(TYPES.telemetry, busy, { metrics: { n: i } })));
+    expect(answers.map((a) => a.status)).toEqual(Array(50).fill(204));
+    expect(await storedSamples(h, busy)).toHaveLength(50);
+    const metrics = await (await fetch(`${h.base}/metrics`)).text();
+    const batches = Number(/kiot_telemetry_group_commit_docs_count (\d+)/.exec(metrics)?.[1]);
+    const docs = Number(/kiot_telemetry_group_commit_docs_sum (\d+)/.exec(metrics)?.[1]);
+    expect(docs / batches).toBeGreaterThan(1);
+  });
+});
