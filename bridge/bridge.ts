@@ -1,0 +1,166 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import mqtt from 'mqtt';
+import type { Dispatcher } from 'undici';
+import { DependencyUnavailableError } from '../shared/errors.js';
+import { createEventDispatcher } from '../shared/event-transport.js';
+import { createFunctionApp } from '../shared/function-app.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { createFunctionServer } from '../shared/serve.js';
+import { publisherClientId, type BridgeConfig } from './config.js';
+import { createDelivery } from './delivery.js';
+import { createMessageHandler } from './message-handler.js';
+import { createBridgeMetrics, type BridgeMetrics } from './metrics.js';
+import { mqttPublishRoute } from './publish-route.js';
+import { createPublisher, type MqttConnect, type Publisher } from './publisher.js';
+import { createSessionPool, type SessionPool } from './sessions.js';
+
+export interface BridgeDeps {
+  logger?: Logger;
+  metrics?: BridgeMetrics;
+  dispatcher?: Dispatcher;
+  /** How MQTT connections are made; tests wrap it to watch the packets (e.g. when a PUBACK leaves). */
+  connect?: MqttConnect;
+}
+
+export interface BridgeHandle {
+  /** The bridge's HTTP address (`/`, `/healthz`, `/metrics`). */
+  url: string;
+  port: number;
+  sessions: SessionPool;
+  publisher: Publisher;
+  metrics: BridgeMetrics;
+  /** Resolves once every subscriber session is connected and subscribed. */
+  ready(): Promise<void>;
+  /** Graceful stop (ARCHITECTURE "Bridge sessions"): leave the group, finish in-flight work, end the sessions. */
+  drain(): Promise<void>;
+  /** Stops everything now; unacknowledged messages come again to the same session ids. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the MQTT⇄CloudEvents bridge: the subscriber sessions (MQTT → K_SINK), the publisher and the HTTP
+ * server (io.kiot.mqtt.publish → MQTT, /healthz, /metrics). Resolves once the HTTP server listens; the MQTT
+ * connections come up on their own (see `ready()`), and `/healthz` answers 503 until they have.
+ */
+export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): Promise<BridgeHandle> {
+  const logger = deps.logger ?? createLogger('bridge', config.LOG_LEVEL);
+  const metrics = deps.metrics ?? createBridgeMetrics();
+  const dispatcher = deps.dispatcher ?? createEventDispatcher(config.SINK_CONNECTIONS);
+  const connect: MqttConnect = deps.connect ?? ((url, options) => mqtt.connect(url, options));
+  const stop = new AbortController();
+  const backoff = { policy: 'exponential' as const, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, jitter: true };
+  const credentials = {
+    ...(config.MQTT_USERNAME ? { username: config.MQTT_USERNAME } : {}),
+    ...(config.MQTT_PASSWORD ? { password: config.MQTT_PASSWORD } : {}),
+  };
+
+  // 1. The publisher: io.kiot.mqtt.publish and the devices' error messages go out through it.
+  const publisher = createPublisher({
+    url: config.MQTT_URL,
+    clientId: publisherClientId(config.BRIDGE_CLIENT_ID),
+    protocolVersion: config.MQTT_PROTOCOL_VERSION,
+    reconnectPeriod: config.MQTT_RECONNECT_MS,
+    ackTimeoutMs: config.SINK_TIMEOUT_MS,
+    connect,
+    logger,
+    ...credentials,
+  });
+
+  // 2. MQTT → CloudEvents: map, deliver with retries, dead-letter what is refused.
+  const delivery = createDelivery({
+    sink: config.K_SINK,
+    deadLetterSink: config.DEAD_LETTER_SINK,
+    dispatcher,
+    backoff,
+    timeoutMs: config.SINK_TIMEOUT_MS,
+    logger,
+    metrics,
+    signal: stop.signal,
+  });
+  const handler = createMessageHandler({
+    source: config.BRIDGE_SOURCE,
+    maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
+    delivery,
+    publisher,
+    metrics,
+    logger,
+    backoff,
+    signal: stop.signal,
+  });
+
+  // 3. The subscriber sessions of the shared group.
+  const sessions = createSessionPool({
+    url: config.MQTT_URL,
+    baseClientId: config.BRIDGE_CLIENT_ID,
+    sessions: config.BRIDGE_SESSIONS,
+    group: config.BRIDGE_SHARE_GROUP,
+    protocolVersion: config.MQTT_PROTOCOL_VERSION,
+    sessionExpirySeconds: config.BRIDGE_SESSION_EXPIRY_S,
+    receiveMaximum: config.MAX_IN_FLIGHT,
+    reconnectPeriod: config.MQTT_RECONNECT_MS,
+    connect,
+    handler,
+    logger,
+    metrics,
+    ...credentials,
+  });
+
+  // 4. The HTTP side, through the shared function entry: CE parsing, error mapping, /healthz, /metrics.
+  let draining = false;
+  const app = createFunctionApp({
+    service: 'bridge',
+    logger,
+    registry: metrics.registry,
+    maxBodyBytes: config.MAX_PAYLOAD_BYTES * 2 + 64 * 1024,
+    events: [mqttPublishRoute({ publisher, maxPayloadBytes: config.MAX_PAYLOAD_BYTES, metrics })],
+    health: {
+      mqttSessions: async () => {
+        const status = sessions.status();
+        if (draining) throw new DependencyUnavailableError('mqtt sessions (draining)');
+        if (status.subscribed < status.total) {
+          throw new Error(`${status.subscribed} of ${status.total} sessions connected and subscribed`);
+        }
+      },
+      mqttPublisher: async () => {
+        if (!publisher.connected()) throw new Error('publisher disconnected');
+      },
+    },
+  });
+  const server: Server = createFunctionServer('bridge', app);
+  await new Promise<void>((resolve) => server.listen(config.PORT, resolve));
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, clientId: config.BRIDGE_CLIENT_ID, sessions: config.BRIDGE_SESSIONS, group: config.BRIDGE_SHARE_GROUP }, 'bridge listening');
+
+  let closed = false;
+  const closeAll = async () => {
+    if (closed) return;
+    closed = true;
+    stop.abort();
+    await sessions.close();
+    await publisher.close();
+    await new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+    if (!deps.dispatcher) await dispatcher.close().catch(() => undefined);
+    logger.flush();
+  };
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    sessions,
+    publisher,
+    metrics,
+    ready: () => sessions.ready(),
+    async drain() {
+      if (closed) return;
+      draining = true;
+      logger.info({ timeoutMs: config.DRAIN_TIMEOUT_MS }, 'draining');
+      await sessions.drain(config.DRAIN_TIMEOUT_MS);
+      await closeAll();
+    },
+    close: closeAll,
+  };
+}

@@ -1,0 +1,25 @@
+// The bridge's composition root: `node dist/bridge.js`. Config from the environment only.
+import { createLogger } from '../shared/logger.js';
+import { startBridge } from './bridge.js';
+import { loadBridgeConfig } from './config.js';
+
+const config = loadBridgeConfig(process.env);
+const logger = createLogger('bridge', config.LOG_LEVEL);
+const bridge = await startBridge(config, { logger });
+
+// SIGTERM (Kubernetes stop): drain, so no session vanishes with messages assigned to it.
+let stopping = false;
+const stop = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping');
+  bridge.drain().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      logger.error({ err: error }, 'drain failed');
+      process.exit(1);
+    },
+  );
+};
+process.once('SIGTERM', () => stop('SIGTERM'));
+process.once('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,133 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/event-transport.js';
+import type { Logger } from '../shared/logger.js';
+import { mapInboundMessage, type InboundMessage, type Rejection } from './device-events.js';
+import type { Delivery, StillWanted } from './delivery.js';
+import type { BridgeMetrics } from './metrics.js';
+import type { Publisher } from './publisher.js';
+import { deadLetterEventOf, replyPayloadOf } from './rejections.js';
+import { replyTopicFor } from './topics.js';
+
+export interface MessageHandlerOptions {
+  source: string;
+  maxPayloadBytes: number;
+  delivery: Delivery;
+  publisher: Publisher;
+  metrics: BridgeMetrics;
+  logger: Logger;
+  backoff: BackoffPolicy;
+  signal: AbortSignal;
+}
+
+/**
+ * Handles one device message and resolves `true` when it may be acknowledged (PUBACK): after the sink
+ * accepted its event, or after a refused message was dead-lettered and its device told. Resolves `false`
+ * when the message is no longer wanted (its connection is gone, the bridge stops): then there is no
+ * PUBACK and the broker delivers it again (at least once, ARCHITECTURE "Delivery guarantees").
+ */
+export type MessageHandler = (message: InboundMessage, stillWanted: StillWanted) => Promise<boolean>;
+
+export function createMessageHandler(options: MessageHandlerOptions): MessageHandler {
+  const { delivery, metrics, logger } = options;
+
+  /** Tells the sender why; retried while the publisher is away, given up only if the broker refuses. */
+  async function tellSender(rejection: Rejection, stillWanted: StillWanted): Promise<boolean> {
+    if (!rejection.replyTopic) return true;
+    const payload = replyPayloadOf(rejection);
+    for (let n = 1; ; n += 1) {
+      try {
+        await options.publisher.publish(rejection.replyTopic, payload, { qos: 1, retain: false });
+        return true;
+      } catch (error) {
+        const status = (error as { status?: number }).status;
+        if (status !== 503) {
+          // The broker refused (an ACL, a quota): the dead-letter record already holds the message.
+          logger.warn({ err: error, topic: rejection.replyTopic }, 'could not tell the device');
+          return true;
+        }
+      }
+      if (!stillWanted() || options.signal.aborted) return false;
+      await delay(backoffDelayMs(options.backoff, Math.min(n, 30)), undefined, { signal: options.signal }).catch(() => undefined);
+    }
+  }
+
+  async function refuse(message: InboundMessage, rejection: Rejection, stillWanted: StillWanted): Promise<boolean> {
+    const record = deadLetterEventOf(message, rejection, options);
+    // The durable record first: if the bridge dies after it, the redelivered message writes the same record.
+    if ((await delivery.deadLetter(record, stillWanted)) === 'abandoned') return false;
+    metrics.deadLettered.inc({ reason: rejection.code });
+    logger.warn(
+      {
+        ce: { id: record.id, type: record.type, subject: rejection.subject },
+        topic: message.topic,
+        reason: { code: rejection.code, message: rejection.message },
+        ...(rejection.sink ? { sinkStatus: rejection.sink.status } : {}),
+        outcome: 'dead_lettered',
+      },
+      'message refused',
+    );
+    return tellSender(rejection, stillWanted);
+  }
+
+  /**
+   * Mapping is pure, so an exception in it would recur on every redelivery and stall the session for
+   * good: such a message is dead-lettered as the bridge's fault instead.
+   */
+  function mapSafely(message: InboundMessage): ReturnType<typeof mapInboundMessage> {
+    try {
+      return mapInboundMessage(message, options);
+    } catch (error) {
+      logger.error({ err: error, topic: message.topic }, 'mapping failed');
+      return {
+        ok: false,
+        rejection: { code: 'bridge_error', message: 'the bridge could not read this message', topic: message.topic, replyTopic: replyTopicFor(message.topic) },
+      };
+    }
+  }
+
+  return async (message, stillWanted) => {
+    metrics.received.inc({ kind: message.topic.split('/')[0] === 'provisioning' ? 'provisioning' : kindLabel(message.topic) });
+    metrics.inFlight.inc();
+    try {
+      const mapped = mapSafely(message);
+      if (!mapped.ok) return await refuse(message, mapped.rejection, stillWanted);
+      const outcome = await delivery.forward(mapped.event, stillWanted);
+      if (outcome.kind === 'abandoned') return false;
+      if (outcome.kind === 'refused') {
+        return await refuse(
+          message,
+          {
+            code: 'refused_by_sink',
+            message: `the event sink refused ${mapped.event.type} with ${outcome.status}`,
+            topic: message.topic,
+            replyTopic: replyTopicFor(message.topic),
+            subject: mapped.event.subject,
+            eventId: mapped.event.id,
+            sink: { status: outcome.status, body: outcome.body },
+          },
+          stillWanted,
+        );
+      }
+      metrics.forwarded.inc({ type: mapped.event.type });
+      metrics.forwardLatency.observe((Date.now() - message.receivedAt.getTime()) / 1000);
+      if (logger.isLevelEnabled('debug')) {
+        logger.debug({ ce: { id: mapped.event.id, type: mapped.event.type, subject: mapped.event.subject } }, 'forwarded');
+      }
+      return true;
+    } finally {
+      metrics.inFlight.dec();
+    }
+  };
+}
+
+const KIND_BY_SUFFIX: [RegExp, string][] = [
+  [/\/telemetry$/, 'telemetry'],
+  [/\/state\/reported$/, 'state'],
+  [/\/status$/, 'status'],
+  [/\/ack$/, 'ack'],
+];
+
+/** A bounded label for the received counter (never the raw topic: device ids would explode the series). */
+function kindLabel(topic: string): string {
+  return KIND_BY_SUFFIX.find(([pattern]) => pattern.test(topic))?.[1] ?? 'other';
+}

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+
+// Checks on what a device sends, before anything of it reaches a consumer or a store.
+
+export type PayloadCheck<T> = { ok: true; value: T } | { ok: false; code: string; message: string };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The payload as JSON. Invalid UTF-8 is refused rather than silently replaced by U+FFFD. */
+export function parseJsonPayload(payload: Buffer): PayloadCheck<unknown> {
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    return { ok: false, code: 'invalid_json', message: 'the payload is not valid UTF-8' };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false, code: 'invalid_json', message: 'the payload is not valid JSON' };
+  }
+}
+
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * The first key, at any depth, that starts with `$`: MongoDB reads such keys as operators, so a device
+ * could inject an update operator into a document. Iterative, with a depth limit, so that a deeply
+ * nested payload cannot overflow the stack.
+ */
+export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): PayloadCheck<undefined> {
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: '', depth: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (typeof item.value !== 'object' || item.value === null) continue;
+    if (item.depth >= maxDepth) {
+      return { ok: false, code: 'too_deep', message: `the payload nests deeper than ${maxDepth} levels` };
+    }
+    if (Array.isArray(item.value)) {
+      item.value.forEach((child, index) => stack.push({ value: child, path: `${item.path}[${index}]`, depth: item.depth + 1 }));
+      continue;
+    }
+    for (const [key, child] of Object.entries(item.value)) {
+      const path = item.path ? `${item.path}.${key}` : key;
+      if (key.startsWith('$')) {
+        return { ok: false, code: 'forbidden_key', message: `the key "${path}" starts with "$", which is reserved` };
+      }
+      stack.push({ value: child, path, depth: item.depth + 1 });
+    }
+  }
+  return { ok: true, value: undefined };
+}
+
+const MSG_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The device's own message id: `msgId` of an object, or of every element of a batch (ARCHITECTURE
+ * telemetry payload). Undefined when absent or not a short printable string.
+ */
+export function msgIdOf(value: unknown): string | undefined {
+  const single = (item: unknown) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+    const id = (item as { msgId?: unknown }).msgId;
+    return typeof id === 'string' && MSG_ID.test(id) ? id : undefined;
+  };
+  if (!Array.isArray(value)) return single(value);
+  if (value.length === 0) return undefined;
+  const ids = value.map(single);
+  if (!ids.every((id) => id !== undefined)) return undefined;
+  const joined = ids.join(',');
+  // A long batch still gets a short id: the same msgIds always hash to the same value.
+  return joined.length <= 128 ? joined : `batch-${createHash('sha256').update(joined).digest('hex').slice(0, 32)}`;
+}
+
+/** The status payload: `online` / `offline` as plain text (what devices send as birth and last will). */
+export function parseStatus(payload: Buffer): PayloadCheck<'online' | 'offline'> {
+  let text = payload.toString('utf8').trim();
+  // Some devices send it as a JSON string or `{ "status": … }`; accept both spellings.
+  if (text.startsWith('"') || text.startsWith('{')) {
+    const parsed = parseJsonPayload(payload);
+    if (parsed.ok && typeof parsed.value === 'string') text = parsed.value;
+    else if (parsed.ok && typeof parsed.value === 'object' && parsed.value !== null) {
+      const status = (parsed.value as { status?: unknown }).status;
+      if (typeof status === 'string') text = status;
+    }
+  }
+  const status = text.toLowerCase();
+  if (status === 'online' || status === 'offline') return { ok: true, value: status };
+  return { ok: false, code: 'invalid_status', message: 'a status payload is "online" or "offline"' };
+}

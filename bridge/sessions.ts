@@ -1,0 +1,200 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { IPublishPacket, MqttClient } from 'mqtt';
+import type { Logger } from '../shared/logger.js';
+import { sessionClientId } from './config.js';
+import type { InboundMessage } from './device-events.js';
+import type { MessageHandler } from './message-handler.js';
+import type { BridgeMetrics } from './metrics.js';
+import type { MqttConnect } from './publisher.js';
+import { subscriptionFilters } from './topics.js';
+
+export interface SessionPoolOptions {
+  url: string;
+  baseClientId: string;
+  sessions: number;
+  group: string;
+  protocolVersion: 4 | 5;
+  sessionExpirySeconds: number;
+  receiveMaximum: number;
+  reconnectPeriod: number;
+  username?: string;
+  password?: string;
+  connect: MqttConnect;
+  handler: MessageHandler;
+  logger: Logger;
+  metrics: BridgeMetrics;
+}
+
+export interface SessionPool {
+  readonly clients: readonly MqttClient[];
+  /** Resolves once every session has connected and subscribed once. */
+  ready(): Promise<void>;
+  /** Sessions connected and subscribed, of all. */
+  status(): { total: number; connected: number; subscribed: number };
+  /** Unsubscribes from the group, finishes what is in flight (at most `timeoutMs`), then ends the sessions. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Ends the sessions now; what is in flight stays unacknowledged and comes again. */
+  close(): Promise<void>;
+}
+
+interface Session {
+  id: string;
+  client: MqttClient;
+  /** Counts CONNACKs: a delivery from an older connection must not PUBACK on a newer one. */
+  generation: number;
+  subscribed: boolean;
+  busy: boolean;
+  lastActivity: number;
+}
+
+/** The quiet time after which a draining session is taken to have nothing queued for it any more. */
+const DRAIN_QUIET_MS = 300;
+
+function inboundOf(packet: IPublishPacket, sessionId: string): InboundMessage {
+  const properties = packet.properties;
+  return {
+    topic: packet.topic,
+    payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+    qos: packet.qos,
+    ...(packet.qos > 0 && packet.messageId !== undefined ? { packetId: packet.messageId } : {}),
+    sessionId,
+    receivedAt: new Date(),
+    ...(properties && (properties.contentType || properties.userProperties)
+      ? { properties: { contentType: properties.contentType, userProperties: properties.userProperties } }
+      : {}),
+  };
+}
+
+/**
+ * The fixed set of subscriber sessions of this replica in the shared group (ARCHITECTURE "Bridge
+ * sessions"): stable ids `${base}-s${i}`, persistent (clean start 0 and a long session expiry, MQTT5
+ * §3.1.2.4 / §3.1.2.11.2; clean session 0 in 3.1.1 §3.1.2.4), QoS 1.
+ *
+ * mqtt.js hands a connection's PUBLISH packets to `handleMessage` one at a time and sends the PUBACK when
+ * its callback is called; holding that callback until the sink answered gives at-least-once delivery and
+ * makes each session a serial pipeline, so the replica's concurrency is the number of sessions. PUBACKs
+ * thus go out in the order the messages came, as MQTT 3.1.1 §4.6 [MQTT-4.6.0-2] and MQTT5 §4.6 require.
+ */
+export function createSessionPool(options: SessionPoolOptions): SessionPool {
+  const { logger, metrics } = options;
+  const filters = subscriptionFilters(options.group);
+  let draining = false;
+  let stopped = false;
+  const sessions: Session[] = [];
+  const readyWaiters: (() => void)[] = [];
+
+  const updateGauge = () => metrics.sessionsConnected.set(sessions.filter((s) => s.client.connected).length);
+  const allSubscribed = () => sessions.every((s) => s.subscribed);
+  const checkReady = () => {
+    if (allSubscribed()) readyWaiters.splice(0).forEach((resolve) => resolve());
+  };
+
+  function subscribe(session: Session) {
+    const generation = session.generation;
+    session.client.subscribe(filters, { qos: 1 }, (error, granted) => {
+      if (session.generation !== generation) return;
+      const refused = (granted ?? []).filter((grant) => grant.qos >= 0x80);
+      if (error || refused.length > 0) {
+        // MQTT5 §3.9.3: 0x9E shared subscriptions not supported, 0x87 not authorized. Health stays red.
+        logger.error({ err: error, clientId: session.id, refused: refused.map((g) => g.topic) }, 'subscription refused');
+        return;
+      }
+      session.subscribed = true;
+      checkReady();
+    });
+  }
+
+  function onMessage(session: Session, packet: IPublishPacket, done: () => void) {
+    const generation = session.generation;
+    const current = () => session.generation === generation && session.client.connected;
+    const stillWanted = () => !stopped && current();
+    const message = inboundOf(packet, session.id);
+    session.busy = true;
+    session.lastActivity = Date.now();
+    const finish = (ack: boolean) => {
+      session.busy = false;
+      session.lastActivity = Date.now();
+      // Never PUBACK on a newer connection: the broker resent the message there under the same packet id
+      // and may already have reused the id once that copy was acknowledged (MQTT5 §2.2.1).
+      if ((ack || packet.qos === 0) && current() && !stopped) done();
+    };
+    const run = (attempt: number): void => {
+      options.handler(message, stillWanted).then(finish, (error: unknown) => {
+        // A bug, not a fault of the message or the sink: keep the message and try again.
+        logger.error({ err: error, clientId: session.id, topic: message.topic, attempt }, 'message handler failed');
+        if (!stillWanted()) return finish(false);
+        setTimeout(() => run(attempt + 1), Math.min(1_000 * attempt, 30_000)).unref();
+      });
+    };
+    run(1);
+  }
+
+  for (let index = 0; index < options.sessions; index += 1) {
+    const id = sessionClientId(options.baseClientId, index);
+    const client = options.connect(options.url, {
+      clientId: id,
+      clean: false,
+      protocolVersion: options.protocolVersion,
+      ...(options.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: options.sessionExpirySeconds, receiveMaximum: options.receiveMaximum } }
+        : {}),
+      reconnectPeriod: options.reconnectPeriod,
+      connectTimeout: 10_000,
+      keepalive: 30,
+      // We subscribe on every CONNACK ourselves; mqtt.js would do it a second time.
+      resubscribe: false,
+      ...(options.username ? { username: options.username } : {}),
+      ...(options.password ? { password: options.password } : {}),
+    });
+    const session: Session = { id, client, generation: 0, subscribed: false, busy: false, lastActivity: Date.now() };
+    sessions.push(session);
+    client.handleMessage = (packet, done) => onMessage(session, packet, () => done());
+    client.on('connect', (connack) => {
+      session.generation += 1;
+      updateGauge();
+      logger.info({ clientId: id, sessionPresent: connack.sessionPresent }, 'mqtt session connected');
+      if (!draining) subscribe(session);
+    });
+    client.on('close', () => {
+      updateGauge();
+      if (!stopped) logger.warn({ clientId: id }, 'mqtt session disconnected');
+    });
+    client.on('error', (error) => logger.warn({ err: error, clientId: id }, 'mqtt session error'));
+  }
+
+  return {
+    clients: sessions.map((s) => s.client),
+    ready: () => new Promise<void>((resolve) => (allSubscribed() ? resolve() : readyWaiters.push(resolve))),
+    status: () => ({
+      total: sessions.length,
+      connected: sessions.filter((s) => s.client.connected).length,
+      subscribed: sessions.filter((s) => s.client.connected && s.subscribed).length,
+    }),
+    async drain(timeoutMs) {
+      draining = true;
+      const deadline = Date.now() + timeoutMs;
+      // 1. Leave the group: the broker assigns nothing new to these sessions (MQTT5 §4.8.2).
+      await Promise.all(
+        sessions.map(async (session) => {
+          if (!session.client.connected) return;
+          await Promise.race([session.client.unsubscribeAsync(filters).catch(() => undefined), delay(5_000)]);
+          session.subscribed = false;
+        }),
+      );
+      // 2. Finish what is in flight, and what the broker had already queued for us: until every session has
+      //    been idle for a moment.
+      const idle = () => sessions.every((s) => !s.busy && Date.now() - s.lastActivity >= DRAIN_QUIET_MS);
+      while (!idle() && Date.now() < deadline) await delay(50);
+      if (!idle()) logger.warn({ timeoutMs }, 'drain timed out; unacknowledged messages stay queued for these session ids');
+      // 3. End the sessions with a normal DISCONNECT; their (empty) state expires on its own.
+      stopped = true;
+      await Promise.all(sessions.map((s) => s.client.endAsync(false).catch(() => undefined)));
+      updateGauge();
+    },
+    async close() {
+      stopped = true;
+      await Promise.all(sessions.map((s) => s.client.endAsync(true).catch(() => undefined)));
+      updateGauge();
+    },
+  };
+}

@@ -1,0 +1,87 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { startBridge, type BridgeDeps, type BridgeHandle } from '../../../bridge/bridge.js';
+import { loadBridgeConfig, type BridgeConfig } from '../../../bridge/config.js';
+import { createLogger } from '../../../shared/logger.js';
+import { MQTT_URL, uniqueName } from '../../support/services.js';
+import type { ReceivedRequest, SinkServer } from '../../support/sink-server.js';
+
+export interface TestBridgeOptions {
+  mqttUrl?: string;
+  sink: SinkServer;
+  deadLetter: SinkServer;
+  env?: Record<string, string>;
+  deps?: BridgeDeps;
+}
+
+/** Env for a bridge of its own: a unique client id and share group, fast retries, any free port. */
+export function testEnv(options: TestBridgeOptions): Record<string, string> {
+  return {
+    MQTT_URL: options.mqttUrl ?? MQTT_URL,
+    K_SINK: options.sink.url,
+    DEAD_LETTER_SINK: options.deadLetter.url,
+    PORT: '0',
+    BRIDGE_CLIENT_ID: uniqueName('tb'),
+    BRIDGE_SHARE_GROUP: uniqueName('g'),
+    BRIDGE_SESSIONS: '2',
+    RETRY_BASE_MS: '5',
+    RETRY_MAX_MS: '50',
+    MQTT_RECONNECT_MS: '100',
+    DRAIN_TIMEOUT_MS: '5000',
+    LOG_LEVEL: process.env.KIOT_TEST_LOG ?? 'silent',
+    ...options.env,
+  };
+}
+
+export async function startTestBridge(options: TestBridgeOptions): Promise<{ bridge: BridgeHandle; config: BridgeConfig }> {
+  const config = loadBridgeConfig(testEnv(options));
+  const bridge = await startBridge(config, { logger: createLogger('bridge', config.LOG_LEVEL), ...options.deps });
+  await bridge.ready();
+  return { bridge, config };
+}
+
+/** A simulated device: a real MQTT client (3.1.1 = protocolVersion 4, or 5). */
+export function connectDevice(url: string = MQTT_URL, options: IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 100, ...options });
+}
+
+export interface Collected {
+  topic: string;
+  payload: Buffer;
+  retain: boolean;
+  properties?: Record<string, unknown>;
+}
+
+/** Subscribes and records what arrives on `filter`. */
+export async function collect(client: MqttClient, filter: string): Promise<Collected[]> {
+  const got: Collected[] = [];
+  client.on('message', (topic, payload, packet) => {
+    if (mqttMatch(filter, topic)) got.push({ topic, payload, retain: packet.retain, properties: packet.properties as Record<string, unknown> });
+  });
+  await client.subscribeAsync(filter, { qos: 1 });
+  return got;
+}
+
+function mqttMatch(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i += 1) {
+    if (f[i] === '#') return true;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/** Polls a condition (not the clock): resolves as soon as it holds, fails after `timeoutMs`. */
+export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The events a sink accepted (2xx answers are recorded after they were decided). */
+export const eventsWith = (received: ReceivedRequest[], predicate: (r: ReceivedRequest) => boolean) =>
+  received.filter((r) => r.event && predicate(r));
+
+export const json = (value: unknown) => Buffer.from(JSON.stringify(value));
