@@ -1,0 +1,55 @@
+import { createEmitter } from '../../shared/emitter.js';
+import { createEventDispatcher } from '../../shared/event-transport.js';
+import type { FunctionHandler } from '../../shared/function-app.js';
+import type { Logger } from '../../shared/logger.js';
+import { createMongo } from '../../shared/mongo.js';
+import { createRedis } from '../../shared/redis.js';
+import { createRegistryApp } from './app.js';
+import { createAuthCache } from './auth-cache.js';
+import type { RegistryDeps } from './deps.js';
+import { createDeviceBroker } from './device-broker.js';
+import { createDeviceRepository } from './device-repository.js';
+import { createDynsecClient } from './dynsec.js';
+import { createProvisioningRepository } from './provisioning-repository.js';
+import { SERVICE, type RegistryConfig } from './schema.js';
+
+export interface Registry {
+  handler: FunctionHandler;
+  deps: RegistryDeps;
+  close(): Promise<void>;
+}
+
+/** Builds the real dependencies from validated config; nothing connects before the first request. */
+export function buildRegistry(config: RegistryConfig, logger: Logger): Registry {
+  const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const redis = createRedis(config.REDIS_URL);
+  const dynsec = createDynsecClient({ url: config.MQTT_URL, username: config.MQTT_USERNAME, password: config.MQTT_PASSWORD, logger });
+  const dispatcher = createEventDispatcher(16);
+  const deps: RegistryDeps = {
+    devices: createDeviceRepository(mongo),
+    provisioning: createProvisioningRepository(mongo),
+    broker: createDeviceBroker(dynsec),
+    authCache: createAuthCache(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.AUTH_CACHE_TTL_SECONDS }),
+    emitter: createEmitter({ sink: config.K_SINK, source: `/kiot/${SERVICE}`, dispatcher }),
+    now: () => new Date(),
+    scryptN: 2 ** config.SCRYPT_LOG_N,
+    replyKey: Buffer.from(config.PROVISIONING_REPLY_KEY, 'base64url'),
+    replaySeconds: config.PROVISIONING_REPLAY_SECONDS,
+  };
+  const handler = createRegistryApp(deps, {
+    logger,
+    config,
+    health: {
+      mongodb: async () => (await mongo.db()).command({ ping: 1 }),
+      redis: async () => (await redis.client()).ping(),
+      broker: () => dynsec.ping(),
+    },
+  });
+  return {
+    handler,
+    deps,
+    async close() {
+      await Promise.allSettled([mongo.close(), redis.close(), dynsec.close(), dispatcher.close()]);
+    },
+  };
+}

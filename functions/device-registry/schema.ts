@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import { apiKeyFields } from '../../shared/api-keys.js';
+import { baseConfigSchema, mongoFields, mqttFields, redisFields, sinkFields } from '../../shared/config.js';
+import { deviceIdSchema, deviceStatusSchema, telemetrySchemaSchema } from '../../shared/devices.js';
+import { DEVICE_SCRYPT_N } from '../../shared/secrets.js';
+
+export const SERVICE = 'device-registry';
+
+export const configSchema = baseConfigSchema.extend({
+  ...mongoFields,
+  ...redisFields,
+  ...mqttFields,
+  ...sinkFields,
+  ...apiKeyFields,
+  /** log2 of scrypt's N for device secrets and claim tokens (12 → N=4096; see shared/secrets.ts). */
+  SCRYPT_LOG_N: z.coerce.number().int().min(10).max(20).default(Math.log2(DEVICE_SCRYPT_N)),
+  /** How long the broker auth hooks may answer from Redis. */
+  AUTH_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(3_600).default(30),
+  /** Prefix of every Redis key the registry writes. */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:._-]{0,64}$/).default('kiot:registry:'),
+  /**
+   * 32 random bytes, base64url: encrypts stored provisioning replies (AES-256-GCM) so that a redelivered
+   * request is answered with the same device and secret without the plaintext secret ever being stored.
+   */
+  PROVISIONING_REPLY_KEY: z
+    .string()
+    .refine((value) => Buffer.from(value, 'base64url').length === 32, 'must be 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d =)'),
+  /** How long a provisioning request id is remembered (and its reply replayed). */
+  PROVISIONING_REPLAY_SECONDS: z.coerce.number().int().min(60).default(86_400),
+});
+export type RegistryConfig = z.infer<typeof configSchema>;
+
+/** MongoDB field names: no leading `$` and no `.` (they would be operators or paths). */
+const safeKey = /^(?!\$)[^.\u0000]{1,64}$/;
+
+function checkKeys(value: unknown, path: (string | number)[], ctx: z.RefinementCtx, depth: number): void {
+  if (depth > 6) {
+    ctx.addIssue({ code: 'custom', path, message: 'metadata nests deeper than 6 levels' });
+    return;
+  }
+  if (Array.isArray(value)) value.forEach((item, i) => checkKeys(item, [...path, i], ctx, depth + 1));
+  else if (value !== null && typeof value === 'object') {
+    for (const [key, inner] of Object.entries(value)) {
+      if (!safeKey.test(key)) ctx.addIssue({ code: 'custom', path: [...path, key], message: 'keys may not start with $ or contain .' });
+      checkKeys(inner, [...path, key], ctx, depth + 1);
+    }
+  }
+}
+
+export const METADATA_MAX_BYTES = 8_192;
+export const metadataSchema = z
+  .record(z.string(), z.json())
+  .superRefine((value, ctx) => {
+    checkKeys(value, [], ctx, 0);
+    if (Buffer.byteLength(JSON.stringify(value)) > METADATA_MAX_BYTES) {
+      ctx.addIssue({ code: 'custom', message: `metadata exceeds ${METADATA_MAX_BYTES} bytes` });
+    }
+  });
+
+export const typeNameSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ -');
+export const tagSchema = z.string().regex(/^[A-Za-z0-9._:=-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ : = -');
+export const tagsSchema = z.array(tagSchema).max(32).refine((tags) => new Set(tags).size === tags.length, 'tags must be unique');
+const nameSchema = z.string().min(1).max(128);
+
+export const registerDeviceSchema = z
+  .object({
+    id: deviceIdSchema.optional(),
+    name: nameSchema.optional(),
+    type: typeNameSchema.optional(),
+    tags: tagsSchema.default([]),
+    metadata: metadataSchema.default({}),
+    status: deviceStatusSchema.default('active'),
+  })
+  .strict();
+export type RegisterDeviceInput = z.infer<typeof registerDeviceSchema>;
+
+export const BULK_MAX = 1_000;
+export const bulkRegisterSchema = z.object({ devices: z.array(z.unknown()).min(1).max(BULK_MAX) }).strict();
+
+export const updateDeviceSchema = z
+  .object({ name: nameSchema.optional(), tags: tagsSchema.optional(), metadata: metadataSchema.optional(), status: deviceStatusSchema.optional() })
+  .strict()
+  .refine((patch) => Object.keys(patch).length > 0, 'name, tags, metadata or status');
+export type UpdateDeviceInput = z.infer<typeof updateDeviceSchema>;
+
+export const listQuerySchema = z
+  .object({
+    type: typeNameSchema.optional(),
+    tag: tagSchema.optional(),
+    status: deviceStatusSchema.optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/).optional(),
+  })
+  .strict();
+export type ListQuery = z.infer<typeof listQuerySchema>;
+
+export const createTokenSchema = z
+  .object({
+    ttlSeconds: z.number().int().min(60).max(31_536_000).default(86_400),
+    maxUses: z.number().int().min(1).max(1_000_000).default(1),
+    type: typeNameSchema.optional(),
+    tags: tagsSchema.default([]),
+  })
+  .strict();
+export type CreateTokenInput = z.infer<typeof createTokenSchema>;
+
+export const deviceTypeSchema = z.object({ telemetrySchema: telemetrySchemaSchema }).strict();
+
+/** `io.kiot.provisioning.requested` data: the device's JSON request as the bridge forwards it. */
+export const provisioningRequestSchema = z.object({
+  claimToken: z.string().min(1).max(256),
+  id: deviceIdSchema.optional(),
+  name: nameSchema.optional(),
+  metadata: metadataSchema.optional(),
+});
+export type ProvisioningRequest = z.infer<typeof provisioningRequestSchema>;
+export const requestIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/);
+
+// EMQX HTTP authentication/authorization (docs.emqx.com, "HTTP Service"): the request body is a template
+// the operator configures; these are the placeholders kiot's template sends. Extra fields are ignored.
+export const authnHookSchema = z.looseObject({ clientid: z.string(), username: z.string().default(''), password: z.string().default('') });
+export const authzHookSchema = z.looseObject({
+  clientid: z.string(),
+  username: z.string().default(''),
+  topic: z.string().min(1),
+  action: z.enum(['publish', 'subscribe', 'all']),
+});
+
+// Response shapes: the OpenAPI document is generated from these.
+export const deviceViewSchema = z.object({
+  id: deviceIdSchema,
+  name: z.string().optional(),
+  type: z.string().optional(),
+  tags: z.array(z.string()),
+  metadata: z.record(z.string(), z.unknown()),
+  status: deviceStatusSchema,
+  version: z.number().int(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  credentialRotatedAt: z.string(),
+});
+export type DeviceView = z.infer<typeof deviceViewSchema>;
+export const registeredSchema = z.object({ device: deviceViewSchema, secret: z.string().describe('shown once') });
+export const bulkResultSchema = z.object({
+  created: z.number().int(),
+  results: z.array(
+    z.object({
+      index: z.number().int(),
+      status: z.enum(['created', 'conflict', 'invalid']),
+      id: z.string().optional(),
+      secret: z.string().optional(),
+      error: z.unknown().optional(),
+    }),
+  ),
+});
+export const devicePageSchema = z.object({ items: z.array(deviceViewSchema), nextCursor: z.string().optional() });
+export const tokenCreatedSchema = z.object({ id: z.string(), token: z.string().describe('shown once'), expiresAt: z.string(), maxUses: z.number().int() });
+export const deviceTypeViewSchema = z.object({ type: z.string(), telemetrySchema: telemetrySchemaSchema.optional(), version: z.number().int(), updatedAt: z.string() });
+export const authnResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']), is_superuser: z.boolean() });
+export const authzResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']) });
+export const problemSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });

@@ -1,0 +1,80 @@
+import { generateSecret, hashSecret } from '../../../shared/secrets.js';
+import { zodIssues } from '../../../shared/errors.js';
+import type { RegistryDevice } from '../device-repository.js';
+import type { Ctx, RegistryDeps } from '../deps.js';
+import { registerDeviceSchema, type RegisterDeviceInput } from '../schema.js';
+import { DEVICE_REGISTERED, announce } from './announce.js';
+import { forgetAbsence, newDevice, syncBroker } from './register-device.js';
+
+export interface BulkItemResult {
+  index: number;
+  status: 'created' | 'conflict' | 'invalid';
+  id?: string;
+  secret?: string;
+  error?: unknown;
+}
+
+/**
+ * Registers up to 1,000 devices with one result per item: the valid ones are created even when others
+ * fail. Steps: validate each item → drop ids repeated within the call → hash all secrets concurrently
+ * (scrypt on the libuv threadpool) → one unordered insertMany (duplicate keys map back to their items) →
+ * the broker in chunks → mark synced → announce.
+ */
+export async function registerBulk(items: unknown[], deps: RegistryDeps, ctx: Ctx): Promise<{ created: number; results: BulkItemResult[] }> {
+  const results: BulkItemResult[] = [];
+  const valid = validateItems(items, results);
+  const secrets = valid.map(() => generateSecret());
+  const now = deps.now();
+  const hashes = await Promise.all(secrets.map((secret) => hashSecret(secret, { N: deps.scryptN })));
+  const devices = valid.map((item, i) => newDevice(item.input, hashes[i]!, now));
+
+  const duplicates = await deps.devices.insertMany(devices);
+  const created: RegistryDevice[] = [];
+  const createdSecrets: string[] = [];
+  devices.forEach((device, i) => {
+    const index = valid[i]!.index;
+    if (duplicates.has(i)) {
+      results.push({ index, status: 'conflict', id: device._id, error: { code: 'device_exists' } });
+    } else {
+      created.push(device);
+      createdSecrets.push(secrets[i]!);
+      results.push({ index, status: 'created', id: device._id, secret: secrets[i]! });
+    }
+  });
+
+  await syncBroker(created, createdSecrets, deps);
+  await deps.devices.markSynced(created.map((device) => device._id));
+  await forgetAbsence(created.map((device) => device._id), deps, ctx);
+  await announceAll(created, deps, ctx);
+  results.sort((a, b) => a.index - b.index);
+  return { created: created.length, results };
+}
+
+function validateItems(items: unknown[], results: BulkItemResult[]): { index: number; input: RegisterDeviceInput }[] {
+  const seen = new Set<string>();
+  const valid: { index: number; input: RegisterDeviceInput }[] = [];
+  items.forEach((item, index) => {
+    const parsed = registerDeviceSchema.safeParse(item);
+    if (!parsed.success) {
+      results.push({ index, status: 'invalid', error: { code: 'invalid_input', details: zodIssues(parsed.error) } });
+    } else if (parsed.data.id !== undefined && seen.has(parsed.data.id)) {
+      results.push({ index, status: 'conflict', id: parsed.data.id, error: { code: 'duplicate_in_request' } });
+    } else {
+      if (parsed.data.id !== undefined) seen.add(parsed.data.id);
+      valid.push({ index, input: parsed.data });
+    }
+  });
+  return valid;
+}
+
+async function announceAll(devices: RegistryDevice[], deps: RegistryDeps, ctx: Ctx): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < devices.length) {
+      const device = devices[next++]!;
+      device.brokerSynced = true;
+      await announce(deps, ctx, DEVICE_REGISTERED, device);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, devices.length) }, worker));
+}
