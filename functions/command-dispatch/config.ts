@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, mongoFields, redisFields, sinkFields } from '../../shared/config.js';
 
 /** The environment of command-dispatch, validated once at start (`loadConfig`). */
@@ -6,6 +7,8 @@ export const commandDispatchConfigSchema = baseConfigSchema.extend({
   ...mongoFields,
   ...redisFields,
   ...sinkFields,
+  /** JSON array of hashed app API keys (shared/api-keys.ts); routes need `commands:read` / `commands:write`. */
+  ...apiKeyFields,
   /** Prefix of every Redis key and pub/sub channel this function uses (tests give each run its own). */
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{0,64}$/).default('kiot:'),
   /** Commands that may wait QUEUED for one device; one more is refused with 429. */
@@ -18,7 +21,5 @@ export const commandDispatchConfigSchema = baseConfigSchema.extend({
   COMMAND_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
   /** Commands moved per sweep run, so one run stays short. */
   COMMAND_SWEEP_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
-  /** Comma-separated API keys (helper-3's format); empty leaves the app routes open (local runs). */
-  API_KEYS: z.string().optional(),
 });
 export type CommandDispatchConfig = z.infer<typeof commandDispatchConfigSchema>;

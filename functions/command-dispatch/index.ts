@@ -1,4 +1,5 @@
 // Composition root of command-dispatch: config, dependencies, the app, the server. No logic here.
+import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
@@ -11,7 +12,11 @@ const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const runtime = createCommandRuntime(config);
 runtime.deps.commands.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'could not ensure indexes'));
 
-const handler = createCommandDispatchApp(runtime.deps, { logger, health: runtime.health });
+const handler = createCommandDispatchApp(runtime.deps, {
+  logger,
+  health: runtime.health,
+  authorize: createApiKeyAuthorizer(config.API_KEYS),
+});
 const stopSweep = config.COMMAND_SWEEP_INTERVAL_MS > 0 ? runtime.startSweepTimer(config.COMMAND_SWEEP_INTERVAL_MS, logger) : () => undefined;
 
 await serveFunction(SERVICE, handler, {

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { createApiKeyAuthorizer, mintApiKey } from '../../../shared/api-keys.js';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { loadConfig } from '../../../shared/config.js';
 import { DEVICES_COLLECTION, type DeviceDocument } from '../../../shared/devices.js';
@@ -25,6 +26,7 @@ export interface Harness {
   mongo: MongoHandle;
   instances: Instance[];
   registerDevice(id: string, status?: 'active' | 'disabled'): Promise<void>;
+  apiKey: string;
   request(method: string, path: string, body?: unknown, instance?: number): Promise<{ status: number; body: any; headers: Headers }>;
   /** POSTs a CloudEvent to an instance (as a Trigger would) and returns the status. */
   sendEvent(input: { type: string; subject?: string; data?: unknown; id?: string; time?: string; extensions?: Record<string, string> }, instance?: number): Promise<number>;
@@ -43,6 +45,8 @@ export async function startHarness(options: { sink: string; instances?: number; 
   const prefix = `${uniqueName('t')}:`;
   const mongo = createMongo(MONGODB_URL, dbName);
   const instances: Instance[] = [];
+  // Real app API keys: the routes need `commands:read` / `commands:write`.
+  const { key, entry } = await mintApiKey('cmd-tester', ['commands:*']);
   for (let i = 0; i < (options.instances ?? 1); i += 1) {
     const config = loadConfig(commandDispatchConfigSchema, {
       MONGODB_URL,
@@ -52,11 +56,12 @@ export async function startHarness(options: { sink: string; instances?: number; 
       REDIS_KEY_PREFIX: prefix,
       COMMAND_SWEEP_INTERVAL_MS: '0',
       LOG_LEVEL: 'silent',
+      API_KEYS: JSON.stringify([entry]),
       ...options.env,
     });
     const runtime = createCommandRuntime(config);
     const logger = createLogger('command-dispatch', config.LOG_LEVEL);
-    const handler = createCommandDispatchApp(runtime.deps, { logger, health: runtime.health });
+    const handler = createCommandDispatchApp(runtime.deps, { logger, health: runtime.health, authorize: createApiKeyAuthorizer(config.API_KEYS) });
     // The framework keeps one registry per process: each instance registers under its own name.
     const server = createFunctionServer(`command-dispatch-${process.pid}-${(counter += 1)}`, handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -69,6 +74,7 @@ export async function startHarness(options: { sink: string; instances?: number; 
     prefix,
     mongo,
     instances,
+    apiKey: key,
     async registerDevice(id, status = 'active') {
       const now = new Date();
       const doc: DeviceDocument = {
@@ -86,7 +92,7 @@ export async function startHarness(options: { sink: string; instances?: number; 
     async request(method, path, body, instance = 0) {
       const response = await fetch(`${base(instance)}${path}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await response.text();

@@ -221,4 +221,12 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     expect((await h.request('GET', `/devices/${id}/commands?status=BOGUS`)).status).toBe(400);
     expect((await h.request('GET', `/devices/${id}/commands?cursor=notacursor`)).status).toBe(400);
   });
+
+  it('needs an API key with the commands scope', async () => {
+    const id = await device();
+    const base = h.instances[0]!.base;
+    expect((await fetch(`${base}/devices/${id}/commands`)).status).toBe(401);
+    const bad = await fetch(`${base}/commands/x`, { headers: { authorization: 'Bearer kiot_nobody_AAAAAAAAAAAAAAAAAAAAAAAAAAAA' } });
+    expect(bad.status).toBe(401);
+  });
 });
