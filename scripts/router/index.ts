@@ -30,6 +30,8 @@ export const routerConfigSchema = baseConfigSchema.extend({
   /** Sends in flight at once, across all Triggers. */
   ROUTER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
   ROUTER_MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(4 * 1_048_576),
+  /** On SIGTERM/SIGINT: how long deliveries may finish before the rest is written to the dead-letter file. */
+  ROUTER_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
 export type RouterConfig = z.infer<typeof routerConfigSchema>;
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
   const router = await startRouter(config, { logger });
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
-    void router.close().finally(() => {
+    void router.close({ drainTimeoutMs: config.ROUTER_DRAIN_TIMEOUT_MS }).finally(() => {
       logger.flush();
       process.exit(0);
     });
