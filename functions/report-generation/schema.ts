@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { apiKeyFields } from '../../shared/api-keys.js';
+import { baseConfigSchema, httpUrl, mongoFields, sinkFields } from '../../shared/config.js';
+import { deviceIdSchema, metricNameSchema } from '../../shared/devices.js';
+import { INTERVALS } from './time.js';
+
+export const SERVICE = 'report-generation';
+export const SOURCE = '/kiot/report-generation';
+
+/** The event types this capability consumes and produces (ARCHITECTURE.md, CloudEvents table). */
+export const EVENT_TYPES = { ping: 'dev.knative.sources.ping', generated: 'io.kiot.report.generated' } as const;
+
+const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** The environment of report-generation, validated once at start (`loadConfig`). */
+export const configSchema = baseConfigSchema.extend({
+  ...mongoFields,
+  ...sinkFields,
+  ...apiKeyFields,
+  /** Where apps reach this function; links in reports and events are absolute when set, else relative. */
+  PUBLIC_BASE_URL: httpUrl.optional(),
+  /** Local stand-in for the PingSources: run rollups and due schedules every this many seconds; 0 = off. */
+  SCHEDULE_TICK_SECONDS: int(0, 86_400, 0),
+  /** A report that needs rollups older than this first brings them up to date. */
+  ROLLUP_MAX_AGE_SECONDS: int(0, 86_400 * 7, 900),
+  /** Upper bound of one report: device × bucket × metric rows. */
+  REPORT_MAX_ROWS: int(1_000, 50_000_000, 5_000_000),
+  REPORT_MAX_DEVICES: int(1, 1_000_000, 10_000),
+});
+export type Config = z.infer<typeof configSchema>;
+
+export const AGGREGATIONS = ['count', 'sum', 'min', 'max', 'avg', 'first', 'last'] as const;
+export type Aggregation = (typeof AGGREGATIONS)[number];
+
+/** ISO-8601 with a zone, or epoch milliseconds; always a Date after parsing. */
+export const instantSchema = z
+  .union([z.iso.datetime({ offset: true }), z.number().finite().min(0).max(8.64e15)])
+  .transform((value) => new Date(value));
+
+/** Which devices a report covers: exactly one of ids, type, tag, or the whole fleet. */
+export const scopeSchema = z.union([
+  z.object({ deviceIds: z.array(deviceIdSchema).min(1).max(10_000) }).strict(),
+  z.object({ type: z.string().min(1).max(128) }).strict(),
+  z.object({ tag: z.string().min(1).max(128) }).strict(),
+  z.object({ fleet: z.literal(true) }).strict(),
+]);
+export type Scope = z.infer<typeof scopeSchema>;
+
+const rangeRefine = <T extends { from: Date; to: Date }>(schema: z.ZodType<T>) =>
+  schema.refine((value) => value.from.getTime() < value.to.getTime(), { message: '`from` must be before `to`', path: ['to'] });
+
+/** `POST /reports` */
+export const reportRequestSchema = rangeRefine(
+  z
+    .object({
+      scope: scopeSchema,
+      from: instantSchema,
+      to: instantSchema,
+      metrics: z.array(metricNameSchema).min(1).max(64),
+      /** Absent: chosen from the range and the number of devices (`autoInterval`). */
+      interval: z.enum(INTERVALS).optional(),
+      aggregations: z.array(z.enum(AGGREGATIONS)).min(1).default(['count', 'min', 'max', 'avg']),
+      title: z.string().max(200).optional(),
+    })
+    .strict(),
+);
+export type ReportRequest = z.infer<typeof reportRequestSchema>;
+
+export const FORMATS = ['json', 'csv', 'html'] as const;
+export type Format = (typeof FORMATS)[number];
+
+/** `POST /report-schedules`: a report over the previous day or week, generated on the ping tick. */
+export const scheduleRequestSchema = z
+  .object({
+    name: z.string().min(1).max(200).optional(),
+    cadence: z.enum(['daily', 'weekly']),
+    scope: scopeSchema,
+    metrics: z.array(metricNameSchema).min(1).max(64),
+    interval: z.enum(INTERVALS).optional(),
+    aggregations: z.array(z.enum(AGGREGATIONS)).min(1).default(['count', 'min', 'max', 'avg']),
+    format: z.enum(FORMATS).default('html'),
+  })
+  .strict();
+export type ScheduleRequest = z.infer<typeof scheduleRequestSchema>;
+
+/** `GET /reports/{id}?format=` */
+export const reportQuerySchema = z.object({ format: z.enum(FORMATS).optional() }).strict();
+
+/** `GET /devices/{id}/series` */
+export const seriesQuerySchema = rangeRefine(
+  z
+    .object({
+      metric: metricNameSchema,
+      from: z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]).transform((v) => new Date(v)),
+      to: z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]).transform((v) => new Date(v)),
+      points: z.coerce.number().int().min(2).max(10_000).default(500),
+    })
+    .strict(),
+);
+
+/**
+ * `dev.knative.sources.ping` data: the PingSource posts `{"task": …}`; its `kiottask` extension says the
+ * same and is what the Trigger filters on.
+ */
+export const pingDataSchema = z.object({ task: z.enum(['rollups', 'reports']).optional() }).passthrough().nullish();
+export const TASKS = ['rollups', 'reports'] as const;
+export type Task = (typeof TASKS)[number];
+
+/** `POST /rollups/run` takes no body, or `{}`. */
+export const rollupRunSchema = z.object({}).strict().optional();
