@@ -1,0 +1,39 @@
+// Reads knative/deploy-values.json: the one place deploy values come from. Both the manifest renderer
+// (render.mjs) and the kn commands (kn.mjs) take everything from here, so they cannot disagree.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const VALUES_FILE = join(ROOT, 'knative', 'deploy-values.json');
+
+/** An env entry that reads a key: `NAME` (the key has the same name) or `NAME=KEY`. */
+export function keyRef(entry) {
+  const [name, key] = entry.split('=');
+  return { name, key: key ?? name };
+}
+
+export function loadValues(file = VALUES_FILE) {
+  const values = JSON.parse(readFileSync(file, 'utf8'));
+  const problems = [];
+  const secretKeys = new Set(Object.keys(values.secret?.keys ?? {}));
+  const configKeys = new Set(Object.keys(values.configMap?.data ?? {}));
+  const check = (owner, spec) => {
+    for (const entry of spec.fromConfigMap ?? []) {
+      if (!configKeys.has(keyRef(entry).key)) problems.push(`${owner}: ConfigMap has no key ${keyRef(entry).key}`);
+    }
+    for (const entry of spec.fromSecret ?? []) {
+      if (!secretKeys.has(keyRef(entry).key)) problems.push(`${owner}: the Secret template has no key ${keyRef(entry).key}`);
+    }
+  };
+  for (const [name, spec] of Object.entries(values.services ?? {})) check(name, spec);
+  if (values.bridge) check(values.bridge.name, values.bridge);
+  if (problems.length > 0) throw new Error(`${file}: ${problems.join('; ')}`);
+  return values;
+}
+
+/** The image reference for a registry and tag; the bare name (kustomize's `images:` rewrites it) otherwise. */
+export function imageRef(values, registry, tag) {
+  if (!registry) return tag ? `${values.image}:${tag}` : values.image;
+  return `${registry.replace(/\/+$/, '')}/${values.image}:${tag ?? 'latest'}`;
+}
