@@ -21,6 +21,13 @@ export interface AlertObservation {
 export interface AlertStateResult {
   seq: number;
   published: number;
+  /**
+   * Whether this caller holds the publication lease for transitions `published+1..seq`: concurrent
+   * evaluations of one device see the same unpublished transition, and only one may announce it. A
+   * lease that its holder did not complete (a crash, a failed store) expires and the next evaluation
+   * takes it over.
+   */
+  claimed: boolean;
   lastRaised: { value: number; ts: number } | undefined;
   lastCleared: { value: number; ts: number } | undefined;
 }
@@ -32,7 +39,7 @@ export interface AlertStateResult {
  * qualifying samples in a row spanning at least `forMs`.
  */
 const EVALUATE = luaScript(`
-local s = redis.call('HMGET', KEYS[1], 'seq', 'pub', 'n', 'since', 'last')
+local s = redis.call('HMGET', KEYS[1], 'seq', 'pub', 'n', 'since', 'last', 'lease')
 local seq = tonumber(s[1]) or 0
 local pub = tonumber(s[2]) or 0
 local n = tonumber(s[3]) or 0
@@ -40,7 +47,8 @@ local since = tonumber(s[4]) or 0
 local last = tonumber(s[5]) or -1
 local need = tonumber(ARGV[1])
 local forMs = tonumber(ARGV[2])
-for i = 4, #ARGV, 4 do
+local now = tonumber(ARGV[4])
+for i = 6, #ARGV, 4 do
   local ts = tonumber(ARGV[i])
   if ts > last then
     last = ts
@@ -60,36 +68,56 @@ for i = 4, #ARGV, 4 do
   end
 end
 redis.call('HSET', KEYS[1], 'seq', seq, 'n', n, 'since', since, 'last', last)
+local claimed = 0
+if seq > pub and (tonumber(s[6]) or 0) <= now then
+  claimed = 1
+  redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[5]))
+end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local out = redis.call('HMGET', KEYS[1], 'v1', 't1', 'v0', 't0')
-return {seq, pub, out[1] or '', out[2] or '', out[3] or '', out[4] or ''}
+return {seq, pub, claimed, out[1] or '', out[2] or '', out[3] or '', out[4] or ''}
+`);
+
+/** Gives the lease back after a failed publication, so the retry need not wait for it to expire. */
+const RELEASE = luaScript(`
+redis.call('HDEL', KEYS[1], 'lease')
+return 1
 `);
 
 const MARK_PUBLISHED = luaScript(`
 local pub = tonumber(redis.call('HGET', KEYS[1], 'pub')) or 0
 if tonumber(ARGV[1]) > pub then redis.call('HSET', KEYS[1], 'pub', ARGV[1]) end
+redis.call('HDEL', KEYS[1], 'lease')
 return 1
 `);
 
 export interface AlertStateRepository {
-  evaluate(deviceId: string, ruleId: string, rule: { forSamples: number; forMs: number }, observations: AlertObservation[]): Promise<AlertStateResult>;
+  evaluate(deviceId: string, ruleId: string, rule: { forSamples: number; forMs: number }, observations: AlertObservation[], now: number): Promise<AlertStateResult>;
+  /** Records transitions up to `seq` as published and ends the lease. */
   markPublished(deviceId: string, ruleId: string, seq: number): Promise<void>;
+  releaseLease(deviceId: string, ruleId: string): Promise<void>;
 }
 
 const point = (value: string, ts: string) => (value === '' ? undefined : { value: Number(value), ts: Number(ts) });
 
-export function createAlertStateRepository(redis: RedisHandle, keys: RedisKeys, ttlSeconds: number): AlertStateRepository {
+export function createAlertStateRepository(redis: RedisHandle, keys: RedisKeys, ttlSeconds: number, leaseMs = 30_000): AlertStateRepository {
   return {
-    evaluate: (deviceId, ruleId, rule, observations) =>
+    evaluate: (deviceId, ruleId, rule, observations, now) =>
       withRedis(async () => {
-        const args: (string | number)[] = [rule.forSamples, rule.forMs, ttlSeconds];
+        const args: (string | number)[] = [rule.forSamples, rule.forMs, ttlSeconds, now, leaseMs];
         for (const o of observations) args.push(o.ts, o.breach ? '1' : '0', o.clear ? '1' : '0', String(o.value));
-        const [seq, pub, v1, t1, v0, t0] = (await EVALUATE.run(await redis.client(), [keys.alert(deviceId, ruleId)], args)) as [number, number, string, string, string, string];
-        return { seq, published: pub, lastRaised: point(v1, t1), lastCleared: point(v0, t0) };
+        const [seq, pub, claimed, v1, t1, v0, t0] = (await EVALUATE.run(await redis.client(), [keys.alert(deviceId, ruleId)], args)) as [
+          number, number, number, string, string, string, string,
+        ];
+        return { seq, published: pub, claimed: claimed === 1, lastRaised: point(v1, t1), lastCleared: point(v0, t0) };
       }),
     markPublished: (deviceId, ruleId, seq) =>
       withRedis(async () => {
         await MARK_PUBLISHED.run(await redis.client(), [keys.alert(deviceId, ruleId)], [seq]);
+      }),
+    releaseLease: (deviceId, ruleId) =>
+      withRedis(async () => {
+        await RELEASE.run(await redis.client(), [keys.alert(deviceId, ruleId)], []);
       }),
   };
 }

@@ -13,6 +13,7 @@ export interface AlertDeps {
   alerts: AlertsRepository;
   emitter: Emitter;
   metrics: IngestMetrics;
+  now(): number;
 }
 
 export function compare(value: number, comparison: Comparison, threshold: number): boolean {
@@ -41,10 +42,10 @@ export function observe(rule: AlertRule, samples: ValidSample[]): AlertObservati
 }
 
 /**
- * Feeds the stored samples to every rule of the device. Transitions happen in Redis atomically; each
- * not yet published one is then stored in `alerts` and emitted as `io.kiot.alert.raised|cleared` with
- * a stable id, and only then marked published, so a failure in between republishes the same alert
- * (idempotently) on the next evaluation instead of losing it.
+ * Feeds the stored samples to every rule of the device. Transitions happen in Redis atomically; the
+ * one caller that gets the publication lease stores each unpublished one in `alerts` and emits it as
+ * `io.kiot.alert.raised|cleared` with a stable id, and only then marks it published, so a failure in
+ * between republishes the same alert (same ids, idempotent) on a later evaluation instead of losing it.
  */
 export async function evaluateAlerts(device: DeviceView, samples: ValidSample[], deps: AlertDeps): Promise<void> {
   const rules = await deps.alertRules.forDevice(device.id, device.type);
@@ -52,9 +53,15 @@ export async function evaluateAlerts(device: DeviceView, samples: ValidSample[],
     rules.map(async (rule) => {
       const observations = observe(rule, samples);
       if (observations.length === 0) return;
-      const state = await deps.alertState.evaluate(device.id, rule.id, { forSamples: rule.forSamples, forMs: rule.forSeconds * 1000 }, observations);
-      if (state.seq <= state.published) return;
-      for (let seq = state.published + 1; seq <= state.seq; seq += 1) await publishTransition(rule, device.id, seq, state, deps);
+      const forMs = rule.forSeconds * 1000;
+      const state = await deps.alertState.evaluate(device.id, rule.id, { forSamples: rule.forSamples, forMs }, observations, deps.now());
+      if (!state.claimed) return;
+      try {
+        for (let seq = state.published + 1; seq <= state.seq; seq += 1) await publishTransition(rule, device.id, seq, state, deps);
+      } catch (error) {
+        await deps.alertState.releaseLease(device.id, rule.id).catch(() => undefined);
+        throw error;
+      }
       await deps.alertState.markPublished(device.id, rule.id, state.seq);
     }),
   );

@@ -43,11 +43,11 @@ describe('telemetry-ingest: storing telemetry', () => {
     const stored = await storedSamples(h, other);
     expect(stored.map((doc) => doc.ts.getTime())).toEqual([base + 1_000, base + 2_000, base + 3_000]);
 
-    const page = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2`)).json();
+    const page = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2`)).json() as any;
     expect(page.items.map((item: { metrics: unknown }) => item.metrics)).toEqual([{ temp: 1 }, { hum: 20 }]);
-    const rest = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2&cursor=${page.nextCursor}`)).json();
+    const rest = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2&cursor=${page.nextCursor}`)).json() as any;
     expect(rest.items).toEqual([{ ts: new Date(base + 3_000).toISOString(), metrics: { temp: 3, hum: 30 } }]);
-    const humOnly = await (await h.get(`/devices/${other}/telemetry?from=${base}&metric=hum`)).json();
+    const humOnly = await (await h.get(`/devices/${other}/telemetry?from=${base}&metric=hum`)).json() as any;
     expect(humOnly.items.map((item: { metrics: unknown }) => item.metrics)).toEqual([{ hum: 20 }, { hum: 30 }]);
   });
 
