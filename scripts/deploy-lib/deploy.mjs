@@ -78,7 +78,7 @@ export function deployCommands(values, options) {
     );
   }
   // Namespace, ConfigMap, Broker, Triggers, PingSources, the bridge: before the Services, whose revisions read the ConfigMap.
-  commands.push(`${line(['kubectl', 'kustomize', dir])} | ${line(['node', 'scripts/deploy-lib/manifests.mjs', '--image', image])} | kubectl apply -f -`);
+  commands.push(`${line(['kubectl', 'kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir])} | ${line(['node', 'scripts/deploy-lib/manifests.mjs', '--image', image])} | kubectl apply -f -`);
   for (const name of names) commands.push(line(['kn', ...knServiceCreateArgs(values, name, image)]));
   commands.push(line(['kubectl', 'rollout', 'status', `statefulset/${values.bridge.name}`, '--namespace', values.namespace, '--timeout=10m']));
   commands.push(line(['kn', 'service', 'list', '--namespace', values.namespace]));
