@@ -78,11 +78,13 @@ export function createDeviceBroker(dynsec: DynsecClient): DeviceBroker {
       repairs.push(
         { command: 'setClientPassword', username: device.id, password: device.secret },
         { command: 'setClientId', username: device.id, clientid: device.id },
+        // 2.0.11 answers "Internal error" to adding a role the client already has: drop it first (tolerated).
+        { command: 'removeClientRole', username: device.id, rolename: deviceRoleName(device.id) },
         { command: 'addClientRole', username: device.id, rolename: deviceRoleName(device.id) },
         enableCommand(device.id, device.enabled),
       );
     }
-    check(await dynsec.send(repairs), alreadyExists);
+    check(await dynsec.send(repairs), (response) => response.command === 'removeClientRole' || alreadyExists(response));
   }
 
   return {
