@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueName } from '../../support/services.js';
+import { startHarness, storedSamples, type Harness } from './harness.js';
+
+// Devices without MQTT post telemetry with their own credential, through the same path.
+describe('telemetry-ingest: HTTP ingest with device credentials', () => {
+  let h: Harness;
+  const device = uniqueName('http-dev');
+  const secret = 'correct-horse-battery-staple-0123456789';
+
+  beforeAll(async () => {
+    h = await startHarness({ RATE_LIMIT_PER_SECOND: '0.001', RATE_LIMIT_BURST: '4' });
+    await h.addDevice(device, { secret });
+  });
+  afterAll(() => h.close());
+
+  const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const post = (body: unknown, headers: Record<string, string>, target = device) =>
+    fetch(`${h.base}/devices/${target}/telemetry`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+  it('stores telemetry posted with the valid credential, once per Idempotency-Key', async () => {
+    const first = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], { authorization: basic(device, secret), 'idempotency-key': 'k-1' });
+    expect(first.status).toBe(200);
+    expect(await first.json()).toMatchObject({ outcome: 'stored', samples: 2, eventId: `http:${device}:k-1` });
+    const again = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], { authorization: basic(device, secret), 'idempotency-key': 'k-1' });
+    expect(await again.json()).toMatchObject({ outcome: 'duplicate' });
+    expect(await storedSamples(h, device)).toHaveLength(2);
+  });
+
+  it('answers 401 with a Basic challenge for a wrong or missing credential, or another device', async () => {
+    const other = uniqueName('http-dev');
+    await h.addDevice(other, { secret: 'other-secret-0123456789abcdef' });
+    const answers = [
+      await post({ metrics: { t: 3 } }, { authorization: basic(device, 'wrong') }),
+      await post({ metrics: { t: 3 } }, {}),
+      await post({ metrics: { t: 3 } }, { authorization: h.apiKey }),
+      await post({ metrics: { t: 3 } }, { authorization: basic(other, 'other-secret-0123456789abcdef') }),
+    ];
+    for (const answer of answers) {
+      expect(answer.status).toBe(401);
+      expect(answer.headers.get('www-authenticate')).toMatch(/^Basic/);
+    }
+    expect(await storedSamples(h, device)).toHaveLength(2);
+  });
+
+  it('applies the same validation (400) and rate limit (429 with Retry-After over HTTP)', async () => {
+    const auth = { authorization: basic(device, secret) };
+    const invalid = await post({ metrics: { t: 'hot' } }, auth);
+    expect(invalid.status).toBe(400);
+    expect(await invalid.json()).toMatchObject({ error: { code: 'invalid_payload' } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1) statuses.push((await post({ metrics: { t: i } }, auth)).status);
+    expect(statuses).toContain(429);
+    const limited = await post({ metrics: { t: 9 } }, auth);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});
