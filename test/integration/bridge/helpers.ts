@@ -3,7 +3,7 @@ import { startBridge, type BridgeDeps, type BridgeHandle } from '../../../bridge
 import { loadBridgeConfig, type BridgeConfig } from '../../../bridge/config.js';
 import { createLogger } from '../../../shared/logger.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import type { ReceivedRequest, SinkServer } from '../../support/sink-server.js';
+import type { ReceivedRequest, SinkAnswer, SinkServer } from '../../support/sink-server.js';
 
 export interface TestBridgeOptions {
   mqttUrl?: string;
@@ -27,6 +27,8 @@ export function testEnv(options: TestBridgeOptions): Record<string, string> {
     RETRY_MAX_MS: '50',
     MQTT_RECONNECT_MS: '100',
     DRAIN_TIMEOUT_MS: '5000',
+    // Closed test sessions must not keep queuing the shared broker's traffic for long.
+    BRIDGE_SESSION_EXPIRY_S: '60',
     LOG_LEVEL: process.env.KIOT_TEST_LOG ?? 'silent',
     ...options.env,
   };
@@ -85,3 +87,14 @@ export const eventsWith = (received: ReceivedRequest[], predicate: (r: ReceivedR
   received.filter((r) => r.event && predicate(r));
 
 export const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+/** A sink whose answers a test changes through `policy`, recording the ids of the events it accepted (2xx). */
+export function answering(sink: SinkServer): { policy: (r: ReceivedRequest) => SinkAnswer; accepted: string[] } {
+  const control = { policy: (_r: ReceivedRequest): SinkAnswer => ({ status: 202 }), accepted: [] as string[] };
+  sink.respond = (request) => {
+    const answer = control.policy(request);
+    if (answer.status < 300 && request.event) control.accepted.push(request.event.id);
+    return answer;
+  };
+  return control;
+}
