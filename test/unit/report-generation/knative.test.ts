@@ -1,0 +1,81 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { pingDataSchema } from '../../../functions/report-generation/schema.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const DIR = join(ROOT, 'knative', 'report-generation');
+const CRDS = process.env.KIOT_KNATIVE_CRDS ?? resolve(ROOT, '..', 'shared', 'knative-crds');
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec: any; resources?: string[] };
+const parse = (file: string) => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Doc);
+
+function validators(): Map<string, ValidateFunction> {
+  const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
+  const out = new Map<string, ValidateFunction>();
+  for (const file of readdirSync(CRDS).filter((f) => f.endsWith('.yaml'))) {
+    for (const crd of parse(join(CRDS, file))) {
+      if (crd?.kind !== 'CustomResourceDefinition') continue;
+      for (const version of crd.spec.versions as { name: string; schema?: { openAPIV3Schema?: object } }[]) {
+        if (version.schema?.openAPIV3Schema) out.set(`${crd.spec.group}/${version.name} ${crd.spec.names.kind}`, ajv.compile(version.schema.openAPIV3Schema));
+      }
+    }
+  }
+  return out;
+}
+
+describe('knative/report-generation manifests', () => {
+  const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
+  const kustomization = parse(join(DIR, 'kustomization.yaml'))[0]!;
+  const docs = files.filter((f) => f !== 'kustomization.yaml').flatMap((f) => parse(join(DIR, f)));
+  const pings = docs.filter((d) => d.kind === 'PingSource');
+  const triggers = docs.filter((d) => d.kind === 'Trigger');
+
+  it('are all listed in the kustomization and valid against the Knative CRD schemas', () => {
+    expect([...kustomization.resources!].sort()).toEqual(files.filter((f) => f !== 'kustomization.yaml').sort());
+    const schemas = validators();
+    for (const doc of docs) {
+      const validate = schemas.get(`${doc.apiVersion} ${doc.kind}`);
+      expect(validate, `${doc.apiVersion} ${doc.kind}`).toBeDefined();
+      expect(validate!(doc), `${doc.kind} ${doc.metadata.name}: ${JSON.stringify(validate!.errors)}`).toBe(true);
+      expect(doc.metadata.namespace).toBe('kiot');
+    }
+    // The validators are live: a retry count written as a string is refused by the Trigger schema.
+    const broken = structuredClone(triggers[0]!);
+    broken.spec.delivery.retry = '3';
+    expect(schemas.get('eventing.knative.dev/v1 Trigger')!(broken)).toBe(false);
+  });
+
+  it('have one PingSource per task, each sending JSON the function accepts to the Broker', () => {
+    expect(pings.map((p) => p.spec.ceOverrides.extensions.kiottask).sort()).toEqual(['reports', 'rollups']);
+    for (const ping of pings) {
+      expect(ping.apiVersion).toBe('sources.knative.dev/v1');
+      expect(ping.spec.contentType).toBe('application/json');
+      expect(typeof ping.spec.data).toBe('string');
+      const data = JSON.parse(ping.spec.data) as { task: string };
+      expect(pingDataSchema.parse(data)?.task).toBe(ping.spec.ceOverrides.extensions.kiottask);
+      expect(ping.spec.sink.ref).toEqual({ apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'default' });
+      // Extension names: lower-case letters and digits only (CloudEvents 1.0 §3.1.1).
+      for (const name of Object.keys(ping.spec.ceOverrides.extensions)) expect(name).toMatch(/^[a-z0-9]{1,20}$/);
+      expect(ping.spec.schedule.split(/\s+/)).toHaveLength(5);
+    }
+  });
+
+  it('route each tick to report-generation by type and kiottask, with retries and a dead-letter sink', () => {
+    expect(triggers).toHaveLength(pings.length);
+    for (const ping of pings) {
+      const task = ping.spec.ceOverrides.extensions.kiottask as string;
+      const trigger = triggers.find((t) => (t.spec.filters as Record<string, Record<string, string>>[]).some((f) => f.exact?.kiottask === task))!;
+      expect(trigger, task).toBeDefined();
+      expect(trigger.spec.broker).toBe('default');
+      expect(trigger.spec.filters).toEqual([{ exact: { type: 'dev.knative.sources.ping' } }, { exact: { kiottask: task } }]);
+      expect(trigger.spec.subscriber.ref).toEqual({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'report-generation' });
+      expect(trigger.spec.delivery).toMatchObject({ retry: expect.any(Number), backoffPolicy: 'exponential', backoffDelay: expect.stringMatching(/^PT\d+(\.\d+)?S$/) });
+      expect(trigger.spec.delivery.deadLetterSink.ref).toEqual({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'dead-letters' });
+    }
+  });
+});
