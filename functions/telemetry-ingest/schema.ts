@@ -48,10 +48,14 @@ export function sampleSchema(limits: TelemetryLimits) {
     .strict();
 }
 
-/** A message on `devices/{id}/telemetry`: one sample or a batch of them. */
-export function telemetryPayloadSchema(limits: TelemetryLimits) {
+/**
+ * A message on `devices/{id}/telemetry`: one sample or a batch of them. Chosen by the payload's shape
+ * rather than a `z.union`, whose failure is one `invalid_union` issue at the root: the device should
+ * hear which field of which sample is wrong.
+ */
+export function telemetryPayloadSchema(limits: TelemetryLimits, payload: unknown) {
   const sample = sampleSchema(limits);
-  return z.union([sample, z.array(sample).min(1).max(limits.maxSamples)]);
+  return Array.isArray(payload) ? z.array(sample).min(1).max(limits.maxSamples) : sample;
 }
 
 export type TelemetrySample = z.infer<ReturnType<typeof sampleSchema>>;

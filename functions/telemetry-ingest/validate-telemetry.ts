@@ -53,12 +53,13 @@ function parseShape(payload: unknown, policy: ValidationPolicy): TelemetrySample
       'too_many_samples',
     );
   }
-  const parsed = telemetryPayloadSchema(policy).safeParse(payload);
+  const parsed = telemetryPayloadSchema(policy, payload).safeParse(payload);
   if (!parsed.success) {
     const issues = zodIssues(parsed.error).slice(0, MAX_REPORTED_ISSUES);
     throw new InvalidInputError('the telemetry payload does not match { ts?, metrics: { name: number }, msgId? } or an array of those', issues, 'invalid_payload');
   }
-  return Array.isArray(parsed.data) ? parsed.data : [parsed.data];
+  const data: TelemetrySample | TelemetrySample[] = parsed.data;
+  return Array.isArray(data) ? data : [data];
 }
 
 function timeIssues(samples: ValidSample[], policy: ValidationPolicy, now: number, prefix: (i: number) => string): ProblemIssue[] {
