@@ -102,7 +102,11 @@ export const seriesQuerySchema = rangeRefine(
  * `dev.knative.sources.ping` data: the PingSource posts `{"task": …}`; its `kiottask` extension says the
  * same and is what the Trigger filters on.
  */
-export const pingDataSchema = z.object({ task: z.enum(['rollups', 'reports']).optional() }).passthrough().nullish();
+export const pingDataSchema = z.preprocess(
+  // A PingSource without `data` posts an empty body: no data, the extension decides.
+  (value) => (value === '' || value === null ? undefined : value),
+  z.object({ task: z.enum(['rollups', 'reports']).optional() }).passthrough().optional(),
+);
 export const TASKS = ['rollups', 'reports'] as const;
 export type Task = (typeof TASKS)[number];
 
