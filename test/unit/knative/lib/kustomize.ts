@@ -1,0 +1,42 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { parseDocuments, ROOT, type K8sObject } from './manifests.js';
+
+/** Whether kubectl (with its built-in kustomize) is on PATH; the kustomize checks skip without it. */
+export const hasKubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+
+/** `kubectl kustomize <dir>` as objects. */
+export function kustomize(dir: string): K8sObject[] {
+  const result = spawnSync('kubectl', ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (result.status !== 0) throw new Error(`kubectl kustomize ${dir}: ${result.stderr}`);
+  return parseDocuments(result.stdout, dir) as K8sObject[];
+}
+
+/** The files a kustomization reaches through `resources` (recursively, directories through their kustomization). */
+export function reachableFiles(dir: string, seen = new Set<string>()): { files: Set<string>; missing: string[] } {
+  const files = new Set<string>();
+  const missing: string[] = [];
+  const file = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].map((name) => join(dir, name)).find(existsSync);
+  if (!file || seen.has(file)) return { files, missing };
+  seen.add(file);
+  const [kustomization] = parseDocuments(readFileSync(file, 'utf8'), file) as { resources?: string[] }[];
+  for (const entry of kustomization?.resources ?? []) {
+    const path = resolve(dir, entry);
+    if (!existsSync(path)) {
+      missing.push(`${relative(ROOT, file)}: ${entry}`);
+      continue;
+    }
+    if (statSync(path).isDirectory()) {
+      const inner = reachableFiles(path, seen);
+      inner.files.forEach((f) => files.add(f));
+      missing.push(...inner.missing);
+    } else {
+      files.add(relative(ROOT, path));
+    }
+  }
+  return { files, missing };
+}
+
+export const identity = (doc: K8sObject) => `${doc.apiVersion.split('/')[0]}/${doc.kind} ${doc.metadata.namespace ?? ''}/${doc.metadata.name}`;
+export { dirname };

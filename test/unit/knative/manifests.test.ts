@@ -1,0 +1,255 @@
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readManifests } from '../../../scripts/router/load-manifests.js';
+import { hasKubectl, identity, kustomize, reachableFiles } from './lib/kustomize.js';
+import { crdKey, crdValidators, isKustomization, KNATIVE_DIR, loadManifests, named, parseDocuments, ROOT, yamlFiles, type K8sObject, type Located } from './lib/manifests.js';
+import { parseGoDurationMs, parseIsoDurationMs } from './lib/durations.js';
+import { webhookIssues } from './lib/webhook.js';
+
+// Every manifest under knative/: YAML, the Knative CRD schemas (ajv, as the API server validates), what only
+// Knative's webhooks check, and kiot's own deployment rules (scale to zero, probes, security, delivery).
+const manifests = loadManifests();
+const validators = crdValidators();
+const KNATIVE_GROUPS = /^(serving|eventing|sources|messaging|flows)\.knative\.dev\//;
+const of = (kind: string, group?: string) =>
+  manifests.filter(({ doc }) => doc.kind === kind && (group === undefined || doc.apiVersion.startsWith(`${group}/`)));
+const A = 'autoscaling.knative.dev/';
+
+function crdErrors(doc: K8sObject): string[] {
+  const validate = validators.get(crdKey(doc));
+  if (!validate) return KNATIVE_GROUPS.test(doc.apiVersion) ? [`no CRD schema for ${crdKey(doc)} in ../shared/knative-crds`] : [];
+  return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
+}
+
+describe('knative/ manifests', () => {
+  it('parse as YAML, every file and document', () => {
+    for (const file of yamlFiles(KNATIVE_DIR)) expect(() => parseDocuments(readFileSync(file, 'utf8'), file)).not.toThrow();
+    expect(manifests.length).toBeGreaterThan(5);
+    expect(validators.size).toBeGreaterThanOrEqual(6);
+  });
+
+  it('validate against the Knative CRD schemas (openAPIV3Schema of their version)', () => {
+    const failures = manifests.flatMap(({ file, index, doc }) => crdErrors(doc).map((error) => `${file}#${index} ${named(doc)}: ${error}`));
+    expect(failures).toEqual([]);
+    expect(manifests.filter(({ doc }) => validators.has(crdKey(doc))).length).toBeGreaterThanOrEqual(7);
+  });
+
+  it('pass the rules only Knative webhooks check (autoscaling, filters, delivery, cron, subjects)', () => {
+    const failures = manifests.flatMap(({ file, doc }) => webhookIssues(doc).map((issue) => `${file} ${named(doc)}: ${issue}`));
+    expect(failures).toEqual([]);
+  });
+
+  it('name a namespace and never collide', () => {
+    const seen = new Map<string, string>();
+    for (const { file, doc } of manifests) {
+      if (doc.kind !== 'Namespace') expect(doc.metadata.namespace, `${file} ${named(doc)}`).toBe('kiot');
+      expect(seen.get(identity(doc)), `${identity(doc)} in ${file}`).toBeUndefined();
+      seen.set(identity(doc), file);
+    }
+  });
+
+  it('the local router accepts every Broker and Trigger (overlays included)', async () => {
+    const { brokers, triggers } = await readManifests(KNATIVE_DIR);
+    expect(brokers.length).toBeGreaterThanOrEqual(1);
+    expect(triggers.length).toBe(of('Trigger', 'eventing.knative.dev').length);
+  });
+});
+
+describe('Knative Services', () => {
+  const services = of('Service', 'serving.knative.dev');
+  const byName = new Map(services.map((s) => [s.doc.metadata.name, s]));
+
+  it('one per function folder with an entry point, plus dead-letters', () => {
+    const functions = readFileSync(join(ROOT, 'knative', 'deploy-values.json'), 'utf8');
+    for (const name of JSON.parse(functions).services ? Object.keys(JSON.parse(functions).services) : []) expect(byName.has(name), name).toBe(true);
+    for (const name of ['device-registry', 'telemetry-ingest', 'command-dispatch', 'report-generation', 'dead-letters']) expect(byName.has(name), name).toBe(true);
+  });
+
+  it.each(services.map((s) => [s.doc.metadata.name, s] as const))('%s: scales to zero with a target, a max, a scale-down delay and a hard concurrency limit', (_name, { doc }) => {
+    const annotations: Record<string, string> = doc.spec.template.metadata.annotations;
+    expect(annotations[`${A}min-scale`]).toBe('0');
+    expect(Number(annotations[`${A}target`])).toBeGreaterThan(0);
+    expect(Number(annotations[`${A}max-scale`])).toBeGreaterThan(0);
+    const delay = parseGoDurationMs(annotations[`${A}scale-down-delay`] ?? '');
+    expect(delay).toBeGreaterThan(0);
+    expect(doc.spec.template.spec.containerConcurrency).toBeGreaterThan(0);
+  });
+
+  it.each(services.map((s) => [s.doc.metadata.name, s] as const))('%s: resources, production env from a ConfigMap and a Secret, TCP readiness, non-root read-only container, node dist/<name>.js', (name, { doc }) => {
+    const [container, ...others] = doc.spec.template.spec.containers;
+    expect(others).toEqual([]);
+    expect(container.command).toEqual(['node', `dist/${name}.js`]);
+    for (const kind of ['requests', 'limits']) for (const resource of ['cpu', 'memory']) expect(container.resources?.[kind]?.[resource], `${kind}.${resource}`).toBeTruthy();
+    expect(toBytes(container.resources.requests.memory)).toBeLessThanOrEqual(toBytes(container.resources.limits.memory));
+    expect(container.env).toContainEqual({ name: 'NODE_ENV', value: 'production' });
+    const refs = [...(container.env ?? []).map((e: { valueFrom?: object }) => e.valueFrom ?? {}), ...(container.envFrom ?? [])];
+    expect(refs.some((r: { configMapKeyRef?: object; configMapRef?: object }) => r.configMapKeyRef || r.configMapRef)).toBe(true);
+    expect(refs.some((r: { secretKeyRef?: object; secretRef?: object }) => r.secretKeyRef || r.secretRef)).toBe(true);
+    expect(container.readinessProbe?.tcpSocket).toBeDefined();
+    expect(container.readinessProbe?.httpGet).toBeUndefined();
+    expect(container.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(container.securityContext.runAsUser).toBeGreaterThan(0);
+  });
+
+  it('telemetry-ingest is limited to 256Mi', () => {
+    expect(byName.get('telemetry-ingest')?.doc.spec.template.spec.containers[0].resources.limits.memory).toBe('256Mi');
+  });
+
+  it('dead-letters is reachable only inside the cluster', () => {
+    expect(byName.get('dead-letters')?.doc.metadata.labels?.['networking.knative.dev/visibility']).toBe('cluster-local');
+  });
+
+  it('the ConfigMap and the Secret template have every key a workload reads; the template holds no value', () => {
+    const configMaps = new Map(of('ConfigMap').map(({ doc }) => [doc.metadata.name, doc]));
+    const template = parseDocuments(readFileSync(join(ROOT, 'knative/config/secret.template.yaml'), 'utf8'))[0] as K8sObject & { stringData: Record<string, string> };
+    expect(Object.values(template.stringData).every((value) => value === '')).toBe(true);
+    const kustomized = reachableFiles(KNATIVE_DIR).files;
+    expect(kustomized.has('knative/config/secret.template.yaml')).toBe(false);
+    for (const { file, doc } of manifests) {
+      for (const container of podContainers(doc)) {
+        for (const env of container.env ?? []) {
+          const cm = env.valueFrom?.configMapKeyRef;
+          const secret = env.valueFrom?.secretKeyRef;
+          if (cm) expect((configMaps.get(cm.name) as { data?: Record<string, string> } | undefined)?.data?.[cm.key], `${file} ${env.name}`).toBeDefined();
+          if (secret) {
+            expect(secret.name).toBe(template.metadata.name);
+            expect(Object.keys(template.stringData), `${file} ${env.name}`).toContain(secret.key);
+          }
+        }
+      }
+    }
+  });
+});
+
+describe('eventing', () => {
+  const services = new Set(manifests.filter(({ doc }) => doc.kind === 'Service').map(({ doc }) => `${doc.apiVersion}/${doc.metadata.name}`));
+  const brokers = new Set(of('Broker', 'eventing.knative.dev').map(({ doc }) => doc.metadata.name));
+
+  it('a Broker with a configurable class and a dead-letter sink', () => {
+    const broker = of('Broker', 'eventing.knative.dev');
+    expect(broker.length).toBe(1);
+    expect(broker[0]!.doc.metadata.annotations?.['eventing.knative.dev/broker.class']).toBeTruthy();
+    expect(broker[0]!.doc.spec.delivery.deadLetterSink).toBeDefined();
+  });
+
+  it.each(of('Trigger', 'eventing.knative.dev').map((t) => [t.doc.metadata.name, t] as const))('Trigger %s: filters on type, retries with exponential backoff, dead-letters to an existing sink', (_name, { doc }) => {
+    const spec = doc.spec;
+    expect(brokers.has(spec.broker ?? 'default')).toBe(true);
+    expect(Array.isArray(spec.filters)).toBe(true);
+    expect(triggerType(doc), 'an `exact: {type}` filter').toMatch(/^[a-z]/);
+    expect(spec.delivery?.retry).toBeGreaterThanOrEqual(1);
+    expect(spec.delivery?.backoffPolicy).toBe('exponential');
+    expect(parseIsoDurationMs(spec.delivery?.backoffDelay ?? '')).toBeGreaterThan(0);
+    const sink = spec.delivery?.deadLetterSink;
+    expect(sink?.ref ?? sink?.uri).toBeDefined();
+    if (sink.ref) expect(services.has(`${sink.ref.apiVersion}/${sink.ref.name}`), `${sink.ref.name} exists`).toBe(true);
+    const subscriber = spec.subscriber.ref;
+    if (subscriber) expect(services.has(`${subscriber.apiVersion}/${subscriber.name}`), `subscriber ${subscriber.name} exists`).toBe(true);
+  });
+});
+
+describe('the bridge', () => {
+  const [statefulSet] = of('StatefulSet');
+  const container = statefulSet?.doc.spec.template.spec.containers[0];
+  const env = new Map<string, { value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>((container?.env ?? []).map((e: { name: string }) => [e.name, e]));
+
+  it('is a StatefulSet of at least two replicas in one share group, each with its pod name as MQTT client id', () => {
+    expect(statefulSet!.doc.metadata.name).toBe('mqtt-bridge');
+    expect(statefulSet!.doc.spec.replicas).toBeGreaterThanOrEqual(2);
+    expect(container.command).toEqual(['node', 'dist/bridge.js']);
+    expect(env.get('BRIDGE_CLIENT_ID')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+    expect(env.get('BRIDGE_SHARE_GROUP')?.value).toMatch(/^[A-Za-z0-9._-]+$/);
+    expect(container.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  });
+
+  it('drains before its session is retired: preStop, then a grace period longer than the drain timeout', () => {
+    const grace = statefulSet!.doc.spec.template.spec.terminationGracePeriodSeconds;
+    const preStop = container.lifecycle?.preStop;
+    expect(preStop).toBeDefined();
+    const preStopMs = Number(/setTimeout\([^,]+,\s*(\d+)\)/.exec(preStop.exec?.command?.join(' ') ?? '')?.[1] ?? 0);
+    const drainMs = Number(env.get('DRAIN_TIMEOUT_MS')?.value ?? 20_000);
+    expect(grace * 1000).toBeGreaterThan(preStopMs + drainMs + 5_000);
+    expect(statefulSet!.doc.spec.podManagementPolicy ?? 'OrderedReady').toBe('OrderedReady');
+  });
+
+  it('gets K_SINK from a SinkBinding on the StatefulSet to the Broker, and the Trigger reaches it through Service mqtt-bridge', () => {
+    const [binding] = of('SinkBinding', 'sources.knative.dev');
+    expect(binding!.doc.spec.subject).toMatchObject({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'mqtt-bridge' });
+    expect(binding!.doc.spec.sink.ref).toMatchObject({ apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'default' });
+    const service = of('Service').find(({ doc }) => doc.apiVersion === 'v1' && doc.metadata.name === 'mqtt-bridge')!.doc;
+    const podLabels = statefulSet!.doc.spec.template.metadata.labels;
+    for (const [key, value] of Object.entries(service.spec.selector)) expect(podLabels[key]).toBe(value);
+    const ports = container.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]).flat();
+    expect(ports).toContain(service.spec.ports[0].targetPort);
+    const publish = of('Trigger').find(({ doc }) => triggerType(doc) === 'io.kiot.mqtt.publish');
+    expect(publish?.doc.spec.subscriber.ref).toMatchObject({ apiVersion: 'v1', kind: 'Service', name: 'mqtt-bridge' });
+    // A ref to a plain Service is its port 80 (Knative's URI resolver): the Service must listen there.
+    expect(service.spec.ports.some((p: { port: number }) => p.port === 80)).toBe(true);
+  });
+});
+
+describe('kustomize', () => {
+  it('every resource a kustomization lists exists, and the root reaches every manifest of the base', () => {
+    const { files, missing } = reachableFiles(KNATIVE_DIR);
+    expect(missing).toEqual([]);
+    const manifestFiles = new Set(manifests.map((m: Located) => m.file));
+    manifestFiles.delete('knative/config/secret.template.yaml');
+    expect([...manifestFiles].filter((file) => !files.has(file))).toEqual([]);
+  });
+
+  it('the generated manifests are in sync with knative/deploy-values.json', () => {
+    const result = spawnSync('node', ['scripts/deploy-lib/render.mjs', '--check'], { cwd: ROOT, encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it.skipIf(!hasKubectl).each(['knative', 'knative/overlays/dev', 'knative/overlays/prod'])('%s builds; its objects validate; it has every object of the base and the same Knative Services', (dir) => {
+    const base = kustomize('knative');
+    const built = kustomize(dir);
+    const ids = new Set(built.map(identity));
+    expect(base.map(identity).filter((id) => !ids.has(id))).toEqual([]);
+    expect(built.flatMap((doc) => [...crdErrors(doc), ...webhookIssues(doc)].map((issue) => `${named(doc)}: ${issue}`))).toEqual([]);
+    const ksvc = (docs: K8sObject[]) => docs.filter((doc) => doc.apiVersion.startsWith('serving.knative.dev/')).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    expect(ksvc(built)).toEqual(ksvc(base));
+    expect(ksvc(built).length).toBe(of('Service', 'serving.knative.dev').length);
+  });
+
+  it.skipIf(!hasKubectl)('prod uses a durable (Kafka) Broker with its config', () => {
+    const broker = kustomize('knative/overlays/prod').find((doc) => doc.kind === 'Broker')!;
+    expect(broker.metadata.annotations?.['eventing.knative.dev/broker.class']).toBe('Kafka');
+    expect(broker.spec.config).toMatchObject({ kind: 'ConfigMap', name: 'kafka-broker-config' });
+  });
+
+  it('the YAML files under knative/ that are not kustomizations are all manifests', () => {
+    for (const file of yamlFiles(KNATIVE_DIR)) {
+      for (const doc of parseDocuments(readFileSync(file, 'utf8'), file)) {
+        if (isKustomization(doc)) continue;
+        expect((doc as K8sObject).apiVersion, file).toBeTruthy();
+        expect((doc as K8sObject).kind, file).toBeTruthy();
+        expect((doc as K8sObject).metadata?.name, file).toBeTruthy();
+      }
+    }
+  });
+});
+
+/** The `type` of a Trigger's `exact` filter (top level, or inside `all`). */
+export function triggerType(doc: K8sObject): string | undefined {
+  const filters: { exact?: { type?: string }; all?: { exact?: { type?: string } }[] }[] = doc.spec?.filters ?? [];
+  for (const filter of filters) {
+    if (filter.exact?.type) return filter.exact.type;
+    for (const inner of filter.all ?? []) if (inner.exact?.type) return inner.exact.type;
+  }
+  return undefined;
+}
+
+function podContainers(doc: K8sObject): { env?: { name: string; valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: { name: string; key: string } } }[] }[] {
+  return doc.spec?.template?.spec?.containers ?? [];
+}
+
+function toBytes(quantity: string): number {
+  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|K|M|G)?$/.exec(quantity);
+  const unit: Record<string, number> = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, K: 1e3, M: 1e6, G: 1e9 };
+  return match ? Number(match[1]) * (match[2] ? unit[match[2]]! : 1) : Number.NaN;
+}
