@@ -71,7 +71,7 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
 
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
+<title>${escapeHtml(title)}</title><link rel="icon" href="data:,"><style>${STYLE}</style></head>
 <body>
 <h1>${escapeHtml(title)}</h1>
 <p class="meta">${escapeHtml(scope)} · ${escapeHtml(report.from.toISOString())} – ${escapeHtml(report.to.toISOString())} (UTC) · interval ${escapeHtml(report.interval)} · from ${escapeHtml(report.sources.join(' + ') || 'no data')} · generated ${escapeHtml(report.createdAt.toISOString())}</p>

@@ -30,10 +30,21 @@ export function niceTicks(low: number, high: number, count = 5): number[] {
   return ticks;
 }
 
-export function timeLabel(ms: number, spanMs: number): string {
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const TIME_STEPS = [60_000, 5 * 60_000, 15 * 60_000, 30 * 60_000, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 182 * DAY, 364 * DAY];
+
+/** Round UTC instants for the time axis: the smallest step giving at most `max` ticks within [from, to]. */
+export function timeTicks(from: number, to: number, max = 7): { ticks: number[]; step: number } {
+  const step = TIME_STEPS.find((s) => Math.floor(to / s) - Math.ceil(from / s) + 1 <= max) ?? Math.max(1, to - from);
+  const ticks: number[] = [];
+  for (let t = Math.ceil(from / step) * step; t <= to; t += step) ticks.push(t);
+  return { ticks, step };
+}
+
+export function timeLabel(ms: number, stepMs: number): string {
   const iso = new Date(ms).toISOString();
-  if (spanMs <= 2 * 86_400_000) return `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
-  return iso.slice(0, 10);
+  return stepMs < DAY ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(0, 10);
 }
 
 /**
@@ -85,11 +96,11 @@ export function lineChart(points: readonly ChartPoint[], options: ChartOptions):
   const yAxis = yTicks
     .map((v) => `<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${f(y(v))}" y2="${f(y(v))}"/><text class="tick y" x="${MARGIN.left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${escapeHtml(formatNumber(v))}</text>`)
     .join('');
-  const xCount = 6;
-  const xAxis = Array.from({ length: xCount }, (_, i) => options.from + (span * i) / (xCount - 1))
-    .map((t, i) => {
-      const anchor = i === 0 ? 'start' : i === xCount - 1 ? 'end' : 'middle';
-      return `<line class="tickmark" x1="${f(x(t))}" x2="${f(x(t))}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH + 4}"/><text class="tick x" x="${f(x(t))}" y="${height - 14}" text-anchor="${anchor}">${escapeHtml(timeLabel(t, span))}</text>`;
+  const time = timeTicks(options.from, options.to);
+  const xAxis = time.ticks
+    .map((t) => {
+      const anchor = t === options.from ? 'start' : t === options.to ? 'end' : 'middle';
+      return `<line class="tickmark" x1="${f(x(t))}" x2="${f(x(t))}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH + 4}"/><text class="tick x" x="${f(x(t))}" y="${height - 14}" text-anchor="${anchor}">${escapeHtml(timeLabel(t, time.step))}</text>`;
     })
     .join('');
   const axes = `<line class="axis" x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/><line class="axis" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}"/>`;
