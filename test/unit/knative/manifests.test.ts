@@ -6,7 +6,7 @@ import { readManifests } from '../../../scripts/router/load-manifests.js';
 import { hasKubectl, identity, kustomize, reachableFiles } from './lib/kustomize.js';
 import { crdKey, crdValidators, isKustomization, KNATIVE_DIR, loadManifests, named, parseDocuments, ROOT, yamlFiles, type K8sObject, type Located } from './lib/manifests.js';
 import { parseGoDurationMs, parseIsoDurationMs } from './lib/durations.js';
-import { webhookIssues } from './lib/webhook.js';
+import { triggerType, webhookIssues } from './lib/webhook.js';
 
 // Every manifest under knative/: YAML, the Knative CRD schemas (ajv, as the API server validates), what only
 // Knative's webhooks check, and kiot's own deployment rules (scale to zero, probes, security, delivery).
@@ -233,16 +233,6 @@ describe('kustomize', () => {
     }
   });
 });
-
-/** The `type` of a Trigger's `exact` filter (top level, or inside `all`). */
-export function triggerType(doc: K8sObject): string | undefined {
-  const filters: { exact?: { type?: string }; all?: { exact?: { type?: string } }[] }[] = doc.spec?.filters ?? [];
-  for (const filter of filters) {
-    if (filter.exact?.type) return filter.exact.type;
-    for (const inner of filter.all ?? []) if (inner.exact?.type) return inner.exact.type;
-  }
-  return undefined;
-}
 
 function podContainers(doc: K8sObject): { env?: { name: string; valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: { name: string; key: string } } }[] }[] {
   return doc.spec?.template?.spec?.containers ?? [];

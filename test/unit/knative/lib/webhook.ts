@@ -239,3 +239,14 @@ export function webhookIssues(doc: K8sObject): string[] {
   if (group === 'sources.knative.dev' && doc.kind === 'SinkBinding') return sinkBindingIssues(doc);
   return [];
 }
+
+/** The `type` of a Trigger's `exact` filter (top level, or inside `all`). */
+export function triggerType(doc: K8sObject): string | undefined {
+  const filters: { exact?: { type?: string }; all?: { exact?: { type?: string } }[] }[] = doc.spec?.filters ?? [];
+  for (const filter of filters) {
+    if (filter.exact?.type) return filter.exact.type;
+    for (const inner of filter.all ?? []) if (inner.exact?.type) return inner.exact.type;
+  }
+  return undefined;
+}
+
