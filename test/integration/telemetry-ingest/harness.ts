@@ -41,7 +41,19 @@ export const TYPES = {
   disconnected: 'io.kiot.device.disconnected',
 } as const;
 
-export async function startHarness(env: Env = {}, options: { mongoUrl?: string; redisUrl?: string } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  mongoUrl?: string;
+  redisUrl?: string;
+  /** Listen on this port instead of any free one (when a router must know it in advance). */
+  port?: number;
+  /**
+   * Answer 204 to device events of subjects without this prefix, without handling them: on the shared
+   * Mosquitto a bridge of our own also receives every other test's devices, which are none of ours.
+   */
+  onlySubjectsStartingWith?: string;
+}
+
+export async function startHarness(env: Env = {}, options: HarnessOptions = {}): Promise<Harness> {
   const sink = await startSinkServer();
   const dbName = uniqueName('ti').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
   const { key, entry } = await mintApiKey('tester', ['*']);
@@ -59,8 +71,16 @@ export async function startHarness(env: Env = {}, options: { mongoUrl?: string; 
   const redis = createRedis(config.REDIS_URL, { enableAutoPipelining: true });
   const app = createTelemetryIngestApp({ config, logger: createLogger('telemetry-ingest', 'silent'), mongo, redis });
   app.start();
-  const server: Server = createFunctionServer(uniqueName('telemetry-ingest'), app.handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const prefix = options.onlySubjectsStartingWith;
+  const handler: typeof app.handler = prefix
+    ? async (req, res) => {
+        const subject = req.headers['ce-subject'];
+        if (typeof subject === 'string' && !subject.startsWith(prefix)) res.status(204).end();
+        else await app.handler(req, res);
+      }
+    : app.handler;
+  const server: Server = createFunctionServer(uniqueName('telemetry-ingest'), handler);
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const apiKey = `Bearer ${key}`;
 
