@@ -1,0 +1,94 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildBundles } from './lib/build.js';
+import { components } from './lib/components.js';
+import { loadManifests, ROOT, type K8sObject } from './lib/manifests.js';
+import { configSchemaOf, isRequired } from './lib/schemas.js';
+
+// Every workload in knative/ runs a bundle the build makes, with exactly the environment its zod config
+// schema knows and needs. The schemas are imported from each capability (functions/<name>/config.ts or
+// schema.ts, bridge/config.ts); the build runs first (a lock keeps parallel test files apart).
+const manifests = loadManifests();
+const configMaps = new Map(manifests.filter(({ doc }) => doc.kind === 'ConfigMap').map(({ doc }) => [doc.metadata.name, (doc as K8sObject & { data: Record<string, string> }).data]));
+const sinkBound = new Set(
+  manifests.filter(({ doc }) => doc.kind === 'SinkBinding').map(({ doc }) => `${doc.spec.subject.kind}/${doc.spec.subject.name}`),
+);
+/** Runtime variables Node and libuv read themselves, not the app's config. */
+const PLATFORM_ENV = new Set(['NODE_OPTIONS', 'UV_THREADPOOL_SIZE']);
+
+interface Workload {
+  kind: string;
+  name: string;
+  bundle: string;
+  env: { name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: object; fieldRef?: object } }[];
+  injected: string[];
+}
+
+const workloads: Workload[] = manifests.flatMap(({ doc }): Workload[] => {
+  const knative = doc.kind === 'Service' && doc.apiVersion.startsWith('serving.knative.dev/');
+  if (!knative && !['StatefulSet', 'Deployment'].includes(doc.kind)) return [];
+  const container = doc.spec.template.spec.containers[0];
+  const bundle = /^dist\/([a-z-]+)\.js$/.exec(container.command?.[1] ?? '')?.[1] ?? '(no node dist/<name>.js command)';
+  const injected = [
+    ...(knative ? ['PORT'] : []), // Knative sets PORT to the container port
+    ...(sinkBound.has(`${doc.kind}/${doc.metadata.name}`) ? ['K_SINK'] : []), // the SinkBinding injects it
+  ];
+  return [{ kind: doc.kind, name: doc.metadata.name, bundle, env: container.env ?? [], injected }];
+});
+
+beforeAll(() => {
+  buildBundles();
+}, 120_000);
+
+describe('deployables', () => {
+  const landed = new Set(components().map((c) => c.name));
+
+  it.each(workloads.map((w) => [`${w.kind} ${w.name}`, w] as const))('%s runs a bundle that the build makes', (_label, workload) => {
+    if (!landed.has(workload.bundle)) return; // its capability has not landed: covered once it has
+    const file = join(ROOT, 'dist', `${workload.bundle}.js`);
+    expect(existsSync(file), file).toBe(true);
+    expect(statSync(file).size).toBeGreaterThan(1_000);
+  });
+
+  it('every deployable in the repo has a workload', () => {
+    const deployed = new Set(workloads.map((w) => w.bundle));
+    expect(components().map((c) => c.name).filter((name) => !deployed.has(name))).toEqual([]);
+  });
+
+  for (const workload of workloads) {
+    it(`${workload.kind} ${workload.name}: sets only variables its config schema knows, every required one, with valid literal values`, async () => {
+      if (!landed.has(workload.bundle)) return;
+      const schema = await configSchemaOf(workload.bundle);
+      expect(schema, `an exported config schema (extending baseConfigSchema) for ${workload.bundle}`).toBeDefined();
+      const known = new Set(Object.keys(schema!.shape));
+      const set = new Set([...workload.env.map((e) => e.name), ...workload.injected]);
+      expect([...set].filter((name) => !known.has(name) && !PLATFORM_ENV.has(name)), `not in ${schema!.file} ${schema!.exportName}`).toEqual([]);
+      expect(Object.entries(schema!.shape).filter(([name, field]) => isRequired(field) && !set.has(name)).map(([name]) => name), 'required but not set').toEqual([]);
+      for (const env of workload.env) {
+        const cm = env.valueFrom?.configMapKeyRef;
+        const value = env.value ?? (cm ? configMaps.get(cm.name)?.[cm.key] : undefined);
+        const field = schema!.shape[env.name];
+        if (value === undefined || !field) continue;
+        expect(field.safeParse(value).success, `${env.name}=${value}`).toBe(true);
+      }
+    });
+  }
+
+  it('the bundles import nothing at run time but Node built-ins and what the image installs (the functions framework)', () => {
+    const allowed = /^(node:|@google-cloud\/functions-framework(\/|$)|kerberos$|snappy$|@mongodb-js\/zstd$|mongodb-client-encryption$|gcp-metadata$|socks$|aws4$|@aws-sdk\/credential-providers$|supports-color$|bufferutil$|utf-8-validate$)/;
+    // (the mongodb add-ons, and debug/ws optional add-ons that esbuild leaves inside try { require() }: absent is fine)
+    const builtins = new Set(['fs', 'path', 'os', 'crypto', 'http', 'https', 'net', 'tls', 'url', 'util', 'stream', 'events', 'zlib', 'dns', 'child_process', 'worker_threads', 'buffer', 'string_decoder', 'querystring', 'timers', 'assert', 'async_hooks', 'perf_hooks', 'diagnostics_channel', 'process', 'module', 'v8', 'vm', 'readline', 'http2', 'dgram', 'tty', 'constants', 'punycode', 'cluster', 'inspector', 'console', 'sqlite', 'test', 'trace_events', 'wasi', 'sys']);
+    for (const name of new Set(workloads.map((w) => w.bundle))) {
+      if (!landed.has(name)) continue;
+      const text = readFileSync(join(ROOT, 'dist', `${name}.js`), 'utf8');
+      const specifiers = new Set<string>();
+      // esbuild keeps an external as a top-level import, `import("…")`, or `__require("…")` from CommonJS code.
+      for (const pattern of [/^import\s[^;]*?from\s*["']([^"']+)["']/gm, /^import\s*["']([^"']+)["']/gm, /\b__require\(["']([^"']+)["']\)/g, /\bimport\(["']([^"']+)["']\)/g]) {
+        for (const match of text.matchAll(pattern)) if (!/^[./]/.test(match[1]!)) specifiers.add(match[1]!);
+      }
+      const outside = [...specifiers].filter((s) => !allowed.test(s) && !builtins.has(s.split('/')[0]!));
+      expect(outside, `dist/${name}.js`).toEqual([]);
+    }
+  });
+});
