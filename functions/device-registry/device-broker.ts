@@ -38,7 +38,8 @@ export function deviceAcls(id: string) {
   ];
 }
 
-const CHUNK = 100;
+/** Devices per control message: 2-3 commands each, so one message stays well within the reply budget. */
+const CHUNK = 50;
 
 const alreadyExists = (response: DynsecResponse | undefined) => /already/i.test(response?.error ?? '');
 const notFound = (response: DynsecResponse | undefined) => /not found/i.test(response?.error ?? '');

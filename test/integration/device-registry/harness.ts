@@ -24,7 +24,14 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { broker?: DynsecMosquitto } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  broker?: DynsecMosquitto;
+  /** Where events go (default: the harness's own recording sink). */
+  kSink?: string;
+  port?: number;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const broker = options.broker ?? (await startDynsecMosquitto());
   const sink = await startSinkServer();
   const admin = await mintApiKey('admin', ['*']);
@@ -38,13 +45,13 @@ export async function startHarness(options: { broker?: DynsecMosquitto } = {}): 
     MQTT_URL: broker.url,
     MQTT_USERNAME: broker.admin.username,
     MQTT_PASSWORD: broker.admin.password,
-    K_SINK: sink.url,
+    K_SINK: options.kSink ?? sink.url,
     API_KEYS: JSON.stringify([admin.entry, reader.entry, hooks.entry]),
     PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
   });
   const registry = buildRegistry(config, createLogger('device-registry', (process.env.TEST_LOG_LEVEL ?? 'silent')));
   const server: Server = createFunctionServer(uniqueName('device-registry'), registry.handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     base,
@@ -94,4 +101,13 @@ export function disconnected(client: MqttClient): Promise<void> {
     if (!client.connected) return resolve();
     client.once('close', () => resolve());
   });
+}
+
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
