@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBundles } from '../../unit/knative/lib/build.js';
+import { components } from '../../unit/knative/lib/components.js';
+import { loadManifests, ROOT, type K8sObject } from '../../unit/knative/lib/manifests.js';
+import { MONGODB_URL, MQTT_URL, REDIS_URL, uniqueName } from '../../support/services.js';
+import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+
+// Each workload of knative/ started as the cluster would start it: its command (`node dist/<name>.js`) in an
+// image-like directory (dist/ and a package.json trimmed as the Dockerfile trims it), with the environment
+// its manifest declares, ConfigMap values resolved and Secret keys filled from the test services. It must
+// pass its readiness probe (TCP for the functions, GET /healthz for the bridge) and answer /healthz.
+const manifests = loadManifests();
+const configMap = (manifests.find(({ doc }) => doc.kind === 'ConfigMap')!.doc as K8sObject & { data: Record<string, string> }).data;
+const landed = new Set(components().map((c) => c.name));
+const db = uniqueName('ks').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+
+/** What only exists in a cluster (DNS names, the Broker) or must not touch shared test state, replaced. */
+function localValue(name: string, key: string, sink: string): string | undefined {
+  const secrets: Record<string, string> = {
+    MONGODB_URL,
+    REDIS_URL,
+    API_KEYS: '[]',
+    PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
+  };
+  if (key in secrets) return secrets[key];
+  if (/MQTT_USERNAME$/.test(key)) return 'kiot';
+  if (/MQTT_PASSWORD$/.test(key)) return 'kiot';
+  const overrides: Record<string, string> = { MQTT_URL, K_SINK: sink, DEAD_LETTER_SINK: sink, MONGODB_DB: db, LOG_LEVEL: 'warn' };
+  return overrides[name];
+}
+
+interface Workload {
+  name: string;
+  bundle: string;
+  env: Record<string, string>;
+  probe: 'tcp' | 'http';
+}
+
+function workloadsOf(sink: string): Workload[] {
+  return manifests.flatMap(({ doc }): Workload[] => {
+    const knative = doc.kind === 'Service' && doc.apiVersion.startsWith('serving.knative.dev/');
+    if (!knative && doc.kind !== 'StatefulSet') return [];
+    const container = doc.spec.template.spec.containers[0];
+    const bundle = /^dist\/([a-z-]+)\.js$/.exec(container.command[1])![1]!;
+    const env: Record<string, string> = {};
+    for (const entry of container.env ?? []) {
+      const ref = entry.valueFrom?.configMapKeyRef ?? entry.valueFrom?.secretKeyRef;
+      const local = localValue(entry.name, ref?.key ?? entry.name, sink);
+      if (local !== undefined) env[entry.name] = local;
+      else if (entry.value !== undefined) env[entry.name] = entry.value;
+      else if (entry.valueFrom?.configMapKeyRef) env[entry.name] = configMap[entry.valueFrom.configMapKeyRef.key]!;
+      else if (entry.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[entry.name] = uniqueName(`${doc.metadata.name}-0`).slice(0, 50);
+    }
+    if (!knative) {
+      env.K_SINK = sink; // the SinkBinding's injection
+      // Not the shared test broker's real group, and sessions that expire soon after the test.
+      Object.assign(env, { BRIDGE_SHARE_GROUP: uniqueName('ks'), BRIDGE_SESSIONS: '1', BRIDGE_SESSION_EXPIRY_S: '60' });
+    }
+    return [{ name: doc.metadata.name, bundle, env, probe: container.readinessProbe?.tcpSocket ? 'tcp' : 'http' }];
+  });
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+const tcpOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+
+describe('workloads start from their manifests', () => {
+  let image: string;
+  let sink: SinkServer;
+  const running: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    buildBundles();
+    // An image-like layout: dist/ copied (a rebuild elsewhere cannot change it under us), package.json trimmed.
+    image = mkdtempSync(join(tmpdir(), 'kiot-image-'));
+    cpSync(join(ROOT, 'dist'), join(image, 'dist'), { recursive: true });
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    writeFileSync(join(image, 'package.json'), JSON.stringify({ name: pkg.name, type: pkg.type, dependencies: { '@google-cloud/functions-framework': pkg.dependencies['@google-cloud/functions-framework'] } }));
+    symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'));
+    sink = await startSinkServer();
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
+    await sink?.close();
+    if (image) rmSync(image, { recursive: true, force: true });
+  });
+
+  it('every workload passes its readiness probe and answers /healthz', async () => {
+    const results: { name: string; ready: boolean; health?: number; output: string }[] = [];
+    for (const workload of workloadsOf(sink.url).filter((w) => landed.has(w.bundle))) {
+      const port = await freePort();
+      const child = spawn('node', [`dist/${workload.bundle}.js`], {
+        cwd: image,
+        env: { PATH: process.env.PATH, ...workload.env, PORT: String(port) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      running.push(child);
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      let ready = false;
+      let health: number | undefined;
+      for (let i = 0; i < 600 && child.exitCode === null && !ready; i += 1) {
+        if (workload.probe === 'tcp') ready = await tcpOpen(port);
+        else ready = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
+        if (!ready) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      if (ready) {
+        for (let i = 0; i < 100 && health !== 200; i += 1) {
+          health = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => undefined);
+          if (health !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      child.kill('SIGTERM');
+      await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+      results.push({ name: workload.name, ready, health, output: ready && health === 200 ? '' : output.slice(-2000) });
+    }
+    expect(results.length).toBeGreaterThanOrEqual(1);
+    expect(results.filter((r) => !r.ready || r.health !== 200)).toEqual([]);
+  }, 180_000);
+});
