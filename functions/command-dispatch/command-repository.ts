@@ -32,6 +32,11 @@ export interface CommandDocument {
   completedAt?: Date;
   /** Sends so far (first send and re-sends on reconnect). */
   attempts: number;
+  /**
+   * Waited in the device's queue (the device was offline at creation): its ack moves the queue on.
+   * Commands sent at once to an online device skip that step, which keeps their acks to one write.
+   */
+  backlog?: boolean;
   result?: unknown;
   error?: unknown;
   history: HistoryEntry[];

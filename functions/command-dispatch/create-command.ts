@@ -22,7 +22,9 @@ export type CreateCommandOutcome = { kind: 'accepted'; command: CommandView } | 
 export async function createCommand(input: CreateCommandInput, deps: CommandDeps, ctx: HandlerContext): Promise<CreateCommandOutcome> {
   await requireActiveDevice(input.deviceId, deps);
   const command = newCommand(input, deps);
-  const [, online] = await Promise.all([deps.commands.insert(command), deps.presence.isOnline(input.deviceId)]);
+  const online = await deps.presence.isOnline(input.deviceId);
+  if (!online) command.backlog = true;
+  await deps.commands.insert(command);
   if (!online) await enforceQueueCap(command, deps);
   const waitMs = waitMillis(input.body, command);
   // Subscribe before sending: pub/sub keeps nothing for a subscriber that comes late.
@@ -42,6 +44,7 @@ async function requireActiveDevice(deviceId: string, deps: CommandDeps): Promise
 function newCommand({ deviceId, body }: CreateCommandInput, deps: CommandDeps): CommandDocument {
   const now = deps.clock();
   const ttlSeconds = body.ttlSeconds ?? deps.settings.defaultTtlSeconds;
+  const timeoutSeconds = body.timeoutSeconds ?? deps.settings.defaultTimeoutSeconds;
   return {
     _id: deps.newId(),
     deviceId,
@@ -51,7 +54,9 @@ function newCommand({ deviceId, body }: CreateCommandInput, deps: CommandDeps): 
     createdAt: now,
     updatedAt: now,
     expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
-    timeoutSeconds: body.timeoutSeconds ?? deps.settings.defaultTimeoutSeconds,
+    timeoutSeconds,
+    // Provisional: an ack that overtakes the SENT write must still leave a deadline behind.
+    deadlineAt: new Date(now.getTime() + timeoutSeconds * 1000),
     attempts: 0,
     history: [{ status: 'QUEUED', at: now }],
   };
