@@ -7,7 +7,7 @@ import { createRedis } from '../../shared/redis.js';
 import { createRegistryApp } from './app.js';
 import { createAuthCache } from './auth-cache.js';
 import type { RegistryDeps } from './deps.js';
-import { createDeviceBroker } from './device-broker.js';
+import { createDeviceBroker, createHookOnlyBroker } from './device-broker.js';
 import { createDeviceRepository } from './device-repository.js';
 import { createDynsecClient } from './dynsec.js';
 import { createProvisioningRepository } from './provisioning-repository.js';
@@ -28,7 +28,7 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   const deps: RegistryDeps = {
     devices: createDeviceRepository(mongo),
     provisioning: createProvisioningRepository(mongo),
-    broker: createDeviceBroker(dynsec),
+    broker: config.BROKER_ACCESS === 'dynsec' ? createDeviceBroker(dynsec) : createHookOnlyBroker(),
     authCache: createAuthCache(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.AUTH_CACHE_TTL_SECONDS }),
     emitter: createEmitter({ sink: config.K_SINK, source: `/kiot/${SERVICE}`, dispatcher }),
     now: () => new Date(),
@@ -42,7 +42,7 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
     health: {
       mongodb: async () => (await mongo.db()).command({ ping: 1 }),
       redis: async () => (await redis.client()).ping(),
-      broker: () => dynsec.ping(),
+      ...(config.BROKER_ACCESS === 'dynsec' ? { broker: () => dynsec.ping() } : {}),
     },
   });
   return {

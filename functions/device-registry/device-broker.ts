@@ -107,3 +107,12 @@ export function createDeviceBroker(dynsec: DynsecClient): DeviceBroker {
     ping: () => dynsec.ping(),
   };
 }
+
+/**
+ * For brokers that ask the registry (EMQX with the HTTP auth hooks, BROKER_ACCESS=hooks): nothing to write.
+ * Revocation then takes effect at the next connect or ACL check, within AUTH_CACHE_TTL_SECONDS; kicking
+ * live sessions needs the broker's own admin API (not done here).
+ */
+export function createHookOnlyBroker(): DeviceBroker {
+  return { provision: async () => undefined, setEnabled: async () => undefined, remove: async () => undefined, ping: async () => undefined };
+}

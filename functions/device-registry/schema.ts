@@ -12,6 +12,12 @@ export const configSchema = baseConfigSchema.extend({
   ...mqttFields,
   ...sinkFields,
   ...apiKeyFields,
+  /**
+   * How the broker learns about devices: `dynsec` writes Mosquitto dynamic-security clients and roles (MQTT_URL
+   * with MQTT_USERNAME/MQTT_PASSWORD of a client allowed $CONTROL/dynamic-security/#); `hooks` writes nothing
+   * and relies on the broker calling POST /broker/authn and /broker/authz (EMQX).
+   */
+  BROKER_ACCESS: z.enum(['dynsec', 'hooks']).default('dynsec'),
   /** log2 of scrypt's N for device secrets and claim tokens (12 → N=4096; see shared/secrets.ts). */
   SCRYPT_LOG_N: z.coerce.number().int().min(10).max(20).default(Math.log2(DEVICE_SCRYPT_N)),
   /** How long the broker auth hooks may answer from Redis. */

@@ -54,7 +54,8 @@ const config = {
     },
     {
       // Mosquitto 2.0.11 dynsec does not expand %c, so every claim holder may read every response topic:
-      // request ids must be unguessable (a UUID), see functions/device-registry (left undone: sealed replies).
+      // a reply (device id and secret) is readable by every claim holder connected at that moment. Keep claim
+      // credentials as secret as the tokens; encrypting replies to a key sent in the request is the next step.
       rolename: 'kiot-fleet-claim',
       acls: [acl('publishClientSend', 'provisioning/+/request'), acl('subscribePattern', 'provisioning/+/response'), acl('publishClientReceive', 'provisioning/+/response')],
     },
