@@ -1,15 +1,23 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
-import { InvalidInputError } from '../../shared/errors.js';
+import { DomainRefusalError, InvalidInputError } from '../../shared/errors.js';
 import { createFunctionApp, eventRoute, type FunctionAppOptions, type FunctionHandler, type HttpResult, type Route } from '../../shared/function-app.js';
 import { acknowledgeCommand } from './acknowledge-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { createCommand } from './create-command.js';
 import type { CommandDeps } from './deps.js';
 import { deviceConnected, deviceDisconnected } from './device-presence.js';
-import { DomainRefusalError } from '../../shared/errors.js';
+import { desiredView, getDesiredState, patchDesiredState, republishDelta } from './desired-state.js';
 import { getCommand, listCommands } from './query-commands.js';
-import { ackEventDataSchema, commandIdSchema, createCommandBodySchema, listQuerySchema, pingDataSchema, presenceEventDataSchema } from './schema.js';
+import {
+  ackEventDataSchema,
+  commandIdSchema,
+  createCommandBodySchema,
+  listQuerySchema,
+  pingDataSchema,
+  presenceEventDataSchema,
+  statePatchSchema,
+} from './schema.js';
 import { sweepCommands } from './sweep.js';
 
 export const SERVICE = 'command-dispatch';
@@ -67,6 +75,25 @@ function routes(deps: CommandDeps): Route[] {
       },
     },
     {
+      method: 'PATCH',
+      path: '/devices/:id/state/desired',
+      scope: 'commands:write',
+      async handle(req) {
+        const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
+        const shadow = await patchDesiredState({ deviceId, patch: parse(statePatchSchema, req.body, 'the merge patch'), ifMatch: req.headers['if-match'] }, deps);
+        return { status: 200, body: desiredView(shadow), headers: { etag: `"${shadow.version}"` } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/devices/:id/state/desired',
+      scope: 'commands:read',
+      async handle(req) {
+        const shadow = await getDesiredState(parse(deviceIdSchema, req.params.id, 'the device id'), deps);
+        return { status: 200, body: desiredView(shadow), headers: { etag: `"${shadow.version}"` } };
+      },
+    },
+    {
       method: 'DELETE',
       path: '/commands/:commandId',
       scope: 'commands:write',
@@ -93,6 +120,12 @@ function events(deps: CommandDeps) {
       type: 'io.kiot.device.disconnected',
       data: presenceEventDataSchema,
       handle: (event, data) => deviceDisconnected(event, data, deps),
+    }),
+    eventRoute({
+      type: 'io.kiot.state.reported',
+      // Any data: what is not an object is telemetry-ingest's to refuse, and carries no delta.
+      data: z.unknown(),
+      handle: (event, data) => republishDelta(event, data, deps),
     }),
     eventRoute({
       type: 'dev.knative.sources.ping',

@@ -19,6 +19,11 @@ export const commandDispatchConfigSchema = baseConfigSchema.extend({
   COMMAND_DEFAULT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
   /** In-process sweep timer; 0 turns it off (in Knative the PingSource drives the sweep). */
   COMMAND_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
+  /** telemetry-ingest's `REDIS_PREFIX`: both capabilities read and write the same shadow hash. */
+  SHADOW_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('kiot:ti'),
+  /** Size and nesting of the desired document (AWS IoT: 8 KiB), as telemetry-ingest limits reported. */
+  SHADOW_MAX_BYTES: z.coerce.number().int().min(64).max(1_048_576).default(8_192),
+  SHADOW_MAX_DEPTH: z.coerce.number().int().min(1).max(32).default(6),
   /** Commands moved per sweep run, so one run stays short. */
   COMMAND_SWEEP_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
 });

@@ -34,7 +34,7 @@ export async function createCommand(input: CreateCommandInput, deps: CommandDeps
   return waitForResult(command._id, subscription, waitMs, deps);
 }
 
-async function requireActiveDevice(deviceId: string, deps: CommandDeps): Promise<void> {
+export async function requireActiveDevice(deviceId: string, deps: Pick<CommandDeps, 'devices'>): Promise<void> {
   const device = await deps.devices.device(deviceId);
   // An app request: 404 tells the caller the device does not exist (no Knative retry involved).
   if (!device) throw new NotFoundError(`device ${deviceId} is not registered`, 'unknown_device');

@@ -1,7 +1,9 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import type { Emitter } from '../../shared/emitter.js';
+import type { ShadowStore, StateLimits } from '../../shared/shadow.js';
 import type { CommandRepository } from './command-repository.js';
 import type { CompletionBus } from './completion-bus.js';
+import type { DeltaMemo } from './delta-publisher.js';
 import type { PresenceStore } from './presence.js';
 
 export interface CommandSettings {
@@ -20,6 +22,10 @@ export interface CommandDeps {
   emitter: Emitter;
   devices: DeviceDirectory;
   settings: CommandSettings;
+  /** The device shadow, shared with telemetry-ingest (shared/shadow.ts). */
+  shadows: ShadowStore;
+  deltas: DeltaMemo;
+  limits: StateLimits;
   clock: () => Date;
   newId: () => string;
 }

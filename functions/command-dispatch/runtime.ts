@@ -6,10 +6,12 @@ import type { HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import { createMongo } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
+import { createShadowStore } from '../../shared/shadow.js';
 import { createCommandRepository } from './command-repository.js';
 import { createCompletionBus } from './completion-bus.js';
 import type { CommandDispatchConfig } from './config.js';
 import type { CommandDeps } from './deps.js';
+import { createDeltaMemo } from './delta-publisher.js';
 import { createPresenceStore } from './presence.js';
 import { sweepCommands } from './sweep.js';
 
@@ -33,6 +35,9 @@ type RuntimeConfig = Pick<
   | 'COMMAND_DEFAULT_TTL_SECONDS'
   | 'COMMAND_DEFAULT_TIMEOUT_SECONDS'
   | 'COMMAND_SWEEP_BATCH'
+  | 'SHADOW_REDIS_PREFIX'
+  | 'SHADOW_MAX_BYTES'
+  | 'SHADOW_MAX_DEPTH'
 >;
 
 /** Builds the real stores and clients from validated config; everything connects on first use. */
@@ -55,6 +60,9 @@ export function createCommandRuntime(config: RuntimeConfig): CommandRuntime {
       defaultTimeoutSeconds: config.COMMAND_DEFAULT_TIMEOUT_SECONDS,
       sweepBatch: config.COMMAND_SWEEP_BATCH,
     },
+    shadows: createShadowStore(redis, mongo, config.SHADOW_REDIS_PREFIX),
+    deltas: createDeltaMemo(redis, config.REDIS_KEY_PREFIX),
+    limits: { maxBytes: config.SHADOW_MAX_BYTES, maxDepth: config.SHADOW_MAX_DEPTH },
     clock: () => new Date(),
     newId: randomUUID,
   };

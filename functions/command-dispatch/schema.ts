@@ -25,6 +25,9 @@ export type CreateCommandBody = z.infer<typeof createCommandBodySchema>;
 
 export const commandStatusSchema = z.enum(COMMAND_STATUSES);
 
+/** A JSON merge patch (RFC 7386) of the desired state: an object; `null` members remove keys. */
+export const statePatchSchema = z.record(z.string(), z.unknown());
+
 /** `GET /devices/{id}/commands?status=QUEUED,SENT&limit=50&cursor=…` */
 export const listQuerySchema = z.object({
   status: z

@@ -54,6 +54,8 @@ export async function startHarness(options: { sink: string; instances?: number; 
       REDIS_URL,
       K_SINK: options.sink,
       REDIS_KEY_PREFIX: prefix,
+      // The shadow hash is telemetry-ingest's layout under a prefix of this run only.
+      SHADOW_REDIS_PREFIX: `${prefix}ti`,
       COMMAND_SWEEP_INTERVAL_MS: '0',
       LOG_LEVEL: 'silent',
       API_KEYS: JSON.stringify([entry]),
