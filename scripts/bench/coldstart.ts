@@ -1,0 +1,179 @@
+// Cold start of every deployable: process start to the first 2xx of a real request (GET /healthz, which
+// touches the real services), next to a bare Node HTTP server started the same way in the same run; bundle
+// sizes and resident memory once ready. Several runs, in rotating order, medians reported.
+//   npm run bench:coldstart            (BENCH_RUNS=7, services from MQTT_URL / REDIS_URL / MONGODB_URL)
+// The last line is one JSON object: {"bench":"coldstart","value":<slowest ms>,"limit":<bare ms>,"ratio",…}.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, get, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:26379';
+const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
+const RATIO_TARGET = 1.5;
+const RSS_LIMIT_MB = 100;
+const DIST = join(process.cwd(), 'dist');
+
+const write = (line: string) => process.stdout.write(`${line}\n`);
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+function deployables(): string[] {
+  return readdirSync(DIST)
+    .filter((file) => file.endsWith('.js') && !/^(bench-|router\.|simulator\.)/.test(file))
+    .map((file) => file.replace(/\.js$/, ''))
+    .sort();
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One GET; resolves with the status, or undefined while nothing listens. */
+function probe(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const request = get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode));
+    });
+    request.on('error', () => resolve(undefined));
+    request.setTimeout(5_000, () => request.destroy());
+  });
+}
+
+function rssMb(pid: number): number {
+  try {
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Sample {
+  ms: number;
+  rssMb: number;
+}
+
+async function startOnce(file: string, env: Record<string, string>): Promise<Sample> {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(process.execPath, [file], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode}: ${stderr.slice(-500)}`);
+      const status = await probe(port);
+      if (status !== undefined && status >= 200 && status < 300) {
+        const ms = performance.now() - started;
+        return { ms, rssMb: rssMb(child.pid!) };
+      }
+      if (performance.now() - started > 30_000) throw new Error(`${file} not ready in 30 s (last status ${status}): ${stderr.slice(-500)}`);
+      await new Promise((resolve) => setTimeout(resolve, status === undefined ? 1 : 5));
+    }
+  } finally {
+    const exited = new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+async function main() {
+  const names = deployables();
+  if (names.length === 0) throw new Error('no deployables in dist/: run `npm run build`');
+  const sink: Server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(202);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/`;
+  const dir = mkdtempSync(join(tmpdir(), 'kiot-coldstart-'));
+  const bare = join(dir, 'bare-server.mjs');
+  writeFileSync(bare, "import { createServer } from 'node:http';\ncreateServer((req, res) => { res.writeHead(200); res.end('ok'); }).listen(Number(process.env.PORT));\n");
+  const suffix = `${process.pid}-${Date.now().toString(36)}`;
+  // What every deployable may need, as in production (NODE_ENV, quiet logs); unknown keys are ignored by zod.
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    MQTT_URL,
+    REDIS_URL,
+    MONGODB_URL,
+    MONGODB_DB: `bench_coldstart_${suffix}`.replace(/[^A-Za-z0-9_-]/g, '_'),
+    K_SINK: sinkUrl,
+    DEAD_LETTER_SINK: sinkUrl,
+    API_KEYS: '[]',
+    PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
+    BRIDGE_CLIENT_ID: `bench-coldstart-${suffix}`.slice(0, 50),
+    BRIDGE_SHARE_GROUP: `bench-${suffix}`,
+    BRIDGE_SESSION_EXPIRY_S: '60',
+  };
+
+  const targets = [{ name: 'bare', file: bare }, ...names.map((name) => ({ name, file: join(DIST, `${name}.js`) }))];
+  const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
+  // One warm-up of each (the OS file cache), then RUNS rounds in rotating order so that no target always goes first.
+  for (const target of targets) await startOnce(target.file, env);
+  for (let run = 0; run < RUNS; run += 1) {
+    for (let i = 0; i < targets.length; i += 1) {
+      const target = targets[(i + run) % targets.length]!;
+      samples.get(target.name)!.push(await startOnce(target.file, env));
+    }
+  }
+  sink.close();
+  rmSync(dir, { recursive: true, force: true });
+
+  const bareMs = median(samples.get('bare')!.map((s) => s.ms));
+  const result: Record<string, unknown> = { bench: 'coldstart', value: 0, unit: 'ms', limit: round(bareMs), ratio: 0 };
+  write(`runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the bare server and < ${RSS_LIMIT_MB} MB resident`);
+  write(`${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`);
+  let slowest = 0;
+  let slowestName = '';
+  let maxRss = 0;
+  for (const target of targets) {
+    const ms = median(samples.get(target.name)!.map((s) => s.ms));
+    const rss = median(samples.get(target.name)!.map((s) => s.rssMb));
+    const kib = target.name === 'bare' ? statSync(target.file, { throwIfNoEntry: false })?.size ?? 0 : statSync(target.file).size / 1024;
+    write(`${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${rss.toFixed(1).padStart(7)} ${target.name === 'bare' ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`);
+    const key = target.name.replace(/-/g, '_');
+    result[`${key}_ms`] = round(ms);
+    result[`${key}_rss_mb`] = round(rss);
+    if (target.name === 'bare') continue;
+    result[`${key}_ratio`] = round(ms / bareMs, 2);
+    result[`${key}_bundle_kib`] = Math.round(kib);
+    if (ms > slowest) {
+      slowest = ms;
+      slowestName = target.name;
+    }
+    maxRss = Math.max(maxRss, rss);
+  }
+  result.value = round(slowest);
+  result.ratio = round(slowest / bareMs, 2);
+  result.slowest = slowestName;
+  result.max_rss_mb = round(maxRss);
+  result.runs = RUNS;
+  result.pass = slowest / bareMs <= RATIO_TARGET && maxRss < RSS_LIMIT_MB;
+  write(JSON.stringify(result));
+}
+
+if (!existsSync(DIST)) throw new Error('dist/ is missing: run `npm run build`');
+await main();
