@@ -70,7 +70,10 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     maxDocs: config.GROUP_COMMIT_MAX_DOCS,
     maxInFlight: config.GROUP_COMMIT_MAX_IN_FLIGHT,
     write: (docs) => telemetry.insertBatch(docs),
-    onBatch: (size) => metrics.batchSize.observe(size),
+    onBatch: (size, ms) => {
+      metrics.batchSize.observe(size);
+      metrics.insertSeconds.observe(ms / 1000);
+    },
   });
   const devices = createDeviceDirectory(mongo, { ttlMs: config.DEVICE_CACHE_TTL_MS, now });
   const presence = createPresenceRepository(redis, keys, Math.ceil(retentionMs / 1000));

@@ -16,6 +16,12 @@ export function createIngestMetrics(registry: Registry) {
       buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
       registers,
     }),
+    insertSeconds: new Histogram({
+      name: 'kiot_telemetry_insert_seconds',
+      help: 'Duration of one group-commit insert, until MongoDB acknowledged it',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     retentionRemoved: new Counter({ name: 'kiot_telemetry_retention_removed_total', help: 'Samples removed by the retention sweep', registers }),
   };
 }

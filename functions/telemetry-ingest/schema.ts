@@ -48,14 +48,23 @@ export function sampleSchema(limits: TelemetryLimits) {
     .strict();
 }
 
+const payloadSchemas = new Map<string, { one: z.ZodType<TelemetrySample>; batch: z.ZodType<TelemetrySample[]> }>();
+
 /**
  * A message on `devices/{id}/telemetry`: one sample or a batch of them. Chosen by the payload's shape
  * rather than a `z.union`, whose failure is one `invalid_union` issue at the root: the device should
- * hear which field of which sample is wrong.
+ * hear which field of which sample is wrong. Built once per set of limits: zod 4 compiles an object
+ * schema on its first parse, so a schema built per message costs that compilation every time.
  */
-export function telemetryPayloadSchema(limits: TelemetryLimits, payload: unknown) {
-  const sample = sampleSchema(limits);
-  return Array.isArray(payload) ? z.array(sample).min(1).max(limits.maxSamples) : sample;
+export function telemetryPayloadSchema(limits: TelemetryLimits, payload: unknown): z.ZodType<TelemetrySample | TelemetrySample[]> {
+  const key = `${limits.maxSamples}/${limits.maxMetrics}`;
+  let schemas = payloadSchemas.get(key);
+  if (!schemas) {
+    const sample = sampleSchema(limits);
+    schemas = { one: sample, batch: z.array(sample).min(1).max(limits.maxSamples) };
+    payloadSchemas.set(key, schemas);
+  }
+  return Array.isArray(payload) ? schemas.batch : schemas.one;
 }
 
 export type TelemetrySample = z.infer<ReturnType<typeof sampleSchema>>;

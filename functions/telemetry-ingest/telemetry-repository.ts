@@ -18,6 +18,8 @@ export interface SampleDocument {
   metrics: Record<string, number>;
   eventId: string;
   receivedAt: Date;
+  /** When the insert that stored it was issued: `ingestedAt - receivedAt` is the ingest lag. */
+  ingestedAt?: Date;
   msgId?: string;
 }
 
@@ -50,6 +52,8 @@ export function createTelemetryRepository(mongo: MongoHandle): TelemetryReposito
     insertBatch: (docs) =>
       withMongo(async () => {
         const failures = new Map<number, unknown>();
+        const at = new Date();
+        for (const doc of docs) doc.ingestedAt = at;
         try {
           // ordered:false: one bad document does not stop the others (MongoDB insert command, `ordered`).
           await (await collection()).insertMany(docs, { ordered: false });
