@@ -1,4 +1,6 @@
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MQTT_URL } from '../../support/services.js';
 import { uniqueName } from '../../support/services.js';
 import { eventually } from './harness.js';
 import { clearRetained, connectDevice, startStack, waitPresence, type Stack } from './stack.js';
@@ -73,4 +75,45 @@ describe('commands over MQTT through the router and the bridge', () => {
     // Offline again: the next one waits.
     expect((await stack.h.request('POST', `/devices/${id}/commands`, { name: 'five' })).body.status).toBe('QUEUED');
   });
+
+  it('publishes the desired-state delta retained and clears it when the device reports the values', async () => {
+    const id = await newDevice();
+    const device = await connectDevice(id, () => 'silent');
+    const desired: { payload: string; retain: boolean }[] = [];
+    device.client.on('message', (topic, payload, packet) => {
+      if (topic === `devices/${id}/state/desired`) desired.push({ payload: payload.toString('utf8'), retain: packet.retain });
+    });
+    await device.client.subscribeAsync(`devices/${id}/state/desired`, { qos: 1 });
+
+    const patched = await stack.h.request('PATCH', `/devices/${id}/state/desired`, { led: 'on', interval: 30 });
+    expect(patched.status).toBe(200);
+    await eventually(async () => desired.length === 1 || undefined);
+    expect(JSON.parse(desired[0]!.payload)).toEqual({ led: 'on', interval: 30 });
+    // Retained: a device that subscribes later gets it at once.
+    expect(await retainedDelta(id)).toEqual({ led: 'on', interval: 30 });
+
+    await device.client.publishAsync(`devices/${id}/state/reported`, JSON.stringify({ led: 'on', interval: 30 }), { qos: 1 });
+    await eventually(async () => desired.length === 2 || undefined);
+    expect(desired[1]!.payload).toBe('');
+    expect(await retainedDelta(id)).toBeUndefined();
+    await device.leave();
+  });
 });
+
+/** The retained delta a newly subscribing device would get (a marker published after SUBACK bounds the wait). */
+async function retainedDelta(id: string): Promise<unknown> {
+  const client = await mqtt.connectAsync(MQTT_URL, { clientId: uniqueName('late'), protocolVersion: 5 });
+  const marker = `kiot-test/${uniqueName('marker')}`;
+  let retained: unknown;
+  const done = new Promise<void>((resolve) => {
+    client.on('message', (topic, payload) => {
+      if (topic === marker) resolve();
+      else if (payload.length > 0) retained = JSON.parse(payload.toString('utf8'));
+    });
+  });
+  await client.subscribeAsync([`devices/${id}/state/desired`, marker], { qos: 1 });
+  await client.publishAsync(marker, 'x', { qos: 1 });
+  await done;
+  await client.endAsync();
+  return retained;
+}
