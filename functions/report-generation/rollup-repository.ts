@@ -1,4 +1,4 @@
-import type { AnyBulkWriteOperation, Collection } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
 import type { Stats } from './stats.js';
@@ -68,9 +68,13 @@ export interface RollupRepository {
   ensureIndexes(): Promise<void>;
 }
 
-/** Above this many ids a lookup by (level, deviceId, start) range beats listing every `_id`. */
-const MAX_IDS_PER_LOOKUP = 20_000;
-const ID_CHUNK = 2_000;
+/**
+ * Up to this many devices a lookup filters by device (the unique `{level, deviceId, start}` index); beyond
+ * it, by period alone (the `{level, start}` index) and the devices here: a long `$in` list costs per document
+ * on servers that scan.
+ */
+const MAX_DEVICES_PER_FILTER = 64;
+const MAX_IDS_PER_LOOKUP = 2_000;
 
 function toDocument(rollup: Rollup, computedAt: Date): RollupDocument {
   const metrics: Record<string, StoredStats> = {};
@@ -112,27 +116,23 @@ export function createRollupRepository(mongo: MongoHandle): RollupRepository {
 
     find: (level, deviceIds, from, to) =>
       withMongo(async () => {
-        const width = LEVEL_MS[level];
-        const periods = Math.max(0, Math.ceil((to - from) / width));
-        const collection = await rollups();
         const out: Rollup[] = [];
+        if (deviceIds.length === 0 || to <= from) return out;
+        const width = LEVEL_MS[level];
+        const periods = Math.ceil((to - from) / width);
         if (periods * deviceIds.length <= MAX_IDS_PER_LOOKUP) {
-          // Point lookups on the unique `_id` index: every target server builds and uses it.
+          // Few rollups: point lookups on the unique `_id` index, which every target server builds and uses.
           const ids: string[] = [];
           for (const deviceId of deviceIds) for (let i = 0; i < periods; i += 1) ids.push(rollupId(level, deviceId, from + i * width));
-          for (let offset = 0; offset < ids.length; offset += ID_CHUNK) {
-            const docs = await collection.find({ _id: { $in: ids.slice(offset, offset + ID_CHUNK) } }).toArray();
-            for (const doc of docs) out.push(fromDocument(doc));
-          }
+          for (const doc of await (await rollups()).find({ _id: { $in: ids } }).toArray()) out.push(fromDocument(doc));
           return out;
         }
-        for (let offset = 0; offset < deviceIds.length; offset += 500) {
-          const cursor = collection.find({
-            level,
-            deviceId: { $in: deviceIds.slice(offset, offset + 500) },
-            start: { $gte: new Date(from), $lt: new Date(to) },
-          });
-          for await (const doc of cursor) out.push(fromDocument(doc));
+        const byDevice = deviceIds.length <= MAX_DEVICES_PER_FILTER;
+        const filter: Filter<RollupDocument> = { level, start: { $gte: new Date(from), $lt: new Date(to) } };
+        if (byDevice) filter.deviceId = deviceIds.length === 1 ? deviceIds[0]! : { $in: [...deviceIds] };
+        const wanted = new Set(deviceIds);
+        for await (const doc of (await rollups()).find(filter, { batchSize: 10_000 })) {
+          if (byDevice || wanted.has(doc.deviceId)) out.push(fromDocument(doc));
         }
         return out;
       }),
@@ -178,6 +178,7 @@ export function createRollupRepository(mongo: MongoHandle): RollupRepository {
     ensureIndexes: () =>
       withMongo(async () => {
         await (await rollups()).createIndex({ level: 1, deviceId: 1, start: 1 }, { name: 'level_device_start', unique: true });
+        await (await rollups()).createIndex({ level: 1, start: 1 }, { name: 'level_start' });
         await (await marks()).createIndex({ markedAt: 1 }, { name: 'markedAt' });
       }),
   };

@@ -1,8 +1,9 @@
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { Rollup, RollupRepository, Mark } from './rollup-repository.js';
-import { dedupeSamples, mergeStats, statsOfSamples, type Stats } from './stats.js';
+import { HourAccumulator } from './accumulator.js';
+import { mergeStats, type Stats } from './stats.js';
 import type { DeviceHour, TelemetrySource } from './telemetry-source.js';
-import { DAY_MS, HOUR_MS, dayOf } from './time.js';
+import { DAY_MS, HOUR_MS, dayOf, hourOf } from './time.js';
 
 export interface RollupDeps {
   telemetry: TelemetrySource;
@@ -14,6 +15,8 @@ export interface RollupRunResult {
   hours: number;
   days: number;
   watermark: string;
+  /** Time per step, for the log line and the caller. */
+  ms: { mark: number; hours: number; days: number };
 }
 
 /**
@@ -22,9 +25,14 @@ export interface RollupRunResult {
  * overlap costs work, never correctness.
  */
 export const INGEST_LATENESS_MS = 2 * 60_000;
-const MARKS_PER_PASS = 5_000;
-/** Raw reads cover at most this much time per query, so late data from long ago does not drag in months. */
+/** Marks handled per pass: all the dirty hours of a busy interval at once, so each raw window is read once. */
+const MARKS_PER_PASS = 200_000;
+/**
+ * Raw reads cover at most this much time and this many marked hours per query: late data from long ago does
+ * not drag in months, and the sample times held to notice repeats stay bounded.
+ */
 const MAX_WINDOW_MS = 7 * DAY_MS;
+const MAX_WINDOW_MARKS = 50_000;
 
 /**
  * Incremental, idempotent rollups. Only hours that received samples since the last run are recomputed,
@@ -33,18 +41,27 @@ const MAX_WINDOW_MS = 7 * DAY_MS;
  */
 export async function runRollups(_input: unknown, deps: RollupDeps, ctx: HandlerContext): Promise<RollupRunResult> {
   const runStart = deps.clock();
-  await markChangedHours(deps, runStart);
+  const ms = { mark: 0, hours: 0, days: 0 };
+  const timed = async <T>(step: keyof typeof ms, work: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      ms[step] += Math.round(performance.now() - started);
+    }
+  };
+  await timed('mark', () => markChangedHours(deps, runStart));
   let hours = 0;
   let days = 0;
   for (;;) {
-    const marks = await deps.rollups.pendingMarks(runStart, MARKS_PER_PASS);
+    const marks = await timed('mark', () => deps.rollups.pendingMarks(runStart, MARKS_PER_PASS));
     if (marks.length === 0) break;
-    hours += await recomputeHours(marks, deps);
-    days += await recomputeDays(marks, deps);
-    await deps.rollups.clearMarks(marks);
+    hours += await timed('hours', () => recomputeHours(marks, deps));
+    days += await timed('days', () => recomputeDays(marks, deps));
+    await timed('mark', () => deps.rollups.clearMarks(marks));
   }
-  ctx.logger.info({ rollups: { hours, days } }, 'rollups run');
-  return { hours, days, watermark: runStart.toISOString() };
+  ctx.logger.info({ rollups: { hours, days, ms } }, 'rollups run');
+  return { hours, days, watermark: runStart.toISOString(), ms };
 }
 
 /** Step 1: record every device-hour that got samples since the watermark, then move the watermark. */
@@ -61,19 +78,25 @@ async function recomputeHours(marks: Mark[], deps: RollupDeps): Promise<number> 
   const wanted = new Set(marks.map((m) => key(m)));
   const seen = new Set<string>();
   for (const window of windows(marks)) {
-    let batch: Rollup[] = [];
-    for await (const group of deps.telemetry.read(window)) {
-      const id = key(group);
-      if (!wanted.has(id)) continue;
-      seen.add(id);
-      const metrics = statsOfSamples(dedupeSamples(group.samples));
-      batch.push({ deviceId: group.deviceId, level: 'hour', start: group.hour, metrics });
-      if (batch.length >= 1_000) {
-        await deps.rollups.replace(batch, deps.clock());
-        batch = [];
-      }
+    const acc = new HourAccumulator(HOUR_MS);
+    for await (const sample of deps.telemetry.scan(window)) {
+      if (wanted.has(`${sample.deviceId}|${hourOf(sample.ts.getTime())}`)) acc.add(sample);
     }
-    await deps.rollups.replace(batch, deps.clock());
+    const conflicts = acc.conflicts();
+    if (conflicts.length > 0) acc.resolve(await deps.telemetry.hours(conflicts));
+    const byHour = new Map<string, Rollup>();
+    for (const cell of acc.cells()) {
+      const id = key(cell);
+      let rollup = byHour.get(id);
+      if (!rollup) {
+        rollup = { deviceId: cell.deviceId, level: 'hour', start: cell.hour, metrics: new Map() };
+        byHour.set(id, rollup);
+        seen.add(id);
+      }
+      rollup.metrics.set(cell.metric, cell.stats);
+    }
+    const rollups = [...byHour.values()];
+    for (let offset = 0; offset < rollups.length; offset += 1_000) await deps.rollups.replace(rollups.slice(offset, offset + 1_000), deps.clock());
   }
   await deps.rollups.remove('hour', marks.filter((m) => !seen.has(key(m))));
   return wanted.size;
@@ -81,29 +104,27 @@ async function recomputeHours(marks: Mark[], deps: RollupDeps): Promise<number> 
 
 /** Step 3: each day that holds a marked hour recomputed as the merge of its (up to 24) hourly rollups. */
 async function recomputeDays(marks: Mark[], deps: RollupDeps): Promise<number> {
-  const byDay = new Map<number, Set<string>>();
-  for (const m of marks) {
-    const day = dayOf(m.hour);
-    byDay.set(day, (byDay.get(day) ?? new Set()).add(m.deviceId));
-  }
-  let count = 0;
-  for (const [day, devices] of byDay) {
-    const hourly = await deps.rollups.find('hour', [...devices], day, day + DAY_MS);
-    const merged = new Map<string, Map<string, Stats>>();
-    for (const hour of hourly) {
-      const metrics = merged.get(hour.deviceId) ?? new Map<string, Stats>();
-      for (const [name, stats] of hour.metrics) {
-        const known = metrics.get(name);
-        metrics.set(name, known ? mergeStats(known, stats) : stats);
-      }
-      merged.set(hour.deviceId, metrics);
+  const wanted = new Map<string, { deviceId: string; day: number }>();
+  for (const m of marks) wanted.set(`${m.deviceId}|${dayOf(m.hour)}`, { deviceId: m.deviceId, day: dayOf(m.hour) });
+  const devices = [...new Set(marks.map((m) => m.deviceId))];
+  const days = [...wanted.values()].map((w) => w.day);
+  // One read of the hourly rollups spanning the marked days; hours of unmarked device-days are skipped.
+  const hourly = await deps.rollups.find('hour', devices, Math.min(...days), Math.max(...days) + DAY_MS);
+  const merged = new Map<string, Rollup>();
+  for (const hour of hourly) {
+    const id = `${hour.deviceId}|${dayOf(hour.start)}`;
+    if (!wanted.has(id)) continue;
+    const day = merged.get(id) ?? { deviceId: hour.deviceId, level: 'day' as const, start: dayOf(hour.start), metrics: new Map<string, Stats>() };
+    for (const [name, stats] of hour.metrics) {
+      const known = day.metrics.get(name);
+      day.metrics.set(name, known ? mergeStats(known, stats) : stats);
     }
-    const rollups: Rollup[] = [...merged].map(([deviceId, metrics]) => ({ deviceId, level: 'day', start: day, metrics }));
-    await deps.rollups.replace(rollups, deps.clock());
-    await deps.rollups.remove('day', [...devices].filter((d) => !merged.has(d)).map((deviceId) => ({ deviceId, hour: day })));
-    count += devices.size;
+    merged.set(id, day);
   }
-  return count;
+  const rollups = [...merged.values()];
+  for (let offset = 0; offset < rollups.length; offset += 1_000) await deps.rollups.replace(rollups.slice(offset, offset + 1_000), deps.clock());
+  await deps.rollups.remove('day', [...wanted].filter(([id]) => !merged.has(id)).map(([, w]) => ({ deviceId: w.deviceId, hour: w.day })));
+  return wanted.size;
 }
 
 function key(h: DeviceHour): string {
@@ -117,14 +138,17 @@ export function windows(marks: readonly DeviceHour[]): { deviceIds: string[]; fr
   let start = 0;
   let devices = new Set<string>();
   let end = 0;
+  let count = 0;
   for (const mark of sorted) {
-    if (devices.size > 0 && mark.hour + HOUR_MS - start > MAX_WINDOW_MS) {
+    if (devices.size > 0 && (mark.hour + HOUR_MS - start > MAX_WINDOW_MS || (count >= MAX_WINDOW_MARKS && mark.hour >= end))) {
       out.push({ deviceIds: [...devices].sort(), from: new Date(start), to: new Date(end) });
       devices = new Set();
+      count = 0;
     }
     if (devices.size === 0) start = mark.hour;
     devices.add(mark.deviceId);
     end = mark.hour + HOUR_MS;
+    count += 1;
   }
   if (devices.size > 0) out.push({ deviceIds: [...devices].sort(), from: new Date(start), to: new Date(end) });
   return out;

@@ -1,6 +1,7 @@
 import { DomainRefusalError } from '../../shared/errors.js';
 import type { RollupRepository } from './rollup-repository.js';
-import { dedupeSamples, mergeStats, statsOf, type Stats } from './stats.js';
+import { HourAccumulator } from './accumulator.js';
+import { mergeStats, type Stats } from './stats.js';
 import type { TelemetrySource } from './telemetry-source.js';
 import { DAY_MS, HOUR_MS, floorTo } from './time.js';
 
@@ -79,23 +80,22 @@ export async function readBucketStats(
       known.stats = mergeStats(known.stats, stats);
       return;
     }
-    if (rows.size >= query.maxRows) {
-      throw new DomainRefusalError('report_too_large', `the report would exceed ${query.maxRows} rows; narrow the range or scope, or pick a coarser interval`, { maxRows: query.maxRows });
-    }
+    if (rows.size >= query.maxRows) tooLarge(query.maxRows);
     rows.set(id, { deviceId, metric, bucket, stats });
   };
 
   const segments = planSegments(query.from, query.to, query.width, query.fresh);
   for (const segment of segments) {
     if (segment.source === 'raw') {
-      for await (const group of deps.telemetry.read({ deviceIds: query.deviceIds, from: new Date(segment.from), to: new Date(segment.to) })) {
-        for (const sample of dedupeSamples(group.samples)) {
-          const ts = sample.ts.getTime();
-          for (const [metric, value] of Object.entries(sample.metrics)) {
-            if (wanted.has(metric) && typeof value === 'number' && Number.isFinite(value)) add(group.deviceId, metric, ts, statsOf(value, ts));
-          }
-        }
+      const acc = new HourAccumulator(query.width, wanted);
+      let scanned = 0;
+      for await (const sample of deps.telemetry.scan({ deviceIds: query.deviceIds, from: new Date(segment.from), to: new Date(segment.to) })) {
+        acc.add(sample);
+        if (++scanned % 10_000 === 0 && acc.cellCount + rows.size > query.maxRows) tooLarge(query.maxRows);
       }
+      const conflicts = acc.conflicts();
+      if (conflicts.length > 0) acc.resolve(await deps.telemetry.hours(conflicts));
+      for (const cell of acc.cells()) add(cell.deviceId, cell.metric, cell.bucket, cell.stats);
       continue;
     }
     const rollups = await deps.rollups.find(segment.source, query.deviceIds, segment.from, segment.to);
@@ -104,4 +104,8 @@ export async function readBucketStats(
     }
   }
   return { rows, segments };
+}
+
+function tooLarge(maxRows: number): never {
+  throw new DomainRefusalError('report_too_large', `the report would exceed ${maxRows} rows; narrow the range or scope, or pick a coarser interval`, { maxRows });
 }

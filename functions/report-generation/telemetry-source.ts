@@ -1,19 +1,19 @@
-import type { Collection, Document, Filter } from 'mongodb';
+import type { Collection, Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
-import type { Sample } from './stats.js';
-import { HOUR_MS } from './time.js';
+import { HOUR_MS, floorTo } from './time.js';
 
-/** One device's stored samples of one hour, possibly with repeats, sorted by sample time. */
-export interface DeviceHourSamples {
+/** One stored sample as read here; `id` orders repeats of one sample time (the greater wins). */
+export interface RawSample {
+  id: string;
   deviceId: string;
-  /** Start of the hour, epoch ms (UTC). */
-  hour: number;
-  samples: Sample[];
+  ts: Date;
+  metrics: Record<string, number>;
 }
 
 export interface DeviceHour {
   deviceId: string;
+  /** Start of the hour, epoch ms (UTC). */
   hour: number;
 }
 
@@ -23,8 +23,10 @@ export interface DeviceHour {
  * in this file.
  */
 export interface TelemetrySource {
-  /** Samples of `deviceIds` with sample time in [from, to), grouped per device and hour. */
-  read(query: { deviceIds: readonly string[]; from: Date; to: Date }): AsyncIterable<DeviceHourSamples>;
+  /** Samples of `deviceIds` with sample time in [from, to), in no particular order. */
+  scan(query: { deviceIds: readonly string[]; from: Date; to: Date }): AsyncIterable<RawSample>;
+  /** Every stored sample of these device-hours (to recompute an hour exactly). */
+  hours(keys: readonly DeviceHour[]): Promise<RawSample[]>;
   /** The device-hours that received samples stored at or after `since` (ingestion time). */
   changedSince(since: Date): Promise<DeviceHour[]>;
   ensureIndexes(): Promise<void>;
@@ -45,50 +47,53 @@ interface StoredSample {
   receivedAt: Date;
 }
 
-/** Device ids per query: keeps `$in` lists and cursors bounded. */
-const DEVICES_PER_QUERY = 500;
+/**
+ * Up to this many devices a scan filters by device (telemetry-ingest's `{deviceId, ts}` index); beyond it,
+ * by time alone (its `{ts}` TTL index) and the devices here. A long `$in` list is evaluated per document by
+ * servers that scan (mongo-java-server: ~35 µs per document for 200 ids).
+ */
+const MAX_DEVICES_PER_FILTER = 64;
+const PROJECTION = { deviceId: 1, ts: 1, metrics: 1 } as const;
 
 export function createMongoTelemetrySource(mongo: MongoHandle): TelemetrySource {
   const collection = async (): Promise<Collection<StoredSample>> => (await mongo.db()).collection<StoredSample>(TELEMETRY_COLLECTION);
+  const toSample = (doc: Pick<StoredSample, '_id' | 'deviceId' | 'ts' | 'metrics'>): RawSample => ({ id: doc._id, deviceId: doc.deviceId, ts: doc.ts, metrics: doc.metrics ?? {} });
 
   return {
-    async *read({ deviceIds, from, to }) {
-      for (let offset = 0; offset < deviceIds.length; offset += DEVICES_PER_QUERY) {
-        const batch = deviceIds.slice(offset, offset + DEVICES_PER_QUERY);
-        const filter: Filter<StoredSample> = {
-          deviceId: batch.length === 1 ? batch[0]! : { $in: [...batch] },
-          ts: { $gte: from, $lt: to },
-        };
-        // Sorted as telemetry-ingest's `device_ts` index ({deviceId, ts, _id}) is, so MongoDB walks the index
-        // and one device-hour at a time is held here.
-        const cursor = (await withMongo(collection)).find(filter, {
-          projection: { deviceId: 1, ts: 1, metrics: 1 },
-          sort: { deviceId: 1, ts: 1, _id: 1 },
-          batchSize: 5_000,
-        });
-        let current: DeviceHourSamples | undefined;
-        for await (const doc of withMongoIterable(cursor)) {
-          const hour = Math.floor(doc.ts.getTime() / HOUR_MS) * HOUR_MS;
-          if (!current || current.deviceId !== doc.deviceId || current.hour !== hour) {
-            if (current) yield current;
-            current = { deviceId: doc.deviceId, hour, samples: [] };
-          }
-          current.samples.push({ ts: doc.ts, metrics: doc.metrics ?? {} });
-        }
-        if (current) yield current;
+    async *scan({ deviceIds, from, to }) {
+      if (deviceIds.length === 0) return;
+      const byDevice = deviceIds.length <= MAX_DEVICES_PER_FILTER;
+      const filter: Filter<StoredSample> = { ts: { $gte: from, $lt: to } };
+      if (byDevice) filter.deviceId = deviceIds.length === 1 ? deviceIds[0]! : { $in: [...deviceIds] };
+      const wanted = new Set(deviceIds);
+      const cursor = (await withMongo(collection)).find(filter, { projection: PROJECTION, batchSize: 10_000 });
+      for await (const doc of withMongoIterable(cursor)) {
+        if (byDevice || wanted.has(doc.deviceId)) yield toSample(doc);
       }
     },
 
+    hours: (keys) =>
+      withMongo(async () => {
+        const out: RawSample[] = [];
+        for (let offset = 0; offset < keys.length; offset += 100) {
+          const $or = keys.slice(offset, offset + 100).map((k) => ({ deviceId: k.deviceId, ts: { $gte: new Date(k.hour), $lt: new Date(k.hour + HOUR_MS) } }));
+          const docs = await (await collection()).find({ $or }, { projection: PROJECTION }).toArray();
+          out.push(...docs.map(toSample));
+        }
+        return out;
+      }),
+
     changedSince: (since) =>
       withMongo(async () => {
-        // $toLong/$mod/$subtract: the date arithmetic every target server shares (no $dateTrunc).
-        const hourOf = { $subtract: [{ $toLong: '$ts' }, { $mod: [{ $toLong: '$ts' }, HOUR_MS] }] };
-        const pipeline: Document[] = [
-          { $match: { receivedAt: { $gte: since } } },
-          { $group: { _id: { d: '$deviceId', h: hourOf } } },
-        ];
-        const rows = await (await collection()).aggregate<{ _id: { d: string; h: number } }>(pipeline).toArray();
-        return rows.map((row) => ({ deviceId: row._id.d, hour: Number(row._id.h) }));
+        // Device and hour of what arrived since: grouped here, which every server supports alike.
+        const seen = new Map<string, DeviceHour>();
+        const cursor = (await collection()).find({ receivedAt: { $gte: since } }, { projection: { _id: 0, deviceId: 1, ts: 1 }, batchSize: 10_000 });
+        for await (const doc of cursor) {
+          const hour = floorTo(doc.ts.getTime(), HOUR_MS);
+          const key = `${doc.deviceId}\u0000${hour}`;
+          if (!seen.has(key)) seen.set(key, { deviceId: doc.deviceId, hour });
+        }
+        return [...seen.values()];
       }),
 
     ensureIndexes: () =>
