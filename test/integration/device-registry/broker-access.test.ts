@@ -28,7 +28,7 @@ describe('device-registry broker access (Mosquitto dynamic security)', () => {
     return (await response.json()) as { device: { id: string; version: number }; secret: string };
   };
   const waitSeen = async (line: string) => {
-    for (let i = 0; i < 200 && !seen.includes(line); i += 1) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 800 && !seen.includes(line); i += 1) await new Promise((r) => setTimeout(r, 25));
     return seen.includes(line);
   };
 
