@@ -21,8 +21,8 @@ import {
 import { sweepCommands } from './sweep.js';
 
 export const SERVICE = 'command-dispatch';
-/** The PingSource's `data.job` (knative/command-dispatch/ping-source.yaml). */
-export const SWEEP_JOB = 'command-sweep';
+/** The PingSource's `data.task` and `kiottask` extension (knative/command-dispatch/ping-source.yaml). */
+export const SWEEP_TASK = 'command-sweep';
 
 function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
   const parsed = schema.safeParse(value);
@@ -131,8 +131,8 @@ function events(deps: CommandDeps) {
       type: 'dev.knative.sources.ping',
       data: pingDataSchema,
       async handle(_event, data, ctx) {
-        if (data?.job !== undefined && data.job !== SWEEP_JOB) {
-          throw new DomainRefusalError('unknown_job', `command-dispatch runs ${SWEEP_JOB}, not ${data.job}`);
+        if (data?.task !== undefined && data.task !== SWEEP_TASK) {
+          throw new DomainRefusalError('unknown_task', `command-dispatch runs ${SWEEP_TASK}, not ${data.task}`);
         }
         await sweepCommands(deps, ctx);
       },

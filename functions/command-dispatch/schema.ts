@@ -71,10 +71,11 @@ export const presenceEventDataSchema = z
 
 /**
  * `dev.knative.sources.ping` from our PingSource (knative/command-dispatch/ping-source.yaml): the data
- * names the job, so one PingSource schedule can never run another function's job by accident.
+ * names the task (as the `kiottask` extension does for the Trigger), so a tick meant for another
+ * function's task is refused instead of run.
  */
 export const pingDataSchema = z
-  .object({ job: z.string().optional() })
+  .object({ task: z.string().optional() })
   .passthrough()
   .nullish();
 

@@ -88,7 +88,7 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     // Past the deadline, a PingSource tick (as Knative would send it) runs the sweep.
     const deadline = Date.parse(late.body.command.deadlineAt);
     await eventually(async () => Date.now() > deadline);
-    expect(await h.sendEvent({ type: 'dev.knative.sources.ping', data: { job: 'command-sweep' }, extensions: { kiotjob: 'command-sweep' } })).toBe(204);
+    expect(await h.sendEvent({ type: 'dev.knative.sources.ping', data: { task: 'command-sweep' }, extensions: { kiottask: 'command-sweep' } })).toBe(204);
     expect((await h.request('GET', `/commands/${commandId}`)).body.status).toBe('TIMED_OUT');
     // A late answer changes nothing.
     expect(await h.ack(id, commandId, 'succeeded', { result: 1 })).toBe(204);
@@ -195,6 +195,8 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     expect((await h.request('GET', `/commands/${uniqueName('none')}`)).status).toBe(404);
     expect(await h.ack(id, uniqueName('none'), 'succeeded')).toBe(422);
     expect(await h.sendEvent({ type: 'io.kiot.command.acknowledged', subject: id, data: { status: 'maybe' } })).toBe(400);
+    // A tick of another function's PingSource that reached us is refused, not run.
+    expect(await h.sendEvent({ type: 'dev.knative.sources.ping', data: { task: 'telemetry-retention' } })).toBe(422);
   });
 
   it('lists a device’s commands by status with cursor pagination', async () => {
