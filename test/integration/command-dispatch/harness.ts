@@ -45,6 +45,7 @@ export async function startHarness(options: { sink: string; instances?: number; 
   const prefix = `${uniqueName('t')}:`;
   const mongo = createMongo(MONGODB_URL, dbName);
   const instances: Instance[] = [];
+  const stops: (() => void)[] = [];
   // Real app API keys: the routes need `commands:read` / `commands:write`.
   const { key, entry } = await mintApiKey('cmd-tester', ['commands:*']);
   for (let i = 0; i < (options.instances ?? 1); i += 1) {
@@ -65,6 +66,9 @@ export async function startHarness(options: { sink: string; instances?: number; 
     const logger = createLogger('command-dispatch', config.LOG_LEVEL);
     const handler = createCommandDispatchApp(runtime.deps, { logger, health: runtime.health, authorize: createApiKeyAuthorizer(config.API_KEYS) });
     // The framework keeps one registry per process: each instance registers under its own name.
+    // As index.ts does: the in-process sweep timer when an interval is configured.
+    const stopSweep = config.COMMAND_SWEEP_INTERVAL_MS > 0 ? runtime.startSweepTimer(config.COMMAND_SWEEP_INTERVAL_MS, logger) : undefined;
+    if (stopSweep) stops.push(stopSweep);
     const server = createFunctionServer(`command-dispatch-${process.pid}-${(counter += 1)}`, handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     instances.push({ base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, runtime, server });
@@ -127,6 +131,7 @@ export async function startHarness(options: { sink: string; instances?: number; 
     disconnected: (deviceId, at = new Date()) =>
       harness.sendEvent({ type: 'io.kiot.device.disconnected', subject: deviceId, time: at.toISOString(), data: { status: 'offline' } }),
     async close() {
+      for (const stop of stops) stop();
       for (const instance of instances) {
         instance.server.closeAllConnections?.();
         await new Promise<void>((resolve) => instance.server.close(() => resolve()));
