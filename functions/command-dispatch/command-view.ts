@@ -36,7 +36,8 @@ export function toView(doc: CommandDocument): CommandView {
       .sort((a, b) => a.at.getTime() - b.at.getTime())
       .map((entry) => ({ status: entry.status, at: entry.at.toISOString(), ...(entry.attempt ? { attempt: entry.attempt } : {}) })),
   };
-  if (doc.deadlineAt) view.deadlineAt = doc.deadlineAt.toISOString();
+  // A QUEUED command's deadline is provisional (see create-command.ts): the clock starts with the send.
+  if (doc.deadlineAt && doc.status !== 'QUEUED') view.deadlineAt = doc.deadlineAt.toISOString();
   if (doc.result !== undefined && doc.result !== null) view.result = doc.result;
   if (doc.error !== undefined && doc.error !== null) view.error = doc.error;
   return view;
