@@ -19,6 +19,12 @@ export const simulatorConfigSchema = baseConfigSchema.extend({
    * their own credentials and their ids come from it. Without it they connect anonymously.
    */
   SIM_CREDENTIALS_FILE: z.string().optional(),
+  /**
+   * With a registry URL and an API key the simulator registers its fleet (bulk API) and keeps the
+   * secrets in SIM_CREDENTIALS_FILE, so that the broker can enforce per-device credentials.
+   */
+  SIM_REGISTRY_URL: z.string().url().optional(),
+  SIM_API_KEY: z.string().min(1).optional(),
   /** Seconds between progress lines. */
   SIM_PROGRESS_EVERY: z.coerce.number().positive().default(2),
 });

@@ -2,13 +2,19 @@ import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../shared/config.js';
 import { simulatorConfigSchema, type SimulatorConfig } from './config.js';
 import { SimulatedDevice, type DeviceCounters } from './device.js';
+import { registerFleet } from './register-fleet.js';
 
-function fleetCredentials(config: SimulatorConfig): [string, string | undefined][] {
+async function fleetCredentials(config: SimulatorConfig): Promise<[string, string | undefined][]> {
+  const ids = Array.from({ length: config.SIM_DEVICES }, (_, i) => `${config.SIM_PREFIX}-${String(i + 1).padStart(4, '0')}`);
+  if (config.SIM_REGISTRY_URL && config.SIM_API_KEY && config.SIM_CREDENTIALS_FILE) {
+    const secrets = await registerFleet({ registryUrl: config.SIM_REGISTRY_URL, apiKey: config.SIM_API_KEY, ids, file: config.SIM_CREDENTIALS_FILE });
+    return ids.map((id) => [id, secrets[id]]);
+  }
   if (config.SIM_CREDENTIALS_FILE) {
     const credentials = JSON.parse(readFileSync(config.SIM_CREDENTIALS_FILE, 'utf8')) as Record<string, string>;
     return Object.entries(credentials).slice(0, config.SIM_DEVICES);
   }
-  return Array.from({ length: config.SIM_DEVICES }, (_, i) => [`${config.SIM_PREFIX}-${String(i + 1).padStart(4, '0')}`, undefined]);
+  return ids.map((id) => [id, undefined]);
 }
 
 function protocolFor(config: SimulatorConfig, index: number): 4 | 5 {
@@ -21,7 +27,7 @@ function protocolFor(config: SimulatorConfig, index: number): 4 | 5 {
 async function main(): Promise<void> {
   const config = loadConfig(simulatorConfigSchema, process.env);
   const counters: DeviceCounters = { sent: 0, errorsReceived: 0, commandsAnswered: 0, desiredApplied: 0 };
-  const devices = fleetCredentials(config).map(
+  const devices = (await fleetCredentials(config)).map(
     ([id, secret], index) =>
       new SimulatedDevice({ id, secret, mqttUrl: config.MQTT_URL, protocolVersion: protocolFor(config, index), batch: config.SIM_BATCH, counters }),
   );
