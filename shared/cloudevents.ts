@@ -62,8 +62,11 @@ export function parseCloudEvent(headers: Headers, body: Buffer | string | undefi
       'invalid_cloudevent',
     );
   }
+  // Binary-mode data that is not text stays bytes (HTTP binding §3.1.1); everything else is read as UTF-8.
+  const textual = type === STRUCTURED || type === '' || type.startsWith('text/') || type.endsWith('json') || type.endsWith('+json') || type.endsWith('xml');
+  const payload = !textual && Buffer.isBuffer(body) ? body : text;
   try {
-    const event = HTTP.toEvent({ headers: lower, body: text });
+    const event = HTTP.toEvent({ headers: lower, body: payload });
     if (Array.isArray(event)) throw new Error('batch');
     return event as CloudEvent<unknown>;
   } catch (error) {
@@ -76,9 +79,11 @@ export function parseCloudEvent(headers: Headers, body: Buffer | string | undefi
 }
 
 /** The event as an HTTP message in binary mode (HTTP binding §3.1): attributes as `ce-` headers. */
-export function toBinaryMessage(event: CloudEventV1<unknown>): { headers: Record<string, string>; body: string } {
+export function toBinaryMessage(event: CloudEventV1<unknown>): { headers: Record<string, string>; body: string | Buffer } {
   const message = HTTP.binary(event);
-  return { headers: stringHeaders(message.headers), body: serializeBody(message.body) };
+  // Binary data (HTTP binding §3.1.1) travels as the raw bytes, never re-encoded as text.
+  const body = message.body instanceof Uint8Array ? Buffer.from(message.body) : serializeBody(message.body);
+  return { headers: stringHeaders(message.headers), body };
 }
 
 /** The event as an HTTP message in structured mode (HTTP binding §3.2). */

@@ -164,6 +164,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     if (body === undefined) {
       res.end();
+    } else if (Buffer.isBuffer(body)) {
+      res.end(body);
     } else if (typeof body === 'string') {
       if (!res.getHeader('content-type')) res.setHeader('content-type', 'text/plain; charset=utf-8');
       res.end(body);

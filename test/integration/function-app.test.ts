@@ -56,7 +56,7 @@ describe('createFunctionApp under the functions framework', () => {
     await redis.close();
   });
 
-  const post = (path: string, message: { headers: Record<string, string>; body: string }) =>
+  const post = (path: string, message: { headers: Record<string, string>; body: string | Buffer }) =>
     fetch(`${base}${path}`, { method: 'POST', headers: message.headers, body: message.body });
 
   it('handles a binary and a structured CloudEvent with 204', async () => {

@@ -15,7 +15,7 @@ export interface ReceivedRequest {
 export interface SinkAnswer {
   status: number;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Buffer;
   /** Hold the answer this long (a slow sink). */
   delayMs?: number;
 }

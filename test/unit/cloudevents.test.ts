@@ -47,6 +47,16 @@ describe('parseCloudEvent', () => {
     }
   });
 
+  it('keeps binary data as bytes in binary mode', () => {
+    const bytes = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x41]);
+    const event = new CloudEvent({ id: 'b', source: '/a', type: 'b', datacontenttype: 'application/octet-stream', data: bytes });
+    const message = toBinaryMessage(event);
+    expect(Buffer.isBuffer(message.body)).toBe(true);
+    expect(Buffer.compare(message.body as Buffer, bytes)).toBe(0);
+    const parsed = parseCloudEvent(message.headers, message.body);
+    expect(Buffer.from(parsed.data as Uint8Array).equals(bytes)).toBe(true);
+  });
+
   it('knows a plain JSON request is not a CloudEvent', () => {
     expect(isCloudEventRequest({ 'content-type': 'application/json' })).toBe(false);
   });
