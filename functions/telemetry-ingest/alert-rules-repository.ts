@@ -16,7 +16,10 @@ export interface AlertRulesRepository {
   replace(id: string, input: AlertRuleInput, now: Date, expectedVersion?: number): Promise<AlertRule | 'missing' | 'stale'>;
   delete(id: string): Promise<boolean>;
   list(filter: { deviceId?: string; deviceType?: string; limit: number }): Promise<AlertRule[]>;
-  /** The enabled rules that apply to a device: its own and its type's. Cached for `ttlMs`. */
+  /**
+   * The enabled rules that apply to a device: its own and its type's. All enabled rules are read with
+   * one query per `ttlMs` and indexed in memory, so the hot path costs no query per device.
+   */
   forDevice(deviceId: string, deviceType: string | undefined): Promise<AlertRule[]>;
 }
 
@@ -24,7 +27,23 @@ const toRule = ({ _id, ...rest }: AlertRuleDocument): AlertRule => ({ id: _id, .
 
 export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs: number; now?: () => number }): AlertRulesRepository {
   const now = options.now ?? Date.now;
-  const cache = new Map<string, { at: number; rules: AlertRule[] }>();
+  let cache: { at: number; byDevice: Map<string, AlertRule[]>; byType: Map<string, AlertRule[]> } | undefined;
+  let loading: Promise<NonNullable<typeof cache>> | undefined;
+  const invalidate = () => {
+    cache = undefined;
+  };
+  const push = (map: Map<string, AlertRule[]>, key: string, rule: AlertRule) => map.set(key, [...(map.get(key) ?? []), rule]);
+
+  async function load(): Promise<NonNullable<typeof cache>> {
+    const docs = await withMongo(async () => (await collection()).find({ enabled: true }).toArray());
+    const byDevice = new Map<string, AlertRule[]>();
+    const byType = new Map<string, AlertRule[]>();
+    for (const rule of docs.map(toRule)) {
+      if (rule.deviceId) push(byDevice, rule.deviceId, rule);
+      if (rule.deviceType) push(byType, rule.deviceType, rule);
+    }
+    return { at: now(), byDevice, byType };
+  }
   const collection = async () => (await mongo.db()).collection<AlertRuleDocument>(ALERT_RULES_COLLECTION);
 
   return {
@@ -32,7 +51,7 @@ export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs:
       withMongo(async () => {
         const doc: AlertRuleDocument = { _id: randomUUID(), ...input, version: 1, createdAt: at.toISOString(), updatedAt: at.toISOString() };
         await (await collection()).insertOne(doc);
-        cache.clear();
+        invalidate();
         return toRule(doc);
       }),
     get: (id) =>
@@ -50,13 +69,13 @@ export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs:
         // The version in the filter makes two concurrent replaces of one version end with one winner.
         const result = await rules.replaceOne({ _id: id, version: current.version }, next);
         if (result.matchedCount === 0) return 'stale';
-        cache.clear();
+        invalidate();
         return toRule(next);
       }),
     delete: (id) =>
       withMongo(async () => {
         const result = await (await collection()).deleteOne({ _id: id });
-        cache.clear();
+        invalidate();
         return result.deletedCount === 1;
       }),
     list: (filter) =>
@@ -68,17 +87,14 @@ export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs:
         return docs.map(toRule);
       }),
     async forDevice(deviceId, deviceType) {
-      const key = `${deviceId}\u0000${deviceType ?? ''}`;
-      const hit = cache.get(key);
-      if (hit && now() - hit.at < options.ttlMs) return hit.rules;
-      const rules = await withMongo(async () => {
-        const scopes: Record<string, string>[] = [{ deviceId }];
-        if (deviceType) scopes.push({ deviceType });
-        return (await (await collection()).find({ enabled: true, $or: scopes }).toArray()).map(toRule);
-      });
-      if (cache.size > 100_000) cache.clear();
-      cache.set(key, { at: now(), rules });
-      return rules;
+      if (!cache || now() - cache.at >= options.ttlMs) {
+        // One load at a time: concurrent events wait for the same query.
+        loading ??= load().finally(() => {
+          loading = undefined;
+        });
+        cache = await loading;
+      }
+      return [...(cache.byDevice.get(deviceId) ?? []), ...(deviceType ? (cache.byType.get(deviceType) ?? []) : [])];
     },
   };
 }

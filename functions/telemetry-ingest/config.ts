@@ -36,7 +36,12 @@ export const configSchema = baseConfigSchema.extend({
   /** The reported document of a shadow, serialised (AWS IoT: 8 KiB), and its nesting depth. */
   SHADOW_MAX_BYTES: int(64, 1_048_576, 8_192),
   SHADOW_MAX_DEPTH: int(1, 32, 6),
-  DEVICE_CACHE_TTL_MS: int(0, 600_000, 2_000),
+  /**
+   * Registry reads are cached per device this long: a disable takes effect within it. 10 s rather than
+   * the directory's 2 s default: at the evening peak every active device would otherwise cost a query
+   * every 2 s (half a fleet of 100,000 devices per second).
+   */
+  DEVICE_CACHE_TTL_MS: int(0, 600_000, 10_000),
   ALERT_RULE_CACHE_TTL_MS: int(0, 600_000, 5_000),
   /** Positive device-credential checks are remembered this long (scrypt is slow by design). */
   CREDENTIAL_CACHE_TTL_MS: int(0, 3_600_000, 30_000),
