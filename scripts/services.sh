@@ -62,6 +62,11 @@ wait_port() {
   return 1
 }
 
+# The dev profile enforces per-device credentials with the dynamic-security plugin (the registry
+# administers it); the test profile stays anonymous, and tests that need dynsec start a private broker.
+DYNSEC=${KIOT_MQTT_DYNSEC:-$([ "$PROFILE" = dev ] && echo 1 || echo 0)}
+ANONYMOUS=${KIOT_MQTT_ANONYMOUS:-$([ "$DYNSEC" = 1 ] && echo false || echo true)}
+
 write_mosquitto_conf() {
   mkdir -p "$DATA/mosquitto"
   # conf.d/ is where later features (the dynamic-security plugin) add their lines.
@@ -78,7 +83,7 @@ autosave_interval 5
 max_queued_messages 200000
 max_inflight_messages 100
 listener $MQTT_PORT 127.0.0.1
-allow_anonymous ${KIOT_MQTT_ANONYMOUS:-true}
+allow_anonymous $ANONYMOUS
 include_dir $DATA/mosquitto/conf.d
 CONF
 }
@@ -94,6 +99,8 @@ start_mosquitto() {
   if pid_alive "$DATA/mosquitto.pid"; then log "mosquitto already running on $MQTT_PORT"; return; fi
   port_taken "$MQTT_PORT" mosquitto MQTT
   write_mosquitto_conf
+  rm -f "$DATA/mosquitto/conf.d/dynsec.conf"
+  if [ "$DYNSEC" = 1 ]; then bash scripts/mosquitto/dynsec-init.sh "$DATA/mosquitto" >/dev/null; fi
   "$(mosquitto_bin)" -c "$DATA/mosquitto/mosquitto.conf" >"$DATA/mosquitto.log" 2>&1 &
   echo $! >"$DATA/mosquitto.pid"
   wait_port "$MQTT_PORT" mosquitto
@@ -149,6 +156,7 @@ status() {
 
 print_env() {
   echo "MQTT_URL=mqtt://127.0.0.1:$MQTT_PORT"
+  if [ "$DYNSEC" = 1 ]; then echo "KIOT_DYNSEC_ENV=$DATA/mosquitto/dynsec.env"; fi
   echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
   echo "MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT"
 }

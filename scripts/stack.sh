@@ -27,14 +27,33 @@ declare -A FUNCTION_PORTS=(
 )
 export K_SINK="http://127.0.0.1:$ROUTER_PORT/kiot/default"
 export LOG_LEVEL=${LOG_LEVEL:-info}
-[ -f "$ROOT/.kiot/dev/stack.env" ] && set -a && . "$ROOT/.kiot/dev/stack.env" && set +a
 
-pids=()
+# Broker credentials (dynamic security) for the registry and the bridge, made by services.sh.
+if [ -n "${KIOT_DYNSEC_ENV:-}" ]; then set -a; . "$KIOT_DYNSEC_ENV"; set +a; fi
+# One app API key with every scope for this machine; functions get only its scrypt hash (API_KEYS).
+API_KEY_FILE=$ROOT/.kiot/dev/api-key.env
+if [ ! -f "$API_KEY_FILE" ]; then
+  (umask 077; node dist/device-registry.js mint-api-key --id local-admin --scopes '*' |
+    sed -E "s/^([A-Z_]+)=(.*)$/\1='\2'/" >"$API_KEY_FILE")
+fi
+set -a; . "$API_KEY_FILE"; set +a
+
+declare -A pids=()
+stop_component() {
+  local name=$1 pid=${pids[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
 cleanup() {
   trap - EXIT INT TERM
   echo "stopping the stack…"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Upstream first, so nothing in flight loses its consumer: the devices, the bridge (drains its
+  # sessions), the router (finishes deliveries), then the functions.
+  stop_component simulator
+  stop_component bridge
+  stop_component router
+  for name in "${!pids[@]}"; do stop_component "$name"; done
   if [ "$services_were_running" = 0 ] && [ "${KIOT_KEEP_SERVICES:-0}" != 1 ]; then bash scripts/services.sh stop; fi
 }
 trap cleanup EXIT INT TERM
@@ -54,7 +73,7 @@ start() {
   local name=$1 port=$2
   shift 2
   PORT=$port "$@" >"$LOGS/$name.log" 2>&1 &
-  pids+=($!)
+  pids[$name]=$!
 }
 
 services_map="mqtt-bridge=http://127.0.0.1:$BRIDGE_PORT"
@@ -70,7 +89,13 @@ dead_letter_sink="http://127.0.0.1:$ROUTER_PORT/dead-letters"
 start bridge "$BRIDGE_PORT" env DEAD_LETTER_SINK="$dead_letter_sink" BRIDGE_CLIENT_ID=kiot-bridge-local \
   ${BRIDGE_MQTT_USERNAME:+MQTT_USERNAME=$BRIDGE_MQTT_USERNAME} ${BRIDGE_MQTT_PASSWORD:+MQTT_PASSWORD=$BRIDGE_MQTT_PASSWORD} node dist/bridge.js
 for name in "${!FUNCTION_PORTS[@]}"; do
-  [ -f "dist/$name.js" ] && start "$name" "${FUNCTION_PORTS[$name]}" node "dist/$name.js"
+  [ -f "dist/$name.js" ] || continue
+  if [ "$name" = device-registry ]; then
+    start "$name" "${FUNCTION_PORTS[$name]}" env ${REGISTRY_MQTT_USERNAME:+MQTT_USERNAME=$REGISTRY_MQTT_USERNAME} \
+      ${REGISTRY_MQTT_PASSWORD:+MQTT_PASSWORD=$REGISTRY_MQTT_PASSWORD} BROKER_ACCESS="$([ -n "${KIOT_DYNSEC_ENV:-}" ] && echo dynsec || echo hooks)" node "dist/$name.js"
+  else
+    start "$name" "${FUNCTION_PORTS[$name]}" node "dist/$name.js"
+  fi
 done
 wait_healthy bridge "http://127.0.0.1:$BRIDGE_PORT/healthz"
 for name in "${!FUNCTION_PORTS[@]}"; do
@@ -89,9 +114,11 @@ INFO
 for name in device-registry command-dispatch telemetry-ingest report-generation dead-letters; do
   [ -f "dist/$name.js" ] && printf '  %-18s http://127.0.0.1:%s\n' "$name" "${FUNCTION_PORTS[$name]}"
 done
+echo "  app API key        $API_KEY   (every scope: Authorization: Bearer <key>; kept in .kiot/dev/api-key.env)"
 echo
 
-env SIM_DEVICES="${SIM_DEVICES:-20}" node dist/simulator.js &
-sim=$!
-pids+=($sim)
-wait $sim || true
+# The simulated fleet registers itself with the registry and logs in with its own secrets.
+env SIM_DEVICES="${SIM_DEVICES:-20}" SIM_REGISTRY_URL="http://127.0.0.1:${FUNCTION_PORTS[device-registry]}" SIM_API_KEY="$API_KEY" \
+  SIM_CREDENTIALS_FILE="$ROOT/.kiot/dev/sim-credentials.json" node dist/simulator.js &
+pids[simulator]=$!
+wait "${pids[simulator]}" || true
