@@ -33,19 +33,27 @@ export async function generateReport(
   deps: ReportDeps,
   ctx: HandlerContext,
 ): Promise<ReportDocument> {
-  const deviceIds = await resolveDevices(input, deps);
+  const ms: Record<string, number> = {};
+  let mark = performance.now();
+  const step = <T>(name: string, value: T): T => {
+    const now = performance.now();
+    ms[name] = Math.round(now - mark);
+    mark = now;
+    return value;
+  };
+  const deviceIds = step('scope', await resolveDevices(input, deps));
   const plan = planBuckets(input, deviceIds.length, deps.limits.maxRows);
-  const fresh = await rollupFreshness(plan, deps);
-  const { rows, segments } = await readBucketStats(
-    { deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width, fresh, maxRows: deps.limits.maxRows },
-    deps,
+  const fresh = step('freshness', await rollupFreshness(plan, deps));
+  const { rows, segments } = step(
+    'read',
+    await readBucketStats({ deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width, fresh, maxRows: deps.limits.maxRows }, deps),
   );
-  const built = buildReport(rows.values(), { deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width });
+  const built = step('build', buildReport(rows.values(), { deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width }));
   const scope = 'fleet' in input.scope ? 'fleet' : deviceIds;
-  const [alerts, commandsByStatus] = await Promise.all([
-    deps.activity.alerts(scope, new Date(plan.from), new Date(plan.to)),
-    deps.activity.commandsByStatus(scope, new Date(plan.from), new Date(plan.to)),
-  ]);
+  const [alerts, commandsByStatus] = step(
+    'activity',
+    await Promise.all([deps.activity.alerts(scope, new Date(plan.from), new Date(plan.to)), deps.activity.commandsByStatus(scope, new Date(plan.from), new Date(plan.to))]),
+  );
   const report: ReportDocument = {
     _id: input.id ?? `r_${randomUUID().replaceAll('-', '')}`,
     ...(input.title ? { title: input.title } : {}),
@@ -71,8 +79,8 @@ export async function generateReport(
     series: built.series.length,
     ...(input.scheduleId ? { scheduleId: input.scheduleId } : {}),
   };
-  await deps.reports.save(report, built.series);
-  ctx.logger.info({ report: { id: report._id, devices: deviceIds.length, rows: rows.size, interval: plan.interval, sources: report.sources } }, 'report generated');
+  step('store', await deps.reports.save(report, built.series));
+  ctx.logger.info({ report: { id: report._id, devices: deviceIds.length, rows: rows.size, interval: plan.interval, sources: report.sources, ms } }, 'report generated');
   return report;
 }
 

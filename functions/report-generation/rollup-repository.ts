@@ -73,7 +73,7 @@ export interface RollupRepository {
  * it, by period alone (the `{level, start}` index) and the devices here: a long `$in` list costs per document
  * on servers that scan.
  */
-const MAX_DEVICES_PER_FILTER = 64;
+const MAX_DEVICES_PER_FILTER = 8;
 const MAX_IDS_PER_LOOKUP = 2_000;
 
 function toDocument(rollup: Rollup, computedAt: Date): RollupDocument {
@@ -168,10 +168,14 @@ export function createRollupRepository(mongo: MongoHandle): RollupRepository {
 
     clearMarks: (items) =>
       withMongo(async () => {
-        if (items.length === 0) return;
-        const ops: AnyBulkWriteOperation<MarkDocument>[] = items.map((m) => ({ deleteOne: { filter: { _id: m.id, markedAt: m.markedAt } } }));
-        for (let offset = 0; offset < ops.length; offset += 5_000) {
-          await (await marks()).bulkWrite(ops.slice(offset, offset + 5_000), { ordered: false });
+        // Grouped by the time they were marked (a pass has few distinct ones): `_id $in` uses the index, and a
+        // mark made again since it was read has a newer `markedAt` and stays.
+        const byTime = new Map<number, string[]>();
+        for (const m of items) byTime.set(m.markedAt.getTime(), [...(byTime.get(m.markedAt.getTime()) ?? []), m.id]);
+        for (const [at, ids] of byTime) {
+          for (let offset = 0; offset < ids.length; offset += 1_000) {
+            await (await marks()).deleteMany({ _id: { $in: ids.slice(offset, offset + 1_000) }, markedAt: new Date(at) });
+          }
         }
       }),
 

@@ -4,7 +4,8 @@
 // The function runs in this process behind its real HTTP entry (functions framework, port 0).
 // MongoDB: MONGODB_URL when set (a fresh database there), else a private mongo-java-server on a free port
 // with BENCH_MONGO_HEAP (8g): 1.5 M samples would not fit next to other work in the shared test server's heap.
-// Env: BENCH_FLEET_DEVICES (1000), BENCH_FLEET_STEP_SECONDS (60), BENCH_REPEAT (3).
+// Env: BENCH_FLEET_DEVICES (1000), BENCH_FLEET_STEP_SECONDS (60), BENCH_REPEAT (3), BENCH_LOG_LEVEL (silent: the
+// function's log lines, with per-step times, to stdout before the result line).
 // Last line: {"bench":"reports","value":<30-day report ms>,"unit":"ms","limit":<raw scan ms>,"ratio":…,"fleet_ms":…}
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
     const samples = await seed(db);
     log(`seeded ${samples} samples in ${Math.round(performance.now() - started)} ms`);
 
-    const logger = createLogger('report-generation', 'silent');
+    const logger = createLogger('report-generation', env.BENCH_LOG_LEVEL ?? 'silent');
     const deps = createDeps({ mongo, logger, emitter: createEmitter({ sink: 'http://127.0.0.1:9/', source: '/bench' }) });
     await ensureIndexes(deps);
     const key = await mintApiKey('bench', ['reports:*']);
