@@ -20,13 +20,16 @@ export interface TokenDocument {
 }
 
 /**
- * What became of one provisioning request id: the device it created and, once answered, the reply
- * encrypted with PROVISIONING_REPLY_KEY (never the plaintext secret), so a redelivery gets the same answer.
+ * What became of one provisioning request id: the device it created and, once answered, the published reply
+ * (its credential already encrypted to the device's reply key) sealed again with PROVISIONING_REPLY_KEY, so a
+ * redelivery gets the same answer and no plaintext secret is ever stored.
  */
 export interface RequestDocument {
   _id: string;
   tokenId: string;
   deviceId: string;
+  /** sha256 of the request's reply key: only a request with the same key may replay or resume this id. */
+  replyKeyDigest: string;
   state: 'pending' | 'answered';
   reply?: string;
   createdAt: Date;

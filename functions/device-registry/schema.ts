@@ -112,9 +112,16 @@ export type CreateTokenInput = z.infer<typeof createTokenSchema>;
 
 export const deviceTypeSchema = z.object({ telemetrySchema: telemetrySchemaSchema }).strict();
 
+/** A provisioning request's reply key (reply-crypto.ts): 32 random bytes, base64url without padding. */
+export const replyKeySchema = z
+  .string({ error: 'replyKey is required: 32 fresh random bytes, base64url; the credential in the response is encrypted to it' })
+  .regex(/^[A-Za-z0-9_-]{43}$/, { message: 'replyKey must be 32 random bytes, base64url without padding (43 characters)', abort: true })
+  .refine((value) => Buffer.from(value, 'base64url').length === 32, 'replyKey must decode to 32 bytes');
+
 /** `io.kiot.provisioning.requested` data: the device's JSON request as the bridge forwards it. */
 export const provisioningRequestSchema = z.object({
   claimToken: z.string().min(1).max(256),
+  replyKey: replyKeySchema,
   id: deviceIdSchema.optional(),
   name: nameSchema.optional(),
   metadata: metadataSchema.optional(),

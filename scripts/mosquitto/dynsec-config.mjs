@@ -26,6 +26,7 @@ function client(username, password, roles, textname) {
   };
 }
 const acl = (acltype, topic) => ({ acltype, topic, allow: true });
+const deny = (acltype, topic) => ({ acltype, topic, allow: false });
 const control = '$CONTROL/dynamic-security/#';
 
 const config = {
@@ -53,11 +54,19 @@ const config = {
       ]),
     },
     {
-      // Mosquitto 2.0.11 dynsec does not expand %c, so every claim holder may read every response topic:
-      // a reply (device id and secret) is readable by every claim holder connected at that moment. Keep claim
-      // credentials as secret as the tokens; encrypting replies to a key sent in the request is the next step.
+      // Mosquitto 2.0.11 dynsec does not expand %u/%c, so every claim holder may read every response topic.
+      // A response therefore carries the device secret only encrypted to the `replyKey` its device sent in the
+      // request (functions/device-registry/use-cases/provision-device.ts). That key must stay unreadable to other
+      // claim holders: this role may only PUBLISH requests, never subscribe to or receive them (the default
+      // denies subscribe; the explicit denies also stop delivery if a wider subscribe were ever granted).
       rolename: 'kiot-fleet-claim',
-      acls: [acl('publishClientSend', 'provisioning/+/request'), acl('subscribePattern', 'provisioning/+/response'), acl('publishClientReceive', 'provisioning/+/response')],
+      acls: [
+        acl('publishClientSend', 'provisioning/+/request'),
+        deny('subscribePattern', 'provisioning/+/request'),
+        deny('publishClientReceive', 'provisioning/+/request'),
+        acl('subscribePattern', 'provisioning/+/response'),
+        acl('publishClientReceive', 'provisioning/+/response'),
+      ],
     },
   ],
   groups: [],

@@ -4,7 +4,7 @@ import { ConflictError } from '../../../shared/errors.js';
 import { verifySecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { RequestDocument, TokenDocument } from '../provisioning-repository.js';
-import { openReply, sealReply } from '../reply-crypto.js';
+import { openReply, replyKeyDigest, sealCredential, sealReply, type SealedCredential } from '../reply-crypto.js';
 import type { ProvisioningRequest } from '../schema.js';
 import { parseClaimToken } from './provisioning-tokens.js';
 import { registerDevice } from './register-device.js';
@@ -13,20 +13,42 @@ import { rotateCredentials } from './rotate-credentials.js';
 export const MQTT_PUBLISH = 'io.kiot.mqtt.publish';
 
 export type RefusalReason = 'invalid' | 'expired' | 'used_up' | 'id_taken' | 'request_id_used' | 'invalid_request';
+
+/**
+ * What the registry publishes on `provisioning/{requestId}/response` (JSON, QoS 1, not retained).
+ *
+ * Accepted:
+ * ```json
+ * { "status": "accepted", "requestId": "…", "deviceId": "…",
+ *   "mqtt": { "username": "<deviceId>", "clientId": "<deviceId>", "topicPrefix": "devices/<deviceId>/" },
+ *   "credential": { "alg": "A256GCM", "iv": "…", "ciphertext": "…", "tag": "…" } }
+ * ```
+ * Every fleet-claim holder may read every response topic (Mosquitto 2.0.11 dynsec cannot pin a role to
+ * `%c`), so the device secret is only inside `credential`, encrypted with AES-256-GCM under the `replyKey`
+ * the device sent in its request, with the request id as associated data. The device decrypts it as
+ * reply-crypto.ts (`SealedCredential`, `openCredential`) describes and gets `{"secret":"…"}`: its MQTT
+ * password, with username and client id = `deviceId`. The rest is not secret (device ids appear in topics).
+ *
+ * Refused: `{ "status": "refused", "requestId": "…", "error": { "code": RefusalReason, "message": "…" } }`.
+ */
 export type ProvisioningReply =
-  | { status: 'accepted'; requestId: string; deviceId: string; secret: string; mqtt: { username: string; clientId: string; topicPrefix: string } }
+  | { status: 'accepted'; requestId: string; deviceId: string; mqtt: { username: string; clientId: string; topicPrefix: string }; credential: SealedCredential }
   | { status: 'refused'; requestId: string; error: { code: RefusalReason; message: string } };
 
 /**
  * Self-provisioning with a fleet claim token (`io.kiot.provisioning.requested`, subject = request id):
- * replay a request id already answered → check the token → remember the request id → take one use of the
- * token (atomic) → register the device with the token's type and tags → store the reply sealed → publish it
- * on `provisioning/{requestId}/response` through the bridge (`io.kiot.mqtt.publish`).
+ * replay a request id already answered → check the token → remember the request id (with a digest of its
+ * reply key) → take one use of the token (atomic) → register the device with the token's type and tags →
+ * encrypt the secret to the reply key → store the reply sealed → publish it on
+ * `provisioning/{requestId}/response` through the bridge (`io.kiot.mqtt.publish`).
  *
- * The same request id twice yields one device: the reply is stored encrypted (AES-256-GCM with
- * PROVISIONING_REPLY_KEY), so a redelivery publishes the same id and secret, and no plaintext secret is
- * ever stored. Only a crash between registering and storing the reply leaves no sealed reply; then the
- * replay rotates the secret of that same device and answers with the new one.
+ * The same request id twice yields one device and the same answer: the reply as published (credential
+ * encrypted to the device's key) is stored sealed again with PROVISIONING_REPLY_KEY, so a redelivery
+ * publishes exactly the same bytes and no plaintext secret is ever stored. A request id is bound to its reply
+ * key: since every claim holder sees the request ids on the response topics, a "replay" under another key
+ * is refused (`request_id_used`) instead of re-encrypting someone else's secret to it. Only a crash between
+ * registering and storing the reply leaves no sealed reply; then the replay (same key) rotates the secret of
+ * that same device and answers with the new one.
  */
 export async function provisionDevice(requestId: string, request: ProvisioningRequest, deps: RegistryDeps, ctx: Ctx): Promise<ProvisioningReply> {
   const reply = (await replay(requestId, request, deps, ctx)) ?? (await provisionAnew(requestId, request, deps, ctx));
@@ -37,9 +59,15 @@ export async function provisionDevice(requestId: string, request: ProvisioningRe
 async function replay(requestId: string, request: ProvisioningRequest, deps: RegistryDeps, ctx: Ctx): Promise<ProvisioningReply | undefined> {
   const known = await deps.provisioning.findRequest(requestId, deps.now());
   if (!known) return undefined;
+  if (known.replyKeyDigest !== keyDigest(request)) {
+    return refuse(requestId, 'request_id_used', 'this request id is taken by a request with another replyKey: use a fresh request id with every fresh replyKey');
+  }
   if (known.state === 'answered' && known.reply) {
     const opened = openReply(deps.replyKey, requestId, known.reply);
-    return opened ? (JSON.parse(opened) as ProvisioningReply) : refuse(requestId, 'request_id_used', 'this request id was answered before');
+    const stored = opened === undefined ? undefined : (JSON.parse(opened) as ProvisioningReply);
+    // A reply stored before credentials were encrypted (or under another PROVISIONING_REPLY_KEY) is not replayed.
+    if (stored && (stored.status === 'refused' || stored.credential !== undefined)) return stored;
+    return refuse(requestId, 'request_id_used', 'this request id was answered before');
   }
   return resume(known, request, deps, ctx);
 }
@@ -49,7 +77,7 @@ async function resume(known: RequestDocument, request: ProvisioningRequest, deps
   const existing = await deps.devices.find(known.deviceId);
   if (existing?.brokerSynced !== false && existing?.provisionedBy?.requestId === known._id) {
     const rotated = await rotateCredentials(known.deviceId, deps, ctx);
-    return settle(known._id, accept(known._id, rotated.device.id, rotated.secret), deps);
+    return settle(known._id, accept(known._id, rotated.device.id, rotated.secret, request), deps);
   }
   const token = await deps.provisioning.findToken(known.tokenId);
   return register(known, token, request, deps, ctx);
@@ -63,6 +91,7 @@ async function provisionAnew(requestId: string, request: ProvisioningRequest, de
     _id: requestId,
     tokenId: checked._id,
     deviceId: request.id ?? randomUUID(),
+    replyKeyDigest: keyDigest(request),
     state: 'pending',
     createdAt: now,
     expiresAt: new Date(now.getTime() + deps.replaySeconds * 1_000),
@@ -85,7 +114,7 @@ async function register(known: RequestDocument, token: TokenDocument | undefined
       ctx,
       { provisionedBy: { tokenId: known.tokenId, requestId: known._id } },
     );
-    return settle(known._id, accept(known._id, registered.device.id, registered.secret), deps);
+    return settle(known._id, accept(known._id, registered.device.id, registered.secret, request), deps);
   } catch (error) {
     if (!(error instanceof ConflictError)) throw error; // 503 and the like: the request stays pending, the retry resumes
     await deps.provisioning.removeRequest(known._id);
@@ -110,9 +139,17 @@ async function settle(requestId: string, reply: ProvisioningReply, deps: Registr
   return reply;
 }
 
-function accept(requestId: string, deviceId: string, secret: string): ProvisioningReply {
-  return { status: 'accepted', requestId, deviceId, secret, mqtt: { username: deviceId, clientId: deviceId, topicPrefix: `devices/${deviceId}/` } };
+function accept(requestId: string, deviceId: string, secret: string, request: ProvisioningRequest): ProvisioningReply {
+  return {
+    status: 'accepted',
+    requestId,
+    deviceId,
+    mqtt: { username: deviceId, clientId: deviceId, topicPrefix: `devices/${deviceId}/` },
+    credential: sealCredential(Buffer.from(request.replyKey, 'base64url'), requestId, { secret }),
+  };
 }
+
+const keyDigest = (request: ProvisioningRequest) => replyKeyDigest(Buffer.from(request.replyKey, 'base64url'));
 
 function refuse(requestId: string, code: RefusalReason, message: string): ProvisioningReply {
   return { status: 'refused', requestId, error: { code, message } };

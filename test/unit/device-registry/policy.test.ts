@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { accessDecision, connectDecision, topicAllowed } from '../../../functions/device-registry/broker-policy.js';
-import { openReply, sealReply } from '../../../functions/device-registry/reply-crypto.js';
-import { registerDeviceSchema, updateDeviceSchema } from '../../../functions/device-registry/schema.js';
+import { openCredential, openReply, replyKeyDigest, sealCredential, sealReply } from '../../../functions/device-registry/reply-crypto.js';
+import { provisioningRequestSchema, registerDeviceSchema, updateDeviceSchema } from '../../../functions/device-registry/schema.js';
 import { decodeCursor, encodeCursor } from '../../../functions/device-registry/use-cases/query-devices.js';
 import { parseClaimToken } from '../../../functions/device-registry/use-cases/provisioning-tokens.js';
 import { newDevice } from '../../../functions/device-registry/use-cases/register-device.js';
@@ -60,6 +60,38 @@ describe('device-registry pure logic', () => {
     expect(openReply(key, 'req-1', sealed)).toBe('{"secret":"s"}');
     expect(openReply(key, 'req-2', sealed)).toBeUndefined();
     expect(openReply(randomBytes(32), 'req-1', sealed)).toBeUndefined();
+  });
+
+  it('encrypts the provisioning credential to the reply key, bound to the request id (AES-256-GCM)', () => {
+    const key = randomBytes(32);
+    const sealed = sealCredential(key, 'req-1', { secret: 'the-secret' });
+    expect(sealed).toMatchObject({ alg: 'A256GCM' });
+    expect(Buffer.from(sealed.iv, 'base64url')).toHaveLength(12);
+    expect(Buffer.from(sealed.tag, 'base64url')).toHaveLength(16);
+    expect(JSON.stringify(sealed)).not.toContain('the-secret');
+    expect(openCredential(key, 'req-1', sealed)).toEqual({ secret: 'the-secret' });
+    // Another key, another request id, a flipped bit, a truncated tag: nothing.
+    expect(openCredential(randomBytes(32), 'req-1', sealed)).toBeUndefined();
+    expect(openCredential(key, 'req-2', sealed)).toBeUndefined();
+    const flipped = Buffer.from(sealed.ciphertext, 'base64url');
+    flipped[0]! ^= 1;
+    expect(openCredential(key, 'req-1', { ...sealed, ciphertext: flipped.toString('base64url') })).toBeUndefined();
+    expect(openCredential(key, 'req-1', { ...sealed, tag: Buffer.from(sealed.tag, 'base64url').subarray(0, 4).toString('base64url') })).toBeUndefined();
+    // A fresh IV each time: the same secret never gives the same ciphertext.
+    expect(sealCredential(key, 'req-1', { secret: 'the-secret' }).ciphertext).not.toBe(sealed.ciphertext);
+    expect(replyKeyDigest(key)).not.toContain(key.toString('base64url'));
+  });
+
+  it('requires a 32-byte base64url reply key in provisioning requests', () => {
+    const claimToken = `kpt_0123456789abcdef_${'a'.repeat(43)}`;
+    const issues = (data: unknown) => {
+      const parsed = provisioningRequestSchema.safeParse(data);
+      return parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    };
+    expect(issues({ claimToken, replyKey: randomBytes(32).toString('base64url') })).toEqual([]);
+    expect(issues({ claimToken })).toEqual([expect.stringMatching(/^replyKey: replyKey is required/)]);
+    expect(issues({ claimToken, replyKey: randomBytes(16).toString('base64url') })).toHaveLength(1);
+    expect(issues({ claimToken, replyKey: randomBytes(32).toString('base64') .replace(/=+$/, '') + '=' })).toHaveLength(1);
   });
 
   it('parses claim tokens and builds device documents without leaking the hash', () => {
