@@ -44,7 +44,7 @@ export interface CommandDocument {
 
 export interface TransitionChange {
   at: Date;
-  set?: Partial<Pick<CommandDocument, 'deadlineAt' | 'sentAt' | 'deliveredAt' | 'completedAt' | 'result' | 'error'>>;
+  set?: Partial<Pick<CommandDocument, 'deadlineAt' | 'sentAt' | 'deliveredAt' | 'completedAt' | 'result' | 'error' | 'backlog'>>;
   /** Extra conditions, e.g. "still unexpired" for a send. */
   where?: Filter<CommandDocument>;
   attempt?: number;

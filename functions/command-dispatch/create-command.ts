@@ -27,8 +27,7 @@ export async function createCommand(input: CreateCommandInput, deps: CommandDeps
   await deps.commands.insert(command);
   if (!online) await enforceQueueCap(command, deps);
   const waitMs = waitMillis(input.body, command);
-  // Subscribe before sending: pub/sub keeps nothing for a subscriber that comes late.
-  const [, subscription] = await Promise.all([announce(deps, command), waitMs > 0 ? deps.bus.subscribe(command._id) : undefined]);
+  const subscription = await announceAndSubscribe(command, waitMs, deps);
   const current = online ? await sendSafely(command, deps, ctx) : command;
   if (!subscription) return { kind: 'accepted', command: toView(current) };
   return waitForResult(command._id, subscription, waitMs, deps);
@@ -71,6 +70,21 @@ async function enforceQueueCap(command: CommandDocument, deps: CommandDeps): Pro
   if (position <= deps.settings.queueCap) return;
   await deps.commands.remove(command._id);
   throw new RateLimitedError(`device ${command.deviceId} already has ${deps.settings.queueCap} queued commands`, 30);
+}
+
+/**
+ * Subscribe before sending: pub/sub keeps nothing for a subscriber that comes late. If the sink or
+ * Redis is down the request fails (503) and the command is taken back, so the app's retry does not
+ * leave a twin behind.
+ */
+async function announceAndSubscribe(command: CommandDocument, waitMs: number, deps: CommandDeps) {
+  try {
+    const [, subscription] = await Promise.all([announce(deps, command), waitMs > 0 ? deps.bus.subscribe(command._id) : undefined]);
+    return subscription;
+  } catch (error) {
+    await deps.commands.remove(command._id).catch(() => undefined);
+    throw error;
+  }
 }
 
 function waitMillis(body: CreateCommandBody, command: CommandDocument): number {

@@ -35,7 +35,8 @@ export async function sendCommand(doc: CommandDocument, deps: CommandDeps, ctx: 
       attempt,
       incAttempts: true,
       where: { attempts: doc.attempts, expiresAt: { $gt: at } },
-      set: { sentAt: at, deadlineAt: new Date(at.getTime() + doc.timeoutSeconds * 1000) },
+      // A re-send happens on reconnect, when a backlog may be waiting behind it: its ack moves the queue on.
+      set: { sentAt: at, deadlineAt: new Date(at.getTime() + doc.timeoutSeconds * 1000), ...(doc.attempts > 0 ? { backlog: true } : {}) },
     },
     ctx,
   );

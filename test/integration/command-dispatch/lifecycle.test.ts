@@ -171,6 +171,22 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     expect((await h.request('GET', `/commands/${body.id}`)).body.status).toBe('SUCCEEDED');
   });
 
+  it('on reconnect re-sends the unanswered command first and the queued one after its ack', async () => {
+    const id = await device();
+    const t0 = Date.now();
+    await h.connected(id, new Date(t0));
+    const a = (await h.request('POST', `/devices/${id}/commands`, { name: 'a' })).body;
+    await h.disconnected(id, new Date(t0 + 1));
+    const b = (await h.request('POST', `/devices/${id}/commands`, { name: 'b' })).body;
+    expect([a.status, b.status]).toEqual(['SENT', 'QUEUED']);
+    await h.connected(id, new Date(t0 + 2));
+    await sink.waitFor(() => publishes(id).length === 2);
+    expect(publishes(id).map((r) => publishData(r).payload.name)).toEqual(['a', 'a']);
+    await h.ack(id, a.id, 'succeeded');
+    await sink.waitFor(() => publishes(id).length === 3);
+    expect(publishData(publishes(id)[2]!).payload.name).toBe('b');
+  });
+
   it('keeps presence by event time: a stale connect after a newer disconnect does not flush', async () => {
     const id = await device();
     const t0 = Date.now();
