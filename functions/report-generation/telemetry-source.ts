@@ -36,15 +36,16 @@ export const TELEMETRY_COLLECTION = 'telemetry';
 
 /**
  * telemetry-ingest's documents (functions/telemetry-ingest/telemetry-repository.ts, `SampleDocument`):
- * one raw sample per document, `_id` unique per stored message, `receivedAt` = ingestion time.
- * Only the fields read here are declared.
+ * one raw sample per document, `_id` unique per stored message. `ingestedAt` is when its insert was issued
+ * (not `receivedAt`, the event's time, which a message retried for hours keeps). Only the fields read here
+ * are declared.
  */
 interface StoredSample {
   _id: string;
   deviceId: string;
   ts: Date;
   metrics: Record<string, number>;
-  receivedAt: Date;
+  ingestedAt?: Date;
 }
 
 /**
@@ -87,7 +88,7 @@ export function createMongoTelemetrySource(mongo: MongoHandle): TelemetrySource 
       withMongo(async () => {
         // Device and hour of what arrived since: grouped here, which every server supports alike.
         const seen = new Map<string, DeviceHour>();
-        const cursor = (await collection()).find({ receivedAt: { $gte: since } }, { projection: { _id: 0, deviceId: 1, ts: 1 }, batchSize: 10_000 });
+        const cursor = (await collection()).find({ ingestedAt: { $gte: since } }, { projection: { _id: 0, deviceId: 1, ts: 1 }, batchSize: 10_000 });
         for await (const doc of cursor) {
           const hour = floorTo(doc.ts.getTime(), HOUR_MS);
           const key = `${doc.deviceId}\u0000${hour}`;
@@ -99,7 +100,7 @@ export function createMongoTelemetrySource(mongo: MongoHandle): TelemetrySource 
     ensureIndexes: () =>
       withMongo(async () => {
         // Finding what arrived since the last rollup run must not scan all raw samples.
-        await (await collection()).createIndex({ receivedAt: 1 }, { name: 'receivedAt_rollups' });
+        await (await collection()).createIndex({ ingestedAt: 1 }, { name: 'ingestedAt_rollups' });
       }),
   };
 }

@@ -63,7 +63,7 @@ async function seed(db: Db): Promise<number> {
   );
   const telemetry = db.collection('telemetry');
   let total = 0;
-  const sample = (deviceId: string, ts: number, n: number) => ({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: 20 + ((n * 7) % 150) / 10, hum: 40 + ((n * 13) % 400) / 10 }, eventId: `ev-${deviceId}-${ts}`, receivedAt: now, msgId: String(ts) });
+  const sample = (deviceId: string, ts: number, n: number) => ({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: 20 + ((n * 7) % 150) / 10, hum: 40 + ((n * 13) % 400) / 10 }, eventId: `ev-${deviceId}-${ts}`, receivedAt: now, ingestedAt: now, msgId: String(ts) });
   const insert = async (docs: ReturnType<typeof sample>[]) => {
     await telemetry.insertMany(docs as never[], { ordered: false });
     total += docs.length;

@@ -15,7 +15,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const HOUR = 3_600_000;
 const D0 = Date.UTC(2026, 4, 4);
 
-describe('the HTML report in real headless Chromium', () => {
+describe('the HTML report in real headless Chromium', { timeout: 120_000 }, () => {
   let h: Harness;
   let browser: BrowserContext;
   let profile: string;
@@ -32,7 +32,7 @@ describe('the HTML report in real headless Chromium', () => {
         docs.push({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: quarter(rand, wave - 3, wave + 3), pressure: quarter(rand, 1, 3) }, eventId: `e${ts}`, receivedAt: h.now() });
       }
     }
-    await storeSamples(h.mongo, docs);
+    await storeSamples(h.mongo, docs, h.now());
     profile = mkdtempSync(join(tmpdir(), 'kiot-chromium-'));
     // A fresh --user-data-dir per run; playwright passes it itself through launchPersistentContext.
     browser = await chromium.launchPersistentContext(profile, {

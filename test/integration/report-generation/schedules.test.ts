@@ -19,7 +19,7 @@ const ping = (h: Harness, id: string, body: string, task?: string) =>
     body,
   });
 
-describe('scheduled reports', () => {
+describe('scheduled reports', { timeout: 120_000 }, () => {
   let h: Harness;
 
   beforeAll(async () => {
@@ -40,7 +40,7 @@ describe('scheduled reports', () => {
     for (let ts = due - DAY; ts < due; ts += 10 * 60_000) {
       for (const deviceId of ['sc-1', 'sc-2']) docs.push({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: (ts / 60_000) % 40 }, eventId: `e${ts}`, receivedAt: h.now() });
     }
-    await storeSamples(h.mongo, docs);
+    await storeSamples(h.mongo, docs, h.now());
     expect((await ping(h, 'tick-0', '{"task":"reports"}', 'reports')).status).toBe(204);
     expect(h.sink.received).toHaveLength(0); // not due yet
     h.advance(due - h.now().getTime() + 60_000);

@@ -3,8 +3,8 @@ import type { MongoHandle } from '../../../shared/mongo.js';
 /**
  * Samples stored the way telemetry-ingest stores them (functions/telemetry-ingest/telemetry-repository.ts,
  * `SampleDocument`: one document per sample, `_id` from the device's msgId or event id and position,
- * `receivedAt` = ingestion time). Written here without importing that capability; a duplicate `_id` is
- * dropped by the unique index exactly as its `insertBatch` drops it.
+ * `receivedAt` = the event's time, `ingestedAt` = when the insert was issued). Written here without importing
+ * that capability; a duplicate `_id` is dropped by the unique index exactly as its `insertBatch` drops it.
  */
 export interface SampleDoc {
   _id: string;
@@ -13,10 +13,13 @@ export interface SampleDoc {
   metrics: Record<string, number>;
   eventId: string;
   receivedAt: Date;
+  ingestedAt?: Date;
   msgId?: string;
 }
 
-export async function storeSamples(mongo: MongoHandle, docs: SampleDoc[]): Promise<SampleDoc[]> {
+/** Stores like telemetry-ingest's `insertBatch`: `ingestedAt` stamped on every document of the batch. */
+export async function storeSamples(mongo: MongoHandle, docs: SampleDoc[], ingestedAt = new Date()): Promise<SampleDoc[]> {
+  for (const doc of docs) doc.ingestedAt = ingestedAt;
   const collection = (await mongo.db()).collection<SampleDoc>('telemetry');
   const stored: SampleDoc[] = [];
   const seen = new Set((await collection.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id));

@@ -11,7 +11,7 @@ const END = START + 365 * DAY;
 /** The collection a command works on (`find: 'telemetry'`, `aggregate: 'telemetry'`, …). */
 const target = (event: CommandStartedEvent) => String(event.command[event.commandName] ?? '');
 
-describe('a year-long report', () => {
+describe('a year-long report', { timeout: 120_000 }, () => {
   let h: Harness;
   let stored: SampleDoc[] = [];
   const commands: CommandStartedEvent[] = [];
@@ -29,7 +29,7 @@ describe('a year-long report', () => {
         docs.push({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: quarter(rand, -20, 35) }, eventId: `e${ts}`, receivedAt: h.now() });
       }
     }
-    stored = await storeSamples(h.mongo, docs);
+    stored = await storeSamples(h.mongo, docs, h.now());
     expect((await h.request('POST', '/rollups/run')).status).toBe(200);
   }, 120_000);
   afterAll(async () => h?.close());
