@@ -82,6 +82,8 @@ autosave_interval 5
 # The bridge's persistent sessions must be able to hold a backlog while the sink is down.
 max_queued_messages 200000
 max_inflight_messages 100
+# Small QoS 1 packets would otherwise wait for Nagle's algorithm (~40 ms a hop on loopback).
+set_tcp_nodelay true
 listener $MQTT_PORT 127.0.0.1
 allow_anonymous $ANONYMOUS
 include_dir $DATA/mosquitto/conf.d

@@ -34,6 +34,8 @@ export class SimulatedDevice {
   private temperature: number;
   private readonly state: DeviceState = { reportIntervalSeconds: 1, firmware: '1.0.0', led: 'off' };
   private readonly random: () => number;
+  /** Command ids already handled: a re-send after a reconnect carries the same id and must not run twice. */
+  private readonly handledCommands = new Set<string>();
 
   constructor(private readonly options: SimulatedDeviceOptions) {
     this.random = options.random ?? Math.random;
@@ -118,14 +120,19 @@ export class SimulatedDevice {
   private async answerCommand(commandId: string, payload: Buffer): Promise<void> {
     const client = this.client;
     if (!client) return;
+    if (this.handledCommands.has(commandId)) return;
+    this.handledCommands.add(commandId);
+    if (this.handledCommands.size > 1_000) this.handledCommands.delete(this.handledCommands.values().next().value!);
     const ackTopic = `devices/${this.options.id}/commands/${commandId}/ack`;
-    let command: { name?: string; params?: Record<string, unknown> } = {};
+    let command: { name?: string; params?: Record<string, unknown>; expiresAt?: string } = {};
     try {
       command = JSON.parse(payload.toString('utf8'));
     } catch {
       await client.publishAsync(ackTopic, JSON.stringify({ status: 'rejected', error: 'not JSON' }), { qos: 1 });
       return;
     }
+    if (command.expiresAt && Date.parse(command.expiresAt) < Date.now()) return;
+    // Accept at once: the cloud sends a device's next queued command only after this.
     await client.publishAsync(ackTopic, JSON.stringify({ status: 'accepted' }), { qos: 1 });
     const result =
       command.name === 'reboot'
