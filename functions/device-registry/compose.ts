@@ -10,12 +10,14 @@ import type { RegistryDeps } from './deps.js';
 import { createDeviceBroker, createHookOnlyBroker } from './device-broker.js';
 import { createDeviceRepository } from './device-repository.js';
 import { createDynsecClient } from './dynsec.js';
+import { createOutbox, type Outbox } from './outbox.js';
 import { createProvisioningRepository } from './provisioning-repository.js';
 import { SERVICE, type RegistryConfig } from './schema.js';
 
 export interface Registry {
   handler: FunctionHandler;
   deps: RegistryDeps;
+  outbox: Outbox;
   close(): Promise<void>;
 }
 
@@ -25,18 +27,30 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   const redis = createRedis(config.REDIS_URL);
   const dynsec = createDynsecClient({ url: config.MQTT_URL, username: config.MQTT_USERNAME, password: config.MQTT_PASSWORD, logger });
   const dispatcher = createEventDispatcher(16);
+  const devices = createDeviceRepository(mongo);
+  const emitter = createEmitter({ sink: config.K_SINK, source: `/kiot/${SERVICE}`, dispatcher });
+  const outbox = createOutbox({
+    store: devices,
+    emitter,
+    logger,
+    now: () => deps.now(),
+    staleMs: config.OUTBOX_STALE_MS,
+    intervalMs: config.OUTBOX_FLUSH_INTERVAL_MS,
+    limit: config.OUTBOX_FLUSH_LIMIT,
+  });
   const deps: RegistryDeps = {
-    devices: createDeviceRepository(mongo),
+    devices,
     provisioning: createProvisioningRepository(mongo),
     broker: config.BROKER_ACCESS === 'dynsec' ? createDeviceBroker(dynsec) : createHookOnlyBroker(),
     authCache: createAuthCache(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.AUTH_CACHE_TTL_SECONDS }),
-    emitter: createEmitter({ sink: config.K_SINK, source: `/kiot/${SERVICE}`, dispatcher }),
+    emitter,
+    outbox,
     now: () => new Date(),
     scryptN: 2 ** config.SCRYPT_LOG_N,
     replyKey: Buffer.from(config.PROVISIONING_REPLY_KEY, 'base64url'),
     replaySeconds: config.PROVISIONING_REPLAY_SECONDS,
   };
-  const handler = createRegistryApp(deps, {
+  const app = createRegistryApp(deps, {
     logger,
     config,
     health: {
@@ -45,10 +59,17 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
       ...(config.BROKER_ACCESS === 'dynsec' ? { broker: () => dynsec.ping() } : {}),
     },
   });
+  // Scaled to zero, no timer runs: every request (probes included) may start a flush of what went stale.
+  const handler: FunctionHandler = (req, res) => {
+    outbox.kick();
+    return app(req, res);
+  };
   return {
     handler,
     deps,
+    outbox,
     async close() {
+      await outbox.close();
       await Promise.allSettled([mongo.close(), redis.close(), dynsec.close(), dispatcher.close()]);
     },
   };

@@ -3,6 +3,7 @@ import type { HandlerContext } from '../../shared/function-app.js';
 import type { AuthCache } from './auth-cache.js';
 import type { DeviceBroker } from './device-broker.js';
 import type { DeviceRepository } from './device-repository.js';
+import type { Outbox } from './outbox.js';
 import type { ProvisioningRepository } from './provisioning-repository.js';
 
 /** Everything a use case may touch; index.ts builds the real ones, tests may pass their own. */
@@ -12,6 +13,8 @@ export interface RegistryDeps {
   broker: DeviceBroker;
   authCache: AuthCache;
   emitter: Emitter;
+  /** Emits the io.kiot.device.* events that device writes leave in their documents (outbox.ts). */
+  outbox: Outbox;
   now: () => Date;
   /** scrypt N for device secrets and claim tokens. */
   scryptN: number;

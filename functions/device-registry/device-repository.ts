@@ -7,13 +7,32 @@ import {
   type TelemetrySchema,
 } from '../../shared/devices.js';
 import { withMongo, type MongoHandle } from '../../shared/mongo.js';
+import type { OutboxStore, Pending, PendingEvent } from './outbox.js';
 
 /**
  * The registry's device document: `shared/devices.ts`'s shape plus `brokerSynced`, false while the broker
  * does not (yet) hold the device's client. Only a registration that never reached the broker leaves it
  * false; such a document may be taken over by a retry of the same registration (see register-device.ts).
+ * `pendingEvents` is the document's outbox (outbox.ts): events its last writes caused, not yet at the sink.
  */
-export type RegistryDevice = DeviceDocument & { brokerSynced?: boolean; provisionedBy?: { tokenId: string; requestId: string } };
+export type RegistryDevice = DeviceDocument & {
+  brokerSynced?: boolean;
+  provisionedBy?: { tokenId: string; requestId: string };
+  pendingEvents?: PendingEvent[];
+};
+
+/**
+ * What a device document holds in the collection: a device, or the tombstone a delete leaves until its
+ * `io.kiot.device.deleted` is out (`{_id, status:'deleted', deletedAt, pendingEvents}`, nothing else).
+ * Every read of this repository filters tombstones out; only claiming an id looks at them.
+ */
+type StoredDevice = Omit<RegistryDevice, 'status'> & { status: RegistryDevice['status'] | 'deleted'; deletedAt?: Date };
+
+export const TOMBSTONE_STATUS = 'deleted';
+const LIVE = { status: { $ne: TOMBSTONE_STATUS } } as const;
+/** Every field a device has besides _id, status and pendingEvents: what a tombstone drops. */
+const DEVICE_FIELDS = ['name', 'type', 'tags', 'metadata', 'credential', 'createdAt', 'updatedAt', 'version', 'brokerSynced', 'provisionedBy'] as const;
+const unsetAll = Object.fromEntries(DEVICE_FIELDS.map((field) => [field, ''])) as Record<(typeof DEVICE_FIELDS)[number], ''>;
 
 export interface DeviceFilter {
   type?: string;
@@ -21,21 +40,29 @@ export interface DeviceFilter {
   status?: DeviceDocument['status'];
 }
 
-export interface DeviceRepository {
-  /** `false` when the id is taken. */
+export interface DeviceRepository extends OutboxStore {
+  /** `false` when the id is taken (by a device or a tombstone). */
   insert(device: RegistryDevice): Promise<boolean>;
   /** Inserts what it can (unordered); returns the indexes refused as duplicates. */
   insertMany(devices: RegistryDevice[]): Promise<Set<number>>;
+  /** A device (never a tombstone). */
   find(id: string): Promise<RegistryDevice | undefined>;
   list(filter: DeviceFilter, afterId: string | undefined, limit: number): Promise<RegistryDevice[]>;
-  /** Replaces a never-synced document of the same version (a retried registration); `false` if it changed. */
+  /**
+   * Makes the tombstone of a deleted device the new (unsynced) device, keeping the events the delete left
+   * pending, in one write; `false` when `device._id` holds no tombstone.
+   */
+  claimTombstone(device: RegistryDevice): Promise<boolean>;
+  /** Rewrites a never-synced document of the same version (a retried registration); `false` if it changed. */
   replaceUnsynced(previous: RegistryDevice, next: RegistryDevice): Promise<boolean>;
-  markSynced(ids: string[]): Promise<void>;
-  /** Compensation when the broker refused: removes documents still unsynced. */
+  /** Marks registrations synced, each pushing its `io.kiot.device.registered` in the same write. */
+  markSynced(synced: { id: string; event: PendingEvent }[]): Promise<void>;
+  /** Compensation when the broker refused: removes documents still unsynced (back to a tombstone if one was claimed). */
   removeUnsynced(ids: string[]): Promise<void>;
-  /** Applies `set` when the version still matches, bumping it; `undefined` on a version mismatch. */
-  update(id: string, version: number, set: Partial<RegistryDevice>): Promise<RegistryDevice | undefined>;
-  remove(id: string): Promise<boolean>;
+  /** Applies `set` and pushes `event` when the version still matches, bumping it; `undefined` on a version mismatch. */
+  update(id: string, version: number, set: Partial<RegistryDevice>, event: PendingEvent): Promise<RegistryDevice | undefined>;
+  /** Turns the device into a tombstone holding `event` (and whatever was pending) when the version still matches. */
+  tombstone(id: string, version: number, event: PendingEvent, now: Date): Promise<Pending | undefined>;
   getType(type: string): Promise<DeviceTypeDocument | undefined>;
   putType(type: string, telemetrySchema: TelemetrySchema, now: Date): Promise<DeviceTypeDocument>;
 }
@@ -47,7 +74,8 @@ export function isDuplicateKey(error: unknown): boolean {
 }
 
 export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
-  const devices = async (): Promise<Collection<RegistryDevice>> => (await mongo.db()).collection<RegistryDevice>(DEVICES_COLLECTION);
+  const devices = async (): Promise<Collection<StoredDevice>> => (await mongo.db()).collection<StoredDevice>(DEVICES_COLLECTION);
+  const live = (doc: StoredDevice | null): RegistryDevice | undefined => (doc && doc.status !== TOMBSTONE_STATUS ? (doc as RegistryDevice) : undefined);
   const types = async (): Promise<Collection<DeviceTypeDocument>> => (await mongo.db()).collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION);
 
   return {
@@ -75,41 +103,92 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
           return new Set(writeErrors.map((w) => w.index));
         }
       }),
-    find: (id) => withMongo(async () => (await (await devices()).findOne({ _id: id })) ?? undefined),
+    find: (id) => withMongo(async () => live(await (await devices()).findOne({ _id: id, ...LIVE }))),
     list: (filter, afterId, limit) =>
       withMongo(async () => {
-        const query: Filter<RegistryDevice> = {};
+        const query: Filter<StoredDevice> = { ...LIVE };
         if (filter.type) query.type = filter.type;
         if (filter.tag) query.tags = filter.tag;
         if (filter.status) query.status = filter.status;
         // Keyset pagination on the unique _id: a page starts after the last id seen, so devices added
         // meanwhile neither shift nor repeat items (an offset would).
         if (afterId !== undefined) query._id = { $gt: afterId };
-        return (await devices()).find(query).sort({ _id: 1 }).limit(limit).toArray();
+        return (await (await devices()).find(query).sort({ _id: 1 }).limit(limit).toArray()) as RegistryDevice[];
+      }),
+    claimTombstone: (device) =>
+      withMongo(async () => {
+        const { _id, pendingEvents: _ignored, ...fields } = device;
+        // $set, never a replace: the events the delete left pending stay, in order, ahead of the new ones.
+        const result = await (await devices()).updateOne({ _id, status: TOMBSTONE_STATUS }, { $set: fields, $unset: { deletedAt: '' } });
+        return result.modifiedCount === 1;
       }),
     replaceUnsynced: (previous, next) =>
       withMongo(async () => {
-        const result = await (await devices()).replaceOne({ _id: previous._id, version: previous.version, brokerSynced: false }, next);
+        const { _id, pendingEvents: _ignored, ...fields } = next;
+        const gone = Object.keys(previous).filter((key) => key !== '_id' && key !== 'pendingEvents' && !(key in fields));
+        const result = await (await devices()).updateOne(
+          { _id: previous._id, version: previous.version, brokerSynced: false },
+          { $set: fields, ...(gone.length > 0 ? { $unset: Object.fromEntries(gone.map((key) => [key, ''])) } : {}) },
+        );
         return result.modifiedCount === 1;
       }),
-    markSynced: (ids) =>
+    markSynced: (synced) =>
       withMongo(async () => {
-        if (ids.length > 0) await (await devices()).updateMany({ _id: { $in: ids } }, { $set: { brokerSynced: true } });
+        if (synced.length === 0) return;
+        await (await devices()).bulkWrite(
+          synced.map(({ id, event }) => ({
+            updateOne: { filter: { _id: id, brokerSynced: false }, update: { $set: { brokerSynced: true }, $push: { pendingEvents: event } } },
+          })),
+          { ordered: false },
+        );
       }),
     removeUnsynced: (ids) =>
       withMongo(async () => {
-        if (ids.length > 0) await (await devices()).deleteMany({ _id: { $in: ids }, brokerSynced: false });
+        if (ids.length === 0) return;
+        const collection = await devices();
+        await collection.deleteMany({ _id: { $in: ids }, brokerSynced: false, 'pendingEvents.0': { $exists: false } });
+        // A registration that had claimed a tombstone gives it back, with the delete's events still pending.
+        await collection.updateMany(
+          { _id: { $in: ids }, brokerSynced: false },
+          { $set: { status: TOMBSTONE_STATUS, deletedAt: new Date() }, $unset: unsetAll },
+        );
       }),
-    update: (id, version, set) =>
+    update: (id, version, set, event) =>
       withMongo(async () => {
         const updated = await (await devices()).findOneAndUpdate(
-          { _id: id, version },
-          { $set: set, $inc: { version: 1 } },
+          { _id: id, version, ...LIVE },
+          { $set: set, $inc: { version: 1 }, $push: { pendingEvents: event } },
           { returnDocument: 'after' },
         );
-        return updated ?? undefined;
+        return live(updated);
       }),
-    remove: (id) => withMongo(async () => (await (await devices()).deleteOne({ _id: id })).deletedCount === 1),
+    tombstone: (id, version, event, now) =>
+      withMongo(async () => {
+        const tomb = await (await devices()).findOneAndUpdate(
+          { _id: id, version, ...LIVE },
+          { $set: { status: TOMBSTONE_STATUS, deletedAt: now }, $unset: unsetAll, $push: { pendingEvents: event } },
+          { returnDocument: 'after' },
+        );
+        return tomb ? { events: tomb.pendingEvents ?? [], tombstone: true } : undefined;
+      }),
+    pendingOf: (id) =>
+      withMongo(async () => {
+        const doc = await (await devices()).findOne({ _id: id }, { projection: { status: 1, pendingEvents: 1 } });
+        return doc ? { events: doc.pendingEvents ?? [], tombstone: doc.status === TOMBSTONE_STATUS } : undefined;
+      }),
+    withEventsBefore: (before, limit) =>
+      withMongo(async () => {
+        const docs = await (await devices()).find({ 'pendingEvents.at': { $lt: before } }, { projection: { _id: 1 } }).limit(limit).toArray();
+        return docs.map((doc) => doc._id);
+      }),
+    settle: (id, eventId) =>
+      withMongo(async () => {
+        await (await devices()).updateOne({ _id: id }, { $pull: { pendingEvents: { id: eventId } } });
+      }),
+    dropSettledTombstone: (id) =>
+      withMongo(async () => {
+        await (await devices()).deleteOne({ _id: id, status: TOMBSTONE_STATUS, 'pendingEvents.0': { $exists: false } });
+      }),
     getType: (type) => withMongo(async () => (await (await types()).findOne({ _id: type })) ?? undefined),
     putType: (type, telemetrySchema, now) =>
       withMongo(async () => {

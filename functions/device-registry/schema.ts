@@ -33,6 +33,12 @@ export const configSchema = baseConfigSchema.extend({
     .refine((value) => Buffer.from(value, 'base64url').length === 32, 'must be 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d =)'),
   /** How long a provisioning request id is remembered (and its reply replayed). */
   PROVISIONING_REPLAY_SECONDS: z.coerce.number().int().min(60).default(86_400),
+  /** Outbox (outbox.ts): a pending io.kiot.device.* event older than this is the flush's to emit. */
+  OUTBOX_STALE_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
+  /** Outbox flush period while the process runs (0: none); requests start one at most this often too. */
+  OUTBOX_FLUSH_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
+  /** Devices one flush handles at most. */
+  OUTBOX_FLUSH_LIMIT: z.coerce.number().int().min(1).max(10_000).default(100),
 });
 export type RegistryConfig = z.infer<typeof configSchema>;
 

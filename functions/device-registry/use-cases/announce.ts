@@ -1,5 +1,6 @@
 import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
+import { pendingEvent, type Pending, type PendingEvent } from '../outbox.js';
 import { toView } from '../view.js';
 
 export const DEVICE_REGISTERED = 'io.kiot.device.registered';
@@ -7,27 +8,22 @@ export const DEVICE_UPDATED = 'io.kiot.device.updated';
 export const DEVICE_DELETED = 'io.kiot.device.deleted';
 
 /**
- * Tells the Broker what changed (subject = device id). The change is already durable in MongoDB and at the
- * broker, so a sink that stays down is logged, not turned into a failure of the request: failing it would
- * make the client retry a change that happened (a transactional outbox would close this gap). The id names
- * the change, so a consumer drops a duplicate.
+ * The event a change causes (subject = device id, data = the device as the change leaves it), built before
+ * the write so that the write itself stores it in the document's outbox (outbox.ts).
  */
-export async function announce(
-  deps: RegistryDeps,
-  ctx: Ctx,
-  type: string,
-  device: RegistryDevice,
-  extra: Record<string, unknown> = {},
-): Promise<void> {
-  const change = type.split('.').pop();
+export function deviceEvent(type: string, after: RegistryDevice, at: Date, extra: Record<string, unknown> = {}): PendingEvent {
+  return pendingEvent(type, after._id, { ...toView(after), ...extra }, at);
+}
+
+/**
+ * Tells the Broker what changed, right after the write that stored the event. The change and its event are
+ * durable by then, so a sink that is down is not a failure of the request (failing it would make the client
+ * retry a change that happened): the event stays in the document and a flush emits it later, same id.
+ */
+export async function announce(deps: RegistryDeps, ctx: Ctx, id: string, known?: Pending): Promise<void> {
   try {
-    await deps.emitter.emit({
-      type,
-      subject: device._id,
-      id: `${device._id}:${device.createdAt.getTime()}:${device.version}:${change}`,
-      data: { ...toView(device), ...extra },
-    });
+    await deps.outbox.deliver(id, known);
   } catch (error) {
-    ctx.logger.error({ err: error, type, subject: device._id }, 'event not emitted');
+    ctx.logger.warn({ err: error, subject: id }, 'event not emitted yet; it stays pending for the outbox flush');
   }
 }

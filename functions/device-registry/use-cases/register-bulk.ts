@@ -2,8 +2,9 @@ import { generateSecret, hashSecret } from '../../../shared/secrets.js';
 import { zodIssues } from '../../../shared/errors.js';
 import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
+import type { PendingEvent } from '../outbox.js';
 import { registerDeviceSchema, type RegisterDeviceInput } from '../schema.js';
-import { DEVICE_REGISTERED, announce } from './announce.js';
+import { DEVICE_REGISTERED, announce, deviceEvent } from './announce.js';
 import { forgetAbsence, newDevice, syncBroker } from './register-device.js';
 
 export interface BulkItemResult {
@@ -43,9 +44,13 @@ export async function registerBulk(items: unknown[], deps: RegistryDeps, ctx: Ct
   });
 
   await syncBroker(created, createdSecrets, deps);
-  await deps.devices.markSynced(created.map((device) => device._id));
+  const synced = created.map((device) => {
+    device.brokerSynced = true;
+    return { id: device._id, event: deviceEvent(DEVICE_REGISTERED, device, now) };
+  });
+  await deps.devices.markSynced(synced);
   await forgetAbsence(created.map((device) => device._id), deps, ctx);
-  await announceAll(created, deps, ctx);
+  await announceAll(synced, deps, ctx);
   results.sort((a, b) => a.index - b.index);
   return { created: created.length, results };
 }
@@ -67,14 +72,14 @@ function validateItems(items: unknown[], results: BulkItemResult[]): { index: nu
   return valid;
 }
 
-async function announceAll(devices: RegistryDevice[], deps: RegistryDeps, ctx: Ctx): Promise<void> {
+/** Fresh inserts owe nothing but their own `registered`, so no read back is needed. */
+async function announceAll(synced: { id: string; event: PendingEvent }[], deps: RegistryDeps, ctx: Ctx): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < devices.length) {
-      const device = devices[next++]!;
-      device.brokerSynced = true;
-      await announce(deps, ctx, DEVICE_REGISTERED, device);
+    while (next < synced.length) {
+      const { id, event } = synced[next++]!;
+      await announce(deps, ctx, id, { events: [event], tombstone: false });
     }
   };
-  await Promise.all(Array.from({ length: Math.min(16, devices.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(16, synced.length) }, worker));
 }

@@ -5,7 +5,7 @@ import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { DeviceView, RegisterDeviceInput } from '../schema.js';
 import { toView } from '../view.js';
-import { DEVICE_REGISTERED, announce } from './announce.js';
+import { DEVICE_REGISTERED, announce, deviceEvent } from './announce.js';
 
 /** How long an unsynced registration is left to its own request before a retry may take the id over. */
 export const PENDING_TAKEOVER_MS = 30_000;
@@ -22,18 +22,20 @@ export interface RegisterOptions {
 
 /**
  * Registers one device. MongoDB first (its unique _id decides who gets an id), flagged `brokerSynced:false`;
- * then the broker; then the flag. If the broker is down the document is removed again and the caller gets
- * 503: the secret was never shown, so nothing can use a half-made device.
+ * then the broker; then the flag, in the same write as the `io.kiot.device.registered` it owes (outbox.ts).
+ * If the broker is down the document is removed again and the caller gets 503: the secret was never shown,
+ * so nothing can use a half-made device.
  */
 export async function registerDevice(input: RegisterDeviceInput, deps: RegistryDeps, ctx: Ctx, options: RegisterOptions = {}): Promise<Registered> {
   const secret = generateSecret();
   const device = newDevice(input, await hashSecret(secret, { N: deps.scryptN }), deps.now(), options);
   await claimId(device, deps, options);
   await syncBroker([device], [secret], deps);
-  await deps.devices.markSynced([device._id]);
   device.brokerSynced = true;
+  await deps.devices.markSynced([{ id: device._id, event: deviceEvent(DEVICE_REGISTERED, device, deps.now()) }]);
   await forgetAbsence([device._id], deps, ctx);
-  await announce(deps, ctx, DEVICE_REGISTERED, device);
+  // Read back, not assumed: a re-registered id may still owe the `deleted` of its previous device, which goes first.
+  await announce(deps, ctx, device._id);
   return { device: toView(device), secret };
 }
 
@@ -55,11 +57,13 @@ export function newDevice(input: RegisterDeviceInput, hash: string, now: Date, o
 }
 
 /**
- * Inserts the document, or takes over an unsynced one left by a registration that failed half-way
- * (its own provisioning request at once, anyone else's after PENDING_TAKEOVER_MS); else 409.
+ * Inserts the document, or takes over the tombstone of a deleted device (keeping the events it owes), or an
+ * unsynced one left by a registration that failed half-way (its own provisioning request at once, anyone
+ * else's after PENDING_TAKEOVER_MS); else 409.
  */
 async function claimId(device: RegistryDevice, deps: RegistryDeps, options: RegisterOptions): Promise<void> {
   if (await deps.devices.insert(device)) return;
+  if (await deps.devices.claimTombstone(device)) return;
   const existing = await deps.devices.find(device._id);
   const own = existing?.provisionedBy?.requestId !== undefined && existing.provisionedBy.requestId === options.provisionedBy?.requestId;
   const abandoned = existing?.brokerSynced === false && (own || device.createdAt.getTime() - existing.updatedAt.getTime() > PENDING_TAKEOVER_MS);

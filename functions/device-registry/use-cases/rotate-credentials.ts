@@ -2,7 +2,7 @@ import { DependencyUnavailableError } from '../../../shared/errors.js';
 import { generateSecret, hashSecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import { toView } from '../view.js';
-import { DEVICE_UPDATED, announce } from './announce.js';
+import { DEVICE_UPDATED, announce, deviceEvent } from './announce.js';
 import { loadDevice } from './query-devices.js';
 import type { Registered } from './register-device.js';
 
@@ -20,10 +20,12 @@ export async function rotateCredentials(id: string, deps: RegistryDeps, ctx: Ctx
   // The credential is independent of a concurrent PATCH, so re-read and re-apply instead of answering 412.
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const current = attempt === 0 ? device : await loadDevice(id, deps);
-    const updated = await deps.devices.update(id, current.version, { credential: { hash, rotatedAt: now }, updatedAt: now });
+    const set = { credential: { hash, rotatedAt: now }, updatedAt: now };
+    const event = deviceEvent(DEVICE_UPDATED, { ...current, ...set, version: current.version + 1 }, now, { changed: ['credential'] });
+    const updated = await deps.devices.update(id, current.version, set, event);
     if (updated) {
       await deps.authCache.invalidate([id]);
-      await announce(deps, ctx, DEVICE_UPDATED, updated, { changed: ['credential'] });
+      await announce(deps, ctx, id, { events: updated.pendingEvents ?? [], tombstone: false });
       return { device: toView(updated), secret };
     }
   }

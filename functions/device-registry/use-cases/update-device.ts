@@ -2,7 +2,7 @@ import { PreconditionFailedError } from '../../../shared/errors.js';
 import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { UpdateDeviceInput } from '../schema.js';
-import { DEVICE_UPDATED, announce } from './announce.js';
+import { DEVICE_UPDATED, announce, deviceEvent } from './announce.js';
 import { loadDevice } from './query-devices.js';
 
 /**
@@ -20,7 +20,11 @@ export async function updateDevice(
   const { status } = input.patch;
   if (status === 'disabled') await deps.broker.setEnabled(current._id, false);
 
-  const updated = await deps.devices.update(current._id, input.version, { ...input.patch, updatedAt: deps.now() });
+  const now = deps.now();
+  const set = { ...input.patch, updatedAt: now };
+  // The event is stored by the update itself (outbox.ts), so it describes the version this write makes.
+  const event = deviceEvent(DEVICE_UPDATED, { ...current, ...set, version: input.version + 1 }, now, { changed: Object.keys(input.patch) });
+  const updated = await deps.devices.update(current._id, input.version, set, event);
   if (!updated) {
     // Someone else changed it between our read and our write: put the broker back to what the registry says.
     const fresh = await loadDevice(input.id, deps);
@@ -29,7 +33,7 @@ export async function updateDevice(
   }
   if (status === 'active') await deps.broker.setEnabled(updated._id, true);
   if (status !== undefined) await deps.authCache.invalidate([updated._id]);
-  await announce(deps, ctx, DEVICE_UPDATED, updated, { changed: Object.keys(input.patch) });
+  await announce(deps, ctx, updated._id, { events: updated.pendingEvents ?? [], tombstone: false });
   return updated;
 }
 
