@@ -4,7 +4,7 @@ import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { PendingEvent } from '../outbox.js';
 import { registerDeviceSchema, type RegisterDeviceInput } from '../schema.js';
-import { DEVICE_REGISTERED, announce, deviceEvent } from './announce.js';
+import { DEVICE_REGISTERED, deviceEvent } from './announce.js';
 import { forgetAbsence, newDevice, syncBroker } from './register-device.js';
 
 export interface BulkItemResult {
@@ -72,13 +72,20 @@ function validateItems(items: unknown[], results: BulkItemResult[]): { index: nu
   return valid;
 }
 
-/** Fresh inserts owe nothing but their own `registered`, so no read back is needed. */
+/**
+ * Fresh inserts owe nothing but their own `registered`, so no read back is needed. Once the sink fails, the
+ * rest are left to the outbox flush: a thousand retries against a sink that is down would only delay the answer.
+ */
 async function announceAll(synced: { id: string; event: PendingEvent }[], deps: RegistryDeps, ctx: Ctx): Promise<void> {
   let next = 0;
+  let sinkFailed = false;
   const worker = async () => {
-    while (next < synced.length) {
+    while (next < synced.length && !sinkFailed) {
       const { id, event } = synced[next++]!;
-      await announce(deps, ctx, id, { events: [event], tombstone: false });
+      await deps.outbox.deliver(id, { events: [event], tombstone: false }).catch((error: unknown) => {
+        sinkFailed = true;
+        ctx.logger.warn({ err: error, subject: id }, 'events not emitted yet; they stay pending for the outbox flush');
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(16, synced.length) }, worker));

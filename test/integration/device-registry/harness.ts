@@ -15,6 +15,8 @@ import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
 /** The registry served by the functions framework over real HTTP, against a private dynsec Mosquitto. */
 export interface Harness {
   base: string;
+  /** The registry's own database (a unique name per harness). */
+  dbName: string;
   broker: DynsecMosquitto;
   sink: SinkServer;
   registry: Registry;
@@ -29,6 +31,8 @@ export interface HarnessOptions {
   /** Where events go (default: the harness's own recording sink). */
   kSink?: string;
   port?: number;
+  /** More configuration (e.g. OUTBOX_*). */
+  env?: Record<string, string>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -37,9 +41,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const admin = await mintApiKey('admin', ['*']);
   const reader = await mintApiKey('reader', ['devices:read']);
   const hooks = await mintApiKey('emqx', ['broker:auth']);
+  const dbName = uniqueName('registry').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
   const config = loadConfig(configSchema, {
     MONGODB_URL,
-    MONGODB_DB: uniqueName('registry').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60),
+    MONGODB_DB: dbName,
     REDIS_URL,
     REDIS_PREFIX: `${uniqueName('t')}:`,
     MQTT_URL: broker.url,
@@ -48,6 +53,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     K_SINK: options.kSink ?? sink.url,
     API_KEYS: JSON.stringify([admin.entry, reader.entry, hooks.entry]),
     PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
+    ...options.env,
   });
   const registry = buildRegistry(config, createLogger('device-registry', (process.env.TEST_LOG_LEVEL ?? 'silent')));
   const server: Server = createFunctionServer(uniqueName('device-registry'), registry.handler);
@@ -55,6 +61,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     base,
+    dbName,
     broker,
     sink,
     registry,
