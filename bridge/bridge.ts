@@ -6,9 +6,9 @@ import { DependencyUnavailableError } from '../shared/errors.js';
 import { createEventDispatcher } from '../shared/event-transport.js';
 import { createFunctionApp } from '../shared/function-app.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { createFunctionServer } from '../shared/serve.js';
 import { publisherClientId, type BridgeConfig } from './config.js';
 import { createDelivery } from './delivery.js';
+import { createBridgeServer } from './http-server.js';
 import { createMessageHandler } from './message-handler.js';
 import { createBridgeMetrics, type BridgeMetrics } from './metrics.js';
 import { mqttPublishRoute } from './publish-route.js';
@@ -108,11 +108,12 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
 
   // 4. The HTTP side, through the shared function entry: CE parsing, error mapping, /healthz, /metrics.
   let draining = false;
+  const maxBodyBytes = config.MAX_PAYLOAD_BYTES * 2 + 64 * 1024;
   const app = createFunctionApp({
     service: 'bridge',
     logger,
     registry: metrics.registry,
-    maxBodyBytes: config.MAX_PAYLOAD_BYTES * 2 + 64 * 1024,
+    maxBodyBytes,
     events: [mqttPublishRoute({ publisher, maxPayloadBytes: config.MAX_PAYLOAD_BYTES, metrics })],
     health: {
       mqttSessions: async () => {
@@ -127,7 +128,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       },
     },
   });
-  const server: Server = createFunctionServer('bridge', app);
+  const server: Server = createBridgeServer(app, maxBodyBytes);
   await new Promise<void>((resolve) => server.listen(config.PORT, resolve));
   const port = (server.address() as AddressInfo).port;
   logger.info({ port, clientId: config.BRIDGE_CLIENT_ID, sessions: config.BRIDGE_SESSIONS, group: config.BRIDGE_SHARE_GROUP }, 'bridge listening');

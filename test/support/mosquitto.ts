@@ -10,6 +10,8 @@ export interface PrivateMosquitto {
   port: number;
   dir: string;
   running(): boolean;
+  /** The process id while it runs. */
+  pid(): number | undefined;
   /** SIGTERM and wait for exit: Mosquitto writes its persistence file on the way out. */
   stop(): Promise<void>;
   /** Starts it again on the same port with the same data. */
@@ -75,6 +77,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Pr
     port,
     dir,
     running: () => child !== undefined && child.exitCode === null,
+    pid: () => (child && child.exitCode === null ? child.pid : undefined),
     async start() {
       if (broker.running()) return;
       const started = spawn(binary, ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });

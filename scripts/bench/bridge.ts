@@ -1,0 +1,280 @@
+// Benchmark of the MQTT⇄CloudEvents bridge, loopback only, bounded in count and time.
+//   simulated devices (several MQTT connections, QoS 1) → a private Mosquitto → bridge (child process,
+//   `node dist/bridge.js`, so its RSS is its own) → a no-op HTTP sink in this process.
+// In the same run it measures the limit: Mosquitto's raw QoS 1 pub→sub rate to one persistent-session
+// subscriber that acknowledges at once. Ends with one JSON line (see the brief of `npm run bench:bridge`).
+// Env: BENCH_MESSAGES (30000), BENCH_CONNECTIONS (4), BENCH_WINDOW (64 in flight per connection),
+// BENCH_LATENCY_SECONDS (5), BRIDGE_SESSIONS (the bridge's default), MQTT_URL (instead of a private broker),
+// BENCH_BRIDGE_NODE_ARGS (node flags of the bridge; default a heap cap like a container's), BENCH_BRIDGE_LOG.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import mqtt, { type MqttClient } from 'mqtt';
+// The test helper that runs a private Mosquitto on a free port: the bench needs exactly that.
+import { freePort, startMosquitto } from '../../test/support/mosquitto.js';
+
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 30_000);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
+const DEVICES = 200;
+const DEADLINE_MS = 240_000;
+const run = `b${process.pid}`;
+const log = (line: string) => process.stderr.write(`[bench:bridge] ${line}\n`);
+
+/** Each message carries its send time, so the receiving side computes the latency. */
+const payloadOf = (n: number) =>
+  JSON.stringify({ metrics: { temperature: 20 + (n % 10), humidity: 40 }, msgId: `${run}-${n}`, sentAt: performance.now() });
+
+async function connectDevices(url: string): Promise<MqttClient[]> {
+  return Promise.all(
+    Array.from({ length: CONNECTIONS }, (_, i) => mqtt.connectAsync(url, { clientId: `${run}-dev${i}`, protocolVersion: 5, reconnectPeriod: 0 })),
+  );
+}
+
+/** Publishes messages [from, to) over all connections, at most WINDOW unacknowledged per connection. */
+async function publishBurst(clients: MqttClient[], from: number, to: number): Promise<void> {
+  let next = from;
+  await Promise.all(
+    clients.map(
+      (client) =>
+        new Promise<void>((resolve, reject) => {
+          let inFlight = 0;
+          const pump = () => {
+            while (inFlight < WINDOW && next < to) {
+              const n = next++;
+              inFlight += 1;
+              client.publish(`devices/${run}-d${n % DEVICES}/telemetry`, payloadOf(n), { qos: 1 }, (error) => {
+                if (error) return reject(error);
+                inFlight -= 1;
+                pump();
+              });
+            }
+            if (inFlight === 0 && next >= to) resolve();
+          };
+          pump();
+        }),
+    ),
+  );
+}
+
+/** Publishes `count` messages at `rate` per second, spread evenly (paced load). */
+async function publishPaced(clients: MqttClient[], from: number, count: number, rate: number): Promise<void> {
+  const started = performance.now();
+  let sent = 0;
+  while (sent < count) {
+    const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+    for (; sent < due; sent += 1) {
+      const n = from + sent;
+      clients[n % clients.length]!.publish(`devices/${run}-d${n % DEVICES}/telemetry`, payloadOf(n), { qos: 1 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+interface Receiver {
+  count: number;
+  lastAt: number;
+  latencies: number[];
+  waitFor(count: number): Promise<void>;
+  reset(): void;
+}
+
+function receiver(): Receiver {
+  const state: Receiver & { target: number; resolve?: () => void } = {
+    count: 0,
+    lastAt: 0,
+    latencies: [],
+    target: Infinity,
+    waitFor(count) {
+      state.target = count;
+      // Progress, so that a stall shows where it is.
+      const progress = setInterval(() => log(`  … ${state.count}/${count} received`), 5_000);
+      return new Promise<void>((resolve) => {
+        state.resolve = () => {
+          clearInterval(progress);
+          resolve();
+        };
+        if (state.count >= count) state.resolve();
+      });
+    },
+    reset() {
+      state.count = 0;
+      state.latencies = [];
+      state.target = Infinity;
+    },
+  };
+  return state;
+}
+
+function record(state: Receiver, body: Buffer | string) {
+  const at = performance.now();
+  const sentAt = /"sentAt":([0-9.]+)/.exec(typeof body === 'string' ? body : body.toString('latin1'))?.[1];
+  if (sentAt) state.latencies.push(at - Number(sentAt));
+  state.count += 1;
+  state.lastAt = at;
+  const s = state as Receiver & { target: number; resolve?: () => void };
+  if (s.count >= s.target) s.resolve?.();
+}
+
+/** Raw limit: one QoS 1 subscriber on a persistent session that acknowledges at once. */
+async function measureRaw(url: string, devices: MqttClient[]): Promise<number> {
+  const got = receiver();
+  const subscriber = await mqtt.connectAsync(url, {
+    clientId: `${run}-raw`,
+    protocolVersion: 5,
+    clean: false,
+    properties: { sessionExpiryInterval: 300 },
+    reconnectPeriod: 0,
+  });
+  subscriber.on('message', (_topic, payload) => record(got, payload));
+  await subscriber.subscribeAsync(`devices/+/telemetry`, { qos: 1 });
+  await publishBurst(devices, 0, 2_000); // warm-up
+  await got.waitFor(2_000);
+  got.reset();
+  const started = performance.now();
+  await publishBurst(devices, 0, MESSAGES);
+  await got.waitFor(MESSAGES);
+  const rate = MESSAGES / ((got.lastAt - started) / 1000);
+  await subscriber.unsubscribeAsync('devices/+/telemetry');
+  await subscriber.endAsync();
+  return rate;
+}
+
+async function startSink(got: Receiver): Promise<Server> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (req.url?.startsWith('/sink')) record(got, Buffer.concat(chunks));
+      res.writeHead(202).end();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+async function spawnBridge(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  // The bridge runs in a container with a memory limit, from which Node sizes its heap; on this large host a
+  // heap cap stands in for that limit, or V8 lets garbage pile up lazily (no leak: the used heap stays ~30 MB).
+  const nodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? '--max-old-space-size=128').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/bridge.js'], { env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (chunk: Buffer) => process.env.BENCH_BRIDGE_LOG && process.stderr.write(chunk));
+  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+  const url = `http://127.0.0.1:${port}`;
+  while ((await fetch(`${url}/healthz`).catch(() => undefined))?.status !== 200) {
+    if (child.exitCode !== null) throw new Error(`the bridge exited with ${child.exitCode}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, url };
+}
+
+/** CPU seconds a process has used so far (utime + stime, /proc/<pid>/stat, 100 ticks per second). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Peak resident set of a process so far (Linux `VmHWM`), in MB. */
+const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+async function main() {
+  let bridge: ChildProcess | undefined;
+  const broker = process.env.MQTT_URL ? undefined : await startMosquitto({ persistence: false });
+  // Whatever happens, no bridge or broker outlives the bench.
+  const abort = (why: string) => {
+    log(why);
+    bridge?.kill('SIGKILL');
+    void broker?.dispose().finally(() => process.exit(2));
+  };
+  const deadline = setTimeout(() => abort(`gave up after ${DEADLINE_MS} ms`), DEADLINE_MS);
+  process.once('SIGTERM', () => abort('SIGTERM'));
+  process.once('SIGINT', () => abort('SIGINT'));
+  const url = process.env.MQTT_URL ?? broker!.url;
+  const devices = await connectDevices(url);
+  try {
+    // 1. The limit: the broker's raw QoS 1 pub→sub rate.
+    const raw = await measureRaw(url, devices);
+    log(`raw Mosquitto QoS 1 pub→sub: ${round(raw)} msg/s (${MESSAGES} messages, ${CONNECTIONS} publishers)`);
+
+    // 2. The bridge as a child process, delivering to a no-op sink here.
+    const got = receiver();
+    const sink = await startSink(got);
+    const sinkPort = (sink.address() as AddressInfo).port;
+    const started = await spawnBridge({
+      MQTT_URL: url,
+      K_SINK: `http://127.0.0.1:${sinkPort}/sink`,
+      DEAD_LETTER_SINK: `http://127.0.0.1:${sinkPort}/dead-letter`,
+      BRIDGE_CLIENT_ID: `${run}-bridge`,
+      BRIDGE_SHARE_GROUP: run,
+      BRIDGE_SESSION_EXPIRY_S: '300',
+      LOG_LEVEL: process.env.BENCH_BRIDGE_LOG ?? 'warn',
+      ...(process.env.BRIDGE_SESSIONS ? { BRIDGE_SESSIONS: process.env.BRIDGE_SESSIONS } : {}),
+    });
+    bridge = started.child;
+    await publishBurst(devices, 0, 2_000); // warm-up
+    await got.waitFor(2_000);
+    got.reset();
+    const pids = { bench: process.pid, bridge: bridge.pid!, mosquitto: broker?.pid() };
+    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, pid ? cpuSeconds(pid) : 0]));
+    const t0 = performance.now();
+    await publishBurst(devices, 0, MESSAGES);
+    await got.waitFor(MESSAGES);
+    const value = MESSAGES / ((got.lastAt - t0) / 1000);
+    log(`bridge sustained forward rate: ${round(value)} msg/s (${round(value / raw, 3)} of raw)`);
+    // Where the CPU went during that phase, in µs per message (2 cores shared with whatever else runs).
+    const cpu = Object.entries(pids).map(([name, pid]) => `${name} ${pid ? round(((cpuSeconds(pid) - cpuBefore[name]!) * 1e6) / MESSAGES, 0) : '?'} µs`);
+    log(`  CPU per message: ${cpu.join(', ')}`);
+
+    // 3. Latency at half the raw rate, paced: publish → the sink has the event.
+    got.reset();
+    const rate = raw / 2;
+    const count = Math.round(rate * LATENCY_SECONDS);
+    await publishPaced(devices, 0, count, rate);
+    await got.waitFor(count);
+    const p50 = percentile(got.latencies, 50);
+    const p99 = percentile(got.latencies, 99);
+    log(`latency at ${round(rate)} msg/s (50% of raw), ${count} messages: p50 ${round(p50, 2)} ms, p99 ${round(p99, 2)} ms`);
+    const rss = peakRssMb(bridge.pid!);
+    const metrics = await (await fetch(`${started.url}/metrics`)).text();
+    const gauge = (name: string) => round(Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
+    log(`  bridge memory now: heap used ${gauge('kiot_bridge_nodejs_heap_size_used_bytes')} MB of ${gauge('kiot_bridge_nodejs_heap_size_total_bytes')} MB, RSS ${gauge('kiot_bridge_process_resident_memory_bytes')} MB`);
+    log(`bridge peak RSS: ${round(rss)} MB`);
+    // A graceful stop (drain), as in production; SIGKILL if it takes too long.
+    const exited = new Promise((resolve) => bridge!.once('exit', resolve));
+    bridge.kill('SIGTERM');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    sink.close();
+    clearTimeout(deadline);
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'bridge',
+        value: round(value),
+        unit: 'msg/s',
+        limit: round(raw),
+        ratio: round(value / raw, 3),
+        p50_ms: round(p50, 2),
+        p99_ms: round(p99, 2),
+        rss_mb: round(rss),
+      })}\n`,
+    );
+  } finally {
+    bridge?.kill('SIGKILL');
+    await Promise.all(devices.map((client) => client.endAsync(true)));
+    await broker?.dispose();
+  }
+  process.exit(0);
+}
+
+await main();
