@@ -89,7 +89,10 @@ export function createDeviceDirectory(mongo: MongoHandle, options: { ttlMs?: num
         const doc = await (await mongo.db())
           .collection<DeviceDocument>(DEVICES_COLLECTION)
           .findOne({ _id: id }, { projection: { type: 1, tags: 1, status: 1 } });
-        return doc ? { id: doc._id, type: doc.type, tags: doc.tags ?? [], status: doc.status } : undefined;
+        // A deleted device is a tombstone until its `deleted` event is out (the registry's outbox):
+        // to every reader it no longer exists.
+        if (!doc || (doc.status !== 'active' && doc.status !== 'disabled')) return undefined;
+        return { id: doc._id, type: doc.type, tags: doc.tags ?? [], status: doc.status };
       }),
     telemetrySchema: (type) =>
       cached(types, type, async () => {
