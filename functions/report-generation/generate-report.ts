@@ -43,17 +43,17 @@ export async function generateReport(
   };
   const deviceIds = step('scope', await resolveDevices(input, deps));
   const plan = planBuckets(input, deviceIds.length, deps.limits.maxRows);
+  // Alerts and commands are other collections: read while the series are.
+  const scope = 'fleet' in input.scope ? 'fleet' : deviceIds;
+  const activity = Promise.all([deps.activity.alerts(scope, new Date(plan.from), new Date(plan.to)), deps.activity.commandsByStatus(scope, new Date(plan.from), new Date(plan.to))]);
+  activity.catch(() => undefined); // awaited below; a failure of the series read must not leave it unhandled
   const fresh = step('freshness', await rollupFreshness(plan, deps));
   const { rows, segments } = step(
     'read',
     await readBucketStats({ deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width, fresh, maxRows: deps.limits.maxRows }, deps),
   );
   const built = step('build', buildReport(rows.values(), { deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width }));
-  const scope = 'fleet' in input.scope ? 'fleet' : deviceIds;
-  const [alerts, commandsByStatus] = step(
-    'activity',
-    await Promise.all([deps.activity.alerts(scope, new Date(plan.from), new Date(plan.to)), deps.activity.commandsByStatus(scope, new Date(plan.from), new Date(plan.to))]),
-  );
+  const [alerts, commandsByStatus] = step('activity', await activity);
   const report: ReportDocument = {
     _id: input.id ?? `r_${randomUUID().replaceAll('-', '')}`,
     ...(input.title ? { title: input.title } : {}),
@@ -79,7 +79,7 @@ export async function generateReport(
     series: built.series.length,
     ...(input.scheduleId ? { scheduleId: input.scheduleId } : {}),
   };
-  step('store', await deps.reports.save(report, built.series));
+  step('store', await deps.reports.save(report, built.series, { fresh: input.id === undefined }));
   ctx.logger.info({ report: { id: report._id, devices: deviceIds.length, rows: rows.size, interval: plan.interval, sources: report.sources, ms } }, 'report generated');
   return report;
 }

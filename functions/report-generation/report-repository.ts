@@ -70,9 +70,45 @@ export interface SeriesDocument {
 /** Points per stored chunk: keeps each document far below MongoDB's 16 MiB limit. */
 export const POINTS_PER_CHUNK = 5_000;
 
+/**
+ * A chunk as stored: one array per field (columns), not an array of point objects. Plain number arrays
+ * cost far less to encode and decode than thousands of small documents; the repository converts.
+ */
+interface StoredChunk extends Omit<SeriesDocument, 'points'> {
+  columns: { t: number[]; count: number[]; sum: number[]; min: number[]; max: number[]; first: number[]; last: number[] };
+}
+
+const FIELDS = ['count', 'sum', 'min', 'max', 'first', 'last'] as const;
+
+function toColumns(points: readonly StoredPoint[]): StoredChunk['columns'] {
+  const columns: StoredChunk['columns'] = { t: [], count: [], sum: [], min: [], max: [], first: [], last: [] };
+  for (const p of points) {
+    columns.t.push(p.t.getTime());
+    for (const field of FIELDS) columns[field].push(p[field]);
+  }
+  return columns;
+}
+
+function fromColumns(chunk: StoredChunk): SeriesDocument {
+  const { columns, ...rest } = chunk;
+  const points: StoredPoint[] = columns.t.map((t, i) => ({
+    t: new Date(t),
+    count: columns.count[i]!,
+    sum: columns.sum[i]!,
+    min: columns.min[i]!,
+    max: columns.max[i]!,
+    first: columns.first[i]!,
+    last: columns.last[i]!,
+  }));
+  return { ...rest, points };
+}
+
 export interface ReportRepository {
-  /** Stores a report; storing the same id again (a retried schedule) replaces it. */
-  save(report: ReportDocument, series: AsyncIterable<Omit<SeriesDocument, '_id' | 'reportId'>> | Iterable<Omit<SeriesDocument, '_id' | 'reportId'>>): Promise<void>;
+  /**
+   * Stores a report; storing the same id again (a retried schedule) replaces it. `fresh`: the id was just
+   * generated, so there are no chunks of an earlier attempt to remove.
+   */
+  save(report: ReportDocument, series: Iterable<Omit<SeriesDocument, '_id' | 'reportId'>>, options?: { fresh?: boolean }): Promise<void>;
   find(id: string): Promise<ReportDocument | null>;
   /** The series chunks in order, from a cursor: never the whole report at once. */
   series(id: string): AsyncIterable<SeriesDocument>;
@@ -80,24 +116,24 @@ export interface ReportRepository {
 
 export function createReportRepository(mongo: MongoHandle): ReportRepository {
   const reports = async (): Promise<Collection<ReportDocument>> => (await mongo.db()).collection<ReportDocument>(REPORTS_COLLECTION);
-  const chunks = async (): Promise<Collection<SeriesDocument>> => (await mongo.db()).collection<SeriesDocument>(SERIES_COLLECTION);
+  const chunks = async (): Promise<Collection<StoredChunk>> => (await mongo.db()).collection<StoredChunk>(SERIES_COLLECTION);
   // `|` sorts before `}`: [id|, id}) is exactly this report's chunks, in `_id` order on the unique index.
   const chunkRange = (id: string) => ({ _id: { $gte: `${id}|`, $lt: `${id}}` } });
 
   return {
-    save: async (report, series) => {
+    save: async (report, series, options = {}) => {
       if (report._id.includes('|')) throw new ConflictError('report ids may not contain |');
-      await withMongo(async () => (await chunks()).deleteMany(chunkRange(report._id)));
+      if (!options.fresh) await withMongo(async () => (await chunks()).deleteMany(chunkRange(report._id)));
       let seq = 0;
-      let batch: SeriesDocument[] = [];
+      let batch: StoredChunk[] = [];
       const flush = async () => {
         if (batch.length > 0) await withMongo(async () => (await chunks()).insertMany(batch, { ordered: true }));
         batch = [];
       };
-      for await (const item of series) {
-        for (let offset = 0; offset === 0 || offset < item.points.length; offset += POINTS_PER_CHUNK) {
-          const points = item.points.slice(offset, offset + POINTS_PER_CHUNK);
-          batch.push({ ...item, points, _id: `${report._id}|${String(seq).padStart(9, '0')}`, reportId: report._id });
+      for (const { points: all, ...item } of series) {
+        for (let offset = 0; offset === 0 || offset < all.length; offset += POINTS_PER_CHUNK) {
+          const columns = toColumns(all.slice(offset, offset + POINTS_PER_CHUNK));
+          batch.push({ ...item, columns, _id: `${report._id}|${String(seq).padStart(9, '0')}`, reportId: report._id });
           seq += 1;
         }
         if (batch.length >= 200) await flush();
@@ -109,7 +145,7 @@ export function createReportRepository(mongo: MongoHandle): ReportRepository {
     find: (id) => withMongo(async () => (await reports()).findOne({ _id: id })),
     async *series(id) {
       const cursor = (await withMongo(chunks)).find(chunkRange(id), { sort: { _id: 1 }, batchSize: 50 });
-      yield* withMongoIterable(cursor);
+      for await (const chunk of withMongoIterable(cursor)) yield fromColumns(chunk);
     },
   };
 }

@@ -74,7 +74,7 @@ export interface RollupRepository {
  * on servers that scan.
  */
 const MAX_DEVICES_PER_FILTER = 8;
-const MAX_IDS_PER_LOOKUP = 2_000;
+const MAX_IDS_PER_LOOKUP = 100;
 
 function toDocument(rollup: Rollup, computedAt: Date): RollupDocument {
   const metrics: Record<string, StoredStats> = {};
@@ -121,7 +121,8 @@ export function createRollupRepository(mongo: MongoHandle): RollupRepository {
         const width = LEVEL_MS[level];
         const periods = Math.ceil((to - from) / width);
         if (periods * deviceIds.length <= MAX_IDS_PER_LOOKUP) {
-          // Few rollups: point lookups on the unique `_id` index, which every target server builds and uses.
+          // A few rollups: point lookups on the unique `_id` index, which every target server builds and uses
+          // (many ids cost more than a filtered scan on a server that looks each one up on its own).
           const ids: string[] = [];
           for (const deviceId of deviceIds) for (let i = 0; i < periods; i += 1) ids.push(rollupId(level, deviceId, from + i * width));
           for (const doc of await (await rollups()).find({ _id: { $in: ids } }).toArray()) out.push(fromDocument(doc));

@@ -31,7 +31,7 @@ const MARKS_PER_PASS = 200_000;
  * Raw reads cover at most this much time and this many marked hours per query: late data from long ago does
  * not drag in months, and the sample times held to notice repeats stay bounded.
  */
-const MAX_WINDOW_MS = 7 * DAY_MS;
+const MAX_WINDOW_MS = 31 * DAY_MS;
 const MAX_WINDOW_MARKS = 50_000;
 
 /**

@@ -62,11 +62,11 @@ describe('segments', () => {
     const marks = [
       { deviceId: 'b', hour: T + 2 * HOUR_MS },
       { deviceId: 'a', hour: T },
-      { deviceId: 'a', hour: T + 20 * DAY_MS },
+      { deviceId: 'a', hour: T + 40 * DAY_MS },
     ];
     expect(windows(marks)).toEqual([
       { deviceIds: ['a', 'b'], from: new Date(T), to: new Date(T + 3 * HOUR_MS) },
-      { deviceIds: ['a'], from: new Date(T + 20 * DAY_MS), to: new Date(T + 20 * DAY_MS + HOUR_MS) },
+      { deviceIds: ['a'], from: new Date(T + 40 * DAY_MS), to: new Date(T + 40 * DAY_MS + HOUR_MS) },
     ]);
   });
 });
