@@ -161,7 +161,7 @@ async function spawnBridge(env: Record<string, string>): Promise<{ child: ChildP
   const port = await freePort();
   // The bridge runs in a container with a memory limit, from which Node sizes its heap; on this large host a
   // heap cap stands in for that limit, or V8 lets garbage pile up lazily (no leak: the used heap stays ~30 MB).
-  const nodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? '--max-old-space-size=128').split(' ').filter(Boolean);
+  const nodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? '--max-old-space-size=64').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, 'dist/bridge.js'], { env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (chunk: Buffer) => process.env.BENCH_BRIDGE_LOG && process.stderr.write(chunk));
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
@@ -246,6 +246,12 @@ async function main() {
     const p50 = percentile(got.latencies, 50);
     const p99 = percentile(got.latencies, 99);
     log(`latency at ${round(rate)} msg/s (50% of raw), ${count} messages: p50 ${round(p50, 2)} ms, p99 ${round(p99, 2)} ms`);
+    // The same at half the bridge's own sustained rate: its latency when it is not the bottleneck.
+    got.reset();
+    const ownCount = Math.round((value / 2) * LATENCY_SECONDS);
+    await publishPaced(devices, 0, ownCount, value / 2);
+    await got.waitFor(ownCount);
+    log(`latency at ${round(value / 2)} msg/s (50% of the bridge's rate): p50 ${round(percentile(got.latencies, 50), 2)} ms, p99 ${round(percentile(got.latencies, 99), 2)} ms`);
     const rss = peakRssMb(bridge.pid!);
     const metrics = await (await fetch(`${started.url}/metrics`)).text();
     const gauge = (name: string) => round(Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
