@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoServerError } from 'mongodb';
 import { ConflictError, InvalidInputError, PreconditionFailedError, type ProblemIssue } from './errors.js';
 import type { MongoHandle } from './mongo.js';
@@ -7,39 +8,59 @@ import type { RedisHandle } from './redis.js';
 import { withRedis } from './redis.js';
 
 /**
- * The device shadow (AWS IoT device shadow, Azure device twin), one implementation for every
- * capability: telemetry-ingest merges what devices report, command-dispatch what apps desire.
- * The state logic and the storage layout are those of functions/telemetry-ingest/shadow.ts and
- * shadow-repository.ts (moved here unchanged in behaviour), so both capabilities read and write the same
- * Redis hash and the same `shadows` documents with one compare-and-set protocol.
+ * The device shadow (AWS IoT device shadow, Azure device twin): the one implementation every
+ * capability uses. telemetry-ingest merges what devices report (`applyReport`), command-dispatch what
+ * apps desire (`applyDesired`); both go through `updateShadow` on a `ShadowStore`, so they read and
+ * write the same Redis hash (`{prefix}:{id}:shadow`, fields `v` and `doc`) and the same `shadows`
+ * documents in MongoDB with one compare-and-set protocol and one version line.
+ *
+ * Layers: pure state logic (checks, merge, timestamps, delta) → the store (hot copy in Redis, durable
+ * copy in MongoDB) → `updateShadow` (optimistic concurrency). What admits a device message at all
+ * (dedup of redelivered events, rate limits) belongs to the capability that receives it.
  */
+
+/** A plain JSON object (not an array, not null). */
 export type JsonObject = Record<string, unknown>;
 
-/** `timestamps` are keyed by JSON pointer (RFC 6901): a flat map of plain field names in MongoDB. */
+/**
+ * One device's shadow, as stored (Redis `doc`, MongoDB document with `_id` = `deviceId`) and as apps
+ * see it. `timestamps` are keyed by JSON pointer (RFC 6901) so that they stay a flat map of plain
+ * field names in MongoDB.
+ */
 export interface Shadow {
   deviceId: string;
+  /** What the device last reported, merged report by report (RFC 7386). */
   reported: JsonObject;
+  /** What apps want the device to be, merged patch by patch (RFC 7386). */
   desired: JsonObject;
   /** What the device still has to do: desired values that differ from the reported ones. */
   delta: JsonObject;
   /** Grows with every accepted report and every desired update: the ETag of `If-Match`. */
   version: number;
+  /** When each leaf was last set (epoch ms), per side. */
   timestamps: { reported: Record<string, number>; desired: Record<string, number> };
+  /** ISO time of the last change; null for a shadow that was never written. */
   updatedAt: string | null;
 }
 
+/** Bounds of one side (reported or desired): serialised size in bytes, nesting depth. */
 export interface StateLimits {
   maxBytes: number;
   maxDepth: number;
 }
 
+/** The shadow of a device nothing was ever reported or desired for (version 0). */
 export function emptyShadow(deviceId: string): Shadow {
   return { deviceId, reported: {}, desired: {}, delta: {}, version: 0, timestamps: { reported: {}, desired: {} }, updatedAt: null };
 }
 
 const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** Refuses keys MongoDB cannot store as field names (`$`, `.`) and nesting deeper than the limit. */
+/**
+ * Refuses what cannot be stored: a patch that is not an object, keys MongoDB cannot store as field
+ * names (`$` operators, `.` paths, empty), nesting deeper than `limits.maxDepth` — at any depth,
+ * arrays included. Throws `InvalidInputError` (400, code `invalid_state`) with up to 20 issues.
+ */
 export function checkStatePatch(patch: unknown, limits: StateLimits): asserts patch is JsonObject {
   if (!isObject(patch)) {
     throw new InvalidInputError('a state patch is a JSON object', [{ path: '', code: 'invalid_type', message: 'expected an object' }], 'invalid_state');
@@ -83,6 +104,7 @@ export function touchTimestamps(timestamps: Record<string, number>, patch: JsonO
   const out = base === '' ? { ...timestamps } : timestamps;
   for (const [key, value] of Object.entries(patch)) {
     const pointer = `${base}/${escapePointer(key)}`;
+    // Whatever was under this key before is replaced or removed, unless both sides are objects.
     if (!isObject(value)) for (const existing of Object.keys(out)) if (existing === pointer || existing.startsWith(`${pointer}/`)) delete out[existing];
     if (value === null) continue;
     if (isObject(value)) {
@@ -106,7 +128,7 @@ export function computeDelta(desired: JsonObject, reported: JsonObject): JsonObj
   return delta;
 }
 
-export function deepEqual(a: unknown, b: unknown): boolean {
+function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((item, i) => deepEqual(item, b[i]));
   if (isObject(a) && isObject(b)) {
@@ -126,7 +148,11 @@ function limitSize(side: 'reported' | 'desired', state: JsonObject, limits: Stat
   );
 }
 
-/** The shadow after one accepted device report (the delta shrinks as reported values match). */
+/**
+ * The shadow after one accepted device report: merged (RFC 7386), leaves stamped with `at`, the delta
+ * shrunk as reported values match, the version one higher. Throws `InvalidInputError` (400,
+ * `shadow_too_large`) when the merged reported state exceeds `limits.maxBytes`: nothing is stored.
+ */
 export function applyReport(shadow: Shadow, patch: JsonObject, at: number, limits: StateLimits): Shadow {
   const reported = mergePatch(shadow.reported, patch) as JsonObject;
   limitSize('reported', reported, limits);
@@ -140,7 +166,10 @@ export function applyReport(shadow: Shadow, patch: JsonObject, at: number, limit
   };
 }
 
-/** The shadow after an app's merge patch of the desired state (RFC 7386). */
+/**
+ * The shadow after an app's merge patch of the desired state (RFC 7386), with the same stamping,
+ * delta, version and size rule as `applyReport` (for the desired side).
+ */
 export function applyDesired(shadow: Shadow, patch: JsonObject, at: number, limits: StateLimits): Shadow {
   const desired = mergePatch(shadow.desired, patch) as JsonObject;
   limitSize('desired', desired, limits);
@@ -154,9 +183,13 @@ export function applyDesired(shadow: Shadow, patch: JsonObject, at: number, limi
   };
 }
 
+/** The MongoDB collection of durable shadows (`_id` = device id). */
 export const SHADOWS_COLLECTION = 'shadows';
 
-/** The Redis hash of a shadow (fields `v`, `doc`); the device id is a Cluster hash tag. */
+/**
+ * The Redis hash of a shadow (fields `v`: version, `doc`: the JSON shadow). The device id is a
+ * Cluster hash tag (`{…}`), so it shares a slot with the capability's other keys of that device.
+ */
 export const shadowKey = (prefix: string, deviceId: string) => `${prefix}:{${deviceId}}:shadow`;
 
 /** Writes only if Redis still holds `expected` (optimistic concurrency without WATCH round trips). */
@@ -168,8 +201,9 @@ return 1
 `;
 const COMPARE_AND_SET_SHA = createHash('sha1').update(COMPARE_AND_SET).digest('hex');
 
+/** Where shadows live: the hot copy in Redis, the durable copy in MongoDB. Tests may pass their own. */
 export interface ShadowStore {
-  /** The hot copy from Redis; on a miss (a flushed Redis) the durable copy from MongoDB. */
+  /** The hot copy from Redis; on a miss (a flushed or replaced Redis) the durable copy from MongoDB. */
   load(deviceId: string): Promise<Shadow>;
   /** Replaces the hot copy if it is still at `expectedVersion`; false when someone else was faster. */
   compareAndSet(shadow: Shadow, expectedVersion: number): Promise<boolean>;
@@ -177,20 +211,30 @@ export interface ShadowStore {
   persist(shadow: Shadow): Promise<void>;
 }
 
-/** `prefix` must be the one telemetry-ingest uses (its `REDIS_PREFIX`, default `kiot:ti`). */
+/**
+ * The shadow store on the shared Redis and MongoDB handles. Every capability must pass the same
+ * `prefix` (telemetry-ingest's `REDIS_PREFIX`, command-dispatch's `SHADOW_REDIS_PREFIX`; default
+ * `kiot:ti`) to see the same hashes. Failures of either store surface as 503 (`withRedis`/`withMongo`).
+ */
 export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix: string): ShadowStore {
   const collection = async () => (await mongo.db()).collection<Omit<Shadow, 'deviceId'> & { _id: string }>(SHADOWS_COLLECTION);
+
+  async function loadDurable(deviceId: string): Promise<Shadow> {
+    const doc = await withMongo(async () => (await collection()).findOne({ _id: deviceId }));
+    if (!doc) return emptyShadow(deviceId);
+    const { _id, ...rest } = doc;
+    return { ...emptyShadow(deviceId), ...rest, deviceId: _id };
+  }
+
   const store: ShadowStore = {
     async load(deviceId) {
       const doc = await withRedis(async () => (await redis.client()).hget(shadowKey(prefix, deviceId), 'doc'));
       if (doc) return JSON.parse(doc) as Shadow;
-      const durable = await withMongo(async () => (await collection()).findOne({ _id: deviceId }));
-      if (!durable) return emptyShadow(deviceId);
-      const { _id, ...rest } = durable;
-      const shadow = { ...emptyShadow(deviceId), ...rest, deviceId: _id };
-      // Warm the hot copy; if a writer raced us, its version wins and ours is simply not written.
-      await store.compareAndSet(shadow, 0);
-      return shadow;
+      const durable = await loadDurable(deviceId);
+      // Warm the hot copy (never with an empty shadow: reads of unknown devices leave no keys behind);
+      // if a writer raced us, its version wins and ours is simply not written.
+      if (durable.version > 0) await store.compareAndSet(durable, 0);
+      return durable;
     },
     compareAndSet: (shadow, expectedVersion) =>
       withRedis(async () => {
@@ -199,6 +243,7 @@ export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix
         try {
           return (await client.evalsha(COMPARE_AND_SET_SHA, 1, ...args)) === 1;
         } catch (error) {
+          // NOSCRIPT: a restarted or failed-over Redis lost the script cache; EVAL loads it again.
           if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
           return (await client.eval(COMPARE_AND_SET, 1, ...args)) === 1;
         }
@@ -217,10 +262,28 @@ export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix
   return store;
 }
 
+/** Changes of one device's shadow in this process, chained per store: see `updateShadow`. */
+const chains = new WeakMap<ShadowStore, Map<string, Promise<void>>>();
+
+function oneAtATime<T>(store: ShadowStore, deviceId: string, work: () => Promise<T>): Promise<T> {
+  let byDevice = chains.get(store);
+  if (!byDevice) chains.set(store, (byDevice = new Map()));
+  const run = (byDevice.get(deviceId) ?? Promise.resolve()).then(work);
+  const tail = run.then(() => undefined, () => undefined);
+  byDevice.set(deviceId, tail);
+  void tail.then(() => byDevice.get(deviceId) === tail && byDevice.delete(deviceId));
+  return run;
+}
+
 /**
- * One shadow change with optimistic concurrency: load, change, compare-and-set, persist; a writer in
- * between means change again on top of its version. With `ifMatch` (RFC 9110 §13.1.1) the caller's
- * version must still be current: 412 instead of a retry.
+ * One shadow change with optimistic concurrency: load, change, compare-and-set, then persist to
+ * MongoDB before returning (so a lost Redis is rebuilt from there). A writer in between (another
+ * instance, the other capability) means change again on top of its version, after a short random
+ * pause; changes of one device in this process wait for each other instead of racing, so a burst of
+ * reports does not exhaust the attempts. With `ifMatch` (RFC 9110 §13.1.1) the caller's version must
+ * still be current: `PreconditionFailedError` (412) instead of a retry. `change` may throw (e.g.
+ * `applyReport`'s size check): nothing is written. Out of attempts: `ConflictError` (409,
+ * `shadow_contended`), which Knative retries with backoff.
  */
 export async function updateShadow(
   store: ShadowStore,
@@ -229,16 +292,18 @@ export async function updateShadow(
   options: { ifMatch?: number; attempts?: number } = {},
 ): Promise<Shadow> {
   const attempts = options.attempts ?? 8;
-  for (let attempt = 1; attempt <= attempts; attempt += 1) {
-    const current = await store.load(deviceId);
-    if (options.ifMatch !== undefined && current.version !== options.ifMatch) {
-      throw new PreconditionFailedError(`the shadow of ${deviceId} is at version ${current.version}, not ${options.ifMatch}`, { version: current.version });
+  const next = await oneAtATime(store, deviceId, async () => {
+    for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      const current = await store.load(deviceId);
+      if (options.ifMatch !== undefined && current.version !== options.ifMatch) {
+        throw new PreconditionFailedError(`the shadow of ${deviceId} is at version ${current.version}, not ${options.ifMatch}`, { version: current.version });
+      }
+      const candidate = change(current);
+      if (await store.compareAndSet(candidate, current.version)) return candidate;
+      if (attempt < attempts) await sleep(Math.random() * Math.min(2 ** attempt, 50));
     }
-    const next = change(current);
-    if (await store.compareAndSet(next, current.version)) {
-      await store.persist(next);
-      return next;
-    }
-  }
-  throw new ConflictError(`the shadow of ${deviceId} changed ${attempts} times while updating`, 'shadow_contended');
+    throw new ConflictError(`the shadow of ${deviceId} changed ${attempts} times while updating`, 'shadow_contended');
+  });
+  await store.persist(next);
+  return next;
 }

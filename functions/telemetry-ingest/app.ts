@@ -8,6 +8,7 @@ import type { Logger } from '../../shared/logger.js';
 import { createMongo, type MongoHandle } from '../../shared/mongo.js';
 import { createRedis, type RedisHandle } from '../../shared/redis.js';
 import { verifySecret } from '../../shared/secrets.js';
+import { createShadowStore } from '../../shared/shadow.js';
 import { createAdmissionGate } from './admission.js';
 import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { alertRoutes } from './alert-routes.js';
@@ -25,7 +26,6 @@ import { recordPresence } from './record-presence.js';
 import { redisKeys } from './redis-keys.js';
 import { reportState, type ReportStateDeps } from './report-state.js';
 import { SOURCE } from './schema.js';
-import { createShadowRepository } from './shadow-repository.js';
 import { sweepRetention } from './sweep-retention.js';
 import { createTelemetryRepository, type SampleDocument } from './telemetry-repository.js';
 
@@ -77,7 +77,8 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   });
   const devices = createDeviceDirectory(mongo, { ttlMs: config.DEVICE_CACHE_TTL_MS, now });
   const presence = createPresenceRepository(redis, keys, Math.ceil(retentionMs / 1000));
-  const shadows = createShadowRepository(redis, mongo, keys);
+  // The same hashes and documents command-dispatch writes `desired` into (its SHADOW_REDIS_PREFIX).
+  const shadows = createShadowStore(redis, mongo, config.REDIS_PREFIX);
   const alertRules = createAlertRulesRepository(mongo, { ttlMs: config.ALERT_RULE_CACHE_TTL_MS, now });
   const alerts = createAlertsRepository(mongo);
   const admission = createAdmissionGate(redis, keys, {

@@ -3,18 +3,18 @@ import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
 import { deviceIdSchema, type DeviceDirectory } from '../../shared/devices.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import type { HandlerContext, HttpRequest, Route } from '../../shared/function-app.js';
+import type { ShadowStore } from '../../shared/shadow.js';
 import type { DeviceAuthenticator } from './device-auth.js';
 import type { IngestOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { PresenceRepository } from './presence-repository.js';
 import { getDeviceState, queryTelemetry } from './queries.js';
 import { RateLimitRefusal } from './refusals.js';
 import { queryObject, telemetryQuerySchema } from './schema.js';
-import type { ShadowRepository } from './shadow-repository.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
 export interface DeviceRouteDeps {
   devices: DeviceDirectory;
-  shadows: ShadowRepository;
+  shadows: ShadowStore;
   presence: PresenceRepository;
   telemetry: TelemetryRepository;
   deviceAuth: DeviceAuthenticator;

@@ -3,8 +3,7 @@ import { NotFoundError } from '../../shared/errors.js';
 import type { AlertsRepository, AlertDocument } from './alerts-repository.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Presence, PresenceRepository } from './presence-repository.js';
-import type { ShadowRepository } from './shadow-repository.js';
-import type { Shadow } from './shadow.js';
+import type { Shadow, ShadowStore } from '../../shared/shadow.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
 /** Read-side use cases of the app API. Apps get 404 for an unknown device (apps retry nothing). */
@@ -17,7 +16,7 @@ export interface StateView {
 
 export async function getDeviceState(
   deviceId: string,
-  deps: { devices: DeviceDirectory; shadows: ShadowRepository; presence: PresenceRepository },
+  deps: { devices: DeviceDirectory; shadows: ShadowStore; presence: PresenceRepository },
 ): Promise<StateView> {
   if (!(await deps.devices.device(deviceId))) throw new NotFoundError(`device ${deviceId} is not registered`, 'unknown_device');
   const [shadow, presence] = await Promise.all([deps.shadows.load(deviceId), deps.presence.get(deviceId)]);

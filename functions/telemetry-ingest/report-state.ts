@@ -1,11 +1,9 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import type { HandlerContext } from '../../shared/function-app.js';
+import { applyReport, checkStatePatch, updateShadow, type Shadow, type ShadowStore, type StateLimits } from '../../shared/shadow.js';
 import type { AdmissionGate } from './admission.js';
 import { admit, rejectVisibly, requireDevice, whileAdmitted, type DeviceMessage, type NoticeDeps } from './device-steps.js';
 import type { PresenceRepository } from './presence-repository.js';
-import { ConflictError } from '../../shared/errors.js';
-import type { ShadowRepository } from './shadow-repository.js';
-import { applyReport, checkStatePatch, type Shadow, type StateLimits } from './shadow.js';
 
 export interface StateMessage extends DeviceMessage {
   patch: unknown;
@@ -14,18 +12,17 @@ export interface StateMessage extends DeviceMessage {
 export interface ReportStateDeps extends NoticeDeps {
   admission: AdmissionGate;
   devices: DeviceDirectory;
-  shadows: ShadowRepository;
+  shadows: ShadowStore;
   presence: PresenceRepository;
   limits: StateLimits;
   now(): number;
 }
 
-const MAX_ATTEMPTS = 8;
-
 /**
- * A state report merged into the device shadow: admitted once, checked (keys, depth, size), merged
- * with optimistic concurrency in Redis (another report of the same device in between → merge again
- * on top of it), then persisted to MongoDB before the 2xx, so a lost Redis is rebuilt from there.
+ * A state report merged into the device shadow (shared/shadow.ts, shared with command-dispatch):
+ * admitted once (a redelivered event is not merged again), checked (keys, depth, size), merged with
+ * optimistic concurrency in Redis and persisted to MongoDB before the 2xx, so a lost Redis is rebuilt
+ * from there. Too many writers in between → 409, which Knative retries with backoff.
  */
 export function reportState(message: StateMessage, deps: ReportStateDeps, ctx: HandlerContext): Promise<Shadow | undefined> {
   return rejectVisibly(message, deps, ctx, async () => {
@@ -33,20 +30,11 @@ export function reportState(message: StateMessage, deps: ReportStateDeps, ctx: H
     return whileAdmitted(message, deps.admission, ctx, async () => {
       await requireDevice(message.deviceId, deps.devices, { active: true });
       checkStatePatch(message.patch, deps.limits);
-      const shadow = await mergeIntoShadow(message, message.patch, deps);
-      await deps.shadows.persist(shadow);
-      await deps.presence.apply(message.deviceId, 'seen', message.receivedAt.getTime());
+      const patch = message.patch;
+      const at = message.receivedAt.getTime();
+      const shadow = await updateShadow(deps.shadows, message.deviceId, (current) => applyReport(current, patch, at, deps.limits));
+      await deps.presence.apply(message.deviceId, 'seen', at);
       return shadow;
     });
   });
-}
-
-async function mergeIntoShadow(message: StateMessage, patch: Record<string, unknown>, deps: ReportStateDeps): Promise<Shadow> {
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
-    const current = await deps.shadows.load(message.deviceId);
-    const next = applyReport(current, patch, message.receivedAt.getTime(), deps.limits);
-    if (await deps.shadows.compareAndSet(next, current.version)) return next;
-  }
-  // 409 is retried by Knative with backoff, by which time the burst of reports has passed.
-  throw new ConflictError(`the shadow of ${message.deviceId} changed ${MAX_ATTEMPTS} times while merging`, 'shadow_contended');
 }

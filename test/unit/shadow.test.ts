@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { applyReport, checkStatePatch, computeDelta, emptyShadow, mergePatch, touchTimestamps } from '../../../functions/telemetry-ingest/shadow.js';
+import { applyReport, checkStatePatch, computeDelta, emptyShadow, mergePatch, touchTimestamps } from '../../shared/shadow.js';
 
-describe('shadow', () => {
+describe('shared/shadow.ts: state logic', () => {
   it('merges as RFC 7386 says (its appendix A examples)', () => {
     const cases: [unknown, unknown, unknown][] = [
       [{ a: 'b' }, { a: 'c' }, { a: 'c' }],
