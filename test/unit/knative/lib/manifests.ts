@@ -20,12 +20,6 @@ export interface K8sObject {
   [key: string]: unknown;
 }
 
-/**
- * Files under knative/ that kustomize does not apply because a rendered manifest replaced them; they are left
- * to their owners to delete (a test checks that no kustomization reaches them).
- */
-export const SUPERSEDED = new Set(['knative/device-registry/service.yaml']);
-
 export interface Located {
   file: string;
   index: number;
@@ -61,7 +55,6 @@ export function loadManifests(options: { includeOverlays?: boolean } = {}): Loca
   for (const path of yamlFiles(KNATIVE_DIR)) {
     const file = relative(ROOT, path);
     if (!options.includeOverlays && file.startsWith('knative/overlays/')) continue;
-    if (SUPERSEDED.has(file)) continue;
     parseDocuments(readFileSync(path, 'utf8'), file).forEach((doc, index) => {
       if (doc === null || typeof doc !== 'object' || isKustomization(doc)) return;
       out.push({ file, index: index + 1, doc: doc as K8sObject });
