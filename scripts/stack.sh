@@ -93,6 +93,10 @@ for name in "${!FUNCTION_PORTS[@]}"; do
   if [ "$name" = device-registry ]; then
     start "$name" "${FUNCTION_PORTS[$name]}" env ${REGISTRY_MQTT_USERNAME:+MQTT_USERNAME=$REGISTRY_MQTT_USERNAME} \
       ${REGISTRY_MQTT_PASSWORD:+MQTT_PASSWORD=$REGISTRY_MQTT_PASSWORD} BROKER_ACCESS="$([ -n "${KIOT_DYNSEC_ENV:-}" ] && echo dynsec || echo hooks)" node "dist/$name.js"
+  elif [ "$name" = report-generation ]; then
+    # Locally a timer stands in for the PingSources (rollups and due scheduled reports).
+    start "$name" "${FUNCTION_PORTS[$name]}" env SCHEDULE_TICK_SECONDS="${SCHEDULE_TICK_SECONDS:-60}" \
+      PUBLIC_BASE_URL="http://127.0.0.1:${FUNCTION_PORTS[$name]}" node "dist/$name.js"
   else
     start "$name" "${FUNCTION_PORTS[$name]}" node "dist/$name.js"
   fi
@@ -121,4 +125,20 @@ echo
 env SIM_DEVICES="${SIM_DEVICES:-20}" SIM_REGISTRY_URL="http://127.0.0.1:${FUNCTION_PORTS[device-registry]}" SIM_API_KEY="$API_KEY" \
   SIM_CREDENTIALS_FILE="$ROOT/.kiot/dev/sim-credentials.json" node dist/simulator.js &
 pids[simulator]=$!
+
+# Something to look at: after a while, a report of the simulated fleet as a self-contained HTML page.
+fleet_report() {
+  local reports="http://127.0.0.1:${FUNCTION_PORTS[report-generation]}" from to answer id
+  from=$(date -u -d "-10 minutes" +%Y-%m-%dT%H:%M:%SZ)
+  to=$(date -u -d "+1 minute" +%Y-%m-%dT%H:%M:%SZ)
+  answer=$(curl -fsS -H "Authorization: Bearer $API_KEY" -H 'content-type: application/json' "$reports/reports" \
+    -d "{\"scope\":{\"fleet\":true},\"from\":\"$from\",\"to\":\"$to\",\"metrics\":[\"temperature\",\"humidity\"],\"interval\":\"1m\",\"title\":\"Simulated fleet, last 10 minutes\"}") || return 0
+  id=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).id ?? "")' "$answer")
+  [ -n "$id" ] || return 0
+  curl -fsS -H "Authorization: Bearer $API_KEY" "$reports/reports/$id?format=html" -o "$ROOT/.kiot/dev/fleet-report.html" &&
+    echo "report: the simulated fleet's report is in .kiot/dev/fleet-report.html (JSON: $reports/reports/$id, CSV: ?format=csv)"
+}
+if [ -f dist/report-generation.js ]; then
+  (sleep "${KIOT_REPORT_AFTER:-30}"; kill -0 "${pids[simulator]}" 2>/dev/null && fleet_report) &
+fi
 wait "${pids[simulator]}" || true

@@ -9,6 +9,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
+# The HTML report test drives Debian's Chromium (never a downloaded browser).
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null
+fi
+
 export KIOT_PROFILE=test
 eval "$(bash scripts/services.sh env | sed 's/^/export DEFAULT_/')"
 export MQTT_URL=${MQTT_URL:-$DEFAULT_MQTT_URL}
