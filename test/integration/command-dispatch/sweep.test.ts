@@ -23,7 +23,7 @@ describe('command-dispatch sweep timer', () => {
     const online = uniqueName('dev');
     await h.registerDevice(offline);
     await h.registerDevice(online);
-    await h.connected(online);
+    expect(await h.connected(online)).toBe(204);
     const queued = (await h.request('POST', `/devices/${offline}/commands`, { name: 'never', ttlSeconds: 1 })).body;
     const sent = (await h.request('POST', `/devices/${online}/commands`, { name: 'unanswered', timeoutSeconds: 1 })).body;
     expect([queued.status, sent.status]).toEqual(['QUEUED', 'SENT']);
