@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import type { CloudEventV1 } from '../shared/cloudevents.js';
-import { backoffDelayMs, deliveryVerdict, postCloudEvent, type BackoffPolicy, type PostResult } from '../shared/event-transport.js';
+import { toBinaryMessage, type CloudEventV1 } from '../shared/cloudevents.js';
+import { backoffDelayMs, deliveryVerdict, postMessage, type BackoffPolicy, type PostResult } from '../shared/event-transport.js';
 import type { Logger } from '../shared/logger.js';
 import type { BridgeMetrics } from './metrics.js';
 
@@ -36,9 +36,10 @@ export interface Delivery {
 export function createDelivery(options: DeliveryOptions): Delivery {
   const { logger, metrics } = options;
 
-  async function attempt(url: string, event: CloudEventV1<unknown>): Promise<PostResult | Error> {
+  /** One POST of a message serialised once per event (the SDK's binary mode), whatever the retries. */
+  async function attempt(url: string, message: ReturnType<typeof toBinaryMessage>): Promise<PostResult | Error> {
     try {
-      return await postCloudEvent(url, event, { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs });
+      return await postMessage(url, message, { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs });
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
     }
@@ -57,8 +58,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 
   return {
     async forward(event, stillWanted) {
+      const message = toBinaryMessage(event);
       for (let n = 1; ; n += 1) {
-        const result = await attempt(options.sink, event);
+        const result = await attempt(options.sink, message);
         const verdict = result instanceof Error ? 'retry' : deliveryVerdict(result.status);
         if (verdict === 'delivered') return { kind: 'delivered' };
         if (verdict === 'permanent' && !(result instanceof Error)) {
@@ -77,8 +79,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     },
 
     async deadLetter(record, stillWanted) {
+      const message = toBinaryMessage(record);
       for (let n = 1; ; n += 1) {
-        const result = await attempt(options.deadLetterSink, record);
+        const result = await attempt(options.deadLetterSink, message);
         if (!(result instanceof Error) && deliveryVerdict(result.status) === 'delivered') return 'delivered';
         metrics.retried.inc({ target: 'dead_letter' });
         if (n === 1 || n % 10 === 0) {

@@ -29,6 +29,14 @@ export type MessageHandler = (message: InboundMessage, stillWanted: StillWanted)
 
 export function createMessageHandler(options: MessageHandlerOptions): MessageHandler {
   const { delivery, metrics, logger } = options;
+  // Labelled children looked up once per label value, not hashed from a label object on every message.
+  const receivedBy = new Map<string, { inc(): void }>();
+  const forwardedBy = new Map<string, { inc(): void }>();
+  const child = (cache: Map<string, { inc(): void }>, counter: { labels(value: string): { inc(): void } }, value: string) => {
+    let found = cache.get(value);
+    if (!found) cache.set(value, (found = counter.labels(value)));
+    return found;
+  };
 
   /** Tells the sender why; retried while the publisher is away, given up only if the broker refuses. */
   async function tellSender(rejection: Rejection, stillWanted: StillWanted): Promise<boolean> {
@@ -86,7 +94,7 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
   }
 
   return async (message, stillWanted) => {
-    metrics.received.inc({ kind: message.topic.split('/')[0] === 'provisioning' ? 'provisioning' : kindLabel(message.topic) });
+    child(receivedBy, metrics.received, message.topic === 'provisioning' || message.topic.startsWith('provisioning/') ? 'provisioning' : kindLabel(message.topic)).inc();
     metrics.inFlight.inc();
     try {
       const mapped = mapSafely(message);
@@ -108,7 +116,7 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
           stillWanted,
         );
       }
-      metrics.forwarded.inc({ type: mapped.event.type });
+      child(forwardedBy, metrics.forwarded, mapped.event.type).inc();
       metrics.forwardLatency.observe((Date.now() - message.receivedAt.getTime()) / 1000);
       if (logger.isLevelEnabled('debug')) {
         logger.debug({ ce: { id: mapped.event.id, type: mapped.event.type, subject: mapped.event.subject } }, 'forwarded');
@@ -129,5 +137,6 @@ const KIND_BY_SUFFIX: [RegExp, string][] = [
 
 /** A bounded label for the received counter (never the raw topic: device ids would explode the series). */
 function kindLabel(topic: string): string {
-  return KIND_BY_SUFFIX.find(([pattern]) => pattern.test(topic))?.[1] ?? 'other';
+  for (const [pattern, kind] of KIND_BY_SUFFIX) if (pattern.test(topic)) return kind;
+  return 'other';
 }

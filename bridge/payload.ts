@@ -29,23 +29,42 @@ export const MAX_JSON_DEPTH = 32;
  * nested payload cannot overflow the stack.
  */
 export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): PayloadCheck<undefined> {
-  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: '', depth: 0 }];
+  // The path of an item is only spelled out for a refusal: each item names its parent and its key.
+  interface Item {
+    value: unknown;
+    depth: number;
+    parent: Item | undefined;
+    key: string | number;
+  }
+  const pathOf = (item: Item | undefined, last?: string): string => {
+    const parts: string[] = [];
+    if (last !== undefined) parts.push(`.${last}`);
+    for (let at = item; at?.parent !== undefined; at = at.parent) parts.push(typeof at.key === 'number' ? `[${at.key}]` : `.${at.key}`);
+    const path = parts.reverse().join('');
+    return path.startsWith('.') ? path.slice(1) : path;
+  };
+  const stack: Item[] = [{ value, depth: 0, parent: undefined, key: '' }];
   while (stack.length > 0) {
     const item = stack.pop()!;
-    if (typeof item.value !== 'object' || item.value === null) continue;
+    const current = item.value;
+    if (typeof current !== 'object' || current === null) continue;
     if (item.depth >= maxDepth) {
       return { ok: false, code: 'too_deep', message: `the payload nests deeper than ${maxDepth} levels` };
     }
-    if (Array.isArray(item.value)) {
-      item.value.forEach((child, index) => stack.push({ value: child, path: `${item.path}[${index}]`, depth: item.depth + 1 }));
+    if (Array.isArray(current)) {
+      for (let index = 0; index < current.length; index += 1) {
+        const child = current[index];
+        if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: item.depth + 1, parent: item, key: index });
+      }
       continue;
     }
-    for (const [key, child] of Object.entries(item.value)) {
-      const path = item.path ? `${item.path}.${key}` : key;
-      if (key.startsWith('$')) {
-        return { ok: false, code: 'forbidden_key', message: `the key "${path}" starts with "$", which is reserved` };
+    for (const key in current) {
+      if (!Object.hasOwn(current, key)) continue;
+      if (key.charCodeAt(0) === 36 /* $ */) {
+        return { ok: false, code: 'forbidden_key', message: `the key "${pathOf(item, key)}" starts with "$", which is reserved` };
       }
-      stack.push({ value: child, path, depth: item.depth + 1 });
+      const child = (current as Record<string, unknown>)[key];
+      if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: item.depth + 1, parent: item, key });
     }
   }
   return { ok: true, value: undefined };

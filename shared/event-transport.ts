@@ -1,4 +1,4 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, getGlobalDispatcher, type Dispatcher } from 'undici';
 import { isRetryableStatus } from './errors.js';
 import { parseCloudEvent, isCloudEventRequest, toBinaryMessage, type CloudEvent, type CloudEventV1 } from './cloudevents.js';
 
@@ -13,6 +13,50 @@ export interface PostResult {
   body: Buffer;
 }
 
+/** Origin and path of a target URL, parsed once per distinct URL (a process posts to a handful of sinks). */
+const targets = new Map<string, { origin: string; path: string }>();
+function targetOf(url: string): { origin: string; path: string } {
+  let target = targets.get(url);
+  if (!target) {
+    const parsed = new URL(url);
+    target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
+    if (targets.size < 1_000) targets.set(url, target);
+  }
+  return target;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * POSTs an HTTP message (already serialised) and reads the whole answer. Network errors throw.
+ * Goes straight to the dispatcher with the URL parsed once: the hot path of the bridge and the router.
+ */
+export async function postMessage(
+  url: string,
+  message: { headers: Record<string, string>; body: string | Buffer },
+  options: { dispatcher?: Dispatcher; timeoutMs?: number } = {},
+): Promise<PostResult> {
+  const timeout = options.timeoutMs ?? 30_000;
+  const { origin, path } = targetOf(url);
+  const response = await (options.dispatcher ?? getGlobalDispatcher()).request({
+    origin,
+    path,
+    method: 'POST',
+    headers: message.headers,
+    body: message.body,
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+  });
+  const headers: Record<string, string> = {};
+  for (const name in response.headers) {
+    const value = response.headers[name];
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  // Most answers (a 202/204 from a sink) have no body: skip the collecting machinery for them.
+  const body = headers['content-length'] === '0' ? (await response.body.dump(), EMPTY) : Buffer.from(await response.body.arrayBuffer());
+  return { status: response.statusCode, headers, body };
+}
+
 /** POSTs one CloudEvent in binary mode and reads the whole answer. Network errors throw. */
 export async function postCloudEvent(
   url: string,
@@ -20,21 +64,8 @@ export async function postCloudEvent(
   options: { dispatcher?: Dispatcher; timeoutMs?: number; extraHeaders?: Record<string, string> } = {},
 ): Promise<PostResult> {
   const message = toBinaryMessage(event);
-  const timeout = options.timeoutMs ?? 30_000;
-  const response = await request(url, {
-    method: 'POST',
-    headers: { ...message.headers, ...options.extraHeaders },
-    body: message.body,
-    dispatcher: options.dispatcher,
-    headersTimeout: timeout,
-    bodyTimeout: timeout,
-  });
-  const body = Buffer.from(await response.body.arrayBuffer());
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
-  }
-  return { status: response.statusCode, headers, body };
+  if (options.extraHeaders) Object.assign(message.headers, options.extraHeaders);
+  return postMessage(url, message, options);
 }
 
 export type DeliveryVerdict = 'delivered' | 'retry' | 'permanent';
