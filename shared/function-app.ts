@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { isCloudEventRequest, parseCloudEvent, toBinaryMessage, type CloudEvent } from './cloudevents.js';
 import { InvalidInputError, NotFoundError, PayloadTooLargeError, AppError, toProblem } from './errors.js';
+import { createFunctionMetrics } from './function-metrics.js';
+import { compile, headerRecord, parseJsonBody, rawBodyOf, send, sendStream } from './http-io.js';
 import type { Logger } from './logger.js';
 
 export interface HandlerContext {
@@ -80,54 +81,6 @@ export interface FunctionAppOptions {
 
 export type FunctionHandler = (req: Request, res: Response) => Promise<void>;
 
-interface CompiledRoute {
-  route: Route;
-  pattern: RegExp;
-  names: string[];
-}
-
-function compile(route: Route): CompiledRoute {
-  const names: string[] = [];
-  const source = route.path
-    .split('/')
-    .map((segment) => {
-      if (!segment.startsWith(':')) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      names.push(segment.slice(1));
-      return '([^/]+)';
-    })
-    .join('/');
-  return { route, pattern: new RegExp(`^${source}/?$`), names };
-}
-
-function headerRecord(req: Request): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(',') : value;
-  }
-  return out;
-}
-
-function rawBodyOf(req: Request): Buffer {
-  const raw = (req as Request & { rawBody?: Buffer }).rawBody;
-  if (raw) return raw;
-  if (typeof req.body === 'string') return Buffer.from(req.body);
-  if (Buffer.isBuffer(req.body)) return req.body;
-  return Buffer.alloc(0);
-}
-
-function parseJsonBody(raw: Buffer, headers: Record<string, string>): unknown {
-  if (raw.length === 0) return undefined;
-  const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json' && !type.endsWith('+json')) {
-    throw new AppError(415, 'unsupported_media_type', 'send the body as application/json');
-  }
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new InvalidInputError('the body is not valid JSON', undefined, 'invalid_json');
-  }
-}
-
 /**
  * The one HTTP entry of a capability. The functions framework gives every request to it; it serves
  * CloudEvents (binary or structured, routed by `type`), the app routes, `/healthz` and `/metrics`, and
@@ -139,67 +92,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
   const routes = (options.routes ?? []).map(compile);
   const events = new Map((options.events ?? []).map((route) => [route.type, route]));
   const registry = options.registry ?? new Registry();
-  const eventCounter = new Counter({
-    name: 'kiot_events_total',
-    help: 'CloudEvents handled, by type and outcome',
-    labelNames: ['type', 'status'],
-    registers: [registry],
-  });
-  const eventDuration = new Histogram({
-    name: 'kiot_event_duration_seconds',
-    help: 'Time to handle one CloudEvent',
-    labelNames: ['type'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  const httpCounter = new Counter({
-    name: 'kiot_http_requests_total',
-    help: 'App HTTP requests, by route and status',
-    labelNames: ['route', 'status'],
-    registers: [registry],
-  });
-
-  function send(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    res.status(status);
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-    if (body === undefined) {
-      res.end();
-    } else if (Buffer.isBuffer(body)) {
-      res.end(body);
-    } else if (typeof body === 'string') {
-      if (!res.getHeader('content-type')) res.setHeader('content-type', 'text/plain; charset=utf-8');
-      res.end(body);
-    } else {
-      res.setHeader('content-type', headers['content-type'] ?? 'application/json');
-      res.end(JSON.stringify(body));
-    }
-  }
-
-  /**
-   * Streams a body. A failure before the first chunk throws (the caller answers with a problem body); once
-   * the status is sent, a failure can only cut the response short, which the client sees as incomplete.
-   */
-  async function sendStream(res: Response, status: number, body: Readable | AsyncIterable<string | Buffer>, headers: Record<string, string> = {}, route: string): Promise<void> {
-    const iterator = body[Symbol.asyncIterator]();
-    const first = await iterator.next();
-    res.status(status);
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-    if (!res.getHeader('content-type')) res.setHeader('content-type', 'application/octet-stream');
-    async function* chunks() {
-      try {
-        for (let next = first; !next.done; next = await iterator.next()) yield next.value;
-      } finally {
-        // A client that goes away ends the source too (a database cursor is closed, not left open).
-        await iterator.return?.();
-      }
-    }
-    try {
-      await pipeline(Readable.from(chunks()), res);
-    } catch (error) {
-      logger.error({ err: error, route }, 'streamed response failed');
-      res.destroy(error instanceof Error ? error : undefined);
-    }
-  }
+  const { eventCounter, eventDuration, httpCounter } = createFunctionMetrics(registry);
 
   async function handleEvent(req: Request, res: Response, headers: Record<string, string>, raw: Buffer) {
     const started = performance.now();
@@ -305,7 +198,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
           invocationId: headers['x-request-id'] ?? randomUUID(),
         });
         status = result.status;
-        if (isStreamBody(result.body)) await sendStream(res, result.status, result.body, result.headers, routeLabel);
+        if (isStreamBody(result.body)) await sendStream(res, result.status, result.body, result.headers ?? {}, routeLabel, logger);
         else send(res, result.status, result.body, result.headers);
         return;
       }
