@@ -43,11 +43,21 @@ export interface BridgeHandle {
  * server (io.kiot.mqtt.publish → MQTT, /healthz, /metrics). Resolves once the HTTP server listens; the MQTT
  * connections come up on their own (see `ready()`), and `/healthz` answers 503 until they have.
  */
+/**
+ * PUBACKs and publishes are small writes: with Nagle's algorithm each one that follows another within a
+ * round trip waits for the peer's delayed ACK (~40 ms). Every (re)connection gets TCP_NODELAY.
+ */
+const connectWithoutNagle: MqttConnect = (url, options) => {
+  const client = mqtt.connect(url, options);
+  client.on('connect', () => (client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true));
+  return client;
+};
+
 export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): Promise<BridgeHandle> {
   const logger = deps.logger ?? createLogger('bridge', config.LOG_LEVEL);
   const metrics = deps.metrics ?? createBridgeMetrics();
   const dispatcher = deps.dispatcher ?? createEventDispatcher(config.SINK_CONNECTIONS);
-  const connect: MqttConnect = deps.connect ?? ((url, options) => mqtt.connect(url, options));
+  const connect: MqttConnect = deps.connect ?? connectWithoutNagle;
   const stop = new AbortController();
   const backoff = { policy: 'exponential' as const, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, jitter: true };
   const credentials = {

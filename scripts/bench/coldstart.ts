@@ -10,6 +10,7 @@ import { createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../test/support/ports.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
@@ -34,14 +35,6 @@ function deployables(): string[] {
     .sort();
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One GET; resolves with the status, or undefined while nothing listens. */
 function probe(port: number): Promise<number | undefined> {

@@ -8,7 +8,6 @@
 //   (1), BENCH_DEBUG (print command-dispatch /metrics to stderr at the end).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +15,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { MongoClient } from 'mongodb';
 import { Agent, request } from 'undici';
 import { mintApiKey } from '../../shared/api-keys.js';
+import { freePort } from '../../test/support/ports.js';
 
 const env = process.env;
 const MQTT_URL = env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
@@ -39,16 +39,6 @@ const tune = (client: MqttClient) => {
 const run = `bench-${process.pid}-${Date.now().toString(36)}`;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const children: ChildProcess[] = [];
 function spawnService(name: string, vars: Record<string, string>): void {

@@ -9,13 +9,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import { CloudEvent, toBinaryMessage } from '../../shared/cloudevents.js';
+import { freePort } from '../../test/support/ports.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
@@ -34,15 +34,6 @@ const children: ChildProcess[] = [];
 const log = (...parts: unknown[]) => process.stderr.write(`${parts.map(String).join(' ')}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

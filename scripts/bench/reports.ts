@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { MongoClient, type Db } from 'mongodb';
 import { request } from 'undici';
@@ -21,6 +21,7 @@ import { createMongo } from '../../shared/mongo.js';
 import { createFunctionServer } from '../../shared/serve.js';
 import { createReportApp } from '../../functions/report-generation/app.js';
 import { createDeps, ensureIndexes } from '../../functions/report-generation/deps.js';
+import { freePort } from '../../test/support/ports.js';
 
 const env = process.env;
 const FLEET = Number(env.BENCH_FLEET_DEVICES ?? 1_000);
@@ -34,13 +35,6 @@ const log = (line: string) => process.stderr.write(`[bench:reports] ${line}\n`);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A private mongo-java-server (scripts/mongo/KiotMongoServer.java, classpath from `npm run services -- install`). */
 async function privateMongo(): Promise<{ url: string; child?: ChildProcess }> {

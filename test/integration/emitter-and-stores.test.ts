@@ -1,20 +1,14 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmitter } from '../../shared/emitter.js';
 import { AppError, DependencyUnavailableError } from '../../shared/errors.js';
 import { createMongo, withMongo } from '../../shared/mongo.js';
 import { createRedis, withRedis } from '../../shared/redis.js';
+import { freePort } from '../support/ports.js';
 import { startSinkServer, type SinkServer } from '../support/sink-server.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../support/services.js';
 
-/** A port nothing listens on: bind, read it, close. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A port nothing listens on. */
+const closedPort = freePort;
 
 describe('emitter', () => {
   let sink: SinkServer;

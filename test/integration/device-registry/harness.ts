@@ -11,6 +11,7 @@ import { configSchema } from '../../../functions/device-registry/schema.js';
 import { startDynsecMosquitto, type DynsecMosquitto } from '../../support/dynsec-mosquitto.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
 import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+export { freePort } from '../../support/ports.js';
 
 /** The registry served by the functions framework over real HTTP, against a private dynsec Mosquitto. */
 export interface Harness {
@@ -110,11 +111,3 @@ export function disconnected(client: MqttClient): Promise<void> {
   });
 }
 
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { components } from '../../unit/knative/lib/components.js';
 import { loadManifests, ROOT, type K8sObject } from '../../unit/knative/lib/manifests.js';
 import { MONGODB_URL, MQTT_URL, REDIS_URL, uniqueName } from '../../support/services.js';
 import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { freePort } from '../../support/ports.js';
 
 // Each workload of knative/ started as the cluster would start it: its command (`node dist/<name>.js`) in an
 // image-like directory (dist/ and a package.json trimmed as the Dockerfile trims it), with the environment
@@ -66,13 +67,6 @@ function workloadsOf(sink: string): Workload[] {
   });
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 const tcpOpen = (port: number) =>
   new Promise<boolean>((resolve) => {
