@@ -2,6 +2,7 @@ import type { Collection, Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
 import { HOUR_MS, floorTo } from './time.js';
+import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
 
 /** One stored sample as read here; `id` orders repeats of one sample time (the greater wins). */
 export interface RawSample {
@@ -32,21 +33,9 @@ export interface TelemetrySource {
   ensureIndexes(): Promise<void>;
 }
 
-export const TELEMETRY_COLLECTION = 'telemetry';
 
-/**
- * telemetry-ingest's documents (functions/telemetry-ingest/telemetry-repository.ts, `SampleDocument`):
- * one raw sample per document, `_id` unique per stored message. `ingestedAt` is when its insert was issued
- * (not `receivedAt`, the event's time, which a message retried for hours keeps). Only the fields read here
- * are declared.
- */
-interface StoredSample {
-  _id: string;
-  deviceId: string;
-  ts: Date;
-  metrics: Record<string, number>;
-  ingestedAt?: Date;
-}
+/** The fields of a stored sample (shared/telemetry.ts) that reports read. */
+type StoredSample = Pick<TelemetrySampleDocument, '_id' | 'deviceId' | 'ts' | 'metrics' | 'ingestedAt'>;
 
 /**
  * Up to this many devices a scan filters by device (telemetry-ingest's `{deviceId, ts}` index); beyond it,

@@ -2,26 +2,14 @@ import { MongoBulkWriteError, type Collection, type Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
 import type { Logger } from '../../shared/logger.js';
+import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
 
-export const TELEMETRY_COLLECTION = 'telemetry';
+export { TELEMETRY_COLLECTION };
+
 const DUPLICATE_KEY = 11000;
 
-/**
- * One raw sample (the benchmark picked raw samples over hour buckets, see README in this folder).
- * `_id` is derived from the event id and the sample's position, or from the device's `msgId`, so a
- * redelivered message collides with itself in the unique `_id` index even when Redis forgot it.
- */
-export interface SampleDocument {
-  _id: string;
-  deviceId: string;
-  ts: Date;
-  metrics: Record<string, number>;
-  eventId: string;
-  receivedAt: Date;
-  /** When the insert that stored it was issued: `ingestedAt - receivedAt` is the ingest lag. */
-  ingestedAt?: Date;
-  msgId?: string;
-}
+/** One raw sample as stored (shared/telemetry.ts is the contract with its readers). */
+export type SampleDocument = TelemetrySampleDocument;
 
 export interface SampleQuery {
   deviceId: string;

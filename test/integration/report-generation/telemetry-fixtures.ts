@@ -1,4 +1,5 @@
 import type { MongoHandle } from '../../../shared/mongo.js';
+import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../../shared/telemetry.js';
 
 /**
  * Samples stored the way telemetry-ingest stores them (functions/telemetry-ingest/telemetry-repository.ts,
@@ -6,21 +7,12 @@ import type { MongoHandle } from '../../../shared/mongo.js';
  * `receivedAt` = the event's time, `ingestedAt` = when the insert was issued). Written here without importing
  * that capability; a duplicate `_id` is dropped by the unique index exactly as its `insertBatch` drops it.
  */
-export interface SampleDoc {
-  _id: string;
-  deviceId: string;
-  ts: Date;
-  metrics: Record<string, number>;
-  eventId: string;
-  receivedAt: Date;
-  ingestedAt?: Date;
-  msgId?: string;
-}
+export type SampleDoc = TelemetrySampleDocument;
 
 /** Stores like telemetry-ingest's `insertBatch`: `ingestedAt` stamped on every document of the batch. */
 export async function storeSamples(mongo: MongoHandle, docs: SampleDoc[], ingestedAt = new Date()): Promise<SampleDoc[]> {
   for (const doc of docs) doc.ingestedAt = ingestedAt;
-  const collection = (await mongo.db()).collection<SampleDoc>('telemetry');
+  const collection = (await mongo.db()).collection<SampleDoc>(TELEMETRY_COLLECTION);
   const stored: SampleDoc[] = [];
   const seen = new Set((await collection.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id));
   for (let offset = 0; offset < docs.length; offset += 5_000) {
