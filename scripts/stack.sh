@@ -126,19 +126,22 @@ env SIM_DEVICES="${SIM_DEVICES:-20}" SIM_REGISTRY_URL="http://127.0.0.1:${FUNCTI
   SIM_CREDENTIALS_FILE="$ROOT/.kiot/dev/sim-credentials.json" node dist/simulator.js &
 pids[simulator]=$!
 
+stack_started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # Something to look at: after a while, a report of the simulated fleet as a self-contained HTML page.
 fleet_report() {
   local reports="http://127.0.0.1:${FUNCTION_PORTS[report-generation]}" from to answer id
-  from=$(date -u -d "-10 minutes" +%Y-%m-%dT%H:%M:%SZ)
-  to=$(date -u -d "+1 minute" +%Y-%m-%dT%H:%M:%SZ)
+  from=$stack_started
+  to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   answer=$(curl -fsS -H "Authorization: Bearer $API_KEY" -H 'content-type: application/json' "$reports/reports" \
-    -d "{\"scope\":{\"fleet\":true},\"from\":\"$from\",\"to\":\"$to\",\"metrics\":[\"temperature\",\"humidity\"],\"interval\":\"1m\",\"title\":\"Simulated fleet, last 10 minutes\"}") || return 0
+    -d "{\"scope\":{\"fleet\":true},\"from\":\"$from\",\"to\":\"$to\",\"metrics\":[\"temperature\",\"humidity\"],\"title\":\"Simulated fleet since the stack started\"}") || return 0
   id=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).id ?? "")' "$answer")
   [ -n "$id" ] || return 0
   curl -fsS -H "Authorization: Bearer $API_KEY" "$reports/reports/$id?format=html" -o "$ROOT/.kiot/dev/fleet-report.html" &&
     echo "report: the simulated fleet's report is in .kiot/dev/fleet-report.html (JSON: $reports/reports/$id, CSV: ?format=csv)"
 }
+# The first report after a minute of data, then a fresh one every five minutes (the interval is chosen
+# from the range: raw samples at first, rollups as the run grows).
 if [ -f dist/report-generation.js ]; then
-  (sleep "${KIOT_REPORT_AFTER:-30}"; kill -0 "${pids[simulator]}" 2>/dev/null && fleet_report) &
+  (sleep "${KIOT_REPORT_AFTER:-60}"; while kill -0 "${pids[simulator]}" 2>/dev/null; do fleet_report; sleep 300; done) &
 fi
 wait "${pids[simulator]}" || true
