@@ -14,6 +14,13 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null
 fi
 
+# The manifest tests build knative/ with kustomize: kubectl's own, else the standalone one from the Go
+# module proxy (built once into .kiot/bin).
+export PATH="$PWD/.kiot/bin:$PATH"
+if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1; then
+  GOBIN="$PWD/.kiot/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+fi
+
 export KIOT_PROFILE=test
 eval "$(bash scripts/services.sh env | sed 's/^/export DEFAULT_/')"
 export MQTT_URL=${MQTT_URL:-$DEFAULT_MQTT_URL}

