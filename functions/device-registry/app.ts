@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
-import { InvalidInputError } from '../../shared/errors.js';
+import { DependencyUnavailableError, InvalidInputError } from '../../shared/errors.js';
 import { createFunctionApp, eventRoute, type FunctionHandler } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
@@ -10,6 +10,7 @@ import { SERVICE, provisioningRequestSchema, requestIdSchema, type RegistryConfi
 import { provisionDevice, refuseInvalidRequest } from './use-cases/provision-device.js';
 
 export const PROVISIONING_REQUESTED = 'io.kiot.provisioning.requested';
+export const PING = 'dev.knative.sources.ping';
 
 /** The registry's one HTTP entry: app routes with API keys, `/openapi.json`, and the provisioning event. */
 export function createRegistryApp(deps: RegistryDeps, options: { logger: Logger; config: Pick<RegistryConfig, 'API_KEYS'>; health: Record<string, () => Promise<unknown>> }): FunctionHandler {
@@ -32,6 +33,17 @@ export function createRegistryApp(deps: RegistryDeps, options: { logger: Logger;
           const request = provisioningRequestSchema.safeParse(data);
           if (!request.success) await refuseInvalidRequest(requestId.data, request.error, deps);
           else await provisionDevice(requestId.data, request.data, deps, ctx);
+        },
+      }),
+      eventRoute({
+        // knative/device-registry/ping-source-outbox.yaml: a scaled-to-zero registry has no timer, so a tick
+        // flushes device events that a sink outage left in the outbox. A failed flush answers 503 (retried).
+        type: PING,
+        data: z.unknown(),
+        async handle(_event, _data, ctx) {
+          const result = await deps.outbox.flush();
+          ctx.logger.debug({ outbox: result }, 'outbox tick');
+          if (result.failed) throw new DependencyUnavailableError('event sink');
         },
       }),
     ],

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDeviceDirectory } from '../../../shared/devices.js';
 import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
-import type { CloudEvent } from '../../../shared/cloudevents.js';
+import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { MONGODB_URL, uniqueName } from '../../support/services.js';
 import type { ReceivedRequest } from '../../support/sink-server.js';
 import { startHarness, type Harness } from './harness.js';
@@ -204,4 +204,33 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     for (let i = 0; i < 100 && ((await h.registry.deps.devices.pendingOf(id))?.events.length ?? 0) > 0; i += 1) await sleep(50);
     expect((await h.registry.deps.devices.pendingOf(id))?.events ?? []).toEqual([]);
   }
+  it('a PingSource tick flushes what an outage left behind, for a registry that nobody calls', async () => {
+    const id = uniqueName('tick');
+    sinkDown = true;
+    await register({ id, tags: ['outbox'] });
+    expect((await h.registry.deps.devices.pendingOf(id))?.events).toHaveLength(1);
+    // While the sink is down the tick fails (503: the Trigger retries it) and the event stays.
+    const tick = () => {
+      const ping = new CloudEvent({
+        id: uniqueName('ping'),
+        source: '/apis/v1/namespaces/kiot/pingsources/device-registry-outbox',
+        type: 'dev.knative.sources.ping',
+        kiottask: 'registryoutbox',
+        datacontenttype: 'application/json',
+        data: { task: 'registry-outbox' },
+      });
+      const message = toBinaryMessage(ping);
+      return fetch(h.base, { method: 'POST', headers: message.headers, body: message.body });
+    };
+    await sleep(150); // older than OUTBOX_STALE_MS
+    expect((await tick()).status).toBe(503);
+    expect((await h.registry.deps.devices.pendingOf(id))?.events).toHaveLength(1);
+
+    sinkDown = false;
+    accepted = [];
+    expect((await tick()).status).toBe(204);
+    // Flushed by the tick itself, before it answered: no other request was made.
+    expect(acceptedFor(id).map((event) => event.type)).toEqual(['io.kiot.device.registered']);
+    expect((await h.registry.deps.devices.pendingOf(id))?.events ?? []).toHaveLength(0);
+  });
 });
