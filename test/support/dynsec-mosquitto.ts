@@ -1,11 +1,10 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './ports.js';
+import { freePort, waitForPort } from './ports.js';
 
 /**
  * A PRIVATE Mosquitto with the dynamic-security plugin, on a free loopback port in a temp dir, for tests
@@ -25,23 +24,6 @@ export interface DynsecMosquitto {
   close(): Promise<void>;
 }
 
-
-async function waitForPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
-  for (let i = 0; i < 100; i += 1) {
-    if (child.exitCode !== null) throw new Error(`mosquitto exited: ${log()}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`mosquitto did not open ${port}: ${log()}`);
-}
 
 export async function startDynsecMosquitto(options: { adminPassword?: string } = {}): Promise<DynsecMosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'kiot-dynsec-'));
@@ -72,7 +54,7 @@ export async function startDynsecMosquitto(options: { adminPassword?: string } =
     child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await waitForPort(port, child, () => output);
+    await waitForPort(port, child, { timeoutMs: 10_000, describe: () => output });
   };
   const stop = async () => {
     const current = child;

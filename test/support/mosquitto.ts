@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports.js';
+import { freePort, waitForPort } from './ports.js';
 export { freePort };
 
 /** A private Mosquitto for tests that stop or restart the broker (CONTRIBUTING: never the shared one). */
@@ -31,16 +30,6 @@ export interface MosquittoOptions {
 }
 
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<PrivateMosquitto> {
   const binary = options.binary ?? process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
@@ -75,12 +64,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Pr
       child = started;
       started.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
       started.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      for (let i = 0; i < 200; i += 1) {
-        if (started.exitCode !== null) throw new Error(`mosquitto exited with ${started.exitCode}: ${output.slice(-2000)}`);
-        if (await accepts(port)) return;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      throw new Error(`mosquitto did not listen on ${port}: ${output.slice(-2000)}`);
+      await waitForPort(port, started, { timeoutMs: 10_000, describe: () => output.slice(-2000) });
     },
     async stop() {
       const current = child;
