@@ -1,23 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
-import { BROKER, startTestRouter, testEvent, trigger, waitUntil, type TestRouter } from './helpers.js';
+import { BROKER, routerFixtures, testEvent, trigger, waitUntil, type TestRouter } from './helpers.js';
 
 // Knative delivery spec semantics over real HTTP: retries, backoff, dead-letter sink, dead-letter file.
 describe('local event router: delivery, retries and dead letters', () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const step of cleanup.splice(0).reverse()) await step();
-  });
-  const sink = async (): Promise<SinkServer> => {
-    const server = await startSinkServer();
-    cleanup.push(() => server.close());
-    return server;
-  };
-  const router = async (manifests: Record<string, string>, services = ''): Promise<TestRouter> => {
-    const started = await startTestRouter({ manifests: { 'broker.yaml': BROKER, ...manifests }, services });
-    cleanup.push(() => started.stop());
-    return started;
-  };
+  const fixtures = routerFixtures();
+  const sink = fixtures.sink;
+  const router = (manifests: Record<string, string>, services = ''): Promise<TestRouter> =>
+    fixtures.router({ manifests: { 'broker.yaml': BROKER, ...manifests }, services });
   /** A Trigger for every event to `subscriber` with this delivery spec (YAML flow mapping). */
   const deliveringTo = (subscriber: string, delivery: string) => ({
     'trigger.yaml': trigger('t', `  subscriber: { uri: "${subscriber}" }\n  delivery: ${delivery}\n`),

@@ -6,6 +6,8 @@ import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
 import { routerConfigSchema, startRouter, type RunningRouter } from '../../../scripts/router/index.js';
 import type { DeadLetterRecord } from '../../../scripts/router/dead-letter-file.js';
+import { afterEach } from 'vitest';
+import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
 import { uniqueName } from '../../support/services.js';
 
 export const BROKER = `apiVersion: eventing.knative.dev/v1
@@ -73,4 +75,27 @@ export async function waitUntil(check: () => Promise<boolean> | boolean, timeout
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Per-test fixtures that tear themselves down after each test (in reverse order): recording sink servers
+ * and in-process routers. Call inside a `describe`.
+ */
+export function routerFixtures() {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
+  });
+  return {
+    async sink(): Promise<SinkServer> {
+      const server = await startSinkServer();
+      cleanup.push(() => server.close());
+      return server;
+    },
+    async router(options: Parameters<typeof startTestRouter>[0]): Promise<TestRouter> {
+      const started = await startTestRouter(options);
+      cleanup.push(() => started.stop());
+      return started;
+    },
+  };
 }

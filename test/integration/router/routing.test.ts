@@ -1,25 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
-import { BROKER, startTestRouter, testEvent, trigger, type TestRouter } from './helpers.js';
+import type { SinkServer } from '../../support/sink-server.js';
+import { BROKER, routerFixtures, testEvent, trigger } from './helpers.js';
 
 // The router in-process on port 0, real HTTP subscribers (sink servers): ingress and routing.
 describe('local event router: ingress and routing', () => {
-  const cleanup: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const step of cleanup.splice(0).reverse()) await step();
-  });
-  const sink = async (): Promise<SinkServer> => {
-    const server = await startSinkServer();
-    cleanup.push(() => server.close());
-    return server;
-  };
-  const router = async (options: Parameters<typeof startTestRouter>[0]): Promise<TestRouter> => {
-    const started = await startTestRouter(options);
-    cleanup.push(() => started.stop());
-    return started;
-  };
+  const { sink, router } = routerFixtures();
   const ids = (server: SinkServer) => server.received.map((r) => r.event?.id);
 
   it('delivers an event to exactly the Triggers whose filters match, in binary mode', async () => {
