@@ -177,7 +177,9 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       await Promise.all(
         sessions.map(async (session) => {
           if (!session.client.connected) return;
-          await Promise.race([session.client.unsubscribeAsync(filters).catch(() => undefined), delay(5_000)]);
+          // A message stuck in retries holds the UNSUBACK behind it (mqtt.js reads one packet at a time).
+          const wait = Math.min(5_000, Math.max(deadline - Date.now(), 0));
+          await Promise.race([session.client.unsubscribeAsync(filters).catch(() => undefined), delay(wait, undefined, { ref: false })]);
           session.subscribed = false;
         }),
       );
@@ -188,7 +190,15 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       if (!idle()) logger.warn({ timeoutMs }, 'drain timed out; unacknowledged messages stay queued for these session ids');
       // 3. End the sessions with a normal DISCONNECT; their (empty) state expires on its own.
       stopped = true;
-      await Promise.all(sessions.map((s) => s.client.endAsync(false).catch(() => undefined)));
+      // A message still being retried (its sink is down) holds a graceful end forever: past the deadline the
+      // session is closed without its PUBACK, and the broker keeps that message for this session id
+      // (MQTT 5 §4.8.2) until the member comes back under it.
+      const graceful = Promise.all(sessions.map((s) => s.client.endAsync(false).catch(() => undefined)));
+      const left = Math.max(deadline - Date.now(), 1_000);
+      if ((await Promise.race([graceful.then(() => true), delay(left, false, { ref: false })])) === false) {
+        logger.warn('sessions did not end gracefully in time; closing them');
+        await Promise.all(sessions.map((s) => s.client.endAsync(true).catch(() => undefined)));
+      }
       updateGauge();
     },
     async close() {

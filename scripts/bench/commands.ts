@@ -5,8 +5,10 @@
 // output is one JSON object (`{"bench":"commands",…}`).
 //   Env: MQTT_URL, REDIS_URL, MONGODB_URL (default: the test profile's ports 21883/26379/27027),
 //   BENCH_SAMPLES (300), BENCH_COMMANDS (2000), BENCH_CONCURRENCY (32), BENCH_DEVICES (8), BENCH_NODELAY
-//   (1), BENCH_DEBUG (print command-dispatch /metrics to stderr at the end).
+//   (1), BENCH_DEBUG (print command-dispatch /metrics to stderr at the end), BENCH_LOG_DIR (keep the
+//   children's info logs there).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +44,10 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const children: ChildProcess[] = [];
 function spawnService(name: string, vars: Record<string, string>): void {
-  const child = spawn(process.execPath, [`dist/${name}.js`], { env: { ...env, LOG_LEVEL: 'warn', ...vars }, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_LOG_DIR keeps each child's info log (one line per event, with its duration) to trace a round trip.
+  const logFile = env.BENCH_LOG_DIR ? openSync(join(env.BENCH_LOG_DIR, `${name}.log`), 'w') : 'ignore';
+  const level = env.BENCH_LOG_DIR ? { LOG_LEVEL: 'info' } : { LOG_LEVEL: 'warn' };
+  const child = spawn(process.execPath, [`dist/${name}.js`], { env: { ...env, ...vars, ...level }, stdio: ['ignore', logFile, 'inherit'] });
   child.once('exit', (code) => {
     if (code !== null && code !== 0) log(`${name} exited with ${code}`);
   });

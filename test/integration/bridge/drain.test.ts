@@ -46,4 +46,38 @@ describe('draining one of two bridge members in one share group', () => {
       await staying.bridge.close();
     }
   });
+
+  it('ends within its deadline while the sink is down, and the unacknowledged message comes back to the same session id', async () => {
+    const clientId = uniqueName('stuck');
+    const env = { BRIDGE_CLIENT_ID: clientId, BRIDGE_SESSIONS: '1', DRAIN_TIMEOUT_MS: '300' };
+    const deviceId = uniqueName('d');
+    // Down for this device only: retained messages of other tests' devices go through.
+    sink.respond = (request) => ({ status: request.event?.subject === deviceId ? 503 : 202 });
+    const first = await startTestBridge({ sink, deadLetter, env });
+    const device = await connectDevice();
+    try {
+      await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ msgId: 'm1', metrics: { n: 1 } }), { qos: 1 });
+      await sink.waitFor(() => sink.received.some((r) => r.event?.subject === deviceId), 10_000);
+      const started = Date.now();
+      await first.bridge.drain();
+      // The deadline (300 ms) plus at most the one second granted to a graceful end, plus the unsubscribe.
+      expect(Date.now() - started).toBeLessThan(5_000);
+
+      const delivered: string[] = [];
+      sink.respond = (request) => {
+        if (request.event?.subject === deviceId) delivered.push(request.event.id);
+        return { status: 202 };
+      };
+      const second = await startTestBridge({ sink, deadLetter, env: { ...env, BRIDGE_SHARE_GROUP: first.config.BRIDGE_SHARE_GROUP } });
+      try {
+        await sink.waitFor(() => delivered.length > 0, 20_000);
+        expect(delivered[0]).toBe(`${deviceId}:m1`);
+      } finally {
+        await second.bridge.close();
+      }
+    } finally {
+      sink.respond = () => ({ status: 202 });
+      await device.endAsync();
+    }
+  });
 });
