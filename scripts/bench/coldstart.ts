@@ -1,6 +1,7 @@
 // Cold start of every deployable: process start to the first 2xx of a real request (GET /healthz, which
 // touches the real services), next to a bare Node HTTP server started the same way in the same run; bundle
-// sizes and resident memory once ready. Several runs, in rotating order, medians reported.
+// sizes and resident memory once ready. Beside them the framework floor: the functions framework serving a
+// one-line function, the least any deployable of this architecture can cost. Several runs, in rotating order, medians reported.
 //   npm run bench:coldstart            (BENCH_RUNS=7, services from MQTT_URL / REDIS_URL / MONGODB_URL)
 // The last line is one JSON object: {"bench":"coldstart","value":<slowest ms>,"limit":<bare ms>,"ratio",…}.
 import { spawn } from 'node:child_process';
@@ -103,6 +104,20 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'kiot-coldstart-'));
   const bare = join(dir, 'bare-server.mjs');
   writeFileSync(bare, "import { createServer } from 'node:http';\ncreateServer((req, res) => { res.writeHead(200); res.end('ok'); }).listen(Number(process.env.PORT));\n");
+  // The floor the architecture sets ("each function under the functions framework"): the framework's own
+  // server for a one-line function, with none of kiot's code, started the same way.
+  const floor = join(dir, 'framework-floor.cjs');
+  writeFileSync(
+    floor,
+    [
+      `const requireFromProject = require('node:module').createRequire(${JSON.stringify(join(process.cwd(), 'package.json'))});`,
+      "const functions = requireFromProject('@google-cloud/functions-framework');",
+      "const { getTestServer } = requireFromProject('@google-cloud/functions-framework/testing');",
+      "functions.http('floor', (req, res) => res.send('ok'));",
+      "getTestServer('floor').listen(Number(process.env.PORT));",
+      '',
+    ].join('\n'),
+  );
   const suffix = `${process.pid}-${Date.now().toString(36)}`;
   // What every deployable may need, as in production (NODE_ENV, quiet logs); unknown keys are ignored by zod.
   const env: Record<string, string> = {
@@ -122,7 +137,7 @@ async function main() {
     BRIDGE_SESSION_EXPIRY_S: '60',
   };
 
-  const targets = [{ name: 'bare', file: bare }, ...names.map((name) => ({ name, file: join(DIST, `${name}.js`) }))];
+  const targets = [{ name: 'bare', file: bare }, { name: 'framework-floor', file: floor }, ...names.map((name) => ({ name, file: join(DIST, `${name}.js`) }))];
   const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   // One warm-up of each (the OS file cache), then RUNS rounds in rotating order so that no target always goes first.
   for (const target of targets) await startOnce(target.file, env);
@@ -136,6 +151,7 @@ async function main() {
   rmSync(dir, { recursive: true, force: true });
 
   const bareMs = median(samples.get('bare')!.map((s) => s.ms));
+  const floorMs = median(samples.get('framework-floor')!.map((s) => s.ms));
   const result: Record<string, unknown> = { bench: 'coldstart', value: 0, unit: 'ms', limit: round(bareMs), ratio: 0 };
   write(`runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the bare server and < ${RSS_LIMIT_MB} MB resident`);
   write(`${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`);
@@ -145,13 +161,16 @@ async function main() {
   for (const target of targets) {
     const ms = median(samples.get(target.name)!.map((s) => s.ms));
     const rss = median(samples.get(target.name)!.map((s) => s.rssMb));
-    const kib = target.name === 'bare' ? statSync(target.file, { throwIfNoEntry: false })?.size ?? 0 : statSync(target.file).size / 1024;
-    write(`${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${rss.toFixed(1).padStart(7)} ${target.name === 'bare' ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`);
+    const reference = target.name === 'bare' || target.name === 'framework-floor';
+    const kib = reference ? statSync(target.file, { throwIfNoEntry: false })?.size ?? 0 : statSync(target.file).size / 1024;
+    write(`${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`);
     const key = target.name.replace(/-/g, '_');
     result[`${key}_ms`] = round(ms);
     result[`${key}_rss_mb`] = round(rss);
     if (target.name === 'bare') continue;
     result[`${key}_ratio`] = round(ms / bareMs, 2);
+    if (reference) continue;
+    result[`${key}_ratio_to_floor`] = round(ms / floorMs, 2);
     result[`${key}_bundle_kib`] = Math.round(kib);
     if (ms > slowest) {
       slowest = ms;
@@ -164,6 +183,8 @@ async function main() {
   result.slowest = slowestName;
   result.max_rss_mb = round(maxRss);
   result.runs = RUNS;
+  // Under the functions framework no deployable can start faster than this: the target is reachable only if it is.
+  result.framework_floor_ratio = round(floorMs / bareMs, 2);
   result.pass = slowest / bareMs <= RATIO_TARGET && maxRss < RSS_LIMIT_MB;
   write(JSON.stringify(result));
 }
