@@ -8,6 +8,7 @@
 // BENCH_BRIDGE_NODE_ARGS (node flags of the bridge; default a heap cap like a container's), BENCH_BRIDGE_LOG.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -120,7 +121,7 @@ function record(state: Receiver, body: Buffer | string) {
 }
 
 /** Raw limit: one QoS 1 subscriber on a persistent session that acknowledges at once. */
-async function measureRaw(url: string, devices: MqttClient[]): Promise<number> {
+async function measureRaw(url: string, devices: MqttClient[], pids: Record<string, number | undefined>): Promise<{ rate: number; cpu: CpuPerMessage }> {
   const got = receiver();
   const subscriber = await mqtt.connectAsync(url, {
     clientId: `${run}-raw`,
@@ -134,13 +135,15 @@ async function measureRaw(url: string, devices: MqttClient[]): Promise<number> {
   await publishBurst(devices, 0, 2_000); // warm-up
   await got.waitFor(2_000);
   got.reset();
+  const meter = cpuMeter(pids);
   const started = performance.now();
   await publishBurst(devices, 0, MESSAGES);
   await got.waitFor(MESSAGES);
   const rate = MESSAGES / ((got.lastAt - started) / 1000);
+  const cpu = meter.perMessage(MESSAGES);
   await subscriber.unsubscribeAsync('devices/+/telemetry');
   await subscriber.endAsync();
-  return rate;
+  return { rate, cpu };
 }
 
 async function startSink(got: Receiver): Promise<Server> {
@@ -179,6 +182,24 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+type CpuPerMessage = Record<string, number>;
+
+/** CPU µs per message of each process over a phase; `total` is what the whole pipeline costs one message. */
+function cpuMeter(pids: Record<string, number | undefined>) {
+  const live = Object.entries(pids).filter((entry): entry is [string, number] => entry[1] !== undefined);
+  const before = new Map(live.map(([name, pid]) => [name, cpuSeconds(pid)]));
+  return {
+    perMessage(messages: number): CpuPerMessage {
+      const out: CpuPerMessage = {};
+      for (const [name, pid] of live) out[name] = round(((cpuSeconds(pid) - before.get(name)!) * 1e6) / messages, 0);
+      out.total = Object.values(out).reduce((sum, us) => sum + us, 0);
+      return out;
+    },
+  };
+}
+
+const describeCpu = (cpu: CpuPerMessage) => Object.entries(cpu).map(([name, us]) => `${name} ${us} µs`).join(', ');
+
 /** Peak resident set of a process so far (Linux `VmHWM`), in MB. */
 const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
@@ -205,8 +226,9 @@ async function main() {
   const devices = await connectDevices(url);
   try {
     // 1. The limit: the broker's raw QoS 1 pub→sub rate.
-    const raw = await measureRaw(url, devices);
+    const { rate: raw, cpu: rawCpu } = await measureRaw(url, devices, { bench: process.pid, mosquitto: broker?.pid() });
     log(`raw Mosquitto QoS 1 pub→sub: ${round(raw)} msg/s (${MESSAGES} messages, ${CONNECTIONS} publishers)`);
+    log(`  CPU per message (devices and subscriber in this process): ${describeCpu(rawCpu)}`);
 
     // 2. The bridge as a child process, delivering to a no-op sink here.
     const got = receiver();
@@ -227,15 +249,18 @@ async function main() {
     await got.waitFor(2_000);
     got.reset();
     const pids = { bench: process.pid, bridge: bridge.pid!, mosquitto: broker?.pid() };
-    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, pid ? cpuSeconds(pid) : 0]));
+    const meter = cpuMeter(pids);
     const t0 = performance.now();
     await publishBurst(devices, 0, MESSAGES);
     await got.waitFor(MESSAGES);
     const value = MESSAGES / ((got.lastAt - t0) / 1000);
     log(`bridge sustained forward rate: ${round(value)} msg/s (${round(value / raw, 3)} of raw)`);
-    // Where the CPU went during that phase, in µs per message (2 cores shared with whatever else runs).
-    const cpu = Object.entries(pids).map(([name, pid]) => `${name} ${pid ? round(((cpuSeconds(pid) - cpuBefore[name]!) * 1e6) / MESSAGES, 0) : '?'} µs`);
-    log(`  CPU per message: ${cpu.join(', ')}`);
+    // Where the CPU went during that phase (devices and the no-op sink live in this process). With every core
+    // busy, cores ÷ total µs is the most this pipeline can forward on this machine, whatever the bridge does.
+    const cpu = meter.perMessage(MESSAGES);
+    const cores = availableParallelism();
+    const ceiling = (cores * 1e6) / cpu.total!;
+    log(`  CPU per message: ${describeCpu(cpu)}; ${cores} cores ⇒ at most ${round(ceiling)} msg/s (${round(ceiling / raw, 3)} of raw)`);
 
     // 3. Latency at half the raw rate, paced: publish → the sink has the event.
     got.reset();
@@ -273,6 +298,10 @@ async function main() {
         p50_ms: round(p50, 2),
         p99_ms: round(p99, 2),
         rss_mb: round(rss),
+        cpu_us_per_msg: cpu,
+        raw_cpu_us_per_msg: rawCpu,
+        cores,
+        cpu_ceiling_msg_s: round(ceiling),
       })}\n`,
     );
   } finally {
