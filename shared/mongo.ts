@@ -15,6 +15,8 @@ export interface MongoHandle {
 export function createMongo(url: string, dbName: string, options: MongoClientOptions = {}): MongoHandle {
   let connecting: Promise<MongoClient> | undefined;
   let client: MongoClient | undefined;
+  // One Db per connection: `client.db()` builds a new object (options, read/write concerns) on every call.
+  let database: Promise<Db> | undefined;
   return {
     async db() {
       if (!connecting) {
@@ -25,6 +27,7 @@ export function createMongo(url: string, dbName: string, options: MongoClientOpt
           maxPoolSize: 20,
           ...options,
         });
+        database = undefined;
         connecting = candidate.connect().then(
           (connected) => (client = connected),
           (error: unknown) => {
@@ -34,11 +37,13 @@ export function createMongo(url: string, dbName: string, options: MongoClientOpt
           },
         );
       }
-      return (await connecting).db(dbName);
+      database ??= connecting.then((connected) => connected.db(dbName));
+      return database;
     },
     async close() {
       const current = client;
       connecting = undefined;
+      database = undefined;
       client = undefined;
       await current?.close();
     },
