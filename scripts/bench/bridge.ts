@@ -13,6 +13,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
+import { cpuMeter, describeCpu, type CpuPerUnit } from './support/cpu.js';
 // The test helper that runs a private Mosquitto on a free port: the bench needs exactly that.
 import { freePort, startMosquitto } from '../../test/support/mosquitto.js';
 
@@ -121,7 +122,7 @@ function record(state: Receiver, body: Buffer | string) {
 }
 
 /** Raw limit: one QoS 1 subscriber on a persistent session that acknowledges at once. */
-async function measureRaw(url: string, devices: MqttClient[], pids: Record<string, number | undefined>): Promise<{ rate: number; cpu: CpuPerMessage }> {
+async function measureRaw(url: string, devices: MqttClient[], pids: Record<string, number | undefined>): Promise<{ rate: number; cpu: CpuPerUnit }> {
   const got = receiver();
   const subscriber = await mqtt.connectAsync(url, {
     clientId: `${run}-raw`,
@@ -140,7 +141,7 @@ async function measureRaw(url: string, devices: MqttClient[], pids: Record<strin
   await publishBurst(devices, 0, MESSAGES);
   await got.waitFor(MESSAGES);
   const rate = MESSAGES / ((got.lastAt - started) / 1000);
-  const cpu = meter.perMessage(MESSAGES);
+  const cpu = meter.perUnit(MESSAGES);
   await subscriber.unsubscribeAsync('devices/+/telemetry');
   await subscriber.endAsync();
   return { rate, cpu };
@@ -175,30 +176,6 @@ async function spawnBridge(env: Record<string, string>): Promise<{ child: ChildP
   }
   return { child, url };
 }
-
-/** CPU seconds a process has used so far (utime + stime, /proc/<pid>/stat, 100 ticks per second). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-type CpuPerMessage = Record<string, number>;
-
-/** CPU µs per message of each process over a phase; `total` is what the whole pipeline costs one message. */
-function cpuMeter(pids: Record<string, number | undefined>) {
-  const live = Object.entries(pids).filter((entry): entry is [string, number] => entry[1] !== undefined);
-  const before = new Map(live.map(([name, pid]) => [name, cpuSeconds(pid)]));
-  return {
-    perMessage(messages: number): CpuPerMessage {
-      const out: CpuPerMessage = {};
-      for (const [name, pid] of live) out[name] = round(((cpuSeconds(pid) - before.get(name)!) * 1e6) / messages, 0);
-      out.total = Object.values(out).reduce((sum, us) => sum + us, 0);
-      return out;
-    },
-  };
-}
-
-const describeCpu = (cpu: CpuPerMessage) => Object.entries(cpu).map(([name, us]) => `${name} ${us} µs`).join(', ');
 
 /** Peak resident set of a process so far (Linux `VmHWM`), in MB. */
 const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
@@ -257,7 +234,7 @@ async function main() {
     log(`bridge sustained forward rate: ${round(value)} msg/s (${round(value / raw, 3)} of raw)`);
     // Where the CPU went during that phase (devices and the no-op sink live in this process). With every core
     // busy, cores ÷ total µs is the most this pipeline can forward on this machine, whatever the bridge does.
-    const cpu = meter.perMessage(MESSAGES);
+    const cpu = meter.perUnit(MESSAGES);
     const cores = availableParallelism();
     const ceiling = (cores * 1e6) / cpu.total!;
     log(`  CPU per message: ${describeCpu(cpu)}; ${cores} cores ⇒ at most ${round(ceiling)} msg/s (${round(ceiling / raw, 3)} of raw)`);

@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -18,6 +18,7 @@ import { MongoClient } from 'mongodb';
 import { Agent, request } from 'undici';
 import { mintApiKey } from '../../shared/api-keys.js';
 import { freePort } from '../../test/support/ports.js';
+import { cpuMeter, describeCpu, pidsByName } from './support/cpu.js';
 
 const env = process.env;
 const MQTT_URL = env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
@@ -47,7 +48,7 @@ function spawnService(name: string, vars: Record<string, string>): void {
   // BENCH_LOG_DIR keeps each child's info log (one line per event, with its duration) to trace a round trip.
   const logFile = env.BENCH_LOG_DIR ? openSync(join(env.BENCH_LOG_DIR, `${name}.log`), 'w') : 'ignore';
   const level = env.BENCH_LOG_DIR ? { LOG_LEVEL: 'info' } : { LOG_LEVEL: 'warn' };
-  const child = spawn(process.execPath, [`dist/${name}.js`], { env: { ...env, ...vars, ...level }, stdio: ['ignore', logFile, 'inherit'] });
+  const child = spawn(process.execPath, [...(env.BENCH_PROFILE === name ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), `dist/${name}.js`], { env: { ...env, ...vars, ...level }, stdio: ['ignore', logFile, 'inherit'] });
   child.once('exit', (code) => {
     if (code !== null && code !== 0) log(`${name} exited with ${code}`);
   });
@@ -195,6 +196,9 @@ async function main(): Promise<void> {
     }
     const commands = summary(latencies);
     log(`sustained: ${COMMANDS} commands, ${CONCURRENCY} callers, ${DEVICES} devices`);
+    // Where the CPU of the sustained phase goes, per command: this process is the app and the devices.
+    const childPids = Object.fromEntries(children.map((child, i) => [['router', 'bridge', 'command-dispatch'][i]!, child.pid]));
+    const meter = cpuMeter({ bench: process.pid, ...childPids, ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }) });
     let next = 0;
     const started = performance.now();
     await Promise.all(
@@ -203,12 +207,14 @@ async function main(): Promise<void> {
       }),
     );
     const perSecond = Math.round((COMMANDS / (performance.now() - started)) * 1000);
+    const cpu = meter.perUnit(COMMANDS);
+    log(`CPU per command: ${describeCpu(cpu)} (${availableParallelism()} cores)`);
     if (env.BENCH_DEBUG) log(await (await fetch(`${functionUrl}/metrics`)).text());
     await agent.close();
 
     const ratio = round(commands.p50 / raw.p50);
     log(`raw p50 ${raw.p50} ms p99 ${raw.p99} ms | command p50 ${commands.p50} ms p99 ${commands.p99} ms | ${perSecond}/s | target p50 <= ${round(3 * raw.p50 + 5)} ms`);
-    process.stdout.write(`${JSON.stringify({ bench: 'commands', value: commands.p50, unit: 'ms', limit: raw.p50, ratio, p99_ms: commands.p99, per_s: perSecond, raw_p99_ms: raw.p99, target_ms: round(3 * raw.p50 + 5), nodelay: NODELAY })}\n`);
+    process.stdout.write(`${JSON.stringify({ bench: 'commands', value: commands.p50, unit: 'ms', limit: raw.p50, ratio, p99_ms: commands.p99, per_s: perSecond, raw_p99_ms: raw.p99, target_ms: round(3 * raw.p50 + 5), nodelay: NODELAY, cpu_us_per_command: cpu })}\n`);
   } finally {
     for (const client of clients) {
       await client.publishAsync(`devices/${client.options.clientId}/status`, '', { qos: 1, retain: true }).catch(() => undefined);
