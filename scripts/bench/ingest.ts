@@ -9,13 +9,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import { CloudEvent, toBinaryMessage } from '../../shared/cloudevents.js';
 import { freePort } from '../../test/support/ports.js';
+import { cpuMeter, describeCpu, pidsByName } from './support/cpu.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
@@ -65,6 +66,12 @@ const sampleDoc = (i: number) => ({
   ingestedAt: new Date(),
   msgId: `m${i}`,
 });
+
+/** NODE_OPTIONS of a service in knative/deploy-values.json, the values its manifests are rendered from. */
+function productionNodeOptions(service: string): string {
+  const values = JSON.parse(readFileSync('knative/deploy-values.json', 'utf8')) as { services: Record<string, { env?: Record<string, string> }> };
+  return values.services[service]?.env?.NODE_OPTIONS ?? '';
+}
 
 async function pooled(total: number, concurrency: number, work: (i: number) => Promise<void>): Promise<number> {
   let next = 0;
@@ -154,12 +161,14 @@ async function main(): Promise<void> {
   const fn = start('telemetry-ingest', process.execPath, ['dist/telemetry-ingest.js'], {
     PORT: String(fnPort), MONGODB_URL, MONGODB_DB: dbName, REDIS_URL, REDIS_PREFIX: `kiot:${run}`, K_SINK: ingress, LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000', NODE_ENV: 'production',
+    // The Knative Service's own Node flags (its heap cap under the 256 MiB limit), as deployed.
+    NODE_OPTIONS: productionNodeOptions('telemetry-ingest'),
   });
-  start('router', process.execPath, ['dist/router.js'], {
+  const routerChild = start('router', process.execPath, ['dist/router.js'], {
     PORT: String(routerPort), KNATIVE_DIR: 'knative', LOG_LEVEL: 'warn', ROUTER_CONCURRENCY: process.env.BENCH_ROUTER_CONCURRENCY ?? '100', // = containerConcurrency of the Knative Service
     ROUTER_SERVICES: `telemetry-ingest=http://127.0.0.1:${fnPort},mqtt-bridge=http://127.0.0.1:${bridgePort}`, ROUTER_DEAD_LETTER_FILE: join(dir, 'dead-letters.jsonl'),
   });
-  start('bridge', process.execPath, ['dist/bridge.js'], {
+  const bridgeChild = start('bridge', process.execPath, ['dist/bridge.js'], {
     PORT: String(bridgePort), MQTT_URL: mqttUrl, K_SINK: ingress, DEAD_LETTER_SINK: `http://127.0.0.1:${dlqPort}/`, LOG_LEVEL: 'warn',
     BRIDGE_CLIENT_ID: `${run}-bridge`, BRIDGE_SHARE_GROUP: run, BRIDGE_SESSIONS: String(SESSIONS), BRIDGE_SESSION_EXPIRY_S: '300',
   });
@@ -177,12 +186,17 @@ async function main(): Promise<void> {
   // Warm-up (JIT, connection pools, device cache), then the sustained run.
   await publishAll(clients, ids, 2_000, 'w');
   await until('warm-up stored', async () => (await storedTotal()) >= 2_000);
+  // Where the CPU goes per message end to end; this process is the devices.
+  const pids = { bench: process.pid, mosquitto: broker.pid, bridge: bridgeChild.pid, router: routerChild.pid, 'telemetry-ingest': fn.pid, ...pidsByName({ mongo: 'java', redis: 'redis-server' }) };
+  const e2eMeter = cpuMeter(pids);
   const started = performance.now();
   await publishAll(clients, ids, MESSAGES, 's');
   await until('sustained run stored', async () => (await storedTotal()) >= 2_000 + MESSAGES, 600_000);
   const e2e = (MESSAGES / (performance.now() - started)) * 1000;
   const acked = await metricValue(fnMetrics, /kiot_events_total\{type="io.kiot.telemetry.received",status="204"\} (\d+)/);
   log(`end to end ${e2e.toFixed(0)} msg/s stored; function acknowledged ${acked} of ${2_000 + MESSAGES}`);
+  const e2eCpu = e2eMeter.perUnit(MESSAGES);
+  log(`  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`);
 
   // Paced: latency from the device's publish (`ts`) to the issue of the acknowledged insert (`ingestedAt`).
   const pacedCount = PACED_RATE * PACED_SECONDS;
@@ -195,8 +209,10 @@ async function main(): Promise<void> {
   const p99 = percentile(lags, 99) + insertP99;
   log(`paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p99 ${percentile(lags, 99)} ms, + insert p99 bucket ${insertP99} ms`);
 
+  const storageMeter = cpuMeter({ bench: process.pid, 'telemetry-ingest': fn.pid, ...pidsByName({ mongo: 'java', redis: 'redis-server' }) });
   const storage = await storageStep(`http://127.0.0.1:${fnPort}/`, ids);
-  log(`storage step (CloudEvents straight to the function) ${storage.toFixed(0)} msg/s`);
+  const storageCpu = storageMeter.perUnit(MESSAGES);
+  log(`storage step (CloudEvents straight to the function) ${storage.toFixed(0)} msg/s; CPU per message: ${describeCpu(storageCpu)}`);
   const rssMb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${fn.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
   await Promise.all(clients.map((c) => c.endAsync()));
@@ -207,6 +223,7 @@ async function main(): Promise<void> {
     bench: 'ingest', value: Math.round(e2e), unit: 'msg/s', limit: Math.round(limits.raw), ratio: round(e2e / limits.raw),
     p99_ms_at_1000: p99, mqtt_raw: Math.round(mqttRaw), rss_mb: Math.round(rssMb),
     p50_ms_at_1000: p50, storage_step: Math.round(storage), storage_ratio: round(storage / limits.raw), bucket_limit: Math.round(limits.bucket),
+    cpu_us_per_msg: e2eCpu, storage_cpu_us_per_msg: storageCpu, cores: availableParallelism(),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
