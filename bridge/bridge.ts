@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import mqtt from 'mqtt';
-import type { Dispatcher } from 'undici';
 import { DependencyUnavailableError } from '../shared/errors.js';
-import { createEventDispatcher } from '../shared/event-transport.js';
+import { createEventDispatcher, type EventDispatcher } from '../shared/event-transport.js';
 import { createFunctionApp } from '../shared/function-app.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { publisherClientId, type BridgeConfig } from './config.js';
@@ -18,7 +17,7 @@ import { createSessionPool, type SessionPool } from './sessions.js';
 export interface BridgeDeps {
   logger?: Logger;
   metrics?: BridgeMetrics;
-  dispatcher?: Dispatcher;
+  dispatcher?: EventDispatcher;
   /** How MQTT connections are made; tests wrap it to watch the packets (e.g. when a PUBACK leaves). */
   connect?: MqttConnect;
 }

@@ -1,7 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Dispatcher } from 'undici';
 import { toBinaryMessage, type CloudEventV1 } from '../shared/cloudevents.js';
-import { backoffDelayMs, deliveryVerdict, postMessage, type BackoffPolicy, type PostResult } from '../shared/event-transport.js';
+import { backoffDelayMs, deliveryVerdict, postMessage, type BackoffPolicy, type EventDispatcher, type PostResult } from '../shared/event-transport.js';
 import type { Logger } from '../shared/logger.js';
 import type { BridgeMetrics } from './metrics.js';
 
@@ -17,7 +16,7 @@ export type ForwardOutcome =
 export interface DeliveryOptions {
   sink: string;
   deadLetterSink: string;
-  dispatcher: Dispatcher;
+  dispatcher: EventDispatcher;
   backoff: BackoffPolicy;
   timeoutMs: number;
   logger: Logger;

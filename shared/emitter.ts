@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Dispatcher } from 'undici';
 import { CloudEvent } from './cloudevents.js';
 import { AppError, DependencyUnavailableError } from './errors.js';
-import { backoffDelayMs, deliveryVerdict, postCloudEvent, sleep, type BackoffPolicy } from './event-transport.js';
+import { backoffDelayMs, deliveryVerdict, postCloudEvent, sleep, type BackoffPolicy, type EventDispatcher } from './event-transport.js';
 
 export interface EmitInput {
   type: string;
@@ -23,7 +22,7 @@ export interface EmitterOptions {
   sink: string;
   /** The CloudEvents `source` of everything this component emits, e.g. `/kiot/telemetry-ingest`. */
   source: string;
-  dispatcher?: Dispatcher;
+  dispatcher?: EventDispatcher;
   attempts?: number;
   backoff?: BackoffPolicy;
   timeoutMs?: number;

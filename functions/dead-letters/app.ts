@@ -1,9 +1,8 @@
-import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
 import { toStructuredMessage, type CloudEvent } from '../../shared/cloudevents.js';
-import { createEventDispatcher, postCloudEvent, type PostResult } from '../../shared/event-transport.js';
+import { createEventDispatcher, postCloudEvent, postMessage, type EventDispatcher, type PostResult } from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
@@ -23,15 +22,9 @@ export const SCOPES = { read: 'deadletters:read', replay: 'deadletters:write' } 
  * Binary data goes in structured mode (HTTP binding §3.2, `data_base64`): shared `toBinaryMessage` turns the
  * SDK's Uint8Array body into text, which would not keep the bytes.
  */
-async function postStructured(url: string, event: CloudEvent<unknown>, dispatcher: Dispatcher, timeoutMs: number): Promise<PostResult> {
+function postStructured(url: string, event: CloudEvent<unknown>, dispatcher: EventDispatcher, timeoutMs: number): Promise<PostResult> {
   const message = toStructuredMessage(event);
-  const response = await request(url, { method: 'POST', headers: message.headers, body: message.body, dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-  const body = Buffer.from(await response.body.arrayBuffer());
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
-  }
-  return { status: response.statusCode, headers, body };
+  return postMessage(url, { headers: message.headers, body: message.body }, { dispatcher, timeoutMs });
 }
 
 function queryOf<S extends z.ZodType>(schema: S, request: HttpRequest): z.infer<S> {

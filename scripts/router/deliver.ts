@@ -1,6 +1,5 @@
-import type { Dispatcher } from 'undici';
 import type { CloudEvent } from '../../shared/cloudevents.js';
-import { deliveryVerdict, replyEventOf, type PostResult } from '../../shared/event-transport.js';
+import { deliveryVerdict, replyEventOf, type EventDispatcher, type PostResult } from '../../shared/event-transport.js';
 import type { Logger } from '../../shared/logger.js';
 import { abortableSleep, type Limiter } from './concurrency.js';
 import type { DeadLetterFile, DeadLetterRecord } from './dead-letter-file.js';
@@ -10,7 +9,7 @@ import type { RouterMetrics } from './metrics.js';
 
 export interface DeliverDeps {
   limiter: Limiter;
-  dispatcher: Dispatcher;
+  dispatcher: EventDispatcher;
   deadLetters: DeadLetterFile;
   metrics: RouterMetrics;
   logger: Logger;
@@ -18,7 +17,7 @@ export interface DeliverDeps {
   signal: AbortSignal;
   /** Feeds a reply event back into a broker's ingress (with the TTL it must carry). */
   reingest(reply: CloudEvent<unknown>, broker: string, ttl: number): Promise<void>;
-  send(url: string, event: CloudEvent<unknown>, options: { format: 'binary' | 'json'; timeoutMs: number; dispatcher: Dispatcher }): Promise<PostResult>;
+  send(url: string, event: CloudEvent<unknown>, options: { format: 'binary' | 'json'; timeoutMs: number; dispatcher: EventDispatcher }): Promise<PostResult>;
 }
 
 export interface DeliverInput {

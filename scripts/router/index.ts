@@ -1,10 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { Registry } from 'prom-client';
-import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { baseConfigSchema, loadConfig } from '../../shared/config.js';
-import { createEventDispatcher } from '../../shared/event-transport.js';
+import { createEventDispatcher, type EventDispatcher } from '../../shared/event-transport.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { createBrokerCore } from './broker.js';
 import { createLimiter } from './concurrency.js';
@@ -39,7 +38,7 @@ export type RouterConfig = z.infer<typeof routerConfigSchema>;
 export interface RouterDeps {
   logger?: Logger;
   registry?: Registry;
-  dispatcher?: Dispatcher;
+  dispatcher?: EventDispatcher;
 }
 
 export interface RunningRouter {
