@@ -28,6 +28,10 @@ const result = await build({
   metafile: true,
   logLevel: 'warning',
   legalComments: 'none',
+  // Without comments the bundle is pure ASCII: V8 keeps a script's source in memory, one byte per
+  // character, instead of two for the whole file once a single comment holds a character beyond Latin-1
+  // (5 MB → 10 MB resident per process). Identifiers and syntax stay as written, for readable stack traces.
+  minifyWhitespace: true,
   // CommonJS dependencies call require() for Node built-ins; give the ESM bundle one.
   banner: { js: "import { createRequire as __kiotCreateRequire } from 'node:module'; const require = __kiotCreateRequire(import.meta.url);" },
   external: [
