@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../test/support/ports.js';
+import { productionNodeOptions } from './support/deploy-values.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
@@ -63,10 +64,10 @@ interface Sample {
   rssMb: number;
 }
 
-async function startOnce(file: string, env: Record<string, string>): Promise<Sample> {
+async function startOnce(file: string, env: Record<string, string>, nodeOptions: { NODE_OPTIONS?: string } = {}): Promise<Sample> {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [file], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [file], { env: { ...env, PORT: String(port), ...nodeOptions }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   try {
@@ -140,11 +141,13 @@ async function main() {
   const targets = [{ name: 'bare', file: bare }, { name: 'framework-floor', file: floor }, ...names.map((name) => ({ name, file: join(DIST, `${name}.js`) }))];
   const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   // One warm-up of each (the OS file cache), then RUNS rounds in rotating order so that no target always goes first.
-  for (const target of targets) await startOnce(target.file, env);
+  // Each deployable with the Node flags its manifest gives it (knative/deploy-values.json), as deployed.
+  const flags = (name: string) => (names.includes(name) && productionNodeOptions(name) ? { NODE_OPTIONS: productionNodeOptions(name) } : {});
+  for (const target of targets) await startOnce(target.file, env, flags(target.name));
   for (let run = 0; run < RUNS; run += 1) {
     for (let i = 0; i < targets.length; i += 1) {
       const target = targets[(i + run) % targets.length]!;
-      samples.get(target.name)!.push(await startOnce(target.file, env));
+      samples.get(target.name)!.push(await startOnce(target.file, env, flags(target.name)));
     }
   }
   sink.close();

@@ -17,6 +17,7 @@ import { Agent, request } from 'undici';
 import { CloudEvent, toBinaryMessage } from '../../shared/cloudevents.js';
 import { freePort } from '../../test/support/ports.js';
 import { cpuMeter, describeCpu, pidsByName } from './support/cpu.js';
+import { productionNodeOptions } from './support/deploy-values.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
@@ -66,12 +67,6 @@ const sampleDoc = (i: number) => ({
   ingestedAt: new Date(),
   msgId: `m${i}`,
 });
-
-/** NODE_OPTIONS of a service in knative/deploy-values.json, the values its manifests are rendered from. */
-function productionNodeOptions(service: string): string {
-  const values = JSON.parse(readFileSync('knative/deploy-values.json', 'utf8')) as { services: Record<string, { env?: Record<string, string> }> };
-  return values.services[service]?.env?.NODE_OPTIONS ?? '';
-}
 
 async function pooled(total: number, concurrency: number, work: (i: number) => Promise<void>): Promise<number> {
   let next = 0;
