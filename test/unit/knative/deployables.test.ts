@@ -84,11 +84,24 @@ describe('deployables', () => {
       const text = readFileSync(join(ROOT, 'dist', `${name}.js`), 'utf8');
       const specifiers = new Set<string>();
       // esbuild keeps an external as a top-level import, `import("…")`, or `__require("…")` from CommonJS code.
-      for (const pattern of [/^import\s[^;]*?from\s*["']([^"']+)["']/gm, /^import\s*["']([^"']+)["']/gm, /\b__require\(["']([^"']+)["']\)/g, /\bimport\(["']([^"']+)["']\)/g]) {
+      // The bundles are whitespace-minified: an import statement need not start a line or have spaces.
+      const statement = /(?:^|[;}])\s*import\s*(?:[\w$*{][^;"'()]*?from\s*)?["']([^"']+)["']/gm;
+      for (const pattern of [statement, /\b__require\(["']([^"']+)["']\)/g, /\bimport\(["']([^"']+)["']\)/g]) {
         for (const match of text.matchAll(pattern)) if (!/^[./]/.test(match[1]!)) specifiers.add(match[1]!);
       }
       const outside = [...specifiers].filter((s) => !allowed.test(s) && !builtins.has(s.split('/')[0]!));
       expect(outside, `dist/${name}.js`).toEqual([]);
+      // The scan sees the externals every bundle has (a vacuous pass would prove nothing).
+      expect([...specifiers], `dist/${name}.js`).toEqual(expect.arrayContaining(['node:module', '@google-cloud/functions-framework'].filter((s) => name !== 'bridge' || s === 'node:module')));
+    }
+  });
+
+  it('the bundles are pure ASCII, so V8 keeps their source at one byte per character', () => {
+    for (const name of new Set(workloads.map((w) => w.bundle))) {
+      if (!landed.has(name)) continue;
+      const text = readFileSync(join(ROOT, 'dist', `${name}.js`), 'utf8');
+      const wide = /[^\x00-\x7f]/.exec(text);
+      expect(wide ? `${JSON.stringify(wide[0])} at ${wide.index}: ${text.slice(Math.max(0, wide.index - 40), wide.index + 40)}` : 'ascii', `dist/${name}.js`).toBe('ascii');
     }
   });
 });
