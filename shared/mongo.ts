@@ -1,4 +1,4 @@
-import { MongoClient, MongoNetworkError, MongoServerSelectionError, type Db, type MongoClientOptions } from 'mongodb';
+import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Db, type MongoClientOptions } from 'mongodb';
 import { DependencyUnavailableError } from './errors.js';
 
 export interface MongoHandle {
@@ -48,6 +48,14 @@ export function createMongo(url: string, dbName: string, options: MongoClientOpt
       await current?.close();
     },
   };
+}
+
+/** MongoDB's duplicate key error (E11000), as every compatible server reports it. */
+export const DUPLICATE_KEY = 11000;
+
+/** Whether a write failed only because a document with that unique key already exists. */
+export function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
 }
 
 /** Whether a driver error means the server is out of reach (retry later) rather than a bad request. */

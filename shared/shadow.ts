@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MongoServerError } from 'mongodb';
 import { ConflictError, InvalidInputError, PreconditionFailedError, type ProblemIssue } from './errors.js';
-import type { MongoHandle } from './mongo.js';
-import { withMongo } from './mongo.js';
+import { isDuplicateKey, withMongo, type MongoHandle } from './mongo.js';
 import type { RedisHandle } from './redis.js';
 import { withRedis } from './redis.js';
 
@@ -255,7 +253,7 @@ export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix
           await (await collection()).updateOne({ _id: deviceId, version: { $lt: shadow.version } }, { $set: fields }, { upsert: true });
         } catch (error) {
           // The filter missed because a newer version is stored, so the upsert hit the unique _id: fine.
-          if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+          if (!isDuplicateKey(error)) throw error;
         }
       }),
   };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Collection, Filter } from 'mongodb';
 import { InvalidInputError } from '../../shared/errors.js';
-import { withMongo, type MongoHandle } from '../../shared/mongo.js';
+import { isDuplicateKey, withMongo, type MongoHandle } from '../../shared/mongo.js';
 import type { DeadLetterFilter, DeadLetterStatus } from './schema.js';
 
 export const DEAD_LETTERS_COLLECTION = 'dead_letters';
@@ -120,7 +120,6 @@ function toQuery(filter: DeadLetterFilter): Filter<DeadLetterDocument> {
   return query;
 }
 
-const isDuplicateKey = (error: unknown) => (error as { code?: number }).code === 11000;
 
 /** The `dead_letters` collection. Only CRUD, upserts and unique `_id`: every MongoDB-compatible server has them. */
 export function createDeadLetterRepository(mongo: MongoHandle): DeadLetterRepository {

@@ -1,4 +1,4 @@
-import { MongoBulkWriteError, MongoServerError, type Collection, type Filter } from 'mongodb';
+import { MongoBulkWriteError, type Collection, type Filter } from 'mongodb';
 import {
   DEVICES_COLLECTION,
   DEVICE_TYPES_COLLECTION,
@@ -6,7 +6,7 @@ import {
   type DeviceTypeDocument,
   type TelemetrySchema,
 } from '../../shared/devices.js';
-import { withMongo, type MongoHandle } from '../../shared/mongo.js';
+import { DUPLICATE_KEY, isDuplicateKey, withMongo, type MongoHandle } from '../../shared/mongo.js';
 import type { OutboxStore, Pending, PendingEvent } from './outbox.js';
 
 /**
@@ -65,12 +65,6 @@ export interface DeviceRepository extends OutboxStore {
   tombstone(id: string, version: number, event: PendingEvent, now: Date): Promise<Pending | undefined>;
   getType(type: string): Promise<DeviceTypeDocument | undefined>;
   putType(type: string, telemetrySchema: TelemetrySchema, now: Date): Promise<DeviceTypeDocument>;
-}
-
-const DUPLICATE_KEY = 11000;
-
-export function isDuplicateKey(error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
 }
 
 export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {

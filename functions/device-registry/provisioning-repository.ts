@@ -1,6 +1,5 @@
 import type { Collection } from 'mongodb';
-import { withMongo, type MongoHandle } from '../../shared/mongo.js';
-import { isDuplicateKey } from './device-repository.js';
+import { isDuplicateKey, withMongo, type MongoHandle } from '../../shared/mongo.js';
 
 export const TOKENS_COLLECTION = 'provisioning_tokens';
 export const REQUESTS_COLLECTION = 'provisioning_requests';

@@ -1,12 +1,10 @@
 import { MongoBulkWriteError, type Collection, type Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
-import { withMongo } from '../../shared/mongo.js';
+import { DUPLICATE_KEY, withMongo } from '../../shared/mongo.js';
 import type { Logger } from '../../shared/logger.js';
 import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
 
 export { TELEMETRY_COLLECTION };
-
-const DUPLICATE_KEY = 11000;
 
 /** One raw sample as stored (shared/telemetry.ts is the contract with its readers). */
 export type SampleDocument = TelemetrySampleDocument;
