@@ -1,4 +1,4 @@
-import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Db, type MongoClientOptions } from 'mongodb';
+import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Collection, type Db, type Document, type MongoClientOptions, type OptionalUnlessRequiredId } from 'mongodb';
 import { DependencyUnavailableError } from './errors.js';
 
 export interface MongoHandle {
@@ -56,6 +56,17 @@ export const DUPLICATE_KEY = 11000;
 /** Whether a write failed only because a document with that unique key already exists. */
 export function isDuplicateKey(error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
+}
+
+/** Inserts a document under its `_id`; false (and nothing written) when one with that id exists already. */
+export async function insertIfAbsent<T extends Document>(collection: Collection<T>, doc: OptionalUnlessRequiredId<T>): Promise<boolean> {
+  try {
+    await collection.insertOne(doc);
+    return true;
+  } catch (error) {
+    if (isDuplicateKey(error)) return false;
+    throw error;
+  }
 }
 
 /** Whether a driver error means the server is out of reach (retry later) rather than a bad request. */

@@ -13,6 +13,7 @@ import {
   ackEventDataSchema,
   commandIdSchema,
   createCommandBodySchema,
+  idempotencyKeySchema,
   listQuerySchema,
   pingDataSchema,
   presenceEventDataSchema,
@@ -41,8 +42,10 @@ function routes(deps: CommandDeps): Route[] {
       async handle(req, ctx): Promise<HttpResult> {
         const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
         const body = parse(createCommandBodySchema, req.body, 'the command');
-        const outcome = await createCommand({ deviceId, body }, deps, ctx);
-        const headers = location(outcome.command.id);
+        const key = req.headers['idempotency-key'];
+        const idempotencyKey = key === undefined ? undefined : parse(idempotencyKeySchema, key, 'the Idempotency-Key header');
+        const outcome = await createCommand({ deviceId, body, idempotencyKey }, deps, ctx);
+        const headers: Record<string, string> = { ...location(outcome.command.id), ...('replayed' in outcome ? { 'idempotent-replayed': 'true' } : {}) };
         if (outcome.kind === 'accepted') return { status: 202, body: outcome.command, headers };
         if (outcome.kind === 'answered') return { status: 200, body: outcome.command, headers };
         // 504 with the id: the command is still tracked, `GET /commands/{id}` tells how it ends.

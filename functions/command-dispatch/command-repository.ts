@@ -1,6 +1,6 @@
 import type { Collection, Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
-import { withMongo } from '../../shared/mongo.js';
+import { insertIfAbsent, withMongo } from '../../shared/mongo.js';
 import { ALLOWED_FROM, type CommandStatus } from './lifecycle.js';
 
 export const COMMANDS_COLLECTION = 'commands';
@@ -40,6 +40,8 @@ export interface CommandDocument {
   result?: unknown;
   error?: unknown;
   history: HistoryEntry[];
+  /** Created under an Idempotency-Key: the digest of the request it answers, to refuse the key's reuse for another. */
+  requestDigest?: string;
 }
 
 export interface TransitionChange {
@@ -58,7 +60,8 @@ export interface CommandPage {
 }
 
 export interface CommandRepository {
-  insert(doc: CommandDocument): Promise<void>;
+  /** False when a command with this id exists already (a retry under the same Idempotency-Key). */
+  insert(doc: CommandDocument): Promise<boolean>;
   remove(id: string): Promise<void>;
   find(id: string): Promise<CommandDocument | null>;
   /**
@@ -98,7 +101,7 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
     (await mongo.db()).collection<CommandDocument>(COMMANDS_COLLECTION);
 
   return {
-    insert: (doc) => withMongo(async () => void (await (await collection()).insertOne(doc))),
+    insert: (doc) => withMongo(async () => insertIfAbsent(await collection(), doc)),
     remove: (id) => withMongo(async () => void (await (await collection()).deleteOne({ _id: id }))),
     find: (id) => withMongo(async () => (await collection()).findOne({ _id: id })),
 

@@ -1,9 +1,10 @@
-import { DomainRefusalError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
+import { ConflictError, DomainRefusalError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDocument } from './command-repository.js';
 import { toView, type CommandView } from './command-view.js';
 import type { CommandDeps } from './deps.js';
 import { sendCommand } from './delivery.js';
+import { idempotentCommandId, replayCommand, requestDigestOf, type ReplayOutcome } from './idempotency.js';
 import { announce } from './record-transition.js';
 import { MAX_WAIT_SECONDS, type CreateCommandBody } from './schema.js';
 import { waitForResult, type WaitOutcome } from './wait-for-result.js';
@@ -11,9 +12,11 @@ import { waitForResult, type WaitOutcome } from './wait-for-result.js';
 export interface CreateCommandInput {
   deviceId: string;
   body: CreateCommandBody;
+  /** The request's Idempotency-Key: it names the command, so a retry finds the first attempt's. */
+  idempotencyKey?: string;
 }
 
-export type CreateCommandOutcome = { kind: 'accepted'; command: CommandView } | WaitOutcome;
+export type CreateCommandOutcome = { kind: 'accepted'; command: CommandView } | WaitOutcome | ReplayOutcome;
 
 /**
  * `POST /devices/{id}/commands`: store the command QUEUED, send it at once when the device is
@@ -22,11 +25,18 @@ export type CreateCommandOutcome = { kind: 'accepted'; command: CommandView } | 
 export async function createCommand(input: CreateCommandInput, deps: CommandDeps, ctx: HandlerContext): Promise<CreateCommandOutcome> {
   await requireActiveDevice(input.deviceId, deps);
   const command = newCommand(input, deps);
+  const waitMs = waitMillis(input.body, command);
+  const earlier = input.idempotencyKey ? await deps.commands.find(command._id) : null;
+  if (earlier) return replayCommand(earlier, command.requestDigest!, waitMs, deps);
   const online = await deps.presence.isOnline(input.deviceId);
   if (!online) command.backlog = true;
-  await deps.commands.insert(command);
+  if (!(await deps.commands.insert(command))) {
+    // A concurrent retry under the same key stored it first.
+    const stored = await deps.commands.find(command._id);
+    if (!stored) throw new ConflictError(`command ${command._id} is being created by another request`, 'idempotency_key_in_use');
+    return replayCommand(stored, command.requestDigest!, waitMs, deps);
+  }
   if (!online) await enforceQueueCap(command, deps);
-  const waitMs = waitMillis(input.body, command);
   const subscription = await announceAndSubscribe(command, waitMs, deps);
   const current = online ? await sendSafely(command, deps, ctx) : command;
   if (!subscription) return { kind: 'accepted', command: toView(current) };
@@ -40,7 +50,7 @@ export async function requireActiveDevice(deviceId: string, deps: Pick<CommandDe
   if (device.status !== 'active') throw new DomainRefusalError('device_disabled', `device ${deviceId} is disabled`);
 }
 
-function newCommand({ deviceId, body }: CreateCommandInput, deps: CommandDeps): CommandDocument {
+function newCommand({ deviceId, body, idempotencyKey }: CreateCommandInput, deps: CommandDeps): CommandDocument {
   const now = deps.clock();
   const ttlSeconds = body.ttlSeconds ?? deps.settings.defaultTtlSeconds;
   const timeoutSeconds = body.timeoutSeconds ?? deps.settings.defaultTimeoutSeconds;
@@ -58,6 +68,7 @@ function newCommand({ deviceId, body }: CreateCommandInput, deps: CommandDeps): 
     deadlineAt: new Date(now.getTime() + timeoutSeconds * 1000),
     attempts: 0,
     history: [{ status: 'QUEUED', at: now }],
+    ...(idempotencyKey ? { _id: idempotentCommandId(deviceId, idempotencyKey), requestDigest: requestDigestOf(body) } : {}),
   };
 }
 

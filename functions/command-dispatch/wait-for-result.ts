@@ -18,7 +18,11 @@ export async function waitForResult(commandId: string, subscription: Subscriptio
   clearTimeout(timer);
   subscription.cancel();
   // Re-read once: a wake-up lost with a Redis reconnect must not turn an answer into a 504.
-  const command = woken ?? (await latest(commandId, deps));
+  return settledOutcome(woken ?? (await latest(commandId, deps)));
+}
+
+/** How a wait ends for a command as it stands: its answer, or still open (the gateway timed out). */
+export function settledOutcome(command: CommandView): WaitOutcome {
   return ANSWERED.includes(command.status) ? { kind: 'answered', command } : { kind: 'timeout', command };
 }
 

@@ -6,7 +6,7 @@ import {
   type DeviceTypeDocument,
   type TelemetrySchema,
 } from '../../shared/devices.js';
-import { DUPLICATE_KEY, isDuplicateKey, withMongo, type MongoHandle } from '../../shared/mongo.js';
+import { DUPLICATE_KEY, insertIfAbsent, withMongo, type MongoHandle } from '../../shared/mongo.js';
 import type { OutboxStore, Pending, PendingEvent } from './outbox.js';
 
 /**
@@ -73,16 +73,7 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
   const types = async (): Promise<Collection<DeviceTypeDocument>> => (await mongo.db()).collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION);
 
   return {
-    insert: (device) =>
-      withMongo(async () => {
-        try {
-          await (await devices()).insertOne(device);
-          return true;
-        } catch (error) {
-          if (isDuplicateKey(error)) return false;
-          throw error;
-        }
-      }),
+    insert: (device) => withMongo(async () => insertIfAbsent(await devices(), device)),
     insertMany: (docs) =>
       withMongo(async () => {
         if (docs.length === 0) return new Set<number>();

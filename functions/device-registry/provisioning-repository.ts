@@ -1,5 +1,5 @@
 import type { Collection } from 'mongodb';
-import { isDuplicateKey, withMongo, type MongoHandle } from '../../shared/mongo.js';
+import { insertIfAbsent, withMongo, type MongoHandle } from '../../shared/mongo.js';
 
 export const TOKENS_COLLECTION = 'provisioning_tokens';
 export const REQUESTS_COLLECTION = 'provisioning_requests';
@@ -74,16 +74,7 @@ export function createProvisioningRepository(mongo: MongoHandle): ProvisioningRe
       withMongo(async () => {
         await (await tokens()).updateOne({ _id: id, uses: { $gt: 0 } }, { $inc: { uses: -1, remaining: 1 } });
       }),
-    insertRequest: (request) =>
-      withMongo(async () => {
-        try {
-          await (await requests()).insertOne(request);
-          return true;
-        } catch (error) {
-          if (isDuplicateKey(error)) return false;
-          throw error;
-        }
-      }),
+    insertRequest: (request) => withMongo(async () => insertIfAbsent(await requests(), request)),
     findRequest: (id, now) =>
       withMongo(async () => {
         const collection = await requests();

@@ -11,6 +11,8 @@ import { createFunctionServer } from '../../../shared/serve.js';
 import { createCommandDispatchApp } from '../../../functions/command-dispatch/app.js';
 import { commandDispatchConfigSchema } from '../../../functions/command-dispatch/config.js';
 import { createCommandRuntime, type CommandRuntime } from '../../../functions/command-dispatch/runtime.js';
+import { afterAll, beforeAll } from 'vitest';
+import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
 
 /** One command-dispatch instance under the real functions framework, on a port of its own. */
@@ -26,8 +28,10 @@ export interface Harness {
   mongo: MongoHandle;
   instances: Instance[];
   registerDevice(id: string, status?: 'active' | 'disabled'): Promise<void>;
+  /** A new registered device whose connect event the function has taken: commands go out at once. */
+  onlineDevice(): Promise<string>;
   apiKey: string;
-  request(method: string, path: string, body?: unknown, instance?: number): Promise<{ status: number; body: any; headers: Headers }>;
+  request(method: string, path: string, body?: unknown, instance?: number, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
   /** POSTs a CloudEvent to an instance (as a Trigger would) and returns the status. */
   sendEvent(input: { type: string; subject?: string; data?: unknown; id?: string; time?: string; extensions?: Record<string, string> }, instance?: number): Promise<number>;
   ack(deviceId: string, commandId: string, status: 'accepted' | 'succeeded' | 'failed' | 'rejected', extra?: object, id?: string, instance?: number): Promise<number>;
@@ -95,10 +99,17 @@ export async function startHarness(options: { sink: string; instances?: number; 
       };
       await (await mongo.db()).collection<DeviceDocument>(DEVICES_COLLECTION).insertOne(doc);
     },
-    async request(method, path, body, instance = 0) {
+    async onlineDevice() {
+      const id = uniqueName('dev');
+      await harness.registerDevice(id);
+      const status = await harness.connected(id);
+      if (status !== 204) throw new Error(`the connect event of ${id} was answered ${status}`);
+      return id;
+    },
+    async request(method, path, body, instance = 0, headers = {}) {
       const response = await fetch(`${base(instance)}${path}`, {
         method,
-        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await response.text();
@@ -158,4 +169,19 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/** A recording K_SINK and a harness on it for the tests of one file: started before them, closed after. */
+export function harnessFixture(options: { instances?: number; env?: Record<string, string> } = {}): { readonly sink: SinkServer; readonly h: Harness } {
+  const fixture = {} as { sink: SinkServer; h: Harness };
+  beforeAll(async () => {
+    fixture.sink = await startSinkServer();
+    fixture.h = await startHarness({ sink: fixture.sink.url, ...options });
+  });
+  afterAll(async () => {
+    if (fixture.sink) fixture.sink.respond = () => ({ status: 202 });
+    await fixture.h?.close();
+    await fixture.sink?.close();
+  });
+  return fixture;
 }

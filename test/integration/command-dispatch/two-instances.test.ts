@@ -1,34 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, type Harness } from './harness.js';
+import { harnessFixture } from './harness.js';
 
 // Two command-dispatch instances on one MongoDB database and one Redis prefix, as two Knative replicas:
 // the caller waits on instance 0, the device's ack reaches instance 1.
 describe('command-dispatch synchronous calls across instances', () => {
-  let sink: SinkServer;
-  let h: Harness;
-
-  beforeAll(async () => {
-    sink = await startSinkServer();
-    h = await startHarness({ sink: sink.url, instances: 2 });
-  });
-  afterAll(async () => {
-    await h.close();
-    await sink.close();
-  });
+  const f = harnessFixture({ instances: 2 });
 
   it('wakes the caller on one instance with the result acknowledged on the other', async () => {
     const id = uniqueName('dev');
-    await h.registerDevice(id);
-    await h.connected(id);
-    const pending = h.request('POST', `/devices/${id}/commands`, { name: 'read', params: { what: 'fw' }, wait: 20 }, 0);
-    await sink.waitFor((r) => r.some((x) => x.event?.type === 'io.kiot.mqtt.publish' && x.event.subject === id));
-    const publish = sink.received.find((x) => x.event?.type === 'io.kiot.mqtt.publish' && x.event.subject === id)!;
+    await f.h.registerDevice(id);
+    await f.h.connected(id);
+    const pending = f.h.request('POST', `/devices/${id}/commands`, { name: 'read', params: { what: 'fw' }, wait: 20 }, 0);
+    await f.sink.waitFor((r) => r.some((x) => x.event?.type === 'io.kiot.mqtt.publish' && x.event.subject === id));
+    const publish = f.sink.received.find((x) => x.event?.type === 'io.kiot.mqtt.publish' && x.event.subject === id)!;
     const commandId = (publish.event!.data as { topic: string }).topic.split('/')[3]!;
 
-    expect(await h.ack(id, commandId, 'accepted', {}, undefined, 1)).toBe(204);
-    expect(await h.ack(id, commandId, 'succeeded', { result: { fw: '1.2.3' } }, undefined, 1)).toBe(204);
+    expect(await f.h.ack(id, commandId, 'accepted', {}, undefined, 1)).toBe(204);
+    expect(await f.h.ack(id, commandId, 'succeeded', { result: { fw: '1.2.3' } }, undefined, 1)).toBe(204);
 
     const answered = await pending;
     expect(answered.status).toBe(200);
@@ -37,22 +26,22 @@ describe('command-dispatch synchronous calls across instances', () => {
 
   it('wakes several callers on both instances, each with its own command', async () => {
     const id = uniqueName('dev');
-    await h.registerDevice(id);
-    await h.connected(id);
-    sink.respond = (r) => {
+    await f.h.registerDevice(id);
+    await f.h.connected(id);
+    f.sink.respond = (r) => {
       if (r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === id) {
         const commandId = (r.event.data as { topic: string }).topic.split('/')[3]!;
         const params = (r.event.data as { payload: { params: { n: number } } }).payload.params;
         // Acks land on the instance the caller is not waiting on.
-        acks.push(h.ack(id, commandId, 'succeeded', { result: params.n * 2 }, undefined, (params.n + 1) % 2));
+        acks.push(f.h.ack(id, commandId, 'succeeded', { result: params.n * 2 }, undefined, (params.n + 1) % 2));
       }
       return { status: 202 };
     };
     const acks: Promise<number>[] = [];
     const calls = await Promise.all(
-      Array.from({ length: 10 }, (_, n) => h.request('POST', `/devices/${id}/commands`, { name: 'double', params: { n }, wait: 20 }, n % 2)),
+      Array.from({ length: 10 }, (_, n) => f.h.request('POST', `/devices/${id}/commands`, { name: 'double', params: { n }, wait: 20 }, n % 2)),
     );
-    sink.respond = () => ({ status: 202 });
+    f.sink.respond = () => ({ status: 202 });
     expect(await Promise.all(acks)).toEqual(Array(10).fill(204));
     expect(calls.map((c) => c.status)).toEqual(Array(10).fill(200));
     expect(calls.map((c) => c.body.result)).toEqual(Array.from({ length: 10 }, (_, n) => n * 2));
