@@ -103,7 +103,9 @@ start_mosquitto() {
   write_mosquitto_conf
   rm -f "$DATA/mosquitto/conf.d/dynsec.conf"
   if [ "$DYNSEC" = 1 ]; then bash scripts/mosquitto/dynsec-init.sh "$DATA/mosquitto" >/dev/null; fi
-  "$(mosquitto_bin)" -c "$DATA/mosquitto/mosquitto.conf" >"$DATA/mosquitto.log" 2>&1 &
+  # Each service in a session of its own: a Ctrl-C meant for `npm start` must not kill the broker under the
+  # components that are still shutting down in order (they stop it last).
+  setsid "$(mosquitto_bin)" -c "$DATA/mosquitto/mosquitto.conf" >"$DATA/mosquitto.log" 2>&1 &
   echo $! >"$DATA/mosquitto.pid"
   wait_port "$MQTT_PORT" mosquitto
   log "mosquitto on 127.0.0.1:$MQTT_PORT"
@@ -115,7 +117,7 @@ start_redis() {
   mkdir -p "$DATA/redis"
   local persist=(--save "" --appendonly no)
   [ "$PROFILE" = dev ] && persist=(--save "60 1" --appendonly yes)
-  "$(redis_bin)" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DATA/redis" --daemonize no \
+  setsid "$(redis_bin)" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DATA/redis" --daemonize no \
     --protected-mode yes "${persist[@]}" >"$DATA/redis.log" 2>&1 &
   echo $! >"$DATA/redis.pid"
   wait_port "$REDIS_PORT" redis
@@ -127,7 +129,7 @@ start_mongo() {
   port_taken "$MONGO_PORT" mongo MONGO
   local file_arg=()
   [ "$PROFILE" = dev ] && file_arg=("$DATA/mongo.h2")
-  java -Xmx3g -cp "$(cat "$MONGO_CP_FILE")" scripts/mongo/KiotMongoServer.java 127.0.0.1 "$MONGO_PORT" "${file_arg[@]}" \
+  setsid java -Xmx3g -cp "$(cat "$MONGO_CP_FILE")" scripts/mongo/KiotMongoServer.java 127.0.0.1 "$MONGO_PORT" "${file_arg[@]}" \
     >"$DATA/mongo.log" 2>&1 &
   echo $! >"$DATA/mongo.pid"
   wait_port "$MONGO_PORT" mongo

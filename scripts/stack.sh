@@ -46,7 +46,7 @@ stop_component() {
   wait "$pid" 2>/dev/null || true
 }
 cleanup() {
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
   echo "stopping the stack…"
   # Upstream first, so nothing in flight loses its consumer: the devices, the bridge (drains its
   # sessions), the router (finishes deliveries), then the functions.
@@ -56,7 +56,7 @@ cleanup() {
   for name in "${!pids[@]}"; do stop_component "$name"; done
   if [ "$services_were_running" = 0 ] && [ "${KIOT_KEEP_SERVICES:-0}" != 1 ]; then bash scripts/services.sh stop; fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT INT TERM HUP
 
 wait_healthy() {
   local name=$1 url=$2 i
@@ -72,7 +72,8 @@ wait_healthy() {
 start() {
   local name=$1 port=$2
   shift 2
-  PORT=$port "$@" >"$LOGS/$name.log" 2>&1 &
+  # A session of its own: Ctrl-C reaches this script only, which stops the components upstream first.
+  PORT=$port setsid "$@" >"$LOGS/$name.log" 2>&1 &
   pids[$name]=$!
 }
 
@@ -123,7 +124,7 @@ echo
 
 # The simulated fleet registers itself with the registry and logs in with its own secrets.
 env SIM_DEVICES="${SIM_DEVICES:-20}" SIM_REGISTRY_URL="http://127.0.0.1:${FUNCTION_PORTS[device-registry]}" SIM_API_KEY="$API_KEY" \
-  SIM_CREDENTIALS_FILE="$ROOT/.kiot/dev/sim-credentials.json" node dist/simulator.js &
+  SIM_CREDENTIALS_FILE="$ROOT/.kiot/dev/sim-credentials.json" setsid node dist/simulator.js &
 pids[simulator]=$!
 
 stack_started=$(date -u +%Y-%m-%dT%H:%M:%SZ)

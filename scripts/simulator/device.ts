@@ -1,4 +1,8 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { connect, type MqttClient } from 'mqtt';
+
+/** How long a stopping device waits for the broker to take its goodbye before it just closes. */
+const STOP_TIMEOUT_MS = 2_000;
 
 export interface DeviceCounters {
   sent: number;
@@ -87,9 +91,11 @@ export class SimulatedDevice {
   async stop(): Promise<void> {
     const client = this.client;
     if (!client) return;
-    // A clean shutdown says goodbye itself: the last will is only for crashes.
-    await client.publishAsync(`devices/${this.options.id}/status`, 'offline', { qos: 1, retain: true }).catch(() => undefined);
-    await client.endAsync();
+    // A clean shutdown says goodbye itself: the last will is only for crashes. Bounded: with the broker
+    // gone the goodbye would wait for a reconnect forever.
+    const goodbye = client.publishAsync(`devices/${this.options.id}/status`, 'offline', { qos: 1, retain: true }).then(() => client.endAsync());
+    const ended = await Promise.race([goodbye.then(() => true, () => false), delay(STOP_TIMEOUT_MS, false, { ref: false })]);
+    if (!ended) await client.endAsync(true);
   }
 
   private sample() {
