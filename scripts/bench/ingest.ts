@@ -202,7 +202,7 @@ async function main(): Promise<void> {
   const insertP99 = await insertP99Ms(fnMetrics);
   const p50 = percentile(lags, 50);
   const p99 = percentile(lags, 99) + insertP99;
-  log(`paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p99 ${percentile(lags, 99)} ms, + insert p99 bucket ${insertP99} ms`);
+  log(`paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p90 ${percentile(lags, 90)} ms, p95 ${percentile(lags, 95)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms, + insert p99 bucket ${insertP99} ms`);
 
   const storageMeter = cpuMeter({ bench: process.pid, 'telemetry-ingest': fn.pid, ...pidsByName({ mongo: 'java', redis: 'redis-server' }) });
   const storage = await storageStep(`http://127.0.0.1:${fnPort}/`, ids);
