@@ -6,7 +6,8 @@
 //   Env: MQTT_URL, REDIS_URL, MONGODB_URL (default: the test profile's ports 21883/26379/27027),
 //   BENCH_SAMPLES (300), BENCH_COMMANDS (2000), BENCH_CONCURRENCY (32), BENCH_DEVICES (8), BENCH_NODELAY
 //   (1), BENCH_DEBUG (print command-dispatch /metrics to stderr at the end), BENCH_LOG_DIR (keep the
-//   children's info logs there).
+//   children's info logs there), BENCH_CHILD_NODE_ARGS (node flags of every child), BENCH_PROFILE (a child's
+//   name: write its CPU profile to /tmp/prof).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -48,7 +49,8 @@ function spawnService(name: string, vars: Record<string, string>): void {
   // BENCH_LOG_DIR keeps each child's info log (one line per event, with its duration) to trace a round trip.
   const logFile = env.BENCH_LOG_DIR ? openSync(join(env.BENCH_LOG_DIR, `${name}.log`), 'w') : 'ignore';
   const level = env.BENCH_LOG_DIR ? { LOG_LEVEL: 'info' } : { LOG_LEVEL: 'warn' };
-  const child = spawn(process.execPath, [...(env.BENCH_PROFILE === name ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), `dist/${name}.js`], { env: { ...env, ...vars, ...level }, stdio: ['ignore', logFile, 'inherit'] });
+  const nodeArgs = [...(env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(env.BENCH_PROFILE === name ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [])];
+  const child = spawn(process.execPath, [...nodeArgs, `dist/${name}.js`], { env: { ...env, ...vars, ...level }, stdio: ['ignore', logFile, 'inherit'] });
   child.once('exit', (code) => {
     if (code !== null && code !== 0) log(`${name} exited with ${code}`);
   });
@@ -189,16 +191,25 @@ async function main(): Promise<void> {
     log(`raw MQTT round trips: ${SAMPLES}`);
     const raw = summary(await rawRoundTrips(SAMPLES));
     log(`sequential commands: ${SAMPLES}`);
+    // The processes of the stack, measured per phase (this process is the app and the devices).
+    const childPids = Object.fromEntries(children.map((child, i) => [['router', 'bridge', 'command-dispatch'][i]!, child.pid]));
+    const stackPids = { bench: process.pid, ...childPids, ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }) };
     const latencies: number[] = [];
-    for (let i = 0; i < SAMPLES + WARMUP; i += 1) {
-      const ms = await call(devices[0]!, i);
-      if (i >= WARMUP) latencies.push(ms);
-    }
+    for (let i = 0; i < WARMUP; i += 1) await call(devices[0]!, i);
+    // What the stack spends doing nothing (timers, keep-alives), to tell it apart from the commands' share.
+    const idleMeter = cpuMeter(stackPids);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const idleCpuPerSecond = idleMeter.perUnit(3);
+    const sequentialMeter = cpuMeter(stackPids);
+    const sequentialStarted = performance.now();
+    for (let i = WARMUP; i < SAMPLES + WARMUP; i += 1) latencies.push(await call(devices[0]!, i));
+    const sequentialSeconds = (performance.now() - sequentialStarted) / 1000;
+    const sequentialCpu = sequentialMeter.perUnit(SAMPLES);
+    log(`CPU per command, one at a time: ${describeCpu(sequentialCpu)}`);
+    log(`  of which idle upkeep (${describeCpu(idleCpuPerSecond)} per second): ${Math.round((idleCpuPerSecond.total! * sequentialSeconds) / SAMPLES)} µs per command`);
     const commands = summary(latencies);
     log(`sustained: ${COMMANDS} commands, ${CONCURRENCY} callers, ${DEVICES} devices`);
-    // Where the CPU of the sustained phase goes, per command: this process is the app and the devices.
-    const childPids = Object.fromEntries(children.map((child, i) => [['router', 'bridge', 'command-dispatch'][i]!, child.pid]));
-    const meter = cpuMeter({ bench: process.pid, ...childPids, ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }) });
+    const meter = cpuMeter(stackPids);
     let next = 0;
     const started = performance.now();
     await Promise.all(
@@ -208,13 +219,13 @@ async function main(): Promise<void> {
     );
     const perSecond = Math.round((COMMANDS / (performance.now() - started)) * 1000);
     const cpu = meter.perUnit(COMMANDS);
-    log(`CPU per command: ${describeCpu(cpu)} (${availableParallelism()} cores)`);
+    log(`CPU per command, sustained: ${describeCpu(cpu)} (${availableParallelism()} cores)`);
     if (env.BENCH_DEBUG) log(await (await fetch(`${functionUrl}/metrics`)).text());
     await agent.close();
 
     const ratio = round(commands.p50 / raw.p50);
     log(`raw p50 ${raw.p50} ms p99 ${raw.p99} ms | command p50 ${commands.p50} ms p99 ${commands.p99} ms | ${perSecond}/s | target p50 <= ${round(3 * raw.p50 + 5)} ms`);
-    process.stdout.write(`${JSON.stringify({ bench: 'commands', value: commands.p50, unit: 'ms', limit: raw.p50, ratio, p99_ms: commands.p99, per_s: perSecond, raw_p99_ms: raw.p99, target_ms: round(3 * raw.p50 + 5), nodelay: NODELAY, cpu_us_per_command: cpu })}\n`);
+    process.stdout.write(`${JSON.stringify({ bench: 'commands', value: commands.p50, unit: 'ms', limit: raw.p50, ratio, p99_ms: commands.p99, per_s: perSecond, raw_p99_ms: raw.p99, target_ms: round(3 * raw.p50 + 5), nodelay: NODELAY, cpu_us_per_command: cpu, sequential_cpu_us_per_command: sequentialCpu, idle_cpu_us_per_s: idleCpuPerSecond })}\n`);
   } finally {
     for (const client of clients) {
       await client.publishAsync(`devices/${client.options.clientId}/status`, '', { qos: 1, retain: true }).catch(() => undefined);
