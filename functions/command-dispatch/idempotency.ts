@@ -45,11 +45,12 @@ export async function replayCommand(earlier: CommandDocument, digest: string, wa
   }
   if (waitMs === 0) return { kind: 'accepted', command: toView(earlier), replayed: true };
   const subscription = await deps.bus.subscribe(earlier._id);
-  // Read again once subscribed: an answer that came before the subscription is only in the store.
-  const current = (await deps.commands.find(earlier._id)) ?? earlier;
-  if (isTerminal(current.status)) {
+  try {
+    // Read again once subscribed: an answer that came before the subscription is only in the store.
+    const current = (await deps.commands.find(earlier._id)) ?? earlier;
+    if (isTerminal(current.status)) return { ...settledOutcome(toView(current)), replayed: true };
+    return { ...(await waitForResult(earlier._id, subscription, waitMs, deps)), replayed: true };
+  } finally {
     subscription.cancel();
-    return { ...settledOutcome(toView(current)), replayed: true };
   }
-  return { ...(await waitForResult(earlier._id, subscription, waitMs, deps)), replayed: true };
 }
