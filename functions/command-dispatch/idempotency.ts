@@ -13,7 +13,8 @@ import { settledOutcome, waitForResult, type WaitOutcome } from './wait-for-resu
 
 /** The command id a key stands for: the same key for the same device is the same command. */
 export function idempotentCommandId(deviceId: string, key: string): string {
-  return `ik-${createHash('sha256').update(`${deviceId}\n${key}`).digest('base64url').slice(0, 32)}`;
+  // JSON keeps the pair unambiguous whatever characters either holds.
+  return `ik-${createHash('sha256').update(JSON.stringify([deviceId, key])).digest('base64url').slice(0, 32)}`;
 }
 
 /** What the request asked for (not how long it waits), so a key reused for another command is told apart. */
