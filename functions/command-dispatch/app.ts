@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
-import { DomainRefusalError, InvalidInputError } from '../../shared/errors.js';
+import { DomainRefusalError, InvalidInputError, problemSchema } from '../../shared/errors.js';
 import { createFunctionApp, eventRoute, type FunctionAppOptions, type FunctionHandler, type HttpResult, type Route } from '../../shared/function-app.js';
+import { openApiDocument, openApiRoute, operation, type ApiOperation } from '../../shared/openapi.js';
 import { acknowledgeCommand } from './acknowledge-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { createCommand } from './create-command.js';
@@ -12,7 +13,11 @@ import { getCommand, listCommands } from './query-commands.js';
 import {
   ackEventDataSchema,
   commandIdSchema,
+  commandPageSchema,
+  commandViewSchema,
   createCommandBodySchema,
+  desiredStateViewSchema,
+  deviceTimeoutSchema,
   idempotencyKeySchema,
   listQuerySchema,
   pingDataSchema,
@@ -32,13 +37,28 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.
 }
 
 const location = (id: string) => ({ location: `/commands/${encodeURIComponent(id)}` });
+const problem = (description: string) => ({ description, schema: problemSchema });
+const common = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
+const commandAnswer = (description: string) => ({ description, schema: commandViewSchema, headers: { location: 'the command, `/commands/{id}`' } });
 
-function routes(deps: CommandDeps): Route[] {
+/** Every app route of command-dispatch, with the contract its OpenAPI document is generated from. */
+export function commandOperations(deps: CommandDeps): ApiOperation[] {
   return [
-    {
-      method: 'POST',
-      path: '/devices/:id/commands',
-      scope: 'commands:write',
+    operation({
+      method: 'POST', path: '/devices/:id/commands', scope: 'commands:write',
+      summary: 'Send a command: 202 at once, or with `wait` the device answer (a direct method)',
+      body: createCommandBodySchema,
+      headers: { 'idempotency-key': { description: 'A retry with the same key gets the first attempt\'s command (Idempotent-Replayed: true); 1-255 visible ASCII' } },
+      responses: {
+        200: commandAnswer('with `wait`: the device answered (SUCCEEDED, FAILED, REJECTED)'),
+        202: commandAnswer('stored; sent at once if the device is online, else queued'),
+        ...common,
+        404: problem('unknown device'),
+        422: problem('the device is disabled, or the Idempotency-Key was used for another command'),
+        429: problem("the device's queue is full"),
+        503: problem('a store or the event sink is unavailable'),
+        504: { description: 'with `wait`: no answer in time; the command is still tracked', schema: deviceTimeoutSchema },
+      },
       async handle(req, ctx): Promise<HttpResult> {
         const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
         const body = parse(createCommandBodySchema, req.body, 'the command');
@@ -58,52 +78,68 @@ function routes(deps: CommandDeps): Route[] {
           },
         };
       },
-    },
-    {
-      method: 'GET',
-      path: '/devices/:id/commands',
-      scope: 'commands:read',
+    }),
+    operation({
+      method: 'GET', path: '/devices/:id/commands', scope: 'commands:read',
+      summary: "A device's commands, newest first, by status; cursor pagination",
+      query: listQuerySchema,
+      responses: { 200: { description: 'a page', schema: commandPageSchema }, ...common },
       async handle(req) {
         const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
         const query = parse(listQuerySchema, Object.fromEntries(req.query), 'the query');
         return { status: 200, body: await listCommands(deviceId, query, deps) };
       },
-    },
-    {
-      method: 'GET',
-      path: '/commands/:commandId',
-      scope: 'commands:read',
+    }),
+    operation({
+      method: 'GET', path: '/commands/:commandId', scope: 'commands:read',
+      summary: 'A command with its status history',
+      responses: { 200: { description: 'the command', schema: commandViewSchema }, ...common, 404: problem('unknown command') },
       async handle(req) {
         return { status: 200, body: await getCommand(parse(commandIdSchema, req.params.commandId, 'the command id'), deps) };
       },
-    },
-    {
-      method: 'PATCH',
-      path: '/devices/:id/state/desired',
-      scope: 'commands:write',
+    }),
+    operation({
+      method: 'PATCH', path: '/devices/:id/state/desired', scope: 'commands:write',
+      summary: 'Merge-patch the desired state (RFC 7386); the delta goes to the device, retained',
+      body: statePatchSchema,
+      headers: { 'if-match': { description: 'the shadow version last seen (its ETag), e.g. "7"; absent or * for none' } },
+      responses: {
+        200: { description: 'the desired state now', schema: desiredStateViewSchema, headers: { etag: 'the shadow version' } },
+        ...common,
+        404: problem('unknown device'),
+        409: problem('the shadow kept changing under the update (retry)'),
+        412: problem('the shadow changed since that version'),
+        422: problem('the device is disabled'),
+        503: problem('a store or the event sink is unavailable'),
+      },
       async handle(req) {
         const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
         const shadow = await patchDesiredState({ deviceId, patch: parse(statePatchSchema, req.body, 'the merge patch'), ifMatch: req.headers['if-match'] }, deps);
         return { status: 200, body: desiredView(shadow), headers: { etag: `"${shadow.version}"` } };
       },
-    },
-    {
-      method: 'GET',
-      path: '/devices/:id/state/desired',
-      scope: 'commands:read',
+    }),
+    operation({
+      method: 'GET', path: '/devices/:id/state/desired', scope: 'commands:read',
+      summary: 'The desired and reported state and their delta',
+      responses: {
+        200: { description: 'the desired state', schema: desiredStateViewSchema, headers: { etag: 'the shadow version' } },
+        ...common,
+        404: problem('unknown device'),
+        422: problem('the device is disabled'),
+      },
       async handle(req) {
         const shadow = await getDesiredState(parse(deviceIdSchema, req.params.id, 'the device id'), deps);
         return { status: 200, body: desiredView(shadow), headers: { etag: `"${shadow.version}"` } };
       },
-    },
-    {
-      method: 'DELETE',
-      path: '/commands/:commandId',
-      scope: 'commands:write',
+    }),
+    operation({
+      method: 'DELETE', path: '/commands/:commandId', scope: 'commands:write',
+      summary: 'Cancel a command that is still queued',
+      responses: { 200: { description: 'cancelled', schema: commandViewSchema }, ...common, 404: problem('unknown command'), 409: problem('no longer queued') },
       async handle(req, ctx) {
         return { status: 200, body: await cancelCommand(parse(commandIdSchema, req.params.commandId, 'the command id'), deps, ctx) };
       },
-    },
+    }),
   ];
 }
 
@@ -150,13 +186,15 @@ export type CommandAppOptions = Pick<FunctionAppOptions, 'logger' | 'health' | '
 
 /** The whole HTTP surface of command-dispatch: app routes and consumed CloudEvents. */
 export function createCommandDispatchApp(deps: CommandDeps, options: CommandAppOptions): FunctionHandler {
+  const operations = commandOperations(deps);
+  const document = openApiDocument({ title: 'kiot command-dispatch', version: '1.0.0', description: 'Commands to devices (queued, direct, tracked) and their desired state.' }, operations);
   return createFunctionApp({
     service: SERVICE,
     logger: options.logger,
     health: options.health,
     authorize: options.authorize,
     registry: options.registry,
-    routes: [...routes(deps), ...(options.extraRoutes ?? [])],
+    routes: [...operations, openApiRoute(document), ...(options.extraRoutes ?? [])],
     events: [...events(deps), ...(options.extraEvents ?? [])],
   });
 }

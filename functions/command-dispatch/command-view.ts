@@ -1,23 +1,9 @@
 import type { CommandDocument } from './command-repository.js';
-import type { CommandStatus } from './lifecycle.js';
+import type { z } from 'zod';
+import type { commandViewSchema } from './schema.js';
 
-/** A command as the API answers it and as `io.kiot.command.<state>` events carry it. */
-export interface CommandView {
-  id: string;
-  deviceId: string;
-  name: string;
-  params: unknown;
-  status: CommandStatus;
-  createdAt: string;
-  updatedAt: string;
-  expiresAt: string;
-  timeoutSeconds: number;
-  deadlineAt?: string;
-  attempts: number;
-  result?: unknown;
-  error?: unknown;
-  history: { status: CommandStatus; at: string; attempt?: number }[];
-}
+/** A command as the API answers it and as `io.kiot.command.<state>` events carry it (schema.ts). */
+export type CommandView = z.infer<typeof commandViewSchema>;
 
 export function toView(doc: CommandDocument): CommandView {
   const view: CommandView = {

@@ -35,6 +35,43 @@ export const idempotencyKeySchema = z
 
 export const commandStatusSchema = z.enum(COMMAND_STATUSES);
 
+/** A command as the API answers it and as `io.kiot.command.<state>` events carry it. */
+export const commandViewSchema = z.object({
+  id: commandIdSchema,
+  deviceId: deviceIdSchema,
+  name: commandNameSchema,
+  params: z.unknown(),
+  status: commandStatusSchema,
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+  timeoutSeconds: z.number().int(),
+  /** Set once sent: no answer by then means TIMED_OUT. */
+  deadlineAt: z.iso.datetime().optional(),
+  attempts: z.number().int(),
+  result: z.unknown().optional(),
+  error: z.unknown().optional(),
+  history: z.array(z.object({ status: commandStatusSchema, at: z.iso.datetime(), attempt: z.number().int().optional() })),
+});
+
+export const commandPageSchema = z.object({ items: z.array(commandViewSchema), nextCursor: z.string().optional() });
+
+/** 504 of a synchronous call: the device did not answer in time; the command is still tracked. */
+export const deviceTimeoutSchema = z.object({
+  error: z.object({ code: z.literal('device_timeout'), message: z.string(), details: z.object({ commandId: commandIdSchema }) }),
+  command: commandViewSchema,
+});
+
+/** The desired side of a device shadow, as `GET`/`PATCH /devices/{id}/state/desired` answer it. */
+export const desiredStateViewSchema = z.object({
+  deviceId: deviceIdSchema,
+  desired: z.record(z.string(), z.unknown()),
+  reported: z.record(z.string(), z.unknown()),
+  delta: z.record(z.string(), z.unknown()),
+  version: z.number().int(),
+  timestamps: z.unknown(),
+});
+
 /** A JSON merge patch (RFC 7386) of the desired state: an object; `null` members remove keys. */
 export const statePatchSchema = z.record(z.string(), z.unknown());
 

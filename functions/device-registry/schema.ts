@@ -177,4 +177,4 @@ export const tokenCreatedSchema = z.object({ id: z.string(), token: z.string().d
 export const deviceTypeViewSchema = z.object({ type: z.string(), telemetrySchema: telemetrySchemaSchema.optional(), version: z.number().int(), updatedAt: z.string() });
 export const authnResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']), is_superuser: z.boolean() });
 export const authzResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']) });
-export const problemSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });
+export { problemSchema } from '../../shared/errors.js';

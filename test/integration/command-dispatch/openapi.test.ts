@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { harnessFixture } from './harness.js';
+
+// The API document is generated from the same zod schemas that validate the requests.
+describe('command-dispatch OpenAPI document', () => {
+  const f = harnessFixture();
+
+  it('is served without a key, and describes every route from its schemas', async () => {
+    const response = await fetch(`${f.h.instances[0]!.base}/openapi.json`);
+    expect(response.status).toBe(200);
+    const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, any>> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths).sort()).toEqual(['/commands/{commandId}', '/devices/{id}/commands', '/devices/{id}/state/desired']);
+    const create = doc.paths['/devices/{id}/commands']!.post;
+    expect(create['x-required-scope']).toBe('commands:write');
+    const body = create.requestBody.content['application/json'].schema;
+    expect(body.additionalProperties).toBe(false);
+    expect(body.required).toEqual(['name']);
+    expect(body.properties.wait.anyOf).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'boolean' })]));
+    expect(create.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'idempotency-key', in: 'header' })]));
+    expect(Object.keys(create.responses).sort()).toEqual(['200', '202', '400', '401', '403', '404', '422', '429', '503', '504']);
+    expect(create.responses['202'].content['application/json'].schema.properties.status.enum).toContain('SUCCEEDED');
+    expect(Object.keys(doc.paths['/devices/{id}/state/desired']!).sort()).toEqual(['get', 'patch']);
+  });
+});
