@@ -23,15 +23,9 @@ export const createCommandBodySchema = z
   .strict();
 export type CreateCommandBody = z.infer<typeof createCommandBodySchema>;
 
-/**
- * `Idempotency-Key` on `POST /devices/{id}/commands` (draft-ietf-httpapi-idempotency-key-header): a
- * structured-field string, quoted or bare, of visible ASCII. A retry with the same key for the same device
- * gets the command the first request created instead of a second one.
- */
-export const idempotencyKeySchema = z
-  .string()
-  .transform((value) => (value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value))
-  .pipe(z.string().regex(/^[\x21-\x7e]{1,255}$/, 'use 1-255 visible ASCII characters'));
+/** `Idempotency-Key` on `POST /devices/{id}/commands`: a retry with the same key for the same device gets the
+ * command the first request created instead of a second one. */
+export { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 
 export const commandStatusSchema = z.enum(COMMAND_STATUSES);
 

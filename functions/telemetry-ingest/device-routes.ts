@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
 import { deviceIdSchema, type DeviceDirectory } from '../../shared/devices.js';
 import { InvalidInputError } from '../../shared/errors.js';
+import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import type { HandlerContext, HttpRequest, Route } from '../../shared/function-app.js';
 import type { ShadowStore } from '../../shared/shadow.js';
 import type { DeviceAuthenticator } from './device-auth.js';
@@ -23,8 +24,6 @@ export interface DeviceRouteDeps {
   /** Default window of a telemetry query: the last day. */
   defaultWindowMs?: number;
 }
-
-const idempotencyKeySchema = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function deviceIdOf(request: HttpRequest): string {
   const parsed = deviceIdSchema.safeParse(request.params.id);
@@ -67,10 +66,10 @@ export function deviceRoutes(deps: DeviceRouteDeps): Route[] {
       async handle(request, ctx) {
         const deviceId = request.params.id ?? '';
         await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
-        const key = request.headers['idempotency-key'];
-        if (key !== undefined && !idempotencyKeySchema.test(key)) {
-          throw new InvalidInputError('Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -', undefined, 'invalid_idempotency_key');
-        }
+        const header = request.headers['idempotency-key'];
+        const parsedKey = header === undefined ? undefined : idempotencyKeySchema.safeParse(header);
+        if (parsedKey && !parsedKey.success) throw InvalidInputError.fromZod(parsedKey.error, 'the Idempotency-Key header is invalid');
+        const key = parsedKey?.data;
         // With a key, a retried POST is the same event and is stored once (like a redelivered MQTT message).
         const eventId = key === undefined ? `http-${randomUUID()}` : `http:${deviceId}:${key}`;
         try {

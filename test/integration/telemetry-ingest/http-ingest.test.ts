@@ -24,6 +24,12 @@ describe('telemetry-ingest: HTTP ingest with device credentials', () => {
     expect(await first.json()).toMatchObject({ outcome: 'stored', samples: 2, eventId: `http:${device}:k-1` });
     const again = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], { authorization: basic(device, secret), 'idempotency-key': 'k-1' });
     expect(await again.json()).toMatchObject({ outcome: 'duplicate' });
+    // The key as a structured-field string (quoted) is the same key.
+    const quoted = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], { authorization: basic(device, secret), 'idempotency-key': '"k-1"' });
+    expect(await quoted.json()).toMatchObject({ outcome: 'duplicate', eventId: `http:${device}:k-1` });
+    expect(await storedSamples(h, device)).toHaveLength(2);
+    const malformed = await post({ metrics: { t: 9 } }, { authorization: basic(device, secret), 'idempotency-key': 'has space' });
+    expect(malformed.status).toBe(400);
     expect(await storedSamples(h, device)).toHaveLength(2);
   });
 
