@@ -1,9 +1,21 @@
 import { InvalidInputError, NotFoundError, PreconditionFailedError } from '../../shared/errors.js';
-import type { HttpRequest, Route } from '../../shared/function-app.js';
+import type { HttpRequest } from '../../shared/function-app.js';
+import { operation, type ApiOperation } from '../../shared/openapi.js';
 import type { AlertRulesRepository } from './alert-rules-repository.js';
 import type { AlertsRepository } from './alerts-repository.js';
 import { listAlerts } from './queries.js';
-import { alertQuerySchema, alertRuleInputSchema, alertRuleQuerySchema, queryObject, type AlertRule } from './schema.js';
+import {
+  alertPageSchema,
+  alertQuerySchema,
+  alertRuleInputSchema,
+  alertRuleListSchema,
+  alertRuleQuerySchema,
+  alertRuleSchema,
+  problem,
+  problems,
+  queryObject,
+  type AlertRule,
+} from './schema.js';
 
 export interface AlertRouteDeps {
   alertRules: AlertRulesRepository;
@@ -29,46 +41,59 @@ function expectedVersion(request: HttpRequest): number | undefined {
 const withEtag = (rule: AlertRule, status = 200) => ({ status, body: rule, headers: { etag: `"${rule.version}"` } });
 
 /** Alert rules CRUD at /alert-rules and the alert history at /alerts. */
-export function alertRoutes(deps: AlertRouteDeps): Route[] {
+const ruleAnswer = (description: string) => ({ description, schema: alertRuleSchema, headers: { etag: 'the rule version' } });
+const ifMatch = { 'if-match': { description: 'the version being replaced (its ETag), e.g. "3"; absent or * for none' } };
+
+export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
   const ruleOf = async (request: HttpRequest) => {
     const rule = await deps.alertRules.get(request.params.ruleId ?? '');
     if (!rule) throw new NotFoundError(`alert rule ${request.params.ruleId} does not exist`, 'unknown_alert_rule');
     return rule;
   };
   return [
-    {
-      method: 'GET',
-      path: '/alerts',
-      scope: 'telemetry:read',
+    operation({
+      method: 'GET', path: '/alerts', scope: 'telemetry:read',
+      summary: 'Raised and cleared alerts, newest first, by device, rule and status; cursor pagination',
+      query: alertQuerySchema,
+      responses: { 200: { description: 'a page of alerts', schema: alertPageSchema }, ...problems },
       async handle(request) {
         const query = parse(alertQuerySchema, queryObject(request.query), 'query');
         return { status: 200, body: await listAlerts({ ...query, cursor: query.cursor }, deps) };
       },
-    },
-    {
-      method: 'POST',
-      path: '/alert-rules',
-      scope: 'telemetry:write',
+    }),
+    operation({
+      method: 'POST', path: '/alert-rules', scope: 'telemetry:write',
+      summary: 'Create an alert rule for a device or a device type',
+      body: alertRuleInputSchema,
+      responses: { 201: ruleAnswer('created'), ...problems },
       async handle(request) {
         const input = parse(alertRuleInputSchema, request.body, 'alert rule');
         const rule = await deps.alertRules.create(input, new Date(deps.now()));
         return { ...withEtag(rule, 201), headers: { etag: `"${rule.version}"`, location: `/alert-rules/${rule.id}` } };
       },
-    },
-    {
-      method: 'GET',
-      path: '/alert-rules',
-      scope: 'telemetry:read',
+    }),
+    operation({
+      method: 'GET', path: '/alert-rules', scope: 'telemetry:read',
+      summary: 'Alert rules, by device or device type',
+      query: alertRuleQuerySchema,
+      responses: { 200: { description: 'the rules', schema: alertRuleListSchema }, ...problems },
       async handle(request) {
         const query = parse(alertRuleQuerySchema, queryObject(request.query), 'query');
         return { status: 200, body: { items: await deps.alertRules.list(query) } };
       },
-    },
-    { method: 'GET', path: '/alert-rules/:ruleId', scope: 'telemetry:read', handle: async (request) => withEtag(await ruleOf(request)) },
-    {
-      method: 'PUT',
-      path: '/alert-rules/:ruleId',
-      scope: 'telemetry:write',
+    }),
+    operation({
+      method: 'GET', path: '/alert-rules/:ruleId', scope: 'telemetry:read',
+      summary: 'An alert rule',
+      responses: { 200: ruleAnswer('the rule'), ...problems, 404: problem('unknown rule') },
+      handle: async (request) => withEtag(await ruleOf(request)),
+    }),
+    operation({
+      method: 'PUT', path: '/alert-rules/:ruleId', scope: 'telemetry:write',
+      summary: 'Replace an alert rule (optimistic concurrency with If-Match)',
+      body: alertRuleInputSchema,
+      headers: ifMatch,
+      responses: { 200: ruleAnswer('replaced'), ...problems, 404: problem('unknown rule'), 412: problem('the rule changed since that version') },
       async handle(request) {
         const input = parse(alertRuleInputSchema, request.body, 'alert rule');
         const result = await deps.alertRules.replace(request.params.ruleId ?? '', input, new Date(deps.now()), expectedVersion(request));
@@ -76,17 +101,17 @@ export function alertRoutes(deps: AlertRouteDeps): Route[] {
         if (result === 'stale') throw new PreconditionFailedError('the alert rule was changed since it was read; read it again');
         return withEtag(result);
       },
-    },
-    {
-      method: 'DELETE',
-      path: '/alert-rules/:ruleId',
-      scope: 'telemetry:write',
+    }),
+    operation({
+      method: 'DELETE', path: '/alert-rules/:ruleId', scope: 'telemetry:write',
+      summary: 'Delete an alert rule',
+      responses: { 204: { description: 'deleted' }, ...problems, 404: problem('unknown rule') },
       async handle(request) {
         if (!(await deps.alertRules.delete(request.params.ruleId ?? ''))) {
           throw new NotFoundError(`alert rule ${request.params.ruleId} does not exist`, 'unknown_alert_rule');
         }
         return { status: 204 };
       },
-    },
+    }),
   ];
 }

@@ -4,6 +4,7 @@ import { createDeviceDirectory } from '../../shared/devices.js';
 import { createEmitter, type Emitter } from '../../shared/emitter.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HandlerContext } from '../../shared/function-app.js';
+import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import type { Logger } from '../../shared/logger.js';
 import { createMongo, type MongoHandle } from '../../shared/mongo.js';
 import { createRedis, type RedisHandle } from '../../shared/redis.js';
@@ -28,6 +29,8 @@ import { reportState, type ReportStateDeps } from './report-state.js';
 import { SOURCE } from './schema.js';
 import { sweepRetention } from './sweep-retention.js';
 import { createTelemetryRepository, type SampleDocument } from './telemetry-repository.js';
+
+const API_INFO = { title: 'kiot telemetry-ingest', version: '1.0.0', description: 'Device state, telemetry, alerts and alert rules; HTTP ingest for devices.' };
 
 export const SERVICE = 'telemetry-ingest';
 
@@ -121,6 +124,18 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const ingest = (message: Parameters<typeof ingestTelemetry>[0], ctx: HandlerContext) => ingestTelemetry(message, ingestDeps, ctx);
 
   const authorizeApp = createApiKeyAuthorizer(config.API_KEYS);
+  const operations = [
+    ...deviceRoutes({
+      devices,
+      shadows,
+      presence,
+      telemetry,
+      deviceAuth: createDeviceAuthenticator(mongo, options.verifySecret ?? verifySecret, { ttlMs: config.CREDENTIAL_CACHE_TTL_MS, now }),
+      ingest,
+      now,
+    }),
+    ...alertRoutes({ alertRules, alerts, now }),
+  ];
   const handler = createFunctionApp({
     service: SERVICE,
     logger,
@@ -132,18 +147,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
       sweep: (ctx) => sweepRetention(sweepDeps, ctx),
       now,
     }),
-    routes: [
-      ...deviceRoutes({
-        devices,
-        shadows,
-        presence,
-        telemetry,
-        deviceAuth: createDeviceAuthenticator(mongo, options.verifySecret ?? verifySecret, { ttlMs: config.CREDENTIAL_CACHE_TTL_MS, now }),
-        ingest,
-        now,
-      }),
-      ...alertRoutes({ alertRules, alerts, now }),
-    ],
+    routes: [...operations, openApiRoute(openApiDocument(API_INFO, operations))],
     authorize: authorizeApp,
     health: {
       mongodb: async () => (await mongo.db()).command({ ping: 1 }),

@@ -1,16 +1,18 @@
+import { z } from 'zod';
 import { randomUUID } from 'node:crypto';
 import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
 import { deviceIdSchema, type DeviceDirectory } from '../../shared/devices.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
-import type { HandlerContext, HttpRequest, Route } from '../../shared/function-app.js';
+import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
+import { operation, type ApiOperation } from '../../shared/openapi.js';
 import type { ShadowStore } from '../../shared/shadow.js';
 import type { DeviceAuthenticator } from './device-auth.js';
 import type { IngestOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { PresenceRepository } from './presence-repository.js';
 import { getDeviceState, queryTelemetry } from './queries.js';
 import { RateLimitRefusal } from './refusals.js';
-import { queryObject, telemetryQuerySchema } from './schema.js';
+import { deviceStateSchema, ingestResultSchema, problem, problems, queryObject, telemetryPageSchema, telemetryQuerySchema } from './schema.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
 export interface DeviceRouteDeps {
@@ -33,18 +35,19 @@ function deviceIdOf(request: HttpRequest): string {
 
 const toDate = (value: string | number) => new Date(typeof value === 'number' ? value : Date.parse(value));
 
-export function deviceRoutes(deps: DeviceRouteDeps): Route[] {
+export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
   return [
-    {
-      method: 'GET',
-      path: '/devices/:id/state',
-      scope: 'telemetry:read',
+    operation({
+      method: 'GET', path: '/devices/:id/state', scope: 'telemetry:read',
+      summary: 'The device shadow (reported, desired, delta, version) and presence',
+      responses: { 200: { description: 'shadow and presence', schema: deviceStateSchema }, ...problems, 404: problem('unknown device') },
       handle: async (request) => ({ status: 200, body: await getDeviceState(deviceIdOf(request), deps) }),
-    },
-    {
-      method: 'GET',
-      path: '/devices/:id/telemetry',
-      scope: 'telemetry:read',
+    }),
+    operation({
+      method: 'GET', path: '/devices/:id/telemetry', scope: 'telemetry:read',
+      summary: 'Raw samples by time range (default: the last day) and metric; cursor pagination',
+      query: telemetryQuerySchema,
+      responses: { 200: { description: 'a page of samples in time order', schema: telemetryPageSchema }, ...problems, 404: problem('unknown device') },
       async handle(request) {
         const deviceId = deviceIdOf(request);
         const query = telemetryQuerySchema.safeParse(queryObject(request.query, ['metric']));
@@ -57,12 +60,26 @@ export function deviceRoutes(deps: DeviceRouteDeps): Route[] {
         );
         return { status: 200, body: page };
       },
-    },
-    {
+    }),
+    operation({
       // Devices authenticate themselves (HTTP Basic), not with an app API key.
-      method: 'POST',
-      path: '/devices/:id/telemetry',
-      scope: PUBLIC_SCOPE,
+      method: 'POST', path: '/devices/:id/telemetry', scope: PUBLIC_SCOPE,
+      summary: 'HTTP ingest for devices without MQTT: HTTP Basic with the device id and its own secret',
+      body: z.unknown(),
+      headers: {
+        authorization: { description: 'Basic base64(deviceId:secret)', required: true },
+        'idempotency-key': { description: "a retried POST with the same key is one event; 1-255 visible ASCII" },
+      },
+      responses: {
+        200: { description: 'stored (or a duplicate of a stored event)', schema: ingestResultSchema },
+        400: problem('invalid payload or key'),
+        401: problem('no valid device credential'),
+        404: problem('unknown device'),
+        413: problem('the payload is too large'),
+        422: problem('the payload breaks the telemetry rules or the device type schema; the device is disabled'),
+        429: problem('the device is over its rate limit'),
+        503: problem('a store is unavailable'),
+      },
       async handle(request, ctx) {
         const deviceId = request.params.id ?? '';
         await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
@@ -79,6 +96,6 @@ export function deviceRoutes(deps: DeviceRouteDeps): Route[] {
           throw error instanceof RateLimitRefusal ? error.toHttp() : error;
         }
       },
-    },
+    }),
   ];
 }

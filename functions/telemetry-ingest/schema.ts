@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { problemSchema } from '../../shared/errors.js';
 import { deviceIdSchema, metricNameSchema } from '../../shared/devices.js';
 
 /** The event types this capability consumes (ARCHITECTURE.md, CloudEvents table). */
@@ -83,7 +84,7 @@ export type Comparison = z.infer<typeof comparisonSchema>;
  * breaching samples spanning at least `forSeconds`, and clears after as many samples on the far side
  * of `clearThreshold` (hysteresis; defaults to `threshold`).
  */
-export const alertRuleInputSchema = z
+const alertRuleFields = z
   .object({
     name: z.string().min(1).max(200).optional(),
     deviceId: deviceIdSchema.optional(),
@@ -97,7 +98,9 @@ export const alertRuleInputSchema = z
     severity: z.enum(['info', 'warning', 'critical']).default('warning'),
     enabled: z.boolean().default(true),
   })
-  .strict()
+  .strict();
+
+export const alertRuleInputSchema = alertRuleFields
   .refine((rule) => (rule.deviceId === undefined) !== (rule.deviceType === undefined), {
     message: 'give exactly one of deviceId or deviceType',
     path: ['deviceId'],
@@ -111,12 +114,57 @@ export const alertRuleInputSchema = z
 
 export type AlertRuleInput = z.infer<typeof alertRuleInputSchema>;
 
-export interface AlertRule extends AlertRuleInput {
-  id: string;
-  version: number;
-  createdAt: string;
-  updatedAt: string;
-}
+/** An alert rule as the API answers it (ETag: its version). */
+export const alertRuleSchema = alertRuleFields.extend({ id: z.string(), version: z.number().int(), createdAt: z.iso.datetime(), updatedAt: z.iso.datetime() });
+export type AlertRule = z.infer<typeof alertRuleSchema>;
+export const alertRuleListSchema = z.object({ items: z.array(alertRuleSchema) });
+
+const isoOrNull = z.iso.datetime().nullable();
+
+/** One raised (and maybe cleared) alert, as `GET /alerts` lists it. */
+export const alertViewSchema = z.object({
+  id: z.string(),
+  ruleId: z.string(),
+  deviceId: deviceIdSchema,
+  metric: metricNameSchema,
+  comparison: comparisonSchema,
+  threshold: z.number(),
+  clearThreshold: z.number(),
+  severity: z.string(),
+  status: z.enum(['active', 'cleared']),
+  raisedAt: z.iso.datetime(),
+  raisedValue: z.number().nullable(),
+  clearedAt: isoOrNull,
+  clearedValue: z.number().nullable().optional(),
+});
+export const alertPageSchema = z.object({ items: z.array(alertViewSchema), nextCursor: z.string().nullable() });
+
+/** `GET /devices/{id}/telemetry`: raw samples in time order. */
+export const telemetryPageSchema = z.object({
+  deviceId: deviceIdSchema,
+  items: z.array(z.object({ ts: z.iso.datetime(), metrics: z.record(z.string(), z.number()), msgId: z.string().optional() })),
+  nextCursor: z.string().nullable(),
+});
+
+/** `GET /devices/{id}/state`: the shadow (shared/shadow.ts) and presence. */
+export const deviceStateSchema = z.object({
+  deviceId: deviceIdSchema,
+  shadow: z.object({
+    reported: z.record(z.string(), z.unknown()),
+    desired: z.record(z.string(), z.unknown()),
+    delta: z.record(z.string(), z.unknown()),
+    version: z.number().int(),
+    timestamps: z.unknown(),
+  }),
+  presence: z.object({ status: z.enum(['online', 'offline', 'unknown']), since: isoOrNull, lastSeen: isoOrNull, connectedAt: isoOrNull, disconnectedAt: isoOrNull }),
+});
+
+/** An API document's error answers: every 4xx/5xx carries the problem body (shared/errors.ts). */
+export const problem = (description: string) => ({ description, schema: problemSchema });
+export const problems = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
+
+/** `POST /devices/{id}/telemetry`: what became of the posted message. */
+export const ingestResultSchema = z.object({ eventId: z.string(), outcome: z.enum(['stored', 'duplicate']), samples: z.number().int().optional() });
 
 const limitParam = z.coerce.number().int().min(1).max(1_000).default(100);
 const timeParam = z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]);

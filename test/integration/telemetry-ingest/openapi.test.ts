@@ -1,0 +1,30 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './harness.js';
+
+// The API document is generated from the same zod schemas that validate the requests.
+describe('telemetry-ingest OpenAPI document', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(() => h.close());
+
+  it('is served without a key, and describes every route from its schemas', async () => {
+    const response = await fetch(`${h.base}/openapi.json`);
+    expect(response.status).toBe(200);
+    const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, any>> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths).sort()).toEqual(['/alert-rules', '/alert-rules/{ruleId}', '/alerts', '/devices/{id}/state', '/devices/{id}/telemetry']);
+    expect(Object.keys(doc.paths['/alert-rules/{ruleId}']!).sort()).toEqual(['delete', 'get', 'put']);
+    // Devices post with their own credential: no API key.
+    const ingest = doc.paths['/devices/{id}/telemetry']!.post;
+    expect(ingest.security).toEqual([]);
+    expect(ingest.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'authorization', in: 'header', required: true })]));
+    const rule = doc.paths['/alert-rules']!.post.requestBody.content['application/json'].schema;
+    expect(rule.additionalProperties).toBe(false);
+    expect(rule.properties.comparison.enum).toEqual(['>', '>=', '<', '<=']);
+    const state = doc.paths['/devices/{id}/state']!.get.responses['200'].content['application/json'].schema;
+    expect(state.properties.presence.properties.status.enum).toEqual(['online', 'offline', 'unknown']);
+    expect(doc.paths['/devices/{id}/telemetry']!.get['x-required-scope']).toBe('telemetry:read');
+  });
+});
