@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../../shared/errors.js';
 import { createFunctionApp, eventRoute, type FunctionAppOptions, type FunctionHandler } from '../../shared/function-app.js';
+import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import type { AppDeps } from './deps.js';
 import { reportRoutes } from './routes.js';
 import { runRollups } from './run-rollups.js';
@@ -11,10 +12,12 @@ import { EVENT_TYPES, SERVICE, TASKS, pingDataSchema, type Task } from './schema
  * the `kiottask` extension (the one the Trigger filters on); the data wins when both are present.
  */
 export function createReportApp(deps: AppDeps, options: Pick<FunctionAppOptions, 'logger' | 'authorize' | 'health' | 'registry'>): FunctionHandler {
+  const operations = reportRoutes(deps);
+  const document = openApiDocument({ title: 'kiot report-generation', version: '1.0.0', description: 'Rollups, reports (JSON, CSV, HTML), device series and report schedules.' }, operations);
   return createFunctionApp({
     service: SERVICE,
     ...options,
-    routes: reportRoutes(deps),
+    routes: [...operations, openApiRoute(document)],
     events: [
       eventRoute({
         type: EVENT_TYPES.ping,

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
-import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
-import type { HttpRequest, HttpResult, Route } from '../../shared/function-app.js';
+import { InvalidInputError, NotFoundError, problemSchema } from '../../shared/errors.js';
+import type { HttpRequest, HttpResult } from '../../shared/function-app.js';
+import { operation, type ApiOperation } from '../../shared/openapi.js';
 import { CSV_MEDIA_TYPE, csvRows } from './csv.js';
 import type { AppDeps } from './deps.js';
 import { deviceSeries } from './device-series.js';
@@ -30,33 +31,38 @@ export function negotiateFormat(request: HttpRequest): Format {
   return 'json';
 }
 
-/** The HTTP API of report-generation; scopes are enforced by the API-key authorizer. */
-export function reportRoutes(deps: AppDeps): Route[] {
+const problem = (description: string) => ({ description, schema: problemSchema });
+const common = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
+
+/** The HTTP API of report-generation, with the contract its OpenAPI document is generated from. */
+export function reportRoutes(deps: AppDeps): ApiOperation[] {
   return [
-    {
-      method: 'POST',
-      path: '/rollups/run',
-      scope: 'reports:write',
+    operation({
+      method: 'POST', path: '/rollups/run', scope: 'reports:write',
+      summary: 'Bring the minute/hour/day rollups up to date now (the PingSource does it on a schedule)',
+      responses: { 200: { description: 'what each rollup level did' }, ...common, 503: problem('a store is unavailable') },
       handle: async (request, ctx) => {
         parse(rollupRunSchema, request.body ?? undefined, 'body');
         return { status: 200, body: await runRollups(undefined, deps, ctx) };
       },
-    },
-    {
-      method: 'POST',
-      path: '/reports',
-      scope: 'reports:write',
+    }),
+    operation({
+      method: 'POST', path: '/reports', scope: 'reports:write',
+      summary: 'Generate a report over devices or the fleet, from rollups (or raw samples for short ranges)',
+      body: reportRequestSchema,
+      responses: { 201: { description: 'generated; links to its JSON, CSV and HTML', headers: { location: 'the report' } }, ...common, 503: problem('a store is unavailable') },
       handle: async (request, ctx) => {
         const input = parse(reportRequestSchema, request.body, 'report request');
         const report = await generateReport(input, deps, ctx);
         const view = headerView(report, deps.baseUrl);
         return { status: 201, body: view, headers: { location: view.links.self } };
       },
-    },
-    {
-      method: 'GET',
-      path: '/reports/:id',
-      scope: 'reports:read',
+    }),
+    operation({
+      method: 'GET', path: '/reports/:id', scope: 'reports:read',
+      summary: 'A report as JSON, CSV (streamed) or a self-contained HTML page: ?format= or the Accept header',
+      query: reportQuerySchema,
+      responses: { 200: { description: 'the report in the negotiated format' }, ...common, 404: problem('unknown report') },
       handle: async (request): Promise<HttpResult> => {
         const format = negotiateFormat(request);
         const report = await deps.reports.find(request.params.id!);
@@ -69,45 +75,47 @@ export function reportRoutes(deps: AppDeps): Route[] {
         if (format === 'html') return { status: 200, body: await renderReportHtml(report, chunks), headers: { 'content-type': 'text/html; charset=utf-8' } };
         return { status: 200, body: await jsonView(report, chunks, deps.baseUrl) };
       },
-    },
-    {
-      method: 'GET',
-      path: '/devices/:id/series',
-      scope: 'reports:read',
+    }),
+    operation({
+      method: 'GET', path: '/devices/:id/series', scope: 'reports:read',
+      summary: "A device's metric series at an interval chosen from the range (or given), from the rollups",
+      query: seriesQuerySchema,
+      responses: { 200: { description: 'the series' }, ...common },
       handle: async (request) => {
         const deviceId = parse(deviceIdSchema, request.params.id, 'device id');
         const input = parse(seriesQuerySchema, query(request), 'query');
         return { status: 200, body: await deviceSeries({ deviceId, ...input }, deps) };
       },
-    },
-    {
-      method: 'POST',
-      path: '/report-schedules',
-      scope: 'reports:write',
+    }),
+    operation({
+      method: 'POST', path: '/report-schedules', scope: 'reports:write',
+      summary: 'Schedule a report to be generated every period (a PingSource tick runs what is due)',
+      body: scheduleRequestSchema,
+      responses: { 201: { description: 'scheduled', headers: { location: 'the schedule' } }, ...common },
       handle: async (request) => {
         const schedule = await createSchedule(parse(scheduleRequestSchema, request.body, 'schedule'), deps);
         return { status: 201, body: scheduleView(schedule, deps.baseUrl), headers: { location: `/report-schedules/${schedule._id}` } };
       },
-    },
-    {
-      method: 'GET',
-      path: '/report-schedules/:id',
-      scope: 'reports:read',
+    }),
+    operation({
+      method: 'GET', path: '/report-schedules/:id', scope: 'reports:read',
+      summary: 'A report schedule, with a link to the last report it made',
+      responses: { 200: { description: 'the schedule' }, ...common, 404: problem('unknown schedule') },
       handle: async (request) => {
         const schedule = await deps.schedules.find(request.params.id!);
         if (!schedule) throw new NotFoundError(`no schedule ${request.params.id}`, 'unknown_schedule');
         return { status: 200, body: scheduleView(schedule, deps.baseUrl) };
       },
-    },
-    {
-      method: 'DELETE',
-      path: '/report-schedules/:id',
-      scope: 'reports:write',
+    }),
+    operation({
+      method: 'DELETE', path: '/report-schedules/:id', scope: 'reports:write',
+      summary: 'Delete a report schedule',
+      responses: { 204: { description: 'deleted' }, ...common, 404: problem('unknown schedule') },
       handle: async (request) => {
         if (!(await deps.schedules.remove(request.params.id!))) throw new NotFoundError(`no schedule ${request.params.id}`, 'unknown_schedule');
         return { status: 204 };
       },
-    },
+    }),
   ];
 }
 

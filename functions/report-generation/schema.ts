@@ -46,7 +46,8 @@ export const scopeSchema = z.union([
 ]);
 export type Scope = z.infer<typeof scopeSchema>;
 
-const rangeRefine = <T extends { from: Date; to: Date }>(schema: z.ZodType<T>) =>
+// zod 4 keeps refinements inside the schema, so the object stays an object (its shape documents the query).
+const rangeRefine = <S extends z.ZodType<{ from: Date; to: Date }>>(schema: S): S =>
   schema.refine((value) => value.from.getTime() < value.to.getTime(), { message: '`from` must be before `to`', path: ['to'] });
 
 /** `POST /reports` */
