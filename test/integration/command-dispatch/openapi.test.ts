@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { harnessFixture } from './harness.js';
+import { fetchOpenApiDocument } from '../../support/openapi.js';
 
 // The API document is generated from the same zod schemas that validate the requests.
 describe('command-dispatch OpenAPI document', () => {
   const f = harnessFixture();
 
   it('is served without a key, and describes every route from its schemas', async () => {
-    const response = await fetch(`${f.h.instances[0]!.base}/openapi.json`);
-    expect(response.status).toBe(200);
-    const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, any>> };
-    expect(doc.openapi).toBe('3.1.0');
+    const doc = await fetchOpenApiDocument(f.h.instances[0]!.base);
     expect(Object.keys(doc.paths).sort()).toEqual(['/commands/{commandId}', '/devices/{id}/commands', '/devices/{id}/state/desired']);
     const create = doc.paths['/devices/{id}/commands']!.post;
     expect(create['x-required-scope']).toBe('commands:write');

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './harness.js';
+import { fetchOpenApiDocument } from '../../support/openapi.js';
 
 // The API document is generated from the same zod schemas that validate the requests.
 describe('report-generation OpenAPI document', () => {
@@ -10,10 +11,7 @@ describe('report-generation OpenAPI document', () => {
   afterAll(() => h.close());
 
   it('is served without a key, and describes every route from its schemas', async () => {
-    const response = await fetch(`${h.base}/openapi.json`);
-    expect(response.status).toBe(200);
-    const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, any>> };
-    expect(doc.openapi).toBe('3.1.0');
+    const doc = await fetchOpenApiDocument(h.base);
     expect(Object.keys(doc.paths).sort()).toEqual(['/devices/{id}/series', '/report-schedules', '/report-schedules/{id}', '/reports', '/reports/{id}', '/rollups/run']);
     const request = doc.paths['/reports']!.post.requestBody.content['application/json'].schema;
     expect(request.additionalProperties).toBe(false);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './harness.js';
+import { fetchOpenApiDocument } from '../../support/openapi.js';
 
 // The API document is generated from the same zod schemas that validate the requests.
 describe('telemetry-ingest OpenAPI document', () => {
@@ -10,10 +11,7 @@ describe('telemetry-ingest OpenAPI document', () => {
   afterAll(() => h.close());
 
   it('is served without a key, and describes every route from its schemas', async () => {
-    const response = await fetch(`${h.base}/openapi.json`);
-    expect(response.status).toBe(200);
-    const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, any>> };
-    expect(doc.openapi).toBe('3.1.0');
+    const doc = await fetchOpenApiDocument(h.base);
     expect(Object.keys(doc.paths).sort()).toEqual(['/alert-rules', '/alert-rules/{ruleId}', '/alerts', '/devices/{id}/state', '/devices/{id}/telemetry']);
     expect(Object.keys(doc.paths['/alert-rules/{ruleId}']!).sort()).toEqual(['delete', 'get', 'put']);
     // Devices post with their own credential: no API key.
