@@ -40,6 +40,16 @@ export class InvalidInputError extends AppError {
   }
 }
 
+/**
+ * Expected failures are values (zod `safeParse`); at the edge of an app route they become one 400 problem
+ * with the issues: "the <what> is invalid".
+ */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, `the ${what} is invalid`);
+  return parsed.data;
+}
+
 export class PayloadTooLargeError extends AppError {
   constructor(limitBytes: number, actualBytes: number) {
     super(413, 'payload_too_large', `the payload is ${actualBytes} bytes, the limit is ${limitBytes}`, {

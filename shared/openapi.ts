@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { HttpRequest, HttpResult, Route } from './function-app.js';
 import type { HandlerContext } from './function-app.js';
 import { PUBLIC_SCOPE } from './api-keys.js';
+import { problemSchema } from './errors.js';
 
 /**
  * An app route together with its contract: the zod schemas that validate it are the ones the OpenAPI 3.1
@@ -18,6 +19,12 @@ export interface ApiOperation extends Route {
   headers?: Record<string, { description: string; required?: boolean }>;
   responses: Record<number, { description: string; schema?: z.ZodType; headers?: Record<string, string> }>;
 }
+
+/** An error answer of an operation: every 4xx/5xx carries the problem body (shared/errors.ts). */
+export const problem = (description: string) => ({ description, schema: problemSchema });
+
+/** The answers every app route may give before its handler runs. */
+export const appProblems = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
 
 /** Declares an operation (its handler types stay those of `Route`). */
 export function operation(op: ApiOperation): ApiOperation {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
-import { DomainRefusalError, InvalidInputError, problemSchema } from '../../shared/errors.js';
+import { DomainRefusalError, parseInput as parse } from '../../shared/errors.js';
 import { createFunctionApp, eventRoute, type FunctionAppOptions, type FunctionHandler, type HttpResult, type Route } from '../../shared/function-app.js';
-import { openApiDocument, openApiRoute, operation, type ApiOperation } from '../../shared/openapi.js';
+import { appProblems, openApiDocument, openApiRoute, operation, problem, type ApiOperation } from '../../shared/openapi.js';
 import { acknowledgeCommand } from './acknowledge-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { createCommand } from './create-command.js';
@@ -30,15 +30,8 @@ export const SERVICE = 'command-dispatch';
 /** The PingSource's `data.task` and `kiottask` extension (knative/command-dispatch/ping-source.yaml). */
 export const SWEEP_TASK = 'command-sweep';
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, `${what} is invalid`);
-  return parsed.data;
-}
-
 const location = (id: string) => ({ location: `/commands/${encodeURIComponent(id)}` });
-const problem = (description: string) => ({ description, schema: problemSchema });
-const common = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
+const common = appProblems;
 const commandAnswer = (description: string) => ({ description, schema: commandViewSchema, headers: { location: 'the command, `/commands/{id}`' } });
 
 /** Every app route of command-dispatch, with the contract its OpenAPI document is generated from. */
@@ -60,10 +53,10 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
         504: { description: 'with `wait`: no answer in time; the command is still tracked', schema: deviceTimeoutSchema },
       },
       async handle(req, ctx): Promise<HttpResult> {
-        const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
-        const body = parse(createCommandBodySchema, req.body, 'the command');
+        const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
+        const body = parse(createCommandBodySchema, req.body, 'command');
         const key = req.headers['idempotency-key'];
-        const idempotencyKey = key === undefined ? undefined : parse(idempotencyKeySchema, key, 'the Idempotency-Key header');
+        const idempotencyKey = key === undefined ? undefined : parse(idempotencyKeySchema, key, 'Idempotency-Key header');
         const outcome = await createCommand({ deviceId, body, idempotencyKey }, deps, ctx);
         const headers: Record<string, string> = { ...location(outcome.command.id), ...('replayed' in outcome ? { 'idempotent-replayed': 'true' } : {}) };
         if (outcome.kind === 'accepted') return { status: 202, body: outcome.command, headers };
@@ -85,8 +78,8 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       query: listQuerySchema,
       responses: { 200: { description: 'a page', schema: commandPageSchema }, ...common },
       async handle(req) {
-        const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
-        const query = parse(listQuerySchema, Object.fromEntries(req.query), 'the query');
+        const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
+        const query = parse(listQuerySchema, Object.fromEntries(req.query), 'query');
         return { status: 200, body: await listCommands(deviceId, query, deps) };
       },
     }),
@@ -95,7 +88,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       summary: 'A command with its status history',
       responses: { 200: { description: 'the command', schema: commandViewSchema }, ...common, 404: problem('unknown command') },
       async handle(req) {
-        return { status: 200, body: await getCommand(parse(commandIdSchema, req.params.commandId, 'the command id'), deps) };
+        return { status: 200, body: await getCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps) };
       },
     }),
     operation({
@@ -113,8 +106,8 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
         503: problem('a store or the event sink is unavailable'),
       },
       async handle(req) {
-        const deviceId = parse(deviceIdSchema, req.params.id, 'the device id');
-        const shadow = await patchDesiredState({ deviceId, patch: parse(statePatchSchema, req.body, 'the merge patch'), ifMatch: req.headers['if-match'] }, deps);
+        const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
+        const shadow = await patchDesiredState({ deviceId, patch: parse(statePatchSchema, req.body, 'merge patch'), ifMatch: req.headers['if-match'] }, deps);
         return { status: 200, body: desiredView(shadow), headers: { etag: `"${shadow.version}"` } };
       },
     }),
@@ -128,7 +121,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
         422: problem('the device is disabled'),
       },
       async handle(req) {
-        const shadow = await getDesiredState(parse(deviceIdSchema, req.params.id, 'the device id'), deps);
+        const shadow = await getDesiredState(parse(deviceIdSchema, req.params.id, 'device id'), deps);
         return { status: 200, body: desiredView(shadow), headers: { etag: `"${shadow.version}"` } };
       },
     }),
@@ -137,7 +130,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       summary: 'Cancel a command that is still queued',
       responses: { 200: { description: 'cancelled', schema: commandViewSchema }, ...common, 404: problem('unknown command'), 409: problem('no longer queued') },
       async handle(req, ctx) {
-        return { status: 200, body: await cancelCommand(parse(commandIdSchema, req.params.commandId, 'the command id'), deps, ctx) };
+        return { status: 200, body: await cancelCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps, ctx) };
       },
     }),
   ];

@@ -1,7 +1,6 @@
-import { z } from 'zod';
-import { InvalidInputError } from '../../shared/errors.js';
+import { parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
-import { operation, type ApiOperation } from '../../shared/openapi.js';
+import { appProblems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
 import { deviceIdSchema } from '../../shared/devices.js';
 import type { RegistryDeps } from './deps.js';
 import * as s from './schema.js';
@@ -16,16 +15,9 @@ import { rotateCredentials } from './use-cases/rotate-credentials.js';
 import { updateDevice } from './use-cases/update-device.js';
 import { etagOf, requiredVersion, toView } from './view.js';
 
-/** Expected failures are values (zod `safeParse`); here they become 400 problems with the issues. */
-function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, `the ${what} is invalid`);
-  return parsed.data;
-}
 const idParam = (request: HttpRequest) => parse(deviceIdSchema, request.params.id, 'device id');
 const body = (request: HttpRequest) => request.body ?? {};
-const problem = (description: string) => ({ description, schema: s.problemSchema });
-const common = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
+const common = appProblems;
 
 /** Every app route of the registry, with the contract the OpenAPI document is generated from. */
 export function registryOperations(deps: RegistryDeps): ApiOperation[] {

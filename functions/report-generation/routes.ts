@@ -1,7 +1,6 @@
-import type { z } from 'zod';
-import { InvalidInputError, NotFoundError, problemSchema } from '../../shared/errors.js';
+import { NotFoundError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest, HttpResult } from '../../shared/function-app.js';
-import { operation, type ApiOperation } from '../../shared/openapi.js';
+import { appProblems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
 import { CSV_MEDIA_TYPE, csvRows } from './csv.js';
 import type { AppDeps } from './deps.js';
 import { deviceSeries } from './device-series.js';
@@ -13,11 +12,6 @@ import { createSchedule } from './run-schedules.js';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { reportQuerySchema, reportRequestSchema, rollupRunSchema, scheduleRequestSchema, seriesQuerySchema, type Format } from './schema.js';
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, `the ${what} is invalid`);
-  return parsed.data;
-}
 
 const query = (request: HttpRequest) => Object.fromEntries(request.query.entries());
 
@@ -31,8 +25,7 @@ export function negotiateFormat(request: HttpRequest): Format {
   return 'json';
 }
 
-const problem = (description: string) => ({ description, schema: problemSchema });
-const common = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
+const common = appProblems;
 
 /** The HTTP API of report-generation, with the contract its OpenAPI document is generated from. */
 export function reportRoutes(deps: AppDeps): ApiOperation[] {

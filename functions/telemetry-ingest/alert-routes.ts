@@ -1,6 +1,6 @@
-import { InvalidInputError, NotFoundError, PreconditionFailedError } from '../../shared/errors.js';
+import { InvalidInputError, NotFoundError, PreconditionFailedError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
-import { operation, type ApiOperation } from '../../shared/openapi.js';
+import { appProblems as problems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
 import type { AlertRulesRepository } from './alert-rules-repository.js';
 import type { AlertsRepository } from './alerts-repository.js';
 import { listAlerts } from './queries.js';
@@ -11,8 +11,6 @@ import {
   alertRuleListSchema,
   alertRuleQuerySchema,
   alertRuleSchema,
-  problem,
-  problems,
   queryObject,
   type AlertRule,
 } from './schema.js';
@@ -23,11 +21,6 @@ export interface AlertRouteDeps {
   now(): number;
 }
 
-function parse<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, `the ${what} is invalid`);
-  return parsed.data;
-}
 
 /** `If-Match: "3"` (RFC 9110 §13.1.1) names the version a client edits; absent = unconditional. */
 function expectedVersion(request: HttpRequest): number | undefined {

@@ -5,14 +5,14 @@ import { deviceIdSchema, type DeviceDirectory } from '../../shared/devices.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
-import { operation, type ApiOperation } from '../../shared/openapi.js';
+import { appProblems as problems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
 import type { ShadowStore } from '../../shared/shadow.js';
 import type { DeviceAuthenticator } from './device-auth.js';
 import type { IngestOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { PresenceRepository } from './presence-repository.js';
 import { getDeviceState, queryTelemetry } from './queries.js';
 import { RateLimitRefusal } from './refusals.js';
-import { deviceStateSchema, ingestResultSchema, problem, problems, queryObject, telemetryPageSchema, telemetryQuerySchema } from './schema.js';
+import { deviceStateSchema, ingestResultSchema, queryObject, telemetryPageSchema, telemetryQuerySchema } from './schema.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
 export interface DeviceRouteDeps {

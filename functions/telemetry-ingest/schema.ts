@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { problemSchema } from '../../shared/errors.js';
 import { deviceIdSchema, metricNameSchema } from '../../shared/devices.js';
 
 /** The event types this capability consumes (ARCHITECTURE.md, CloudEvents table). */
@@ -158,10 +157,6 @@ export const deviceStateSchema = z.object({
   }),
   presence: z.object({ status: z.enum(['online', 'offline', 'unknown']), since: isoOrNull, lastSeen: isoOrNull, connectedAt: isoOrNull, disconnectedAt: isoOrNull }),
 });
-
-/** An API document's error answers: every 4xx/5xx carries the problem body (shared/errors.ts). */
-export const problem = (description: string) => ({ description, schema: problemSchema });
-export const problems = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
 
 /** `POST /devices/{id}/telemetry`: what became of the posted message. */
 export const ingestResultSchema = z.object({ eventId: z.string(), outcome: z.enum(['stored', 'duplicate']), samples: z.number().int().optional() });

@@ -45,6 +45,8 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 
 const children: ChildProcess[] = [];
+/** Each child's pid by its name, for the CPU meter. */
+const childPids: Record<string, number | undefined> = {};
 function spawnService(name: string, vars: Record<string, string>): void {
   // BENCH_LOG_DIR keeps each child's info log (one line per event, with its duration) to trace a round trip.
   const logFile = env.BENCH_LOG_DIR ? openSync(join(env.BENCH_LOG_DIR, `${name}.log`), 'w') : 'ignore';
@@ -55,6 +57,7 @@ function spawnService(name: string, vars: Record<string, string>): void {
     if (code !== null && code !== 0) log(`${name} exited with ${code}`);
   });
   children.push(child);
+  childPids[name] = child.pid;
 }
 
 async function waitHealthy(url: string, what: string): Promise<void> {
@@ -192,7 +195,6 @@ async function main(): Promise<void> {
     const raw = summary(await rawRoundTrips(SAMPLES));
     log(`sequential commands: ${SAMPLES}`);
     // The processes of the stack, measured per phase (this process is the app and the devices).
-    const childPids = Object.fromEntries(children.map((child, i) => [['router', 'bridge', 'command-dispatch'][i]!, child.pid]));
     const stackPids = { bench: process.pid, ...childPids, ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }) };
     const latencies: number[] = [];
     for (let i = 0; i < WARMUP; i += 1) await call(devices[0]!, i);

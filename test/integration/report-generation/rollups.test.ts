@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Stats } from '../../../functions/report-generation/stats.js';
 import { startHarness, type Harness } from './harness.js';
 import { quarter, random, storeDevices, storeSamples, type SampleDoc } from './telemetry-fixtures.js';
 
@@ -6,16 +7,8 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 2, 1); // three days of data from here
 
-interface Expected {
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  first: number;
-  firstTs: number;
-  last: number;
-  lastTs: number;
-}
+/** What a rollup must hold, computed here from the raw documents. */
+type Expected = Stats;
 
 /**
  * The brute force: from every stored document, independently of the code under test. A sample is one
