@@ -5,11 +5,11 @@ import { DependencyUnavailableError } from '../shared/errors.js';
 import { createEventDispatcher, type EventDispatcher } from '../shared/event-transport.js';
 import { createFunctionApp } from '../shared/function-app.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { publisherClientId, type BridgeConfig } from './config.js';
+import { type BridgeConfig, publisherClientId } from './config.js';
 import { createDelivery } from './delivery.js';
 import { createBridgeServer } from './http-server.js';
 import { createMessageHandler } from './message-handler.js';
-import { createBridgeMetrics, type BridgeMetrics } from './metrics.js';
+import { type BridgeMetrics, createBridgeMetrics } from './metrics.js';
 import { mqttPublishRoute } from './publish-route.js';
 import { createPublisher, type MqttConnect, type Publisher } from './publisher.js';
 import { createSessionPool, type SessionPool } from './sessions.js';
@@ -58,7 +58,12 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   const dispatcher = deps.dispatcher ?? createEventDispatcher(config.SINK_CONNECTIONS);
   const connect: MqttConnect = deps.connect ?? connectWithoutNagle;
   const stop = new AbortController();
-  const backoff = { policy: 'exponential' as const, baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS, jitter: true };
+  const backoff = {
+    policy: 'exponential' as const,
+    baseMs: config.RETRY_BASE_MS,
+    maxMs: config.RETRY_MAX_MS,
+    jitter: true,
+  };
   const credentials = {
     ...(config.MQTT_USERNAME ? { username: config.MQTT_USERNAME } : {}),
     ...(config.MQTT_PASSWORD ? { password: config.MQTT_PASSWORD } : {}),
@@ -140,7 +145,10 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
   const server: Server = createBridgeServer(app, maxBodyBytes);
   await new Promise<void>((resolve) => server.listen(config.PORT, resolve));
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port, clientId: config.BRIDGE_CLIENT_ID, sessions: config.BRIDGE_SESSIONS, group: config.BRIDGE_SHARE_GROUP }, 'bridge listening');
+  logger.info(
+    { port, clientId: config.BRIDGE_CLIENT_ID, sessions: config.BRIDGE_SESSIONS, group: config.BRIDGE_SHARE_GROUP },
+    'bridge listening',
+  );
 
   let closed = false;
   const closeAll = async () => {

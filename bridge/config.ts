@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { baseConfigSchema, httpUrl, loadConfig, mqttFields, sinkFields, type Env } from '../shared/config.js';
+import { baseConfigSchema, type Env, httpUrl, loadConfig, mqttFields, sinkFields } from '../shared/config.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -17,18 +17,27 @@ export const bridgeConfigSchema = baseConfigSchema.extend({
    * The stable base of every MQTT client id of this replica (ARCHITECTURE "Bridge sessions": never random,
    * a StatefulSet pod name is stable). Default `kiot-bridge-${HOSTNAME}`.
    */
-  BRIDGE_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._-]{1,60}$/).optional(),
+  BRIDGE_CLIENT_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,60}$/)
+    .optional(),
   /**
    * MQTT sessions per replica in the shared group. mqtt.js handles one PUBLISH of a connection at a time
    * and we hold its PUBACK until the sink answers, so this is the replica's delivery concurrency. 8 is what
    * `npm run bench:bridge` measured as enough to reach the broker's rate on loopback (see README of the bench).
    */
   BRIDGE_SESSIONS: int(1, 64).default(8),
-  BRIDGE_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default('kiot'),
+  BRIDGE_SHARE_GROUP: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/)
+    .default('kiot'),
   /** The CloudEvents `source` of device events: the broker. Default: MQTT_URL without credentials. */
   BRIDGE_SOURCE: z.string().min(1).optional(),
   /** MQTT 5 by default; 3.1.1 devices still work because the broker translates between versions. */
-  MQTT_PROTOCOL_VERSION: z.enum(['4', '5']).default('5').transform((v) => (v === '4' ? 4 : 5) as 4 | 5),
+  MQTT_PROTOCOL_VERSION: z
+    .enum(['4', '5'])
+    .default('5')
+    .transform((v) => (v === '4' ? 4 : 5) as 4 | 5),
   /** MQTT5 Session Expiry Interval (§3.1.2.11.2) of the subscriber sessions: a long outage keeps its queue. */
   BRIDGE_SESSION_EXPIRY_S: int(60, 4_294_967_295).default(7 * 24 * 3600),
   MAX_PAYLOAD_BYTES: int(1, 256 * 1024 * 1024).default(256 * 1024),

@@ -1,6 +1,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { toBinaryMessage, type CloudEventV1 } from '../shared/cloudevents.js';
-import { backoffDelayMs, deliveryVerdict, postMessage, type BackoffPolicy, type EventDispatcher, type PostResult } from '../shared/event-transport.js';
+import { type CloudEventV1, toBinaryMessage } from '../shared/cloudevents.js';
+import {
+  type BackoffPolicy,
+  backoffDelayMs,
+  deliveryVerdict,
+  type EventDispatcher,
+  type PostResult,
+  postMessage,
+} from '../shared/event-transport.js';
 import type { Logger } from '../shared/logger.js';
 import type { BridgeMetrics } from './metrics.js';
 
@@ -84,7 +91,10 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         if (!(result instanceof Error) && deliveryVerdict(result.status) === 'delivered') return 'delivered';
         metrics.retried.inc({ target: 'dead_letter' });
         if (n === 1 || n % 10 === 0) {
-          logger.error({ ce: { id: record.id, type: record.type }, attempt: n, ...describe(result) }, 'dead-letter sink unavailable, retrying');
+          logger.error(
+            { ce: { id: record.id, type: record.type }, attempt: n, ...describe(result) },
+            'dead-letter sink unavailable, retrying',
+          );
         }
         if (!(await backoff(n, stillWanted))) return 'abandoned';
       }

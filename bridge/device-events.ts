@@ -1,7 +1,7 @@
-import { CloudEvent, MQTT, type Headers } from 'cloudevents';
+import { CloudEvent, type Headers, MQTT } from 'cloudevents';
 import { eventIdFor } from './event-id.js';
-import { findForbiddenKey, msgIdOf, parseJsonPayload, parseStatus, type PayloadCheck } from './payload.js';
-import { parseInboundTopic, replyTopicFor, type InboundKind, type InboundTopic } from './topics.js';
+import { findForbiddenKey, msgIdOf, type PayloadCheck, parseJsonPayload, parseStatus } from './payload.js';
+import { type InboundKind, type InboundTopic, parseInboundTopic, replyTopicFor } from './topics.js';
 
 /** One PUBLISH as the bridge received it. */
 export interface InboundMessage {
@@ -63,7 +63,13 @@ function asBindingMessage(message: InboundMessage) {
     headers[name] = Array.isArray(value) ? value[value.length - 1] : value;
   }
   const contentType = message.properties?.contentType;
-  return { PUBLISH: { 'Content Type': contentType }, headers, body: message.payload, payload: message.payload, 'User Properties': headers };
+  return {
+    PUBLISH: { 'Content Type': contentType },
+    headers,
+    body: message.payload,
+    payload: message.payload,
+    'User Properties': headers,
+  };
 }
 
 /** Checks what a device sends as data: JSON, the shape its topic expects, no `$` keys. */
@@ -84,7 +90,8 @@ function topicContext(topic: InboundTopic, data: unknown): { data: unknown; exte
     // In both places: an extension for Trigger filters, the data for consumers that only read data.
     return { data: { ...(data as object), commandId: topic.commandId }, extensions: { commandid: topic.commandId! } };
   }
-  if (topic.kind === 'provisioning') return { data: { ...(data as object), requestId: topic.requestId }, extensions: {} };
+  if (topic.kind === 'provisioning')
+    return { data: { ...(data as object), requestId: topic.requestId }, extensions: {} };
   return { data, extensions: {} };
 }
 
@@ -97,7 +104,10 @@ function topicContext(topic: InboundTopic, data: unknown): { data: unknown; exte
 function fromDeviceEvent(message: InboundMessage, topic: InboundTopic, options: MappingOptions): Mapped | undefined {
   const binding = asBindingMessage(message);
   if (!MQTT.isEvent(binding)) return undefined;
-  const reject = (code: string, text: string): Mapped => ({ ok: false, rejection: { code, message: text, topic: message.topic } });
+  const reject = (code: string, text: string): Mapped => ({
+    ok: false,
+    rejection: { code, message: text, topic: message.topic },
+  });
   let device: Record<string, unknown>;
   let data: unknown;
   // The SDK fills in a missing `time` with its own clock; only a time the device sent is kept.
@@ -117,7 +127,10 @@ function fromDeviceEvent(message: InboundMessage, topic: InboundTopic, options: 
     try {
       device = { ...(MQTT.toEvent(binding) as unknown as Record<string, unknown>) };
     } catch (error) {
-      return reject('invalid_cloudevent', `the CloudEvent is invalid: ${error instanceof Error ? error.message : String(error)}`);
+      return reject(
+        'invalid_cloudevent',
+        `the CloudEvent is invalid: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     if (!isJsonMediaType(message.properties?.contentType)) {
       return reject('unsupported_content_type', `the event data must be JSON, not ${message.properties?.contentType}`);
@@ -151,7 +164,10 @@ function fromDeviceEvent(message: InboundMessage, topic: InboundTopic, options: 
     });
     return { ok: true, event };
   } catch (error) {
-    return reject('invalid_cloudevent', `the CloudEvent is invalid: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    return reject(
+      'invalid_cloudevent',
+      `the CloudEvent is invalid: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+    );
   }
 }
 
@@ -206,7 +222,11 @@ export function mapInboundMessage(message: InboundMessage, options: MappingOptio
   const rejection = { ...mapped.rejection };
   rejection.replyTopic ??= replyTopicFor(message.topic);
   rejection.subject ??= message.topic.split('/')[1];
-  rejection.eventId ??= eventIdFor({ ...message, subject: rejection.subject ?? '', ...(rejection.msgId ? { msgId: rejection.msgId } : {}) });
+  rejection.eventId ??= eventIdFor({
+    ...message,
+    subject: rejection.subject ?? '',
+    ...(rejection.msgId ? { msgId: rejection.msgId } : {}),
+  });
   return { ok: false, rejection };
 }
 

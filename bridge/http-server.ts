@@ -18,7 +18,10 @@ export function createBridgeServer(app: FunctionHandler, maxBodyBytes: number): 
       if (size <= maxBodyBytes + 1) chunks.push(chunk);
     });
     req.on('end', () => {
-      const request = Object.assign(req, { rawBody: Buffer.concat(chunks).subarray(0, maxBodyBytes + 1), originalUrl: req.url });
+      const request = Object.assign(req, {
+        rawBody: Buffer.concat(chunks).subarray(0, maxBodyBytes + 1),
+        originalUrl: req.url,
+      });
       const response = Object.assign(res, {
         status(code: number) {
           res.statusCode = code;

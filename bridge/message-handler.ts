@@ -1,8 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { backoffDelayMs, type BackoffPolicy } from '../shared/event-transport.js';
+import { type BackoffPolicy, backoffDelayMs } from '../shared/event-transport.js';
 import type { Logger } from '../shared/logger.js';
-import { mapInboundMessage, type InboundMessage, type Rejection } from './device-events.js';
 import type { Delivery, StillWanted } from './delivery.js';
+import { type InboundMessage, mapInboundMessage, type Rejection } from './device-events.js';
 import type { BridgeMetrics } from './metrics.js';
 import type { Publisher } from './publisher.js';
 import { deadLetterEventOf, replyPayloadOf } from './rejections.js';
@@ -32,9 +32,16 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
   // Labelled children looked up once per label value, not hashed from a label object on every message.
   const receivedBy = new Map<string, { inc(): void }>();
   const forwardedBy = new Map<string, { inc(): void }>();
-  const child = (cache: Map<string, { inc(): void }>, counter: { labels(value: string): { inc(): void } }, value: string) => {
+  const child = (
+    cache: Map<string, { inc(): void }>,
+    counter: { labels(value: string): { inc(): void } },
+    value: string,
+  ) => {
     let found = cache.get(value);
-    if (!found) cache.set(value, (found = counter.labels(value)));
+    if (!found) {
+      found = counter.labels(value);
+      cache.set(value, found);
+    }
     return found;
   };
 
@@ -55,7 +62,9 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
         }
       }
       if (!stillWanted() || options.signal.aborted) return false;
-      await delay(backoffDelayMs(options.backoff, Math.min(n, 30)), undefined, { signal: options.signal }).catch(() => undefined);
+      await delay(backoffDelayMs(options.backoff, Math.min(n, 30)), undefined, { signal: options.signal }).catch(
+        () => undefined,
+      );
     }
   }
 
@@ -88,13 +97,24 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
       logger.error({ err: error, topic: message.topic }, 'mapping failed');
       return {
         ok: false,
-        rejection: { code: 'bridge_error', message: 'the bridge could not read this message', topic: message.topic, replyTopic: replyTopicFor(message.topic) },
+        rejection: {
+          code: 'bridge_error',
+          message: 'the bridge could not read this message',
+          topic: message.topic,
+          replyTopic: replyTopicFor(message.topic),
+        },
       };
     }
   }
 
   return async (message, stillWanted) => {
-    child(receivedBy, metrics.received, message.topic === 'provisioning' || message.topic.startsWith('provisioning/') ? 'provisioning' : kindLabel(message.topic)).inc();
+    child(
+      receivedBy,
+      metrics.received,
+      message.topic === 'provisioning' || message.topic.startsWith('provisioning/')
+        ? 'provisioning'
+        : kindLabel(message.topic),
+    ).inc();
     metrics.inFlight.inc();
     try {
       const mapped = mapSafely(message);
@@ -119,7 +139,10 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
       child(forwardedBy, metrics.forwarded, mapped.event.type).inc();
       metrics.forwardLatency.observe((Date.now() - message.receivedAt.getTime()) / 1000);
       if (logger.isLevelEnabled('debug')) {
-        logger.debug({ ce: { id: mapped.event.id, type: mapped.event.type, subject: mapped.event.subject } }, 'forwarded');
+        logger.debug(
+          { ce: { id: mapped.event.id, type: mapped.event.type, subject: mapped.event.subject } },
+          'forwarded',
+        );
       }
       return true;
     } finally {

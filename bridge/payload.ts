@@ -39,7 +39,8 @@ export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): Pay
   const pathOf = (item: Item | undefined, last?: string): string => {
     const parts: string[] = [];
     if (last !== undefined) parts.push(`.${last}`);
-    for (let at = item; at?.parent !== undefined; at = at.parent) parts.push(typeof at.key === 'number' ? `[${at.key}]` : `.${at.key}`);
+    for (let at = item; at?.parent !== undefined; at = at.parent)
+      parts.push(typeof at.key === 'number' ? `[${at.key}]` : `.${at.key}`);
     const path = parts.reverse().join('');
     return path.startsWith('.') ? path.slice(1) : path;
   };
@@ -54,17 +55,23 @@ export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): Pay
     if (Array.isArray(current)) {
       for (let index = 0; index < current.length; index += 1) {
         const child = current[index];
-        if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: item.depth + 1, parent: item, key: index });
+        if (typeof child === 'object' && child !== null)
+          stack.push({ value: child, depth: item.depth + 1, parent: item, key: index });
       }
       continue;
     }
     for (const key in current) {
       if (!Object.hasOwn(current, key)) continue;
       if (key.charCodeAt(0) === 36 /* $ */) {
-        return { ok: false, code: 'forbidden_key', message: `the key "${pathOf(item, key)}" starts with "$", which is reserved` };
+        return {
+          ok: false,
+          code: 'forbidden_key',
+          message: `the key "${pathOf(item, key)}" starts with "$", which is reserved`,
+        };
       }
       const child = (current as Record<string, unknown>)[key];
-      if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: item.depth + 1, parent: item, key });
+      if (typeof child === 'object' && child !== null)
+        stack.push({ value: child, depth: item.depth + 1, parent: item, key });
     }
   }
   return { ok: true, value: undefined };

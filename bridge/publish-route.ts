@@ -1,7 +1,7 @@
 import type { IClientPublishOptions } from 'mqtt';
 import { z } from 'zod';
 import { PayloadTooLargeError } from '../shared/errors.js';
-import { eventRoute, type EventRoute } from '../shared/function-app.js';
+import { type EventRoute, eventRoute } from '../shared/function-app.js';
 import type { BridgeMetrics } from './metrics.js';
 import type { Publisher } from './publisher.js';
 import { isValidPublishTopic } from './topics.js';
@@ -26,7 +26,9 @@ const propertiesSchema = z
 /** The `data` of an `io.kiot.mqtt.publish` event (ARCHITECTURE "CloudEvents"). */
 export const mqttPublishDataSchema = z
   .object({
-    topic: z.string().refine(isValidPublishTopic, 'must be a valid publish topic: no wildcards, no $ prefix, not empty'),
+    topic: z
+      .string()
+      .refine(isValidPublishTopic, 'must be a valid publish topic: no wildcards, no $ prefix, not empty'),
     /** A string, or any JSON value (published as JSON). */
     payload: z.json(),
     /** How `payload` becomes bytes. Default: utf8 for a string, json for anything else. */
@@ -54,7 +56,10 @@ export function payloadBytesOf(data: MqttPublishData): Buffer {
 
 export function publishOptionsOf(data: MqttPublishData): IClientPublishOptions {
   const { correlationData, ...properties } = data.properties ?? {};
-  const mqttProperties = { ...properties, ...(correlationData ? { correlationData: Buffer.from(correlationData, 'base64') } : {}) };
+  const mqttProperties = {
+    ...properties,
+    ...(correlationData ? { correlationData: Buffer.from(correlationData, 'base64') } : {}),
+  };
   return {
     qos: data.qos,
     retain: data.retain,
@@ -66,13 +71,18 @@ export function publishOptionsOf(data: MqttPublishData): IClientPublishOptions {
  * CloudEvent → MQTT: publishes and answers only once the broker acknowledged (the Trigger retries a
  * 503 while the broker is away; a 400 or 413 goes to its dead-letter sink).
  */
-export function mqttPublishRoute(options: { publisher: Publisher; maxPayloadBytes: number; metrics: BridgeMetrics }): EventRoute {
+export function mqttPublishRoute(options: {
+  publisher: Publisher;
+  maxPayloadBytes: number;
+  metrics: BridgeMetrics;
+}): EventRoute {
   return eventRoute({
     type: MQTT_PUBLISH_TYPE,
     data: mqttPublishDataSchema,
     async handle(_event, data) {
       const payload = payloadBytesOf(data);
-      if (payload.length > options.maxPayloadBytes) throw new PayloadTooLargeError(options.maxPayloadBytes, payload.length);
+      if (payload.length > options.maxPayloadBytes)
+        throw new PayloadTooLargeError(options.maxPayloadBytes, payload.length);
       try {
         await options.publisher.publish(data.topic, payload, publishOptionsOf(data));
         options.metrics.published.inc({ qos: String(data.qos), outcome: 'ok' });

@@ -1,5 +1,5 @@
 import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
-import { AppError, DependencyUnavailableError, DomainRefusalError, RateLimitedError } from '../shared/errors.js';
+import { type AppError, DependencyUnavailableError, DomainRefusalError, RateLimitedError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 
 export type MqttConnect = (url: string, options: IClientOptions) => MqttClient;
@@ -35,7 +35,9 @@ function mapPublishError(error: Error & { code?: number }): AppError {
   if (error.code === QUOTA_EXCEEDED) return new RateLimitedError('the broker refused the publish: quota exceeded', 1);
   if (error.code === SERVER_BUSY) return new DependencyUnavailableError('mqtt broker', error);
   if (typeof error.code === 'number' && error.code >= 0x80) {
-    return new DomainRefusalError('broker_refused', `the broker refused the publish: ${error.message}`, { reasonCode: error.code });
+    return new DomainRefusalError('broker_refused', `the broker refused the publish: ${error.message}`, {
+      reasonCode: error.code,
+    });
   }
   return new DependencyUnavailableError('mqtt broker', error);
 }
@@ -57,7 +59,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
     ...(options.username ? { username: options.username } : {}),
     ...(options.password ? { password: options.password } : {}),
   });
-  client.on('error', (error) => options.logger.warn({ err: error, clientId: options.clientId }, 'mqtt publisher error'));
+  client.on('error', (error) =>
+    options.logger.warn({ err: error, clientId: options.clientId }, 'mqtt publisher error'),
+  );
   client.on('connect', () => options.logger.info({ clientId: options.clientId }, 'mqtt publisher connected'));
 
   return {

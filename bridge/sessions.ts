@@ -86,7 +86,7 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
   const updateGauge = () => metrics.sessionsConnected.set(sessions.filter((s) => s.client.connected).length);
   const allSubscribed = () => sessions.every((s) => s.subscribed);
   const checkReady = () => {
-    if (allSubscribed()) readyWaiters.splice(0).forEach((resolve) => resolve());
+    if (allSubscribed()) for (const resolve of readyWaiters.splice(0)) resolve();
   };
 
   function subscribe(session: Session) {
@@ -96,7 +96,10 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       const refused = (granted ?? []).filter((grant) => grant.qos >= 0x80);
       if (error || refused.length > 0) {
         // MQTT5 §3.9.3: 0x9E shared subscriptions not supported, 0x87 not authorized. Health stays red.
-        logger.error({ err: error, clientId: session.id, refused: refused.map((g) => g.topic) }, 'subscription refused');
+        logger.error(
+          { err: error, clientId: session.id, refused: refused.map((g) => g.topic) },
+          'subscription refused',
+        );
         return;
       }
       session.subscribed = true;
@@ -136,7 +139,9 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       clean: false,
       protocolVersion: options.protocolVersion,
       ...(options.protocolVersion === 5
-        ? { properties: { sessionExpiryInterval: options.sessionExpirySeconds, receiveMaximum: options.receiveMaximum } }
+        ? {
+            properties: { sessionExpiryInterval: options.sessionExpirySeconds, receiveMaximum: options.receiveMaximum },
+          }
         : {}),
       reconnectPeriod: options.reconnectPeriod,
       connectTimeout: 10_000,
@@ -179,7 +184,10 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
           if (!session.client.connected) return;
           // A message stuck in retries holds the UNSUBACK behind it (mqtt.js reads one packet at a time).
           const wait = Math.min(5_000, Math.max(deadline - Date.now(), 0));
-          await Promise.race([session.client.unsubscribeAsync(filters).catch(() => undefined), delay(wait, undefined, { ref: false })]);
+          await Promise.race([
+            session.client.unsubscribeAsync(filters).catch(() => undefined),
+            delay(wait, undefined, { ref: false }),
+          ]);
           session.subscribed = false;
         }),
       );
@@ -187,7 +195,8 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       //    been idle for a moment.
       const idle = () => sessions.every((s) => !s.busy && Date.now() - s.lastActivity >= DRAIN_QUIET_MS);
       while (!idle() && Date.now() < deadline) await delay(50);
-      if (!idle()) logger.warn({ timeoutMs }, 'drain timed out; unacknowledged messages stay queued for these session ids');
+      if (!idle())
+        logger.warn({ timeoutMs }, 'drain timed out; unacknowledged messages stay queued for these session ids');
       // 3. End the sessions with a normal DISCONNECT; their (empty) state expires on its own.
       stopped = true;
       // A message still being retried (its sink is down) holds a graceful end forever: past the deadline the

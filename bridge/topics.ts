@@ -47,10 +47,15 @@ function kindOf(levels: string[]): InboundKind | undefined {
 }
 
 /** Reads a received topic; anything else than the scheme (odd levels, empty or invalid ids) is refused. */
-export function parseInboundTopic(topic: string): { ok: true; value: InboundTopic } | { ok: false; refusal: TopicRefusal } {
+export function parseInboundTopic(
+  topic: string,
+): { ok: true; value: InboundTopic } | { ok: false; refusal: TopicRefusal } {
   const levels = topic.split('/');
   const kind = kindOf(levels);
-  const refuse = (message: string) => ({ ok: false as const, refusal: { code: 'topic_outside_scheme' as const, message } });
+  const refuse = (message: string) => ({
+    ok: false as const,
+    refusal: { code: 'topic_outside_scheme' as const, message },
+  });
   if (!kind) return refuse(`the topic ${topic} is not one the bridge consumes`);
   const id = levels[1]!;
   if (!isValidId(id)) return refuse(`the id "${id}" in ${topic} is not 1-128 characters of A-Z a-z 0-9 _ . : -`);
@@ -82,10 +87,6 @@ export function replyTopicFor(topic: string): string | undefined {
  * MQTT5 §4.7.3), no U+0000 (§1.5.3), and not a `$` topic, which belongs to the broker (§4.7.2).
  */
 export function isValidPublishTopic(topic: string): boolean {
-  return (
-    topic.length > 0 &&
-    Buffer.byteLength(topic) <= 65_535 &&
-    !/[+#\u0000]/.test(topic) &&
-    !topic.startsWith('$')
-  );
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is forbidden in topic names [MQTT-4.7.3-2]
+  return topic.length > 0 && Buffer.byteLength(topic) <= 65_535 && !/[+#\u0000]/.test(topic) && !topic.startsWith('$');
 }

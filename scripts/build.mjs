@@ -1,16 +1,18 @@
 // Bundles every deployable (and the local tools) with esbuild into dist/<name>.js, started by
 // `node dist/<name>.js`. The functions framework stays external so that a function registers in the
 // same registry the framework serves from.
-import { build } from 'esbuild';
+
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 
 const entries = {};
 const add = (name, file) => {
   if (existsSync(file)) entries[name] = file;
 };
 add('bridge', 'bridge/index.ts');
-for (const name of existsSync('functions') ? readdirSync('functions') : []) add(name, join('functions', name, 'index.ts'));
+for (const name of existsSync('functions') ? readdirSync('functions') : [])
+  add(name, join('functions', name, 'index.ts'));
 add('router', 'scripts/router/index.ts');
 add('simulator', 'scripts/simulator/index.ts');
 for (const file of existsSync('scripts/bench') ? readdirSync('scripts/bench') : []) {
@@ -33,7 +35,9 @@ const result = await build({
   // (5 MB → 10 MB resident per process). Identifiers and syntax stay as written, for readable stack traces.
   minifyWhitespace: true,
   // CommonJS dependencies call require() for Node built-ins; give the ESM bundle one.
-  banner: { js: "import { createRequire as __kiotCreateRequire } from 'node:module'; const require = __kiotCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __kiotCreateRequire } from 'node:module'; const require = __kiotCreateRequire(import.meta.url);",
+  },
   external: [
     '@google-cloud/functions-framework',
     '@google-cloud/functions-framework/*',

@@ -44,7 +44,9 @@ export const apiKeysSchema = z
     }
   })
   .pipe(
-    z.array(apiKeyEntrySchema).refine((keys) => new Set(keys.map((k) => k.id)).size === keys.length, 'API key ids must be unique'),
+    z
+      .array(apiKeyEntrySchema)
+      .refine((keys) => new Set(keys.map((k) => k.id)).size === keys.length, 'API key ids must be unique'),
   );
 
 /** Field group for config schemas (`baseConfigSchema.extend({ ...apiKeyFields })`). */
@@ -105,7 +107,9 @@ export function createKeyVerifier(keys: readonly ApiKeyEntry[], options: Authori
     if (hit && now() - hit.at < ttl) {
       principal = hit.principal;
     } else {
-      principal = (await verifySecret(parsed.secret, entry.hash)) ? { keyId: entry.id, scopes: entry.scopes } : undefined;
+      principal = (await verifySecret(parsed.secret, entry.hash))
+        ? { keyId: entry.id, scopes: entry.scopes }
+        : undefined;
       if (cache.size >= 10_000) cache.clear();
       cache.set(digest, { at: now(), principal });
     }

@@ -1,8 +1,8 @@
-import { CloudEvent, HTTP, type CloudEventV1, type Headers } from 'cloudevents';
+import { CloudEvent, type CloudEventV1, type Headers, HTTP } from 'cloudevents';
 import { InvalidInputError } from './errors.js';
 
-export { CloudEvent };
 export type { CloudEventV1 };
+export { CloudEvent };
 
 const REQUIRED_ATTRIBUTES = ['id', 'source', 'type', 'specversion'] as const;
 const STRUCTURED = 'application/cloudevents+json';
@@ -37,7 +37,8 @@ export function parseCloudEvent(headers: Headers, body: Buffer | string | undefi
   const lower = lowerCaseHeaders(headers);
   const type = mediaType(lower);
   const text = body === undefined ? '' : typeof body === 'string' ? body : body.toString('utf8');
-  if (type === BATCH) throw new InvalidInputError('batched CloudEvents are not accepted', undefined, 'invalid_cloudevent');
+  if (type === BATCH)
+    throw new InvalidInputError('batched CloudEvents are not accepted', undefined, 'invalid_cloudevent');
 
   let missing: string[];
   if (type === STRUCTURED) {
@@ -63,7 +64,13 @@ export function parseCloudEvent(headers: Headers, body: Buffer | string | undefi
     );
   }
   // Binary-mode data that is not text stays bytes (HTTP binding §3.1.1); everything else is read as UTF-8.
-  const textual = type === STRUCTURED || type === '' || type.startsWith('text/') || type.endsWith('json') || type.endsWith('+json') || type.endsWith('xml');
+  const textual =
+    type === STRUCTURED ||
+    type === '' ||
+    type.startsWith('text/') ||
+    type.endsWith('json') ||
+    type.endsWith('+json') ||
+    type.endsWith('xml');
   const payload = !textual && Buffer.isBuffer(body) ? body : text;
   try {
     const event = HTTP.toEvent({ headers: lower, body: payload });
@@ -79,7 +86,10 @@ export function parseCloudEvent(headers: Headers, body: Buffer | string | undefi
 }
 
 /** The event as an HTTP message in binary mode (HTTP binding §3.1): attributes as `ce-` headers. */
-export function toBinaryMessage(event: CloudEventV1<unknown>): { headers: Record<string, string>; body: string | Buffer } {
+export function toBinaryMessage(event: CloudEventV1<unknown>): {
+  headers: Record<string, string>;
+  body: string | Buffer;
+} {
   const message = HTTP.binary(event);
   // Binary data (HTTP binding §3.1.1) travels as the raw bytes, never re-encoded as text.
   const body = message.body instanceof Uint8Array ? Buffer.from(message.body) : serializeBody(message.body);

@@ -13,18 +13,24 @@ export const baseConfigSchema = z.object({
 });
 
 const url = (protocols: readonly string[]) =>
-  z.string().refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL with protocol ${protocols.join(' or ')}`);
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL with protocol ${protocols.join(' or ')}`,
+  );
 
 /** Field groups that deployables pick from, so every one spells a connection string the same way. */
 export const mongoFields = {
   MONGODB_URL: url(['mongodb:', 'mongodb+srv:']),
-  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('kiot'),
+  MONGODB_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .default('kiot'),
 };
 export const redisFields = { REDIS_URL: url(['redis:', 'rediss:']) };
 export const mqttFields = {

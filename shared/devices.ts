@@ -13,14 +13,18 @@ export const DEVICE_TYPES_COLLECTION = 'device_types';
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ -');
 export const deviceStatusSchema = z.enum(['active', 'disabled']);
 /** Metric and state key names: no `$` or `.` (they become Mongo field paths). */
-export const metricNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'use a letter or _ then up to 63 of A-Z a-z 0-9 _ -');
+export const metricNameSchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'use a letter or _ then up to 63 of A-Z a-z 0-9 _ -');
 
 /** What a device type may declare about its telemetry: known metrics with units and ranges. */
 export const telemetrySchemaSchema = z
   .object({
     metrics: z.record(
       metricNameSchema,
-      z.object({ unit: z.string().max(32).optional(), min: z.number().optional(), max: z.number().optional() }).strict(),
+      z
+        .object({ unit: z.string().max(32).optional(), min: z.number().optional(), max: z.number().optional() })
+        .strict(),
     ),
     /** When false (the default), a metric not listed is rejected. */
     allowUnknownMetrics: z.boolean().default(false),
@@ -68,13 +72,20 @@ export interface DeviceDirectory {
  * Read access to the registry for other capabilities, with a short in-process cache: a hot path
  * (telemetry) then reads MongoDB once per device every `ttlMs`, and a disable reaches it within `ttlMs`.
  */
-export function createDeviceDirectory(mongo: MongoHandle, options: { ttlMs?: number; now?: () => number } = {}): DeviceDirectory {
+export function createDeviceDirectory(
+  mongo: MongoHandle,
+  options: { ttlMs?: number; now?: () => number } = {},
+): DeviceDirectory {
   const ttlMs = options.ttlMs ?? 2_000;
   const now = options.now ?? Date.now;
   const devices = new Map<string, { at: number; value: DeviceView | undefined }>();
   const types = new Map<string, { at: number; value: TelemetrySchema | undefined }>();
 
-  async function cached<T>(cache: Map<string, { at: number; value: T }>, key: string, load: () => Promise<T>): Promise<T> {
+  async function cached<T>(
+    cache: Map<string, { at: number; value: T }>,
+    key: string,
+    load: () => Promise<T>,
+  ): Promise<T> {
     const hit = cache.get(key);
     if (hit && now() - hit.at < ttlMs) return hit.value;
     const value = await withMongo(load);

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { CloudEvent } from './cloudevents.js';
 import { AppError, DependencyUnavailableError } from './errors.js';
-import { backoffDelayMs, deliveryVerdict, postCloudEvent, sleep, type BackoffPolicy, type EventDispatcher } from './event-transport.js';
+import {
+  type BackoffPolicy,
+  backoffDelayMs,
+  deliveryVerdict,
+  type EventDispatcher,
+  postCloudEvent,
+  sleep,
+} from './event-transport.js';
 
 export interface EmitInput {
   type: string;
@@ -58,7 +65,11 @@ export function createEmitter(options: EmitterOptions): Emitter {
           if (verdict === 'delivered') return event;
           if (verdict === 'permanent') {
             // The sink refused the event itself: a bug on our side, not a fault to wait out.
-            throw new AppError(500, 'event_rejected_by_sink', `the event sink refused ${input.type} with ${result.status}`);
+            throw new AppError(
+              500,
+              'event_rejected_by_sink',
+              `the event sink refused ${input.type} with ${result.status}`,
+            );
           }
           lastError = new Error(`sink answered ${result.status}`);
         } catch (error) {

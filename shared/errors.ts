@@ -142,7 +142,9 @@ export interface Problem {
 
 /** The one mapping from any thrown value to an HTTP answer: small, never a stack trace. */
 /** The JSON body of every 4xx/5xx answer (what `toProblem` writes), for API documents. */
-export const problemSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });
+export const problemSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
 
 export function toProblem(error: unknown): Problem {
   if (error instanceof AppError) {

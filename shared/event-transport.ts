@@ -1,6 +1,12 @@
 import type { Dispatcher } from 'undici';
+import {
+  type CloudEvent,
+  type CloudEventV1,
+  isCloudEventRequest,
+  parseCloudEvent,
+  toBinaryMessage,
+} from './cloudevents.js';
 import { isRetryableStatus } from './errors.js';
-import { parseCloudEvent, isCloudEventRequest, toBinaryMessage, type CloudEvent, type CloudEventV1 } from './cloudevents.js';
 
 /**
  * undici, loaded on the first POST: a function that scales from zero answers its first request (often
@@ -19,7 +25,10 @@ export interface EventDispatcher {
 export function createEventDispatcher(connections = 64): EventDispatcher {
   let agent: Dispatcher | undefined;
   let creating: Promise<Dispatcher> | undefined;
-  const create = () => (creating ??= loadUndici().then(({ Agent }) => (agent = new Agent({ connections, keepAliveTimeout: 30_000, pipelining: 1 }))));
+  const create = () =>
+    (creating ??= loadUndici().then(
+      ({ Agent }) => (agent = new Agent({ connections, keepAliveTimeout: 30_000, pipelining: 1 })),
+    ));
   return {
     request: (options) => (agent ? agent.request(options) : create().then((ready) => ready.request(options))),
     close: async () => {
@@ -75,7 +84,9 @@ export async function postMessage(
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   }
   // Most answers (a 202/204 from a sink) have no body: skip the collecting machinery for them.
-  const body = headers['content-length'] === '0' ? (await response.body.dump(), EMPTY) : Buffer.from(await response.body.arrayBuffer());
+  let body = EMPTY;
+  if (headers['content-length'] === '0') await response.body.dump();
+  else body = Buffer.from(await response.body.arrayBuffer());
   return { status: response.statusCode, headers, body };
 }
 

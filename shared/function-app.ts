@@ -3,8 +3,8 @@ import type { Readable } from 'node:stream';
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { Registry } from 'prom-client';
 import type { z } from 'zod';
-import { isCloudEventRequest, parseCloudEvent, toBinaryMessage, type CloudEvent } from './cloudevents.js';
-import { InvalidInputError, NotFoundError, PayloadTooLargeError, AppError, toProblem } from './errors.js';
+import { type CloudEvent, isCloudEventRequest, parseCloudEvent, toBinaryMessage } from './cloudevents.js';
+import { AppError, InvalidInputError, NotFoundError, PayloadTooLargeError, toProblem } from './errors.js';
 import { createFunctionMetrics } from './function-metrics.js';
 import { compile, headerRecord, parseJsonBody, rawBodyOf, send, sendStream } from './http-io.js';
 import type { Logger } from './logger.js';
@@ -38,7 +38,12 @@ export interface HttpResult {
 
 /** Whether a route's body is to be streamed (a Node `Readable` or any async iterable of chunks). */
 export function isStreamBody(body: unknown): body is Readable | AsyncIterable<string | Buffer> {
-  return typeof body === 'object' && body !== null && !Buffer.isBuffer(body) && typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    !Buffer.isBuffer(body) &&
+    typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  );
 }
 
 export interface Route {
@@ -55,6 +60,7 @@ export interface EventRoute<S extends z.ZodType = z.ZodType> {
   type: string;
   data: S;
   /** Resolves when the effect is durable. May return a reply event for the Broker. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: most use cases resolve with nothing; void lets them return their own Promise<void>
   handle(event: CloudEvent<unknown>, data: z.infer<S>, ctx: HandlerContext): Promise<CloudEvent<unknown> | void>;
 }
 
@@ -198,7 +204,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
           invocationId: headers['x-request-id'] ?? randomUUID(),
         });
         status = result.status;
-        if (isStreamBody(result.body)) await sendStream(res, result.status, result.body, result.headers ?? {}, routeLabel, logger);
+        if (isStreamBody(result.body))
+          await sendStream(res, result.status, result.body, result.headers ?? {}, routeLabel, logger);
         else send(res, result.status, result.body, result.headers);
         return;
       }
@@ -213,7 +220,10 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       httpCounter.inc({ route: routeLabel, status });
       if (routeLabel !== '/healthz' && routeLabel !== '/metrics') {
         logger.info(
-          { http: { method: req.method, route: routeLabel, status }, durationMs: Math.round(performance.now() - started) },
+          {
+            http: { method: req.method, route: routeLabel, status },
+            durationMs: Math.round(performance.now() - started),
+          },
           'request',
         );
       }

@@ -103,4 +103,3 @@ export async function sendStream(
     res.destroy(error instanceof Error ? error : undefined);
   }
 }
-

@@ -7,5 +7,7 @@ import { z } from 'zod';
  */
 export const idempotencyKeySchema = z
   .string()
-  .transform((value) => (value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value))
+  .transform((value) =>
+    value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value,
+  )
   .pipe(z.string().regex(/^[\x21-\x7e]{1,255}$/, 'use 1-255 visible ASCII characters'));

@@ -1,4 +1,14 @@
-import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Collection, type Db, type Document, type MongoClientOptions, type OptionalUnlessRequiredId } from 'mongodb';
+import {
+  type Collection,
+  type Db,
+  type Document,
+  MongoClient,
+  type MongoClientOptions,
+  MongoNetworkError,
+  MongoServerError,
+  MongoServerSelectionError,
+  type OptionalUnlessRequiredId,
+} from 'mongodb';
 import { DependencyUnavailableError } from './errors.js';
 
 export interface MongoHandle {
@@ -59,7 +69,10 @@ export function isDuplicateKey(error: unknown): boolean {
 }
 
 /** Inserts a document under its `_id`; false (and nothing written) when one with that id exists already. */
-export async function insertIfAbsent<T extends Document>(collection: Collection<T>, doc: OptionalUnlessRequiredId<T>): Promise<boolean> {
+export async function insertIfAbsent<T extends Document>(
+  collection: Collection<T>,
+  doc: OptionalUnlessRequiredId<T>,
+): Promise<boolean> {
   try {
     await collection.insertOne(doc);
     return true;

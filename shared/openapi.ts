@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import type { HttpRequest, HttpResult, Route } from './function-app.js';
-import type { HandlerContext } from './function-app.js';
 import { PUBLIC_SCOPE } from './api-keys.js';
 import { problemSchema } from './errors.js';
+import type { HandlerContext, HttpRequest, HttpResult, Route } from './function-app.js';
 
 /**
  * An app route together with its contract: the zod schemas that validate it are the ones the OpenAPI 3.1
@@ -24,7 +23,11 @@ export interface ApiOperation extends Route {
 export const problem = (description: string) => ({ description, schema: problemSchema });
 
 /** The answers every app route may give before its handler runs. */
-export const appProblems = { 400: problem('invalid input'), 401: problem('no valid API key'), 403: problem('the key lacks the scope') };
+export const appProblems = {
+  400: problem('invalid input'),
+  401: problem('no valid API key'),
+  403: problem('the key lacks the scope'),
+};
 
 /** Declares an operation (its handler types stay those of `Route`). */
 export function operation(op: ApiOperation): ApiOperation {
@@ -42,7 +45,10 @@ function withoutDialect(schema: Record<string, unknown>): Record<string, unknown
 }
 
 /** The OpenAPI 3.1.0 document of a function's operations. */
-export function openApiDocument(info: { title: string; version: string; description?: string }, operations: readonly ApiOperation[]) {
+export function openApiDocument(
+  info: { title: string; version: string; description?: string },
+  operations: readonly ApiOperation[],
+) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of operations) {
     const path = op.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
@@ -52,27 +58,53 @@ export function openApiDocument(info: { title: string; version: string; descript
     }
     for (const [name, schema] of Object.entries(op.query?.shape ?? {})) {
       const field = schema as z.ZodType;
-      parameters.push({ name, in: 'query', required: !field.safeParse(undefined).success, schema: withoutDialect(jsonSchema(field, 'input')) });
+      parameters.push({
+        name,
+        in: 'query',
+        required: !field.safeParse(undefined).success,
+        schema: withoutDialect(jsonSchema(field, 'input')),
+      });
     }
     for (const [name, header] of Object.entries(op.headers ?? {})) {
-      parameters.push({ name, in: 'header', required: header.required ?? false, description: header.description, schema: { type: 'string' } });
+      parameters.push({
+        name,
+        in: 'header',
+        required: header.required ?? false,
+        description: header.description,
+        schema: { type: 'string' },
+      });
     }
     const responses: Record<string, unknown> = {};
     for (const [status, response] of Object.entries(op.responses)) {
       responses[status] = {
         description: response.description,
-        ...(response.schema ? { content: { 'application/json': { schema: withoutDialect(jsonSchema(response.schema, 'output')) } } } : {}),
+        ...(response.schema
+          ? { content: { 'application/json': { schema: withoutDialect(jsonSchema(response.schema, 'output')) } } }
+          : {}),
         ...(response.headers
-          ? { headers: Object.fromEntries(Object.entries(response.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }])) }
+          ? {
+              headers: Object.fromEntries(
+                Object.entries(response.headers).map(([name, description]) => [
+                  name,
+                  { description, schema: { type: 'string' } },
+                ]),
+              ),
+            }
           : {}),
       };
     }
-    (paths[path] ??= {})[op.method.toLowerCase()] = {
+    paths[path] ??= {};
+    paths[path][op.method.toLowerCase()] = {
       summary: op.summary,
       ...(op.scope === PUBLIC_SCOPE ? { security: [] } : { 'x-required-scope': op.scope ?? '(any valid key)' }),
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(op.body
-        ? { requestBody: { required: true, content: { 'application/json': { schema: withoutDialect(jsonSchema(op.body, 'input')) } } } }
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: withoutDialect(jsonSchema(op.body, 'input')) } },
+            },
+          }
         : {}),
       responses,
     };
@@ -81,7 +113,9 @@ export function openApiDocument(info: { title: string; version: string; descript
     openapi: '3.1.0',
     info,
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-    components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'kiot_<keyId>_<secret>' } } },
+    components: {
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'kiot_<keyId>_<secret>' } },
+    },
     security: [{ apiKey: [] }],
     paths,
   };
@@ -93,6 +127,9 @@ export function openApiRoute(document: unknown): Route {
     method: 'GET',
     path: '/openapi.json',
     scope: PUBLIC_SCOPE,
-    handle: async (_request: HttpRequest, _ctx: HandlerContext): Promise<HttpResult> => ({ status: 200, body: document }),
+    handle: async (_request: HttpRequest, _ctx: HandlerContext): Promise<HttpResult> => ({
+      status: 200,
+      body: document,
+    }),
   };
 }

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, type ScryptOptions, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 
 /**
  * Secrets that kiot hands out (device credentials, API keys, provisioning claim tokens) and the only
@@ -66,7 +66,8 @@ export function parseSecretHash(stored: string): ParsedHash | undefined {
   const [N, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
   const valid = (n: number) => Number.isInteger(n) && n > 0;
   // N must be a power of two > 1 (RFC 7914 §2); cap the cost so a tampered record cannot exhaust memory.
-  if (!valid(N) || !valid(r) || !valid(p) || N < 2 || (N & (N - 1)) !== 0 || N > 2 ** 20 || r > 32 || p > 16) return undefined;
+  if (!valid(N) || !valid(r) || !valid(p) || N < 2 || (N & (N - 1)) !== 0 || N > 2 ** 20 || r > 32 || p > 16)
+    return undefined;
   const salt = Buffer.from(parts[4]!, 'base64url');
   const hash = Buffer.from(parts[5]!, 'base64url');
   if (salt.length < 8 || hash.length < 16) return undefined;

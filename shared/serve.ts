@@ -1,12 +1,17 @@
 import type { Server } from 'node:http';
 import * as functions from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
-import type { FunctionHandler } from './function-app.js';
 import { InvalidInputError, PayloadTooLargeError, toProblem } from './errors.js';
+import type { FunctionHandler } from './function-app.js';
 import type { Logger } from './logger.js';
 
 type ExpressApp = { use(handler: (error: unknown, req: unknown, res: ExpressResponse, next: unknown) => void): void };
-type ExpressResponse = { status(code: number): ExpressResponse; setHeader(name: string, value: string): void; end(body: string): void; headersSent: boolean };
+type ExpressResponse = {
+  status(code: number): ExpressResponse;
+  setHeader(name: string, value: string): void;
+  end(body: string): void;
+  headersSent: boolean;
+};
 
 /**
  * The framework's own Express server for a registered function (`getTestServer` builds it with the
@@ -19,7 +24,12 @@ export function createFunctionServer(name: string, handler: FunctionHandler): Se
   const app = server.listeners('request')[0] as unknown as ExpressApp;
   // Express tells error handlers by their four parameters.
   app.use((error, _req, res, _next) => {
-    const { type, status, length, limit } = (error ?? {}) as { type?: string; status?: number; length?: number; limit?: number };
+    const { type, status, length, limit } = (error ?? {}) as {
+      type?: string;
+      status?: number;
+      length?: number;
+      limit?: number;
+    };
     const mapped =
       type === 'entity.too.large'
         ? new PayloadTooLargeError(limit ?? 0, length ?? 0)

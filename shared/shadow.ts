@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictError, InvalidInputError, PreconditionFailedError, type ProblemIssue } from './errors.js';
-import { isDuplicateKey, withMongo, type MongoHandle } from './mongo.js';
+import { isDuplicateKey, type MongoHandle, withMongo } from './mongo.js';
 import type { RedisHandle } from './redis.js';
 import { withRedis } from './redis.js';
 
@@ -49,10 +49,19 @@ export interface StateLimits {
 
 /** The shadow of a device nothing was ever reported or desired for (version 0). */
 export function emptyShadow(deviceId: string): Shadow {
-  return { deviceId, reported: {}, desired: {}, delta: {}, version: 0, timestamps: { reported: {}, desired: {} }, updatedAt: null };
+  return {
+    deviceId,
+    reported: {},
+    desired: {},
+    delta: {},
+    version: 0,
+    timestamps: { reported: {}, desired: {} },
+    updatedAt: null,
+  };
 }
 
-const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * Refuses what cannot be stored: a patch that is not an object, keys MongoDB cannot store as field
@@ -61,7 +70,11 @@ const isObject = (value: unknown): value is JsonObject => typeof value === 'obje
  */
 export function checkStatePatch(patch: unknown, limits: StateLimits): asserts patch is JsonObject {
   if (!isObject(patch)) {
-    throw new InvalidInputError('a state patch is a JSON object', [{ path: '', code: 'invalid_type', message: 'expected an object' }], 'invalid_state');
+    throw new InvalidInputError(
+      'a state patch is a JSON object',
+      [{ path: '', code: 'invalid_type', message: 'expected an object' }],
+      'invalid_state',
+    );
   }
   const issues: ProblemIssue[] = [];
   const walk = (value: unknown, path: string, depth: number) => {
@@ -70,18 +83,24 @@ export function checkStatePatch(patch: unknown, limits: StateLimits): asserts pa
       issues.push({ path, code: 'too_deep', message: `nested deeper than ${limits.maxDepth} levels` });
       return;
     }
-    if (Array.isArray(value)) value.forEach((item, index) => walk(item, `${path}${path ? '.' : ''}${index}`, depth + 1));
+    if (Array.isArray(value))
+      for (const [index, item] of value.entries()) walk(item, `${path}${path ? '.' : ''}${index}`, depth + 1);
     else if (isObject(value)) {
       for (const [key, child] of Object.entries(value)) {
         const childPath = `${path}${path ? '.' : ''}${key}`;
         if (key === '' || key.includes('$') || key.includes('.')) {
-          issues.push({ path: childPath, code: 'invalid_key', message: 'state keys must be non-empty and contain no "$" or "."' });
+          issues.push({
+            path: childPath,
+            code: 'invalid_key',
+            message: 'state keys must be non-empty and contain no "$" or "."',
+          });
         } else walk(child, childPath, isObject(child) || Array.isArray(child) ? depth + 1 : depth);
       }
     }
   };
   walk(patch, '', 1);
-  if (issues.length > 0) throw new InvalidInputError('the state patch has keys or nesting that cannot be stored', issues, 'invalid_state');
+  if (issues.length > 0)
+    throw new InvalidInputError('the state patch has keys or nesting that cannot be stored', issues, 'invalid_state');
 }
 
 /** JSON merge patch (RFC 7386 §2): `null` removes, objects merge recursively, anything else replaces. */
@@ -98,12 +117,19 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 const escapePointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Per-leaf timestamps after a merge patch: set leaves get `at`, removed subtrees lose theirs. */
-export function touchTimestamps(timestamps: Record<string, number>, patch: JsonObject, at: number, base = ''): Record<string, number> {
+export function touchTimestamps(
+  timestamps: Record<string, number>,
+  patch: JsonObject,
+  at: number,
+  base = '',
+): Record<string, number> {
   const out = base === '' ? { ...timestamps } : timestamps;
   for (const [key, value] of Object.entries(patch)) {
     const pointer = `${base}/${escapePointer(key)}`;
     // Whatever was under this key before is replaced or removed, unless both sides are objects.
-    if (!isObject(value)) for (const existing of Object.keys(out)) if (existing === pointer || existing.startsWith(`${pointer}/`)) delete out[existing];
+    if (!isObject(value))
+      for (const existing of Object.keys(out))
+        if (existing === pointer || existing.startsWith(`${pointer}/`)) delete out[existing];
     if (value === null) continue;
     if (isObject(value)) {
       delete out[pointer];
@@ -215,7 +241,8 @@ export interface ShadowStore {
  * `kiot:ti`) to see the same hashes. Failures of either store surface as 503 (`withRedis`/`withMongo`).
  */
 export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix: string): ShadowStore {
-  const collection = async () => (await mongo.db()).collection<Omit<Shadow, 'deviceId'> & { _id: string }>(SHADOWS_COLLECTION);
+  const collection = async () =>
+    (await mongo.db()).collection<Omit<Shadow, 'deviceId'> & { _id: string }>(SHADOWS_COLLECTION);
 
   async function loadDurable(deviceId: string): Promise<Shadow> {
     const doc = await withMongo(async () => (await collection()).findOne({ _id: deviceId }));
@@ -237,7 +264,12 @@ export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix
     compareAndSet: (shadow, expectedVersion) =>
       withRedis(async () => {
         const client = await redis.client();
-        const args = [shadowKey(prefix, shadow.deviceId), String(expectedVersion), String(shadow.version), JSON.stringify(shadow)];
+        const args = [
+          shadowKey(prefix, shadow.deviceId),
+          String(expectedVersion),
+          String(shadow.version),
+          JSON.stringify(shadow),
+        ];
         try {
           return (await client.evalsha(COMPARE_AND_SET_SHA, 1, ...args)) === 1;
         } catch (error) {
@@ -250,7 +282,11 @@ export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix
       withMongo(async () => {
         const { deviceId, ...fields } = shadow;
         try {
-          await (await collection()).updateOne({ _id: deviceId, version: { $lt: shadow.version } }, { $set: fields }, { upsert: true });
+          await (await collection()).updateOne(
+            { _id: deviceId, version: { $lt: shadow.version } },
+            { $set: fields },
+            { upsert: true },
+          );
         } catch (error) {
           // The filter missed because a newer version is stored, so the upsert hit the unique _id: fine.
           if (!isDuplicateKey(error)) throw error;
@@ -265,9 +301,15 @@ const chains = new WeakMap<ShadowStore, Map<string, Promise<void>>>();
 
 function oneAtATime<T>(store: ShadowStore, deviceId: string, work: () => Promise<T>): Promise<T> {
   let byDevice = chains.get(store);
-  if (!byDevice) chains.set(store, (byDevice = new Map()));
+  if (!byDevice) {
+    byDevice = new Map();
+    chains.set(store, byDevice);
+  }
   const run = (byDevice.get(deviceId) ?? Promise.resolve()).then(work);
-  const tail = run.then(() => undefined, () => undefined);
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
   byDevice.set(deviceId, tail);
   void tail.then(() => byDevice.get(deviceId) === tail && byDevice.delete(deviceId));
   return run;
@@ -294,7 +336,10 @@ export async function updateShadow(
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       const current = await store.load(deviceId);
       if (options.ifMatch !== undefined && current.version !== options.ifMatch) {
-        throw new PreconditionFailedError(`the shadow of ${deviceId} is at version ${current.version}, not ${options.ifMatch}`, { version: current.version });
+        throw new PreconditionFailedError(
+          `the shadow of ${deviceId} is at version ${current.version}, not ${options.ifMatch}`,
+          { version: current.version },
+        );
       }
       const candidate = change(current);
       if (await store.compareAndSet(candidate, current.version)) return candidate;

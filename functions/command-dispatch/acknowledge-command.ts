@@ -1,12 +1,12 @@
-import { DomainRefusalError, InvalidInputError } from '../../shared/errors.js';
 import type { CloudEvent } from '../../shared/cloudevents.js';
+import { DomainRefusalError, InvalidInputError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDocument, TransitionChange } from './command-repository.js';
 import type { CommandDeps } from './deps.js';
 import { dispatchNext } from './device-queue.js';
 import { ACK_TO_STATUS, type CommandStatus } from './lifecycle.js';
 import { recordTransition } from './record-transition.js';
-import { ackOf, type AckEventData } from './schema.js';
+import { type AckEventData, ackOf } from './schema.js';
 
 /**
  * `io.kiot.command.acknowledged`: the device accepted (DELIVERED) or answered (SUCCEEDED, FAILED,
@@ -15,9 +15,15 @@ import { ackOf, type AckEventData } from './schema.js';
  * changes nothing (204). An answer is one write on the hot path; only when it matches nothing is the
  * command read, to tell a late ack (ignored) from an unknown command or a foreign device (422).
  */
-export async function acknowledgeCommand(event: CloudEvent<unknown>, data: AckEventData, deps: CommandDeps, ctx: HandlerContext): Promise<void> {
+export async function acknowledgeCommand(
+  event: CloudEvent<unknown>,
+  data: AckEventData,
+  deps: CommandDeps,
+  ctx: HandlerContext,
+): Promise<void> {
   const { commandId, deviceId } = ackOf(data, event.subject);
-  if (!commandId) throw new InvalidInputError('the ack names no command (data.commandId or data.topic)', undefined, 'invalid_ack');
+  if (!commandId)
+    throw new InvalidInputError('the ack names no command (data.commandId or data.topic)', undefined, 'invalid_ack');
   const to = ACK_TO_STATUS[data.status];
   const change = await changeFor(to, data, commandId, deps);
   if (!change) return refuseOrIgnore(commandId, deviceId, data, deps, ctx);
@@ -36,7 +42,12 @@ function freedTheSlot(command: CommandDocument): boolean {
 }
 
 /** What the transition writes; undefined when the command does not exist (DELIVERED reads it first). */
-async function changeFor(to: CommandStatus, data: AckEventData, commandId: string, deps: CommandDeps): Promise<TransitionChange | undefined> {
+async function changeFor(
+  to: CommandStatus,
+  data: AckEventData,
+  commandId: string,
+  deps: CommandDeps,
+): Promise<TransitionChange | undefined> {
   const at = deps.clock();
   if (to === 'DELIVERED') {
     // "No result follows delivery in time": the deadline restarts when the device accepts.
@@ -50,12 +61,21 @@ async function changeFor(to: CommandStatus, data: AckEventData, commandId: strin
   return change;
 }
 
-async function refuseOrIgnore(commandId: string, deviceId: string | undefined, data: AckEventData, deps: CommandDeps, ctx: HandlerContext): Promise<void> {
+async function refuseOrIgnore(
+  commandId: string,
+  deviceId: string | undefined,
+  data: AckEventData,
+  deps: CommandDeps,
+  ctx: HandlerContext,
+): Promise<void> {
   const command: CommandDocument | null = await deps.commands.find(commandId);
   // Never retried (422 → dead-letter sink): the command was never created here, or was removed.
   if (!command) throw new DomainRefusalError('unknown_command', `command ${commandId} does not exist`);
   if (deviceId && deviceId !== command.deviceId) {
-    throw new DomainRefusalError('command_device_mismatch', `command ${commandId} does not belong to device ${deviceId}`);
+    throw new DomainRefusalError(
+      'command_device_mismatch',
+      `command ${commandId} does not belong to device ${deviceId}`,
+    );
   }
   ctx.logger.info({ commandId, ack: data.status, status: command.status }, 'late or duplicate ack ignored');
 }

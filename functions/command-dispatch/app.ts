@@ -1,14 +1,28 @@
 import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { DomainRefusalError, parseInput as parse } from '../../shared/errors.js';
-import { createFunctionApp, eventRoute, type FunctionAppOptions, type FunctionHandler, type HttpResult, type Route } from '../../shared/function-app.js';
-import { appProblems, openApiDocument, openApiRoute, operation, problem, type ApiOperation } from '../../shared/openapi.js';
+import {
+  createFunctionApp,
+  eventRoute,
+  type FunctionAppOptions,
+  type FunctionHandler,
+  type HttpResult,
+  type Route,
+} from '../../shared/function-app.js';
+import {
+  type ApiOperation,
+  appProblems,
+  openApiDocument,
+  openApiRoute,
+  operation,
+  problem,
+} from '../../shared/openapi.js';
 import { acknowledgeCommand } from './acknowledge-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { createCommand } from './create-command.js';
 import type { CommandDeps } from './deps.js';
-import { deviceConnected, deviceDisconnected } from './device-presence.js';
 import { desiredView, getDesiredState, patchDesiredState, republishDelta } from './desired-state.js';
+import { deviceConnected, deviceDisconnected } from './device-presence.js';
 import { getCommand, listCommands } from './query-commands.js';
 import {
   ackEventDataSchema,
@@ -32,16 +46,27 @@ export const SWEEP_TASK = 'command-sweep';
 
 const location = (id: string) => ({ location: `/commands/${encodeURIComponent(id)}` });
 const common = appProblems;
-const commandAnswer = (description: string) => ({ description, schema: commandViewSchema, headers: { location: 'the command, `/commands/{id}`' } });
+const commandAnswer = (description: string) => ({
+  description,
+  schema: commandViewSchema,
+  headers: { location: 'the command, `/commands/{id}`' },
+});
 
 /** Every app route of command-dispatch, with the contract its OpenAPI document is generated from. */
 export function commandOperations(deps: CommandDeps): ApiOperation[] {
   return [
     operation({
-      method: 'POST', path: '/devices/:id/commands', scope: 'commands:write',
+      method: 'POST',
+      path: '/devices/:id/commands',
+      scope: 'commands:write',
       summary: 'Send a command: 202 at once, or with `wait` the device answer (a direct method)',
       body: createCommandBodySchema,
-      headers: { 'idempotency-key': { description: 'A retry with the same key gets the first attempt\'s command (Idempotent-Replayed: true); 1-255 visible ASCII' } },
+      headers: {
+        'idempotency-key': {
+          description:
+            "A retry with the same key gets the first attempt's command (Idempotent-Replayed: true); 1-255 visible ASCII",
+        },
+      },
       responses: {
         200: commandAnswer('with `wait`: the device answered (SUCCEEDED, FAILED, REJECTED)'),
         202: commandAnswer('stored; sent at once if the device is online, else queued'),
@@ -50,15 +75,22 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
         422: problem('the device is disabled, or the Idempotency-Key was used for another command'),
         429: problem("the device's queue is full"),
         503: problem('a store or the event sink is unavailable'),
-        504: { description: 'with `wait`: no answer in time; the command is still tracked', schema: deviceTimeoutSchema },
+        504: {
+          description: 'with `wait`: no answer in time; the command is still tracked',
+          schema: deviceTimeoutSchema,
+        },
       },
       async handle(req, ctx): Promise<HttpResult> {
         const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
         const body = parse(createCommandBodySchema, req.body, 'command');
         const key = req.headers['idempotency-key'];
-        const idempotencyKey = key === undefined ? undefined : parse(idempotencyKeySchema, key, 'Idempotency-Key header');
+        const idempotencyKey =
+          key === undefined ? undefined : parse(idempotencyKeySchema, key, 'Idempotency-Key header');
         const outcome = await createCommand({ deviceId, body, idempotencyKey }, deps, ctx);
-        const headers: Record<string, string> = { ...location(outcome.command.id), ...('replayed' in outcome ? { 'idempotent-replayed': 'true' } : {}) };
+        const headers: Record<string, string> = {
+          ...location(outcome.command.id),
+          ...('replayed' in outcome ? { 'idempotent-replayed': 'true' } : {}),
+        };
         if (outcome.kind === 'accepted') return { status: 202, body: outcome.command, headers };
         if (outcome.kind === 'answered') return { status: 200, body: outcome.command, headers };
         // 504 with the id: the command is still tracked, `GET /commands/{id}` tells how it ends.
@@ -66,14 +98,20 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
           status: 504,
           headers,
           body: {
-            error: { code: 'device_timeout', message: `device ${deviceId} did not answer in time`, details: { commandId: outcome.command.id } },
+            error: {
+              code: 'device_timeout',
+              message: `device ${deviceId} did not answer in time`,
+              details: { commandId: outcome.command.id },
+            },
             command: outcome.command,
           },
         };
       },
     }),
     operation({
-      method: 'GET', path: '/devices/:id/commands', scope: 'commands:read',
+      method: 'GET',
+      path: '/devices/:id/commands',
+      scope: 'commands:read',
       summary: "A device's commands, newest first, by status; cursor pagination",
       query: listQuerySchema,
       responses: { 200: { description: 'a page', schema: commandPageSchema }, ...common },
@@ -84,20 +122,37 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'GET', path: '/commands/:commandId', scope: 'commands:read',
+      method: 'GET',
+      path: '/commands/:commandId',
+      scope: 'commands:read',
       summary: 'A command with its status history',
-      responses: { 200: { description: 'the command', schema: commandViewSchema }, ...common, 404: problem('unknown command') },
+      responses: {
+        200: { description: 'the command', schema: commandViewSchema },
+        ...common,
+        404: problem('unknown command'),
+      },
       async handle(req) {
-        return { status: 200, body: await getCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps) };
+        return {
+          status: 200,
+          body: await getCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps),
+        };
       },
     }),
     operation({
-      method: 'PATCH', path: '/devices/:id/state/desired', scope: 'commands:write',
+      method: 'PATCH',
+      path: '/devices/:id/state/desired',
+      scope: 'commands:write',
       summary: 'Merge-patch the desired state (RFC 7386); the delta goes to the device, retained',
       body: statePatchSchema,
-      headers: { 'if-match': { description: 'the shadow version last seen (its ETag), e.g. "7"; absent or * for none' } },
+      headers: {
+        'if-match': { description: 'the shadow version last seen (its ETag), e.g. "7"; absent or * for none' },
+      },
       responses: {
-        200: { description: 'the desired state now', schema: desiredStateViewSchema, headers: { etag: 'the shadow version' } },
+        200: {
+          description: 'the desired state now',
+          schema: desiredStateViewSchema,
+          headers: { etag: 'the shadow version' },
+        },
         ...common,
         404: problem('unknown device'),
         409: problem('the shadow kept changing under the update (retry)'),
@@ -107,15 +162,24 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       },
       async handle(req) {
         const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
-        const shadow = await patchDesiredState({ deviceId, patch: parse(statePatchSchema, req.body, 'merge patch'), ifMatch: req.headers['if-match'] }, deps);
+        const shadow = await patchDesiredState(
+          { deviceId, patch: parse(statePatchSchema, req.body, 'merge patch'), ifMatch: req.headers['if-match'] },
+          deps,
+        );
         return { status: 200, body: desiredView(shadow), headers: { etag: `"${shadow.version}"` } };
       },
     }),
     operation({
-      method: 'GET', path: '/devices/:id/state/desired', scope: 'commands:read',
+      method: 'GET',
+      path: '/devices/:id/state/desired',
+      scope: 'commands:read',
       summary: 'The desired and reported state and their delta',
       responses: {
-        200: { description: 'the desired state', schema: desiredStateViewSchema, headers: { etag: 'the shadow version' } },
+        200: {
+          description: 'the desired state',
+          schema: desiredStateViewSchema,
+          headers: { etag: 'the shadow version' },
+        },
         ...common,
         404: problem('unknown device'),
         422: problem('the device is disabled'),
@@ -126,11 +190,21 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'DELETE', path: '/commands/:commandId', scope: 'commands:write',
+      method: 'DELETE',
+      path: '/commands/:commandId',
+      scope: 'commands:write',
       summary: 'Cancel a command that is still queued',
-      responses: { 200: { description: 'cancelled', schema: commandViewSchema }, ...common, 404: problem('unknown command'), 409: problem('no longer queued') },
+      responses: {
+        200: { description: 'cancelled', schema: commandViewSchema },
+        ...common,
+        404: problem('unknown command'),
+        409: problem('no longer queued'),
+      },
       async handle(req, ctx) {
-        return { status: 200, body: await cancelCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps, ctx) };
+        return {
+          status: 200,
+          body: await cancelCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps, ctx),
+        };
       },
     }),
   ];
@@ -180,7 +254,14 @@ export type CommandAppOptions = Pick<FunctionAppOptions, 'logger' | 'health' | '
 /** The whole HTTP surface of command-dispatch: app routes and consumed CloudEvents. */
 export function createCommandDispatchApp(deps: CommandDeps, options: CommandAppOptions): FunctionHandler {
   const operations = commandOperations(deps);
-  const document = openApiDocument({ title: 'kiot command-dispatch', version: '1.0.0', description: 'Commands to devices (queued, direct, tracked) and their desired state.' }, operations);
+  const document = openApiDocument(
+    {
+      title: 'kiot command-dispatch',
+      version: '1.0.0',
+      description: 'Commands to devices (queued, direct, tracked) and their desired state.',
+    },
+    operations,
+  );
   return createFunctionApp({
     service: SERVICE,
     logger: options.logger,

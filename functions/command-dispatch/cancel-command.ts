@@ -1,6 +1,6 @@
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
-import { toView, type CommandView } from './command-view.js';
+import { type CommandView, toView } from './command-view.js';
 import type { CommandDeps } from './deps.js';
 import { recordTransition } from './record-transition.js';
 
@@ -12,7 +12,11 @@ export async function cancelCommand(commandId: string, deps: CommandDeps, ctx: H
   const current = await deps.commands.find(commandId);
   if (!current) throw new NotFoundError(`command ${commandId} does not exist`, 'unknown_command');
   if (current.status === 'CANCELLED') return toView(current);
-  throw new ConflictError(`command ${commandId} is ${current.status} and can no longer be cancelled`, 'command_not_cancellable', {
-    status: current.status,
-  });
+  throw new ConflictError(
+    `command ${commandId} is ${current.status} and can no longer be cancelled`,
+    'command_not_cancellable',
+    {
+      status: current.status,
+    },
+  );
 }

@@ -46,7 +46,9 @@ export interface CommandDocument {
 
 export interface TransitionChange {
   at: Date;
-  set?: Partial<Pick<CommandDocument, 'deadlineAt' | 'sentAt' | 'deliveredAt' | 'completedAt' | 'result' | 'error' | 'backlog'>>;
+  set?: Partial<
+    Pick<CommandDocument, 'deadlineAt' | 'sentAt' | 'deliveredAt' | 'completedAt' | 'result' | 'error' | 'backlog'>
+  >;
   /** Extra conditions, e.g. "still unexpired" for a send. */
   where?: Filter<CommandDocument>;
   attempt?: number;
@@ -145,10 +147,17 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
         if (statuses) filter.status = { $in: statuses };
         const after = cursor ? decodeCursor(cursor) : undefined;
         if (after) {
-          filter.$or = [{ createdAt: { $lt: after.createdAt } }, { createdAt: after.createdAt, _id: { $lt: after.id } }];
+          filter.$or = [
+            { createdAt: { $lt: after.createdAt } },
+            { createdAt: after.createdAt, _id: { $lt: after.id } },
+          ];
         }
         // Newest first; one extra item tells whether there is a next page.
-        const items = await (await collection()).find(filter).sort({ createdAt: -1, _id: -1 }).limit(limit + 1).toArray();
+        const items = await (await collection())
+          .find(filter)
+          .sort({ createdAt: -1, _id: -1 })
+          .limit(limit + 1)
+          .toArray();
         const page = items.slice(0, limit);
         const last = page[page.length - 1];
         return items.length > limit && last ? { items: page, nextCursor: encodeCursor(last) } : { items: page };
@@ -170,7 +179,11 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
     devicesWithQueued: (limit) =>
       withMongo(async () => {
         const rows = await (await collection())
-          .aggregate<{ _id: string }>([{ $match: { status: 'QUEUED' } }, { $group: { _id: '$deviceId' } }, { $limit: limit }])
+          .aggregate<{ _id: string }>([
+            { $match: { status: 'QUEUED' } },
+            { $group: { _id: '$deviceId' } },
+            { $limit: limit },
+          ])
           .toArray();
         return rows.map((row) => row._id);
       }),

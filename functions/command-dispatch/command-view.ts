@@ -1,5 +1,5 @@
-import type { CommandDocument } from './command-repository.js';
 import type { z } from 'zod';
+import type { CommandDocument } from './command-repository.js';
 import type { commandViewSchema } from './schema.js';
 
 /** A command as the API answers it and as `io.kiot.command.<state>` events carry it (schema.ts). */
@@ -20,7 +20,11 @@ export function toView(doc: CommandDocument): CommandView {
     // Entries are appended as writes land; an ack that overtook the SENT write lands first, so order by time.
     history: [...doc.history]
       .sort((a, b) => a.at.getTime() - b.at.getTime())
-      .map((entry) => ({ status: entry.status, at: entry.at.toISOString(), ...(entry.attempt ? { attempt: entry.attempt } : {}) })),
+      .map((entry) => ({
+        status: entry.status,
+        at: entry.at.toISOString(),
+        ...(entry.attempt ? { attempt: entry.attempt } : {}),
+      })),
   };
   // A QUEUED command's deadline is provisional (see create-command.ts): the clock starts with the send.
   if (doc.deadlineAt && doc.status !== 'QUEUED') view.deadlineAt = doc.deadlineAt.toISOString();

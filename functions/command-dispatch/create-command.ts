@@ -1,13 +1,13 @@
 import { ConflictError, DomainRefusalError, NotFoundError, RateLimitedError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDocument } from './command-repository.js';
-import { toView, type CommandView } from './command-view.js';
-import type { CommandDeps } from './deps.js';
+import { type CommandView, toView } from './command-view.js';
 import { sendCommand } from './delivery.js';
-import { idempotentCommandId, replayCommand, requestDigestOf, type ReplayOutcome } from './idempotency.js';
+import type { CommandDeps } from './deps.js';
+import { idempotentCommandId, type ReplayOutcome, replayCommand, requestDigestOf } from './idempotency.js';
 import { announce } from './record-transition.js';
-import { MAX_WAIT_SECONDS, type CreateCommandBody } from './schema.js';
-import { waitForResult, type WaitOutcome } from './wait-for-result.js';
+import { type CreateCommandBody, MAX_WAIT_SECONDS } from './schema.js';
+import { type WaitOutcome, waitForResult } from './wait-for-result.js';
 
 export interface CreateCommandInput {
   deviceId: string;
@@ -22,7 +22,11 @@ export type CreateCommandOutcome = { kind: 'accepted'; command: CommandView } | 
  * `POST /devices/{id}/commands`: store the command QUEUED, send it at once when the device is
  * online, and either answer 202 or hold the caller until the device answers (a direct method).
  */
-export async function createCommand(input: CreateCommandInput, deps: CommandDeps, ctx: HandlerContext): Promise<CreateCommandOutcome> {
+export async function createCommand(
+  input: CreateCommandInput,
+  deps: CommandDeps,
+  ctx: HandlerContext,
+): Promise<CreateCommandOutcome> {
   await requireActiveDevice(input.deviceId, deps);
   const command = newCommand(input, deps);
   const waitMs = waitMillis(input.body, command);
@@ -33,7 +37,8 @@ export async function createCommand(input: CreateCommandInput, deps: CommandDeps
   if (!(await deps.commands.insert(command))) {
     // A concurrent retry under the same key stored it first.
     const stored = await deps.commands.find(command._id);
-    if (!stored) throw new ConflictError(`command ${command._id} is being created by another request`, 'idempotency_key_in_use');
+    if (!stored)
+      throw new ConflictError(`command ${command._id} is being created by another request`, 'idempotency_key_in_use');
     return replayCommand(stored, command.requestDigest!, waitMs, deps);
   }
   if (!online) await enforceQueueCap(command, deps);
@@ -68,7 +73,9 @@ function newCommand({ deviceId, body, idempotencyKey }: CreateCommandInput, deps
     deadlineAt: new Date(now.getTime() + timeoutSeconds * 1000),
     attempts: 0,
     history: [{ status: 'QUEUED', at: now }],
-    ...(idempotencyKey ? { _id: idempotentCommandId(deviceId, idempotencyKey), requestDigest: requestDigestOf(body) } : {}),
+    ...(idempotencyKey
+      ? { _id: idempotentCommandId(deviceId, idempotencyKey), requestDigest: requestDigestOf(body) }
+      : {}),
   };
 }
 
@@ -90,7 +97,10 @@ async function enforceQueueCap(command: CommandDocument, deps: CommandDeps): Pro
  */
 async function announceAndSubscribe(command: CommandDocument, waitMs: number, deps: CommandDeps) {
   try {
-    const [, subscription] = await Promise.all([announce(deps, command), waitMs > 0 ? deps.bus.subscribe(command._id) : undefined]);
+    const [, subscription] = await Promise.all([
+      announce(deps, command),
+      waitMs > 0 ? deps.bus.subscribe(command._id) : undefined,
+    ]);
     return subscription;
   } catch (error) {
     await deps.commands.remove(command._id).catch(() => undefined);

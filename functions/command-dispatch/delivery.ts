@@ -16,7 +16,11 @@ export const MQTT_PUBLISH_TYPE = 'io.kiot.mqtt.publish';
  * compare-and-set on `attempts`, so two flushes racing on one reconnect count one re-send.
  * The device dedupes by command id (the topic), so a second publish is harmless.
  */
-export async function sendCommand(doc: CommandDocument, deps: CommandDeps, ctx: HandlerContext): Promise<CommandDocument | null> {
+export async function sendCommand(
+  doc: CommandDocument,
+  deps: CommandDeps,
+  ctx: HandlerContext,
+): Promise<CommandDocument | null> {
   const attempt = doc.attempts + 1;
   const payload: DevicePayload = { name: doc.name, params: doc.params ?? null, expiresAt: doc.expiresAt.toISOString() };
   await deps.emitter.emit({
@@ -36,7 +40,11 @@ export async function sendCommand(doc: CommandDocument, deps: CommandDeps, ctx: 
       incAttempts: true,
       where: { attempts: doc.attempts, expiresAt: { $gt: at } },
       // A re-send happens on reconnect, when a backlog may be waiting behind it: its ack moves the queue on.
-      set: { sentAt: at, deadlineAt: new Date(at.getTime() + doc.timeoutSeconds * 1000), ...(doc.attempts > 0 ? { backlog: true } : {}) },
+      set: {
+        sentAt: at,
+        deadlineAt: new Date(at.getTime() + doc.timeoutSeconds * 1000),
+        ...(doc.attempts > 0 ? { backlog: true } : {}),
+      },
     },
     ctx,
   );

@@ -27,7 +27,11 @@ export function createDeltaMemo(redis: RedisHandle, prefix: string): DeltaMemo {
  * (MQTT 3.1.1 §3.3.1.3, MQTT 5 §3.3.1.3), and a connected device receives that empty message as
  * "nothing left to do". Returns whether it published.
  */
-export async function publishDelta(deviceId: string, delta: JsonObject, deps: { emitter: Emitter; deltas: DeltaMemo }): Promise<boolean> {
+export async function publishDelta(
+  deviceId: string,
+  delta: JsonObject,
+  deps: { emitter: Emitter; deltas: DeltaMemo },
+): Promise<boolean> {
   const json = JSON.stringify(delta);
   const last = await deps.deltas.last(deviceId);
   const empty = Object.keys(delta).length === 0;

@@ -6,15 +6,15 @@ import {
   applyDesired,
   checkStatePatch,
   computeDelta,
-  mergePatch,
-  updateShadow,
   type JsonObject,
+  mergePatch,
   type Shadow,
   type ShadowStore,
   type StateLimits,
+  updateShadow,
 } from '../../shared/shadow.js';
 import { requireActiveDevice } from './create-command.js';
-import { publishDelta, type DeltaMemo } from './delta-publisher.js';
+import { type DeltaMemo, publishDelta } from './delta-publisher.js';
 
 export interface DesiredStateDeps {
   devices: DeviceDirectory;
@@ -27,14 +27,22 @@ export interface DesiredStateDeps {
 
 /** What apps see of the shadow here; the ETag is the version. */
 export function desiredView(shadow: Shadow) {
-  return { deviceId: shadow.deviceId, desired: shadow.desired, reported: shadow.reported, delta: shadow.delta, version: shadow.version, timestamps: shadow.timestamps };
+  return {
+    deviceId: shadow.deviceId,
+    desired: shadow.desired,
+    reported: shadow.reported,
+    delta: shadow.delta,
+    version: shadow.version,
+    timestamps: shadow.timestamps,
+  };
 }
 
 /** `If-Match: "7"` (RFC 9110 §13.1.1; a weak `W/"7"` too); `*` or no header: no precondition. */
 export function parseIfMatch(header: string | undefined): number | undefined {
   if (header === undefined || header.trim() === '*') return undefined;
   const match = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(header);
-  if (!match) throw new InvalidInputError('If-Match must be the ETag of the shadow, e.g. "7"', undefined, 'invalid_if_match');
+  if (!match)
+    throw new InvalidInputError('If-Match must be the ETag of the shadow, e.g. "7"', undefined, 'invalid_if_match');
   return Number(match[1]);
 }
 
@@ -50,9 +58,14 @@ export async function patchDesiredState(
   const patch = input.patch;
   checkStatePatch(patch, deps.limits);
   const at = deps.clock().getTime();
-  const shadow = await updateShadow(deps.shadows, input.deviceId, (current) => applyDesired(current, patch, at, deps.limits), {
-    ifMatch: parseIfMatch(input.ifMatch),
-  });
+  const shadow = await updateShadow(
+    deps.shadows,
+    input.deviceId,
+    (current) => applyDesired(current, patch, at, deps.limits),
+    {
+      ifMatch: parseIfMatch(input.ifMatch),
+    },
+  );
   await publishDelta(input.deviceId, shadow.delta, deps);
   return shadow;
 }
@@ -68,7 +81,11 @@ export async function getDesiredState(deviceId: string, deps: DesiredStateDeps):
  * the stored reported state *with this report merged in* (a merge patch applied twice is applied once,
  * RFC 7386 §2). A device with nothing desired and nothing published costs one Redis read.
  */
-export async function republishDelta(event: CloudEvent<unknown>, patch: unknown, deps: DesiredStateDeps): Promise<void> {
+export async function republishDelta(
+  event: CloudEvent<unknown>,
+  patch: unknown,
+  deps: DesiredStateDeps,
+): Promise<void> {
   const deviceId = event.subject;
   // telemetry-ingest refuses what is not an object; there is no delta to derive from it either.
   if (!deviceId || typeof patch !== 'object' || patch === null || Array.isArray(patch)) return;

@@ -7,7 +7,8 @@ import { flushDevice } from './device-queue.js';
 /** The device of a presence event: the subject (ARCHITECTURE.md), else `data.deviceId`. */
 function deviceOf(event: CloudEvent<unknown>, data: { deviceId?: string } | null | undefined): string {
   const deviceId = event.subject ?? data?.deviceId;
-  if (!deviceId) throw new InvalidInputError('the presence event names no device (subject)', undefined, 'invalid_presence');
+  if (!deviceId)
+    throw new InvalidInputError('the presence event names no device (subject)', undefined, 'invalid_presence');
   return deviceId;
 }
 
@@ -18,7 +19,12 @@ function eventMillis(event: CloudEvent<unknown>, deps: CommandDeps): number {
 }
 
 /** `io.kiot.device.connected`: record presence, then send what waited for the device. */
-export async function deviceConnected(event: CloudEvent<unknown>, data: { deviceId?: string } | null | undefined, deps: CommandDeps, ctx: HandlerContext): Promise<void> {
+export async function deviceConnected(
+  event: CloudEvent<unknown>,
+  data: { deviceId?: string } | null | undefined,
+  deps: CommandDeps,
+  ctx: HandlerContext,
+): Promise<void> {
   const deviceId = deviceOf(event, data);
   const current = await deps.presence.record(deviceId, true, eventMillis(event, deps));
   // A disconnect newer than this connect was already seen: the device is gone again.
@@ -26,6 +32,10 @@ export async function deviceConnected(event: CloudEvent<unknown>, data: { device
   await flushDevice(deviceId, deps, ctx);
 }
 
-export async function deviceDisconnected(event: CloudEvent<unknown>, data: { deviceId?: string } | null | undefined, deps: CommandDeps): Promise<void> {
+export async function deviceDisconnected(
+  event: CloudEvent<unknown>,
+  data: { deviceId?: string } | null | undefined,
+  deps: CommandDeps,
+): Promise<void> {
   await deps.presence.record(deviceOf(event, data), false, eventMillis(event, deps));
 }

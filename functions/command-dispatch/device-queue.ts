@@ -1,7 +1,7 @@
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDocument } from './command-repository.js';
-import type { CommandDeps } from './deps.js';
 import { sendCommand } from './delivery.js';
+import type { CommandDeps } from './deps.js';
 import { recordTransition } from './record-transition.js';
 
 /**
@@ -46,13 +46,19 @@ export async function flushDevice(deviceId: string, deps: CommandDeps, ctx: Hand
   return progress;
 }
 
-async function sendOldestQueued(pending: CommandDocument[], progress: QueueProgress, deps: CommandDeps, ctx: HandlerContext) {
+async function sendOldestQueued(
+  pending: CommandDocument[],
+  progress: QueueProgress,
+  deps: CommandDeps,
+  ctx: HandlerContext,
+) {
   for (const command of pending) {
     if (command.status !== 'QUEUED') continue;
     const now = deps.clock();
     if (command.expiresAt <= now) {
       // TTL passed before the device came back: never sent.
-      if (await recordTransition(deps, command._id, 'EXPIRED', { at: now, set: { completedAt: now } }, ctx)) progress.expired += 1;
+      if (await recordTransition(deps, command._id, 'EXPIRED', { at: now, set: { completedAt: now } }, ctx))
+        progress.expired += 1;
       continue;
     }
     if (await sendCommand(command, deps, ctx)) progress.sent += 1;

@@ -10,14 +10,19 @@ import { createCommandRuntime } from './runtime.js';
 const config = loadConfig(commandDispatchConfigSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const runtime = createCommandRuntime(config);
-runtime.deps.commands.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'could not ensure indexes'));
+runtime.deps.commands
+  .ensureIndexes()
+  .catch((error: unknown) => logger.warn({ err: error }, 'could not ensure indexes'));
 
 const handler = createCommandDispatchApp(runtime.deps, {
   logger,
   health: runtime.health,
   authorize: createApiKeyAuthorizer(config.API_KEYS),
 });
-const stopSweep = config.COMMAND_SWEEP_INTERVAL_MS > 0 ? runtime.startSweepTimer(config.COMMAND_SWEEP_INTERVAL_MS, logger) : () => undefined;
+const stopSweep =
+  config.COMMAND_SWEEP_INTERVAL_MS > 0
+    ? runtime.startSweepTimer(config.COMMAND_SWEEP_INTERVAL_MS, logger)
+    : () => undefined;
 
 await serveFunction(SERVICE, handler, {
   port: config.PORT,

@@ -25,7 +25,14 @@ export const COMMAND_STATUSES = [
 ] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 
-export const TERMINAL_STATUSES: readonly CommandStatus[] = ['SUCCEEDED', 'FAILED', 'REJECTED', 'EXPIRED', 'TIMED_OUT', 'CANCELLED'];
+export const TERMINAL_STATUSES: readonly CommandStatus[] = [
+  'SUCCEEDED',
+  'FAILED',
+  'REJECTED',
+  'EXPIRED',
+  'TIMED_OUT',
+  'CANCELLED',
+];
 /** Statuses in which the device has not answered yet. */
 export const OPEN_STATUSES: readonly CommandStatus[] = ['QUEUED', 'SENT', 'DELIVERED'];
 

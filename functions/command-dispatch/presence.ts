@@ -30,7 +30,13 @@ export function createPresenceStore(redis: RedisHandle, prefix: string): Presenc
     record: (deviceId, online, atMs) =>
       withRedis(async () => {
         const client = await redis.client();
-        const applied = await client.eval(RECORD_IF_NEWER, 1, key(deviceId), online ? 'online' : 'offline', String(Math.trunc(atMs)));
+        const applied = await client.eval(
+          RECORD_IF_NEWER,
+          1,
+          key(deviceId),
+          online ? 'online' : 'offline',
+          String(Math.trunc(atMs)),
+        );
         return applied === 1;
       }),
     isOnline: (deviceId) =>

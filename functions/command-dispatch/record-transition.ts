@@ -2,7 +2,7 @@ import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDocument, TransitionChange } from './command-repository.js';
 import { toView } from './command-view.js';
 import type { CommandDeps } from './deps.js';
-import { isTerminal, lifecycleEventType, type CommandStatus } from './lifecycle.js';
+import { type CommandStatus, isTerminal, lifecycleEventType } from './lifecycle.js';
 
 /** The stable id of a lifecycle event, so a re-emission after a retry is dropped by consumers. */
 export function lifecycleEventId(doc: CommandDocument): string {
@@ -41,7 +41,12 @@ export async function recordTransition(
 export async function announce(deps: CommandDeps, doc: CommandDocument): Promise<void> {
   const view = toView(doc);
   await Promise.all([
-    deps.emitter.emit({ type: lifecycleEventType(doc.status), id: lifecycleEventId(doc), subject: doc.deviceId, data: view }),
+    deps.emitter.emit({
+      type: lifecycleEventType(doc.status),
+      id: lifecycleEventId(doc),
+      subject: doc.deviceId,
+      data: view,
+    }),
     isTerminal(doc.status) ? deps.bus.publish(view) : undefined,
   ]);
 }

@@ -10,8 +10,8 @@ import { createShadowStore } from '../../shared/shadow.js';
 import { createCommandRepository } from './command-repository.js';
 import { createCompletionBus } from './completion-bus.js';
 import type { CommandDispatchConfig } from './config.js';
-import type { CommandDeps } from './deps.js';
 import { createDeltaMemo } from './delta-publisher.js';
+import type { CommandDeps } from './deps.js';
 import { createPresenceStore } from './presence.js';
 import { sweepCommands } from './sweep.js';
 

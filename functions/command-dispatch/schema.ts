@@ -5,7 +5,9 @@ import { COMMAND_STATUSES } from './lifecycle.js';
 /** The longest a synchronous caller may hold a request (Azure IoT Hub direct methods allow 300 s too). */
 export const MAX_WAIT_SECONDS = 300;
 
-export const commandIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'use 1-128 of A-Z a-z 0-9 _ . : - (the bridge accepts the same in a topic)');
+export const commandIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'use 1-128 of A-Z a-z 0-9 _ . : - (the bridge accepts the same in a topic)');
 export const commandNameSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . : -');
 
 /** `POST /devices/{id}/commands`. Defaults for TTL and timeout come from config. */
@@ -14,7 +16,12 @@ export const createCommandBodySchema = z
     name: commandNameSchema,
     params: z.unknown().optional(),
     /** How long the command may wait for the device (queued or unanswered) before EXPIRED. */
-    ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
     /** How long after a send the device has to answer before TIMED_OUT. */
     timeoutSeconds: z.number().int().min(1).max(3600).optional(),
     /** `true` waits up to `timeoutSeconds` (capped at 300); a number waits that many seconds. */
@@ -45,14 +52,20 @@ export const commandViewSchema = z.object({
   attempts: z.number().int(),
   result: z.unknown().optional(),
   error: z.unknown().optional(),
-  history: z.array(z.object({ status: commandStatusSchema, at: z.iso.datetime(), attempt: z.number().int().optional() })),
+  history: z.array(
+    z.object({ status: commandStatusSchema, at: z.iso.datetime(), attempt: z.number().int().optional() }),
+  ),
 });
 
 export const commandPageSchema = z.object({ items: z.array(commandViewSchema), nextCursor: z.string().optional() });
 
 /** 504 of a synchronous call: the device did not answer in time; the command is still tracked. */
 export const deviceTimeoutSchema = z.object({
-  error: z.object({ code: z.literal('device_timeout'), message: z.string(), details: z.object({ commandId: commandIdSchema }) }),
+  error: z.object({
+    code: z.literal('device_timeout'),
+    message: z.string(),
+    details: z.object({ commandId: commandIdSchema }),
+  }),
   command: commandViewSchema,
 });
 
@@ -73,7 +86,12 @@ export const statePatchSchema = z.record(z.string(), z.unknown());
 export const listQuerySchema = z.object({
   status: z
     .string()
-    .transform((value) => value.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((s) => s.trim().toUpperCase())
+        .filter(Boolean),
+    )
     .pipe(z.array(commandStatusSchema).min(1))
     .optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -115,10 +133,7 @@ export const presenceEventDataSchema = z
  * names the task (as the `kiottask` extension does for the Trigger), so a tick meant for another
  * function's task is refused instead of run.
  */
-export const pingDataSchema = z
-  .object({ task: z.string().optional() })
-  .passthrough()
-  .nullish();
+export const pingDataSchema = z.object({ task: z.string().optional() }).passthrough().nullish();
 
 /** Where `io.kiot.command.acknowledged` names the command: data first, then the MQTT topic. */
 export function ackOf(data: AckEventData, subject: string | undefined): { commandId?: string; deviceId?: string } {

@@ -1,4 +1,4 @@
-import { toView, type CommandView } from './command-view.js';
+import { type CommandView, toView } from './command-view.js';
 import type { Subscription } from './completion-bus.js';
 import type { CommandDeps } from './deps.js';
 import type { CommandStatus } from './lifecycle.js';
@@ -9,7 +9,12 @@ export type WaitOutcome = { kind: 'answered'; command: CommandView } | { kind: '
 /** Final statuses that carry an answer; EXPIRED and TIMED_OUT are the gateway timing out. */
 const ANSWERED: readonly CommandStatus[] = ['SUCCEEDED', 'FAILED', 'REJECTED', 'CANCELLED'];
 
-export async function waitForResult(commandId: string, subscription: Subscription, waitMs: number, deps: CommandDeps): Promise<WaitOutcome> {
+export async function waitForResult(
+  commandId: string,
+  subscription: Subscription,
+  waitMs: number,
+  deps: CommandDeps,
+): Promise<WaitOutcome> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), waitMs);

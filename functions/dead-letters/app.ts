@@ -1,15 +1,21 @@
 import { z } from 'zod';
 import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { type CloudEvent, toStructuredMessage } from '../../shared/cloudevents.js';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
-import { toStructuredMessage, type CloudEvent } from '../../shared/cloudevents.js';
-import { createEventDispatcher, postCloudEvent, postMessage, type EventDispatcher, type PostResult } from '../../shared/event-transport.js';
+import {
+  createEventDispatcher,
+  type EventDispatcher,
+  type PostResult,
+  postCloudEvent,
+  postMessage,
+} from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import type { DeadLettersConfig } from './config.js';
 import { createDeadLetterRepository } from './dead-letter-repository.js';
 import { deadLetterView } from './dead-letter-view.js';
-import { replayDeadLetter, replayDeadLetters, type ReplayDeps } from './replay-dead-letter.js';
+import { type ReplayDeps, replayDeadLetter, replayDeadLetters } from './replay-dead-letter.js';
 import { listQuerySchema, replayAllBodySchema, replayOneQuerySchema } from './schema.js';
 import { storeDeadLetter } from './store-dead-letter.js';
 
@@ -22,7 +28,12 @@ export const SCOPES = { read: 'deadletters:read', replay: 'deadletters:write' } 
  * Binary data goes in structured mode (HTTP binding §3.2, `data_base64`): shared `toBinaryMessage` turns the
  * SDK's Uint8Array body into text, which would not keep the bytes.
  */
-function postStructured(url: string, event: CloudEvent<unknown>, dispatcher: EventDispatcher, timeoutMs: number): Promise<PostResult> {
+function postStructured(
+  url: string,
+  event: CloudEvent<unknown>,
+  dispatcher: EventDispatcher,
+  timeoutMs: number,
+): Promise<PostResult> {
   const message = toStructuredMessage(event);
   return postMessage(url, { headers: message.headers, body: message.body }, { dispatcher, timeoutMs });
 }
@@ -37,7 +48,10 @@ function queryOf<S extends z.ZodType>(schema: S, request: HttpRequest): z.infer<
  * The dead-letter sink of every Trigger (and of the Broker): any CloudEvent POSTed here is stored with
  * Knative's error extensions; apps list them and replay one or all to the subscriber that failed.
  */
-export function createDeadLettersApp(config: DeadLettersConfig, deps: { mongo: MongoHandle; logger: Logger }): FunctionHandler {
+export function createDeadLettersApp(
+  config: DeadLettersConfig,
+  deps: { mongo: MongoHandle; logger: Logger },
+): FunctionHandler {
   const repository = createDeadLetterRepository(deps.mongo);
   const dispatcher = createEventDispatcher(16);
   const replayDeps: ReplayDeps = {
@@ -99,7 +113,11 @@ export function createDeadLettersApp(config: DeadLettersConfig, deps: { mongo: M
           const { via, limit, ...filter } = parsed.data;
           const result = await replayDeadLetters(
             filter,
-            { via, limit: Math.min(limit ?? config.DEAD_LETTERS_REPLAY_MAX, config.DEAD_LETTERS_REPLAY_MAX), concurrency: config.DEAD_LETTERS_REPLAY_CONCURRENCY },
+            {
+              via,
+              limit: Math.min(limit ?? config.DEAD_LETTERS_REPLAY_MAX, config.DEAD_LETTERS_REPLAY_MAX),
+              concurrency: config.DEAD_LETTERS_REPLAY_CONCURRENCY,
+            },
             replayDeps,
             ctx,
           );

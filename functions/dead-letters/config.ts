@@ -21,7 +21,12 @@ export const deadLettersConfigSchema = baseConfigSchema.extend({
   DEAD_LETTERS_REPLAY_HOSTS: z
     .string()
     .default('')
-    .transform((text) => text.split(',').map((host) => host.trim().toLowerCase()).filter(Boolean)),
+    .transform((text) =>
+      text
+        .split(',')
+        .map((host) => host.trim().toLowerCase())
+        .filter(Boolean),
+    ),
   /** How long one replay POST may take (the subscriber handles the event in that time). */
   DEAD_LETTERS_REPLAY_TIMEOUT_MS: int(100, 600_000, 30_000),
   /** Replays of one `POST /dead-letters/replay` at once, and at most how many per call. */

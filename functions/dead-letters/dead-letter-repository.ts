@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Collection, Filter } from 'mongodb';
 import { InvalidInputError } from '../../shared/errors.js';
-import { isDuplicateKey, withMongo, type MongoHandle } from '../../shared/mongo.js';
+import { isDuplicateKey, type MongoHandle, withMongo } from '../../shared/mongo.js';
 import type { DeadLetterFilter, DeadLetterStatus } from './schema.js';
 
 export const DEAD_LETTERS_COLLECTION = 'dead_letters';
@@ -73,7 +73,12 @@ export interface Page {
 
 export interface DeadLetterRepository {
   /** Stores an arrival: inserts the first time, or marks an existing record pending again. */
-  recordArrival(input: { id: string; event: StoredEvent; error: DeliveryError; at: Date }): Promise<{ created: boolean }>;
+  recordArrival(input: {
+    id: string;
+    event: StoredEvent;
+    error: DeliveryError;
+    at: Date;
+  }): Promise<{ created: boolean }>;
   get(id: string): Promise<DeadLetterDocument | undefined>;
   list(filter: DeadLetterFilter, page: { limit: number; cursor?: string }): Promise<Page>;
   /**
@@ -90,7 +95,9 @@ interface Cursor {
 }
 
 function encodeCursor(doc: DeadLetterDocument): string {
-  return Buffer.from(JSON.stringify({ at: doc.firstDeadLetteredAt.getTime(), id: doc._id } satisfies Cursor)).toString('base64url');
+  return Buffer.from(JSON.stringify({ at: doc.firstDeadLetteredAt.getTime(), id: doc._id } satisfies Cursor)).toString(
+    'base64url',
+  );
 }
 
 function decodeCursor(text: string): Cursor {
@@ -119,7 +126,6 @@ function toQuery(filter: DeadLetterFilter): Filter<DeadLetterDocument> {
   }
   return query;
 }
-
 
 /** The `dead_letters` collection. Only CRUD, upserts and unique `_id`: every MongoDB-compatible server has them. */
 export function createDeadLetterRepository(mongo: MongoHandle): DeadLetterRepository {

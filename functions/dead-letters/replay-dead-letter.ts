@@ -1,6 +1,6 @@
 import { CloudEvent } from '../../shared/cloudevents.js';
 import { AppError, DomainRefusalError, NotFoundError } from '../../shared/errors.js';
-import { deliveryVerdict, replyEventOf, type PostResult } from '../../shared/event-transport.js';
+import { deliveryVerdict, type PostResult, replyEventOf } from '../../shared/event-transport.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { DeadLetterDocument, DeadLetterRepository, ReplayAttempt, StoredEvent } from './dead-letter-repository.js';
 import type { DeadLetterFilter, ReplayVia } from './schema.js';
@@ -54,7 +54,9 @@ function hostAllowed(url: string, allowedHosts: readonly string[]): boolean {
     return false;
   }
   if (allowedHosts.length === 0) return true;
-  return allowedHosts.some((suffix) => host === suffix.replace(/^\./, '') || host.endsWith(suffix.startsWith('.') ? suffix : `.${suffix}`));
+  return allowedHosts.some(
+    (suffix) => host === suffix.replace(/^\./, '') || host.endsWith(suffix.startsWith('.') ? suffix : `.${suffix}`),
+  );
 }
 
 /**
@@ -62,7 +64,11 @@ function hostAllowed(url: string, allowedHosts: readonly string[]): boolean {
  * the type do not see it twice; without an allowed one, or when asked, it goes through the Broker (`K_SINK`),
  * which delivers it to every matching Trigger again (consumers drop duplicates by id).
  */
-export function replayTarget(doc: DeadLetterDocument, via: ReplayVia, deps: Pick<ReplayDeps, 'sink' | 'allowedHosts'>): string {
+export function replayTarget(
+  doc: DeadLetterDocument,
+  via: ReplayVia,
+  deps: Pick<ReplayDeps, 'sink' | 'allowedHosts'>,
+): string {
   const original = doc.error.destination;
   if (via === 'subscriber' && original && hostAllowed(original, deps.allowedHosts)) return original;
   if (deps.sink) return deps.sink;
@@ -74,7 +80,12 @@ export function replayTarget(doc: DeadLetterDocument, via: ReplayVia, deps: Pick
   );
 }
 
-async function attempt(doc: DeadLetterDocument, via: ReplayVia, deps: ReplayDeps, ctx: HandlerContext): Promise<ReplayOutcome> {
+async function attempt(
+  doc: DeadLetterDocument,
+  via: ReplayVia,
+  deps: ReplayDeps,
+  ctx: HandlerContext,
+): Promise<ReplayOutcome> {
   const now = deps.now ?? (() => new Date());
   const destination = replayTarget(doc, via, deps);
   const record: ReplayAttempt = { at: now(), to: destination };
@@ -91,7 +102,8 @@ async function attempt(doc: DeadLetterDocument, via: ReplayVia, deps: ReplayDeps
         if (!deps.sink) failure = 'the subscriber replied with an event and no K_SINK is configured to forward it';
         else {
           const forwarded = await deps.send(deps.sink, reply);
-          if (deliveryVerdict(forwarded.status) !== 'delivered') failure = `forwarding the reply event got ${forwarded.status}`;
+          if (deliveryVerdict(forwarded.status) !== 'delivered')
+            failure = `forwarding the reply event got ${forwarded.status}`;
         }
       }
     }
@@ -101,8 +113,17 @@ async function attempt(doc: DeadLetterDocument, via: ReplayVia, deps: ReplayDeps
   if (failure !== undefined) {
     record.error = failure;
     await deps.repository.recordReplayFailure(doc._id, record);
-    ctx.logger.warn({ deadLetter: { id: doc._id, destination, status: record.status }, error: failure }, 'replay failed');
-    return { id: doc._id, outcome: 'failed', destination, ...(record.status ? { status: record.status } : {}), error: failure };
+    ctx.logger.warn(
+      { deadLetter: { id: doc._id, destination, status: record.status }, error: failure },
+      'replay failed',
+    );
+    return {
+      id: doc._id,
+      outcome: 'failed',
+      destination,
+      ...(record.status ? { status: record.status } : {}),
+      error: failure,
+    };
   }
   const marked = await deps.repository.markReplayed(doc._id, doc.deadLetterCount, record);
   ctx.logger.info({ deadLetter: { id: doc._id, destination, status: record.status, marked } }, 'replayed');
@@ -110,7 +131,12 @@ async function attempt(doc: DeadLetterDocument, via: ReplayVia, deps: ReplayDeps
 }
 
 /** Use case: replay one dead letter. A failed replay is a 502 (the record stays as it was, attempt noted). */
-export async function replayDeadLetter(id: string, via: ReplayVia, deps: ReplayDeps, ctx: HandlerContext): Promise<ReplayOutcome> {
+export async function replayDeadLetter(
+  id: string,
+  via: ReplayVia,
+  deps: ReplayDeps,
+  ctx: HandlerContext,
+): Promise<ReplayOutcome> {
   const doc = await deps.repository.get(id);
   if (!doc) throw new NotFoundError(`no dead letter ${id}`);
   const outcome = await attempt(doc, via, deps, ctx);
@@ -134,7 +160,10 @@ export async function replayDeadLetters(
   let cursor: string | undefined;
   let more = false;
   while (docs.length < options.limit) {
-    const page = await deps.repository.list(filter, { limit: Math.min(500, options.limit - docs.length), ...(cursor ? { cursor } : {}) });
+    const page = await deps.repository.list(filter, {
+      limit: Math.min(500, options.limit - docs.length),
+      ...(cursor ? { cursor } : {}),
+    });
     docs.push(...page.items);
     if (!page.next) break;
     cursor = page.next;
@@ -151,7 +180,12 @@ export async function replayDeadLetters(
       } catch (error) {
         // The store is down: stop here and let the caller retry the whole call.
         if (error instanceof AppError && error.status === 503) throw error;
-        results[index] = { id: doc._id, outcome: 'failed', destination: '', error: error instanceof Error ? error.message : String(error) };
+        results[index] = {
+          id: doc._id,
+          outcome: 'failed',
+          destination: '',
+          error: error instanceof Error ? error.message : String(error),
+        };
       }
     }
   };

@@ -1,14 +1,29 @@
 import type { CloudEvent } from '../../shared/cloudevents.js';
 import type { HandlerContext } from '../../shared/function-app.js';
-import { deadLetterId, type DeadLetterRepository, type DeliveryError, type StoredEvent } from './dead-letter-repository.js';
+import {
+  type DeadLetterRepository,
+  type DeliveryError,
+  deadLetterId,
+  type StoredEvent,
+} from './dead-letter-repository.js';
 
 /** Knative's extensions on a dead-lettered event; they describe the failure, not the event. */
 export const ERROR_EXTENSIONS = ['knativeerrordest', 'knativeerrorcode', 'knativeerrordata'] as const;
 
 const CORE_ATTRIBUTES = new Set([
-  'id', 'source', 'type', 'specversion', 'subject', 'time', 'datacontenttype', 'dataschema', 'data', 'data_base64',
+  'id',
+  'source',
+  'type',
+  'specversion',
+  'subject',
+  'time',
+  'datacontenttype',
+  'dataschema',
+  'data',
+  'data_base64',
   // CloudEvents 0.3 names the SDK keeps on every event; never extensions.
-  'datacontentencoding', 'schemaurl',
+  'datacontentencoding',
+  'schemaurl',
 ]);
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -29,7 +44,8 @@ export function splitDeadLetter(event: CloudEvent<unknown>): { event: StoredEven
   const attributes = event.toJSON() as Record<string, unknown>;
   const extensions: StoredEvent['extensions'] = {};
   for (const [name, value] of Object.entries(attributes)) {
-    if (CORE_ATTRIBUTES.has(name) || (ERROR_EXTENSIONS as readonly string[]).includes(name) || value === undefined) continue;
+    if (CORE_ATTRIBUTES.has(name) || (ERROR_EXTENSIONS as readonly string[]).includes(name) || value === undefined)
+      continue;
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') extensions[name] = value;
   }
   const stored: StoredEvent = {
@@ -83,7 +99,10 @@ export async function storeDeadLetter(
   const id = deadLetterId(event, error.destination);
   const { created } = await deps.repository.recordArrival({ id, event, error, at: (deps.now ?? (() => new Date()))() });
   ctx.logger.info(
-    { deadLetter: { id, created, destination: error.destination, code: error.code }, ce: { id: event.id, type: event.type } },
+    {
+      deadLetter: { id, created, destination: error.destination, code: error.code },
+      ce: { id: event.id, type: event.type },
+    },
     'dead letter stored',
   );
 }

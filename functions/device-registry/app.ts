@@ -6,16 +6,26 @@ import type { Logger } from '../../shared/logger.js';
 import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import type { RegistryDeps } from './deps.js';
 import { registryOperations } from './http-routes.js';
-import { SERVICE, provisioningRequestSchema, requestIdSchema, type RegistryConfig } from './schema.js';
+import { provisioningRequestSchema, type RegistryConfig, requestIdSchema, SERVICE } from './schema.js';
 import { provisionDevice, refuseInvalidRequest } from './use-cases/provision-device.js';
 
 export const PROVISIONING_REQUESTED = 'io.kiot.provisioning.requested';
 export const PING = 'dev.knative.sources.ping';
 
 /** The registry's one HTTP entry: app routes with API keys, `/openapi.json`, and the provisioning event. */
-export function createRegistryApp(deps: RegistryDeps, options: { logger: Logger; config: Pick<RegistryConfig, 'API_KEYS'>; health: Record<string, () => Promise<unknown>> }): FunctionHandler {
+export function createRegistryApp(
+  deps: RegistryDeps,
+  options: { logger: Logger; config: Pick<RegistryConfig, 'API_KEYS'>; health: Record<string, () => Promise<unknown>> },
+): FunctionHandler {
   const operations = registryOperations(deps);
-  const document = openApiDocument({ title: 'kiot device-registry', version: '1.0.0', description: 'Devices, credentials, fleet provisioning and broker auth hooks.' }, operations);
+  const document = openApiDocument(
+    {
+      title: 'kiot device-registry',
+      version: '1.0.0',
+      description: 'Devices, credentials, fleet provisioning and broker auth hooks.',
+    },
+    operations,
+  );
   return createFunctionApp({
     service: SERVICE,
     logger: options.logger,
@@ -28,8 +38,11 @@ export function createRegistryApp(deps: RegistryDeps, options: { logger: Logger;
         // Parsed in the handler, not here: a device that sent a malformed request still hears why.
         data: z.unknown(),
         async handle(event, data, ctx) {
-          const requestId = requestIdSchema.safeParse(event.subject ?? (data as { requestId?: unknown } | null)?.requestId);
-          if (!requestId.success) throw InvalidInputError.fromZod(requestId.error, 'the provisioning request id (subject) is invalid');
+          const requestId = requestIdSchema.safeParse(
+            event.subject ?? (data as { requestId?: unknown } | null)?.requestId,
+          );
+          if (!requestId.success)
+            throw InvalidInputError.fromZod(requestId.error, 'the provisioning request id (subject) is invalid');
           const request = provisioningRequestSchema.safeParse(data);
           if (!request.success) await refuseInvalidRequest(requestId.data, request.error, deps);
           else await provisionDevice(requestId.data, request.data, deps, ctx);

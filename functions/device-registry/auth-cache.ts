@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { withRedis, type RedisHandle } from '../../shared/redis.js';
+import { type RedisHandle, withRedis } from '../../shared/redis.js';
 
 export type CachedStatus = 'active' | 'disabled' | 'missing';
 

@@ -22,7 +22,9 @@ export function topicAllowed(id: string, topic: string, action: HookAction): boo
   const rest = topic.slice(prefix.length).split('/');
   if (action === 'subscribe') {
     // '#' only as the last level, '+' only as a whole level (§4.7.1.2, §4.7.1.3).
-    return rest.every((level, i) => (level.includes('#') ? level === '#' && i === rest.length - 1 : !level.includes('+') || level === '+'));
+    return rest.every((level, i) =>
+      level.includes('#') ? level === '#' && i === rest.length - 1 : !level.includes('+') || level === '+',
+    );
   }
   return rest.every((level) => !level.includes('#') && !level.includes('+'));
 }
@@ -30,12 +32,22 @@ export function topicAllowed(id: string, topic: string, action: HookAction): boo
 export type Decision = 'allow' | 'deny' | 'ignore';
 
 /** Connect: only an active device, with its own client id, and the right secret. */
-export function connectDecision(input: { status: 'active' | 'disabled' | 'missing'; clientIdMatches: boolean; secretMatches: boolean }): Decision {
+export function connectDecision(input: {
+  status: 'active' | 'disabled' | 'missing';
+  clientIdMatches: boolean;
+  secretMatches: boolean;
+}): Decision {
   if (input.status === 'missing') return 'ignore';
   return input.status === 'active' && input.clientIdMatches && input.secretMatches ? 'allow' : 'deny';
 }
 
-export function accessDecision(input: { status: 'active' | 'disabled' | 'missing'; id: string; clientid: string; topic: string; action: HookAction }): Decision {
+export function accessDecision(input: {
+  status: 'active' | 'disabled' | 'missing';
+  id: string;
+  clientid: string;
+  topic: string;
+  action: HookAction;
+}): Decision {
   if (input.status === 'missing') return 'ignore';
   if (input.status !== 'active' || input.clientid !== input.id) return 'deny';
   return topicAllowed(input.id, input.topic, input.action) ? 'allow' : 'deny';

@@ -12,7 +12,7 @@ import { createDeviceRepository } from './device-repository.js';
 import { createDynsecClient } from './dynsec.js';
 import { createOutbox, type Outbox } from './outbox.js';
 import { createProvisioningRepository } from './provisioning-repository.js';
-import { SERVICE, type RegistryConfig } from './schema.js';
+import { type RegistryConfig, SERVICE } from './schema.js';
 
 export interface Registry {
   handler: FunctionHandler;
@@ -25,7 +25,12 @@ export interface Registry {
 export function buildRegistry(config: RegistryConfig, logger: Logger): Registry {
   const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
   const redis = createRedis(config.REDIS_URL);
-  const dynsec = createDynsecClient({ url: config.MQTT_URL, username: config.MQTT_USERNAME, password: config.MQTT_PASSWORD, logger });
+  const dynsec = createDynsecClient({
+    url: config.MQTT_URL,
+    username: config.MQTT_USERNAME,
+    password: config.MQTT_PASSWORD,
+    logger,
+  });
   const dispatcher = createEventDispatcher(16);
   const devices = createDeviceRepository(mongo);
   const emitter = createEmitter({ sink: config.K_SINK, source: `/kiot/${SERVICE}`, dispatcher });

@@ -114,5 +114,10 @@ export function createDeviceBroker(dynsec: DynsecClient): DeviceBroker {
  * live sessions needs the broker's own admin API (not done here).
  */
 export function createHookOnlyBroker(): DeviceBroker {
-  return { provision: async () => undefined, setEnabled: async () => undefined, remove: async () => undefined, ping: async () => undefined };
+  return {
+    provision: async () => undefined,
+    setEnabled: async () => undefined,
+    remove: async () => undefined,
+    ping: async () => undefined,
+  };
 }

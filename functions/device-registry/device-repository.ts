@@ -1,12 +1,12 @@
-import { MongoBulkWriteError, type Collection, type Filter } from 'mongodb';
+import { type Collection, type Filter, MongoBulkWriteError } from 'mongodb';
 import {
-  DEVICES_COLLECTION,
   DEVICE_TYPES_COLLECTION,
+  DEVICES_COLLECTION,
   type DeviceDocument,
   type DeviceTypeDocument,
   type TelemetrySchema,
 } from '../../shared/devices.js';
-import { DUPLICATE_KEY, insertIfAbsent, withMongo, type MongoHandle } from '../../shared/mongo.js';
+import { DUPLICATE_KEY, insertIfAbsent, type MongoHandle, withMongo } from '../../shared/mongo.js';
 import type { OutboxStore, Pending, PendingEvent } from './outbox.js';
 
 /**
@@ -31,8 +31,22 @@ type StoredDevice = Omit<RegistryDevice, 'status'> & { status: RegistryDevice['s
 export const TOMBSTONE_STATUS = 'deleted';
 const LIVE = { status: { $ne: TOMBSTONE_STATUS } } as const;
 /** Every field a device has besides _id, status and pendingEvents: what a tombstone drops. */
-const DEVICE_FIELDS = ['name', 'type', 'tags', 'metadata', 'credential', 'createdAt', 'updatedAt', 'version', 'brokerSynced', 'provisionedBy'] as const;
-const unsetAll = Object.fromEntries(DEVICE_FIELDS.map((field) => [field, ''])) as Record<(typeof DEVICE_FIELDS)[number], ''>;
+const DEVICE_FIELDS = [
+  'name',
+  'type',
+  'tags',
+  'metadata',
+  'credential',
+  'createdAt',
+  'updatedAt',
+  'version',
+  'brokerSynced',
+  'provisionedBy',
+] as const;
+const unsetAll = Object.fromEntries(DEVICE_FIELDS.map((field) => [field, ''])) as Record<
+  (typeof DEVICE_FIELDS)[number],
+  ''
+>;
 
 export interface DeviceFilter {
   type?: string;
@@ -60,7 +74,12 @@ export interface DeviceRepository extends OutboxStore {
   /** Compensation when the broker refused: removes documents still unsynced (back to a tombstone if one was claimed). */
   removeUnsynced(ids: string[]): Promise<void>;
   /** Applies `set` and pushes `event` when the version still matches, bumping it; `undefined` on a version mismatch. */
-  update(id: string, version: number, set: Partial<RegistryDevice>, event: PendingEvent): Promise<RegistryDevice | undefined>;
+  update(
+    id: string,
+    version: number,
+    set: Partial<RegistryDevice>,
+    event: PendingEvent,
+  ): Promise<RegistryDevice | undefined>;
   /** Turns the device into a tombstone holding `event` (and whatever was pending) when the version still matches. */
   tombstone(id: string, version: number, event: PendingEvent, now: Date): Promise<Pending | undefined>;
   getType(type: string): Promise<DeviceTypeDocument | undefined>;
@@ -68,9 +87,12 @@ export interface DeviceRepository extends OutboxStore {
 }
 
 export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
-  const devices = async (): Promise<Collection<StoredDevice>> => (await mongo.db()).collection<StoredDevice>(DEVICES_COLLECTION);
-  const live = (doc: StoredDevice | null): RegistryDevice | undefined => (doc && doc.status !== TOMBSTONE_STATUS ? (doc as RegistryDevice) : undefined);
-  const types = async (): Promise<Collection<DeviceTypeDocument>> => (await mongo.db()).collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION);
+  const devices = async (): Promise<Collection<StoredDevice>> =>
+    (await mongo.db()).collection<StoredDevice>(DEVICES_COLLECTION);
+  const live = (doc: StoredDevice | null): RegistryDevice | undefined =>
+    doc && doc.status !== TOMBSTONE_STATUS ? (doc as RegistryDevice) : undefined;
+  const types = async (): Promise<Collection<DeviceTypeDocument>> =>
+    (await mongo.db()).collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION);
 
   return {
     insert: (device) => withMongo(async () => insertIfAbsent(await devices(), device)),
@@ -104,13 +126,18 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
       withMongo(async () => {
         const { _id, pendingEvents: _ignored, ...fields } = device;
         // $set, never a replace: the events the delete left pending stay, in order, ahead of the new ones.
-        const result = await (await devices()).updateOne({ _id, status: TOMBSTONE_STATUS }, { $set: fields, $unset: { deletedAt: '' } });
+        const result = await (await devices()).updateOne(
+          { _id, status: TOMBSTONE_STATUS },
+          { $set: fields, $unset: { deletedAt: '' } },
+        );
         return result.modifiedCount === 1;
       }),
     replaceUnsynced: (previous, next) =>
       withMongo(async () => {
         const { _id, pendingEvents: _ignored, ...fields } = next;
-        const gone = Object.keys(previous).filter((key) => key !== '_id' && key !== 'pendingEvents' && !(key in fields));
+        const gone = Object.keys(previous).filter(
+          (key) => key !== '_id' && key !== 'pendingEvents' && !(key in fields),
+        );
         const result = await (await devices()).updateOne(
           { _id: previous._id, version: previous.version, brokerSynced: false },
           { $set: fields, ...(gone.length > 0 ? { $unset: Object.fromEntries(gone.map((key) => [key, ''])) } : {}) },
@@ -122,7 +149,10 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
         if (synced.length === 0) return;
         await (await devices()).bulkWrite(
           synced.map(({ id, event }) => ({
-            updateOne: { filter: { _id: id, brokerSynced: false }, update: { $set: { brokerSynced: true }, $push: { pendingEvents: event } } },
+            updateOne: {
+              filter: { _id: id, brokerSynced: false },
+              update: { $set: { brokerSynced: true }, $push: { pendingEvents: event } },
+            },
           })),
           { ordered: false },
         );
@@ -163,7 +193,10 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
       }),
     withEventsBefore: (before, limit) =>
       withMongo(async () => {
-        const docs = await (await devices()).find({ 'pendingEvents.at': { $lt: before } }, { projection: { _id: 1 } }).limit(limit).toArray();
+        const docs = await (await devices())
+          .find({ 'pendingEvents.at': { $lt: before } }, { projection: { _id: 1 } })
+          .limit(limit)
+          .toArray();
         return docs.map((doc) => doc._id);
       }),
     settle: (id, eventId) =>

@@ -70,7 +70,10 @@ export function createDynsecClient(options: DynsecOptions): DynsecClient {
       const onConnect = () => {
         current.subscribe(RESPONSE_TOPIC, { qos: 1 }, (error, granted) => {
           cleanup();
-          if (error || granted?.[0]?.qos === 128) reject(new DependencyUnavailableError('mqtt broker', error ?? new Error('not allowed to read dynsec responses')));
+          if (error || granted?.[0]?.qos === 128)
+            reject(
+              new DependencyUnavailableError('mqtt broker', error ?? new Error('not allowed to read dynsec responses')),
+            );
           else resolve(current);
         });
       };
@@ -106,17 +109,20 @@ export function createDynsecClient(options: DynsecOptions): DynsecClient {
       if (commands.length === 0) return [];
       const connected = await connect();
       const ids = commands.map(() => randomUUID());
-      const answers = ids.map(
-        (id) => new Promise<DynsecResponse>((resolve) => pending.set(id, { resolve })),
-      );
-      const payload = JSON.stringify({ commands: commands.map((command, i) => ({ ...command, correlationData: ids[i] })) });
+      const answers = ids.map((id) => new Promise<DynsecResponse>((resolve) => pending.set(id, { resolve })));
+      const payload = JSON.stringify({
+        commands: commands.map((command, i) => ({ ...command, correlationData: ids[i] })),
+      });
       let timer: NodeJS.Timeout | undefined;
       try {
         // Mosquitto 2.0.11 rewrites its whole dynsec JSON file after every command (measured: 500 clients take
         // 3.7 s into an empty config, 12.7 s next to 1,500 others), so the wait grows with the batch.
         const budget = timeoutMs + commands.length * perCommandMs;
         const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new DependencyUnavailableError('mqtt broker', new Error('no dynsec response'))), budget);
+          timer = setTimeout(
+            () => reject(new DependencyUnavailableError('mqtt broker', new Error('no dynsec response'))),
+            budget,
+          );
         });
         await Promise.race([connected.publishAsync(CONTROL_TOPIC, payload, { qos: 1 }), timeout]);
         return await Promise.race([Promise.all(answers), timeout]);
@@ -127,7 +133,9 @@ export function createDynsecClient(options: DynsecOptions): DynsecClient {
         client = undefined;
         ready = undefined;
         stale?.end(true);
-        throw error instanceof DependencyUnavailableError ? error : new DependencyUnavailableError('mqtt broker', error);
+        throw error instanceof DependencyUnavailableError
+          ? error
+          : new DependencyUnavailableError('mqtt broker', error);
       } finally {
         clearTimeout(timer);
         for (const id of ids) pending.delete(id);

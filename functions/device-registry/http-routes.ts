@@ -1,7 +1,7 @@
+import { deviceIdSchema } from '../../shared/devices.js';
 import { parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
-import { appProblems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
-import { deviceIdSchema } from '../../shared/devices.js';
+import { type ApiOperation, appProblems, operation, problem } from '../../shared/openapi.js';
 import type { RegistryDeps } from './deps.js';
 import * as s from './schema.js';
 import { authenticate, authorize } from './use-cases/broker-hooks.js';
@@ -23,53 +23,103 @@ const common = appProblems;
 export function registryOperations(deps: RegistryDeps): ApiOperation[] {
   return [
     operation({
-      method: 'POST', path: '/devices', scope: 'devices:write', summary: 'Register a device; its secret is shown this once',
+      method: 'POST',
+      path: '/devices',
+      scope: 'devices:write',
+      summary: 'Register a device; its secret is shown this once',
       body: s.registerDeviceSchema,
-      responses: { 201: { description: 'registered', schema: s.registeredSchema, headers: { etag: 'the device version' } }, ...common, 409: problem('the id is taken'), 503: problem('a store or the broker is unavailable') },
+      responses: {
+        201: { description: 'registered', schema: s.registeredSchema, headers: { etag: 'the device version' } },
+        ...common,
+        409: problem('the id is taken'),
+        503: problem('a store or the broker is unavailable'),
+      },
       async handle(request, ctx) {
         const registered = await registerDevice(parse(s.registerDeviceSchema, body(request), 'device'), deps, ctx);
-        return { status: 201, body: registered, headers: { etag: etagOf(registered.device.version), location: `/devices/${registered.device.id}` } };
+        return {
+          status: 201,
+          body: registered,
+          headers: { etag: etagOf(registered.device.version), location: `/devices/${registered.device.id}` },
+        };
       },
     }),
     operation({
-      method: 'POST', path: '/devices/bulk', scope: 'devices:write', summary: 'Register up to 1,000 devices, one result per item',
+      method: 'POST',
+      path: '/devices/bulk',
+      scope: 'devices:write',
+      summary: 'Register up to 1,000 devices, one result per item',
       body: s.bulkRegisterSchema,
-      responses: { 200: { description: 'a result per item', schema: s.bulkResultSchema }, ...common, 503: problem('a store or the broker is unavailable') },
+      responses: {
+        200: { description: 'a result per item', schema: s.bulkResultSchema },
+        ...common,
+        503: problem('a store or the broker is unavailable'),
+      },
       async handle(request, ctx) {
         const { devices } = parse(s.bulkRegisterSchema, body(request), 'bulk request');
         return { status: 200, body: await registerBulk(devices, deps, ctx) };
       },
     }),
     operation({
-      method: 'GET', path: '/devices', scope: 'devices:read', summary: 'List devices by type, tag, status; cursor pagination on id',
+      method: 'GET',
+      path: '/devices',
+      scope: 'devices:read',
+      summary: 'List devices by type, tag, status; cursor pagination on id',
       query: s.listQuerySchema,
       responses: { 200: { description: 'a page', schema: s.devicePageSchema }, ...common },
       async handle(request) {
-        return { status: 200, body: await listDevices(parse(s.listQuerySchema, Object.fromEntries(request.query), 'query'), deps) };
+        return {
+          status: 200,
+          body: await listDevices(parse(s.listQuerySchema, Object.fromEntries(request.query), 'query'), deps),
+        };
       },
     }),
     operation({
-      method: 'GET', path: '/devices/:id', scope: 'devices:read', summary: 'Read a device',
-      responses: { 200: { description: 'the device', schema: s.deviceViewSchema, headers: { etag: 'the device version' } }, ...common, 404: problem('no such device') },
+      method: 'GET',
+      path: '/devices/:id',
+      scope: 'devices:read',
+      summary: 'Read a device',
+      responses: {
+        200: { description: 'the device', schema: s.deviceViewSchema, headers: { etag: 'the device version' } },
+        ...common,
+        404: problem('no such device'),
+      },
       async handle(request) {
         const device = await getDevice(idParam(request), deps);
         return { status: 200, body: toView(device), headers: { etag: etagOf(device.version) } };
       },
     }),
     operation({
-      method: 'PATCH', path: '/devices/:id', scope: 'devices:write', summary: 'Change name, tags, metadata (replaced whole) or status',
+      method: 'PATCH',
+      path: '/devices/:id',
+      scope: 'devices:write',
+      summary: 'Change name, tags, metadata (replaced whole) or status',
       body: s.updateDeviceSchema,
-      headers: { 'if-match': { description: 'the ETag read before (required: 428 without, 412 when stale)', required: true } },
-      responses: { 200: { description: 'the updated device', schema: s.deviceViewSchema }, ...common, 404: problem('no such device'), 412: problem('the version changed'), 428: problem('If-Match missing') },
+      headers: {
+        'if-match': { description: 'the ETag read before (required: 428 without, 412 when stale)', required: true },
+      },
+      responses: {
+        200: { description: 'the updated device', schema: s.deviceViewSchema },
+        ...common,
+        404: problem('no such device'),
+        412: problem('the version changed'),
+        428: problem('If-Match missing'),
+      },
       async handle(request, ctx) {
         const id = idParam(request);
         const version = requiredVersion(request.headers['if-match']);
-        const updated = await updateDevice({ id, version, patch: parse(s.updateDeviceSchema, body(request), 'patch') }, deps, ctx);
+        const updated = await updateDevice(
+          { id, version, patch: parse(s.updateDeviceSchema, body(request), 'patch') },
+          deps,
+          ctx,
+        );
         return { status: 200, body: toView(updated), headers: { etag: etagOf(updated.version) } };
       },
     }),
     operation({
-      method: 'DELETE', path: '/devices/:id', scope: 'devices:write', summary: 'Delete a device; its broker access ends and it is disconnected',
+      method: 'DELETE',
+      path: '/devices/:id',
+      scope: 'devices:write',
+      summary: 'Delete a device; its broker access ends and it is disconnected',
       responses: { 204: { description: 'deleted' }, ...common, 404: problem('no such device') },
       async handle(request, ctx) {
         await deleteDevice(idParam(request), deps, ctx);
@@ -77,22 +127,38 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'POST', path: '/devices/:id/credentials', scope: 'devices:write', summary: 'Rotate the secret; the old one stops working',
-      responses: { 201: { description: 'the new secret, shown once', schema: s.registeredSchema }, ...common, 404: problem('no such device') },
+      method: 'POST',
+      path: '/devices/:id/credentials',
+      scope: 'devices:write',
+      summary: 'Rotate the secret; the old one stops working',
+      responses: {
+        201: { description: 'the new secret, shown once', schema: s.registeredSchema },
+        ...common,
+        404: problem('no such device'),
+      },
       async handle(request, ctx) {
         return { status: 201, body: await rotateCredentials(idParam(request), deps, ctx) };
       },
     }),
     operation({
-      method: 'POST', path: '/provisioning-tokens', scope: 'provisioning:write', summary: 'Create a fleet claim token, shown once',
+      method: 'POST',
+      path: '/provisioning-tokens',
+      scope: 'provisioning:write',
+      summary: 'Create a fleet claim token, shown once',
       body: s.createTokenSchema,
       responses: { 201: { description: 'the token', schema: s.tokenCreatedSchema }, ...common },
       async handle(request) {
-        return { status: 201, body: await createProvisioningToken(parse(s.createTokenSchema, body(request), 'token request'), deps) };
+        return {
+          status: 201,
+          body: await createProvisioningToken(parse(s.createTokenSchema, body(request), 'token request'), deps),
+        };
       },
     }),
     operation({
-      method: 'PUT', path: '/device-types/:type', scope: 'devices:write', summary: "Set a device type's telemetry schema",
+      method: 'PUT',
+      path: '/device-types/:type',
+      scope: 'devices:write',
+      summary: "Set a device type's telemetry schema",
       body: s.deviceTypeSchema,
       responses: { 200: { description: 'the device type', schema: s.deviceTypeViewSchema }, ...common },
       async handle(request) {
@@ -102,22 +168,41 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'GET', path: '/device-types/:type', scope: 'devices:read', summary: "Read a device type's telemetry schema",
-      responses: { 200: { description: 'the device type', schema: s.deviceTypeViewSchema }, ...common, 404: problem('no such type') },
+      method: 'GET',
+      path: '/device-types/:type',
+      scope: 'devices:read',
+      summary: "Read a device type's telemetry schema",
+      responses: {
+        200: { description: 'the device type', schema: s.deviceTypeViewSchema },
+        ...common,
+        404: problem('no such type'),
+      },
       async handle(request) {
-        return { status: 200, body: await getDeviceType(parse(s.typeNameSchema, request.params.type, 'type name'), deps) };
+        return {
+          status: 200,
+          body: await getDeviceType(parse(s.typeNameSchema, request.params.type, 'type name'), deps),
+        };
       },
     }),
     operation({
-      method: 'POST', path: '/broker/authn', scope: 'broker:auth', summary: 'EMQX HTTP authentication hook',
+      method: 'POST',
+      path: '/broker/authn',
+      scope: 'broker:auth',
+      summary: 'EMQX HTTP authentication hook',
       body: s.authnHookSchema,
       responses: { 200: { description: 'allow, deny or ignore', schema: s.authnResultSchema }, ...common },
       async handle(request) {
-        return { status: 200, body: await authenticate(parse(s.authnHookSchema, body(request), 'authn request'), deps) };
+        return {
+          status: 200,
+          body: await authenticate(parse(s.authnHookSchema, body(request), 'authn request'), deps),
+        };
       },
     }),
     operation({
-      method: 'POST', path: '/broker/authz', scope: 'broker:auth', summary: 'EMQX HTTP authorization hook',
+      method: 'POST',
+      path: '/broker/authz',
+      scope: 'broker:auth',
+      summary: 'EMQX HTTP authorization hook',
       body: s.authzHookSchema,
       responses: { 200: { description: 'allow, deny or ignore', schema: s.authzResultSchema }, ...common },
       async handle(request) {

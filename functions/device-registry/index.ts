@@ -5,7 +5,7 @@ import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
 import { mintApiKeyCli } from './cli/mint-api-key.js';
 import { buildRegistry } from './compose.js';
-import { SERVICE, configSchema } from './schema.js';
+import { configSchema, SERVICE } from './schema.js';
 
 if (process.argv[2] === 'mint-api-key') {
   await mintApiKeyCli(process.argv.slice(3), (line) => process.stdout.write(`${line}\n`));

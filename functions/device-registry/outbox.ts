@@ -100,7 +100,13 @@ export function createOutbox(options: OutboxOptions): Outbox {
     if (!pending) return;
     for (const event of pending.events) {
       try {
-        await emitter.emit({ type: event.type, subject: event.subject, id: event.id, time: event.at.toISOString(), data: event.data });
+        await emitter.emit({
+          type: event.type,
+          subject: event.subject,
+          id: event.id,
+          time: event.at.toISOString(),
+          data: event.data,
+        });
       } catch (error) {
         if (!rejectedBySink(error)) throw error;
         // 4xx from the Broker: this event can never be accepted, and keeping it would block every later event
@@ -115,10 +121,14 @@ export function createOutbox(options: OutboxOptions): Outbox {
   function deliver(id: string, known?: Pending): Promise<void> {
     const previous = chains.get(id);
     // Behind another delivery of the same device, re-read: what `known` lists may be settled by then.
-    const run = previous ? previous.catch(() => undefined).then(() => deliverNow(id, undefined)) : deliverNow(id, known);
-    const tail = run.catch(() => undefined).finally(() => {
-      if (chains.get(id) === tail) chains.delete(id);
-    });
+    const run = previous
+      ? previous.catch(() => undefined).then(() => deliverNow(id, undefined))
+      : deliverNow(id, known);
+    const tail = run
+      .catch(() => undefined)
+      .finally(() => {
+        if (chains.get(id) === tail) chains.delete(id);
+      });
     chains.set(id, tail);
     return run;
   }

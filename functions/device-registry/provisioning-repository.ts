@@ -1,5 +1,5 @@
 import type { Collection } from 'mongodb';
-import { insertIfAbsent, withMongo, type MongoHandle } from '../../shared/mongo.js';
+import { insertIfAbsent, type MongoHandle, withMongo } from '../../shared/mongo.js';
 
 export const TOKENS_COLLECTION = 'provisioning_tokens';
 export const REQUESTS_COLLECTION = 'provisioning_requests';
@@ -51,8 +51,10 @@ export interface ProvisioningRepository {
 }
 
 export function createProvisioningRepository(mongo: MongoHandle): ProvisioningRepository {
-  const tokens = async (): Promise<Collection<TokenDocument>> => (await mongo.db()).collection<TokenDocument>(TOKENS_COLLECTION);
-  const requests = async (): Promise<Collection<RequestDocument>> => (await mongo.db()).collection<RequestDocument>(REQUESTS_COLLECTION);
+  const tokens = async (): Promise<Collection<TokenDocument>> =>
+    (await mongo.db()).collection<TokenDocument>(TOKENS_COLLECTION);
+  const requests = async (): Promise<Collection<RequestDocument>> =>
+    (await mongo.db()).collection<RequestDocument>(REQUESTS_COLLECTION);
 
   return {
     insertToken: (token) =>

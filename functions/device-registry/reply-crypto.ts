@@ -63,18 +63,32 @@ export function sealCredential(replyKey: Buffer, requestId: string, credential: 
   const cipher = createCipheriv('aes-256-gcm', replyKey, iv);
   cipher.setAAD(Buffer.from(requestId, 'utf8'));
   const ciphertext = Buffer.concat([cipher.update(JSON.stringify(credential), 'utf8'), cipher.final()]);
-  return { alg: 'A256GCM', iv: iv.toString('base64url'), ciphertext: ciphertext.toString('base64url'), tag: cipher.getAuthTag().toString('base64url') };
+  return {
+    alg: 'A256GCM',
+    iv: iv.toString('base64url'),
+    ciphertext: ciphertext.toString('base64url'),
+    tag: cipher.getAuthTag().toString('base64url'),
+  };
 }
 
 /** What a device does with `credential`; `undefined` for another key, another request id or a forged reply. */
-export function openCredential(replyKey: Buffer, requestId: string, sealed: SealedCredential): DeviceCredential | undefined {
+export function openCredential(
+  replyKey: Buffer,
+  requestId: string,
+  sealed: SealedCredential,
+): DeviceCredential | undefined {
   try {
     if (sealed.alg !== 'A256GCM') return undefined;
     // authTagLength pins the tag to 128 bits: GCM would otherwise accept a truncated tag (down to 32 bits).
-    const decipher = createDecipheriv('aes-256-gcm', replyKey, Buffer.from(sealed.iv, 'base64url'), { authTagLength: 16 });
+    const decipher = createDecipheriv('aes-256-gcm', replyKey, Buffer.from(sealed.iv, 'base64url'), {
+      authTagLength: 16,
+    });
     decipher.setAAD(Buffer.from(requestId, 'utf8'));
     decipher.setAuthTag(Buffer.from(sealed.tag, 'base64url'));
-    const plaintext = Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+    const plaintext = Buffer.concat([
+      decipher.update(Buffer.from(sealed.ciphertext, 'base64url')),
+      decipher.final(),
+    ]).toString('utf8');
     const parsed = JSON.parse(plaintext) as { secret?: unknown };
     return typeof parsed.secret === 'string' ? { secret: parsed.secret } : undefined;
   } catch {

@@ -23,14 +23,20 @@ export const configSchema = baseConfigSchema.extend({
   /** How long the broker auth hooks may answer from Redis. */
   AUTH_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(3_600).default(30),
   /** Prefix of every Redis key the registry writes. */
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:._-]{0,64}$/).default('kiot:registry:'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:._-]{0,64}$/)
+    .default('kiot:registry:'),
   /**
    * 32 random bytes, base64url: encrypts stored provisioning replies (AES-256-GCM) so that a redelivered
    * request is answered with the same device and secret without the plaintext secret ever being stored.
    */
   PROVISIONING_REPLY_KEY: z
     .string()
-    .refine((value) => Buffer.from(value, 'base64url').length === 32, 'must be 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d =)'),
+    .refine(
+      (value) => Buffer.from(value, 'base64url').length === 32,
+      'must be 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d =)',
+    ),
   /** How long a provisioning request id is remembered (and its reply replayed). */
   PROVISIONING_REPLAY_SECONDS: z.coerce.number().int().min(60).default(86_400),
   /** Outbox (outbox.ts): a pending io.kiot.device.* event older than this is the flush's to emit. */
@@ -43,6 +49,7 @@ export const configSchema = baseConfigSchema.extend({
 export type RegistryConfig = z.infer<typeof configSchema>;
 
 /** MongoDB field names: no leading `$` and no `.` (they would be operators or paths). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: MongoDB field names may not contain U+0000
 const safeKey = /^(?!\$)[^.\u0000]{1,64}$/;
 
 function checkKeys(value: unknown, path: (string | number)[], ctx: z.RefinementCtx, depth: number): void {
@@ -50,28 +57,30 @@ function checkKeys(value: unknown, path: (string | number)[], ctx: z.RefinementC
     ctx.addIssue({ code: 'custom', path, message: 'metadata nests deeper than 6 levels' });
     return;
   }
-  if (Array.isArray(value)) value.forEach((item, i) => checkKeys(item, [...path, i], ctx, depth + 1));
+  if (Array.isArray(value)) for (const [i, item] of value.entries()) checkKeys(item, [...path, i], ctx, depth + 1);
   else if (value !== null && typeof value === 'object') {
     for (const [key, inner] of Object.entries(value)) {
-      if (!safeKey.test(key)) ctx.addIssue({ code: 'custom', path: [...path, key], message: 'keys may not start with $ or contain .' });
+      if (!safeKey.test(key))
+        ctx.addIssue({ code: 'custom', path: [...path, key], message: 'keys may not start with $ or contain .' });
       checkKeys(inner, [...path, key], ctx, depth + 1);
     }
   }
 }
 
 export const METADATA_MAX_BYTES = 8_192;
-export const metadataSchema = z
-  .record(z.string(), z.json())
-  .superRefine((value, ctx) => {
-    checkKeys(value, [], ctx, 0);
-    if (Buffer.byteLength(JSON.stringify(value)) > METADATA_MAX_BYTES) {
-      ctx.addIssue({ code: 'custom', message: `metadata exceeds ${METADATA_MAX_BYTES} bytes` });
-    }
-  });
+export const metadataSchema = z.record(z.string(), z.json()).superRefine((value, ctx) => {
+  checkKeys(value, [], ctx, 0);
+  if (Buffer.byteLength(JSON.stringify(value)) > METADATA_MAX_BYTES) {
+    ctx.addIssue({ code: 'custom', message: `metadata exceeds ${METADATA_MAX_BYTES} bytes` });
+  }
+});
 
 export const typeNameSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ -');
 export const tagSchema = z.string().regex(/^[A-Za-z0-9._:=-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ : = -');
-export const tagsSchema = z.array(tagSchema).max(32).refine((tags) => new Set(tags).size === tags.length, 'tags must be unique');
+export const tagsSchema = z
+  .array(tagSchema)
+  .max(32)
+  .refine((tags) => new Set(tags).size === tags.length, 'tags must be unique');
 const nameSchema = z.string().min(1).max(128);
 
 export const registerDeviceSchema = z
@@ -90,7 +99,12 @@ export const BULK_MAX = 1_000;
 export const bulkRegisterSchema = z.object({ devices: z.array(z.unknown()).min(1).max(BULK_MAX) }).strict();
 
 export const updateDeviceSchema = z
-  .object({ name: nameSchema.optional(), tags: tagsSchema.optional(), metadata: metadataSchema.optional(), status: deviceStatusSchema.optional() })
+  .object({
+    name: nameSchema.optional(),
+    tags: tagsSchema.optional(),
+    metadata: metadataSchema.optional(),
+    status: deviceStatusSchema.optional(),
+  })
   .strict()
   .refine((patch) => Object.keys(patch).length > 0, 'name, tags, metadata or status');
 export type UpdateDeviceInput = z.infer<typeof updateDeviceSchema>;
@@ -101,7 +115,10 @@ export const listQuerySchema = z
     tag: tagSchema.optional(),
     status: deviceStatusSchema.optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
-    cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/).optional(),
+    cursor: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,200}$/)
+      .optional(),
   })
   .strict();
 export type ListQuery = z.infer<typeof listQuerySchema>;
@@ -120,8 +137,13 @@ export const deviceTypeSchema = z.object({ telemetrySchema: telemetrySchemaSchem
 
 /** A provisioning request's reply key (reply-crypto.ts): 32 random bytes, base64url without padding. */
 export const replyKeySchema = z
-  .string({ error: 'replyKey is required: 32 fresh random bytes, base64url; the credential in the response is encrypted to it' })
-  .regex(/^[A-Za-z0-9_-]{43}$/, { message: 'replyKey must be 32 random bytes, base64url without padding (43 characters)', abort: true })
+  .string({
+    error: 'replyKey is required: 32 fresh random bytes, base64url; the credential in the response is encrypted to it',
+  })
+  .regex(/^[A-Za-z0-9_-]{43}$/, {
+    message: 'replyKey must be 32 random bytes, base64url without padding (43 characters)',
+    abort: true,
+  })
   .refine((value) => Buffer.from(value, 'base64url').length === 32, 'replyKey must decode to 32 bytes');
 
 /** `io.kiot.provisioning.requested` data: the device's JSON request as the bridge forwards it. */
@@ -137,7 +159,11 @@ export const requestIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/);
 
 // EMQX HTTP authentication/authorization (docs.emqx.com, "HTTP Service"): the request body is a template
 // the operator configures; these are the placeholders kiot's template sends. Extra fields are ignored.
-export const authnHookSchema = z.looseObject({ clientid: z.string(), username: z.string().default(''), password: z.string().default('') });
+export const authnHookSchema = z.looseObject({
+  clientid: z.string(),
+  username: z.string().default(''),
+  password: z.string().default(''),
+});
 export const authzHookSchema = z.looseObject({
   clientid: z.string(),
   username: z.string().default(''),
@@ -173,8 +199,18 @@ export const bulkResultSchema = z.object({
   ),
 });
 export const devicePageSchema = z.object({ items: z.array(deviceViewSchema), nextCursor: z.string().optional() });
-export const tokenCreatedSchema = z.object({ id: z.string(), token: z.string().describe('shown once'), expiresAt: z.string(), maxUses: z.number().int() });
-export const deviceTypeViewSchema = z.object({ type: z.string(), telemetrySchema: telemetrySchemaSchema.optional(), version: z.number().int(), updatedAt: z.string() });
+export const tokenCreatedSchema = z.object({
+  id: z.string(),
+  token: z.string().describe('shown once'),
+  expiresAt: z.string(),
+  maxUses: z.number().int(),
+});
+export const deviceTypeViewSchema = z.object({
+  type: z.string(),
+  telemetrySchema: telemetrySchemaSchema.optional(),
+  version: z.number().int(),
+  updatedAt: z.string(),
+});
 export const authnResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']), is_superuser: z.boolean() });
 export const authzResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']) });
 export { problemSchema } from '../../shared/errors.js';

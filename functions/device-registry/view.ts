@@ -1,4 +1,4 @@
-import { PreconditionFailedError, AppError } from '../../shared/errors.js';
+import { AppError, PreconditionFailedError } from '../../shared/errors.js';
 import type { RegistryDevice } from './device-repository.js';
 import type { DeviceView } from './schema.js';
 

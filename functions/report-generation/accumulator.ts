@@ -1,6 +1,6 @@
 import { dedupeSamples, type Stats } from './stats.js';
 import type { DeviceHour, RawSample } from './telemetry-source.js';
-import { HOUR_MS, floorTo } from './time.js';
+import { floorTo, HOUR_MS } from './time.js';
 
 interface HourEntry {
   deviceId: string;
@@ -25,7 +25,16 @@ function add(cells: Map<string, Stats>, metric: string, bucket: number, value: n
   const key = `${metric}\u0000${bucket}`;
   const s = cells.get(key);
   if (!s) {
-    cells.set(key, { count: 1, sum: value, min: value, max: value, first: value, firstTs: ts, last: value, lastTs: ts });
+    cells.set(key, {
+      count: 1,
+      sum: value,
+      min: value,
+      max: value,
+      first: value,
+      firstTs: ts,
+      last: value,
+      lastTs: ts,
+    });
     return;
   }
   // In place: one object per cell, not one per sample.
@@ -99,7 +108,13 @@ export class HourAccumulator {
     for (const entry of this.hours.values()) {
       for (const [key, stats] of entry.cells) {
         const at = key.indexOf('\u0000');
-        yield { deviceId: entry.deviceId, hour: entry.hour, metric: key.slice(0, at), bucket: Number(key.slice(at + 1)), stats };
+        yield {
+          deviceId: entry.deviceId,
+          hour: entry.hour,
+          metric: key.slice(0, at),
+          bucket: Number(key.slice(at + 1)),
+          stats,
+        };
       }
     }
   }

@@ -1,14 +1,14 @@
 import type { Emitter } from '../../shared/emitter.js';
+import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { createActivitySource } from './activity-source.js';
 import { createDeviceScopeReader } from './device-scope.js';
 import { createReportRepository } from './report-repository.js';
 import { createRollupRepository } from './rollup-repository.js';
-import { runRollups, type RollupDeps } from './run-rollups.js';
+import { type RollupDeps, runRollups } from './run-rollups.js';
 import type { ScheduleDeps } from './run-schedules.js';
 import { createScheduleRepository } from './schedule-repository.js';
 import { createMongoTelemetrySource, type TelemetrySource } from './telemetry-source.js';
-import type { Logger } from '../../shared/logger.js';
 
 export interface DepsOptions {
   mongo: MongoHandle;

@@ -34,12 +34,28 @@ export async function deviceSeries(input: SeriesInput, deps: SeriesDeps) {
   const range = alignRange(input, width);
   const fresh = ((await deps.rollups.watermark())?.getTime() ?? 0) - INGEST_LATENESS_MS;
   const { rows, segments } = await readBucketStats(
-    { deviceIds: [input.deviceId], metrics: [input.metric], from: range.from.getTime(), to: range.to.getTime(), width, fresh, maxRows: input.points },
+    {
+      deviceIds: [input.deviceId],
+      metrics: [input.metric],
+      from: range.from.getTime(),
+      to: range.to.getTime(),
+      width,
+      fresh,
+      maxRows: input.points,
+    },
     deps,
   );
   const points = [...rows.values()]
     .sort((a, b) => a.bucket - b.bucket)
-    .map(({ bucket, stats: s }) => ({ t: new Date(bucket).toISOString(), count: s.count, min: s.min, max: s.max, avg: s.sum / s.count, first: s.first, last: s.last }));
+    .map(({ bucket, stats: s }) => ({
+      t: new Date(bucket).toISOString(),
+      count: s.count,
+      min: s.min,
+      max: s.max,
+      avg: s.sum / s.count,
+      first: s.first,
+      last: s.last,
+    }));
   return {
     deviceId: input.deviceId,
     metric: input.metric,

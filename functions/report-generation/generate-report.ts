@@ -8,9 +8,9 @@ import type { ReportDocument, ReportRepository } from './report-repository.js';
 import type { RollupRepository } from './rollup-repository.js';
 import { INGEST_LATENESS_MS } from './run-rollups.js';
 import type { ReportRequest } from './schema.js';
-import { readBucketStats, planSegments } from './series-reader.js';
+import { planSegments, readBucketStats } from './series-reader.js';
 import type { TelemetrySource } from './telemetry-source.js';
-import { DAY_MS, INTERVAL_MS, alignRange, autoInterval, bucketCount, type Interval } from './time.js';
+import { alignRange, autoInterval, bucketCount, DAY_MS, INTERVAL_MS, type Interval } from './time.js';
 
 export interface ReportDeps {
   devices: DeviceScopeReader;
@@ -45,14 +45,31 @@ export async function generateReport(
   const plan = planBuckets(input, deviceIds.length, deps.limits.maxRows);
   // Alerts and commands are other collections: read while the series are.
   const scope = 'fleet' in input.scope ? 'fleet' : deviceIds;
-  const activity = Promise.all([deps.activity.alerts(scope, new Date(plan.from), new Date(plan.to)), deps.activity.commandsByStatus(scope, new Date(plan.from), new Date(plan.to))]);
+  const activity = Promise.all([
+    deps.activity.alerts(scope, new Date(plan.from), new Date(plan.to)),
+    deps.activity.commandsByStatus(scope, new Date(plan.from), new Date(plan.to)),
+  ]);
   activity.catch(() => undefined); // awaited below; a failure of the series read must not leave it unhandled
   const fresh = step('freshness', await rollupFreshness(plan, deps));
   const { rows, segments } = step(
     'read',
-    await readBucketStats({ deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width, fresh, maxRows: deps.limits.maxRows }, deps),
+    await readBucketStats(
+      {
+        deviceIds,
+        metrics: input.metrics,
+        from: plan.from,
+        to: plan.to,
+        width: plan.width,
+        fresh,
+        maxRows: deps.limits.maxRows,
+      },
+      deps,
+    ),
   );
-  const built = step('build', buildReport(rows.values(), { deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width }));
+  const built = step(
+    'build',
+    buildReport(rows.values(), { deviceIds, metrics: input.metrics, from: plan.from, to: plan.to, width: plan.width }),
+  );
   const [alerts, commandsByStatus] = step('activity', await activity);
   const report: ReportDocument = {
     _id: input.id ?? `r_${randomUUID().replaceAll('-', '')}`,
@@ -80,7 +97,19 @@ export async function generateReport(
     ...(input.scheduleId ? { scheduleId: input.scheduleId } : {}),
   };
   step('store', await deps.reports.save(report, built.series, { fresh: input.id === undefined }));
-  ctx.logger.info({ report: { id: report._id, devices: deviceIds.length, rows: rows.size, interval: plan.interval, sources: report.sources, ms } }, 'report generated');
+  ctx.logger.info(
+    {
+      report: {
+        id: report._id,
+        devices: deviceIds.length,
+        rows: rows.size,
+        interval: plan.interval,
+        sources: report.sources,
+        ms,
+      },
+    },
+    'report generated',
+  );
   return report;
 }
 
@@ -88,10 +117,14 @@ export async function generateReport(
 async function resolveDevices(input: ReportRequest, deps: ReportDeps): Promise<string[]> {
   const resolved = await deps.devices.resolve(input.scope, deps.limits.maxDevices);
   if (resolved.unknown.length > 0) {
-    throw new DomainRefusalError('unknown_device', `unknown device(s): ${resolved.unknown.slice(0, 20).join(', ')}`, { unknown: resolved.unknown });
+    throw new DomainRefusalError('unknown_device', `unknown device(s): ${resolved.unknown.slice(0, 20).join(', ')}`, {
+      unknown: resolved.unknown,
+    });
   }
   if (resolved.deviceIds.length > deps.limits.maxDevices) {
-    throw new DomainRefusalError('scope_too_large', `a report covers at most ${deps.limits.maxDevices} devices`, { maxDevices: deps.limits.maxDevices });
+    throw new DomainRefusalError('scope_too_large', `a report covers at most ${deps.limits.maxDevices} devices`, {
+      maxDevices: deps.limits.maxDevices,
+    });
   }
   return resolved.deviceIds;
 }
@@ -105,12 +138,20 @@ export interface BucketPlan {
 }
 
 /** Step 2: the interval (given or chosen), the range widened to whole buckets, and the size check. */
-export function planBuckets(input: Pick<ReportRequest, 'from' | 'to' | 'interval' | 'metrics'>, devices: number, maxRows: number): BucketPlan {
+export function planBuckets(
+  input: Pick<ReportRequest, 'from' | 'to' | 'interval' | 'metrics'>,
+  devices: number,
+  maxRows: number,
+): BucketPlan {
   const range = { from: input.from, to: input.to };
   const interval = input.interval ?? autoInterval(range, devices);
   if (interval === 'raw') {
     if (input.to.getTime() - input.from.getTime() > RAW_MAX_RANGE_MS) {
-      throw new DomainRefusalError('range_too_long_for_raw', 'the raw interval covers at most 7 days; pick 1m, 5m, 1h or 1d', { maxMs: RAW_MAX_RANGE_MS });
+      throw new DomainRefusalError(
+        'range_too_long_for_raw',
+        'the raw interval covers at most 7 days; pick 1m, 5m, 1h or 1d',
+        { maxMs: RAW_MAX_RANGE_MS },
+      );
     }
     return { interval, width: 1, from: input.from.getTime(), to: input.to.getTime() };
   }
@@ -118,7 +159,11 @@ export function planBuckets(input: Pick<ReportRequest, 'from' | 'to' | 'interval
   const aligned = alignRange(range, width);
   const rows = bucketCount(range, width) * Math.max(1, devices) * input.metrics.length;
   if (rows > maxRows) {
-    throw new DomainRefusalError('report_too_large', `${interval} buckets over this range and scope make ${rows} rows; the limit is ${maxRows}`, { rows, maxRows });
+    throw new DomainRefusalError(
+      'report_too_large',
+      `${interval} buckets over this range and scope make ${rows} rows; the limit is ${maxRows}`,
+      { rows, maxRows },
+    );
   }
   return { interval, width, from: aligned.from.getTime(), to: aligned.to.getTime() };
 }

@@ -9,7 +9,7 @@ import { createReportApp } from './app.js';
 import { createDeps, ensureIndexes } from './deps.js';
 import { runRollups } from './run-rollups.js';
 import { runDueSchedules } from './run-schedules.js';
-import { SERVICE, SOURCE, configSchema } from './schema.js';
+import { configSchema, SERVICE, SOURCE } from './schema.js';
 
 // Composition root: configuration, clients, dependencies, the function, the local timer.
 const config = loadConfig(configSchema);
@@ -21,7 +21,11 @@ const deps = createDeps({
   emitter,
   logger,
   baseUrl: config.PUBLIC_BASE_URL,
-  limits: { maxRows: config.REPORT_MAX_ROWS, maxDevices: config.REPORT_MAX_DEVICES, rollupMaxAgeMs: config.ROLLUP_MAX_AGE_SECONDS * 1000 },
+  limits: {
+    maxRows: config.REPORT_MAX_ROWS,
+    maxDevices: config.REPORT_MAX_DEVICES,
+    rollupMaxAgeMs: config.ROLLUP_MAX_AGE_SECONDS * 1000,
+  },
 });
 const handler = createReportApp(deps, {
   logger,

@@ -1,7 +1,7 @@
 import type { MetricSummary, SeriesDocument, StoredPoint } from './report-repository.js';
 import type { BucketStats } from './series-reader.js';
 import { avgOf, mergeStats, type Stats } from './stats.js';
-import { MINUTE_MS, floorTo } from './time.js';
+import { floorTo, MINUTE_MS } from './time.js';
 
 type SeriesInput = Omit<SeriesDocument, '_id' | 'reportId'>;
 
@@ -29,7 +29,10 @@ export function buildReport(
 ): BuiltReport {
   const metricOrder = new Map(input.metrics.map((m, i) => [m, i]));
   const sorted = [...rows].sort(
-    (a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0) || metricOrder.get(a.metric)! - metricOrder.get(b.metric)! || a.bucket - b.bucket,
+    (a, b) =>
+      (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0) ||
+      metricOrder.get(a.metric)! - metricOrder.get(b.metric)! ||
+      a.bucket - b.bucket,
   );
   const deviceSeries: SeriesInput[] = [];
   const fleet = new Map<string, Map<number, Stats>>(input.metrics.map((m) => [m, new Map()]));
@@ -60,7 +63,9 @@ export function buildReport(
   const metrics: Record<string, MetricSummary> = {};
   for (const metric of input.metrics) {
     const s = totals.get(metric);
-    metrics[metric] = s ? { count: s.count, min: s.min, max: s.max, avg: avgOf(s) } : { count: 0, min: null, max: null, avg: null };
+    metrics[metric] = s
+      ? { count: s.count, min: s.min, max: s.max, avg: avgOf(s) }
+      : { count: 0, min: null, max: null, avg: null };
   }
   const slotCount = Math.ceil((input.to - input.from) / slotWidth) * input.deviceIds.length;
   return {

@@ -3,8 +3,8 @@ import { ConflictError } from '../../shared/errors.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
 import type { Aggregation, Scope } from './schema.js';
-import type { Interval } from './time.js';
 import { withMongoIterable } from './telemetry-source.js';
+import type { Interval } from './time.js';
 
 export const REPORTS_COLLECTION = 'reports';
 export const SERIES_COLLECTION = 'report_series';
@@ -75,7 +75,15 @@ export const POINTS_PER_CHUNK = 5_000;
  * cost far less to encode and decode than thousands of small documents; the repository converts.
  */
 interface StoredChunk extends Omit<SeriesDocument, 'points'> {
-  columns: { t: number[]; count: number[]; sum: number[]; min: number[]; max: number[]; first: number[]; last: number[] };
+  columns: {
+    t: number[];
+    count: number[];
+    sum: number[];
+    min: number[];
+    max: number[];
+    first: number[];
+    last: number[];
+  };
 }
 
 const FIELDS = ['count', 'sum', 'min', 'max', 'first', 'last'] as const;
@@ -108,15 +116,21 @@ export interface ReportRepository {
    * Stores a report; storing the same id again (a retried schedule) replaces it. `fresh`: the id was just
    * generated, so there are no chunks of an earlier attempt to remove.
    */
-  save(report: ReportDocument, series: Iterable<Omit<SeriesDocument, '_id' | 'reportId'>>, options?: { fresh?: boolean }): Promise<void>;
+  save(
+    report: ReportDocument,
+    series: Iterable<Omit<SeriesDocument, '_id' | 'reportId'>>,
+    options?: { fresh?: boolean },
+  ): Promise<void>;
   find(id: string): Promise<ReportDocument | null>;
   /** The series chunks in order, from a cursor: never the whole report at once. */
   series(id: string): AsyncIterable<SeriesDocument>;
 }
 
 export function createReportRepository(mongo: MongoHandle): ReportRepository {
-  const reports = async (): Promise<Collection<ReportDocument>> => (await mongo.db()).collection<ReportDocument>(REPORTS_COLLECTION);
-  const chunks = async (): Promise<Collection<StoredChunk>> => (await mongo.db()).collection<StoredChunk>(SERIES_COLLECTION);
+  const reports = async (): Promise<Collection<ReportDocument>> =>
+    (await mongo.db()).collection<ReportDocument>(REPORTS_COLLECTION);
+  const chunks = async (): Promise<Collection<StoredChunk>> =>
+    (await mongo.db()).collection<StoredChunk>(SERIES_COLLECTION);
   // `|` sorts before `}`: [id|, id}) is exactly this report's chunks, in `_id` order on the unique index.
   const chunkRange = (id: string) => ({ _id: { $gte: `${id}|`, $lt: `${id}}` } });
 

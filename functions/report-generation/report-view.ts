@@ -66,7 +66,10 @@ export async function jsonView(report: ReportDocument, chunks: AsyncIterable<Ser
       last.points.push(...points);
       continue;
     }
-    last = chunk.kind === 'fleet' ? { metric: chunk.metric, points } : { deviceId: chunk.deviceId!, metric: chunk.metric, points };
+    last =
+      chunk.kind === 'fleet'
+        ? { metric: chunk.metric, points }
+        : { deviceId: chunk.deviceId!, metric: chunk.metric, points };
     lastKey = key;
     (chunk.kind === 'fleet' ? fleet : devices).push(last);
   }

@@ -2,8 +2,8 @@ import type { AnyBulkWriteOperation, Collection, Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
 import type { Stats } from './stats.js';
-import { DAY_MS, HOUR_MS } from './time.js';
 import type { DeviceHour } from './telemetry-source.js';
+import { DAY_MS, HOUR_MS } from './time.js';
 
 export const ROLLUPS_COLLECTION = 'rollups';
 export const MARKS_COLLECTION = 'rollup_marks';
@@ -81,20 +81,38 @@ function toDocument(rollup: Rollup, computedAt: Date): RollupDocument {
   for (const [name, s] of rollup.metrics) {
     metrics[name] = { ...s, avg: s.sum / s.count, firstTs: new Date(s.firstTs), lastTs: new Date(s.lastTs) };
   }
-  return { _id: rollupId(rollup.level, rollup.deviceId, rollup.start), deviceId: rollup.deviceId, level: rollup.level, start: new Date(rollup.start), metrics, computedAt };
+  return {
+    _id: rollupId(rollup.level, rollup.deviceId, rollup.start),
+    deviceId: rollup.deviceId,
+    level: rollup.level,
+    start: new Date(rollup.start),
+    metrics,
+    computedAt,
+  };
 }
 
 function fromDocument(doc: RollupDocument): Rollup {
   const metrics = new Map<string, Stats>();
   for (const [name, s] of Object.entries(doc.metrics ?? {})) {
-    metrics.set(name, { count: s.count, sum: s.sum, min: s.min, max: s.max, first: s.first, firstTs: s.firstTs.getTime(), last: s.last, lastTs: s.lastTs.getTime() });
+    metrics.set(name, {
+      count: s.count,
+      sum: s.sum,
+      min: s.min,
+      max: s.max,
+      first: s.first,
+      firstTs: s.firstTs.getTime(),
+      last: s.last,
+      lastTs: s.lastTs.getTime(),
+    });
   }
   return { deviceId: doc.deviceId, level: doc.level, start: doc.start.getTime(), metrics };
 }
 
 export function createRollupRepository(mongo: MongoHandle): RollupRepository {
-  const rollups = async (): Promise<Collection<RollupDocument>> => (await mongo.db()).collection<RollupDocument>(ROLLUPS_COLLECTION);
-  const marks = async (): Promise<Collection<MarkDocument>> => (await mongo.db()).collection<MarkDocument>(MARKS_COLLECTION);
+  const rollups = async (): Promise<Collection<RollupDocument>> =>
+    (await mongo.db()).collection<RollupDocument>(ROLLUPS_COLLECTION);
+  const marks = async (): Promise<Collection<MarkDocument>> =>
+    (await mongo.db()).collection<MarkDocument>(MARKS_COLLECTION);
 
   return {
     replace: (items, computedAt) =>
@@ -124,7 +142,8 @@ export function createRollupRepository(mongo: MongoHandle): RollupRepository {
           // A few rollups: point lookups on the unique `_id` index, which every target server builds and uses
           // (many ids cost more than a filtered scan on a server that looks each one up on its own).
           const ids: string[] = [];
-          for (const deviceId of deviceIds) for (let i = 0; i < periods; i += 1) ids.push(rollupId(level, deviceId, from + i * width));
+          for (const deviceId of deviceIds)
+            for (let i = 0; i < periods; i += 1) ids.push(rollupId(level, deviceId, from + i * width));
           for (const doc of await (await rollups()).find({ _id: { $in: ids } }).toArray()) out.push(fromDocument(doc));
           return out;
         }
@@ -164,7 +183,12 @@ export function createRollupRepository(mongo: MongoHandle): RollupRepository {
     pendingMarks: (at, limit) =>
       withMongo(async () => {
         const docs = await (await marks()).find({ markedAt: { $lte: at } }, { limit }).toArray();
-        return docs.map((doc) => ({ id: doc._id, deviceId: doc.deviceId!, hour: doc.hour!.getTime(), markedAt: doc.markedAt! }));
+        return docs.map((doc) => ({
+          id: doc._id,
+          deviceId: doc.deviceId!,
+          hour: doc.hour!.getTime(),
+          markedAt: doc.markedAt!,
+        }));
       }),
 
     clearMarks: (items) =>
@@ -175,17 +199,22 @@ export function createRollupRepository(mongo: MongoHandle): RollupRepository {
         for (const m of items) byTime.set(m.markedAt.getTime(), [...(byTime.get(m.markedAt.getTime()) ?? []), m.id]);
         for (const [at, ids] of byTime) {
           for (let offset = 0; offset < ids.length; offset += 1_000) {
-            await (await marks()).deleteMany({ _id: { $in: ids.slice(offset, offset + 1_000) }, markedAt: new Date(at) });
+            await (await marks()).deleteMany({
+              _id: { $in: ids.slice(offset, offset + 1_000) },
+              markedAt: new Date(at),
+            });
           }
         }
       }),
 
     ensureIndexes: () =>
       withMongo(async () => {
-        await (await rollups()).createIndex({ level: 1, deviceId: 1, start: 1 }, { name: 'level_device_start', unique: true });
+        await (await rollups()).createIndex(
+          { level: 1, deviceId: 1, start: 1 },
+          { name: 'level_device_start', unique: true },
+        );
         await (await rollups()).createIndex({ level: 1, start: 1 }, { name: 'level_start' });
         await (await marks()).createIndex({ markedAt: 1 }, { name: 'markedAt' });
       }),
   };
 }
-

@@ -1,6 +1,7 @@
+import { deviceIdSchema } from '../../shared/devices.js';
 import { NotFoundError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest, HttpResult } from '../../shared/function-app.js';
-import { appProblems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
+import { type ApiOperation, appProblems, operation, problem } from '../../shared/openapi.js';
 import { CSV_MEDIA_TYPE, csvRows } from './csv.js';
 import type { AppDeps } from './deps.js';
 import { deviceSeries } from './device-series.js';
@@ -9,9 +10,14 @@ import { renderReportHtml } from './html/render-report.js';
 import { headerView, jsonView, reportLinks } from './report-view.js';
 import { runRollups } from './run-rollups.js';
 import { createSchedule } from './run-schedules.js';
-import { deviceIdSchema } from '../../shared/devices.js';
-import { reportQuerySchema, reportRequestSchema, rollupRunSchema, scheduleRequestSchema, seriesQuerySchema, type Format } from './schema.js';
-
+import {
+  type Format,
+  reportQuerySchema,
+  reportRequestSchema,
+  rollupRunSchema,
+  scheduleRequestSchema,
+  seriesQuerySchema,
+} from './schema.js';
 
 const query = (request: HttpRequest) => Object.fromEntries(request.query.entries());
 
@@ -31,19 +37,31 @@ const common = appProblems;
 export function reportRoutes(deps: AppDeps): ApiOperation[] {
   return [
     operation({
-      method: 'POST', path: '/rollups/run', scope: 'reports:write',
+      method: 'POST',
+      path: '/rollups/run',
+      scope: 'reports:write',
       summary: 'Bring the minute/hour/day rollups up to date now (the PingSource does it on a schedule)',
-      responses: { 200: { description: 'what each rollup level did' }, ...common, 503: problem('a store is unavailable') },
+      responses: {
+        200: { description: 'what each rollup level did' },
+        ...common,
+        503: problem('a store is unavailable'),
+      },
       handle: async (request, ctx) => {
         parse(rollupRunSchema, request.body ?? undefined, 'body');
         return { status: 200, body: await runRollups(undefined, deps, ctx) };
       },
     }),
     operation({
-      method: 'POST', path: '/reports', scope: 'reports:write',
+      method: 'POST',
+      path: '/reports',
+      scope: 'reports:write',
       summary: 'Generate a report over devices or the fleet, from rollups (or raw samples for short ranges)',
       body: reportRequestSchema,
-      responses: { 201: { description: 'generated; links to its JSON, CSV and HTML', headers: { location: 'the report' } }, ...common, 503: problem('a store is unavailable') },
+      responses: {
+        201: { description: 'generated; links to its JSON, CSV and HTML', headers: { location: 'the report' } },
+        ...common,
+        503: problem('a store is unavailable'),
+      },
       handle: async (request, ctx) => {
         const input = parse(reportRequestSchema, request.body, 'report request');
         const report = await generateReport(input, deps, ctx);
@@ -52,10 +70,16 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'GET', path: '/reports/:id', scope: 'reports:read',
+      method: 'GET',
+      path: '/reports/:id',
+      scope: 'reports:read',
       summary: 'A report as JSON, CSV (streamed) or a self-contained HTML page: ?format= or the Accept header',
       query: reportQuerySchema,
-      responses: { 200: { description: 'the report in the negotiated format' }, ...common, 404: problem('unknown report') },
+      responses: {
+        200: { description: 'the report in the negotiated format' },
+        ...common,
+        404: problem('unknown report'),
+      },
       handle: async (request): Promise<HttpResult> => {
         const format = negotiateFormat(request);
         const report = await deps.reports.find(request.params.id!);
@@ -63,14 +87,25 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
         const chunks = deps.reports.series(report._id);
         if (format === 'csv') {
           const filename = `${report._id}.csv`;
-          return { status: 200, body: csvRows(report, chunks), headers: { 'content-type': CSV_MEDIA_TYPE, 'content-disposition': `attachment; filename="${filename}"` } };
+          return {
+            status: 200,
+            body: csvRows(report, chunks),
+            headers: { 'content-type': CSV_MEDIA_TYPE, 'content-disposition': `attachment; filename="${filename}"` },
+          };
         }
-        if (format === 'html') return { status: 200, body: await renderReportHtml(report, chunks), headers: { 'content-type': 'text/html; charset=utf-8' } };
+        if (format === 'html')
+          return {
+            status: 200,
+            body: await renderReportHtml(report, chunks),
+            headers: { 'content-type': 'text/html; charset=utf-8' },
+          };
         return { status: 200, body: await jsonView(report, chunks, deps.baseUrl) };
       },
     }),
     operation({
-      method: 'GET', path: '/devices/:id/series', scope: 'reports:read',
+      method: 'GET',
+      path: '/devices/:id/series',
+      scope: 'reports:read',
       summary: "A device's metric series at an interval chosen from the range (or given), from the rollups",
       query: seriesQuerySchema,
       responses: { 200: { description: 'the series' }, ...common },
@@ -81,17 +116,25 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'POST', path: '/report-schedules', scope: 'reports:write',
+      method: 'POST',
+      path: '/report-schedules',
+      scope: 'reports:write',
       summary: 'Schedule a report to be generated every period (a PingSource tick runs what is due)',
       body: scheduleRequestSchema,
       responses: { 201: { description: 'scheduled', headers: { location: 'the schedule' } }, ...common },
       handle: async (request) => {
         const schedule = await createSchedule(parse(scheduleRequestSchema, request.body, 'schedule'), deps);
-        return { status: 201, body: scheduleView(schedule, deps.baseUrl), headers: { location: `/report-schedules/${schedule._id}` } };
+        return {
+          status: 201,
+          body: scheduleView(schedule, deps.baseUrl),
+          headers: { location: `/report-schedules/${schedule._id}` },
+        };
       },
     }),
     operation({
-      method: 'GET', path: '/report-schedules/:id', scope: 'reports:read',
+      method: 'GET',
+      path: '/report-schedules/:id',
+      scope: 'reports:read',
       summary: 'A report schedule, with a link to the last report it made',
       responses: { 200: { description: 'the schedule' }, ...common, 404: problem('unknown schedule') },
       handle: async (request) => {
@@ -101,11 +144,14 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'DELETE', path: '/report-schedules/:id', scope: 'reports:write',
+      method: 'DELETE',
+      path: '/report-schedules/:id',
+      scope: 'reports:write',
       summary: 'Delete a report schedule',
       responses: { 204: { description: 'deleted' }, ...common, 404: problem('unknown schedule') },
       handle: async (request) => {
-        if (!(await deps.schedules.remove(request.params.id!))) throw new NotFoundError(`no schedule ${request.params.id}`, 'unknown_schedule');
+        if (!(await deps.schedules.remove(request.params.id!)))
+          throw new NotFoundError(`no schedule ${request.params.id}`, 'unknown_schedule');
         return { status: 204 };
       },
     }),

@@ -1,9 +1,9 @@
 import type { HandlerContext } from '../../shared/function-app.js';
-import type { Rollup, RollupRepository, Mark } from './rollup-repository.js';
 import { HourAccumulator } from './accumulator.js';
+import type { Mark, Rollup, RollupRepository } from './rollup-repository.js';
 import { mergeStats, type Stats } from './stats.js';
 import type { DeviceHour, TelemetrySource } from './telemetry-source.js';
-import { DAY_MS, HOUR_MS, dayOf, hourOf } from './time.js';
+import { DAY_MS, dayOf, HOUR_MS, hourOf } from './time.js';
 
 export interface RollupDeps {
   telemetry: TelemetrySource;
@@ -96,9 +96,13 @@ async function recomputeHours(marks: Mark[], deps: RollupDeps): Promise<number> 
       rollup.metrics.set(cell.metric, cell.stats);
     }
     const rollups = [...byHour.values()];
-    for (let offset = 0; offset < rollups.length; offset += 1_000) await deps.rollups.replace(rollups.slice(offset, offset + 1_000), deps.clock());
+    for (let offset = 0; offset < rollups.length; offset += 1_000)
+      await deps.rollups.replace(rollups.slice(offset, offset + 1_000), deps.clock());
   }
-  await deps.rollups.remove('hour', marks.filter((m) => !seen.has(key(m))));
+  await deps.rollups.remove(
+    'hour',
+    marks.filter((m) => !seen.has(key(m))),
+  );
   return wanted.size;
 }
 
@@ -114,7 +118,12 @@ async function recomputeDays(marks: Mark[], deps: RollupDeps): Promise<number> {
   for (const hour of hourly) {
     const id = `${hour.deviceId}|${dayOf(hour.start)}`;
     if (!wanted.has(id)) continue;
-    const day = merged.get(id) ?? { deviceId: hour.deviceId, level: 'day' as const, start: dayOf(hour.start), metrics: new Map<string, Stats>() };
+    const day = merged.get(id) ?? {
+      deviceId: hour.deviceId,
+      level: 'day' as const,
+      start: dayOf(hour.start),
+      metrics: new Map<string, Stats>(),
+    };
     for (const [name, stats] of hour.metrics) {
       const known = day.metrics.get(name);
       day.metrics.set(name, known ? mergeStats(known, stats) : stats);
@@ -122,8 +131,12 @@ async function recomputeDays(marks: Mark[], deps: RollupDeps): Promise<number> {
     merged.set(id, day);
   }
   const rollups = [...merged.values()];
-  for (let offset = 0; offset < rollups.length; offset += 1_000) await deps.rollups.replace(rollups.slice(offset, offset + 1_000), deps.clock());
-  await deps.rollups.remove('day', [...wanted].filter(([id]) => !merged.has(id)).map(([, w]) => ({ deviceId: w.deviceId, hour: w.day })));
+  for (let offset = 0; offset < rollups.length; offset += 1_000)
+    await deps.rollups.replace(rollups.slice(offset, offset + 1_000), deps.clock());
+  await deps.rollups.remove(
+    'day',
+    [...wanted].filter(([id]) => !merged.has(id)).map(([, w]) => ({ deviceId: w.deviceId, hour: w.day })),
+  );
   return wanted.size;
 }
 
@@ -140,7 +153,10 @@ export function windows(marks: readonly DeviceHour[]): { deviceIds: string[]; fr
   let end = 0;
   let count = 0;
   for (const mark of sorted) {
-    if (devices.size > 0 && (mark.hour + HOUR_MS - start > MAX_WINDOW_MS || (count >= MAX_WINDOW_MARKS && mark.hour >= end))) {
+    if (
+      devices.size > 0 &&
+      (mark.hour + HOUR_MS - start > MAX_WINDOW_MS || (count >= MAX_WINDOW_MARKS && mark.hour >= end))
+    ) {
       out.push({ deviceIds: [...devices].sort(), from: new Date(start), to: new Date(end) });
       devices = new Set();
       count = 0;

@@ -6,7 +6,7 @@ import { generateReport, type ReportDeps } from './generate-report.js';
 import { reportLinks } from './report-view.js';
 import type { ScheduleDocument, ScheduleRepository } from './schedule-repository.js';
 import { EVENT_TYPES, type ScheduleRequest } from './schema.js';
-import { DAY_MS, ceilTo } from './time.js';
+import { ceilTo, DAY_MS } from './time.js';
 
 export interface ScheduleDeps extends ReportDeps {
   schedules: ScheduleRepository;
@@ -24,9 +24,17 @@ export function nextPeriodEnd(cadence: ScheduleRequest['cadence'], at: number): 
   return ceilTo(at + 1 - MONDAY_OFFSET_MS, 7 * DAY_MS) + MONDAY_OFFSET_MS;
 }
 
-export async function createSchedule(input: ScheduleRequest, deps: Pick<ScheduleDeps, 'schedules' | 'clock'>): Promise<ScheduleDocument> {
+export async function createSchedule(
+  input: ScheduleRequest,
+  deps: Pick<ScheduleDeps, 'schedules' | 'clock'>,
+): Promise<ScheduleDocument> {
   const now = deps.clock();
-  const doc: ScheduleDocument = { ...input, _id: `sch_${randomUUID().replaceAll('-', '')}`, createdAt: now, nextRunAt: new Date(nextPeriodEnd(input.cadence, now.getTime())) };
+  const doc: ScheduleDocument = {
+    ...input,
+    _id: `sch_${randomUUID().replaceAll('-', '')}`,
+    createdAt: now,
+    nextRunAt: new Date(nextPeriodEnd(input.cadence, now.getTime())),
+  };
   await deps.schedules.insert(doc);
   return doc;
 }
@@ -40,7 +48,11 @@ const MAX_PERIODS_PER_TICK = 7;
  * tick (or two instances at once) stores the same report again and emits an event consumers drop as a
  * duplicate. The schedule moves on only after both, and only from the period it started from.
  */
-export async function runDueSchedules(_input: unknown, deps: ScheduleDeps, ctx: HandlerContext): Promise<{ generated: string[] }> {
+export async function runDueSchedules(
+  _input: unknown,
+  deps: ScheduleDeps,
+  ctx: HandlerContext,
+): Promise<{ generated: string[] }> {
   const generated: string[] = [];
   for (const schedule of await deps.schedules.due(deps.clock(), 100)) {
     let due = schedule.nextRunAt.getTime();
@@ -61,12 +73,27 @@ export async function runDueSchedules(_input: unknown, deps: ScheduleDeps, ctx: 
   return { generated };
 }
 
-async function reportPeriod(schedule: ScheduleDocument, end: number, deps: ScheduleDeps, ctx: HandlerContext): Promise<{ reportId?: string; error?: { code: string; message: string } }> {
+async function reportPeriod(
+  schedule: ScheduleDocument,
+  end: number,
+  deps: ScheduleDeps,
+  ctx: HandlerContext,
+): Promise<{ reportId?: string; error?: { code: string; message: string } }> {
   const from = new Date(end - PERIOD_MS[schedule.cadence]);
   const id = `s_${schedule._id}_${new Date(end).toISOString().slice(0, 10).replaceAll('-', '')}`;
   try {
     await generateReport(
-      { id, scheduleId: schedule._id, scope: schedule.scope, from, to: new Date(end), metrics: schedule.metrics, interval: schedule.interval, aggregations: schedule.aggregations, title: schedule.name ?? `${schedule.cadence} report` },
+      {
+        id,
+        scheduleId: schedule._id,
+        scope: schedule.scope,
+        from,
+        to: new Date(end),
+        metrics: schedule.metrics,
+        interval: schedule.interval,
+        aggregations: schedule.aggregations,
+        title: schedule.name ?? `${schedule.cadence} report`,
+      },
       deps,
       ctx,
     );
@@ -84,7 +111,16 @@ async function reportPeriod(schedule: ScheduleDocument, end: number, deps: Sched
     id: `${id}.generated`,
     type: EVENT_TYPES.generated,
     subject: schedule._id,
-    data: { reportId: id, scheduleId: schedule._id, name: schedule.name, cadence: schedule.cadence, format: schedule.format, from: from.toISOString(), to: new Date(end).toISOString(), links: { ...links, preferred: links[schedule.format] } },
+    data: {
+      reportId: id,
+      scheduleId: schedule._id,
+      name: schedule.name,
+      cadence: schedule.cadence,
+      format: schedule.format,
+      from: from.toISOString(),
+      to: new Date(end).toISOString(),
+      links: { ...links, preferred: links[schedule.format] },
+    },
   });
   return { reportId: id };
 }

@@ -22,17 +22,29 @@ export interface ScheduleRepository {
   remove(id: string): Promise<boolean>;
   due(now: Date, limit: number): Promise<ScheduleDocument[]>;
   /** Moves `nextRunAt` on only if it is still `expected` (another instance may have done it). */
-  advance(id: string, expected: Date, change: Pick<ScheduleDocument, 'nextRunAt'> & Partial<ScheduleDocument>): Promise<boolean>;
+  advance(
+    id: string,
+    expected: Date,
+    change: Pick<ScheduleDocument, 'nextRunAt'> & Partial<ScheduleDocument>,
+  ): Promise<boolean>;
 }
 
 export function createScheduleRepository(mongo: MongoHandle): ScheduleRepository {
-  const collection = async (): Promise<Collection<ScheduleDocument>> => (await mongo.db()).collection<ScheduleDocument>(SCHEDULES_COLLECTION);
+  const collection = async (): Promise<Collection<ScheduleDocument>> =>
+    (await mongo.db()).collection<ScheduleDocument>(SCHEDULES_COLLECTION);
   return {
     insert: (doc) => withMongo(async () => void (await (await collection()).insertOne(doc))),
     find: (id) => withMongo(async () => (await collection()).findOne({ _id: id })),
     remove: (id) => withMongo(async () => (await (await collection()).deleteOne({ _id: id })).deletedCount === 1),
-    due: (now, limit) => withMongo(async () => (await collection()).find({ nextRunAt: { $lte: now } }, { sort: { nextRunAt: 1 }, limit }).toArray()),
+    due: (now, limit) =>
+      withMongo(async () =>
+        (await collection()).find({ nextRunAt: { $lte: now } }, { sort: { nextRunAt: 1 }, limit }).toArray(),
+      ),
     advance: (id, expected, change) =>
-      withMongo(async () => (await (await collection()).updateOne({ _id: id, nextRunAt: expected }, { $set: change })).modifiedCount === 1),
+      withMongo(
+        async () =>
+          (await (await collection()).updateOne({ _id: id, nextRunAt: expected }, { $set: change })).modifiedCount ===
+          1,
+      ),
   };
 }

@@ -48,7 +48,10 @@ export type Scope = z.infer<typeof scopeSchema>;
 
 // zod 4 keeps refinements inside the schema, so the object stays an object (its shape documents the query).
 const rangeRefine = <S extends z.ZodType<{ from: Date; to: Date }>>(schema: S): S =>
-  schema.refine((value) => value.from.getTime() < value.to.getTime(), { message: '`from` must be before `to`', path: ['to'] });
+  schema.refine((value) => value.from.getTime() < value.to.getTime(), {
+    message: '`from` must be before `to`',
+    path: ['to'],
+  });
 
 /** `POST /reports` */
 export const reportRequestSchema = rangeRefine(
@@ -92,7 +95,9 @@ export const seriesQuerySchema = rangeRefine(
   z
     .object({
       metric: metricNameSchema,
-      from: z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]).transform((v) => new Date(v)),
+      from: z
+        .union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)])
+        .transform((v) => new Date(v)),
       to: z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]).transform((v) => new Date(v)),
       points: z.coerce.number().int().min(2).max(10_000).default(500),
     })
@@ -106,7 +111,10 @@ export const seriesQuerySchema = rangeRefine(
 export const pingDataSchema = z.preprocess(
   // A PingSource without `data` posts an empty body: no data, the extension decides.
   (value) => (value === '' || value === null ? undefined : value),
-  z.object({ task: z.enum(['rollups', 'reports']).optional() }).passthrough().optional(),
+  z
+    .object({ task: z.enum(['rollups', 'reports']).optional() })
+    .passthrough()
+    .optional(),
 );
 export const TASKS = ['rollups', 'reports'] as const;
 export type Task = (typeof TASKS)[number];

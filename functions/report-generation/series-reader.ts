@@ -1,9 +1,9 @@
 import { DomainRefusalError } from '../../shared/errors.js';
-import type { RollupRepository } from './rollup-repository.js';
 import { HourAccumulator } from './accumulator.js';
+import type { RollupRepository } from './rollup-repository.js';
 import { mergeStats, type Stats } from './stats.js';
 import type { TelemetrySource } from './telemetry-source.js';
-import { DAY_MS, HOUR_MS, floorTo } from './time.js';
+import { DAY_MS, floorTo, HOUR_MS } from './time.js';
 
 /** Where one stretch of a report's range is read from. */
 export interface Segment {
@@ -89,7 +89,11 @@ export async function readBucketStats(
     if (segment.source === 'raw') {
       const acc = new HourAccumulator(query.width, wanted);
       let scanned = 0;
-      for await (const sample of deps.telemetry.scan({ deviceIds: query.deviceIds, from: new Date(segment.from), to: new Date(segment.to) })) {
+      for await (const sample of deps.telemetry.scan({
+        deviceIds: query.deviceIds,
+        from: new Date(segment.from),
+        to: new Date(segment.to),
+      })) {
         acc.add(sample);
         if (++scanned % 10_000 === 0 && acc.cellCount + rows.size > query.maxRows) tooLarge(query.maxRows);
       }
@@ -100,12 +104,17 @@ export async function readBucketStats(
     }
     const rollups = await deps.rollups.find(segment.source, query.deviceIds, segment.from, segment.to);
     for (const rollup of rollups) {
-      for (const [metric, stats] of rollup.metrics) if (wanted.has(metric)) add(rollup.deviceId, metric, rollup.start, stats);
+      for (const [metric, stats] of rollup.metrics)
+        if (wanted.has(metric)) add(rollup.deviceId, metric, rollup.start, stats);
     }
   }
   return { rows, segments };
 }
 
 function tooLarge(maxRows: number): never {
-  throw new DomainRefusalError('report_too_large', `the report would exceed ${maxRows} rows; narrow the range or scope, or pick a coarser interval`, { maxRows });
+  throw new DomainRefusalError(
+    'report_too_large',
+    `the report would exceed ${maxRows} rows; narrow the range or scope, or pick a coarser interval`,
+    { maxRows },
+  );
 }

@@ -1,8 +1,8 @@
 import type { Collection, Filter } from 'mongodb';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
-import { HOUR_MS, floorTo } from './time.js';
 import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
+import { floorTo, HOUR_MS } from './time.js';
 
 /** One stored sample as read here; `id` orders repeats of one sample time (the greater wins). */
 export interface RawSample {
@@ -33,7 +33,6 @@ export interface TelemetrySource {
   ensureIndexes(): Promise<void>;
 }
 
-
 /** The fields of a stored sample (shared/telemetry.ts) that reports read. */
 type StoredSample = Pick<TelemetrySampleDocument, '_id' | 'deviceId' | 'ts' | 'metrics' | 'ingestedAt'>;
 
@@ -46,8 +45,14 @@ const MAX_DEVICES_PER_FILTER = 8;
 const PROJECTION = { deviceId: 1, ts: 1, metrics: 1 } as const;
 
 export function createMongoTelemetrySource(mongo: MongoHandle): TelemetrySource {
-  const collection = async (): Promise<Collection<StoredSample>> => (await mongo.db()).collection<StoredSample>(TELEMETRY_COLLECTION);
-  const toSample = (doc: Pick<StoredSample, '_id' | 'deviceId' | 'ts' | 'metrics'>): RawSample => ({ id: doc._id, deviceId: doc.deviceId, ts: doc.ts, metrics: doc.metrics ?? {} });
+  const collection = async (): Promise<Collection<StoredSample>> =>
+    (await mongo.db()).collection<StoredSample>(TELEMETRY_COLLECTION);
+  const toSample = (doc: Pick<StoredSample, '_id' | 'deviceId' | 'ts' | 'metrics'>): RawSample => ({
+    id: doc._id,
+    deviceId: doc.deviceId,
+    ts: doc.ts,
+    metrics: doc.metrics ?? {},
+  });
 
   return {
     async *scan({ deviceIds, from, to }) {
@@ -66,7 +71,9 @@ export function createMongoTelemetrySource(mongo: MongoHandle): TelemetrySource 
       withMongo(async () => {
         const out: RawSample[] = [];
         for (let offset = 0; offset < keys.length; offset += 100) {
-          const $or = keys.slice(offset, offset + 100).map((k) => ({ deviceId: k.deviceId, ts: { $gte: new Date(k.hour), $lt: new Date(k.hour + HOUR_MS) } }));
+          const $or = keys
+            .slice(offset, offset + 100)
+            .map((k) => ({ deviceId: k.deviceId, ts: { $gte: new Date(k.hour), $lt: new Date(k.hour + HOUR_MS) } }));
           const docs = await (await collection()).find({ $or }, { projection: PROJECTION }).toArray();
           out.push(...docs.map(toSample));
         }
@@ -77,7 +84,10 @@ export function createMongoTelemetrySource(mongo: MongoHandle): TelemetrySource 
       withMongo(async () => {
         // Device and hour of what arrived since: grouped here, which every server supports alike.
         const seen = new Map<string, DeviceHour>();
-        const cursor = (await collection()).find({ ingestedAt: { $gte: since } }, { projection: { _id: 0, deviceId: 1, ts: 1 }, batchSize: 10_000 });
+        const cursor = (await collection()).find(
+          { ingestedAt: { $gte: since } },
+          { projection: { _id: 0, deviceId: 1, ts: 1 }, batchSize: 10_000 },
+        );
         for await (const doc of cursor) {
           const hour = floorTo(doc.ts.getTime(), HOUR_MS);
           const key = `${doc.deviceId}\u0000${hour}`;

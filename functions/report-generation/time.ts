@@ -11,7 +11,12 @@ export const INTERVALS = ['raw', '1m', '5m', '1h', '1d'] as const;
 export type Interval = (typeof INTERVALS)[number];
 export type BucketInterval = Exclude<Interval, 'raw'>;
 
-export const INTERVAL_MS: Record<BucketInterval, number> = { '1m': MINUTE_MS, '5m': 5 * MINUTE_MS, '1h': HOUR_MS, '1d': DAY_MS };
+export const INTERVAL_MS: Record<BucketInterval, number> = {
+  '1m': MINUTE_MS,
+  '5m': 5 * MINUTE_MS,
+  '1h': HOUR_MS,
+  '1d': DAY_MS,
+};
 
 export function floorTo(ms: number, width: number): number {
   return Math.floor(ms / width) * width;
@@ -51,9 +56,28 @@ export function autoInterval(range: Range, deviceCount: number): BucketInterval 
 
 /** Widths `GET /devices/{id}/series` may use, each a multiple of the one before where it matters. */
 export const SERIES_WIDTHS_MS = [
-  1_000, 5_000, 10_000, 30_000, MINUTE_MS, 2 * MINUTE_MS, 5 * MINUTE_MS, 10 * MINUTE_MS, 15 * MINUTE_MS, 30 * MINUTE_MS,
-  HOUR_MS, 2 * HOUR_MS, 3 * HOUR_MS, 6 * HOUR_MS, 12 * HOUR_MS, DAY_MS, 2 * DAY_MS, 7 * DAY_MS, 14 * DAY_MS, 28 * DAY_MS,
-  91 * DAY_MS, 364 * DAY_MS,
+  1_000,
+  5_000,
+  10_000,
+  30_000,
+  MINUTE_MS,
+  2 * MINUTE_MS,
+  5 * MINUTE_MS,
+  10 * MINUTE_MS,
+  15 * MINUTE_MS,
+  30 * MINUTE_MS,
+  HOUR_MS,
+  2 * HOUR_MS,
+  3 * HOUR_MS,
+  6 * HOUR_MS,
+  12 * HOUR_MS,
+  DAY_MS,
+  2 * DAY_MS,
+  7 * DAY_MS,
+  14 * DAY_MS,
+  28 * DAY_MS,
+  91 * DAY_MS,
+  364 * DAY_MS,
 ];
 
 /** The narrowest width on the ladder whose aligned buckets over `range` number at most `points`. */

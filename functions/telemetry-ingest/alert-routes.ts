@@ -1,10 +1,11 @@
 import { InvalidInputError, NotFoundError, PreconditionFailedError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
-import { appProblems as problems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
+import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { AlertRulesRepository } from './alert-rules-repository.js';
 import type { AlertsRepository } from './alerts-repository.js';
 import { listAlerts } from './queries.js';
 import {
+  type AlertRule,
   alertPageSchema,
   alertQuerySchema,
   alertRuleInputSchema,
@@ -12,7 +13,6 @@ import {
   alertRuleQuerySchema,
   alertRuleSchema,
   queryObject,
-  type AlertRule,
 } from './schema.js';
 
 export interface AlertRouteDeps {
@@ -21,21 +21,27 @@ export interface AlertRouteDeps {
   now(): number;
 }
 
-
 /** `If-Match: "3"` (RFC 9110 §13.1.1) names the version a client edits; absent = unconditional. */
 function expectedVersion(request: HttpRequest): number | undefined {
   const header = request.headers['if-match'];
   if (header === undefined || header.trim() === '*') return undefined;
   const match = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(header);
-  if (!match) throw new InvalidInputError('If-Match must be an ETag this API returned, e.g. "3"', undefined, 'invalid_if_match');
+  if (!match)
+    throw new InvalidInputError('If-Match must be an ETag this API returned, e.g. "3"', undefined, 'invalid_if_match');
   return Number(match[1]);
 }
 
 const withEtag = (rule: AlertRule, status = 200) => ({ status, body: rule, headers: { etag: `"${rule.version}"` } });
 
 /** Alert rules CRUD at /alert-rules and the alert history at /alerts. */
-const ruleAnswer = (description: string) => ({ description, schema: alertRuleSchema, headers: { etag: 'the rule version' } });
-const ifMatch = { 'if-match': { description: 'the version being replaced (its ETag), e.g. "3"; absent or * for none' } };
+const ruleAnswer = (description: string) => ({
+  description,
+  schema: alertRuleSchema,
+  headers: { etag: 'the rule version' },
+});
+const ifMatch = {
+  'if-match': { description: 'the version being replaced (its ETag), e.g. "3"; absent or * for none' },
+};
 
 export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
   const ruleOf = async (request: HttpRequest) => {
@@ -45,7 +51,9 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
   };
   return [
     operation({
-      method: 'GET', path: '/alerts', scope: 'telemetry:read',
+      method: 'GET',
+      path: '/alerts',
+      scope: 'telemetry:read',
       summary: 'Raised and cleared alerts, newest first, by device, rule and status; cursor pagination',
       query: alertQuerySchema,
       responses: { 200: { description: 'a page of alerts', schema: alertPageSchema }, ...problems },
@@ -55,7 +63,9 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'POST', path: '/alert-rules', scope: 'telemetry:write',
+      method: 'POST',
+      path: '/alert-rules',
+      scope: 'telemetry:write',
       summary: 'Create an alert rule for a device or a device type',
       body: alertRuleInputSchema,
       responses: { 201: ruleAnswer('created'), ...problems },
@@ -66,7 +76,9 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'GET', path: '/alert-rules', scope: 'telemetry:read',
+      method: 'GET',
+      path: '/alert-rules',
+      scope: 'telemetry:read',
       summary: 'Alert rules, by device or device type',
       query: alertRuleQuerySchema,
       responses: { 200: { description: 'the rules', schema: alertRuleListSchema }, ...problems },
@@ -76,27 +88,45 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
       },
     }),
     operation({
-      method: 'GET', path: '/alert-rules/:ruleId', scope: 'telemetry:read',
+      method: 'GET',
+      path: '/alert-rules/:ruleId',
+      scope: 'telemetry:read',
       summary: 'An alert rule',
       responses: { 200: ruleAnswer('the rule'), ...problems, 404: problem('unknown rule') },
       handle: async (request) => withEtag(await ruleOf(request)),
     }),
     operation({
-      method: 'PUT', path: '/alert-rules/:ruleId', scope: 'telemetry:write',
+      method: 'PUT',
+      path: '/alert-rules/:ruleId',
+      scope: 'telemetry:write',
       summary: 'Replace an alert rule (optimistic concurrency with If-Match)',
       body: alertRuleInputSchema,
       headers: ifMatch,
-      responses: { 200: ruleAnswer('replaced'), ...problems, 404: problem('unknown rule'), 412: problem('the rule changed since that version') },
+      responses: {
+        200: ruleAnswer('replaced'),
+        ...problems,
+        404: problem('unknown rule'),
+        412: problem('the rule changed since that version'),
+      },
       async handle(request) {
         const input = parse(alertRuleInputSchema, request.body, 'alert rule');
-        const result = await deps.alertRules.replace(request.params.ruleId ?? '', input, new Date(deps.now()), expectedVersion(request));
-        if (result === 'missing') throw new NotFoundError(`alert rule ${request.params.ruleId} does not exist`, 'unknown_alert_rule');
-        if (result === 'stale') throw new PreconditionFailedError('the alert rule was changed since it was read; read it again');
+        const result = await deps.alertRules.replace(
+          request.params.ruleId ?? '',
+          input,
+          new Date(deps.now()),
+          expectedVersion(request),
+        );
+        if (result === 'missing')
+          throw new NotFoundError(`alert rule ${request.params.ruleId} does not exist`, 'unknown_alert_rule');
+        if (result === 'stale')
+          throw new PreconditionFailedError('the alert rule was changed since it was read; read it again');
         return withEtag(result);
       },
     }),
     operation({
-      method: 'DELETE', path: '/alert-rules/:ruleId', scope: 'telemetry:write',
+      method: 'DELETE',
+      path: '/alert-rules/:ruleId',
+      scope: 'telemetry:write',
       summary: 'Delete an alert rule',
       responses: { 204: { description: 'deleted' }, ...problems, 404: problem('unknown rule') },
       async handle(request) {

@@ -13,7 +13,12 @@ export interface AlertRulesRepository {
   create(input: AlertRuleInput, now: Date): Promise<AlertRule>;
   get(id: string): Promise<AlertRule | undefined>;
   /** Replaces a rule; with `expectedVersion`, only if it is still at that version (If-Match). */
-  replace(id: string, input: AlertRuleInput, now: Date, expectedVersion?: number): Promise<AlertRule | 'missing' | 'stale'>;
+  replace(
+    id: string,
+    input: AlertRuleInput,
+    now: Date,
+    expectedVersion?: number,
+  ): Promise<AlertRule | 'missing' | 'stale'>;
   delete(id: string): Promise<boolean>;
   list(filter: { deviceId?: string; deviceType?: string; limit: number }): Promise<AlertRule[]>;
   /**
@@ -25,14 +30,18 @@ export interface AlertRulesRepository {
 
 const toRule = ({ _id, ...rest }: AlertRuleDocument): AlertRule => ({ id: _id, ...rest });
 
-export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs: number; now?: () => number }): AlertRulesRepository {
+export function createAlertRulesRepository(
+  mongo: MongoHandle,
+  options: { ttlMs: number; now?: () => number },
+): AlertRulesRepository {
   const now = options.now ?? Date.now;
   let cache: { at: number; byDevice: Map<string, AlertRule[]>; byType: Map<string, AlertRule[]> } | undefined;
   let loading: Promise<NonNullable<typeof cache>> | undefined;
   const invalidate = () => {
     cache = undefined;
   };
-  const push = (map: Map<string, AlertRule[]>, key: string, rule: AlertRule) => map.set(key, [...(map.get(key) ?? []), rule]);
+  const push = (map: Map<string, AlertRule[]>, key: string, rule: AlertRule) =>
+    map.set(key, [...(map.get(key) ?? []), rule]);
 
   async function load(): Promise<NonNullable<typeof cache>> {
     const docs = await withMongo(async () => (await collection()).find({ enabled: true }).toArray());
@@ -49,7 +58,13 @@ export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs:
   return {
     create: (input, at) =>
       withMongo(async () => {
-        const doc: AlertRuleDocument = { _id: randomUUID(), ...input, version: 1, createdAt: at.toISOString(), updatedAt: at.toISOString() };
+        const doc: AlertRuleDocument = {
+          _id: randomUUID(),
+          ...input,
+          version: 1,
+          createdAt: at.toISOString(),
+          updatedAt: at.toISOString(),
+        };
         await (await collection()).insertOne(doc);
         invalidate();
         return toRule(doc);
@@ -65,7 +80,13 @@ export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs:
         const current = await rules.findOne({ _id: id });
         if (!current) return 'missing';
         if (expectedVersion !== undefined && current.version !== expectedVersion) return 'stale';
-        const next: AlertRuleDocument = { _id: id, ...input, version: current.version + 1, createdAt: current.createdAt, updatedAt: at.toISOString() };
+        const next: AlertRuleDocument = {
+          _id: id,
+          ...input,
+          version: current.version + 1,
+          createdAt: current.createdAt,
+          updatedAt: at.toISOString(),
+        };
         // The version in the filter makes two concurrent replaces of one version end with one winner.
         const result = await rules.replaceOne({ _id: id, version: current.version }, next);
         if (result.matchedCount === 0) return 'stale';
@@ -83,7 +104,9 @@ export function createAlertRulesRepository(mongo: MongoHandle, options: { ttlMs:
         const query: Record<string, string> = {};
         if (filter.deviceId) query.deviceId = filter.deviceId;
         if (filter.deviceType) query.deviceType = filter.deviceType;
-        const docs = await (await collection()).find(query, { sort: { createdAt: 1, _id: 1 }, limit: filter.limit }).toArray();
+        const docs = await (await collection())
+          .find(query, { sort: { createdAt: 1, _id: 1 }, limit: filter.limit })
+          .toArray();
         return docs.map(toRule);
       }),
     async forDevice(deviceId, deviceType) {

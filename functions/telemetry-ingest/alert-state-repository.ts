@@ -92,7 +92,13 @@ return 1
 `);
 
 export interface AlertStateRepository {
-  evaluate(deviceId: string, ruleId: string, rule: { forSamples: number; forMs: number }, observations: AlertObservation[], now: number): Promise<AlertStateResult>;
+  evaluate(
+    deviceId: string,
+    ruleId: string,
+    rule: { forSamples: number; forMs: number },
+    observations: AlertObservation[],
+    now: number,
+  ): Promise<AlertStateResult>;
   /** Records transitions up to `seq` as published and ends the lease. */
   markPublished(deviceId: string, ruleId: string, seq: number): Promise<void>;
   releaseLease(deviceId: string, ruleId: string): Promise<void>;
@@ -100,15 +106,22 @@ export interface AlertStateRepository {
 
 const point = (value: string, ts: string) => (value === '' ? undefined : { value: Number(value), ts: Number(ts) });
 
-export function createAlertStateRepository(redis: RedisHandle, keys: RedisKeys, ttlSeconds: number, leaseMs = 30_000): AlertStateRepository {
+export function createAlertStateRepository(
+  redis: RedisHandle,
+  keys: RedisKeys,
+  ttlSeconds: number,
+  leaseMs = 30_000,
+): AlertStateRepository {
   return {
     evaluate: (deviceId, ruleId, rule, observations, now) =>
       withRedis(async () => {
         const args: (string | number)[] = [rule.forSamples, rule.forMs, ttlSeconds, now, leaseMs];
         for (const o of observations) args.push(o.ts, o.breach ? '1' : '0', o.clear ? '1' : '0', String(o.value));
-        const [seq, pub, claimed, v1, t1, v0, t0] = (await EVALUATE.run(await redis.client(), [keys.alert(deviceId, ruleId)], args)) as [
-          number, number, number, string, string, string, string,
-        ];
+        const [seq, pub, claimed, v1, t1, v0, t0] = (await EVALUATE.run(
+          await redis.client(),
+          [keys.alert(deviceId, ruleId)],
+          args,
+        )) as [number, number, number, string, string, string, string];
         return { seq, published: pub, claimed: claimed === 1, lastRaised: point(v1, t1), lastCleared: point(v0, t0) };
       }),
     markPublished: (deviceId, ruleId, seq) =>

@@ -25,8 +25,19 @@ export interface AlertDocument {
 export interface AlertsRepository {
   /** Idempotent: storing the same episode twice leaves one document. */
   raise(alert: Omit<AlertDocument, 'status'>): Promise<void>;
-  clear(id: string, at: Date, value: number | null, base: Omit<AlertDocument, 'status' | 'raisedAt' | 'raisedValue'>): Promise<void>;
-  list(filter: { deviceId?: string; ruleId?: string; status?: 'active' | 'cleared'; limit: number; after?: { raisedAt: Date; id: string } }): Promise<AlertDocument[]>;
+  clear(
+    id: string,
+    at: Date,
+    value: number | null,
+    base: Omit<AlertDocument, 'status' | 'raisedAt' | 'raisedValue'>,
+  ): Promise<void>;
+  list(filter: {
+    deviceId?: string;
+    ruleId?: string;
+    status?: 'active' | 'cleared';
+    limit: number;
+    after?: { raisedAt: Date; id: string };
+  }): Promise<AlertDocument[]>;
 }
 
 export function createAlertsRepository(mongo: MongoHandle): AlertsRepository {
@@ -35,7 +46,11 @@ export function createAlertsRepository(mongo: MongoHandle): AlertsRepository {
     raise: (alert) =>
       withMongo(async () => {
         // $setOnInsert: a repeated raise of the same episode (a retry) changes nothing, even after its clear.
-        await (await collection()).updateOne({ _id: alert._id }, { $setOnInsert: { ...alert, status: 'active' } }, { upsert: true });
+        await (await collection()).updateOne(
+          { _id: alert._id },
+          { $setOnInsert: { ...alert, status: 'active' } },
+          { upsert: true },
+        );
       }),
     clear: (id, at, value, base) =>
       withMongo(async () => {
@@ -43,7 +58,10 @@ export function createAlertsRepository(mongo: MongoHandle): AlertsRepository {
         void _id;
         await (await collection()).updateOne(
           { _id: id },
-          { $set: { status: 'cleared', clearedAt: at, clearedValue: value }, $setOnInsert: { ...rest, raisedAt: at, raisedValue: null } },
+          {
+            $set: { status: 'cleared', clearedAt: at, clearedValue: value },
+            $setOnInsert: { ...rest, raisedAt: at, raisedValue: null },
+          },
           { upsert: true },
         );
       }),
@@ -53,7 +71,11 @@ export function createAlertsRepository(mongo: MongoHandle): AlertsRepository {
         if (filter.deviceId) query.deviceId = filter.deviceId;
         if (filter.ruleId) query.ruleId = filter.ruleId;
         if (filter.status) query.status = filter.status;
-        if (filter.after) query.$or = [{ raisedAt: { $lt: filter.after.raisedAt } }, { raisedAt: filter.after.raisedAt, _id: { $lt: filter.after.id } }];
+        if (filter.after)
+          query.$or = [
+            { raisedAt: { $lt: filter.after.raisedAt } },
+            { raisedAt: filter.after.raisedAt, _id: { $lt: filter.after.id } },
+          ];
         return (await collection()).find(query, { sort: { raisedAt: -1, _id: -1 }, limit: filter.limit }).toArray();
       }),
   };

@@ -4,15 +4,15 @@ import { createDeviceDirectory } from '../../shared/devices.js';
 import { createEmitter, type Emitter } from '../../shared/emitter.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HandlerContext } from '../../shared/function-app.js';
-import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import type { Logger } from '../../shared/logger.js';
 import { createMongo, type MongoHandle } from '../../shared/mongo.js';
+import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import { createRedis, type RedisHandle } from '../../shared/redis.js';
 import { verifySecret } from '../../shared/secrets.js';
 import { createShadowStore } from '../../shared/shadow.js';
 import { createAdmissionGate } from './admission.js';
-import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { alertRoutes } from './alert-routes.js';
+import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { createAlertStateRepository } from './alert-state-repository.js';
 import { createAlertsRepository } from './alerts-repository.js';
 import type { Config } from './config.js';
@@ -20,17 +20,21 @@ import { createDeviceAuthenticator, type VerifySecret } from './device-auth.js';
 import { deviceRoutes } from './device-routes.js';
 import { eventRoutes } from './event-routes.js';
 import { createGroupCommit } from './group-commit.js';
-import { ingestTelemetry, type IngestTelemetryDeps } from './ingest-telemetry.js';
+import { type IngestTelemetryDeps, ingestTelemetry } from './ingest-telemetry.js';
 import { createIngestMetrics } from './metrics.js';
 import { createPresenceRepository } from './presence-repository.js';
 import { recordPresence } from './record-presence.js';
 import { redisKeys } from './redis-keys.js';
-import { reportState, type ReportStateDeps } from './report-state.js';
+import { type ReportStateDeps, reportState } from './report-state.js';
 import { SOURCE } from './schema.js';
 import { sweepRetention } from './sweep-retention.js';
 import { createTelemetryRepository, type SampleDocument } from './telemetry-repository.js';
 
-const API_INFO = { title: 'kiot telemetry-ingest', version: '1.0.0', description: 'Device state, telemetry, alerts and alert rules; HTTP ingest for devices.' };
+const API_INFO = {
+  title: 'kiot telemetry-ingest',
+  version: '1.0.0',
+  description: 'Device state, telemetry, alerts and alert rules; HTTP ingest for devices.',
+};
 
 export const SERVICE = 'telemetry-ingest';
 
@@ -60,7 +64,8 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const mongo = options.mongo ?? createMongo(config.MONGODB_URL, config.MONGODB_DB);
   // Auto-pipelining: the Redis calls of concurrent events in one tick share one write (ioredis docs).
   const redis = options.redis ?? createRedis(config.REDIS_URL, { enableAutoPipelining: true });
-  const emitter = options.emitter ?? createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher: createEventDispatcher() });
+  const emitter =
+    options.emitter ?? createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher: createEventDispatcher() });
   const registry = options.registry ?? new Registry();
   const metrics = createIngestMetrics(registry);
   const keys = redisKeys(config.REDIS_PREFIX);
@@ -121,7 +126,8 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     now,
   };
   const sweepDeps = { telemetry, retentionMs, metrics, now };
-  const ingest = (message: Parameters<typeof ingestTelemetry>[0], ctx: HandlerContext) => ingestTelemetry(message, ingestDeps, ctx);
+  const ingest = (message: Parameters<typeof ingestTelemetry>[0], ctx: HandlerContext) =>
+    ingestTelemetry(message, ingestDeps, ctx);
 
   const authorizeApp = createApiKeyAuthorizer(config.API_KEYS);
   const operations = [
@@ -130,7 +136,10 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
       shadows,
       presence,
       telemetry,
-      deviceAuth: createDeviceAuthenticator(mongo, options.verifySecret ?? verifySecret, { ttlMs: config.CREDENTIAL_CACHE_TTL_MS, now }),
+      deviceAuth: createDeviceAuthenticator(mongo, options.verifySecret ?? verifySecret, {
+        ttlMs: config.CREDENTIAL_CACHE_TTL_MS,
+        now,
+      }),
       ingest,
       now,
     }),
@@ -157,7 +166,9 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
 
   let timer: NodeJS.Timeout | undefined;
   const ensureIndexes = () =>
-    telemetry.ensureIndexes(Math.ceil(retentionMs / 1000), logger).catch((error: unknown) => logger.warn({ err: error }, 'could not create indexes yet'));
+    telemetry
+      .ensureIndexes(Math.ceil(retentionMs / 1000), logger)
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not create indexes yet'));
   return {
     handler,
     start() {
@@ -165,7 +176,9 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
       if (config.RETENTION_SWEEP_INTERVAL_SECONDS > 0) {
         timer = setInterval(() => {
           void ensureIndexes();
-          sweepRetention(sweepDeps, ctxOf('retention-timer')).catch((error: unknown) => logger.warn({ err: error }, 'retention sweep failed'));
+          sweepRetention(sweepDeps, ctxOf('retention-timer')).catch((error: unknown) =>
+            logger.warn({ err: error }, 'retention sweep failed'),
+          );
         }, config.RETENTION_SWEEP_INTERVAL_SECONDS * 1000);
         timer.unref();
       }

@@ -46,7 +46,10 @@ export const configSchema = baseConfigSchema.extend({
   /** Positive device-credential checks are remembered this long (scrypt is slow by design). */
   CREDENTIAL_CACHE_TTL_MS: int(0, 3_600_000, 30_000),
   /** Prefix of every Redis key this capability writes. */
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('kiot:ti'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,64}$/)
+    .default('kiot:ti'),
 });
 
 export type Config = z.infer<typeof configSchema>;

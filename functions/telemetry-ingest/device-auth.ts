@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
+import { DEVICES_COLLECTION, type DeviceDocument, deviceIdSchema } from '../../shared/devices.js';
 import { UnauthorizedError } from '../../shared/errors.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
-import { DEVICES_COLLECTION, deviceIdSchema, type DeviceDocument } from '../../shared/devices.js';
 
 export type VerifySecret = (secret: string, stored: string) => Promise<boolean>;
 
@@ -33,19 +33,24 @@ export function createDeviceAuthenticator(
 ): DeviceAuthenticator {
   const now = options.now ?? Date.now;
   const verified = new Map<string, number>();
-  const denied = () => new UnauthorizedError('a valid device credential is required (HTTP Basic: device id and secret)');
+  const denied = () =>
+    new UnauthorizedError('a valid device credential is required (HTTP Basic: device id and secret)');
 
   return {
     async authenticate(deviceId, authorization) {
       const basic = parseBasic(authorization);
-      if (!basic || basic.user !== deviceId || !deviceIdSchema.safeParse(deviceId).success) throw withBasicChallenge(denied());
+      if (!basic || basic.user !== deviceId || !deviceIdSchema.safeParse(deviceId).success)
+        throw withBasicChallenge(denied());
       const digest = createHash('sha256').update(`${deviceId}\u0000${basic.password}`).digest('base64url');
       const at = verified.get(digest);
       if (at !== undefined && now() - at < options.ttlMs) return;
       const device = await withMongo(async () =>
-        (await mongo.db()).collection<DeviceDocument>(DEVICES_COLLECTION).findOne({ _id: deviceId }, { projection: { status: 1, credential: 1 } }),
+        (await mongo.db())
+          .collection<DeviceDocument>(DEVICES_COLLECTION)
+          .findOne({ _id: deviceId }, { projection: { status: 1, credential: 1 } }),
       );
-      if (!device || device.status !== 'active' || typeof device.credential?.hash !== 'string') throw withBasicChallenge(denied());
+      if (device?.status !== 'active' || typeof device.credential?.hash !== 'string')
+        throw withBasicChallenge(denied());
       if (!(await verifySecret(basic.password, device.credential.hash))) throw withBasicChallenge(denied());
       if (verified.size >= 100_000) verified.clear();
       verified.set(digest, now());

@@ -1,18 +1,24 @@
-import { z } from 'zod';
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
-import { deviceIdSchema, type DeviceDirectory } from '../../shared/devices.js';
+import { type DeviceDirectory, deviceIdSchema } from '../../shared/devices.js';
 import { InvalidInputError } from '../../shared/errors.js';
-import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
-import { appProblems as problems, operation, problem, type ApiOperation } from '../../shared/openapi.js';
+import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
+import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { ShadowStore } from '../../shared/shadow.js';
 import type { DeviceAuthenticator } from './device-auth.js';
 import type { IngestOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { PresenceRepository } from './presence-repository.js';
 import { getDeviceState, queryTelemetry } from './queries.js';
 import { RateLimitRefusal } from './refusals.js';
-import { deviceStateSchema, ingestResultSchema, queryObject, telemetryPageSchema, telemetryQuerySchema } from './schema.js';
+import {
+  deviceStateSchema,
+  ingestResultSchema,
+  queryObject,
+  telemetryPageSchema,
+  telemetryQuerySchema,
+} from './schema.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
 export interface DeviceRouteDeps {
@@ -38,24 +44,46 @@ const toDate = (value: string | number) => new Date(typeof value === 'number' ? 
 export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
   return [
     operation({
-      method: 'GET', path: '/devices/:id/state', scope: 'telemetry:read',
+      method: 'GET',
+      path: '/devices/:id/state',
+      scope: 'telemetry:read',
       summary: 'The device shadow (reported, desired, delta, version) and presence',
-      responses: { 200: { description: 'shadow and presence', schema: deviceStateSchema }, ...problems, 404: problem('unknown device') },
+      responses: {
+        200: { description: 'shadow and presence', schema: deviceStateSchema },
+        ...problems,
+        404: problem('unknown device'),
+      },
       handle: async (request) => ({ status: 200, body: await getDeviceState(deviceIdOf(request), deps) }),
     }),
     operation({
-      method: 'GET', path: '/devices/:id/telemetry', scope: 'telemetry:read',
+      method: 'GET',
+      path: '/devices/:id/telemetry',
+      scope: 'telemetry:read',
       summary: 'Raw samples by time range (default: the last day) and metric; cursor pagination',
       query: telemetryQuerySchema,
-      responses: { 200: { description: 'a page of samples in time order', schema: telemetryPageSchema }, ...problems, 404: problem('unknown device') },
+      responses: {
+        200: { description: 'a page of samples in time order', schema: telemetryPageSchema },
+        ...problems,
+        404: problem('unknown device'),
+      },
       async handle(request) {
         const deviceId = deviceIdOf(request);
         const query = telemetryQuerySchema.safeParse(queryObject(request.query, ['metric']));
         if (!query.success) throw InvalidInputError.fromZod(query.error, 'the query is invalid');
         const to = query.data.to === undefined ? new Date(deps.now() + 1) : toDate(query.data.to);
-        const from = query.data.from === undefined ? new Date(to.getTime() - (deps.defaultWindowMs ?? 86_400_000)) : toDate(query.data.from);
+        const from =
+          query.data.from === undefined
+            ? new Date(to.getTime() - (deps.defaultWindowMs ?? 86_400_000))
+            : toDate(query.data.from);
         const page = await queryTelemetry(
-          { deviceId, from, to, metrics: query.data.metric, limit: query.data.limit, ...(query.data.cursor ? { cursor: query.data.cursor } : {}) },
+          {
+            deviceId,
+            from,
+            to,
+            metrics: query.data.metric,
+            limit: query.data.limit,
+            ...(query.data.cursor ? { cursor: query.data.cursor } : {}),
+          },
           deps,
         );
         return { status: 200, body: page };
@@ -63,12 +91,14 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
     }),
     operation({
       // Devices authenticate themselves (HTTP Basic), not with an app API key.
-      method: 'POST', path: '/devices/:id/telemetry', scope: PUBLIC_SCOPE,
+      method: 'POST',
+      path: '/devices/:id/telemetry',
+      scope: PUBLIC_SCOPE,
       summary: 'HTTP ingest for devices without MQTT: HTTP Basic with the device id and its own secret',
       body: z.unknown(),
       headers: {
         authorization: { description: 'Basic base64(deviceId:secret)', required: true },
-        'idempotency-key': { description: "a retried POST with the same key is one event; 1-255 visible ASCII" },
+        'idempotency-key': { description: 'a retried POST with the same key is one event; 1-255 visible ASCII' },
       },
       responses: {
         200: { description: 'stored (or a duplicate of a stored event)', schema: ingestResultSchema },
@@ -85,12 +115,16 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
         await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
         const header = request.headers['idempotency-key'];
         const parsedKey = header === undefined ? undefined : idempotencyKeySchema.safeParse(header);
-        if (parsedKey && !parsedKey.success) throw InvalidInputError.fromZod(parsedKey.error, 'the Idempotency-Key header is invalid');
+        if (parsedKey && !parsedKey.success)
+          throw InvalidInputError.fromZod(parsedKey.error, 'the Idempotency-Key header is invalid');
         const key = parsedKey?.data;
         // With a key, a retried POST is the same event and is stored once (like a redelivered MQTT message).
         const eventId = key === undefined ? `http-${randomUUID()}` : `http:${deviceId}:${key}`;
         try {
-          const result = await deps.ingest({ eventId, deviceId, receivedAt: new Date(deps.now()), payload: request.body }, ctx);
+          const result = await deps.ingest(
+            { eventId, deviceId, receivedAt: new Date(deps.now()), payload: request.body },
+            ctx,
+          );
           return { status: 200, body: { eventId, ...result } };
         } catch (error) {
           throw error instanceof RateLimitRefusal ? error.toHttp() : error;

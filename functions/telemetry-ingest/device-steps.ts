@@ -3,7 +3,13 @@ import type { Emitter } from '../../shared/emitter.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { AdmissionGate } from './admission.js';
 import type { IngestMetrics } from './metrics.js';
-import { DisabledDeviceError, EventInProgressError, RateLimitRefusal, UnknownDeviceError, isRejection } from './refusals.js';
+import {
+  DisabledDeviceError,
+  EventInProgressError,
+  isRejection,
+  RateLimitRefusal,
+  UnknownDeviceError,
+} from './refusals.js';
 import { EMITTED_TYPES, type RejectionNotice } from './schema.js';
 
 /** What every device message carries into a use case. */
@@ -17,7 +23,12 @@ export interface DeviceMessage {
 /** Steps shared by the telemetry and state use cases. */
 
 /** Dedup and rate limit in one step: `false` when the event was already stored. */
-export async function admit(message: DeviceMessage, gate: AdmissionGate, now: number, metrics: IngestMetrics): Promise<boolean> {
+export async function admit(
+  message: DeviceMessage,
+  gate: AdmissionGate,
+  now: number,
+  metrics: IngestMetrics,
+): Promise<boolean> {
   const admission = await gate.admit(message.deviceId, message.eventId, now);
   switch (admission.kind) {
     case 'admitted':
@@ -33,7 +44,11 @@ export async function admit(message: DeviceMessage, gate: AdmissionGate, now: nu
   }
 }
 
-export async function requireDevice(deviceId: string, devices: DeviceDirectory, options: { active: boolean }): Promise<DeviceView> {
+export async function requireDevice(
+  deviceId: string,
+  devices: DeviceDirectory,
+  options: { active: boolean },
+): Promise<DeviceView> {
   const device = await devices.device(deviceId);
   if (!device) throw new UnknownDeviceError(deviceId);
   if (options.active && device.status !== 'active') throw new DisabledDeviceError(deviceId);
@@ -41,14 +56,21 @@ export async function requireDevice(deviceId: string, devices: DeviceDirectory, 
 }
 
 /** Runs the use case after admission; on any failure forgets the event so that its retry is processed. */
-export async function whileAdmitted<T>(message: DeviceMessage, gate: AdmissionGate, ctx: HandlerContext, work: () => Promise<T>): Promise<T> {
+export async function whileAdmitted<T>(
+  message: DeviceMessage,
+  gate: AdmissionGate,
+  ctx: HandlerContext,
+  work: () => Promise<T>,
+): Promise<T> {
   try {
     const result = await work();
     await gate.complete(message.deviceId, message.eventId);
     return result;
   } catch (error) {
     // If Redis is down as well, the pending mark expires on its own (pendingTtlSeconds).
-    await gate.release(message.deviceId, message.eventId).catch((releaseError: unknown) => ctx.logger.warn({ err: releaseError }, 'could not release the dedup mark'));
+    await gate
+      .release(message.deviceId, message.eventId)
+      .catch((releaseError: unknown) => ctx.logger.warn({ err: releaseError }, 'could not release the dedup mark'));
     throw error;
   }
 }
@@ -64,7 +86,12 @@ export interface NoticeDeps {
  * repeated refusal does not tell the device twice. If the sink cannot take the notice, the 4xx still
  * stands (the dead-letter record holds the reason) and the failure is logged and counted.
  */
-export async function rejectVisibly<T>(message: Omit<DeviceMessage, 'receivedAt'>, deps: NoticeDeps, ctx: HandlerContext, work: () => Promise<T>): Promise<T> {
+export async function rejectVisibly<T>(
+  message: Omit<DeviceMessage, 'receivedAt'>,
+  deps: NoticeDeps,
+  ctx: HandlerContext,
+  work: () => Promise<T>,
+): Promise<T> {
   try {
     return await work();
   } catch (error) {
@@ -82,7 +109,10 @@ export async function rejectVisibly<T>(message: Omit<DeviceMessage, 'receivedAt'
       });
     } catch (emitError) {
       deps.metrics.noticeFailures.inc();
-      ctx.logger.error({ err: emitError, deviceId: message.deviceId, eventId: message.eventId }, 'could not emit the rejection notice');
+      ctx.logger.error(
+        { err: emitError, deviceId: message.deviceId, eventId: message.eventId },
+        'could not emit the rejection notice',
+      );
     }
     throw error;
   }

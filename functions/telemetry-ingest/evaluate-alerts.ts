@@ -4,7 +4,7 @@ import type { AlertRulesRepository } from './alert-rules-repository.js';
 import type { AlertObservation, AlertStateRepository, AlertStateResult } from './alert-state-repository.js';
 import type { AlertsRepository } from './alerts-repository.js';
 import type { IngestMetrics } from './metrics.js';
-import { EMITTED_TYPES, type AlertRule, type Comparison } from './schema.js';
+import { type AlertRule, type Comparison, EMITTED_TYPES } from './schema.js';
 import type { ValidSample } from './validate-telemetry.js';
 
 export interface AlertDeps {
@@ -36,7 +36,12 @@ export function observe(rule: AlertRule, samples: ValidSample[]): AlertObservati
     .filter((sample) => sample.metrics[rule.metric] !== undefined)
     .map((sample) => {
       const value = sample.metrics[rule.metric]!;
-      return { ts: sample.ts.getTime(), value, breach: compare(value, rule.comparison, rule.threshold), clear: !compare(value, rule.comparison, clearAt) };
+      return {
+        ts: sample.ts.getTime(),
+        value,
+        breach: compare(value, rule.comparison, rule.threshold),
+        clear: !compare(value, rule.comparison, clearAt),
+      };
     })
     .sort((a, b) => a.ts - b.ts);
 }
@@ -54,10 +59,17 @@ export async function evaluateAlerts(device: DeviceView, samples: ValidSample[],
       const observations = observe(rule, samples);
       if (observations.length === 0) return;
       const forMs = rule.forSeconds * 1000;
-      const state = await deps.alertState.evaluate(device.id, rule.id, { forSamples: rule.forSamples, forMs }, observations, deps.now());
+      const state = await deps.alertState.evaluate(
+        device.id,
+        rule.id,
+        { forSamples: rule.forSamples, forMs },
+        observations,
+        deps.now(),
+      );
       if (!state.claimed) return;
       try {
-        for (let seq = state.published + 1; seq <= state.seq; seq += 1) await publishTransition(rule, device.id, seq, state, deps);
+        for (let seq = state.published + 1; seq <= state.seq; seq += 1)
+          await publishTransition(rule, device.id, seq, state, deps);
       } catch (error) {
         await deps.alertState.releaseLease(device.id, rule.id).catch(() => undefined);
         throw error;
@@ -67,7 +79,13 @@ export async function evaluateAlerts(device: DeviceView, samples: ValidSample[],
   );
 }
 
-async function publishTransition(rule: AlertRule, deviceId: string, seq: number, state: AlertStateResult, deps: AlertDeps): Promise<void> {
+async function publishTransition(
+  rule: AlertRule,
+  deviceId: string,
+  seq: number,
+  state: AlertStateResult,
+  deps: AlertDeps,
+): Promise<void> {
   const raised = seq % 2 === 1;
   const episode = Math.ceil(seq / 2);
   const alertId = `${rule.id}:${deviceId}:${episode}`;

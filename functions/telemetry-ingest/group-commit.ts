@@ -29,7 +29,7 @@ interface Entry<T> {
 }
 
 export function createGroupCommit<T>(options: GroupCommitOptions<T>): GroupCommit<T> {
-  let waiting: Entry<T>[] = [];
+  const waiting: Entry<T>[] = [];
   let waitingDocs = 0;
   let timer: NodeJS.Timeout | undefined;
   let due = false;
@@ -121,6 +121,7 @@ export function createGroupCommit<T>(options: GroupCommitOptions<T>): GroupCommi
 
 function firstFailure(failures: Map<number, unknown>, offset: number, count: number): { error: unknown } | undefined {
   if (failures.size === 0) return undefined;
-  for (let index = offset; index < offset + count; index += 1) if (failures.has(index)) return { error: failures.get(index) };
+  for (let index = offset; index < offset + count; index += 1)
+    if (failures.has(index)) return { error: failures.get(index) };
   return undefined;
 }

@@ -1,11 +1,18 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { AdmissionGate } from './admission.js';
-import { admit, rejectVisibly, requireDevice, whileAdmitted, type DeviceMessage, type NoticeDeps } from './device-steps.js';
-import { evaluateAlerts, type AlertDeps } from './evaluate-alerts.js';
+import {
+  admit,
+  type DeviceMessage,
+  type NoticeDeps,
+  rejectVisibly,
+  requireDevice,
+  whileAdmitted,
+} from './device-steps.js';
+import { type AlertDeps, evaluateAlerts } from './evaluate-alerts.js';
 import type { PresenceRepository } from './presence-repository.js';
-import { sampleId, type SampleDocument } from './telemetry-repository.js';
-import { validateTelemetry, type ValidationPolicy, type ValidSample } from './validate-telemetry.js';
+import { type SampleDocument, sampleId } from './telemetry-repository.js';
+import { type ValidationPolicy, type ValidSample, validateTelemetry } from './validate-telemetry.js';
 
 export interface TelemetryMessage extends DeviceMessage {
   /** The device's JSON payload, unparsed by any schema yet. */
@@ -29,7 +36,11 @@ export type IngestOutcome = { outcome: 'stored'; samples: number } | { outcome: 
  * then presence and alerts. The caller answers 2xx only when this resolves, i.e. after MongoDB
  * acknowledged the samples; a refusal is a 4xx and a notice on the device's errors topic.
  */
-export function ingestTelemetry(message: TelemetryMessage, deps: IngestTelemetryDeps, ctx: HandlerContext): Promise<IngestOutcome> {
+export function ingestTelemetry(
+  message: TelemetryMessage,
+  deps: IngestTelemetryDeps,
+  ctx: HandlerContext,
+): Promise<IngestOutcome> {
   return rejectVisibly(message, deps, ctx, async () => {
     if (!(await admit(message, deps.admission, deps.now(), deps.metrics))) return { outcome: 'duplicate' };
     return whileAdmitted(message, deps.admission, ctx, async () => {
@@ -38,7 +49,10 @@ export function ingestTelemetry(message: TelemetryMessage, deps: IngestTelemetry
       const samples = validateTelemetry(message.payload, deps.policy, typeSchema, message.receivedAt, deps.now());
       await deps.samples.store(toDocuments(message, samples));
       deps.metrics.samplesStored.inc(samples.length);
-      await Promise.all([deps.presence.apply(device.id, 'seen', message.receivedAt.getTime()), evaluateAlerts(device, samples, deps)]);
+      await Promise.all([
+        deps.presence.apply(device.id, 'seen', message.receivedAt.getTime()),
+        evaluateAlerts(device, samples, deps),
+      ]);
       return { outcome: 'stored', samples: samples.length };
     });
   });

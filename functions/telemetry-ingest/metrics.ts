@@ -4,12 +4,38 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 export function createIngestMetrics(registry: Registry) {
   const registers = [registry];
   return {
-    samplesStored: new Counter({ name: 'kiot_telemetry_samples_stored_total', help: 'Samples acknowledged by MongoDB', registers }),
-    duplicates: new Counter({ name: 'kiot_telemetry_duplicates_total', help: 'Device messages dropped as redeliveries of a stored event', registers }),
-    rejected: new Counter({ name: 'kiot_telemetry_rejected_total', help: 'Device messages refused, by reason', labelNames: ['code'], registers }),
-    rateLimited: new Counter({ name: 'kiot_telemetry_rate_limited_total', help: 'Device messages refused by the per-device rate limit', registers }),
-    noticeFailures: new Counter({ name: 'kiot_telemetry_notice_failures_total', help: 'Rejection notices that could not be emitted to K_SINK', registers }),
-    alertTransitions: new Counter({ name: 'kiot_alert_transitions_total', help: 'Alert transitions published', labelNames: ['transition'], registers }),
+    samplesStored: new Counter({
+      name: 'kiot_telemetry_samples_stored_total',
+      help: 'Samples acknowledged by MongoDB',
+      registers,
+    }),
+    duplicates: new Counter({
+      name: 'kiot_telemetry_duplicates_total',
+      help: 'Device messages dropped as redeliveries of a stored event',
+      registers,
+    }),
+    rejected: new Counter({
+      name: 'kiot_telemetry_rejected_total',
+      help: 'Device messages refused, by reason',
+      labelNames: ['code'],
+      registers,
+    }),
+    rateLimited: new Counter({
+      name: 'kiot_telemetry_rate_limited_total',
+      help: 'Device messages refused by the per-device rate limit',
+      registers,
+    }),
+    noticeFailures: new Counter({
+      name: 'kiot_telemetry_notice_failures_total',
+      help: 'Rejection notices that could not be emitted to K_SINK',
+      registers,
+    }),
+    alertTransitions: new Counter({
+      name: 'kiot_alert_transitions_total',
+      help: 'Alert transitions published',
+      labelNames: ['transition'],
+      registers,
+    }),
     batchSize: new Histogram({
       name: 'kiot_telemetry_group_commit_docs',
       help: 'Samples per group-commit insert',
@@ -22,7 +48,11 @@ export function createIngestMetrics(registry: Registry) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
-    retentionRemoved: new Counter({ name: 'kiot_telemetry_retention_removed_total', help: 'Samples removed by the retention sweep', registers }),
+    retentionRemoved: new Counter({
+      name: 'kiot_telemetry_retention_removed_total',
+      help: 'Samples removed by the retention sweep',
+      registers,
+    }),
   };
 }
 

@@ -55,7 +55,13 @@ export function createPresenceRepository(redis: RedisHandle, keys: RedisKeys, tt
       withRedis(async () => {
         const hash = await (await redis.client()).hgetall(keys.presence(deviceId));
         const status = hash.status === 'online' || hash.status === 'offline' ? hash.status : 'unknown';
-        return { status, since: iso(hash.since), lastSeen: iso(hash.lastSeen), connectedAt: iso(hash.connectedAt), disconnectedAt: iso(hash.disconnectedAt) };
+        return {
+          status,
+          since: iso(hash.since),
+          lastSeen: iso(hash.lastSeen),
+          connectedAt: iso(hash.connectedAt),
+          disconnectedAt: iso(hash.disconnectedAt),
+        };
       }),
   };
 }

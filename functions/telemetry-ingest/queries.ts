@@ -1,9 +1,9 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import { NotFoundError } from '../../shared/errors.js';
-import type { AlertsRepository, AlertDocument } from './alerts-repository.js';
+import type { Shadow, ShadowStore } from '../../shared/shadow.js';
+import type { AlertDocument, AlertsRepository } from './alerts-repository.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Presence, PresenceRepository } from './presence-repository.js';
-import type { Shadow, ShadowStore } from '../../shared/shadow.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
 /** Read-side use cases of the app API. Apps get 404 for an unknown device (apps retry nothing). */
@@ -18,7 +18,8 @@ export async function getDeviceState(
   deviceId: string,
   deps: { devices: DeviceDirectory; shadows: ShadowStore; presence: PresenceRepository },
 ): Promise<StateView> {
-  if (!(await deps.devices.device(deviceId))) throw new NotFoundError(`device ${deviceId} is not registered`, 'unknown_device');
+  if (!(await deps.devices.device(deviceId)))
+    throw new NotFoundError(`device ${deviceId} is not registered`, 'unknown_device');
   const [shadow, presence] = await Promise.all([deps.shadows.load(deviceId), deps.presence.get(deviceId)]);
   const { deviceId: _id, ...rest } = shadow;
   return { deviceId, shadow: rest, presence };
@@ -34,7 +35,8 @@ export async function queryTelemetry(
   input: { deviceId: string; from: Date; to: Date; metrics: string[]; limit: number; cursor?: string },
   deps: { devices: DeviceDirectory; telemetry: TelemetryRepository },
 ): Promise<TelemetryPage> {
-  if (!(await deps.devices.device(input.deviceId))) throw new NotFoundError(`device ${input.deviceId} is not registered`, 'unknown_device');
+  if (!(await deps.devices.device(input.deviceId)))
+    throw new NotFoundError(`device ${input.deviceId} is not registered`, 'unknown_device');
   const after = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
   const docs = await deps.telemetry.find({
     deviceId: input.deviceId,
@@ -47,7 +49,11 @@ export async function queryTelemetry(
   const last = docs[docs.length - 1];
   return {
     deviceId: input.deviceId,
-    items: docs.map((doc) => ({ ts: doc.ts.toISOString(), metrics: doc.metrics, ...(doc.msgId ? { msgId: doc.msgId } : {}) })),
+    items: docs.map((doc) => ({
+      ts: doc.ts.toISOString(),
+      metrics: doc.metrics,
+      ...(doc.msgId ? { msgId: doc.msgId } : {}),
+    })),
     nextCursor: docs.length === input.limit && last ? encodeCursor(last.ts, last._id) : null,
   };
 }
@@ -63,10 +69,18 @@ export async function listAlerts(
   deps: { alerts: AlertsRepository },
 ): Promise<{ items: AlertView[]; nextCursor: string | null }> {
   const after = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
-  const docs = await deps.alerts.list({ ...input, ...(after ? { after: { raisedAt: after.time, id: after.id } } : {}) });
+  const docs = await deps.alerts.list({
+    ...input,
+    ...(after ? { after: { raisedAt: after.time, id: after.id } } : {}),
+  });
   const last = docs[docs.length - 1];
   return {
-    items: docs.map(({ _id, raisedAt, clearedAt, ...rest }) => ({ id: _id, ...rest, raisedAt: raisedAt.toISOString(), clearedAt: clearedAt?.toISOString() ?? null })),
+    items: docs.map(({ _id, raisedAt, clearedAt, ...rest }) => ({
+      id: _id,
+      ...rest,
+      raisedAt: raisedAt.toISOString(),
+      clearedAt: clearedAt?.toISOString() ?? null,
+    })),
     nextCursor: docs.length === input.limit && last ? encodeCursor(last.raisedAt, last._id) : null,
   };
 }

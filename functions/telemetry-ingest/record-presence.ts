@@ -1,6 +1,6 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import type { HandlerContext } from '../../shared/function-app.js';
-import { rejectVisibly, requireDevice, type DeviceMessage, type NoticeDeps } from './device-steps.js';
+import { type DeviceMessage, type NoticeDeps, rejectVisibly, requireDevice } from './device-steps.js';
 import type { PresenceRepository } from './presence-repository.js';
 
 export interface PresenceMessage extends DeviceMessage {

@@ -12,7 +12,9 @@ export class RateLimitRefusal extends DomainRefusalError {
     /** Whether the device is told this time (one notice per interval, so a flood is not doubled). */
     readonly notify: boolean,
   ) {
-    super('rate_limited', `the device sends faster than its rate limit; retry in ${Math.ceil(retryAfterMs)} ms`, { retryAfterMs: Math.ceil(retryAfterMs) });
+    super('rate_limited', `the device sends faster than its rate limit; retry in ${Math.ceil(retryAfterMs)} ms`, {
+      retryAfterMs: Math.ceil(retryAfterMs),
+    });
   }
 
   toHttp(): RateLimitedError {

@@ -1,8 +1,22 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import type { HandlerContext } from '../../shared/function-app.js';
-import { applyReport, checkStatePatch, updateShadow, type Shadow, type ShadowStore, type StateLimits } from '../../shared/shadow.js';
+import {
+  applyReport,
+  checkStatePatch,
+  type Shadow,
+  type ShadowStore,
+  type StateLimits,
+  updateShadow,
+} from '../../shared/shadow.js';
 import type { AdmissionGate } from './admission.js';
-import { admit, rejectVisibly, requireDevice, whileAdmitted, type DeviceMessage, type NoticeDeps } from './device-steps.js';
+import {
+  admit,
+  type DeviceMessage,
+  type NoticeDeps,
+  rejectVisibly,
+  requireDevice,
+  whileAdmitted,
+} from './device-steps.js';
 import type { PresenceRepository } from './presence-repository.js';
 
 export interface StateMessage extends DeviceMessage {
@@ -24,7 +38,11 @@ export interface ReportStateDeps extends NoticeDeps {
  * optimistic concurrency in Redis and persisted to MongoDB before the 2xx, so a lost Redis is rebuilt
  * from there. Too many writers in between → 409, which Knative retries with backoff.
  */
-export function reportState(message: StateMessage, deps: ReportStateDeps, ctx: HandlerContext): Promise<Shadow | undefined> {
+export function reportState(
+  message: StateMessage,
+  deps: ReportStateDeps,
+  ctx: HandlerContext,
+): Promise<Shadow | undefined> {
   return rejectVisibly(message, deps, ctx, async () => {
     if (!(await admit(message, deps.admission, deps.now(), deps.metrics))) return undefined;
     return whileAdmitted(message, deps.admission, ctx, async () => {
@@ -32,7 +50,9 @@ export function reportState(message: StateMessage, deps: ReportStateDeps, ctx: H
       checkStatePatch(message.patch, deps.limits);
       const patch = message.patch;
       const at = message.receivedAt.getTime();
-      const shadow = await updateShadow(deps.shadows, message.deviceId, (current) => applyReport(current, patch, at, deps.limits));
+      const shadow = await updateShadow(deps.shadows, message.deviceId, (current) =>
+        applyReport(current, patch, at, deps.limits),
+      );
       await deps.presence.apply(message.deviceId, 'seen', at);
       return shadow;
     });

@@ -43,7 +43,10 @@ export function sampleSchema(limits: TelemetryLimits) {
         .refine((metrics) => Object.keys(metrics).length <= limits.maxMetrics, {
           message: `at most ${limits.maxMetrics} metrics per sample`,
         }),
-      msgId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/).optional(),
+      msgId: z
+        .string()
+        .regex(/^[A-Za-z0-9._:-]{1,128}$/)
+        .optional(),
     })
     .strict();
 }
@@ -56,7 +59,10 @@ const payloadSchemas = new Map<string, { one: z.ZodType<TelemetrySample>; batch:
  * hear which field of which sample is wrong. Built once per set of limits: zod 4 compiles an object
  * schema on its first parse, so a schema built per message costs that compilation every time.
  */
-export function telemetryPayloadSchema(limits: TelemetryLimits, payload: unknown): z.ZodType<TelemetrySample | TelemetrySample[]> {
+export function telemetryPayloadSchema(
+  limits: TelemetryLimits,
+  payload: unknown,
+): z.ZodType<TelemetrySample | TelemetrySample[]> {
   const key = `${limits.maxSamples}/${limits.maxMetrics}`;
   let schemas = payloadSchemas.get(key);
   if (!schemas) {
@@ -93,7 +99,12 @@ const alertRuleFields = z
     threshold: z.number().finite(),
     clearThreshold: z.number().finite().optional(),
     forSamples: z.number().int().min(1).max(10_000).default(1),
-    forSeconds: z.number().int().min(0).max(7 * 86_400).default(0),
+    forSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400)
+      .default(0),
     severity: z.enum(['info', 'warning', 'critical']).default('warning'),
     enabled: z.boolean().default(true),
   })
@@ -114,7 +125,12 @@ export const alertRuleInputSchema = alertRuleFields
 export type AlertRuleInput = z.infer<typeof alertRuleInputSchema>;
 
 /** An alert rule as the API answers it (ETag: its version). */
-export const alertRuleSchema = alertRuleFields.extend({ id: z.string(), version: z.number().int(), createdAt: z.iso.datetime(), updatedAt: z.iso.datetime() });
+export const alertRuleSchema = alertRuleFields.extend({
+  id: z.string(),
+  version: z.number().int(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
 export type AlertRule = z.infer<typeof alertRuleSchema>;
 export const alertRuleListSchema = z.object({ items: z.array(alertRuleSchema) });
 
@@ -141,7 +157,9 @@ export const alertPageSchema = z.object({ items: z.array(alertViewSchema), nextC
 /** `GET /devices/{id}/telemetry`: raw samples in time order. */
 export const telemetryPageSchema = z.object({
   deviceId: deviceIdSchema,
-  items: z.array(z.object({ ts: z.iso.datetime(), metrics: z.record(z.string(), z.number()), msgId: z.string().optional() })),
+  items: z.array(
+    z.object({ ts: z.iso.datetime(), metrics: z.record(z.string(), z.number()), msgId: z.string().optional() }),
+  ),
   nextCursor: z.string().nullable(),
 });
 
@@ -155,11 +173,21 @@ export const deviceStateSchema = z.object({
     version: z.number().int(),
     timestamps: z.unknown(),
   }),
-  presence: z.object({ status: z.enum(['online', 'offline', 'unknown']), since: isoOrNull, lastSeen: isoOrNull, connectedAt: isoOrNull, disconnectedAt: isoOrNull }),
+  presence: z.object({
+    status: z.enum(['online', 'offline', 'unknown']),
+    since: isoOrNull,
+    lastSeen: isoOrNull,
+    connectedAt: isoOrNull,
+    disconnectedAt: isoOrNull,
+  }),
 });
 
 /** `POST /devices/{id}/telemetry`: what became of the posted message. */
-export const ingestResultSchema = z.object({ eventId: z.string(), outcome: z.enum(['stored', 'duplicate']), samples: z.number().int().optional() });
+export const ingestResultSchema = z.object({
+  eventId: z.string(),
+  outcome: z.enum(['stored', 'duplicate']),
+  samples: z.number().int().optional(),
+});
 
 const limitParam = z.coerce.number().int().min(1).max(1_000).default(100);
 const timeParam = z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]);

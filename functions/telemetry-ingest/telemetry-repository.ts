@@ -1,7 +1,7 @@
-import { MongoBulkWriteError, type Collection, type Filter } from 'mongodb';
+import { type Collection, type Filter, MongoBulkWriteError } from 'mongodb';
+import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { DUPLICATE_KEY, withMongo } from '../../shared/mongo.js';
-import type { Logger } from '../../shared/logger.js';
 import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
 
 export { TELEMETRY_COLLECTION };
@@ -32,7 +32,8 @@ export function sampleId(deviceId: string, eventId: string, index: number, msgId
 }
 
 export function createTelemetryRepository(mongo: MongoHandle): TelemetryRepository {
-  const collection = async (): Promise<Collection<SampleDocument>> => (await mongo.db()).collection<SampleDocument>(TELEMETRY_COLLECTION);
+  const collection = async (): Promise<Collection<SampleDocument>> =>
+    (await mongo.db()).collection<SampleDocument>(TELEMETRY_COLLECTION);
 
   return {
     insertBatch: (docs) =>
@@ -49,7 +50,8 @@ export function createTelemetryRepository(mongo: MongoHandle): TelemetryReposito
           // Nothing attributable to single documents (a write concern error, say): the batch is unacknowledged.
           if (writeErrors.length === 0 || error.result.getWriteConcernError() !== undefined) throw error;
           for (const writeError of writeErrors) {
-            if (writeError.code !== DUPLICATE_KEY) failures.set(writeError.index, new Error(writeError.errmsg ?? 'write failed'));
+            if (writeError.code !== DUPLICATE_KEY)
+              failures.set(writeError.index, new Error(writeError.errmsg ?? 'write failed'));
           }
         }
         return failures;
@@ -61,14 +63,16 @@ export function createTelemetryRepository(mongo: MongoHandle): TelemetryReposito
         if (query.after) {
           filter.$or = [{ ts: { $gt: query.after.ts } }, { ts: query.after.ts, _id: { $gt: query.after.id } }];
         }
-        if (query.metrics.length > 0) filter.$and = [{ $or: query.metrics.map((name) => ({ [`metrics.${name}`]: { $exists: true } })) }];
+        if (query.metrics.length > 0)
+          filter.$and = [{ $or: query.metrics.map((name) => ({ [`metrics.${name}`]: { $exists: true } })) }];
         const projection: Record<string, 1> = { _id: 1, ts: 1, msgId: 1 };
         if (query.metrics.length > 0) for (const name of query.metrics) projection[`metrics.${name}`] = 1;
         else projection.metrics = 1;
         return (await collection()).find(filter, { projection, sort: { ts: 1, _id: 1 }, limit: query.limit }).toArray();
       }),
 
-    deleteOlderThan: (cutoff) => withMongo(async () => (await (await collection()).deleteMany({ ts: { $lt: cutoff } })).deletedCount),
+    deleteOlderThan: (cutoff) =>
+      withMongo(async () => (await (await collection()).deleteMany({ ts: { $lt: cutoff } })).deletedCount),
 
     async ensureIndexes(retentionSeconds, logger) {
       const samples = await collection();

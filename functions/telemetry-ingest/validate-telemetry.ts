@@ -1,6 +1,6 @@
 import type { TelemetrySchema } from '../../shared/devices.js';
-import { InvalidInputError, zodIssues, type ProblemIssue } from '../../shared/errors.js';
-import { telemetryPayloadSchema, type TelemetryLimits, type TelemetrySample } from './schema.js';
+import { InvalidInputError, type ProblemIssue, zodIssues } from '../../shared/errors.js';
+import { type TelemetryLimits, type TelemetrySample, telemetryPayloadSchema } from './schema.js';
 
 export interface ValidationPolicy extends TelemetryLimits {
   retentionMs: number;
@@ -37,9 +37,17 @@ export function validateTelemetry(
     ...(sample.msgId === undefined ? {} : { msgId: sample.msgId }),
   }));
   const prefix = (index: number) => (Array.isArray(payload) ? `${index}.` : '');
-  reject('timestamp_out_of_range', 'a sample is outside the accepted time window', timeIssues(valid, policy, now, prefix));
+  reject(
+    'timestamp_out_of_range',
+    'a sample is outside the accepted time window',
+    timeIssues(valid, policy, now, prefix),
+  );
   if (typeSchema) {
-    reject('schema_violation', "a sample does not match its device type's telemetry schema", schemaIssues(valid, typeSchema, prefix));
+    reject(
+      'schema_violation',
+      "a sample does not match its device type's telemetry schema",
+      schemaIssues(valid, typeSchema, prefix),
+    );
   }
   return valid;
 }
@@ -56,22 +64,39 @@ function parseShape(payload: unknown, policy: ValidationPolicy): TelemetrySample
   const parsed = telemetryPayloadSchema(policy, payload).safeParse(payload);
   if (!parsed.success) {
     const issues = zodIssues(parsed.error).slice(0, MAX_REPORTED_ISSUES);
-    throw new InvalidInputError('the telemetry payload does not match { ts?, metrics: { name: number }, msgId? } or an array of those', issues, 'invalid_payload');
+    throw new InvalidInputError(
+      'the telemetry payload does not match { ts?, metrics: { name: number }, msgId? } or an array of those',
+      issues,
+      'invalid_payload',
+    );
   }
   const data: TelemetrySample | TelemetrySample[] = parsed.data;
   return Array.isArray(data) ? data : [data];
 }
 
-function timeIssues(samples: ValidSample[], policy: ValidationPolicy, now: number, prefix: (i: number) => string): ProblemIssue[] {
+function timeIssues(
+  samples: ValidSample[],
+  policy: ValidationPolicy,
+  now: number,
+  prefix: (i: number) => string,
+): ProblemIssue[] {
   const oldest = now - policy.retentionMs;
   const newest = now + policy.maxFutureMs;
   const issues: ProblemIssue[] = [];
   for (const sample of samples) {
     const at = sample.ts.getTime();
     if (Number.isNaN(at) || at < oldest) {
-      issues.push({ path: `${prefix(sample.index)}ts`, code: 'too_old', message: `older than the retention (${Math.round(policy.retentionMs / 86_400_000)} days)` });
+      issues.push({
+        path: `${prefix(sample.index)}ts`,
+        code: 'too_old',
+        message: `older than the retention (${Math.round(policy.retentionMs / 86_400_000)} days)`,
+      });
     } else if (at > newest) {
-      issues.push({ path: `${prefix(sample.index)}ts`, code: 'in_future', message: `more than ${policy.maxFutureMs / 1000} s in the future` });
+      issues.push({
+        path: `${prefix(sample.index)}ts`,
+        code: 'in_future',
+        message: `more than ${policy.maxFutureMs / 1000} s in the future`,
+      });
     }
   }
   return issues;
@@ -84,12 +109,15 @@ function schemaIssues(samples: ValidSample[], schema: TelemetrySchema, prefix: (
       const path = `${prefix(sample.index)}metrics.${name}`;
       const spec = schema.metrics[name];
       if (!spec) {
-        if (!schema.allowUnknownMetrics) issues.push({ path, code: 'unknown_metric', message: `the device type declares no metric ${name}` });
+        if (!schema.allowUnknownMetrics)
+          issues.push({ path, code: 'unknown_metric', message: `the device type declares no metric ${name}` });
         continue;
       }
       const unit = spec.unit ? ` ${spec.unit}` : '';
-      if (spec.min !== undefined && value < spec.min) issues.push({ path, code: 'below_min', message: `${value} is below ${spec.min}${unit}` });
-      if (spec.max !== undefined && value > spec.max) issues.push({ path, code: 'above_max', message: `${value} is above ${spec.max}${unit}` });
+      if (spec.min !== undefined && value < spec.min)
+        issues.push({ path, code: 'below_min', message: `${value} is below ${spec.min}${unit}` });
+      if (spec.max !== undefined && value > spec.max)
+        issues.push({ path, code: 'above_max', message: `${value} is above ${spec.max}${unit}` });
     }
   }
   return issues;

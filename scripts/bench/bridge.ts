@@ -6,16 +6,16 @@
 // Env: BENCH_MESSAGES (30000), BENCH_CONNECTIONS (4), BENCH_WINDOW (64 in flight per connection),
 // BENCH_LATENCY_SECONDS (5), BRIDGE_SESSIONS (the bridge's default), MQTT_URL (instead of a private broker),
 // BENCH_BRIDGE_NODE_ARGS (node flags of the bridge; default a heap cap like a container's), BENCH_BRIDGE_LOG.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
-import { cpuMeter, describeCpu, type CpuPerUnit } from './support/cpu.js';
 // The test helper that runs a private Mosquitto on a free port: the bench needs exactly that.
 import { freePort, startMosquitto } from '../../test/support/mosquitto.js';
+import { type CpuPerUnit, cpuMeter, describeCpu } from './support/cpu.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 30_000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
@@ -28,11 +28,17 @@ const log = (line: string) => process.stderr.write(`[bench:bridge] ${line}\n`);
 
 /** Each message carries its send time, so the receiving side computes the latency. */
 const payloadOf = (n: number) =>
-  JSON.stringify({ metrics: { temperature: 20 + (n % 10), humidity: 40 }, msgId: `${run}-${n}`, sentAt: performance.now() });
+  JSON.stringify({
+    metrics: { temperature: 20 + (n % 10), humidity: 40 },
+    msgId: `${run}-${n}`,
+    sentAt: performance.now(),
+  });
 
 async function connectDevices(url: string): Promise<MqttClient[]> {
   return Promise.all(
-    Array.from({ length: CONNECTIONS }, (_, i) => mqtt.connectAsync(url, { clientId: `${run}-dev${i}`, protocolVersion: 5, reconnectPeriod: 0 })),
+    Array.from({ length: CONNECTIONS }, (_, i) =>
+      mqtt.connectAsync(url, { clientId: `${run}-dev${i}`, protocolVersion: 5, reconnectPeriod: 0 }),
+    ),
   );
 }
 
@@ -122,7 +128,11 @@ function record(state: Receiver, body: Buffer | string) {
 }
 
 /** Raw limit: one QoS 1 subscriber on a persistent session that acknowledges at once. */
-async function measureRaw(url: string, devices: MqttClient[], pids: Record<string, number | undefined>): Promise<{ rate: number; cpu: CpuPerUnit }> {
+async function measureRaw(
+  url: string,
+  devices: MqttClient[],
+  pids: Record<string, number | undefined>,
+): Promise<{ rate: number; cpu: CpuPerUnit }> {
   const got = receiver();
   const subscriber = await mqtt.connectAsync(url, {
     clientId: `${run}-raw`,
@@ -166,7 +176,10 @@ async function spawnBridge(env: Record<string, string>): Promise<{ child: ChildP
   // The bridge runs in a container with a memory limit, from which Node sizes its heap; on this large host a
   // heap cap stands in for that limit, or V8 lets garbage pile up lazily (no leak: the used heap stays ~30 MB).
   const nodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? '--max-old-space-size=64').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/bridge.js'], { env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/bridge.js'], {
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (chunk: Buffer) => process.env.BENCH_BRIDGE_LOG && process.stderr.write(chunk));
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   const url = `http://127.0.0.1:${port}`;
@@ -178,7 +191,8 @@ async function spawnBridge(env: Record<string, string>): Promise<{ child: ChildP
 }
 
 /** Peak resident set of a process so far (Linux `VmHWM`), in MB. */
-const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const peakRssMb = (pid: number) =>
+  Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -237,7 +251,9 @@ async function main() {
     const cpu = meter.perUnit(MESSAGES);
     const cores = availableParallelism();
     const ceiling = (cores * 1e6) / cpu.total!;
-    log(`  CPU per message: ${describeCpu(cpu)}; ${cores} cores ⇒ at most ${round(ceiling)} msg/s (${round(ceiling / raw, 3)} of raw)`);
+    log(
+      `  CPU per message: ${describeCpu(cpu)}; ${cores} cores ⇒ at most ${round(ceiling)} msg/s (${round(ceiling / raw, 3)} of raw)`,
+    );
 
     // 3. Latency at half the raw rate, paced: publish → the sink has the event.
     got.reset();
@@ -247,17 +263,24 @@ async function main() {
     await got.waitFor(count);
     const p50 = percentile(got.latencies, 50);
     const p99 = percentile(got.latencies, 99);
-    log(`latency at ${round(rate)} msg/s (50% of raw), ${count} messages: p50 ${round(p50, 2)} ms, p99 ${round(p99, 2)} ms`);
+    log(
+      `latency at ${round(rate)} msg/s (50% of raw), ${count} messages: p50 ${round(p50, 2)} ms, p99 ${round(p99, 2)} ms`,
+    );
     // The same at half the bridge's own sustained rate: its latency when it is not the bottleneck.
     got.reset();
     const ownCount = Math.round((value / 2) * LATENCY_SECONDS);
     await publishPaced(devices, 0, ownCount, value / 2);
     await got.waitFor(ownCount);
-    log(`latency at ${round(value / 2)} msg/s (50% of the bridge's rate): p50 ${round(percentile(got.latencies, 50), 2)} ms, p99 ${round(percentile(got.latencies, 99), 2)} ms`);
+    log(
+      `latency at ${round(value / 2)} msg/s (50% of the bridge's rate): p50 ${round(percentile(got.latencies, 50), 2)} ms, p99 ${round(percentile(got.latencies, 99), 2)} ms`,
+    );
     const rss = peakRssMb(bridge.pid!);
     const metrics = await (await fetch(`${started.url}/metrics`)).text();
-    const gauge = (name: string) => round(Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
-    log(`  bridge memory now: heap used ${gauge('kiot_bridge_nodejs_heap_size_used_bytes')} MB of ${gauge('kiot_bridge_nodejs_heap_size_total_bytes')} MB, RSS ${gauge('kiot_bridge_process_resident_memory_bytes')} MB`);
+    const gauge = (name: string) =>
+      round(Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
+    log(
+      `  bridge memory now: heap used ${gauge('kiot_bridge_nodejs_heap_size_used_bytes')} MB of ${gauge('kiot_bridge_nodejs_heap_size_total_bytes')} MB, RSS ${gauge('kiot_bridge_process_resident_memory_bytes')} MB`,
+    );
     log(`bridge peak RSS: ${round(rss)} MB`);
     // A graceful stop (drain), as in production; SIGKILL if it takes too long.
     const exited = new Promise((resolve) => bridge!.once('exit', resolve));

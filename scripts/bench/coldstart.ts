@@ -37,7 +37,6 @@ function deployables(): string[] {
     .sort();
 }
 
-
 /** One GET; resolves with the status, or undefined while nothing listens. */
 function probe(port: number): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -64,10 +63,17 @@ interface Sample {
   rssMb: number;
 }
 
-async function startOnce(file: string, env: Record<string, string>, nodeOptions: { NODE_OPTIONS?: string } = {}): Promise<Sample> {
+async function startOnce(
+  file: string,
+  env: Record<string, string>,
+  nodeOptions: { NODE_OPTIONS?: string } = {},
+): Promise<Sample> {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [file], { env: { ...env, PORT: String(port), ...nodeOptions }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [file], {
+    env: { ...env, PORT: String(port), ...nodeOptions },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   try {
@@ -78,11 +84,14 @@ async function startOnce(file: string, env: Record<string, string>, nodeOptions:
         const ms = performance.now() - started;
         return { ms, rssMb: rssMb(child.pid!) };
       }
-      if (performance.now() - started > 30_000) throw new Error(`${file} not ready in 30 s (last status ${status}): ${stderr.slice(-500)}`);
+      if (performance.now() - started > 30_000)
+        throw new Error(`${file} not ready in 30 s (last status ${status}): ${stderr.slice(-500)}`);
       await new Promise((resolve) => setTimeout(resolve, status === undefined ? 1 : 5));
     }
   } finally {
-    const exited = new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+    const exited = new Promise((resolve) =>
+      child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve),
+    );
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
     await exited;
@@ -104,7 +113,10 @@ async function main() {
   const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/`;
   const dir = mkdtempSync(join(tmpdir(), 'kiot-coldstart-'));
   const bare = join(dir, 'bare-server.mjs');
-  writeFileSync(bare, "import { createServer } from 'node:http';\ncreateServer((req, res) => { res.writeHead(200); res.end('ok'); }).listen(Number(process.env.PORT));\n");
+  writeFileSync(
+    bare,
+    "import { createServer } from 'node:http';\ncreateServer((req, res) => { res.writeHead(200); res.end('ok'); }).listen(Number(process.env.PORT));\n",
+  );
   // The floor the architecture sets ("each function under the functions framework"): the framework's own
   // server for a one-line function, with none of kiot's code, started the same way.
   const floor = join(dir, 'framework-floor.cjs');
@@ -138,11 +150,16 @@ async function main() {
     BRIDGE_SESSION_EXPIRY_S: '60',
   };
 
-  const targets = [{ name: 'bare', file: bare }, { name: 'framework-floor', file: floor }, ...names.map((name) => ({ name, file: join(DIST, `${name}.js`) }))];
+  const targets = [
+    { name: 'bare', file: bare },
+    { name: 'framework-floor', file: floor },
+    ...names.map((name) => ({ name, file: join(DIST, `${name}.js`) })),
+  ];
   const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   // One warm-up of each (the OS file cache), then RUNS rounds in rotating order so that no target always goes first.
   // Each deployable with the Node flags its manifest gives it (knative/deploy-values.json), as deployed.
-  const flags = (name: string) => (names.includes(name) && productionNodeOptions(name) ? { NODE_OPTIONS: productionNodeOptions(name) } : {});
+  const flags = (name: string) =>
+    names.includes(name) && productionNodeOptions(name) ? { NODE_OPTIONS: productionNodeOptions(name) } : {};
   for (const target of targets) await startOnce(target.file, env, flags(target.name));
   for (let run = 0; run < RUNS; run += 1) {
     for (let i = 0; i < targets.length; i += 1) {
@@ -157,7 +174,9 @@ async function main() {
   const floorMs = median(samples.get('framework-floor')!.map((s) => s.ms));
   const result: Record<string, unknown> = { bench: 'coldstart', value: 0, unit: 'ms', limit: round(bareMs), ratio: 0 };
   write(`runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the bare server and < ${RSS_LIMIT_MB} MB resident`);
-  write(`${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`);
+  write(
+    `${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`,
+  );
   let slowest = 0;
   let slowestName = '';
   let maxRss = 0;
@@ -165,8 +184,12 @@ async function main() {
     const ms = median(samples.get(target.name)!.map((s) => s.ms));
     const rss = median(samples.get(target.name)!.map((s) => s.rssMb));
     const reference = target.name === 'bare' || target.name === 'framework-floor';
-    const kib = reference ? statSync(target.file, { throwIfNoEntry: false })?.size ?? 0 : statSync(target.file).size / 1024;
-    write(`${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`);
+    const kib = reference
+      ? (statSync(target.file, { throwIfNoEntry: false })?.size ?? 0)
+      : statSync(target.file).size / 1024;
+    write(
+      `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
+    );
     const key = target.name.replace(/-/g, '_');
     result[`${key}_ms`] = round(ms);
     result[`${key}_rss_mb`] = round(rss);

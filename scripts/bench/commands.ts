@@ -8,14 +8,14 @@
 //   (1), BENCH_DEBUG (print command-dispatch /metrics to stderr at the end), BENCH_LOG_DIR (keep the
 //   children's info logs there), BENCH_CHILD_NODE_ARGS (node flags of every child), BENCH_PROFILE (a child's
 //   name: write its CPU profile to /tmp/prof).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import mqtt, { type MqttClient } from 'mqtt';
 import { MongoClient } from 'mongodb';
+import mqtt, { type MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import { mintApiKey } from '../../shared/api-keys.js';
 import { freePort } from '../../test/support/ports.js';
@@ -43,7 +43,6 @@ const tune = (client: MqttClient) => {
 const run = `bench-${process.pid}-${Date.now().toString(36)}`;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-
 const children: ChildProcess[] = [];
 /** Each child's pid by its name, for the CPU meter. */
 const childPids: Record<string, number | undefined> = {};
@@ -51,8 +50,14 @@ function spawnService(name: string, vars: Record<string, string>): void {
   // BENCH_LOG_DIR keeps each child's info log (one line per event, with its duration) to trace a round trip.
   const logFile = env.BENCH_LOG_DIR ? openSync(join(env.BENCH_LOG_DIR, `${name}.log`), 'w') : 'ignore';
   const level = env.BENCH_LOG_DIR ? { LOG_LEVEL: 'info' } : { LOG_LEVEL: 'warn' };
-  const nodeArgs = [...(env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(env.BENCH_PROFILE === name ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [])];
-  const child = spawn(process.execPath, [...nodeArgs, `dist/${name}.js`], { env: { ...env, ...vars, ...level }, stdio: ['ignore', logFile, 'inherit'] });
+  const nodeArgs = [
+    ...(env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    ...(env.BENCH_PROFILE === name ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+  ];
+  const child = spawn(process.execPath, [...nodeArgs, `dist/${name}.js`], {
+    env: { ...env, ...vars, ...level },
+    stdio: ['ignore', logFile, 'inherit'],
+  });
   child.once('exit', (code) => {
     if (code !== null && code !== 0) log(`${name} exited with ${code}`);
   });
@@ -83,7 +88,11 @@ const summary = (samples: number[]) => {
 /** A device that answers every command at once with `succeeded` (a direct method: one response). */
 async function startDevice(id: string): Promise<MqttClient> {
   const client = tune(
-    await mqtt.connectAsync(MQTT_URL, { clientId: id, protocolVersion: 5, will: { topic: `devices/${id}/status`, payload: Buffer.from('offline'), qos: 1, retain: true } }),
+    await mqtt.connectAsync(MQTT_URL, {
+      clientId: id,
+      protocolVersion: 5,
+      will: { topic: `devices/${id}/status`, payload: Buffer.from('offline'), qos: 1, retain: true },
+    }),
   );
   client.on('message', (topic, payload) => {
     if (topic.endsWith('/ack')) return;
@@ -109,7 +118,11 @@ async function rawRoundTrips(count: number): Promise<number[]> {
     const started = performance.now();
     await new Promise<void>((resolve) => {
       waiting.set(String(i), resolve);
-      void caller.publishAsync(`${run}/req/${i}`, JSON.stringify({ name: 'echo', params: { i }, expiresAt: new Date().toISOString() }), { qos: 1 });
+      void caller.publishAsync(
+        `${run}/req/${i}`,
+        JSON.stringify({ name: 'echo', params: { i }, expiresAt: new Date().toISOString() }),
+        { qos: 1 },
+      );
     });
     waiting.delete(String(i));
     if (i >= WARMUP) samples.push(performance.now() - started);
@@ -130,9 +143,21 @@ async function main(): Promise<void> {
   const clients: MqttClient[] = [];
   try {
     const now = new Date();
-    await mongo.db(dbName).collection<{ _id: string }>('devices').insertMany(
-      devices.map((id) => ({ _id: id, tags: [], metadata: {}, status: 'active', credential: { hash: 'x', rotatedAt: now }, createdAt: now, updatedAt: now, version: 1 })),
-    );
+    await mongo
+      .db(dbName)
+      .collection<{ _id: string }>('devices')
+      .insertMany(
+        devices.map((id) => ({
+          _id: id,
+          tags: [],
+          metadata: {},
+          status: 'active',
+          credential: { hash: 'x', rotatedAt: now },
+          createdAt: now,
+          updatedAt: now,
+          version: 1,
+        })),
+      );
     spawnService('router', {
       PORT: String(routerPort),
       KNATIVE_DIR: 'knative',
@@ -174,7 +199,8 @@ async function main(): Promise<void> {
         body: JSON.stringify({ name: 'echo', params: { n }, wait: 10 }),
       });
       const body = (await response.body.json()) as { status?: string };
-      if (response.statusCode !== 200 || body.status !== 'SUCCEEDED') throw new Error(`command ${n}: ${response.statusCode} ${JSON.stringify(body)}`);
+      if (response.statusCode !== 200 || body.status !== 'SUCCEEDED')
+        throw new Error(`command ${n}: ${response.statusCode} ${JSON.stringify(body)}`);
       return performance.now() - started;
     };
     // Presence travels device → bridge → router → function; wait until a command goes straight through.
@@ -195,7 +221,11 @@ async function main(): Promise<void> {
     const raw = summary(await rawRoundTrips(SAMPLES));
     log(`sequential commands: ${SAMPLES}`);
     // The processes of the stack, measured per phase (this process is the app and the devices).
-    const stackPids = { bench: process.pid, ...childPids, ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }) };
+    const stackPids = {
+      bench: process.pid,
+      ...childPids,
+      ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }),
+    };
     const latencies: number[] = [];
     for (let i = 0; i < WARMUP; i += 1) await call(devices[0]!, i);
     // What the stack spends doing nothing (timers, keep-alives), to tell it apart from the commands' share.
@@ -208,7 +238,9 @@ async function main(): Promise<void> {
     const sequentialSeconds = (performance.now() - sequentialStarted) / 1000;
     const sequentialCpu = sequentialMeter.perUnit(SAMPLES);
     log(`CPU per command, one at a time: ${describeCpu(sequentialCpu)}`);
-    log(`  of which idle upkeep (${describeCpu(idleCpuPerSecond)} per second): ${Math.round((idleCpuPerSecond.total! * sequentialSeconds) / SAMPLES)} µs per command`);
+    log(
+      `  of which idle upkeep (${describeCpu(idleCpuPerSecond)} per second): ${Math.round((idleCpuPerSecond.total! * sequentialSeconds) / SAMPLES)} µs per command`,
+    );
     const commands = summary(latencies);
     log(`sustained: ${COMMANDS} commands, ${CONCURRENCY} callers, ${DEVICES} devices`);
     const meter = cpuMeter(stackPids);
@@ -216,7 +248,10 @@ async function main(): Promise<void> {
     const started = performance.now();
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async (_, worker) => {
-        while (next < COMMANDS) await call(devices[worker % DEVICES]!, (next += 1));
+        while (next < COMMANDS) {
+          next += 1;
+          await call(devices[worker % DEVICES]!, next);
+        }
       }),
     );
     const perSecond = Math.round((COMMANDS / (performance.now() - started)) * 1000);
@@ -226,23 +261,36 @@ async function main(): Promise<void> {
     await agent.close();
 
     const ratio = round(commands.p50 / raw.p50);
-    log(`raw p50 ${raw.p50} ms p99 ${raw.p99} ms | command p50 ${commands.p50} ms p99 ${commands.p99} ms | ${perSecond}/s | target p50 <= ${round(3 * raw.p50 + 5)} ms`);
-    process.stdout.write(`${JSON.stringify({ bench: 'commands', value: commands.p50, unit: 'ms', limit: raw.p50, ratio, p99_ms: commands.p99, per_s: perSecond, raw_p99_ms: raw.p99, target_ms: round(3 * raw.p50 + 5), nodelay: NODELAY, cpu_us_per_command: cpu, sequential_cpu_us_per_command: sequentialCpu, idle_cpu_us_per_s: idleCpuPerSecond })}\n`);
+    log(
+      `raw p50 ${raw.p50} ms p99 ${raw.p99} ms | command p50 ${commands.p50} ms p99 ${commands.p99} ms | ${perSecond}/s | target p50 <= ${round(3 * raw.p50 + 5)} ms`,
+    );
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'commands', value: commands.p50, unit: 'ms', limit: raw.p50, ratio, p99_ms: commands.p99, per_s: perSecond, raw_p99_ms: raw.p99, target_ms: round(3 * raw.p50 + 5), nodelay: NODELAY, cpu_us_per_command: cpu, sequential_cpu_us_per_command: sequentialCpu, idle_cpu_us_per_s: idleCpuPerSecond })}\n`,
+    );
   } finally {
     for (const client of clients) {
-      await client.publishAsync(`devices/${client.options.clientId}/status`, '', { qos: 1, retain: true }).catch(() => undefined);
+      await client
+        .publishAsync(`devices/${client.options.clientId}/status`, '', { qos: 1, retain: true })
+        .catch(() => undefined);
       await client.endAsync().catch(() => undefined);
     }
     for (const child of children) child.kill('SIGTERM');
-    await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : undefined)));
-    await mongo.db(dbName).dropDatabase().catch(() => undefined);
+    await Promise.all(
+      children.map((child) =>
+        child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : undefined,
+      ),
+    );
+    await mongo
+      .db(dbName)
+      .dropDatabase()
+      .catch(() => undefined);
     await mongo.close();
     await rm(root, { recursive: true, force: true });
   }
 }
 
 main().catch((error: unknown) => {
-  log(error instanceof Error ? error.stack ?? error.message : String(error));
+  log(error instanceof Error ? (error.stack ?? error.message) : String(error));
   for (const child of children) child.kill('SIGKILL');
   process.exit(1);
 });

@@ -6,7 +6,7 @@
 // A private Mosquitto (free port) keeps the shared one's other subscribers out; MongoDB and Redis are
 // MONGODB_URL / REDIS_URL (default: the test services), with a database and key prefix of its own.
 // Ends with one JSON line: {"bench":"ingest","value":…,"unit":"msg/s","limit":…,"ratio":…,…}.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -36,7 +36,6 @@ const children: ChildProcess[] = [];
 const log = (...parts: unknown[]) => process.stderr.write(`${parts.map(String).join(' ')}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-
 async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition().catch(() => false))) {
@@ -54,7 +53,8 @@ function start(name: string, command: string, args: string[], childEnv: Record<s
   return child;
 }
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 
 /** The document the function stores for one sample, for the raw insert limit. */
 const sampleDoc = (i: number) => ({
@@ -71,9 +71,11 @@ const sampleDoc = (i: number) => ({
 async function pooled(total: number, concurrency: number, work: (i: number) => Promise<void>): Promise<number> {
   let next = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < total) await work(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await work(next++);
+    }),
+  );
   return performance.now() - started;
 }
 
@@ -81,14 +83,23 @@ async function rawMongo(mongo: MongoClient): Promise<{ raw: number; bucket: numb
   const db = mongo.db(dbName);
   const batch = 500;
   const rawMs = await pooled(RAW_DOCS / batch, 4, async (b) => {
-    await db.collection<{ _id: string }>('raw_insert').insertMany(Array.from({ length: batch }, (_, k) => sampleDoc(b * batch + k)), { ordered: false });
+    await db.collection<{ _id: string }>('raw_insert').insertMany(
+      Array.from({ length: batch }, (_, k) => sampleDoc(b * batch + k)),
+      { ordered: false },
+    );
   });
   // The MongoDB IoT bucket pattern: one document per device and hour, samples pushed into it.
   const hour = Math.floor(Date.now() / 3_600_000);
   const bucketMs = await pooled(RAW_DOCS / batch, 4, async (b) => {
     const ops = Array.from({ length: batch }, (_, k) => {
       const doc = sampleDoc(b * batch + k);
-      return { updateOne: { filter: { _id: `${doc.deviceId}:${hour}` }, update: { $push: { samples: { ts: doc.ts, metrics: doc.metrics, id: doc._id } }, $inc: { count: 1 } }, upsert: true } };
+      return {
+        updateOne: {
+          filter: { _id: `${doc.deviceId}:${hour}` },
+          update: { $push: { samples: { ts: doc.ts, metrics: doc.metrics, id: doc._id } }, $inc: { count: 1 } },
+          upsert: true,
+        },
+      };
     });
     await db.collection<{ _id: string }>('bucket_insert').bulkWrite(ops as never, { ordered: false });
   });
@@ -96,13 +107,19 @@ async function rawMongo(mongo: MongoClient): Promise<{ raw: number; bucket: numb
 }
 
 async function rawMqtt(url: string, total: number): Promise<number> {
-  const subscribers = await Promise.all(Array.from({ length: 8 }, (_, i) => mqtt.connectAsync(url, { protocolVersion: 5, clientId: `${run}-rs${i}`, clean: true })));
+  const subscribers = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      mqtt.connectAsync(url, { protocolVersion: 5, clientId: `${run}-rs${i}`, clean: true }),
+    ),
+  );
   let received = 0;
   for (const s of subscribers) {
     s.on('message', () => (received += 1));
     await s.subscribeAsync(`$share/${run}/raw/+`, { qos: 1 });
   }
-  const publishers = await Promise.all(Array.from({ length: PUBLISHERS }, () => mqtt.connectAsync(url, { protocolVersion: 5 })));
+  const publishers = await Promise.all(
+    Array.from({ length: PUBLISHERS }, () => mqtt.connectAsync(url, { protocolVersion: 5 })),
+  );
   const started = performance.now();
   const payload = JSON.stringify({ ts: Date.now(), metrics: { temp: 21, hum: 40 }, msgId: 'x' });
   await pooled(total, PUBLISHERS * 20, async (i) => {
@@ -114,14 +131,24 @@ async function rawMqtt(url: string, total: number): Promise<number> {
   return rate;
 }
 
-async function publishAll(clients: MqttClient[], ids: string[], count: number, prefix: string, ratePerSecond?: number): Promise<void> {
+async function publishAll(
+  clients: MqttClient[],
+  ids: string[],
+  count: number,
+  prefix: string,
+  ratePerSecond?: number,
+): Promise<void> {
   const started = performance.now();
   await pooled(count, ratePerSecond ? 50 : PUBLISHERS * 20, async (i) => {
     if (ratePerSecond) {
       const due = started + (i * 1000) / ratePerSecond;
       if (due > performance.now()) await sleep(due - performance.now());
     }
-    const payload = JSON.stringify({ ts: Date.now(), metrics: { temp: 20 + (i % 10), hum: 40 }, msgId: `${prefix}${i}` });
+    const payload = JSON.stringify({
+      ts: Date.now(),
+      metrics: { temp: 20 + (i % 10), hum: 40 },
+      msgId: `${prefix}${i}`,
+    });
     await clients[i % clients.length]!.publishAsync(`devices/${ids[i % ids.length]}/telemetry`, payload, { qos: 1 });
   });
 }
@@ -131,17 +158,33 @@ async function metricValue(url: string, pattern: RegExp): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const [mqttPort, fnPort, routerPort, bridgePort, dlqPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-  writeFileSync(join(dir, 'mosquitto.conf'), `listener ${mqttPort} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 200000\nmax_inflight_messages 100\n`);
-  const broker = spawn(process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  const [mqttPort, fnPort, routerPort, bridgePort, dlqPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  writeFileSync(
+    join(dir, 'mosquitto.conf'),
+    `listener ${mqttPort} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 200000\nmax_inflight_messages 100\n`,
+  );
+  const broker = spawn(process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], {
+    stdio: 'ignore',
+  });
   children.push(broker);
   const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
-  await until('mosquitto', async () => (await mqtt.connectAsync(mqttUrl, { reconnectPeriod: 0 }).then((c) => c.endAsync())) === undefined);
+  await until(
+    'mosquitto',
+    async () => (await mqtt.connectAsync(mqttUrl, { reconnectPeriod: 0 }).then((c) => c.endAsync())) === undefined,
+  );
 
   const mongo = await new MongoClient(MONGODB_URL).connect();
   const db = mongo.db(dbName);
   const limits = await rawMongo(mongo);
-  log(`raw insertMany ${limits.raw.toFixed(0)} docs/s; hour buckets ($push upserts) ${limits.bucket.toFixed(0)} samples/s`);
+  log(
+    `raw insertMany ${limits.raw.toFixed(0)} docs/s; hour buckets ($push upserts) ${limits.bucket.toFixed(0)} samples/s`,
+  );
   const mqttRaw = await rawMqtt(mqttUrl, MESSAGES);
   log(`raw MQTT QoS 1 ${mqttRaw.toFixed(0)} msg/s`);
 
@@ -149,29 +192,59 @@ async function main(): Promise<void> {
   const paced = Array.from({ length: DEVICES }, (_, i) => `${run}-p${i}`);
   const now = new Date();
   await db.collection<{ _id: string }>('devices').insertMany(
-    [...ids, ...paced].map((id) => ({ _id: id, tags: [], metadata: {}, status: 'active', credential: { hash: 'x', rotatedAt: now }, createdAt: now, updatedAt: now, version: 1 })),
+    [...ids, ...paced].map((id) => ({
+      _id: id,
+      tags: [],
+      metadata: {},
+      status: 'active',
+      credential: { hash: 'x', rotatedAt: now },
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    })),
   );
 
   const ingress = `http://127.0.0.1:${routerPort}/kiot/default`;
   const fn = start('telemetry-ingest', process.execPath, ['dist/telemetry-ingest.js'], {
-    PORT: String(fnPort), MONGODB_URL, MONGODB_DB: dbName, REDIS_URL, REDIS_PREFIX: `kiot:${run}`, K_SINK: ingress, LOG_LEVEL: 'warn',
-    RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000', NODE_ENV: 'production',
+    PORT: String(fnPort),
+    MONGODB_URL,
+    MONGODB_DB: dbName,
+    REDIS_URL,
+    REDIS_PREFIX: `kiot:${run}`,
+    K_SINK: ingress,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_SECOND: '100000',
+    RATE_LIMIT_BURST: '100000',
+    NODE_ENV: 'production',
     // The Knative Service's own Node flags (its heap cap under the 256 MiB limit), as deployed.
     NODE_OPTIONS: productionNodeOptions('telemetry-ingest'),
   });
   const routerChild = start('router', process.execPath, ['dist/router.js'], {
-    PORT: String(routerPort), KNATIVE_DIR: 'knative', LOG_LEVEL: 'warn', ROUTER_CONCURRENCY: process.env.BENCH_ROUTER_CONCURRENCY ?? '100', // = containerConcurrency of the Knative Service
-    ROUTER_SERVICES: `telemetry-ingest=http://127.0.0.1:${fnPort},mqtt-bridge=http://127.0.0.1:${bridgePort}`, ROUTER_DEAD_LETTER_FILE: join(dir, 'dead-letters.jsonl'),
+    PORT: String(routerPort),
+    KNATIVE_DIR: 'knative',
+    LOG_LEVEL: 'warn',
+    ROUTER_CONCURRENCY: process.env.BENCH_ROUTER_CONCURRENCY ?? '100', // = containerConcurrency of the Knative Service
+    ROUTER_SERVICES: `telemetry-ingest=http://127.0.0.1:${fnPort},mqtt-bridge=http://127.0.0.1:${bridgePort}`,
+    ROUTER_DEAD_LETTER_FILE: join(dir, 'dead-letters.jsonl'),
   });
   const bridgeChild = start('bridge', process.execPath, ['dist/bridge.js'], {
-    PORT: String(bridgePort), MQTT_URL: mqttUrl, K_SINK: ingress, DEAD_LETTER_SINK: `http://127.0.0.1:${dlqPort}/`, LOG_LEVEL: 'warn',
-    BRIDGE_CLIENT_ID: `${run}-bridge`, BRIDGE_SHARE_GROUP: run, BRIDGE_SESSIONS: String(SESSIONS), BRIDGE_SESSION_EXPIRY_S: '300',
+    PORT: String(bridgePort),
+    MQTT_URL: mqttUrl,
+    K_SINK: ingress,
+    DEAD_LETTER_SINK: `http://127.0.0.1:${dlqPort}/`,
+    LOG_LEVEL: 'warn',
+    BRIDGE_CLIENT_ID: `${run}-bridge`,
+    BRIDGE_SHARE_GROUP: run,
+    BRIDGE_SESSIONS: String(SESSIONS),
+    BRIDGE_SESSION_EXPIRY_S: '300',
   });
   await until('telemetry-ingest healthy', () => ok(`http://127.0.0.1:${fnPort}/healthz`));
   await until('router healthy', () => ok(`http://127.0.0.1:${routerPort}/healthz`));
   await until('bridge healthy', () => ok(`http://127.0.0.1:${bridgePort}/healthz`));
 
-  const clients = await Promise.all(Array.from({ length: PUBLISHERS }, () => mqtt.connectAsync(mqttUrl, { protocolVersion: 5 })));
+  const clients = await Promise.all(
+    Array.from({ length: PUBLISHERS }, () => mqtt.connectAsync(mqttUrl, { protocolVersion: 5 })),
+  );
   const telemetry = db.collection('telemetry');
   // Counted by the function (samples MongoDB acknowledged), not by scanning the collection: a scan would
   // compete with the inserts it measures (mongo-java-server runs each command alone per collection).
@@ -182,16 +255,28 @@ async function main(): Promise<void> {
   await publishAll(clients, ids, 2_000, 'w');
   await until('warm-up stored', async () => (await storedTotal()) >= 2_000);
   // Where the CPU goes per message end to end; this process is the devices.
-  const pids = { bench: process.pid, mosquitto: broker.pid, bridge: bridgeChild.pid, router: routerChild.pid, 'telemetry-ingest': fn.pid, ...pidsByName({ mongo: 'java', redis: 'redis-server' }) };
+  const pids = {
+    bench: process.pid,
+    mosquitto: broker.pid,
+    bridge: bridgeChild.pid,
+    router: routerChild.pid,
+    'telemetry-ingest': fn.pid,
+    ...pidsByName({ mongo: 'java', redis: 'redis-server' }),
+  };
   const e2eMeter = cpuMeter(pids);
   const started = performance.now();
   await publishAll(clients, ids, MESSAGES, 's');
   await until('sustained run stored', async () => (await storedTotal()) >= 2_000 + MESSAGES, 600_000);
   const e2e = (MESSAGES / (performance.now() - started)) * 1000;
-  const acked = await metricValue(fnMetrics, /kiot_events_total\{type="io.kiot.telemetry.received",status="204"\} (\d+)/);
+  const acked = await metricValue(
+    fnMetrics,
+    /kiot_events_total\{type="io.kiot.telemetry.received",status="204"\} (\d+)/,
+  );
   log(`end to end ${e2e.toFixed(0)} msg/s stored; function acknowledged ${acked} of ${2_000 + MESSAGES}`);
   const e2eCpu = e2eMeter.perUnit(MESSAGES);
-  log(`  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`);
+  log(
+    `  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`,
+  );
 
   // Paced: latency from the device's publish (`ts`) to the issue of the acknowledged insert (`ingestedAt`).
   const pacedCount = PACED_RATE * PACED_SECONDS;
@@ -202,12 +287,20 @@ async function main(): Promise<void> {
   const insertP99 = await insertP99Ms(fnMetrics);
   const p50 = percentile(lags, 50);
   const p99 = percentile(lags, 99) + insertP99;
-  log(`paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p90 ${percentile(lags, 90)} ms, p95 ${percentile(lags, 95)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms, + insert p99 bucket ${insertP99} ms`);
+  log(
+    `paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p90 ${percentile(lags, 90)} ms, p95 ${percentile(lags, 95)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms, + insert p99 bucket ${insertP99} ms`,
+  );
 
-  const storageMeter = cpuMeter({ bench: process.pid, 'telemetry-ingest': fn.pid, ...pidsByName({ mongo: 'java', redis: 'redis-server' }) });
+  const storageMeter = cpuMeter({
+    bench: process.pid,
+    'telemetry-ingest': fn.pid,
+    ...pidsByName({ mongo: 'java', redis: 'redis-server' }),
+  });
   const storage = await storageStep(`http://127.0.0.1:${fnPort}/`, ids);
   const storageCpu = storageMeter.perUnit(MESSAGES);
-  log(`storage step (CloudEvents straight to the function) ${storage.toFixed(0)} msg/s; CPU per message: ${describeCpu(storageCpu)}`);
+  log(
+    `storage step (CloudEvents straight to the function) ${storage.toFixed(0)} msg/s; CPU per message: ${describeCpu(storageCpu)}`,
+  );
   const rssMb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${fn.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
   await Promise.all(clients.map((c) => c.endAsync()));
@@ -215,10 +308,21 @@ async function main(): Promise<void> {
   await mongo.close();
   const round = (n: number) => Math.round(n * 100) / 100;
   const result = {
-    bench: 'ingest', value: Math.round(e2e), unit: 'msg/s', limit: Math.round(limits.raw), ratio: round(e2e / limits.raw),
-    p99_ms_at_1000: p99, mqtt_raw: Math.round(mqttRaw), rss_mb: Math.round(rssMb),
-    p50_ms_at_1000: p50, storage_step: Math.round(storage), storage_ratio: round(storage / limits.raw), bucket_limit: Math.round(limits.bucket),
-    cpu_us_per_msg: e2eCpu, storage_cpu_us_per_msg: storageCpu, cores: availableParallelism(),
+    bench: 'ingest',
+    value: Math.round(e2e),
+    unit: 'msg/s',
+    limit: Math.round(limits.raw),
+    ratio: round(e2e / limits.raw),
+    p99_ms_at_1000: p99,
+    mqtt_raw: Math.round(mqttRaw),
+    rss_mb: Math.round(rssMb),
+    p50_ms_at_1000: p50,
+    storage_step: Math.round(storage),
+    storage_ratio: round(storage / limits.raw),
+    bucket_limit: Math.round(limits.bucket),
+    cpu_us_per_msg: e2eCpu,
+    storage_cpu_us_per_msg: storageCpu,
+    cores: availableParallelism(),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
@@ -226,7 +330,9 @@ async function main(): Promise<void> {
 /** The upper bound of the p99 bucket of the function's insert-duration histogram. */
 async function insertP99Ms(url: string): Promise<number> {
   const text = await (await fetch(url)).text();
-  const buckets = [...text.matchAll(/kiot_telemetry_insert_seconds_bucket\{le="([^"]+)"\} (\d+)/g)].map((m) => [m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])] as const);
+  const buckets = [...text.matchAll(/kiot_telemetry_insert_seconds_bucket\{le="([^"]+)"\} (\d+)/g)].map(
+    (m) => [m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])] as const,
+  );
   const total = buckets[buckets.length - 1]?.[1] ?? 0;
   const bound = buckets.find(([, count]) => count >= total * 0.99)?.[0] ?? Infinity;
   // Beyond the last finite bucket: report that bucket (a lower bound), the log line says so.
@@ -237,9 +343,20 @@ async function insertP99Ms(url: string): Promise<number> {
 async function storageStep(url: string, ids: string[]): Promise<number> {
   const agent = new Agent({ connections: 128, keepAliveTimeout: 30_000 });
   const ms = await pooled(MESSAGES, 128, async (i) => {
-    const event = new CloudEvent({ id: randomUUID(), source: '/bench', type: 'io.kiot.telemetry.received', subject: ids[i % ids.length], data: { metrics: { temp: 21 } } });
+    const event = new CloudEvent({
+      id: randomUUID(),
+      source: '/bench',
+      type: 'io.kiot.telemetry.received',
+      subject: ids[i % ids.length],
+      data: { metrics: { temp: 21 } },
+    });
     const message = toBinaryMessage(event);
-    const answer = await request(url, { method: 'POST', headers: message.headers, body: message.body, dispatcher: agent });
+    const answer = await request(url, {
+      method: 'POST',
+      headers: message.headers,
+      body: message.body,
+      dispatcher: agent,
+    });
     await answer.body.dump();
     if (answer.statusCode !== 204) throw new Error(`function answered ${answer.statusCode}`);
   });

@@ -7,20 +7,20 @@
 // Env: BENCH_FLEET_DEVICES (1000), BENCH_FLEET_STEP_SECONDS (60), BENCH_REPEAT (3), BENCH_LOG_LEVEL (silent: the
 // function's log lines, with per-step times, to stdout before the result line).
 // Last line: {"bench":"reports","value":<30-day report ms>,"unit":"ms","limit":<raw scan ms>,"ratio":…,"fleet_ms":…}
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { MongoClient, type Db } from 'mongodb';
+import { type Db, MongoClient } from 'mongodb';
 import { request } from 'undici';
+import { createReportApp } from '../../functions/report-generation/app.js';
+import { createDeps, ensureIndexes } from '../../functions/report-generation/deps.js';
 import { createApiKeyAuthorizer, mintApiKey } from '../../shared/api-keys.js';
 import { createEmitter } from '../../shared/emitter.js';
 import { createLogger } from '../../shared/logger.js';
 import { createMongo } from '../../shared/mongo.js';
 import { createFunctionServer } from '../../shared/serve.js';
-import { createReportApp } from '../../functions/report-generation/app.js';
-import { createDeps, ensureIndexes } from '../../functions/report-generation/deps.js';
 import { freePort } from '../../test/support/ports.js';
 
 const env = process.env;
@@ -35,13 +35,23 @@ const log = (line: string) => process.stderr.write(`[bench:reports] ${line}\n`);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
-
 /** A private mongo-java-server (scripts/mongo/KiotMongoServer.java, classpath from `npm run services -- install`). */
 async function privateMongo(): Promise<{ url: string; child?: ChildProcess }> {
   if (env.MONGODB_URL) return { url: env.MONGODB_URL };
   const port = await freePort();
   const classpath = readFileSync('.kiot/mongo-classpath.txt', 'utf8').trim();
-  const child = spawn('java', [`-Xmx${env.BENCH_MONGO_HEAP ?? '8g'}`, '-cp', classpath, 'scripts/mongo/KiotMongoServer.java', '127.0.0.1', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'java',
+    [
+      `-Xmx${env.BENCH_MONGO_HEAP ?? '8g'}`,
+      '-cp',
+      classpath,
+      'scripts/mongo/KiotMongoServer.java',
+      '127.0.0.1',
+      String(port),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`mongo-java-server exited with ${code}`)));
     child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('listening') && resolve());
@@ -53,16 +63,35 @@ async function seed(db: Db): Promise<number> {
   const fleetIds = Array.from({ length: FLEET }, (_, i) => `fleet-${String(i).padStart(4, '0')}`);
   const now = new Date();
   await db.collection('devices').insertMany(
-    ['solo', ...fleetIds].map((id) => ({ _id: id as never, type: id === 'solo' ? 'solo' : 'bench-fleet', tags: [], metadata: {}, status: 'active', credential: { hash: 'x', rotatedAt: now }, createdAt: now, updatedAt: now, version: 1 })),
+    ['solo', ...fleetIds].map((id) => ({
+      _id: id as never,
+      type: id === 'solo' ? 'solo' : 'bench-fleet',
+      tags: [],
+      metadata: {},
+      status: 'active',
+      credential: { hash: 'x', rotatedAt: now },
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    })),
   );
   const telemetry = db.collection('telemetry');
   let total = 0;
-  const sample = (deviceId: string, ts: number, n: number) => ({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: 20 + ((n * 7) % 150) / 10, hum: 40 + ((n * 13) % 400) / 10 }, eventId: `ev-${deviceId}-${ts}`, receivedAt: now, ingestedAt: now, msgId: String(ts) });
+  const sample = (deviceId: string, ts: number, n: number) => ({
+    _id: `${deviceId}~${ts}`,
+    deviceId,
+    ts: new Date(ts),
+    metrics: { temp: 20 + ((n * 7) % 150) / 10, hum: 40 + ((n * 13) % 400) / 10 },
+    eventId: `ev-${deviceId}-${ts}`,
+    receivedAt: now,
+    ingestedAt: now,
+    msgId: String(ts),
+  });
   const insert = async (docs: ReturnType<typeof sample>[]) => {
     await telemetry.insertMany(docs as never[], { ordered: false });
     total += docs.length;
   };
-  let batch: ReturnType<typeof sample>[] = [];
+  const batch: ReturnType<typeof sample>[] = [];
   for (let ts = SOLO_FROM, n = 0; ts < END; ts += 60_000, n += 1) {
     batch.push(sample('solo', ts, n));
     if (batch.length === 10_000) await insert(batch.splice(0));
@@ -96,10 +125,17 @@ async function main(): Promise<void> {
     log(`seeded ${samples} samples in ${Math.round(performance.now() - started)} ms`);
 
     const logger = createLogger('report-generation', env.BENCH_LOG_LEVEL ?? 'silent');
-    const deps = createDeps({ mongo, logger, emitter: createEmitter({ sink: 'http://127.0.0.1:9/', source: '/bench' }) });
+    const deps = createDeps({
+      mongo,
+      logger,
+      emitter: createEmitter({ sink: 'http://127.0.0.1:9/', source: '/bench' }),
+    });
     await ensureIndexes(deps);
     const key = await mintApiKey('bench', ['reports:*']);
-    server = createFunctionServer('report-generation-bench', createReportApp(deps, { logger, authorize: createApiKeyAuthorizer([key.entry]) }));
+    server = createFunctionServer(
+      'report-generation-bench',
+      createReportApp(deps, { logger, authorize: createApiKeyAuthorizer([key.entry]) }),
+    );
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const call = async (method: string, path: string, body?: unknown) => {
@@ -119,11 +155,15 @@ async function main(): Promise<void> {
     started = performance.now();
     const rollups = JSON.parse(await call('POST', '/rollups/run')) as { hours: number; days: number; ms: unknown };
     const rollupMs = performance.now() - started;
-    log(`rollups: ${rollups.hours} hours, ${rollups.days} days in ${Math.round(rollupMs)} ms (${JSON.stringify(rollups.ms)})`);
+    log(
+      `rollups: ${rollups.hours} hours, ${rollups.days} days in ${Math.round(rollupMs)} ms (${JSON.stringify(rollups.ms)})`,
+    );
 
     const timeReport = async (body: Record<string, unknown>) => {
       const times: number[] = [];
-      let header: { id: string; interval: string; sources: string[]; summary: { metrics: Record<string, { count: number }> } } | undefined;
+      let header:
+        | { id: string; interval: string; sources: string[]; summary: { metrics: Record<string, { count: number }> } }
+        | undefined;
       for (let i = 0; i < REPEAT; i += 1) {
         const t0 = performance.now();
         header = JSON.parse(await call('POST', '/reports', body));
@@ -131,10 +171,24 @@ async function main(): Promise<void> {
       }
       return { ms: median(times), header: header! };
     };
-    const solo = await timeReport({ scope: { deviceIds: ['solo'] }, from: new Date(SOLO_FROM).toISOString(), to: new Date(END).toISOString(), metrics: ['temp', 'hum'] });
-    log(`30-day report: ${round(solo.ms)} ms (interval ${solo.header.interval}, from ${solo.header.sources.join('+')}, ${solo.header.summary.metrics.temp!.count} samples)`);
-    const fleet = await timeReport({ scope: { type: 'bench-fleet' }, from: new Date(FLEET_FROM).toISOString(), to: new Date(END).toISOString(), metrics: ['temp', 'hum'] });
-    log(`fleet report: ${round(fleet.ms)} ms (interval ${fleet.header.interval}, from ${fleet.header.sources.join('+')}, ${fleet.header.summary.metrics.temp!.count} samples)`);
+    const solo = await timeReport({
+      scope: { deviceIds: ['solo'] },
+      from: new Date(SOLO_FROM).toISOString(),
+      to: new Date(END).toISOString(),
+      metrics: ['temp', 'hum'],
+    });
+    log(
+      `30-day report: ${round(solo.ms)} ms (interval ${solo.header.interval}, from ${solo.header.sources.join('+')}, ${solo.header.summary.metrics.temp!.count} samples)`,
+    );
+    const fleet = await timeReport({
+      scope: { type: 'bench-fleet' },
+      from: new Date(FLEET_FROM).toISOString(),
+      to: new Date(END).toISOString(),
+      metrics: ['temp', 'hum'],
+    });
+    log(
+      `fleet report: ${round(fleet.ms)} ms (interval ${fleet.header.interval}, from ${fleet.header.sources.join('+')}, ${fleet.header.summary.metrics.temp!.count} samples)`,
+    );
     let t0 = performance.now();
     const csv = await call('GET', `/reports/${fleet.header.id}?format=csv`);
     log(`fleet CSV: ${csv.length} bytes streamed in ${Math.round(performance.now() - t0)} ms`);
@@ -143,7 +197,10 @@ async function main(): Promise<void> {
     const fleetScans: number[] = [];
     for (let i = 0; i < REPEAT; i += 1) {
       const a = await rawScan(db, { deviceId: 'solo', ts: { $gte: new Date(SOLO_FROM), $lt: new Date(END) } });
-      const b = await rawScan(db, { deviceId: { $ne: 'solo' }, ts: { $gte: new Date(FLEET_FROM), $lt: new Date(END) } });
+      const b = await rawScan(db, {
+        deviceId: { $ne: 'solo' },
+        ts: { $gte: new Date(FLEET_FROM), $lt: new Date(END) },
+      });
       soloScans.push(a.ms);
       fleetScans.push(b.ms);
       if (i === 0) log(`raw scans read ${a.docs} and ${b.docs} documents`);

@@ -32,16 +32,36 @@ function parseArgs(argv) {
       return next;
     };
     switch (flag) {
-      case '--registry': options.registry = value(); break;
-      case '--tag': options.tag = value(); break;
-      case '--overlay': options.overlay = value(); break;
-      case '--only': options.only = value().split(',').filter(Boolean); break;
-      case '--secrets-env': options.secretsEnv = value(); break;
-      case '--skip-build': options.skipBuild = true; break;
-      case '--dry-run': options.dryRun = true; break;
-      case '--check': options.check = true; break;
-      case '-h': case '--help': options.command = 'help'; break;
-      default: throw new Error(`unknown option ${flag}`);
+      case '--registry':
+        options.registry = value();
+        break;
+      case '--tag':
+        options.tag = value();
+        break;
+      case '--overlay':
+        options.overlay = value();
+        break;
+      case '--only':
+        options.only = value().split(',').filter(Boolean);
+        break;
+      case '--secrets-env':
+        options.secretsEnv = value();
+        break;
+      case '--skip-build':
+        options.skipBuild = true;
+        break;
+      case '--dry-run':
+        options.dryRun = true;
+        break;
+      case '--check':
+        options.check = true;
+        break;
+      case '-h':
+      case '--help':
+        options.command = 'help';
+        break;
+      default:
+        throw new Error(`unknown option ${flag}`);
     }
   }
   return options;
@@ -65,7 +85,8 @@ export function deployCommands(values, options) {
   const dir = options.overlay === 'base' ? 'knative' : `knative/overlays/${options.overlay}`;
   if (!existsSync(join(ROOT, dir, 'kustomization.yaml'))) throw new Error(`no kustomization in ${dir}`);
   const names = Object.keys(values.services).filter((name) => !options.only || options.only.includes(name));
-  for (const name of options.only ?? []) if (!values.services[name]) throw new Error(`no service ${name} in knative/deploy-values.json`);
+  for (const name of options.only ?? [])
+    if (!values.services[name]) throw new Error(`no service ${name} in knative/deploy-values.json`);
 
   const commands = [];
   if (!options.skipBuild) {
@@ -78,9 +99,21 @@ export function deployCommands(values, options) {
     );
   }
   // Namespace, ConfigMap, Broker, Triggers, PingSources, the bridge: before the Services, whose revisions read the ConfigMap.
-  commands.push(`${line(['kubectl', 'kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir])} | ${line(['node', 'scripts/deploy-lib/manifests.mjs', '--image', image])} | kubectl apply -f -`);
+  commands.push(
+    `${line(['kubectl', 'kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir])} | ${line(['node', 'scripts/deploy-lib/manifests.mjs', '--image', image])} | kubectl apply -f -`,
+  );
   for (const name of names) commands.push(line(['kn', ...knServiceCreateArgs(values, name, image)]));
-  commands.push(line(['kubectl', 'rollout', 'status', `statefulset/${values.bridge.name}`, '--namespace', values.namespace, '--timeout=10m']));
+  commands.push(
+    line([
+      'kubectl',
+      'rollout',
+      'status',
+      `statefulset/${values.bridge.name}`,
+      '--namespace',
+      values.namespace,
+      '--timeout=10m',
+    ]),
+  );
   commands.push(line(['kn', 'service', 'list', '--namespace', values.namespace]));
   return commands;
 }
@@ -99,7 +132,9 @@ function main() {
   }
   if (options.command === 'render') {
     const differing = writeRendered({ check: options.check });
-    process.stdout.write(differing.length ? `${options.check ? 'out of date' : 'wrote'}: ${differing.join(', ')}\n` : 'up to date\n');
+    process.stdout.write(
+      differing.length ? `${options.check ? 'out of date' : 'wrote'}: ${differing.join(', ')}\n` : 'up to date\n',
+    );
     return options.check && differing.length > 0 ? 1 : 0;
   }
   if (!options.registry && !options.skipBuild) {
@@ -109,7 +144,9 @@ function main() {
   const values = loadValues();
   const stale = writeRendered({ check: true });
   if (stale.length > 0) {
-    process.stderr.write(`the manifests are out of date with knative/deploy-values.json: ${stale.join(', ')}; run scripts/deploy render\n`);
+    process.stderr.write(
+      `the manifests are out of date with knative/deploy-values.json: ${stale.join(', ')}; run scripts/deploy render\n`,
+    );
     return 1;
   }
   options.tag ??= defaultTag();

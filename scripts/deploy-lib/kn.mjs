@@ -13,12 +13,24 @@ const ANNOTATION_FLAGS = new Set([
   'autoscaling.knative.dev/window',
 ]);
 
-const quantities = (map) => Object.entries(map).map(([name, value]) => `${name}=${value}`).join(',');
+const quantities = (map) =>
+  Object.entries(map)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(',');
 
 /** argv of `kn service create <name> … --force` (without the leading `kn`). */
 export function knServiceCreateArgs(values, name, image) {
   const spec = values.services[name];
-  const args = ['service', 'create', name, '--namespace', values.namespace, '--force', '--filename', `knative/services/${name}.yaml`];
+  const args = [
+    'service',
+    'create',
+    name,
+    '--namespace',
+    values.namespace,
+    '--force',
+    '--filename',
+    `knative/services/${name}.yaml`,
+  ];
   args.push('--image', image, '--cmd', 'node', '--arg', `dist/${name}.js`, '--port', `http1:${values.port}`);
   for (const [envName, value] of Object.entries(spec.env ?? {})) args.push('--env', `${envName}=${value}`);
   for (const entry of spec.fromConfigMap ?? []) {
@@ -29,7 +41,14 @@ export function knServiceCreateArgs(values, name, image) {
     const { name: envName, key } = keyRef(entry);
     args.push('--env-value-from', `${envName}=secret:${values.secret.name}:${key}`);
   }
-  args.push('--scale-min', String(spec.scale.min), '--scale-max', String(spec.scale.max), '--scale-target', String(spec.scale.target));
+  args.push(
+    '--scale-min',
+    String(spec.scale.min),
+    '--scale-max',
+    String(spec.scale.max),
+    '--scale-target',
+    String(spec.scale.target),
+  );
   if (spec.scale.utilization !== undefined) args.push('--scale-utilization', String(spec.scale.utilization));
   if (spec.scale.window !== undefined) args.push('--scale-window', spec.scale.window);
   // No kn flag for these: revision annotations.
@@ -40,7 +59,11 @@ export function knServiceCreateArgs(values, name, image) {
   args.push('--request', quantities(spec.resources.requests), '--limit', quantities(spec.resources.limits));
   args.push('--probe-readiness', `tcp::${values.port}`);
   args.push('--security-context', 'strict', '--user', String(values.runAsUser));
-  for (const [key, value] of Object.entries({ 'app.kubernetes.io/name': name, 'app.kubernetes.io/component': 'function', 'app.kubernetes.io/part-of': 'kiot' })) {
+  for (const [key, value] of Object.entries({
+    'app.kubernetes.io/name': name,
+    'app.kubernetes.io/component': 'function',
+    'app.kubernetes.io/part-of': 'kiot',
+  })) {
     args.push('--label', `${key}=${value}`);
   }
   if (spec.visibility === 'cluster-local') args.push('--cluster-local');

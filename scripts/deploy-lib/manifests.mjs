@@ -5,7 +5,9 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { loadValues } from './values.mjs';
 
 export function isKnativeService(doc) {
-  return doc?.kind === 'Service' && typeof doc.apiVersion === 'string' && doc.apiVersion.startsWith('serving.knative.dev/');
+  return (
+    doc?.kind === 'Service' && typeof doc.apiVersion === 'string' && doc.apiVersion.startsWith('serving.knative.dev/')
+  );
 }
 
 function podSpecs(doc) {
@@ -41,5 +43,7 @@ if (process.argv[1]?.endsWith('manifests.mjs')) {
   }
   const chunks = [];
   for await (const chunk of process.stdin) chunks.push(chunk);
-  process.stdout.write(filterManifests(Buffer.concat(chunks).toString('utf8'), { image, bareImage: loadValues().image }));
+  process.stdout.write(
+    filterManifests(Buffer.concat(chunks).toString('utf8'), { image, bareImage: loadValues().image }),
+  );
 }

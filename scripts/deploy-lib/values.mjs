@@ -23,7 +23,8 @@ export function loadValues(file = VALUES_FILE) {
       if (!configKeys.has(keyRef(entry).key)) problems.push(`${owner}: ConfigMap has no key ${keyRef(entry).key}`);
     }
     for (const entry of spec.fromSecret ?? []) {
-      if (!secretKeys.has(keyRef(entry).key)) problems.push(`${owner}: the Secret template has no key ${keyRef(entry).key}`);
+      if (!secretKeys.has(keyRef(entry).key))
+        problems.push(`${owner}: the Secret template has no key ${keyRef(entry).key}`);
     }
   };
   for (const [name, spec] of Object.entries(values.services ?? {})) check(name, spec);

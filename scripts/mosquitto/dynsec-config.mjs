@@ -34,23 +34,40 @@ const config = {
     client(env('DYNSEC_ADMIN_USERNAME'), env('DYNSEC_ADMIN_PASSWORD'), ['admin'], 'operator (mosquitto_ctrl)'),
     client(env('REGISTRY_MQTT_USERNAME'), env('REGISTRY_MQTT_PASSWORD'), ['kiot-registry'], 'device-registry'),
     client(env('BRIDGE_MQTT_USERNAME'), env('BRIDGE_MQTT_PASSWORD'), ['kiot-bridge'], 'mqtt-bridge'),
-    client(env('FLEET_CLAIM_USERNAME'), env('FLEET_CLAIM_PASSWORD'), ['kiot-fleet-claim'], 'fleet claim (self-provisioning)'),
+    client(
+      env('FLEET_CLAIM_USERNAME'),
+      env('FLEET_CLAIM_PASSWORD'),
+      ['kiot-fleet-claim'],
+      'fleet claim (self-provisioning)',
+    ),
   ],
   roles: [
     {
       rolename: 'admin',
-      acls: [acl('publishClientSend', control), acl('publishClientReceive', control), acl('subscribePattern', control),
-        acl('publishClientReceive', '$SYS/#'), acl('subscribePattern', '$SYS/#'), acl('publishClientReceive', '#'),
-        acl('subscribePattern', '#'), acl('unsubscribePattern', '#')],
+      acls: [
+        acl('publishClientSend', control),
+        acl('publishClientReceive', control),
+        acl('subscribePattern', control),
+        acl('publishClientReceive', '$SYS/#'),
+        acl('subscribePattern', '$SYS/#'),
+        acl('publishClientReceive', '#'),
+        acl('subscribePattern', '#'),
+        acl('unsubscribePattern', '#'),
+      ],
     },
     // The registry manages device clients and roles, and nothing else.
-    { rolename: 'kiot-registry', acls: [acl('publishClientSend', control), acl('publishClientReceive', control), acl('subscribePattern', control)] },
+    {
+      rolename: 'kiot-registry',
+      acls: [acl('publishClientSend', control), acl('publishClientReceive', control), acl('subscribePattern', control)],
+    },
     {
       // The bridge reads every device and provisioning topic through its share group and publishes replies.
       rolename: 'kiot-bridge',
       acls: ['devices/#', 'provisioning/#'].flatMap((topic) => [
-        acl('subscribePattern', `$share/+/${topic}`), acl('subscribePattern', topic),
-        acl('publishClientReceive', topic), acl('publishClientSend', topic),
+        acl('subscribePattern', `$share/+/${topic}`),
+        acl('subscribePattern', topic),
+        acl('publishClientReceive', topic),
+        acl('publishClientSend', topic),
       ]),
     },
     {

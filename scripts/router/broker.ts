@@ -2,7 +2,7 @@ import { CloudEvent } from '../../shared/cloudevents.js';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { DeadLetterFile } from './dead-letter-file.js';
-import { deliverToTrigger, type DeliverDeps } from './deliver.js';
+import { type DeliverDeps, deliverToTrigger } from './deliver.js';
 import type { Topology } from './load-manifests.js';
 import type { RouterMetrics } from './metrics.js';
 
@@ -79,7 +79,10 @@ export function createBrokerCore(deps: BrokerCoreDeps): BrokerCore {
       core.ingest(withTtl, broker);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      deps.logger.error({ broker, ce: { id: reply.id, type: reply.type, subject: reply.subject }, error: message }, 'reply event dead-lettered');
+      deps.logger.error(
+        { broker, ce: { id: reply.id, type: reply.type, subject: reply.subject }, error: message },
+        'reply event dead-lettered',
+      );
       await deps.deadLetters.append({ reason: 'ttl_exhausted', broker, error: message, event: reply });
     }
   }

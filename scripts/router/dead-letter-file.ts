@@ -51,7 +51,7 @@ export function createDeadLetterFile(path: string): DeadLetterFile {
     path,
     append(record) {
       const { event, ...rest } = record;
-      const line = JSON.stringify({ at: new Date().toISOString(), ...rest, event: toJson(event) }) + '\n';
+      const line = `${JSON.stringify({ at: new Date().toISOString(), ...rest, event: toJson(event) })}\n`;
       const write = queue.then(async () => {
         await mkdir(dirname(path), { recursive: true });
         await appendFile(path, line, 'utf8');

@@ -1,9 +1,9 @@
 import type { CloudEvent } from '../../shared/cloudevents.js';
-import { deliveryVerdict, replyEventOf, type EventDispatcher, type PostResult } from '../../shared/event-transport.js';
+import { deliveryVerdict, type EventDispatcher, type PostResult, replyEventOf } from '../../shared/event-transport.js';
 import type { Logger } from '../../shared/logger.js';
 import { abortableSleep, type Limiter } from './concurrency.js';
 import type { DeadLetterFile, DeadLetterRecord } from './dead-letter-file.js';
-import { retryDelayMs, type DeliveryPolicy } from './delivery-policy.js';
+import { type DeliveryPolicy, retryDelayMs } from './delivery-policy.js';
 import type { TriggerRoute } from './load-manifests.js';
 import type { RouterMetrics } from './metrics.js';
 
@@ -17,7 +17,11 @@ export interface DeliverDeps {
   signal: AbortSignal;
   /** Feeds a reply event back into a broker's ingress (with the TTL it must carry). */
   reingest(reply: CloudEvent<unknown>, broker: string, ttl: number): Promise<void>;
-  send(url: string, event: CloudEvent<unknown>, options: { format: 'binary' | 'json'; timeoutMs: number; dispatcher: EventDispatcher }): Promise<PostResult>;
+  send(
+    url: string,
+    event: CloudEvent<unknown>,
+    options: { format: 'binary' | 'json'; timeoutMs: number; dispatcher: EventDispatcher },
+  ): Promise<PostResult>;
 }
 
 export interface DeliverInput {
@@ -28,7 +32,9 @@ export interface DeliverInput {
   trigger: TriggerRoute;
 }
 
-type Attempts = { ok: true; result: PostResult } | { ok: false; status?: number; body: Buffer; error?: string; aborted: boolean };
+type Attempts =
+  | { ok: true; result: PostResult }
+  | { ok: false; status?: number; body: Buffer; error?: string; aborted: boolean };
 
 /** Knative (eventing pkg/kncloudevents attributes): `knativeerrordata` is at most 1024 characters of base64. */
 export const KNATIVE_ERROR_DATA_MAX_LENGTH = 1024;
@@ -56,7 +62,10 @@ async function sendWithRetries(
       if (verdict === 'delivered') return { ok: true, result };
       last = { ok: false, status: result.status, body: result.body, aborted: false };
       if (verdict === 'permanent') {
-        deps.logger.warn({ ...context, url, ce: ceOf(event), attempt, status: result.status, retry: false }, 'delivery attempt failed');
+        deps.logger.warn(
+          { ...context, url, ce: ceOf(event), attempt, status: result.status, retry: false },
+          'delivery attempt failed',
+        );
         return last;
       }
     } catch (error) {
@@ -78,7 +87,11 @@ async function sendWithRetries(
 }
 
 /** The original event plus Knative's error extensions, as a dead-letter sink receives it. */
-export function withErrorExtensions(event: CloudEvent<unknown>, destination: string, failure: { status?: number; body: Buffer }): CloudEvent<unknown> {
+export function withErrorExtensions(
+  event: CloudEvent<unknown>,
+  destination: string,
+  failure: { status?: number; body: Buffer },
+): CloudEvent<unknown> {
   const rawLimit = (KNATIVE_ERROR_DATA_MAX_LENGTH / 4) * 3;
   return event.cloneWith(
     {
@@ -97,7 +110,10 @@ export function withErrorExtensions(event: CloudEvent<unknown>, destination: str
  */
 export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): Promise<void> {
   const { event, trigger, broker } = input;
-  const record = async (fields: Omit<DeadLetterRecord, 'at' | 'event' | 'trigger' | 'broker'>, dead: CloudEvent<unknown>) => {
+  const record = async (
+    fields: Omit<DeadLetterRecord, 'at' | 'event' | 'trigger' | 'broker'>,
+    dead: CloudEvent<unknown>,
+  ) => {
     deps.metrics.deadLettered.inc({ trigger: trigger.key, destination: 'file' });
     deps.logger.error({ trigger: trigger.key, ce: ceOf(event), destination: 'file', ...fields }, 'event dead-lettered');
     await deps.deadLetters.append({ ...fields, broker, trigger: trigger.key, event: dead });
@@ -111,7 +127,10 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
   const subscriber = trigger.subscriber.url;
 
   // Step 2: the subscriber, with the Trigger's retries and backoff.
-  const outcome = await sendWithRetries(subscriber, event, trigger.policy, deps, { trigger: trigger.key, target: 'subscriber' });
+  const outcome = await sendWithRetries(subscriber, event, trigger.policy, deps, {
+    trigger: trigger.key,
+    target: 'subscriber',
+  });
 
   // Step 3: delivered; a reply event goes back into the same broker.
   if (outcome.ok) {
@@ -138,17 +157,38 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
     await record({ reason: 'dead_letter_sink_unresolved', ...failure, error: sink.unresolved }, dead);
     return;
   }
-  const sunk = await sendWithRetries(sink.url, dead, trigger.policy, deps, { trigger: trigger.key, target: 'dead-letter-sink' });
+  const sunk = await sendWithRetries(sink.url, dead, trigger.policy, deps, {
+    trigger: trigger.key,
+    target: 'dead-letter-sink',
+  });
   if (sunk.ok) {
     deps.metrics.deadLettered.inc({ trigger: trigger.key, destination: 'sink' });
     deps.logger.error(
-      { trigger: trigger.key, ce: ceOf(event), destination: 'sink', sink: sink.url, subscriber, status: outcome.status, error: outcome.error },
+      {
+        trigger: trigger.key,
+        ce: ceOf(event),
+        destination: 'sink',
+        sink: sink.url,
+        subscriber,
+        status: outcome.status,
+        error: outcome.error,
+      },
       'event dead-lettered',
     );
     return;
   }
 
   // Step 5: the last resort.
-  const why = sunk.status !== undefined ? `dead-letter sink ${sink.url} answered ${sunk.status}` : `dead-letter sink ${sink.url}: ${sunk.error}`;
-  await record({ reason: 'dead_letter_sink_failed', ...failure, error: `${outcome.error ?? `subscriber answered ${outcome.status}`}; ${why}` }, dead);
+  const why =
+    sunk.status !== undefined
+      ? `dead-letter sink ${sink.url} answered ${sunk.status}`
+      : `dead-letter sink ${sink.url}: ${sunk.error}`;
+  await record(
+    {
+      reason: 'dead_letter_sink_failed',
+      ...failure,
+      error: `${outcome.error ?? `subscriber answered ${outcome.status}`}; ${why}`,
+    },
+    dead,
+  );
 }

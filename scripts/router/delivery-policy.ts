@@ -1,7 +1,7 @@
 import { backoffDelayMs } from '../../shared/event-transport.js';
+import { type ResolvedDestination, resolveDestination, type ServiceMap } from './destinations.js';
 import { parseIsoDurationMs } from './iso-duration.js';
 import type { DeliverySpec } from './manifest-schema.js';
-import { resolveDestination, type ResolvedDestination, type ServiceMap } from './destinations.js';
 
 /** How one Trigger's events are sent: Knative's RetryConfig plus the resolved dead-letter sink. */
 export interface DeliveryPolicy {

@@ -8,7 +8,9 @@ import type { Destination } from './manifest-schema.js';
 export type ServiceMap = ReadonlyMap<string, string>;
 
 const entrySchema = z.object({
-  key: z.string().regex(/^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name or namespace/name'),
+  key: z
+    .string()
+    .regex(/^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service name or namespace/name'),
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
 });
 
@@ -54,11 +56,17 @@ function isAbsoluteHttpUrl(text: string): boolean {
  * resolved against it (RFC 3986, like Go's `URL.ResolveReference`), a lone `uri` must be absolute.
  * A kind the router cannot stand in for throws (a start-up error); an unmapped Service is `unresolved`.
  */
-export function resolveDestination(destination: Destination, namespace: string, services: ServiceMap): ResolvedDestination {
+export function resolveDestination(
+  destination: Destination,
+  namespace: string,
+  services: ServiceMap,
+): ResolvedDestination {
   const { ref, uri } = destination;
   if (!ref) {
     if (!uri || !isAbsoluteHttpUrl(uri)) {
-      throw new UnsupportedDestinationError(`uri ${JSON.stringify(uri)} is not absolute (scheme and host are required)`);
+      throw new UnsupportedDestinationError(
+        `uri ${JSON.stringify(uri)} is not absolute (scheme and host are required)`,
+      );
     }
     return { url: uri };
   }

@@ -64,7 +64,8 @@ export function createRouterServer(deps: RouterHttpDeps): Server {
     const method = req.method ?? 'GET';
     const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
     const allow = (...methods: string[]) => {
-      if (!methods.includes(method)) throw new AppError(405, 'method_not_allowed', `${method} is not allowed on ${path}`);
+      if (!methods.includes(method))
+        throw new AppError(405, 'method_not_allowed', `${method} is not allowed on ${path}`);
     };
 
     if (path === '/healthz') {
@@ -73,14 +74,21 @@ export function createRouterServer(deps: RouterHttpDeps): Server {
     }
     if (path === '/metrics') {
       allow('GET');
-      return { status: 200, body: await deps.metrics.registry.metrics(), headers: { 'content-type': deps.metrics.registry.contentType } };
+      return {
+        status: 200,
+        body: await deps.metrics.registry.metrics(),
+        headers: { 'content-type': deps.metrics.registry.contentType },
+      };
     }
     if (path === '/dead-letters') {
       allow('GET', 'POST');
       if (method === 'GET') return { status: 200, body: { records: await deps.deadLetters.list() } };
       const event = parseCloudEvent(headerRecord(req), await readBody(req, deps.maxBodyBytes));
       await deps.deadLetters.append({ reason: 'received', event });
-      deps.logger.warn({ ce: { id: event.id, type: event.type, subject: event.subject }, destination: 'file' }, 'dead letter received');
+      deps.logger.warn(
+        { ce: { id: event.id, type: event.type, subject: event.subject }, destination: 'file' },
+        'dead letter received',
+      );
       return { status: 202 };
     }
     if (segments.length === 2) {

@@ -24,11 +24,18 @@ export const routerConfigSchema = baseConfigSchema.extend({
   ROUTER_SERVICES: serviceMapSchema.prefault(''),
   ROUTER_DEAD_LETTER_FILE: z.string().min(1).default('.kiot/dev/dead-letters.jsonl'),
   /** The namespace of manifests that name none (`kubectl apply -n kiot`). */
-  ROUTER_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).default('kiot'),
+  ROUTER_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    .default('kiot'),
   ROUTER_HOST: z.string().min(1).default('127.0.0.1'),
   /** Sends in flight at once, across all Triggers. */
   ROUTER_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(64),
-  ROUTER_MAX_BODY_BYTES: z.coerce.number().int().min(1_024).default(4 * 1_048_576),
+  ROUTER_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    .default(4 * 1_048_576),
   /** On SIGTERM/SIGINT: how long deliveries may finish before the rest is written to the dead-letter file. */
   ROUTER_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
 });
@@ -54,8 +61,13 @@ export interface RunningRouter {
 
 export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): Promise<RunningRouter> {
   const logger = deps.logger ?? createLogger('router', config.LOG_LEVEL);
-  const topology = await loadTopology({ dir: config.KNATIVE_DIR, namespace: config.ROUTER_NAMESPACE, services: config.ROUTER_SERVICES });
-  for (const warning of topology.warnings) logger.warn({ warning }, 'events for this Trigger will go to the dead-letter file');
+  const topology = await loadTopology({
+    dir: config.KNATIVE_DIR,
+    namespace: config.ROUTER_NAMESPACE,
+    services: config.ROUTER_SERVICES,
+  });
+  for (const warning of topology.warnings)
+    logger.warn({ warning }, 'events for this Trigger will go to the dead-letter file');
 
   const metrics = createRouterMetrics(deps.registry);
   const deadLetters = createDeadLetterFile(config.ROUTER_DEAD_LETTER_FILE);
@@ -72,7 +84,14 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     send: sendEvent,
   });
   const brokers = [...topology.brokers.keys()];
-  const server = createRouterServer({ core, deadLetters, metrics, logger, brokers: () => brokers, maxBodyBytes: config.ROUTER_MAX_BODY_BYTES });
+  const server = createRouterServer({
+    core,
+    deadLetters,
+    metrics,
+    logger,
+    brokers: () => brokers,
+    maxBodyBytes: config.ROUTER_MAX_BODY_BYTES,
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -82,7 +101,12 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
   const host = config.ROUTER_HOST === '0.0.0.0' || config.ROUTER_HOST === '::' ? '127.0.0.1' : config.ROUTER_HOST;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info(
-    { url, brokers: brokers.map((key) => `${url}/${key}`), triggers: brokers.reduce((n, key) => n + topology.brokers.get(key)!.triggers.length, 0), deadLetterFile: deadLetters.path },
+    {
+      url,
+      brokers: brokers.map((key) => `${url}/${key}`),
+      triggers: brokers.reduce((n, key) => n + topology.brokers.get(key)!.triggers.length, 0),
+      deadLetterFile: deadLetters.path,
+    },
     'router listening',
   );
 

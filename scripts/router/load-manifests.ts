@@ -3,10 +3,20 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import type { CloudEventV1 } from '../../shared/cloudevents.js';
-import { deliveryPolicyOf, type DeliveryPolicy } from './delivery-policy.js';
-import { resolveDestination, UnsupportedDestinationError, type ResolvedDestination, type ServiceMap } from './destinations.js';
+import { type DeliveryPolicy, deliveryPolicyOf } from './delivery-policy.js';
+import {
+  type ResolvedDestination,
+  resolveDestination,
+  type ServiceMap,
+  UnsupportedDestinationError,
+} from './destinations.js';
 import { compileTriggerFilter } from './filters.js';
-import { brokerManifestSchema, triggerManifestSchema, type BrokerManifest, type TriggerManifest } from './manifest-schema.js';
+import {
+  type BrokerManifest,
+  brokerManifestSchema,
+  type TriggerManifest,
+  triggerManifestSchema,
+} from './manifest-schema.js';
 
 export interface TriggerRoute {
   /** `namespace/name`: the label of metrics and logs. */
@@ -63,7 +73,9 @@ function issuesOf(error: z.ZodError): string[] {
 }
 
 /** Step 1: every Broker and Trigger document under `dir` (multi-document YAML), validated. Others are ignored. */
-export async function readManifests(dir: string): Promise<{ brokers: Located<BrokerManifest>[]; triggers: Located<TriggerManifest>[] }> {
+export async function readManifests(
+  dir: string,
+): Promise<{ brokers: Located<BrokerManifest>[]; triggers: Located<TriggerManifest>[] }> {
   const brokers: Located<BrokerManifest>[] = [];
   const triggers: Located<TriggerManifest>[] = [];
   for (const path of await yamlFiles(dir)) {
@@ -73,10 +85,20 @@ export async function readManifests(dir: string): Promise<{ brokers: Located<Bro
     const list = Array.isArray(documents) ? documents : [documents];
     for (const [index, document] of list.entries()) {
       const number = index + 1;
-      if (document.errors.length > 0) throw new ManifestError(file, number, document.errors.map((e) => e.message), 'YAML');
+      if (document.errors.length > 0)
+        throw new ManifestError(
+          file,
+          number,
+          document.errors.map((e) => e.message),
+          'YAML',
+        );
       const value: unknown = document.toJS();
       if (typeof value !== 'object' || value === null) continue;
-      const { apiVersion, kind, metadata } = value as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown } };
+      const { apiVersion, kind, metadata } = value as {
+        apiVersion?: unknown;
+        kind?: unknown;
+        metadata?: { name?: unknown };
+      };
       // Only Knative Eventing's Brokers and Triggers route; a Tekton `Trigger` or a Service is not ours.
       if (typeof apiVersion !== 'string' || !apiVersion.startsWith('eventing.knative.dev/')) continue;
       if (kind !== 'Broker' && kind !== 'Trigger') continue;
@@ -95,7 +117,11 @@ export async function readManifests(dir: string): Promise<{ brokers: Located<Bro
  * Reads `dir` and builds the routing table: each Trigger under its Broker, with its compiled filter, its
  * resolved subscriber and its delivery policy (the Trigger's, or else the Broker's).
  */
-export async function loadTopology(options: { dir: string; namespace: string; services: ServiceMap }): Promise<Topology> {
+export async function loadTopology(options: {
+  dir: string;
+  namespace: string;
+  services: ServiceMap;
+}): Promise<Topology> {
   const { brokers, triggers } = await readManifests(options.dir);
   const topology: Topology = { brokers: new Map(), warnings: [] };
   const brokerSpecs = new Map<string, BrokerManifest>();
@@ -107,7 +133,8 @@ export async function loadTopology(options: { dir: string; namespace: string; se
       // Resolve the Broker's own delivery once, so a bad dead-letter ref is blamed on the Broker's file.
       deliveryPolicyOf(manifest.spec?.delivery, key.split('/')[0]!, options.services);
     } catch (error) {
-      if (error instanceof UnsupportedDestinationError) throw new ManifestError(file, document, [error.message], `Broker ${key}`);
+      if (error instanceof UnsupportedDestinationError)
+        throw new ManifestError(file, document, [error.message], `Broker ${key}`);
       throw error;
     }
     topology.brokers.set(key, { key, triggers: [] });

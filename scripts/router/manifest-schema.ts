@@ -62,12 +62,11 @@ export const deliverySchema = z.looseObject({
 });
 
 /** One key and one non-empty value (webhook: ValidateSingleAttributeMap; empty values make the filter a no-op). */
-const singleAttribute = attributeMap(z.string().min(1, 'the value must not be empty'))
-  .refine(
-    (map) => Object.keys(map).length === 1,
-    'exactly one attribute: value pair (Knative webhook: "Multiple items found, can have only one key-value"); ' +
-      'to require several attributes, list one filter per attribute: filters: [{exact: {type: …}}, {exact: {other: …}}]',
-  );
+const singleAttribute = attributeMap(z.string().min(1, 'the value must not be empty')).refine(
+  (map) => Object.keys(map).length === 1,
+  'exactly one attribute: value pair (Knative webhook: "Multiple items found, can have only one key-value"); ' +
+    'to require several attributes, list one filter per attribute: filters: [{exact: {type: …}}, {exact: {other: …}}]',
+);
 
 export interface SubscriptionsApiFilter {
   exact?: Record<string, string>;

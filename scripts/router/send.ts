@@ -1,5 +1,5 @@
-import { toStructuredMessage, type CloudEventV1 } from '../../shared/cloudevents.js';
-import { postCloudEvent, postMessage, type EventDispatcher, type PostResult } from '../../shared/event-transport.js';
+import { type CloudEventV1, toStructuredMessage } from '../../shared/cloudevents.js';
+import { type EventDispatcher, type PostResult, postCloudEvent, postMessage } from '../../shared/event-transport.js';
 
 export interface SendOptions {
   format: 'binary' | 'json';
@@ -18,5 +18,9 @@ export async function sendEvent(url: string, event: CloudEventV1<unknown>, optio
     return postCloudEvent(url, event, { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs, extraHeaders });
   }
   const message = toStructuredMessage(event);
-  return postMessage(url, { headers: { ...message.headers, ...extraHeaders }, body: message.body }, { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs });
+  return postMessage(
+    url,
+    { headers: { ...message.headers, ...extraHeaders }, body: message.body },
+    { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs },
+  );
 }

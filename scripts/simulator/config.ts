@@ -9,7 +9,10 @@ export const simulatorConfigSchema = baseConfigSchema.extend({
   SIM_RATE: z.coerce.number().positive().max(1_000).default(1),
   /** Samples per message: 1 sends one object, more sends a batch (an array). */
   SIM_BATCH: z.coerce.number().int().min(1).max(100).default(1),
-  SIM_PREFIX: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/).default('sim'),
+  SIM_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,40}$/)
+    .default('sim'),
   /** Stop after this many seconds; 0 runs until interrupted. */
   SIM_DURATION: z.coerce.number().min(0).default(0),
   /** MQTT protocol version of the simulated devices: a fleet usually mixes both. */

@@ -65,7 +65,8 @@ export class SimulatedDevice {
     });
     const client = this.client;
     client.on('connect', () => {
-      void client.subscribeAsync([`devices/${id}/commands/+`, `devices/${id}/state/desired`, `devices/${id}/errors`], { qos: 1 })
+      void client
+        .subscribeAsync([`devices/${id}/commands/+`, `devices/${id}/state/desired`, `devices/${id}/errors`], { qos: 1 })
         .then(() => client.publishAsync(statusTopic, 'online', { qos: 1, retain: true }))
         .then(() => this.report())
         .catch(() => undefined);
@@ -93,8 +94,16 @@ export class SimulatedDevice {
     if (!client) return;
     // A clean shutdown says goodbye itself: the last will is only for crashes. Bounded: with the broker
     // gone the goodbye would wait for a reconnect forever.
-    const goodbye = client.publishAsync(`devices/${this.options.id}/status`, 'offline', { qos: 1, retain: true }).then(() => client.endAsync());
-    const ended = await Promise.race([goodbye.then(() => true, () => false), delay(STOP_TIMEOUT_MS, false, { ref: false })]);
+    const goodbye = client
+      .publishAsync(`devices/${this.options.id}/status`, 'offline', { qos: 1, retain: true })
+      .then(() => client.endAsync());
+    const ended = await Promise.race([
+      goodbye.then(
+        () => true,
+        () => false,
+      ),
+      delay(STOP_TIMEOUT_MS, false, { ref: false }),
+    ]);
     if (!ended) await client.endAsync(true);
   }
 
@@ -154,7 +163,8 @@ export class SimulatedDevice {
     if (payload.length === 0) return;
     try {
       const desired = JSON.parse(payload.toString('utf8')) as Partial<DeviceState>;
-      if (typeof desired.reportIntervalSeconds === 'number') this.state.reportIntervalSeconds = desired.reportIntervalSeconds;
+      if (typeof desired.reportIntervalSeconds === 'number')
+        this.state.reportIntervalSeconds = desired.reportIntervalSeconds;
       if (desired.led === 'on' || desired.led === 'off') this.state.led = desired.led;
       if (typeof desired.firmware === 'string') this.state.firmware = desired.firmware;
       this.options.counters.desiredApplied += 1;
@@ -165,6 +175,8 @@ export class SimulatedDevice {
   }
 
   private async report(): Promise<void> {
-    await this.client?.publishAsync(`devices/${this.options.id}/state/reported`, JSON.stringify(this.state), { qos: 1 });
+    await this.client?.publishAsync(`devices/${this.options.id}/state/reported`, JSON.stringify(this.state), {
+      qos: 1,
+    });
   }
 }

@@ -1,13 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../shared/config.js';
-import { simulatorConfigSchema, type SimulatorConfig } from './config.js';
-import { SimulatedDevice, type DeviceCounters } from './device.js';
+import { type SimulatorConfig, simulatorConfigSchema } from './config.js';
+import { type DeviceCounters, SimulatedDevice } from './device.js';
 import { registerFleet } from './register-fleet.js';
 
 async function fleetCredentials(config: SimulatorConfig): Promise<[string, string | undefined][]> {
-  const ids = Array.from({ length: config.SIM_DEVICES }, (_, i) => `${config.SIM_PREFIX}-${String(i + 1).padStart(4, '0')}`);
+  const ids = Array.from(
+    { length: config.SIM_DEVICES },
+    (_, i) => `${config.SIM_PREFIX}-${String(i + 1).padStart(4, '0')}`,
+  );
   if (config.SIM_REGISTRY_URL && config.SIM_API_KEY && config.SIM_CREDENTIALS_FILE) {
-    const secrets = await registerFleet({ registryUrl: config.SIM_REGISTRY_URL, apiKey: config.SIM_API_KEY, ids, file: config.SIM_CREDENTIALS_FILE });
+    const secrets = await registerFleet({
+      registryUrl: config.SIM_REGISTRY_URL,
+      apiKey: config.SIM_API_KEY,
+      ids,
+      file: config.SIM_CREDENTIALS_FILE,
+    });
     return ids.map((id) => [id, secrets[id]]);
   }
   if (config.SIM_CREDENTIALS_FILE) {
@@ -29,19 +37,31 @@ async function main(): Promise<void> {
   const counters: DeviceCounters = { sent: 0, errorsReceived: 0, commandsAnswered: 0, desiredApplied: 0 };
   const devices = (await fleetCredentials(config)).map(
     ([id, secret], index) =>
-      new SimulatedDevice({ id, secret, mqttUrl: config.MQTT_URL, protocolVersion: protocolFor(config, index), batch: config.SIM_BATCH, counters }),
+      new SimulatedDevice({
+        id,
+        secret,
+        mqttUrl: config.MQTT_URL,
+        protocolVersion: protocolFor(config, index),
+        batch: config.SIM_BATCH,
+        counters,
+      }),
   );
   const write = (line: string) => process.stdout.write(`${line}\n`);
-  write(`simulator: ${devices.length} devices → ${config.MQTT_URL}, ${config.SIM_RATE} msg/s each, batch ${config.SIM_BATCH}`);
+  write(
+    `simulator: ${devices.length} devices → ${config.MQTT_URL}, ${config.SIM_RATE} msg/s each, batch ${config.SIM_BATCH}`,
+  );
   await Promise.all(devices.map((device) => device.start()));
 
   const intervalMs = 1000 / config.SIM_RATE;
   // Spread the devices over the interval so the fleet does not publish in lock-step.
   const timers = devices.map((device, index) => {
     let timer: NodeJS.Timeout | undefined;
-    const start = setTimeout(() => {
-      timer = setInterval(() => void device.publishTelemetry().catch(() => undefined), intervalMs);
-    }, (index * intervalMs) / devices.length);
+    const start = setTimeout(
+      () => {
+        timer = setInterval(() => void device.publishTelemetry().catch(() => undefined), intervalMs);
+      },
+      (index * intervalMs) / devices.length,
+    );
     return () => {
       clearTimeout(start);
       if (timer) clearInterval(timer);
@@ -66,7 +86,7 @@ async function main(): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    timers.forEach((cancel) => cancel());
+    for (const cancel of timers) cancel();
     clearInterval(progress);
     await Promise.all(devices.map((device) => device.stop()));
     write(`simulator: stopped after ${counters.sent} messages`);

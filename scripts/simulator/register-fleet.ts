@@ -13,7 +13,13 @@ const simTelemetrySchema = {
 };
 
 const bulkAnswer = z.object({
-  results: z.array(z.object({ status: z.enum(['created', 'conflict', 'invalid']), id: z.string().optional(), secret: z.string().optional() })),
+  results: z.array(
+    z.object({
+      status: z.enum(['created', 'conflict', 'invalid']),
+      id: z.string().optional(),
+      secret: z.string().optional(),
+    }),
+  ),
 });
 const rotateAnswer = z.object({ secret: z.string() });
 
@@ -33,7 +39,12 @@ async function call(url: string, apiKey: string, method: string, body?: unknown)
  * keeps each device's secret in `file`, so devices log in with their own credentials and the broker
  * enforces them. Devices that exist already (a re-run without the file) get their secret rotated.
  */
-export async function registerFleet(options: { registryUrl: string; apiKey: string; ids: string[]; file: string }): Promise<Record<string, string>> {
+export async function registerFleet(options: {
+  registryUrl: string;
+  apiKey: string;
+  ids: string[];
+  file: string;
+}): Promise<Record<string, string>> {
   const known: Record<string, string> = existsSync(options.file) ? JSON.parse(readFileSync(options.file, 'utf8')) : {};
   const missing = options.ids.filter((id) => !known[id]);
   if (missing.length === 0) return pick(known, options.ids);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmitter } from '../../shared/emitter.js';
-import { AppError, DependencyUnavailableError } from '../../shared/errors.js';
+import { type AppError, DependencyUnavailableError } from '../../shared/errors.js';
 import { createMongo, withMongo } from '../../shared/mongo.js';
 import { createRedis, withRedis } from '../../shared/redis.js';
 import { freePort } from '../support/ports.js';
-import { startSinkServer, type SinkServer } from '../support/sink-server.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../support/services.js';
+import { type SinkServer, startSinkServer } from '../support/sink-server.js';
 
 /** A port nothing listens on. */
 const closedPort = freePort;
@@ -40,14 +40,22 @@ describe('emitter', () => {
     await expect(down.emit({ type: 'x', data: {} })).rejects.toBeInstanceOf(DependencyUnavailableError);
     sink.respond = () => ({ status: 400 });
     const refused = createEmitter({ sink: sink.url, source: '/t' });
-    await expect(refused.emit({ type: 'x', data: {} })).rejects.toMatchObject({ status: 500, code: 'event_rejected_by_sink' });
+    await expect(refused.emit({ type: 'x', data: {} })).rejects.toMatchObject({
+      status: 500,
+      code: 'event_rejected_by_sink',
+    });
     sink.respond = () => ({ status: 202 });
   });
 });
 
 describe('store clients', () => {
   it('connect lazily once and are reused', async () => {
-    const mongo = createMongo(MONGODB_URL, uniqueName('db').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60));
+    const mongo = createMongo(
+      MONGODB_URL,
+      uniqueName('db')
+        .replace(/[^A-Za-z0-9_-]/g, '_')
+        .slice(0, 60),
+    );
     const [a, b] = await Promise.all([mongo.db(), mongo.db()]);
     expect(a.databaseName).toBe(b.databaseName);
     await a.collection('probe').insertOne({ _id: 'x' as never });

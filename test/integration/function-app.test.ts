@@ -1,20 +1,25 @@
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { CloudEvent, toBinaryMessage, toStructuredMessage, parseCloudEvent } from '../../shared/cloudevents.js';
+import { CloudEvent, parseCloudEvent, toBinaryMessage, toStructuredMessage } from '../../shared/cloudevents.js';
 import { DependencyUnavailableError, DomainRefusalError } from '../../shared/errors.js';
 import { createFunctionApp, eventRoute } from '../../shared/function-app.js';
 import { createLogger } from '../../shared/logger.js';
-import { createFunctionServer } from '../../shared/serve.js';
 import { createMongo } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
+import { createFunctionServer } from '../../shared/serve.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../support/services.js';
 
 // The shared function entry, served by the real functions framework over real HTTP.
 describe('createFunctionApp under the functions framework', () => {
   const name = uniqueName('fn');
-  const mongo = createMongo(MONGODB_URL, uniqueName('db').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60));
+  const mongo = createMongo(
+    MONGODB_URL,
+    uniqueName('db')
+      .replace(/[^A-Za-z0-9_-]/g, '_')
+      .slice(0, 60),
+  );
   const redis = createRedis(REDIS_URL);
   const handled: string[] = [];
   let server: Server;
@@ -37,12 +42,22 @@ describe('createFunctionApp under the functions framework', () => {
             if (data.n === 503) throw new DependencyUnavailableError('mongodb');
             if (data.n === 422) throw new DomainRefusalError('unknown_device', 'no such device');
             handled.push(event.id);
-            if (data.n === 7) return new CloudEvent({ id: `${event.id}-reply`, source: '/t', type: 'io.kiot.test.pong', data: { n: 8 } });
+            if (data.n === 7)
+              return new CloudEvent({
+                id: `${event.id}-reply`,
+                source: '/t',
+                type: 'io.kiot.test.pong',
+                data: { n: 8 },
+              });
           },
         }),
       ],
       routes: [
-        { method: 'POST', path: '/echo/:id', handle: async (req) => ({ status: 201, body: { id: req.params.id, body: req.body } }) },
+        {
+          method: 'POST',
+          path: '/echo/:id',
+          handle: async (req) => ({ status: 201, body: { id: req.params.id, body: req.body } }),
+        },
       ],
     });
     server = createFunctionServer(name, handler);
@@ -92,22 +107,40 @@ describe('createFunctionApp under the functions framework', () => {
   it('rejects an envelope without ce-id, an unknown type and an oversize event with 4xx', async () => {
     const noId = await fetch(base, {
       method: 'POST',
-      headers: { 'ce-specversion': '1.0', 'ce-type': 'io.kiot.test.ping', 'ce-source': '/t', 'content-type': 'application/json' },
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-type': 'io.kiot.test.ping',
+        'ce-source': '/t',
+        'content-type': 'application/json',
+      },
       body: '{"n":1}',
     });
     expect(noId.status).toBe(400);
     expect(await noId.json()).toMatchObject({ error: { code: 'invalid_cloudevent' } });
     const unknown = new CloudEvent({ id: 'u', source: '/t', type: 'io.kiot.other', data: {} });
     expect((await post('/', toBinaryMessage(unknown))).status).toBe(400);
-    const big = new CloudEvent({ id: 'big', source: '/t', type: 'io.kiot.test.ping', data: { n: 1, pad: 'x'.repeat(2000) } });
+    const big = new CloudEvent({
+      id: 'big',
+      source: '/t',
+      type: 'io.kiot.test.ping',
+      data: { n: 1, pad: 'x'.repeat(2000) },
+    });
     expect((await post('/', toBinaryMessage(big))).status).toBe(413);
   });
 
   it('serves app routes with JSON problems for malformed JSON, unknown routes and wrong methods', async () => {
-    const ok = await fetch(`${base}/echo/d-1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+    const ok = await fetch(`${base}/echo/d-1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":1}',
+    });
     expect(ok.status).toBe(201);
     expect(await ok.json()).toEqual({ id: 'd-1', body: { a: 1 } });
-    const malformed = await fetch(`${base}/echo/d-1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' });
+    const malformed = await fetch(`${base}/echo/d-1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":',
+    });
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toMatchObject({ error: { code: expect.any(String) } });
     const missing = await fetch(`${base}/nope`);

@@ -1,4 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { commandDispatchConfigSchema } from '../../functions/command-dispatch/config.js';
+import { configSchema as telemetryIngestConfigSchema } from '../../functions/telemetry-ingest/config.js';
 import { ConflictError, PreconditionFailedError } from '../../shared/errors.js';
 import { createMongo } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
@@ -8,13 +10,11 @@ import {
   createShadowStore,
   emptyShadow,
   SHADOWS_COLLECTION,
-  shadowKey,
-  updateShadow,
   type Shadow,
   type ShadowStore,
+  shadowKey,
+  updateShadow,
 } from '../../shared/shadow.js';
-import { commandDispatchConfigSchema } from '../../functions/command-dispatch/config.js';
-import { configSchema as telemetryIngestConfigSchema } from '../../functions/telemetry-ingest/config.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../support/services.js';
 
 // The contract of the one shadow store (shared/shadow.ts) that both writers use: telemetry-ingest merges
@@ -22,7 +22,12 @@ import { MONGODB_URL, REDIS_URL, uniqueName } from '../support/services.js';
 // the same Redis prefix and the same MongoDB database.
 describe('shared/shadow.ts: one shadow, two writers', () => {
   const redis = createRedis(REDIS_URL);
-  const mongo = createMongo(MONGODB_URL, uniqueName('shadow').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60));
+  const mongo = createMongo(
+    MONGODB_URL,
+    uniqueName('shadow')
+      .replace(/[^A-Za-z0-9_-]/g, '_')
+      .slice(0, 60),
+  );
   const prefix = uniqueName('ti');
   const limits = { maxBytes: 8192, maxDepth: 6 };
   const reports = createShadowStore(redis, mongo, prefix);
@@ -45,8 +50,14 @@ describe('shared/shadow.ts: one shadow, two writers', () => {
   it('interleaves reports and desired updates with one version line, in Redis and in MongoDB', async () => {
     const id = uniqueName('dev');
     const reported = await report(reports, id, { led: 'off', fw: 1 }, 1_000);
-    expect(reported).toMatchObject({ version: 1, reported: { led: 'off', fw: 1 }, timestamps: { reported: { '/led': 1_000, '/fw': 1_000 } } });
-    const desired = await updateShadow(desires, id, (s) => applyDesired(s, { led: 'on' }, 2_000, limits), { ifMatch: 1 });
+    expect(reported).toMatchObject({
+      version: 1,
+      reported: { led: 'off', fw: 1 },
+      timestamps: { reported: { '/led': 1_000, '/fw': 1_000 } },
+    });
+    const desired = await updateShadow(desires, id, (s) => applyDesired(s, { led: 'on' }, 2_000, limits), {
+      ifMatch: 1,
+    });
     expect(desired).toMatchObject({ version: 2, delta: { led: 'on' }, reported: { led: 'off', fw: 1 } });
     expect(await reports.load(id)).toEqual(desired);
     // The next report shrinks the delta; the desired side sees it.
@@ -78,7 +89,9 @@ describe('shared/shadow.ts: one shadow, two writers', () => {
     const id = uniqueName('dev');
     await Promise.all([
       ...Array.from({ length: 10 }, (_, i) => report(i % 2 === 0 ? reports : desires, id, { [`r${i}`]: i }, 1_000 + i)),
-      ...Array.from({ length: 6 }, (_, i) => updateShadow(i % 2 === 0 ? desires : reports, id, (s) => applyDesired(s, { [`d${i}`]: i }, 2_000 + i, limits))),
+      ...Array.from({ length: 6 }, (_, i) =>
+        updateShadow(i % 2 === 0 ? desires : reports, id, (s) => applyDesired(s, { [`d${i}`]: i }, 2_000 + i, limits)),
+      ),
     ]);
     const shadow = await reports.load(id);
     expect(shadow.version).toBe(16);
@@ -99,7 +112,9 @@ describe('shared/shadow.ts: one shadow, two writers', () => {
   it('writes nothing when the change throws (a report over the size limit)', async () => {
     const id = uniqueName('dev');
     await report(reports, id, { a: 1 }, 1_000);
-    const tooBig = updateShadow(reports, id, (s) => applyReport(s, { blob: 'x'.repeat(100) }, 2_000, { maxBytes: 64, maxDepth: 6 }));
+    const tooBig = updateShadow(reports, id, (s) =>
+      applyReport(s, { blob: 'x'.repeat(100) }, 2_000, { maxBytes: 64, maxDepth: 6 }),
+    );
     await expect(tooBig).rejects.toMatchObject({ status: 400, code: 'shadow_too_large' });
     expect(await reports.load(id)).toMatchObject({ version: 1, reported: { a: 1 } });
     expect(await durable(id)).toMatchObject({ version: 1 });
@@ -110,7 +125,9 @@ describe('shared/shadow.ts: one shadow, two writers', () => {
     const newer = await report(reports, id, { a: 2 }, 2_000);
     // A store whose writes always lose (another instance is always faster).
     const losing: ShadowStore = { ...reports, compareAndSet: async () => false };
-    await expect(updateShadow(losing, id, (s) => applyReport(s, { a: 3 }, 3_000, limits), { attempts: 2 })).rejects.toBeInstanceOf(ConflictError);
+    await expect(
+      updateShadow(losing, id, (s) => applyReport(s, { a: 3 }, 3_000, limits), { attempts: 2 }),
+    ).rejects.toBeInstanceOf(ConflictError);
     const older: Shadow = { ...newer, version: 0, reported: { a: 1 } };
     await reports.persist(older);
     expect(await durable(id)).toMatchObject({ version: 1, reported: { a: 2 } });

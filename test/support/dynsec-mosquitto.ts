@@ -1,4 +1,4 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
@@ -10,8 +10,10 @@ import { freePort, waitForPort } from './ports.js';
  * A PRIVATE Mosquitto with the dynamic-security plugin, on a free loopback port in a temp dir, for tests
  * that create broker clients and roles or stop the broker. Never the shared test broker.
  */
-export const DYNSEC_PLUGIN = process.env.MOSQUITTO_DYNSEC_PLUGIN ?? '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
-const MOSQUITTO = process.env.MOSQUITTO_BIN ?? (existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto');
+export const DYNSEC_PLUGIN =
+  process.env.MOSQUITTO_DYNSEC_PLUGIN ?? '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
+const MOSQUITTO =
+  process.env.MOSQUITTO_BIN ?? (existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto');
 
 export interface DynsecMosquitto {
   url: string;
@@ -23,7 +25,6 @@ export interface DynsecMosquitto {
   start(): Promise<void>;
   close(): Promise<void>;
 }
-
 
 export async function startDynsecMosquitto(options: { adminPassword?: string } = {}): Promise<DynsecMosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'kiot-dynsec-'));

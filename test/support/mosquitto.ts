@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
+
 export { freePort };
 
 /** A private Mosquitto for tests that stop or restart the broker (CONTRIBUTING: never the shared one). */
@@ -28,8 +29,6 @@ export interface MosquittoOptions {
   extraConfig?: string[];
   binary?: string;
 }
-
-
 
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<PrivateMosquitto> {
   const binary = options.binary ?? process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isCloudEventRequest, parseCloudEvent, type CloudEvent } from '../../shared/cloudevents.js';
+import { type CloudEvent, isCloudEventRequest, parseCloudEvent } from '../../shared/cloudevents.js';
 
 export interface ReceivedRequest {
   method: string;
@@ -63,10 +63,11 @@ export async function startSinkServer(port = 0): Promise<SinkServer> {
         waiters.add(check);
       });
     },
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -74,7 +75,13 @@ export async function startSinkServer(port = 0): Promise<SinkServer> {
     req.on('end', () => {
       const headers = headerRecord(req);
       const body = Buffer.concat(chunks);
-      const received: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '/', headers, body, at: Date.now() };
+      const received: ReceivedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '/',
+        headers,
+        body,
+        at: Date.now(),
+      };
       if (isCloudEventRequest(headers)) {
         try {
           received.event = parseCloudEvent(headers, body);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { CloudEvent, isCloudEventRequest, parseCloudEvent, toBinaryMessage, toStructuredMessage } from '../../shared/cloudevents.js';
+import {
+  CloudEvent,
+  isCloudEventRequest,
+  parseCloudEvent,
+  toBinaryMessage,
+  toStructuredMessage,
+} from '../../shared/cloudevents.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { backoffDelayMs, deliveryVerdict } from '../../shared/event-transport.js';
 
@@ -35,7 +41,9 @@ describe('parseCloudEvent', () => {
 
   it('rejects a structured envelope without id, and one that is not JSON', () => {
     const headers = { 'content-type': 'application/cloudevents+json' };
-    expect(() => parseCloudEvent(headers, JSON.stringify({ source: '/s', type: 't', specversion: '1.0' }))).toThrow(/id/);
+    expect(() => parseCloudEvent(headers, JSON.stringify({ source: '/s', type: 't', specversion: '1.0' }))).toThrow(
+      /id/,
+    );
     expect(() => parseCloudEvent(headers, '{not json')).toThrow(InvalidInputError);
   });
 
@@ -43,13 +51,24 @@ describe('parseCloudEvent', () => {
     const event = new CloudEvent({ id: 'x', source: '/a', type: 'b', subject: 's', data: { n: 1 }, kiotextra: 'v' });
     for (const message of [toBinaryMessage(event), toStructuredMessage(event)]) {
       expect(isCloudEventRequest(message.headers)).toBe(true);
-      expect(parseCloudEvent(message.headers, message.body)).toMatchObject({ id: 'x', subject: 's', data: { n: 1 }, kiotextra: 'v' });
+      expect(parseCloudEvent(message.headers, message.body)).toMatchObject({
+        id: 'x',
+        subject: 's',
+        data: { n: 1 },
+        kiotextra: 'v',
+      });
     }
   });
 
   it('keeps binary data as bytes in binary mode', () => {
     const bytes = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x41]);
-    const event = new CloudEvent({ id: 'b', source: '/a', type: 'b', datacontenttype: 'application/octet-stream', data: bytes });
+    const event = new CloudEvent({
+      id: 'b',
+      source: '/a',
+      type: 'b',
+      datacontenttype: 'application/octet-stream',
+      data: bytes,
+    });
     const message = toBinaryMessage(event);
     expect(Buffer.isBuffer(message.body)).toBe(true);
     expect(Buffer.compare(message.body as Buffer, bytes)).toBe(0);
@@ -63,10 +82,15 @@ describe('parseCloudEvent', () => {
 });
 
 describe('delivery rules', () => {
-  it.each([[202, 'delivered'], [204, 'delivered'], [400, 'permanent'], [422, 'permanent'], [404, 'retry'], [429, 'retry'], [503, 'retry']] as const)(
-    '%i → %s',
-    (status, verdict) => expect(deliveryVerdict(status)).toBe(verdict),
-  );
+  it.each([
+    [202, 'delivered'],
+    [204, 'delivered'],
+    [400, 'permanent'],
+    [422, 'permanent'],
+    [404, 'retry'],
+    [429, 'retry'],
+    [503, 'retry'],
+  ] as const)('%i → %s', (status, verdict) => expect(deliveryVerdict(status)).toBe(verdict));
 
   it('computes Knative backoff: exponential delay*2^n, linear delay*n, capped', () => {
     expect([1, 2, 3].map((n) => backoffDelayMs({ policy: 'exponential', baseMs: 100 }, n))).toEqual([200, 400, 800]);

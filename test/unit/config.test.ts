@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, baseConfigSchema, loadConfig, mongoFields, sinkFields } from '../../shared/config.js';
+import { baseConfigSchema, ConfigError, loadConfig, mongoFields, sinkFields } from '../../shared/config.js';
 
 const schema = baseConfigSchema.extend({ ...mongoFields, ...sinkFields });
 
 describe('loadConfig', () => {
   it('applies defaults and coerces numbers', () => {
-    const config = loadConfig(schema, { MONGODB_URL: 'mongodb://127.0.0.1:27017', K_SINK: 'http://127.0.0.1:1/', PORT: '9090' });
+    const config = loadConfig(schema, {
+      MONGODB_URL: 'mongodb://127.0.0.1:27017',
+      K_SINK: 'http://127.0.0.1:1/',
+      PORT: '9090',
+    });
     expect(config).toMatchObject({ PORT: 9090, LOG_LEVEL: 'info', MONGODB_DB: 'kiot' });
   });
 

@@ -7,13 +7,13 @@ import {
   DomainRefusalError,
   ForbiddenError,
   InvalidInputError,
+  isRetryableStatus,
   NotFoundError,
   PayloadTooLargeError,
   PreconditionFailedError,
   RateLimitedError,
-  UnauthorizedError,
-  isRetryableStatus,
   toProblem,
+  UnauthorizedError,
 } from '../../shared/errors.js';
 
 describe('toProblem: the one mapping from errors to HTTP, by Knative retry rules', () => {
@@ -55,8 +55,15 @@ describe('toProblem: the one mapping from errors to HTTP, by Knative retry rules
     expect(toProblem(new UnauthorizedError()).headers['www-authenticate']).toBe('Bearer');
   });
 
-  it.each([[200, false], [400, false], [404, true], [408, true], [409, true], [410, false], [429, true], [500, true], [503, true]])(
-    'status %i retryable=%s',
-    (status, retryable) => expect(isRetryableStatus(status)).toBe(retryable),
-  );
+  it.each([
+    [200, false],
+    [400, false],
+    [404, true],
+    [408, true],
+    [409, true],
+    [410, false],
+    [429, true],
+    [500, true],
+    [503, true],
+  ])('status %i retryable=%s', (status, retryable) => expect(isRetryableStatus(status)).toBe(retryable));
 });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { applyReport, checkStatePatch, computeDelta, emptyShadow, mergePatch, touchTimestamps } from '../../shared/shadow.js';
+import {
+  applyReport,
+  checkStatePatch,
+  computeDelta,
+  emptyShadow,
+  mergePatch,
+  touchTimestamps,
+} from '../../shared/shadow.js';
 
 describe('shared/shadow.ts: state logic', () => {
   it('merges as RFC 7386 says (its appendix A examples)', () => {
@@ -27,7 +34,9 @@ describe('shared/shadow.ts: state logic', () => {
   });
 
   it('computes the delta of desired against reported', () => {
-    expect(computeDelta({ a: 1, b: { c: 2, d: 3 }, e: [1] }, { a: 1, b: { c: 2, d: 4 }, e: [1] })).toEqual({ b: { d: 3 } });
+    expect(computeDelta({ a: 1, b: { c: 2, d: 3 }, e: [1] }, { a: 1, b: { c: 2, d: 4 }, e: [1] })).toEqual({
+      b: { d: 3 },
+    });
     expect(computeDelta({ a: { b: 1 } }, { a: 5 })).toEqual({ a: { b: 1 } });
   });
 

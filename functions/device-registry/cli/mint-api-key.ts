@@ -9,11 +9,18 @@ import { mintApiKey } from '../../../shared/api-keys.js';
 export async function mintApiKeyCli(argv: string[], write: (line: string) => void): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { id: { type: 'string' }, scopes: { type: 'string', default: '*' }, append: { type: 'string', default: '[]' } },
+    options: {
+      id: { type: 'string' },
+      scopes: { type: 'string', default: '*' },
+      append: { type: 'string', default: '[]' },
+    },
   });
   if (!values.id) throw new Error('usage: mint-api-key --id <keyId> [--scopes a:b,c:d|*] [--append <API_KEYS json>]');
   const existing = JSON.parse(values.append ?? '[]') as { id: string }[];
-  const { key, entry } = await mintApiKey(values.id, (values.scopes ?? '*').split(',').map((scope) => scope.trim()));
+  const { key, entry } = await mintApiKey(
+    values.id,
+    (values.scopes ?? '*').split(',').map((scope) => scope.trim()),
+  );
   write(`API_KEY=${key}`);
   write(`API_KEYS=${JSON.stringify([...existing.filter((other) => other.id !== entry.id), entry])}`);
 }

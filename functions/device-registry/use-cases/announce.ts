@@ -1,6 +1,6 @@
-import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
-import { pendingEvent, type Pending, type PendingEvent } from '../outbox.js';
+import type { RegistryDevice } from '../device-repository.js';
+import { type Pending, type PendingEvent, pendingEvent } from '../outbox.js';
 import { toView } from '../view.js';
 
 export const DEVICE_REGISTERED = 'io.kiot.device.registered';
@@ -11,7 +11,12 @@ export const DEVICE_DELETED = 'io.kiot.device.deleted';
  * The event a change causes (subject = device id, data = the device as the change leaves it), built before
  * the write so that the write itself stores it in the document's outbox (outbox.ts).
  */
-export function deviceEvent(type: string, after: RegistryDevice, at: Date, extra: Record<string, unknown> = {}): PendingEvent {
+export function deviceEvent(
+  type: string,
+  after: RegistryDevice,
+  at: Date,
+  extra: Record<string, unknown> = {},
+): PendingEvent {
   return pendingEvent(type, after._id, { ...toView(after), ...extra }, at);
 }
 

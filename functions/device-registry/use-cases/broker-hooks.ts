@@ -1,6 +1,6 @@
 import { verifySecret } from '../../../shared/secrets.js';
-import { passwordDigest, type CachedStatus } from '../auth-cache.js';
-import { accessDecision, connectDecision, isDeviceUsername, type HookAction } from '../broker-policy.js';
+import { type CachedStatus, passwordDigest } from '../auth-cache.js';
+import { accessDecision, connectDecision, type HookAction, isDeviceUsername } from '../broker-policy.js';
 import type { RegistryDeps } from '../deps.js';
 
 /**
@@ -10,7 +10,10 @@ import type { RegistryDeps } from '../deps.js';
  * fleet claim client) to the next authenticator in EMQX's chain. Answers come from the registry and are
  * cached in Redis for AUTH_CACHE_TTL_SECONDS; rotate, disable and delete drop the device's cache entry.
  */
-export async function authenticate(input: { clientid: string; username: string; password: string }, deps: RegistryDeps) {
+export async function authenticate(
+  input: { clientid: string; username: string; password: string },
+  deps: RegistryDeps,
+) {
   const { clientid, username, password } = input;
   if (!isDeviceUsername(username)) return { result: 'ignore' as const, is_superuser: false };
   const digest = passwordDigest(clientid, password);
@@ -23,11 +26,18 @@ export async function authenticate(input: { clientid: string; username: string; 
     secretMatches = device && status !== 'missing' ? await verifySecret(password, device.credential.hash) : false;
     await deps.authCache.store(username, status, status === 'missing' ? undefined : { digest, allowed: secretMatches });
   }
-  const result = connectDecision({ status, clientIdMatches: clientid === username, secretMatches: secretMatches === true });
+  const result = connectDecision({
+    status,
+    clientIdMatches: clientid === username,
+    secretMatches: secretMatches === true,
+  });
   return { result, is_superuser: false };
 }
 
-export async function authorize(input: { clientid: string; username: string; topic: string; action: HookAction }, deps: RegistryDeps) {
+export async function authorize(
+  input: { clientid: string; username: string; topic: string; action: HookAction },
+  deps: RegistryDeps,
+) {
   const { clientid, username, topic, action } = input;
   if (!isDeviceUsername(username)) return { result: 'ignore' as const };
   let status = (await deps.authCache.lookup(username)).status;

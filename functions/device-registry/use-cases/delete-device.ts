@@ -1,6 +1,6 @@
 import { DependencyUnavailableError } from '../../../shared/errors.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
-import { DEVICE_DELETED, announce, deviceEvent } from './announce.js';
+import { announce, DEVICE_DELETED, deviceEvent } from './announce.js';
 import { loadDevice } from './query-devices.js';
 
 /**

@@ -1,5 +1,5 @@
-import { NotFoundError } from '../../../shared/errors.js';
 import type { DeviceTypeDocument, TelemetrySchema } from '../../../shared/devices.js';
+import { NotFoundError } from '../../../shared/errors.js';
 import type { RegistryDeps } from '../deps.js';
 
 /** The telemetry schema of a device type, read by telemetry-ingest through shared/devices.ts. */

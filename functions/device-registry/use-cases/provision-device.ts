@@ -4,7 +4,7 @@ import { ConflictError } from '../../../shared/errors.js';
 import { verifySecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { RequestDocument, TokenDocument } from '../provisioning-repository.js';
-import { openReply, replyKeyDigest, sealCredential, sealReply, type SealedCredential } from '../reply-crypto.js';
+import { openReply, replyKeyDigest, type SealedCredential, sealCredential, sealReply } from '../reply-crypto.js';
 import type { ProvisioningRequest } from '../schema.js';
 import { parseClaimToken } from './provisioning-tokens.js';
 import { registerDevice } from './register-device.js';
@@ -32,7 +32,13 @@ export type RefusalReason = 'invalid' | 'expired' | 'used_up' | 'id_taken' | 're
  * Refused: `{ "status": "refused", "requestId": "…", "error": { "code": RefusalReason, "message": "…" } }`.
  */
 export type ProvisioningReply =
-  | { status: 'accepted'; requestId: string; deviceId: string; mqtt: { username: string; clientId: string; topicPrefix: string }; credential: SealedCredential }
+  | {
+      status: 'accepted';
+      requestId: string;
+      deviceId: string;
+      mqtt: { username: string; clientId: string; topicPrefix: string };
+      credential: SealedCredential;
+    }
   | { status: 'refused'; requestId: string; error: { code: RefusalReason; message: string } };
 
 /**
@@ -50,17 +56,31 @@ export type ProvisioningReply =
  * registering and storing the reply leaves no sealed reply; then the replay (same key) rotates the secret of
  * that same device and answers with the new one.
  */
-export async function provisionDevice(requestId: string, request: ProvisioningRequest, deps: RegistryDeps, ctx: Ctx): Promise<ProvisioningReply> {
+export async function provisionDevice(
+  requestId: string,
+  request: ProvisioningRequest,
+  deps: RegistryDeps,
+  ctx: Ctx,
+): Promise<ProvisioningReply> {
   const reply = (await replay(requestId, request, deps, ctx)) ?? (await provisionAnew(requestId, request, deps, ctx));
   await publishReply(requestId, reply, deps);
   return reply;
 }
 
-async function replay(requestId: string, request: ProvisioningRequest, deps: RegistryDeps, ctx: Ctx): Promise<ProvisioningReply | undefined> {
+async function replay(
+  requestId: string,
+  request: ProvisioningRequest,
+  deps: RegistryDeps,
+  ctx: Ctx,
+): Promise<ProvisioningReply | undefined> {
   const known = await deps.provisioning.findRequest(requestId, deps.now());
   if (!known) return undefined;
   if (known.replyKeyDigest !== keyDigest(request)) {
-    return refuse(requestId, 'request_id_used', 'this request id is taken by a request with another replyKey: use a fresh request id with every fresh replyKey');
+    return refuse(
+      requestId,
+      'request_id_used',
+      'this request id is taken by a request with another replyKey: use a fresh request id with every fresh replyKey',
+    );
   }
   if (known.state === 'answered' && known.reply) {
     const opened = openReply(deps.replyKey, requestId, known.reply);
@@ -73,7 +93,12 @@ async function replay(requestId: string, request: ProvisioningRequest, deps: Reg
 }
 
 /** A request whose earlier attempt stopped after taking a token use (e.g. the broker was down). */
-async function resume(known: RequestDocument, request: ProvisioningRequest, deps: RegistryDeps, ctx: Ctx): Promise<ProvisioningReply> {
+async function resume(
+  known: RequestDocument,
+  request: ProvisioningRequest,
+  deps: RegistryDeps,
+  ctx: Ctx,
+): Promise<ProvisioningReply> {
   const existing = await deps.devices.find(known.deviceId);
   if (existing?.brokerSynced !== false && existing?.provisionedBy?.requestId === known._id) {
     const rotated = await rotateCredentials(known.deviceId, deps, ctx);
@@ -83,7 +108,12 @@ async function resume(known: RequestDocument, request: ProvisioningRequest, deps
   return register(known, token, request, deps, ctx);
 }
 
-async function provisionAnew(requestId: string, request: ProvisioningRequest, deps: RegistryDeps, ctx: Ctx): Promise<ProvisioningReply> {
+async function provisionAnew(
+  requestId: string,
+  request: ProvisioningRequest,
+  deps: RegistryDeps,
+  ctx: Ctx,
+): Promise<ProvisioningReply> {
   const checked = await checkToken(request.claimToken, deps);
   if ('code' in checked) return refuse(requestId, checked.code, checked.message);
   const now = deps.now();
@@ -97,19 +127,35 @@ async function provisionAnew(requestId: string, request: ProvisioningRequest, de
     expiresAt: new Date(now.getTime() + deps.replaySeconds * 1_000),
   };
   // A concurrent delivery of the same request holds it: 409 is retried, and the retry replays its answer.
-  if (!(await deps.provisioning.insertRequest(known))) throw new ConflictError(`provisioning request ${requestId} is in progress`);
+  if (!(await deps.provisioning.insertRequest(known)))
+    throw new ConflictError(`provisioning request ${requestId} is in progress`);
   if (!(await deps.provisioning.consumeToken(checked._id, now))) {
     await deps.provisioning.removeRequest(requestId);
     const again = await checkToken(request.claimToken, deps);
-    return 'code' in again ? refuse(requestId, again.code, again.message) : refuse(requestId, 'used_up', 'the claim token has no uses left');
+    return 'code' in again
+      ? refuse(requestId, again.code, again.message)
+      : refuse(requestId, 'used_up', 'the claim token has no uses left');
   }
   return register(known, checked, request, deps, ctx);
 }
 
-async function register(known: RequestDocument, token: TokenDocument | undefined, request: ProvisioningRequest, deps: RegistryDeps, ctx: Ctx): Promise<ProvisioningReply> {
+async function register(
+  known: RequestDocument,
+  token: TokenDocument | undefined,
+  request: ProvisioningRequest,
+  deps: RegistryDeps,
+  ctx: Ctx,
+): Promise<ProvisioningReply> {
   try {
     const registered = await registerDevice(
-      { id: known.deviceId, name: request.name, type: token?.type, tags: token?.tags ?? [], metadata: request.metadata ?? {}, status: 'active' },
+      {
+        id: known.deviceId,
+        name: request.name,
+        type: token?.type,
+        tags: token?.tags ?? [],
+        metadata: request.metadata ?? {},
+        status: 'active',
+      },
       deps,
       ctx,
       { provisionedBy: { tokenId: known.tokenId, requestId: known._id } },
@@ -128,8 +174,10 @@ type TokenCheck = TokenDocument | { code: RefusalReason; message: string };
 async function checkToken(claimToken: string, deps: RegistryDeps): Promise<TokenCheck> {
   const parsed = parseClaimToken(claimToken);
   const token = parsed && (await deps.provisioning.findToken(parsed.tokenId));
-  if (!parsed || !token || !(await verifySecret(parsed.secret, token.hash))) return { code: 'invalid', message: 'the claim token is not valid' };
-  if (token.expiresAt <= deps.now()) return { code: 'expired', message: `the claim token expired at ${token.expiresAt.toISOString()}` };
+  if (!parsed || !token || !(await verifySecret(parsed.secret, token.hash)))
+    return { code: 'invalid', message: 'the claim token is not valid' };
+  if (token.expiresAt <= deps.now())
+    return { code: 'expired', message: `the claim token expired at ${token.expiresAt.toISOString()}` };
   if (token.remaining <= 0) return { code: 'used_up', message: 'the claim token has no uses left' };
   return token;
 }
@@ -157,7 +205,11 @@ function refuse(requestId: string, code: RefusalReason, message: string): Provis
 
 /** A request the schema refuses (no claim token, a bad id): the device is told, nothing is stored. */
 export async function refuseInvalidRequest(requestId: string, error: z.ZodError, deps: RegistryDeps): Promise<void> {
-  const reply = refuse(requestId, 'invalid_request', error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; '));
+  const reply = refuse(
+    requestId,
+    'invalid_request',
+    error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; '),
+  );
   await publishReply(requestId, reply, deps);
 }
 

@@ -26,5 +26,10 @@ export async function createProvisioningToken(input: CreateTokenInput, deps: Reg
     createdAt: now,
   };
   await deps.provisioning.insertToken(token);
-  return { id: tokenId, token: `kpt_${tokenId}_${secret}`, expiresAt: token.expiresAt.toISOString(), maxUses: token.maxUses };
+  return {
+    id: tokenId,
+    token: `kpt_${tokenId}_${secret}`,
+    expiresAt: token.expiresAt.toISOString(),
+    maxUses: token.maxUses,
+  };
 }

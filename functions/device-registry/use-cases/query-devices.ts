@@ -1,6 +1,6 @@
 import { InvalidInputError, NotFoundError } from '../../../shared/errors.js';
-import type { RegistryDevice } from '../device-repository.js';
 import type { RegistryDeps } from '../deps.js';
+import type { RegistryDevice } from '../device-repository.js';
 import type { DeviceView, ListQuery } from '../schema.js';
 import { toView } from '../view.js';
 
@@ -28,10 +28,17 @@ export function decodeCursor(cursor: string): string {
   throw new InvalidInputError('the cursor is not one this API gave out', undefined, 'invalid_cursor');
 }
 
-export async function listDevices(query: ListQuery, deps: RegistryDeps): Promise<{ items: DeviceView[]; nextCursor?: string }> {
+export async function listDevices(
+  query: ListQuery,
+  deps: RegistryDeps,
+): Promise<{ items: DeviceView[]; nextCursor?: string }> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   // One more than asked tells whether another page exists without a count.
-  const found = await deps.devices.list({ type: query.type, tag: query.tag, status: query.status }, after, query.limit + 1);
+  const found = await deps.devices.list(
+    { type: query.type, tag: query.tag, status: query.status },
+    after,
+    query.limit + 1,
+  );
   const page = found.slice(0, query.limit);
   const items = page.filter((device) => device.brokerSynced !== false).map(toView);
   const last = page[page.length - 1];

@@ -1,9 +1,9 @@
-import { generateSecret, hashSecret } from '../../../shared/secrets.js';
 import { zodIssues } from '../../../shared/errors.js';
-import type { RegistryDevice } from '../device-repository.js';
+import { generateSecret, hashSecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
+import type { RegistryDevice } from '../device-repository.js';
 import type { PendingEvent } from '../outbox.js';
-import { registerDeviceSchema, type RegisterDeviceInput } from '../schema.js';
+import { type RegisterDeviceInput, registerDeviceSchema } from '../schema.js';
 import { DEVICE_REGISTERED, deviceEvent } from './announce.js';
 import { forgetAbsence, newDevice, syncBroker } from './register-device.js';
 
@@ -21,7 +21,11 @@ export interface BulkItemResult {
  * (scrypt on the libuv threadpool) → one unordered insertMany (duplicate keys map back to their items) →
  * the broker in chunks → mark synced → announce.
  */
-export async function registerBulk(items: unknown[], deps: RegistryDeps, ctx: Ctx): Promise<{ created: number; results: BulkItemResult[] }> {
+export async function registerBulk(
+  items: unknown[],
+  deps: RegistryDeps,
+  ctx: Ctx,
+): Promise<{ created: number; results: BulkItemResult[] }> {
   const results: BulkItemResult[] = [];
   const valid = validateItems(items, results);
   const secrets = valid.map(() => generateSecret());
@@ -49,7 +53,11 @@ export async function registerBulk(items: unknown[], deps: RegistryDeps, ctx: Ct
     return { id: device._id, event: deviceEvent(DEVICE_REGISTERED, device, now) };
   });
   await deps.devices.markSynced(synced);
-  await forgetAbsence(created.map((device) => device._id), deps, ctx);
+  await forgetAbsence(
+    created.map((device) => device._id),
+    deps,
+    ctx,
+  );
   await announceAll(synced, deps, ctx);
   results.sort((a, b) => a.index - b.index);
   return { created: created.length, results };

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../../../shared/errors.js';
 import { generateSecret, hashSecret } from '../../../shared/secrets.js';
-import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
+import type { RegistryDevice } from '../device-repository.js';
 import type { DeviceView, RegisterDeviceInput } from '../schema.js';
 import { toView } from '../view.js';
-import { DEVICE_REGISTERED, announce, deviceEvent } from './announce.js';
+import { announce, DEVICE_REGISTERED, deviceEvent } from './announce.js';
 
 /** How long an unsynced registration is left to its own request before a retry may take the id over. */
 export const PENDING_TAKEOVER_MS = 30_000;
@@ -26,7 +26,12 @@ export interface RegisterOptions {
  * If the broker is down the document is removed again and the caller gets 503: the secret was never shown,
  * so nothing can use a half-made device.
  */
-export async function registerDevice(input: RegisterDeviceInput, deps: RegistryDeps, ctx: Ctx, options: RegisterOptions = {}): Promise<Registered> {
+export async function registerDevice(
+  input: RegisterDeviceInput,
+  deps: RegistryDeps,
+  ctx: Ctx,
+  options: RegisterOptions = {},
+): Promise<Registered> {
   const secret = generateSecret();
   const device = newDevice(input, await hashSecret(secret, { N: deps.scryptN }), deps.now(), options);
   await claimId(device, deps, options);
@@ -39,7 +44,12 @@ export async function registerDevice(input: RegisterDeviceInput, deps: RegistryD
   return { device: toView(device), secret };
 }
 
-export function newDevice(input: RegisterDeviceInput, hash: string, now: Date, options: RegisterOptions = {}): RegistryDevice {
+export function newDevice(
+  input: RegisterDeviceInput,
+  hash: string,
+  now: Date,
+  options: RegisterOptions = {},
+): RegistryDevice {
   return {
     _id: input.id ?? randomUUID(),
     ...(input.name === undefined ? {} : { name: input.name }),
@@ -65,9 +75,17 @@ async function claimId(device: RegistryDevice, deps: RegistryDeps, options: Regi
   if (await deps.devices.insert(device)) return;
   if (await deps.devices.claimTombstone(device)) return;
   const existing = await deps.devices.find(device._id);
-  const own = existing?.provisionedBy?.requestId !== undefined && existing.provisionedBy.requestId === options.provisionedBy?.requestId;
-  const abandoned = existing?.brokerSynced === false && (own || device.createdAt.getTime() - existing.updatedAt.getTime() > PENDING_TAKEOVER_MS);
-  if (existing && abandoned && (await deps.devices.replaceUnsynced(existing, { ...device, version: existing.version + 1 }))) {
+  const own =
+    existing?.provisionedBy?.requestId !== undefined &&
+    existing.provisionedBy.requestId === options.provisionedBy?.requestId;
+  const abandoned =
+    existing?.brokerSynced === false &&
+    (own || device.createdAt.getTime() - existing.updatedAt.getTime() > PENDING_TAKEOVER_MS);
+  if (
+    existing &&
+    abandoned &&
+    (await deps.devices.replaceUnsynced(existing, { ...device, version: existing.version + 1 }))
+  ) {
     device.version = existing.version + 1;
     return;
   }
@@ -77,7 +95,9 @@ async function claimId(device: RegistryDevice, deps: RegistryDeps, options: Regi
 /** Creates the broker clients; on failure removes the unsynced documents again and rethrows (503). */
 export async function syncBroker(devices: RegistryDevice[], secrets: string[], deps: RegistryDeps): Promise<void> {
   try {
-    await deps.broker.provision(devices.map((device, i) => ({ id: device._id, secret: secrets[i]!, enabled: device.status === 'active' })));
+    await deps.broker.provision(
+      devices.map((device, i) => ({ id: device._id, secret: secrets[i]!, enabled: device.status === 'active' })),
+    );
   } catch (error) {
     await deps.devices.removeUnsynced(devices.map((device) => device._id)).catch(() => undefined);
     throw error;
@@ -86,5 +106,7 @@ export async function syncBroker(devices: RegistryDevice[], secrets: string[], d
 
 /** A broker hook may have cached "no such device" for this id; a new device must not wait out that TTL. */
 export async function forgetAbsence(ids: string[], deps: RegistryDeps, ctx: Ctx): Promise<void> {
-  await deps.authCache.invalidate(ids).catch((error: unknown) => ctx.logger.warn({ err: error }, 'auth cache not invalidated'));
+  await deps.authCache
+    .invalidate(ids)
+    .catch((error: unknown) => ctx.logger.warn({ err: error }, 'auth cache not invalidated'));
 }

@@ -2,7 +2,7 @@ import { DependencyUnavailableError } from '../../../shared/errors.js';
 import { generateSecret, hashSecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import { toView } from '../view.js';
-import { DEVICE_UPDATED, announce, deviceEvent } from './announce.js';
+import { announce, DEVICE_UPDATED, deviceEvent } from './announce.js';
 import { loadDevice } from './query-devices.js';
 import type { Registered } from './register-device.js';
 
@@ -21,7 +21,9 @@ export async function rotateCredentials(id: string, deps: RegistryDeps, ctx: Ctx
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const current = attempt === 0 ? device : await loadDevice(id, deps);
     const set = { credential: { hash, rotatedAt: now }, updatedAt: now };
-    const event = deviceEvent(DEVICE_UPDATED, { ...current, ...set, version: current.version + 1 }, now, { changed: ['credential'] });
+    const event = deviceEvent(DEVICE_UPDATED, { ...current, ...set, version: current.version + 1 }, now, {
+      changed: ['credential'],
+    });
     const updated = await deps.devices.update(id, current.version, set, event);
     if (updated) {
       await deps.authCache.invalidate([id]);

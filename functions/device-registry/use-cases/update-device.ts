@@ -1,8 +1,8 @@
 import { PreconditionFailedError } from '../../../shared/errors.js';
-import type { RegistryDevice } from '../device-repository.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
+import type { RegistryDevice } from '../device-repository.js';
 import type { UpdateDeviceInput } from '../schema.js';
-import { DEVICE_UPDATED, announce, deviceEvent } from './announce.js';
+import { announce, DEVICE_UPDATED, deviceEvent } from './announce.js';
 import { loadDevice } from './query-devices.js';
 
 /**
@@ -23,13 +23,17 @@ export async function updateDevice(
   const now = deps.now();
   const set = { ...input.patch, updatedAt: now };
   // The event is stored by the update itself (outbox.ts), so it describes the version this write makes.
-  const event = deviceEvent(DEVICE_UPDATED, { ...current, ...set, version: input.version + 1 }, now, { changed: Object.keys(input.patch) });
+  const event = deviceEvent(DEVICE_UPDATED, { ...current, ...set, version: input.version + 1 }, now, {
+    changed: Object.keys(input.patch),
+  });
   const updated = await deps.devices.update(current._id, input.version, set, event);
   if (!updated) {
     // Someone else changed it between our read and our write: put the broker back to what the registry says.
     const fresh = await loadDevice(input.id, deps);
     if (status !== undefined) await deps.broker.setEnabled(fresh._id, fresh.status === 'active');
-    throw new PreconditionFailedError(`device ${fresh._id} changed meanwhile, now at version ${fresh.version}`, { version: fresh.version });
+    throw new PreconditionFailedError(`device ${fresh._id} changed meanwhile, now at version ${fresh.version}`, {
+      version: fresh.version,
+    });
   }
   if (status === 'active') await deps.broker.setEnabled(updated._id, true);
   if (status !== undefined) await deps.authCache.invalidate([updated._id]);
@@ -39,6 +43,8 @@ export async function updateDevice(
 
 function assertVersion(device: RegistryDevice, version: number): void {
   if (device.version !== version) {
-    throw new PreconditionFailedError(`device ${device._id} is at version ${device.version}, not ${version}`, { version: device.version });
+    throw new PreconditionFailedError(`device ${device._id} is at version ${device.version}, not ${version}`, {
+      version: device.version,
+    });
   }
 }

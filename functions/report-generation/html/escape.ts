@@ -1,6 +1,9 @@
 /** Escapes text for HTML and SVG content and attribute values (HTML Living Standard §13.1.2.6, §13.5). */
 export function escapeHtml(value: unknown): string {
-  return String(value).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(value).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 /** A number for people: up to 4 significant decimals, no exponent for everyday magnitudes. */

@@ -1,7 +1,7 @@
 import type { ReportDocument, SeriesDocument } from '../report-repository.js';
 import { mergeStats, type Stats } from '../stats.js';
 import { escapeHtml, formatNumber } from './escape.js';
-import { lineChart, type ChartPoint } from './svg-chart.js';
+import { type ChartPoint, lineChart } from './svg-chart.js';
 
 /** Devices listed in the per-device table; the CSV has them all. */
 const MAX_DEVICE_ROWS = 500;
@@ -38,7 +38,16 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
     if (!perDevice.has(deviceId) && perDevice.size >= MAX_DEVICE_ROWS) continue;
     const metrics = perDevice.get(deviceId) ?? new Map<string, Stats>();
     for (const p of chunk.points) {
-      const s: Stats = { count: p.count, sum: p.sum, min: p.min, max: p.max, first: p.first, firstTs: p.t.getTime(), last: p.last, lastTs: p.t.getTime() };
+      const s: Stats = {
+        count: p.count,
+        sum: p.sum,
+        min: p.min,
+        max: p.max,
+        first: p.first,
+        firstTs: p.t.getTime(),
+        last: p.last,
+        lastTs: p.t.getTime(),
+      };
       const known = metrics.get(chunk.metric);
       metrics.set(chunk.metric, known ? mergeStats(known, s) : s);
     }
@@ -47,9 +56,20 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
 
   const s = report.summary;
   const title = report.title ?? `Report ${report._id}`;
-  const scope = 'fleet' in report.scope ? 'whole fleet' : 'type' in report.scope ? `type ${report.scope.type}` : 'tag' in report.scope ? `tag ${report.scope.tag}` : `${report.deviceIds.length} device(s)`;
-  const commands = Object.entries(s.commandsByStatus).map(([status, n]) => `${escapeHtml(status)}: ${n}`).join(', ') || 'none';
-  const kpi = (label: string, value: string) => `<div class="kpi">${escapeHtml(label)}<b>${escapeHtml(value)}</b></div>`;
+  const scope =
+    'fleet' in report.scope
+      ? 'whole fleet'
+      : 'type' in report.scope
+        ? `type ${report.scope.type}`
+        : 'tag' in report.scope
+          ? `tag ${report.scope.tag}`
+          : `${report.deviceIds.length} device(s)`;
+  const commands =
+    Object.entries(s.commandsByStatus)
+      .map(([status, n]) => `${escapeHtml(status)}: ${n}`)
+      .join(', ') || 'none';
+  const kpi = (label: string, value: string) =>
+    `<div class="kpi">${escapeHtml(label)}<b>${escapeHtml(value)}</b></div>`;
   const summaryRows = report.metrics
     .map((m) => {
       const x = s.metrics[m];
@@ -57,7 +77,14 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
     })
     .join('');
   const charts = report.metrics
-    .map((m) => lineChart(fleet.get(m) ?? [], { title: `${m}: fleet average with min–max band (UTC)`, bucketMs: Math.max(report.bucketMs, 60_000), from: report.from.getTime(), to: report.to.getTime() }))
+    .map((m) =>
+      lineChart(fleet.get(m) ?? [], {
+        title: `${m}: fleet average with min–max band (UTC)`,
+        bucketMs: Math.max(report.bucketMs, 60_000),
+        from: report.from.getTime(),
+        to: report.to.getTime(),
+      }),
+    )
     .join('\n');
   const deviceRows = [...perDevice]
     .flatMap(([deviceId, metrics]) =>
@@ -67,7 +94,10 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
       }),
     )
     .join('');
-  const truncated = report.deviceIds.length > perDevice.size && perDevice.size >= MAX_DEVICE_ROWS ? `<p class="note">The first ${MAX_DEVICE_ROWS} devices are listed; the CSV holds every device.</p>` : '';
+  const truncated =
+    report.deviceIds.length > perDevice.size && perDevice.size >= MAX_DEVICE_ROWS
+      ? `<p class="note">The first ${MAX_DEVICE_ROWS} devices are listed; the CSV holds every device.</p>`
+      : '';
 
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -32,7 +32,24 @@ export function niceTicks(low: number, high: number, count = 5): number[] {
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
-const TIME_STEPS = [60_000, 5 * 60_000, 15 * 60_000, 30 * 60_000, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 182 * DAY, 364 * DAY];
+const TIME_STEPS = [
+  60_000,
+  5 * 60_000,
+  15 * 60_000,
+  30 * 60_000,
+  HOUR,
+  3 * HOUR,
+  6 * HOUR,
+  12 * HOUR,
+  DAY,
+  2 * DAY,
+  7 * DAY,
+  14 * DAY,
+  28 * DAY,
+  91 * DAY,
+  182 * DAY,
+  364 * DAY,
+];
 
 /** Round UTC instants for the time axis: the smallest step giving at most `max` ticks within [from, to]. */
 export function timeTicks(from: number, to: number, max = 7): { ticks: number[]; step: number } {
@@ -85,16 +102,27 @@ export function lineChart(points: readonly ChartPoint[], options: ChartOptions):
   const band = runs
     .map((run) => {
       const upper = run.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(x(p.t))},${f(y(p.max))}`).join('');
-      const lower = [...run].reverse().map((p) => `L${f(x(p.t))},${f(y(p.min))}`).join('');
+      const lower = [...run]
+        .reverse()
+        .map((p) => `L${f(x(p.t))},${f(y(p.min))}`)
+        .join('');
       return `${upper}${lower}Z`;
     })
     .join('');
-  const line = runs.map((run) => run.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(x(p.t))},${f(y(p.avg))}`).join('')).join('');
+  const line = runs
+    .map((run) => run.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(x(p.t))},${f(y(p.avg))}`).join(''))
+    .join('');
   // A lone point has no segment to stroke: a dot shows it.
-  const dots = runs.filter((run) => run.length === 1).map((run) => `<circle class="dot" cx="${f(x(run[0]!.t))}" cy="${f(y(run[0]!.avg))}" r="2.5"/>`).join('');
+  const dots = runs
+    .filter((run) => run.length === 1)
+    .map((run) => `<circle class="dot" cx="${f(x(run[0]!.t))}" cy="${f(y(run[0]!.avg))}" r="2.5"/>`)
+    .join('');
 
   const yAxis = yTicks
-    .map((v) => `<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${f(y(v))}" y2="${f(y(v))}"/><text class="tick y" x="${MARGIN.left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${escapeHtml(formatNumber(v))}</text>`)
+    .map(
+      (v) =>
+        `<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${f(y(v))}" y2="${f(y(v))}"/><text class="tick y" x="${MARGIN.left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${escapeHtml(formatNumber(v))}</text>`,
+    )
     .join('');
   const time = timeTicks(options.from, options.to);
   const xAxis = time.ticks

@@ -14,7 +14,8 @@ export function pidsByName(names: Record<string, string>): Record<string, number
     if (!/^\d+$/.test(entry)) continue;
     try {
       const comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
-      for (const [label, name] of Object.entries(names)) if (comm === name && found[label] === undefined) found[label] = Number(entry);
+      for (const [label, name] of Object.entries(names))
+        if (comm === name && found[label] === undefined) found[label] = Number(entry);
     } catch {
       // gone meanwhile
     }
@@ -44,4 +45,7 @@ export function cpuMeter(pids: Record<string, number | undefined>) {
   };
 }
 
-export const describeCpu = (cpu: CpuPerUnit) => Object.entries(cpu).map(([name, us]) => `${name} ${us} µs`).join(', ');
+export const describeCpu = (cpu: CpuPerUnit) =>
+  Object.entries(cpu)
+    .map(([name, us]) => `${name} ${us} µs`)
+    .join(', ');

@@ -2,8 +2,8 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BridgeHandle } from '../../../bridge/bridge.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
-import { collect, connectDevice, json, startTestBridge, waitUntil, type Collected } from './helpers.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
+import { type Collected, collect, connectDevice, json, startTestBridge, waitUntil } from './helpers.js';
 
 // Nothing silently dropped: every refused message reaches the dead-letter sink and its device hears why.
 describe('bridge: bad input', () => {
@@ -35,9 +35,12 @@ describe('bridge: bad input', () => {
 
   async function refused(id: string, topic: string, payload: Buffer) {
     await device.publishAsync(topic, payload, { qos: 1 });
-    await deadLetter.waitFor((received) => received.some((r) => r.event?.data && (r.event.data as { topic: string }).topic === topic));
+    await deadLetter.waitFor((received) =>
+      received.some((r) => r.event?.data && (r.event.data as { topic: string }).topic === topic),
+    );
     await waitUntil(() => errors.some((e) => e.topic === `devices/${id}/errors`), `an error for ${id}`);
-    const record = deadLetter.received.find((r) => (r.event?.data as { topic?: string } | undefined)?.topic === topic)!.event!;
+    const record = deadLetter.received.find((r) => (r.event?.data as { topic?: string } | undefined)?.topic === topic)!
+      .event!;
     const error = JSON.parse(errors.find((e) => e.topic === `devices/${id}/errors`)!.payload.toString());
     return { record, error, data: record.data as Record<string, unknown> & { reason: { code: string } } };
   }
@@ -46,14 +49,24 @@ describe('bridge: bad input', () => {
     ['non-JSON', 'invalid_json', Buffer.from('temperature=21')],
     ['invalid UTF-8', 'invalid_json', Buffer.from([0x7b, 0xff, 0xfe, 0x7d])],
     ['a JSON scalar', 'invalid_payload', json(42)],
-    ['a $-prefixed key, nested', 'forbidden_key', json({ metrics: { t: 1 }, meta: [{ ok: 1 }, { $where: 'sleep(1)' }], msgId: 'm-9' })],
+    [
+      'a $-prefixed key, nested',
+      'forbidden_key',
+      json({ metrics: { t: 1 }, meta: [{ ok: 1 }, { $where: 'sleep(1)' }], msgId: 'm-9' }),
+    ],
   ])('refuses %s', async (_name, code, payload) => {
     const id = `${prefix}-${code}-${Math.random().toString(36).slice(2, 6)}`;
     const topic = `devices/${id}/telemetry`;
     const { record, error, data } = await refused(id, topic, payload);
     expect(error).toMatchObject({ code, topic, message: expect.any(String) });
     expect(record).toMatchObject({ type: 'io.kiot.bridge.rejected', subject: id });
-    expect(data).toMatchObject({ reason: { code }, topic, payloadBase64: payload.toString('base64'), payloadBytes: payload.length, truncated: false });
+    expect(data).toMatchObject({
+      reason: { code },
+      topic,
+      payloadBase64: payload.toString('base64'),
+      payloadBytes: payload.length,
+      truncated: false,
+    });
     if (code === 'forbidden_key') expect(error.msgId).toBe('m-9');
   });
 
@@ -63,7 +76,11 @@ describe('bridge: bad input', () => {
     const payload = json({ blob: 'x'.repeat(6000) });
     const { error, data } = await refused(id, topic, payload);
     expect(error).toMatchObject({ code: 'payload_too_large', topic });
-    expect(data).toMatchObject({ reason: { code: 'payload_too_large' }, payloadBytes: payload.length, truncated: true });
+    expect(data).toMatchObject({
+      reason: { code: 'payload_too_large' },
+      payloadBytes: payload.length,
+      truncated: true,
+    });
     expect(Buffer.from(data.payloadBase64 as string, 'base64')).toEqual(payload.subarray(0, 4096));
   });
 

@@ -2,9 +2,9 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BridgeHandle } from '../../../bridge/bridge.js';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
-import { startMosquitto, type PrivateMosquitto } from '../../support/mosquitto.js';
+import { type PrivateMosquitto, startMosquitto } from '../../support/mosquitto.js';
 import { uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { answering, collect, connectDevice, json, startTestBridge, waitUntil } from './helpers.js';
 
 // A private Mosquitto with persistence that this file stops and starts (CONTRIBUTING: never the shared one).
@@ -24,7 +24,11 @@ describe('bridge: the broker restarts', () => {
     answers = answering(sink);
     deadLetter = await startSinkServer();
     ({ bridge } = await startTestBridge({ mqttUrl: broker.url, sink, deadLetter }));
-    device = await connectDevice(broker.url, { clientId: uniqueName('d'), clean: false, properties: { sessionExpiryInterval: 600 } });
+    device = await connectDevice(broker.url, {
+      clientId: uniqueName('d'),
+      clean: false,
+      properties: { sessionExpiryInterval: 600 },
+    });
   });
 
   afterAll(async () => {
@@ -36,7 +40,9 @@ describe('bridge: the broker restarts', () => {
   });
 
   const publishEvent = (data: unknown) => {
-    const message = toBinaryMessage(new CloudEvent({ id: uniqueName('e'), source: '/t', type: 'io.kiot.mqtt.publish', data }));
+    const message = toBinaryMessage(
+      new CloudEvent({ id: uniqueName('e'), source: '/t', type: 'io.kiot.mqtt.publish', data }),
+    );
     return fetch(bridge.url, { method: 'POST', headers: message.headers, body: message.body });
   };
 
@@ -57,7 +63,11 @@ describe('bridge: the broker restarts', () => {
     // ... and comes back with its persisted sessions; the sink recovers.
     await broker.start();
     answers.policy = () => ({ status: 202 });
-    await waitUntil(async () => (await fetch(`${bridge.url}/healthz`)).status === 200, '/healthz to report 200 again', 30_000);
+    await waitUntil(
+      async () => (await fetch(`${bridge.url}/healthz`)).status === 200,
+      '/healthz to report 200 again',
+      30_000,
+    );
     await sink.waitFor(() => delivered('held'), 30_000);
     await waitUntil(() => device.connected, 'the device to reconnect', 30_000);
     await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 3 }, msgId: 'after' }), { qos: 1 });

@@ -1,8 +1,8 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { answering, connectDevice, json, testEnv, waitUntil } from './helpers.js';
 
 /** The bundled bridge as production runs it: `node dist/bridge.js`, configured by env only. */
@@ -25,7 +25,8 @@ function spawnBridge(env: Record<string, string>): { child: ChildProcess; url: P
 }
 
 const healthy = async (url: string) => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200;
-const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));
+const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));
 
 // The bridge dies (SIGKILL) while the sink is down and comes back with the same client id: nothing is lost,
 // and what it was retrying before the crash arrives under the same event id.
@@ -67,7 +68,9 @@ describe('bridge: crash and restart as a child process', () => {
     }
     // Every session holds one of ours and keeps retrying it: it has not been acknowledged.
     await sink.waitFor(() => new Set(ours().map((r) => r.event!.id)).size >= 3 && ours().length >= 9);
-    const seenBeforeCrash = new Map(ours().map((r) => [(r.event!.data as { metrics: { n: number } }).metrics.n, r.event!.id]));
+    const seenBeforeCrash = new Map(
+      ours().map((r) => [(r.event!.data as { metrics: { n: number } }).metrics.n, r.event!.id]),
+    );
 
     // Act: kill it; more messages arrive while it is gone; then the sink recovers and the bridge returns.
     first.child.kill('SIGKILL');
@@ -79,10 +82,15 @@ describe('bridge: crash and restart as a child process', () => {
     const second = spawnBridge(env);
     running = second.child;
     const accepted = () => ours().filter((r) => answers.accepted.includes(r.event!.id));
-    await sink.waitFor(() => new Set(accepted().map((r) => (r.event!.data as { metrics: { n: number } }).metrics.n)).size === 30, 30_000);
+    await sink.waitFor(
+      () => new Set(accepted().map((r) => (r.event!.data as { metrics: { n: number } }).metrics.n)).size === 30,
+      30_000,
+    );
 
     // Assess: all 30 delivered; those seen before the crash came again under the same id.
-    const deliveredIds = new Map(accepted().map((r) => [(r.event!.data as { metrics: { n: number } }).metrics.n, r.event!.id]));
+    const deliveredIds = new Map(
+      accepted().map((r) => [(r.event!.data as { metrics: { n: number } }).metrics.n, r.event!.id]),
+    );
     expect([...deliveredIds.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, n) => n));
     for (const [n, eventId] of seenBeforeCrash) expect(deliveredIds.get(n)).toBe(eventId);
 

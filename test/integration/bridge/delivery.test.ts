@@ -2,7 +2,7 @@ import mqtt, { type MqttClient, type Packet } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BridgeHandle } from '../../../bridge/bridge.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { collect, connectDevice, json, startTestBridge, waitUntil } from './helpers.js';
 
 // At least once (ARCHITECTURE "Delivery guarantees"): no PUBACK before the sink's 2xx; a permanent
@@ -83,7 +83,11 @@ describe('bridge: delivery to the sink', () => {
     const errors = await collect(watcher, `devices/${id}/errors`);
     sink.respond = (request) =>
       request.event?.subject === id && (request.event.data as { metrics?: { v?: number } }).metrics?.v === 1
-        ? { status: 400, headers: { 'content-type': 'application/json' }, body: '{"error":{"code":"invalid_input","message":"no"}}' }
+        ? {
+            status: 400,
+            headers: { 'content-type': 'application/json' },
+            body: '{"error":{"code":"invalid_input","message":"no"}}',
+          }
         : { status: 202 };
     await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { v: 1 }, msgId: 'bad' }), { qos: 1 });
     await deadLetter.waitFor((received) => received.some((r) => r.event?.subject === id));
@@ -104,7 +108,10 @@ describe('bridge: delivery to the sink', () => {
       },
     });
     expect(sink.received.filter((r) => r.event?.id === `${id}:bad`)).toHaveLength(1);
-    expect(JSON.parse(errors[0]!.payload.toString())).toMatchObject({ code: 'refused_by_sink', topic: `devices/${id}/telemetry` });
+    expect(JSON.parse(errors[0]!.payload.toString())).toMatchObject({
+      code: 'refused_by_sink',
+      topic: `devices/${id}/telemetry`,
+    });
     const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
     expect(metrics).toMatch(/kiot_bridge_dead_lettered_total\{reason="refused_by_sink"\} [1-9]/);
     await watcher.endAsync();
@@ -113,7 +120,8 @@ describe('bridge: delivery to the sink', () => {
   it('retries the dead-letter sink until it accepts the record', async () => {
     const id = uniqueName('dev');
     let refusals = 0;
-    deadLetter.respond = (request) => (request.event?.subject === id && refusals++ < 2 ? { status: 500 } : { status: 202 });
+    deadLetter.respond = (request) =>
+      request.event?.subject === id && refusals++ < 2 ? { status: 500 } : { status: 202 };
     await device.publishAsync(`devices/${id}/telemetry`, 'not json', { qos: 1 });
     await deadLetter.waitFor((received) => received.filter((r) => r.event?.subject === id).length >= 3);
     expect(new Set(deadLetter.received.filter((r) => r.event?.subject === id).map((r) => r.event!.id)).size).toBe(1);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
 import { uniqueName } from '../../support/services.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { connectDevice, startTestBridge } from './helpers.js';
 
 // ARCHITECTURE "Bridge sessions": a member of the shared group that vanishes strands the messages the
@@ -28,7 +28,9 @@ describe('draining one of two bridge members in one share group', () => {
     const device = await connectDevice();
     try {
       const publish = (n: number) =>
-        device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ msgId: `m${n}`, metrics: { n } }), { qos: 1 });
+        device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ msgId: `m${n}`, metrics: { n } }), {
+          qos: 1,
+        });
       const total = 120;
       for (let n = 0; n < 40; n += 1) await publish(n);
       const drained = leaving.bridge.drain();
@@ -56,7 +58,9 @@ describe('draining one of two bridge members in one share group', () => {
     const first = await startTestBridge({ sink, deadLetter, env });
     const device = await connectDevice();
     try {
-      await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ msgId: 'm1', metrics: { n: 1 } }), { qos: 1 });
+      await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ msgId: 'm1', metrics: { n: 1 } }), {
+        qos: 1,
+      });
       await sink.waitFor(() => sink.received.some((r) => r.event?.subject === deviceId), 10_000);
       const started = Date.now();
       await first.bridge.drain();
@@ -68,7 +72,11 @@ describe('draining one of two bridge members in one share group', () => {
         if (request.event?.subject === deviceId) delivered.push(request.event.id);
         return { status: 202 };
       };
-      const second = await startTestBridge({ sink, deadLetter, env: { ...env, BRIDGE_SHARE_GROUP: first.config.BRIDGE_SHARE_GROUP } });
+      const second = await startTestBridge({
+        sink,
+        deadLetter,
+        env: { ...env, BRIDGE_SHARE_GROUP: first.config.BRIDGE_SHARE_GROUP },
+      });
       try {
         await sink.waitFor(() => delivered.length > 0, 20_000);
         expect(delivered[0]).toBe(`${deviceId}:m1`);

@@ -1,6 +1,6 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBridge, type BridgeDeps, type BridgeHandle } from '../../../bridge/bridge.js';
-import { loadBridgeConfig, type BridgeConfig } from '../../../bridge/config.js';
+import { type BridgeDeps, type BridgeHandle, startBridge } from '../../../bridge/bridge.js';
+import { type BridgeConfig, loadBridgeConfig } from '../../../bridge/config.js';
 import { createLogger } from '../../../shared/logger.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
 import type { ReceivedRequest, SinkAnswer, SinkServer } from '../../support/sink-server.js';
@@ -34,7 +34,9 @@ export function testEnv(options: TestBridgeOptions): Record<string, string> {
   };
 }
 
-export async function startTestBridge(options: TestBridgeOptions): Promise<{ bridge: BridgeHandle; config: BridgeConfig }> {
+export async function startTestBridge(
+  options: TestBridgeOptions,
+): Promise<{ bridge: BridgeHandle; config: BridgeConfig }> {
   const config = loadBridgeConfig(testEnv(options));
   const bridge = await startBridge(config, { logger: createLogger('bridge', config.LOG_LEVEL), ...options.deps });
   await bridge.ready();
@@ -57,7 +59,8 @@ export interface Collected {
 export async function collect(client: MqttClient, filter: string): Promise<Collected[]> {
   const got: Collected[] = [];
   client.on('message', (topic, payload, packet) => {
-    if (mqttMatch(filter, topic)) got.push({ topic, payload, retain: packet.retain, properties: packet.properties as Record<string, unknown> });
+    if (mqttMatch(filter, topic))
+      got.push({ topic, payload, retain: packet.retain, properties: packet.properties as Record<string, unknown> });
   });
   await client.subscribeAsync(filter, { qos: 1 });
   return got;
@@ -74,7 +77,11 @@ function mqttMatch(filter: string, topic: string): boolean {
 }
 
 /** Polls a condition (not the clock): resolves as soon as it holds, fails after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BridgeHandle } from '../../../bridge/bridge.js';
 import { brokerSource } from '../../../bridge/config.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { collect, connectDevice, json, startTestBridge } from './helpers.js';
 
 // MQTT → CloudEvents against the real Mosquitto and a real HTTP sink.
@@ -68,7 +68,9 @@ describe('bridge: device messages become CloudEvents', () => {
 
   it('derives a stable id from the session and packet when there is no msgId', async () => {
     const device = uniqueName('dev');
-    await v5.publishAsync(`devices/${device}/telemetry`, json([{ metrics: { a: 1 } }, { metrics: { a: 2 } }]), { qos: 1 });
+    await v5.publishAsync(`devices/${device}/telemetry`, json([{ metrics: { a: 1 } }, { metrics: { a: 2 } }]), {
+      qos: 1,
+    });
     await sink.waitFor(() => withSubject(device)().length >= 1);
     const event = withSubject(device)()[0]!.event!;
     expect(event.id).toMatch(/^mqtt-[0-9a-f]{32}$/);
@@ -80,7 +82,11 @@ describe('bridge: device messages become CloudEvents', () => {
     const requestId = uniqueName('req');
     await v311.publishAsync(`devices/${device}/state/reported`, json({ firmware: '1.2.3' }), { qos: 1 });
     await v311.publishAsync(`devices/${device}/status`, 'online', { qos: 1, retain: true });
-    await v311.publishAsync(`devices/${device}/commands/cmd-7/ack`, json({ status: 'succeeded', result: { ok: true } }), { qos: 1 });
+    await v311.publishAsync(
+      `devices/${device}/commands/cmd-7/ack`,
+      json({ status: 'succeeded', result: { ok: true } }),
+      { qos: 1 },
+    );
     await v311.publishAsync(`provisioning/${requestId}/request`, json({ claimToken: 't', name: 'n' }), { qos: 1 });
     await v311.publishAsync(`devices/${device}/status`, 'offline', { qos: 1 });
     await sink.waitFor(() => withSubject(device)().length >= 4 && withSubject(requestId)().length >= 1);
@@ -93,7 +99,10 @@ describe('bridge: device messages become CloudEvents', () => {
     expect(ack.data).toEqual({ status: 'succeeded', result: { ok: true }, commandId: 'cmd-7' });
     expect(ack.commandid).toBe('cmd-7');
     const provisioning = withSubject(requestId)()[0]!.event!;
-    expect(provisioning).toMatchObject({ type: 'io.kiot.provisioning.requested', data: { claimToken: 't', requestId } });
+    expect(provisioning).toMatchObject({
+      type: 'io.kiot.provisioning.requested',
+      data: { claimToken: 't', requestId },
+    });
     await v311.publishAsync(`devices/${device}/status`, '', { qos: 1, retain: true }); // clear the retained birth
   });
 
@@ -161,17 +170,32 @@ describe('bridge: device messages become CloudEvents', () => {
     const device = uniqueName('dev');
     const watcher = await connectDevice();
     const errors = await collect(watcher, `devices/${device}/errors`);
-    const sent = new CloudEvent({ id: uniqueName('ce'), source: 'urn:x', type: 'io.kiot.device.registered', data: { a: 1 } });
+    const sent = new CloudEvent({
+      id: uniqueName('ce'),
+      source: 'urn:x',
+      type: 'io.kiot.device.registered',
+      data: { a: 1 },
+    });
     await v5.publishAsync(`devices/${device}/telemetry`, JSON.stringify(MQTT.structured(sent).body), {
       qos: 1,
       properties: { contentType: 'application/cloudevents+json' },
     });
     await deadLetter.waitFor((received) => received.some((r) => r.event?.subject === device));
     await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => errors.length > 0 && (clearInterval(timer), resolve()), 20);
-      setTimeout(() => (clearInterval(timer), reject(new Error('no device error'))), 15_000);
+      const timer = setInterval(() => {
+        if (errors.length === 0) return;
+        clearInterval(timer);
+        resolve();
+      }, 20);
+      setTimeout(() => {
+        clearInterval(timer);
+        reject(new Error('no device error'));
+      }, 15_000);
     });
-    expect(JSON.parse(errors[0]!.payload.toString())).toMatchObject({ code: 'type_not_allowed', topic: `devices/${device}/telemetry` });
+    expect(JSON.parse(errors[0]!.payload.toString())).toMatchObject({
+      code: 'type_not_allowed',
+      topic: `devices/${device}/telemetry`,
+    });
     expect(withSubject(device)()).toHaveLength(0);
     await watcher.endAsync();
   });

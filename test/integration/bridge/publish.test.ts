@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BridgeHandle } from '../../../bridge/bridge.js';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { collect, connectDevice, startTestBridge, waitUntil } from './helpers.js';
 
 // CloudEvents → MQTT: what a Trigger POSTs to the bridge reaches a subscribed device.
@@ -30,7 +30,12 @@ describe('bridge: io.kiot.mqtt.publish', () => {
   });
 
   const post = (data: unknown) => {
-    const event = new CloudEvent({ id: uniqueName('e'), source: '/kiot/command-dispatch', type: 'io.kiot.mqtt.publish', data });
+    const event = new CloudEvent({
+      id: uniqueName('e'),
+      source: '/kiot/command-dispatch',
+      type: 'io.kiot.mqtt.publish',
+      data,
+    });
     const message = toBinaryMessage(event);
     return fetch(bridge.url, { method: 'POST', headers: message.headers, body: message.body });
   };
@@ -63,7 +68,16 @@ describe('bridge: io.kiot.mqtt.publish', () => {
 
   it('decodes base64 and utf8 payloads, and publishes QoS 0 and 2', async () => {
     const got = await collect(device, `devices/${id}/raw/+`);
-    expect((await post({ topic: `devices/${id}/raw/a`, payload: Buffer.from([1, 2, 3]).toString('base64'), encoding: 'base64', qos: 2 })).status).toBe(204);
+    expect(
+      (
+        await post({
+          topic: `devices/${id}/raw/a`,
+          payload: Buffer.from([1, 2, 3]).toString('base64'),
+          encoding: 'base64',
+          qos: 2,
+        })
+      ).status,
+    ).toBe(204);
     expect((await post({ topic: `devices/${id}/raw/b`, payload: 'plain text', qos: 0 })).status).toBe(204);
     await waitUntil(() => got.length === 2, 'both messages');
     const byTopic = new Map(got.map((m) => [m.topic, m.payload]));

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createShadowStore, applyReport, updateShadow } from '../../../shared/shadow.js';
 import { createMongo } from '../../../shared/mongo.js';
 import { createRedis } from '../../../shared/redis.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { applyReport, createShadowStore, updateShadow } from '../../../shared/shadow.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
-import { startHarness, type Harness } from './harness.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
+import { type Harness, startHarness } from './harness.js';
 
 // Desired state over real HTTP, MongoDB and Redis; the retained publishes are asserted at the sink.
 describe('desired state (PATCH, If-Match, retained delta)', () => {
@@ -27,23 +27,41 @@ describe('desired state (PATCH, If-Match, retained delta)', () => {
 
   const deltas = (deviceId: string) =>
     sink.received
-      .filter((r) => r.event?.type === 'io.kiot.mqtt.publish' && (r.event.data as { topic: string }).topic === `devices/${deviceId}/state/desired`)
+      .filter(
+        (r) =>
+          r.event?.type === 'io.kiot.mqtt.publish' &&
+          (r.event.data as { topic: string }).topic === `devices/${deviceId}/state/desired`,
+      )
       .map((r) => r.event!.data as { payload: unknown; retain: boolean; qos: number });
   /** What telemetry-ingest does with the same report: merge it into the shared shadow. */
   const ingestMerges = (deviceId: string, patch: Record<string, unknown>) =>
-    updateShadow(createShadowStore(redis, mongo, `${h.prefix}ti`), deviceId, (s) => applyReport(s, patch, Date.now(), { maxBytes: 8192, maxDepth: 6 }));
+    updateShadow(createShadowStore(redis, mongo, `${h.prefix}ti`), deviceId, (s) =>
+      applyReport(s, patch, Date.now(), { maxBytes: 8192, maxDepth: 6 }),
+    );
   const report = (deviceId: string, patch: Record<string, unknown>) =>
     h.sendEvent({ type: 'io.kiot.state.reported', subject: deviceId, data: patch });
 
   it('publishes the delta retained, shrinks it as the device reports, and clears it', async () => {
     const id = uniqueName('sdev');
     await h.registerDevice(id);
-    const first = await h.request('PATCH', `/devices/${id}/state/desired`, { led: 'on', fw: { version: 2, channel: 'stable' } });
+    const first = await h.request('PATCH', `/devices/${id}/state/desired`, {
+      led: 'on',
+      fw: { version: 2, channel: 'stable' },
+    });
     expect(first.status).toBe(200);
     expect(first.headers.get('etag')).toBe('"1"');
-    expect(first.body).toMatchObject({ desired: { led: 'on', fw: { version: 2, channel: 'stable' } }, delta: { led: 'on', fw: { version: 2, channel: 'stable' } }, version: 1 });
+    expect(first.body).toMatchObject({
+      desired: { led: 'on', fw: { version: 2, channel: 'stable' } },
+      delta: { led: 'on', fw: { version: 2, channel: 'stable' } },
+      version: 1,
+    });
     expect(deltas(id)).toEqual([
-      { topic: `devices/${id}/state/desired`, payload: { led: 'on', fw: { version: 2, channel: 'stable' } }, qos: 1, retain: true },
+      {
+        topic: `devices/${id}/state/desired`,
+        payload: { led: 'on', fw: { version: 2, channel: 'stable' } },
+        qos: 1,
+        retain: true,
+      },
     ]);
 
     // The device reports part of it: before or after telemetry-ingest merged it, the delta is the same.
@@ -61,7 +79,10 @@ describe('desired state (PATCH, If-Match, retained delta)', () => {
     expect(deltas(id)).toHaveLength(count);
 
     const state = await h.request('GET', `/devices/${id}/state/desired`);
-    expect(state.body).toMatchObject({ delta: {}, reported: { led: 'on', fw: { version: 2, channel: 'stable' }, uptime: 5 } });
+    expect(state.body).toMatchObject({
+      delta: {},
+      reported: { led: 'on', fw: { version: 2, channel: 'stable' }, uptime: 5 },
+    });
     expect(state.headers.get('etag')).toBe(`"${state.body.version}"`);
   });
 
@@ -72,13 +93,21 @@ describe('desired state (PATCH, If-Match, retained delta)', () => {
     const etag = created.headers.get('etag')!;
     const stale = await fetch(`${h.instances[0]!.base}/devices/${id}/state/desired`, {
       method: 'PATCH',
-      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'application/merge-patch+json', 'if-match': '"0"' },
+      headers: {
+        authorization: `Bearer ${h.apiKey}`,
+        'content-type': 'application/merge-patch+json',
+        'if-match': '"0"',
+      },
       body: JSON.stringify({ a: 2 }),
     });
     expect(stale.status).toBe(412);
     const fresh = await fetch(`${h.instances[0]!.base}/devices/${id}/state/desired`, {
       method: 'PATCH',
-      headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'application/merge-patch+json', 'if-match': etag },
+      headers: {
+        authorization: `Bearer ${h.apiKey}`,
+        'content-type': 'application/merge-patch+json',
+        'if-match': etag,
+      },
       body: JSON.stringify({ a: null, b: { d: 3 } }),
     });
     expect(fresh.status).toBe(200);

@@ -1,6 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
+import { createCommandDispatchApp } from '../../../functions/command-dispatch/app.js';
+import { commandDispatchConfigSchema } from '../../../functions/command-dispatch/config.js';
+import { type CommandRuntime, createCommandRuntime } from '../../../functions/command-dispatch/runtime.js';
 import { createApiKeyAuthorizer, mintApiKey } from '../../../shared/api-keys.js';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { loadConfig } from '../../../shared/config.js';
@@ -8,12 +12,8 @@ import { DEVICES_COLLECTION, type DeviceDocument } from '../../../shared/devices
 import { createLogger } from '../../../shared/logger.js';
 import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
 import { createFunctionServer } from '../../../shared/serve.js';
-import { createCommandDispatchApp } from '../../../functions/command-dispatch/app.js';
-import { commandDispatchConfigSchema } from '../../../functions/command-dispatch/config.js';
-import { createCommandRuntime, type CommandRuntime } from '../../../functions/command-dispatch/runtime.js';
-import { afterAll, beforeAll } from 'vitest';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 
 /** One command-dispatch instance under the real functions framework, on a port of its own. */
 export interface Instance {
@@ -31,10 +31,33 @@ export interface Harness {
   /** A new registered device whose connect event the function has taken: commands go out at once. */
   onlineDevice(): Promise<string>;
   apiKey: string;
-  request(method: string, path: string, body?: unknown, instance?: number, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    instance?: number,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   /** POSTs a CloudEvent to an instance (as a Trigger would) and returns the status. */
-  sendEvent(input: { type: string; subject?: string; data?: unknown; id?: string; time?: string; extensions?: Record<string, string> }, instance?: number): Promise<number>;
-  ack(deviceId: string, commandId: string, status: 'accepted' | 'succeeded' | 'failed' | 'rejected', extra?: object, id?: string, instance?: number): Promise<number>;
+  sendEvent(
+    input: {
+      type: string;
+      subject?: string;
+      data?: unknown;
+      id?: string;
+      time?: string;
+      extensions?: Record<string, string>;
+    },
+    instance?: number,
+  ): Promise<number>;
+  ack(
+    deviceId: string,
+    commandId: string,
+    status: 'accepted' | 'succeeded' | 'failed' | 'rejected',
+    extra?: object,
+    id?: string,
+    instance?: number,
+  ): Promise<number>;
   connected(deviceId: string, at?: Date): Promise<number>;
   disconnected(deviceId: string, at?: Date): Promise<number>;
   close(): Promise<void>;
@@ -42,9 +65,16 @@ export interface Harness {
 
 let counter = 0;
 /** A name unique to this run that MongoDB accepts as a database name. */
-export const dbNameFor = (prefix: string) => uniqueName(prefix).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+export const dbNameFor = (prefix: string) =>
+  uniqueName(prefix)
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 60);
 
-export async function startHarness(options: { sink: string; instances?: number; env?: Record<string, string> }): Promise<Harness> {
+export async function startHarness(options: {
+  sink: string;
+  instances?: number;
+  env?: Record<string, string>;
+}): Promise<Harness> {
   const dbName = dbNameFor('cmd');
   const prefix = `${uniqueName('t')}:`;
   const mongo = createMongo(MONGODB_URL, dbName);
@@ -68,12 +98,20 @@ export async function startHarness(options: { sink: string; instances?: number; 
     });
     const runtime = createCommandRuntime(config);
     const logger = createLogger('command-dispatch', config.LOG_LEVEL);
-    const handler = createCommandDispatchApp(runtime.deps, { logger, health: runtime.health, authorize: createApiKeyAuthorizer(config.API_KEYS) });
+    const handler = createCommandDispatchApp(runtime.deps, {
+      logger,
+      health: runtime.health,
+      authorize: createApiKeyAuthorizer(config.API_KEYS),
+    });
     // The framework keeps one registry per process: each instance registers under its own name.
     // As index.ts does: the in-process sweep timer when an interval is configured.
-    const stopSweep = config.COMMAND_SWEEP_INTERVAL_MS > 0 ? runtime.startSweepTimer(config.COMMAND_SWEEP_INTERVAL_MS, logger) : undefined;
+    const stopSweep =
+      config.COMMAND_SWEEP_INTERVAL_MS > 0
+        ? runtime.startSweepTimer(config.COMMAND_SWEEP_INTERVAL_MS, logger)
+        : undefined;
     if (stopSweep) stops.push(stopSweep);
-    const server = createFunctionServer(`command-dispatch-${process.pid}-${(counter += 1)}`, handler);
+    counter += 1;
+    const server = createFunctionServer(`command-dispatch-${process.pid}-${counter}`, handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     instances.push({ base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, runtime, server });
   }
@@ -109,7 +147,11 @@ export async function startHarness(options: { sink: string; instances?: number; 
     async request(method, path, body, instance = 0, headers = {}) {
       const response = await fetch(`${base(instance)}${path}`, {
         method,
-        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        headers: {
+          authorization: `Bearer ${key}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await response.text();
@@ -139,13 +181,29 @@ export async function startHarness(options: { sink: string; instances?: number; 
     // Shaped as the bridge emits it (bridge/device-events.ts): ack payload + commandId, `commandid` extension.
     ack: (deviceId, commandId, status, extra = {}, id, instance) =>
       harness.sendEvent(
-        { type: 'io.kiot.command.acknowledged', subject: deviceId, id, data: { status, ...extra, commandId }, extensions: { commandid: commandId } },
+        {
+          type: 'io.kiot.command.acknowledged',
+          subject: deviceId,
+          id,
+          data: { status, ...extra, commandId },
+          extensions: { commandid: commandId },
+        },
         instance,
       ),
     connected: (deviceId, at = new Date()) =>
-      harness.sendEvent({ type: 'io.kiot.device.connected', subject: deviceId, time: at.toISOString(), data: { status: 'online' } }),
+      harness.sendEvent({
+        type: 'io.kiot.device.connected',
+        subject: deviceId,
+        time: at.toISOString(),
+        data: { status: 'online' },
+      }),
     disconnected: (deviceId, at = new Date()) =>
-      harness.sendEvent({ type: 'io.kiot.device.disconnected', subject: deviceId, time: at.toISOString(), data: { status: 'offline' } }),
+      harness.sendEvent({
+        type: 'io.kiot.device.disconnected',
+        subject: deviceId,
+        time: at.toISOString(),
+        data: { status: 'offline' },
+      }),
     async close() {
       for (const stop of stops) stop();
       for (const instance of instances) {
@@ -161,7 +219,11 @@ export async function startHarness(options: { sink: string; instances?: number; 
 }
 
 /** Waits for a condition by re-checking it (never asserts on elapsed time). */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 25): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  everyMs = 25,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -172,7 +234,10 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
 }
 
 /** A recording K_SINK and a harness on it for the tests of one file: started before them, closed after. */
-export function harnessFixture(options: { instances?: number; env?: Record<string, string> } = {}): { readonly sink: SinkServer; readonly h: Harness } {
+export function harnessFixture(options: { instances?: number; env?: Record<string, string> } = {}): {
+  readonly sink: SinkServer;
+  readonly h: Harness;
+} {
   const fixture = {} as { sink: SinkServer; h: Harness };
   beforeAll(async () => {
     fixture.sink = await startSinkServer();

@@ -6,9 +6,16 @@ import { harnessFixture } from './harness.js';
 describe('command-dispatch Idempotency-Key', () => {
   const f = harnessFixture({ instances: 2 });
   const onlineDevice = () => f.h.onlineDevice();
-  const publishesTo = (deviceId: string) => f.sink.received.filter((r) => r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === deviceId);
+  const publishesTo = (deviceId: string) =>
+    f.sink.received.filter((r) => r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === deviceId);
   const create = (deviceId: string, body: object, key?: string, instance = 0) =>
-    f.h.request('POST', `/devices/${deviceId}/commands`, body, instance, key === undefined ? {} : { 'idempotency-key': key });
+    f.h.request(
+      'POST',
+      `/devices/${deviceId}/commands`,
+      body,
+      instance,
+      key === undefined ? {} : { 'idempotency-key': key },
+    );
 
   it('answers a retry with the command the first request created, and sends it once', async () => {
     const id = await onlineDevice();
@@ -64,7 +71,9 @@ describe('command-dispatch Idempotency-Key', () => {
 
   it('concurrent requests under one key create one command', async () => {
     const id = await onlineDevice();
-    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => create(id, { name: 'blink' }, 'burst', i % 2)));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => create(id, { name: 'blink' }, 'burst', i % 2)),
+    );
     expect(answers.map((a) => a.status)).toEqual(Array(6).fill(202));
     expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
     expect(answers.filter((a) => a.headers.get('idempotent-replayed') === 'true')).toHaveLength(5);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSinkServer, type ReceivedRequest, type SinkServer } from '../../support/sink-server.js';
 import { uniqueName } from '../../support/services.js';
-import { eventually, startHarness, type Harness } from './harness.js';
+import { type ReceivedRequest, type SinkServer, startSinkServer } from '../../support/sink-server.js';
+import { eventually, type Harness, startHarness } from './harness.js';
 
 // command-dispatch over real HTTP with real MongoDB and Redis; K_SINK is a recording sink, and the
 // bridge's part (acks, presence) is played by CloudEvents shaped as the bridge emits them.
@@ -25,9 +25,17 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
   };
   const publishes = (deviceId: string) =>
     sink.received.filter((r) => r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === deviceId);
-  const publishData = (r: ReceivedRequest) => r.event!.data as { topic: string; payload: { name: string; params: unknown; expiresAt: string }; qos: number; retain: boolean };
+  const publishData = (r: ReceivedRequest) =>
+    r.event!.data as {
+      topic: string;
+      payload: { name: string; params: unknown; expiresAt: string };
+      qos: number;
+      retain: boolean;
+    };
   const lifecycleEvents = (commandId: string) =>
-    sink.received.filter((r) => r.event?.type.startsWith('io.kiot.command.') && (r.event.data as { id?: string }).id === commandId);
+    sink.received.filter(
+      (r) => r.event?.type.startsWith('io.kiot.command.') && (r.event.data as { id?: string }).id === commandId,
+    );
 
   it('sends a command to an online device at once and follows its acks to SUCCEEDED', async () => {
     const id = await device();
@@ -51,11 +59,25 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     expect(await h.ack(id, commandId, 'succeeded', { result: { uptime: 0 } })).toBe(204);
     const done = await h.request('GET', `/commands/${commandId}`);
     expect(done.body).toMatchObject({ status: 'SUCCEEDED', result: { uptime: 0 } });
-    expect(done.body.history.map((e: { status: string }) => e.status)).toEqual(['QUEUED', 'SENT', 'DELIVERED', 'SUCCEEDED']);
+    expect(done.body.history.map((e: { status: string }) => e.status)).toEqual([
+      'QUEUED',
+      'SENT',
+      'DELIVERED',
+      'SUCCEEDED',
+    ]);
 
     await sink.waitFor(() => lifecycleEvents(commandId).length >= 4);
-    expect(lifecycleEvents(commandId).map((r) => r.event!.type).sort()).toEqual(
-      ['io.kiot.command.delivered', 'io.kiot.command.queued', 'io.kiot.command.sent', 'io.kiot.command.succeeded'].sort(),
+    expect(
+      lifecycleEvents(commandId)
+        .map((r) => r.event!.type)
+        .sort(),
+    ).toEqual(
+      [
+        'io.kiot.command.delivered',
+        'io.kiot.command.queued',
+        'io.kiot.command.sent',
+        'io.kiot.command.succeeded',
+      ].sort(),
     );
   });
 
@@ -83,12 +105,21 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     await h.connected(id);
     const late = await h.request('POST', `/devices/${id}/commands`, { name: 'slow', timeoutSeconds: 1, wait: 1 });
     expect(late.status).toBe(504);
-    expect(late.body).toMatchObject({ error: { code: 'device_timeout', details: { commandId: expect.any(String) } }, command: { status: 'SENT' } });
+    expect(late.body).toMatchObject({
+      error: { code: 'device_timeout', details: { commandId: expect.any(String) } },
+      command: { status: 'SENT' },
+    });
     const commandId = late.body.command.id as string;
     // Past the deadline, a PingSource tick (as Knative would send it) runs the sweep.
     const deadline = Date.parse(late.body.command.deadlineAt);
     await eventually(async () => Date.now() > deadline);
-    expect(await h.sendEvent({ type: 'dev.knative.sources.ping', data: { task: 'command-sweep' }, extensions: { kiottask: 'command-sweep' } })).toBe(204);
+    expect(
+      await h.sendEvent({
+        type: 'dev.knative.sources.ping',
+        data: { task: 'command-sweep' },
+        extensions: { kiottask: 'command-sweep' },
+      }),
+    ).toBe(204);
     expect((await h.request('GET', `/commands/${commandId}`)).body.status).toBe('TIMED_OUT');
     // A late answer changes nothing.
     expect(await h.ack(id, commandId, 'succeeded', { result: 1 })).toBe(204);
@@ -148,7 +179,11 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     expect(after.history.map((e: { status: string }) => e.status)).toEqual(['QUEUED', 'SENT', 'SUCCEEDED']);
     // Re-announcements keep their id, so consumers see one `succeeded` event.
     await sink.waitFor(() => lifecycleEvents(body.id).some((r) => r.event!.type === 'io.kiot.command.succeeded'));
-    const ids = new Set(lifecycleEvents(body.id).filter((r) => r.event!.type === 'io.kiot.command.succeeded').map((r) => r.event!.id));
+    const ids = new Set(
+      lifecycleEvents(body.id)
+        .filter((r) => r.event!.type === 'io.kiot.command.succeeded')
+        .map((r) => r.event!.id),
+    );
     expect(ids.size).toBe(1);
   });
 
@@ -164,7 +199,10 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     // COMMAND_MAX_RESENDS=1: a third connect sends nothing more.
     await h.disconnected(id, new Date(t0 + 3));
     await h.connected(id, new Date(t0 + 4));
-    expect(publishes(id).map((r) => publishData(r).topic)).toEqual([`devices/${id}/commands/${body.id}`, `devices/${id}/commands/${body.id}`]);
+    expect(publishes(id).map((r) => publishData(r).topic)).toEqual([
+      `devices/${id}/commands/${body.id}`,
+      `devices/${id}/commands/${body.id}`,
+    ]);
     expect((await h.request('GET', `/commands/${body.id}`)).body).toMatchObject({ status: 'SENT', attempts: 2 });
     // The device dedupes by id and acks once.
     await h.ack(id, body.id, 'succeeded');
@@ -210,7 +248,9 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     expect((await h.request('POST', `/devices/${disabled}/commands`, { name: 'x' })).status).toBe(422);
     expect((await h.request('GET', `/commands/${uniqueName('none')}`)).status).toBe(404);
     expect(await h.ack(id, uniqueName('none'), 'succeeded')).toBe(422);
-    expect(await h.sendEvent({ type: 'io.kiot.command.acknowledged', subject: id, data: { status: 'maybe' } })).toBe(400);
+    expect(await h.sendEvent({ type: 'io.kiot.command.acknowledged', subject: id, data: { status: 'maybe' } })).toBe(
+      400,
+    );
     // A tick of another function's PingSource that reached us is refused, not run.
     expect(await h.sendEvent({ type: 'dev.knative.sources.ping', data: { task: 'telemetry-retention' } })).toBe(422);
   });
@@ -219,7 +259,8 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     const id = await device();
     await h.connected(id);
     const ids: string[] = [];
-    for (let i = 0; i < 5; i += 1) ids.push((await h.request('POST', `/devices/${id}/commands`, { name: `c${i}` })).body.id);
+    for (let i = 0; i < 5; i += 1)
+      ids.push((await h.request('POST', `/devices/${id}/commands`, { name: `c${i}` })).body.id);
     await h.ack(id, ids[0]!, 'succeeded');
     await h.ack(id, ids[1]!, 'failed', { error: { code: 'E1' } });
 
@@ -244,7 +285,9 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     const id = await device();
     const base = h.instances[0]!.base;
     expect((await fetch(`${base}/devices/${id}/commands`)).status).toBe(401);
-    const bad = await fetch(`${base}/commands/x`, { headers: { authorization: 'Bearer kiot_nobody_AAAAAAAAAAAAAAAAAAAAAAAAAAAA' } });
+    const bad = await fetch(`${base}/commands/x`, {
+      headers: { authorization: 'Bearer kiot_nobody_AAAAAAAAAAAAAAAAAAAAAAAAAAAA' },
+    });
     expect(bad.status).toBe(401);
   });
 });

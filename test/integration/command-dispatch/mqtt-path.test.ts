@@ -1,9 +1,8 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MQTT_URL } from '../../support/services.js';
-import { uniqueName } from '../../support/services.js';
+import { MQTT_URL, uniqueName } from '../../support/services.js';
 import { eventually } from './harness.js';
-import { clearRetained, connectDevice, startStack, waitPresence, type Stack } from './stack.js';
+import { clearRetained, connectDevice, type Stack, startStack, waitPresence } from './stack.js';
 
 // End to end over the real path: HTTP → command-dispatch → router (knative/ Triggers) → bridge →
 // Mosquitto → a real MQTT device → ack → bridge → router → command-dispatch.
@@ -31,12 +30,23 @@ describe('commands over MQTT through the router and the bridge', () => {
     const device = await connectDevice(id, (command) => ({ status: 'succeeded', result: { echo: command.params } }));
     await waitPresence(stack.h, id, true);
 
-    const answered = await stack.h.request('POST', `/devices/${id}/commands`, { name: 'echo', params: { x: 1 }, wait: 20 });
+    const answered = await stack.h.request('POST', `/devices/${id}/commands`, {
+      name: 'echo',
+      params: { x: 1 },
+      wait: 20,
+    });
     expect(answered.status).toBe(200);
     expect(answered.body).toMatchObject({ status: 'SUCCEEDED', result: { echo: { x: 1 } } });
-    expect(device.received).toEqual([{ commandId: answered.body.id, name: 'echo', params: { x: 1 }, expiresAt: answered.body.expiresAt }]);
-    await eventually(async () => (await stack.h.request('GET', `/commands/${answered.body.id}`)).body.history.length === 4 || undefined);
-    const history = (await stack.h.request('GET', `/commands/${answered.body.id}`)).body.history.map((e: { status: string }) => e.status);
+    expect(device.received).toEqual([
+      { commandId: answered.body.id, name: 'echo', params: { x: 1 }, expiresAt: answered.body.expiresAt },
+    ]);
+    await eventually(
+      async () =>
+        (await stack.h.request('GET', `/commands/${answered.body.id}`)).body.history.length === 4 || undefined,
+    );
+    const history = (await stack.h.request('GET', `/commands/${answered.body.id}`)).body.history.map(
+      (e: { status: string }) => e.status,
+    );
     expect(history).toEqual(['QUEUED', 'SENT', 'DELIVERED', 'SUCCEEDED']);
     await device.leave();
   });
@@ -45,7 +55,11 @@ describe('commands over MQTT through the router and the bridge', () => {
     const id = await newDevice();
     const device = await connectDevice(id, () => 'silent');
     await waitPresence(stack.h, id, true);
-    const late = await stack.h.request('POST', `/devices/${id}/commands`, { name: 'hang', wait: 1, timeoutSeconds: 30 });
+    const late = await stack.h.request('POST', `/devices/${id}/commands`, {
+      name: 'hang',
+      wait: 1,
+      timeoutSeconds: 30,
+    });
     expect(late.status).toBe(504);
     await eventually(async () => device.received.length === 1 || undefined);
     expect((await stack.h.request('GET', `/commands/${late.body.command.id}`)).body.status).toBe('SENT');
@@ -57,7 +71,10 @@ describe('commands over MQTT through the router and the bridge', () => {
     const names = ['one', 'two', 'three', 'four'];
     const ids: string[] = [];
     for (const [i, name] of names.entries()) {
-      const created = await stack.h.request('POST', `/devices/${id}/commands`, { name, ...(i === 1 ? { ttlSeconds: 1 } : {}) });
+      const created = await stack.h.request('POST', `/devices/${id}/commands`, {
+        name,
+        ...(i === 1 ? { ttlSeconds: 1 } : {}),
+      });
       expect(created.body.status).toBe('QUEUED');
       ids.push(created.body.id);
     }
@@ -66,7 +83,9 @@ describe('commands over MQTT through the router and the bridge', () => {
 
     const device = await connectDevice(id, (command) => ({ status: 'succeeded', result: command.name }));
     await eventually(async () => {
-      const statuses = await Promise.all(ids.map(async (c) => (await stack.h.request('GET', `/commands/${c}`)).body.status));
+      const statuses = await Promise.all(
+        ids.map(async (c) => (await stack.h.request('GET', `/commands/${c}`)).body.status),
+      );
       return statuses.join() === 'SUCCEEDED,EXPIRED,SUCCEEDED,SUCCEEDED' || undefined;
     });
     expect(device.received.map((c) => c.name)).toEqual(['one', 'three', 'four']);
@@ -81,7 +100,8 @@ describe('commands over MQTT through the router and the bridge', () => {
     const device = await connectDevice(id, () => 'silent');
     const desired: { payload: string; retain: boolean }[] = [];
     device.client.on('message', (topic, payload, packet) => {
-      if (topic === `devices/${id}/state/desired`) desired.push({ payload: payload.toString('utf8'), retain: packet.retain });
+      if (topic === `devices/${id}/state/desired`)
+        desired.push({ payload: payload.toString('utf8'), retain: packet.retain });
     });
     await device.client.subscribeAsync(`devices/${id}/state/desired`, { qos: 1 });
 
@@ -92,7 +112,9 @@ describe('commands over MQTT through the router and the bridge', () => {
     // Retained: a device that subscribes later gets it at once.
     expect(await retainedDelta(id)).toEqual({ led: 'on', interval: 30 });
 
-    await device.client.publishAsync(`devices/${id}/state/reported`, JSON.stringify({ led: 'on', interval: 30 }), { qos: 1 });
+    await device.client.publishAsync(`devices/${id}/state/reported`, JSON.stringify({ led: 'on', interval: 30 }), {
+      qos: 1,
+    });
     await eventually(async () => desired.length === 2 || undefined);
     expect(desired[1]!.payload).toBe('');
     expect(await retainedDelta(id)).toBeUndefined();

@@ -7,8 +7,10 @@ import { harnessFixture } from './harness.js';
 describe('command-dispatch when K_SINK fails during a create', () => {
   const f = harnessFixture();
   const onlineDevice = () => f.h.onlineDevice();
-  const forDevice = (deviceId: string, type: string) => (r: ReceivedRequest) => r.event?.type === type && r.event.subject === deviceId;
-  const commandsOf = async (deviceId: string) => (await f.h.request('GET', `/devices/${deviceId}/commands`)).body.items as { id: string; status: string }[];
+  const forDevice = (deviceId: string, type: string) => (r: ReceivedRequest) =>
+    r.event?.type === type && r.event.subject === deviceId;
+  const commandsOf = async (deviceId: string) =>
+    (await f.h.request('GET', `/devices/${deviceId}/commands`)).body.items as { id: string; status: string }[];
 
   it('answers 503 and keeps nothing when the sink is down', async () => {
     const id = await onlineDevice();
@@ -16,7 +18,9 @@ describe('command-dispatch when K_SINK fails during a create', () => {
     try {
       const created = await f.h.request('POST', `/devices/${id}/commands`, { name: 'reboot' });
       expect(created.status).toBe(503);
-      expect(created.body).toMatchObject({ error: { code: 'dependency_unavailable', details: { dependency: 'event sink' } } });
+      expect(created.body).toMatchObject({
+        error: { code: 'dependency_unavailable', details: { dependency: 'event sink' } },
+      });
     } finally {
       f.sink.respond = () => ({ status: 202 });
     }
@@ -27,7 +31,7 @@ describe('command-dispatch when K_SINK fails during a create', () => {
     const id = await onlineDevice();
     const isPublish = forDevice(id, 'io.kiot.mqtt.publish');
     f.sink.respond = (r) => ({ status: isPublish(r) ? 503 : 202 });
-    let created;
+    let created: Awaited<ReturnType<typeof f.h.request>>;
     try {
       created = await f.h.request('POST', `/devices/${id}/commands`, { name: 'reboot' });
     } finally {
@@ -38,6 +42,9 @@ describe('command-dispatch when K_SINK fails during a create', () => {
     expect(f.sink.received.filter(forDevice(id, 'io.kiot.command.queued'))).toHaveLength(1);
 
     expect(await f.h.connected(id)).toBe(204);
-    expect((await f.h.request('GET', `/commands/${created.body.id}`)).body).toMatchObject({ status: 'SENT', attempts: 1 });
+    expect((await f.h.request('GET', `/commands/${created.body.id}`)).body).toMatchObject({
+      status: 'SENT',
+      attempts: 1,
+    });
   });
 });

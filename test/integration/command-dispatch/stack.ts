@@ -2,15 +2,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { startBridge, type BridgeHandle } from '../../../bridge/bridge.js';
+import { type BridgeHandle, startBridge } from '../../../bridge/bridge.js';
 import { loadBridgeConfig } from '../../../bridge/config.js';
+import { type RunningRouter, routerConfigSchema, startRouter } from '../../../scripts/router/index.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
-import { routerConfigSchema, startRouter, type RunningRouter } from '../../../scripts/router/index.js';
 import { freePort } from '../../support/mosquitto.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
-import { eventually, startHarness, type Harness } from './harness.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
+import { eventually, type Harness, startHarness } from './harness.js';
 
 /**
  * The whole command path on one machine: command-dispatch → router (reading the real knative/

@@ -11,7 +11,12 @@ describe('command-dispatch synchronous calls across instances', () => {
     const id = uniqueName('dev');
     await f.h.registerDevice(id);
     await f.h.connected(id);
-    const pending = f.h.request('POST', `/devices/${id}/commands`, { name: 'read', params: { what: 'fw' }, wait: 20 }, 0);
+    const pending = f.h.request(
+      'POST',
+      `/devices/${id}/commands`,
+      { name: 'read', params: { what: 'fw' }, wait: 20 },
+      0,
+    );
     await f.sink.waitFor((r) => r.some((x) => x.event?.type === 'io.kiot.mqtt.publish' && x.event.subject === id));
     const publish = f.sink.received.find((x) => x.event?.type === 'io.kiot.mqtt.publish' && x.event.subject === id)!;
     const commandId = (publish.event!.data as { topic: string }).topic.split('/')[3]!;
@@ -39,7 +44,9 @@ describe('command-dispatch synchronous calls across instances', () => {
     };
     const acks: Promise<number>[] = [];
     const calls = await Promise.all(
-      Array.from({ length: 10 }, (_, n) => f.h.request('POST', `/devices/${id}/commands`, { name: 'double', params: { n }, wait: 20 }, n % 2)),
+      Array.from({ length: 10 }, (_, n) =>
+        f.h.request('POST', `/devices/${id}/commands`, { name: 'double', params: { n }, wait: 20 }, n % 2),
+      ),
     );
     f.sink.respond = () => ({ status: 202 });
     expect(await Promise.all(acks)).toEqual(Array(10).fill(204));

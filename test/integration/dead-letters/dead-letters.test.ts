@@ -1,22 +1,27 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDeadLettersApp } from '../../../functions/dead-letters/app.js';
+import { deadLettersConfigSchema } from '../../../functions/dead-letters/config.js';
+import {
+  DEAD_LETTERS_COLLECTION,
+  type DeadLetterDocument,
+} from '../../../functions/dead-letters/dead-letter-repository.js';
 import { mintApiKey } from '../../../shared/api-keys.js';
 import { CloudEvent, toBinaryMessage, toStructuredMessage } from '../../../shared/cloudevents.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
 import { createMongo } from '../../../shared/mongo.js';
 import { createFunctionServer } from '../../../shared/serve.js';
-import { createDeadLettersApp } from '../../../functions/dead-letters/app.js';
-import { deadLettersConfigSchema } from '../../../functions/dead-letters/config.js';
-import { DEAD_LETTERS_COLLECTION, type DeadLetterDocument } from '../../../functions/dead-letters/dead-letter-repository.js';
 import { MONGODB_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 
 // The dead-letter sink over real HTTP (the functions framework) with real MongoDB; the "original
 // subscriber" and the Broker (K_SINK) are recording sink servers.
 describe('dead-letters: store, list, replay', () => {
-  const dbName = uniqueName('dl').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+  const dbName = uniqueName('dl')
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 60);
   const mongo = createMongo(MONGODB_URL, dbName);
   let subscriber: SinkServer;
   let broker: SinkServer;
@@ -85,7 +90,10 @@ describe('dead-letters: store, list, replay', () => {
   const api = (path: string, init: RequestInit & { key?: string } = {}) =>
     fetch(`${base}${path}`, {
       ...init,
-      headers: { authorization: `Bearer ${init.key ?? admin}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${init.key ?? admin}`,
+        ...(init.body ? { 'content-type': 'application/json' } : {}),
+      },
     });
 
   async function listAll(query: string): Promise<{ id: string; status: string; event: Record<string, unknown> }[]> {
@@ -104,14 +112,20 @@ describe('dead-letters: store, list, replay', () => {
   it('stores any event type with Knative error extensions, idempotent per event and failed destination', async () => {
     // Prepare
     const dest = `${subscriber.url}ingest`;
-    const telemetry = deadLettered('io.kiot.telemetry.received', { metrics: { t: 21.5 } }, { dest, code: 500, body: '{"error":{"code":"internal"}}' });
+    const telemetry = deadLettered(
+      'io.kiot.telemetry.received',
+      { metrics: { t: 21.5 } },
+      { dest, code: 500, body: '{"error":{"code":"internal"}}' },
+    );
     const unknownType = deadLettered('com.example.anything', { a: 1 }, { dest, code: 422 });
 
     // Act
     const first = await deliver(telemetry);
     const again = await deliver(telemetry);
     const other = await deliver(unknownType, 'structured');
-    const toSecondDest = await deliver(deadLettered('io.kiot.telemetry.received', {}, { dest: `${subscriber.url}other` }, {}));
+    const toSecondDest = await deliver(
+      deadLettered('io.kiot.telemetry.received', {}, { dest: `${subscriber.url}other` }, {}),
+    );
 
     // Assess
     expect([first.status, again.status, other.status, toSecondDest.status]).toEqual([204, 204, 204, 204]);
@@ -130,7 +144,13 @@ describe('dead-letters: store, list, replay', () => {
   it('keeps the same event id failing at two destinations as two records', async () => {
     const id = uniqueName('twice');
     for (const path of ['a', 'b']) {
-      const event = new CloudEvent({ id, source: '/kiot/test', type: 'io.kiot.device.connected', data: {}, knativeerrordest: `${subscriber.url}${path}` });
+      const event = new CloudEvent({
+        id,
+        source: '/kiot/test',
+        type: 'io.kiot.device.connected',
+        data: {},
+        knativeerrordest: `${subscriber.url}${path}`,
+      });
       expect((await deliver(event)).status).toBe(204);
     }
     expect(await (await collection()).countDocuments({ 'event.id': id })).toBe(2);
@@ -156,7 +176,12 @@ describe('dead-letters: store, list, replay', () => {
   it('replays one to the original subscriber without the error extensions and marks it replayed', async () => {
     // Prepare
     const path = `replay-${Date.now().toString(36)}`;
-    const event = deadLettered('io.kiot.command.acknowledged', { status: 'succeeded', n: [1, 2] }, { dest: `${subscriber.url}${path}`, code: 500 }, { partitionkey: 'dev-1' });
+    const event = deadLettered(
+      'io.kiot.command.acknowledged',
+      { status: 'succeeded', n: [1, 2] },
+      { dest: `${subscriber.url}${path}`, code: 500 },
+      { partitionkey: 'dev-1' },
+    );
     expect((await deliver(event)).status).toBe(204);
     const [record] = await listAll(`eventId=${event.id}`);
 
@@ -167,7 +192,14 @@ describe('dead-letters: store, list, replay', () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ outcome: 'replayed', destination: `${subscriber.url}${path}` });
     const received = subscriber.received.find((r) => r.path === `/${path}`);
-    expect(received?.event).toMatchObject({ id: event.id, type: event.type, source: event.source, subject: 'dev-1', partitionkey: 'dev-1', data: { status: 'succeeded', n: [1, 2] } });
+    expect(received?.event).toMatchObject({
+      id: event.id,
+      type: event.type,
+      source: event.source,
+      subject: 'dev-1',
+      partitionkey: 'dev-1',
+      data: { status: 'succeeded', n: [1, 2] },
+    });
     expect(Object.keys(received!.headers).filter((h) => h.startsWith('ce-knativeerror'))).toEqual([]);
     const stored = await (await api(`/dead-letters/${record!.id}`)).json();
     expect(stored).toMatchObject({ status: 'replayed', replayCount: 1, replayedTo: `${subscriber.url}${path}` });
@@ -182,7 +214,11 @@ describe('dead-letters: store, list, replay', () => {
     const response = await api(`/dead-letters/${record!.id}/replay`, { method: 'POST' });
     expect(response.status).toBe(502);
     expect(await response.json()).toMatchObject({ error: { code: 'replay_failed' } });
-    expect(await (await api(`/dead-letters/${record!.id}`)).json()).toMatchObject({ status: 'pending', replayCount: 1, lastReplay: { status: 500 } });
+    expect(await (await api(`/dead-letters/${record!.id}`)).json()).toMatchObject({
+      status: 'pending',
+      replayCount: 1,
+      lastReplay: { status: 500 },
+    });
     subscriber.respond = () => ({ status: 202 });
   });
 
@@ -192,7 +228,11 @@ describe('dead-letters: store, list, replay', () => {
     const [record] = await listAll(`eventId=${event.id}`);
     expect((await api(`/dead-letters/${record!.id}/replay`, { method: 'POST' })).status).toBe(200);
     await deliver(event);
-    expect(await (await api(`/dead-letters/${record!.id}`)).json()).toMatchObject({ status: 'pending', deadLetterCount: 2, replayCount: 1 });
+    expect(await (await api(`/dead-letters/${record!.id}`)).json()).toMatchObject({
+      status: 'pending',
+      deadLetterCount: 2,
+      replayCount: 1,
+    });
   });
 
   it('replays all pending of a type: to the subscriber, or through the Broker when the destination is not allowed or unknown', async () => {
@@ -212,7 +252,12 @@ describe('dead-letters: store, list, replay', () => {
     expect(await response.json()).toMatchObject({ replayed: 3, failed: 0, more: false });
     expect(await second.json()).toMatchObject({ replayed: 0, failed: 0 });
     expect(subscriber.received.filter((r) => r.event?.type === type).map((r) => r.event!.id)).toEqual([direct.id]);
-    expect(broker.received.filter((r) => r.event?.type === type).map((r) => r.event!.id).sort()).toEqual([outside.id, noDest.id].sort());
+    expect(
+      broker.received
+        .filter((r) => r.event?.type === type)
+        .map((r) => r.event!.id)
+        .sort(),
+    ).toEqual([outside.id, noDest.id].sort());
     expect((await listAll(`type=${type}&status=replayed`)).length).toBe(3);
   });
 
@@ -221,7 +266,9 @@ describe('dead-letters: store, list, replay', () => {
     const replyId = uniqueName('reply');
     subscriber.respond = (request) => {
       if (request.path !== `/${path}`) return { status: 202 };
-      const message = toBinaryMessage(new CloudEvent({ id: replyId, source: '/kiot/sub', type: 'io.kiot.mqtt.publish', data: { topic: 't' } }));
+      const message = toBinaryMessage(
+        new CloudEvent({ id: replyId, source: '/kiot/sub', type: 'io.kiot.mqtt.publish', data: { topic: 't' } }),
+      );
       return { status: 200, headers: message.headers, body: message.body };
     };
     const event = deadLettered('io.kiot.provisioning.requested', {}, { dest: `${subscriber.url}${path}`, code: 503 });
@@ -234,7 +281,13 @@ describe('dead-letters: store, list, replay', () => {
 
   it('stores and replays a structured event with binary data (data_base64) byte for byte', async () => {
     const bytes = Buffer.from([0, 1, 2, 250, 255]);
-    const event = new CloudEvent({ id: uniqueName('bin'), source: '/kiot/test', type: 'io.kiot.binary', data_base64: bytes.toString('base64'), knativeerrordest: `${subscriber.url}bin` });
+    const event = new CloudEvent({
+      id: uniqueName('bin'),
+      source: '/kiot/test',
+      type: 'io.kiot.binary',
+      data_base64: bytes.toString('base64'),
+      knativeerrordest: `${subscriber.url}bin`,
+    });
     expect((await deliver(event, 'structured')).status).toBe(204);
     const [record] = await listAll(`eventId=${event.id}`);
     expect(record!.event.data_base64).toBe(bytes.toString('base64'));

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, type Harness } from './harness.js';
+import { type Harness, startHarness } from './harness.js';
 
 // The HTTP API over real HTTP: validation, conflicts, concurrency, keys, bulk, pagination, OpenAPI.
 describe('device-registry HTTP API', () => {
@@ -32,16 +32,30 @@ describe('device-registry HTTP API', () => {
     ];
     for (const body of cases) await expectProblem(await h.api('/devices', { body }), 400, 'invalid_input');
     await expectProblem(await h.api('/devices', { body: '{"id":' }), 400);
-    await expectProblem(await h.api('/devices', { body: { metadata: { pad: 'x'.repeat(1_100_000) } } }), 413, 'payload_too_large');
+    await expectProblem(
+      await h.api('/devices', { body: { metadata: { pad: 'x'.repeat(1_100_000) } } }),
+      413,
+      'payload_too_large',
+    );
   });
 
   it('answers 409 for a duplicate id and shows the secret only at registration', async () => {
     const id = uniqueName('dup');
-    const first = await h.api('/devices', { body: { id, name: 'one', type: 'thermo', tags: ['a'], metadata: { site: { room: 4 } } } });
+    const first = await h.api('/devices', {
+      body: { id, name: 'one', type: 'thermo', tags: ['a'], metadata: { site: { room: 4 } } },
+    });
     expect(first.status).toBe(201);
     const created = (await first.json()) as { device: Record<string, unknown>; secret: string };
     expect(created.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(created.device).toMatchObject({ id, name: 'one', type: 'thermo', tags: ['a'], metadata: { site: { room: 4 } }, status: 'active', version: 1 });
+    expect(created.device).toMatchObject({
+      id,
+      name: 'one',
+      type: 'thermo',
+      tags: ['a'],
+      metadata: { site: { room: 4 } },
+      status: 'active',
+      version: 1,
+    });
     await expectProblem(await h.api('/devices', { body: { id } }), 409, 'device_exists');
     const read = await h.api(`/devices/${id}`);
     expect(read.headers.get('etag')).toBe('"1"');
@@ -53,7 +67,8 @@ describe('device-registry HTTP API', () => {
   it('updates with If-Match: 428 without, 412 on a stale version, 200 with the current one', async () => {
     const id = uniqueName('patch');
     await h.api('/devices', { body: { id } });
-    const patch = (headers: Record<string, string>, body: unknown = { name: 'renamed' }) => h.api(`/devices/${id}`, { method: 'PATCH', body, headers });
+    const patch = (headers: Record<string, string>, body: unknown = { name: 'renamed' }) =>
+      h.api(`/devices/${id}`, { method: 'PATCH', body, headers });
     await expectProblem(await patch({}), 428, 'precondition_required');
     const ok = await patch({ 'if-match': '"1"' });
     expect(ok.status).toBe(200);
@@ -61,7 +76,10 @@ describe('device-registry HTTP API', () => {
     expect(await ok.json()).toMatchObject({ name: 'renamed', version: 2 });
     await expectProblem(await patch({ 'if-match': '"1"' }, { tags: ['x'] }), 412, 'precondition_failed');
     await expectProblem(await patch({ 'if-match': '"2"' }, { owner: 'me' }), 400);
-    await expectProblem(await h.api('/devices/nope-nope', { method: 'PATCH', body: { name: 'x' }, headers: { 'if-match': '"1"' } }), 404);
+    await expectProblem(
+      await h.api('/devices/nope-nope', { method: 'PATCH', body: { name: 'x' }, headers: { 'if-match': '"1"' } }),
+      404,
+    );
   });
 
   it('answers 401 without a valid key and 403 without the scope', async () => {
@@ -69,7 +87,10 @@ describe('device-registry HTTP API', () => {
     await expectProblem(await h.api('/devices', { key: `${h.keys.admin}x` }), 401, 'unauthorized');
     expect((await h.api('/devices?limit=1', { key: h.keys.reader })).status).toBe(200);
     await expectProblem(await h.api('/devices', { key: h.keys.reader, body: {} }), 403, 'forbidden');
-    await expectProblem(await h.api('/broker/authn', { key: h.keys.reader, body: { clientid: 'a', username: 'a', password: 'b' } }), 403);
+    await expectProblem(
+      await h.api('/broker/authn', { key: h.keys.reader, body: { clientid: 'a', username: 'a', password: 'b' } }),
+      403,
+    );
     // Before the body is looked at: a key without the scope learns nothing about validation.
     await expectProblem(await h.api('/devices', { key: h.keys.reader, body: { id: 'bad/id' } }), 403);
   });
@@ -79,18 +100,42 @@ describe('device-registry HTTP API', () => {
     await h.api('/devices', { body: { id: taken } });
     const fresh = [uniqueName('b1'), uniqueName('b2'), uniqueName('b3')];
     const response = await h.api('/devices/bulk', {
-      body: { devices: [{ id: fresh[0] }, { id: taken }, { id: 'bad id' }, { id: fresh[1], metadata: { $x: 1 } }, { id: fresh[2] }, { id: fresh[0] }, { name: 'generated' }] },
+      body: {
+        devices: [
+          { id: fresh[0] },
+          { id: taken },
+          { id: 'bad id' },
+          { id: fresh[1], metadata: { $x: 1 } },
+          { id: fresh[2] },
+          { id: fresh[0] },
+          { name: 'generated' },
+        ],
+      },
     });
     expect(response.status).toBe(200);
-    const body = (await response.json()) as { created: number; results: { index: number; status: string; id?: string; secret?: string }[] };
-    expect(body.results.map((r) => r.status)).toEqual(['created', 'conflict', 'invalid', 'invalid', 'created', 'conflict', 'created']);
+    const body = (await response.json()) as {
+      created: number;
+      results: { index: number; status: string; id?: string; secret?: string }[];
+    };
+    expect(body.results.map((r) => r.status)).toEqual([
+      'created',
+      'conflict',
+      'invalid',
+      'invalid',
+      'created',
+      'conflict',
+      'created',
+    ]);
     expect(body.created).toBe(3);
     for (const r of body.results.filter((x) => x.status === 'created')) {
       expect(r.secret).toEqual(expect.any(String));
       expect((await h.api(`/devices/${r.id}`)).status).toBe(200);
     }
     expect((await h.api(`/devices/${fresh[1]}`)).status).toBe(404);
-    await expectProblem(await h.api('/devices/bulk', { body: { devices: Array.from({ length: 1_001 }, () => ({})) } }), 400);
+    await expectProblem(
+      await h.api('/devices/bulk', { body: { devices: Array.from({ length: 1_001 }, () => ({})) } }),
+      400,
+    );
   });
 
   it('pages with a cursor that stays stable while devices are added', async () => {
@@ -101,11 +146,22 @@ describe('device-registry HTTP API', () => {
     let cursor: string | undefined;
     let round = 0;
     do {
-      const page = (await (await h.api(`/devices?tag=${tag}&limit=3${cursor ? `&cursor=${cursor}` : ''}`)).json()) as { items: { id: string }[]; nextCursor?: string };
+      const page = (await (await h.api(`/devices?tag=${tag}&limit=3${cursor ? `&cursor=${cursor}` : ''}`)).json()) as {
+        items: { id: string }[];
+        nextCursor?: string;
+      };
       seen.push(...page.items.map((d) => d.id));
       cursor = page.nextCursor;
       // Insert devices before and after the read position between pages.
-      if (round++ === 0) await h.api('/devices/bulk', { body: { devices: [{ id: `${tag}-01`, tags: [tag] }, { id: `${tag}-99`, tags: [tag] }] } });
+      if (round++ === 0)
+        await h.api('/devices/bulk', {
+          body: {
+            devices: [
+              { id: `${tag}-01`, tags: [tag] },
+              { id: `${tag}-99`, tags: [tag] },
+            ],
+          },
+        });
     } while (cursor);
     // Nothing seen twice, nothing skipped; an id added behind the cursor is not seen, one ahead of it is.
     expect(new Set(seen).size).toBe(seen.length);
@@ -118,14 +174,20 @@ describe('device-registry HTTP API', () => {
 
   it('stores and serves device types for telemetry-ingest', async () => {
     const type = uniqueName('type');
-    const put = await h.api(`/device-types/${type}`, { method: 'PUT', body: { telemetrySchema: { metrics: { t: { unit: 'C', min: -40, max: 85 } } } } });
+    const put = await h.api(`/device-types/${type}`, {
+      method: 'PUT',
+      body: { telemetrySchema: { metrics: { t: { unit: 'C', min: -40, max: 85 } } } },
+    });
     expect(put.status).toBe(200);
     expect(await (await h.api(`/device-types/${type}`, { key: h.keys.reader })).json()).toMatchObject({
       type,
       version: 1,
       telemetrySchema: { metrics: { t: { unit: 'C' } }, allowUnknownMetrics: false },
     });
-    await expectProblem(await h.api(`/device-types/${type}`, { method: 'PUT', body: { telemetrySchema: { metrics: { 'a.b': {} } } } }), 400);
+    await expectProblem(
+      await h.api(`/device-types/${type}`, { method: 'PUT', body: { telemetrySchema: { metrics: { 'a.b': {} } } } }),
+      400,
+    );
     await expectProblem(await h.api(`/device-types/${uniqueName('none')}`), 404);
   });
 
@@ -134,7 +196,16 @@ describe('device-registry HTTP API', () => {
     expect(response.status).toBe(200);
     const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, any>> };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/devices', '/devices/{id}', '/devices/bulk', '/devices/{id}/credentials', '/provisioning-tokens', '/device-types/{type}']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/devices',
+        '/devices/{id}',
+        '/devices/bulk',
+        '/devices/{id}/credentials',
+        '/provisioning-tokens',
+        '/device-types/{type}',
+      ]),
+    );
     const register = doc.paths['/devices']!.post.requestBody.content['application/json'].schema;
     expect(register.additionalProperties).toBe(false);
     expect(register.properties.id.pattern).toBe('^[A-Za-z0-9._-]{1,64}$');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, type Harness } from './harness.js';
+import { type Harness, startHarness } from './harness.js';
 
 // EMQX-style HTTP authn/authz hooks answered from the registry (MongoDB) through the Redis cache.
 describe('device-registry broker auth hooks', () => {
@@ -17,11 +17,19 @@ describe('device-registry broker auth hooks', () => {
   });
   afterAll(async () => h?.close());
 
-  const authn = async (body: Record<string, string>) => (await (await h.api('/broker/authn', { key: h.keys.hooks, body })).json()) as { result: string; is_superuser: boolean };
-  const authz = async (body: Record<string, string>) => ((await (await h.api('/broker/authz', { key: h.keys.hooks, body })).json()) as { result: string }).result;
+  const authn = async (body: Record<string, string>) =>
+    (await (await h.api('/broker/authn', { key: h.keys.hooks, body })).json()) as {
+      result: string;
+      is_superuser: boolean;
+    };
+  const authz = async (body: Record<string, string>) =>
+    ((await (await h.api('/broker/authz', { key: h.keys.hooks, body })).json()) as { result: string }).result;
 
   it('allows connect with the secret and own client id; denies otherwise; ignores non-devices', async () => {
-    expect(await authn({ clientid: id, username: id, password: secret })).toEqual({ result: 'allow', is_superuser: false });
+    expect(await authn({ clientid: id, username: id, password: secret })).toEqual({
+      result: 'allow',
+      is_superuser: false,
+    });
     // Twice: the second answer comes from the Redis cache and must agree.
     expect((await authn({ clientid: id, username: id, password: secret })).result).toBe('allow');
     expect((await authn({ clientid: id, username: id, password: `${secret}x` })).result).toBe('deny');
@@ -44,8 +52,15 @@ describe('device-registry broker auth hooks', () => {
       ['subscribe', `$share/g/devices/${id}/#`, 'deny'],
       ['publish', `provisioning/${id}/request`, 'deny'],
     ];
-    for (const [action, topic, expected] of cases) expect([action, topic, await authz({ clientid: id, username: id, topic, action })]).toEqual([action, topic, expected]);
-    expect(await authz({ clientid: 'impostor', username: id, topic: `devices/${id}/telemetry`, action: 'publish' })).toBe('deny');
+    for (const [action, topic, expected] of cases)
+      expect([action, topic, await authz({ clientid: id, username: id, topic, action })]).toEqual([
+        action,
+        topic,
+        expected,
+      ]);
+    expect(
+      await authz({ clientid: 'impostor', username: id, topic: `devices/${id}/telemetry`, action: 'publish' }),
+    ).toBe('deny');
   });
 
   it('denies at once after rotation and disable (the cache entry is dropped)', async () => {
@@ -56,9 +71,15 @@ describe('device-registry broker auth hooks', () => {
     expect((await authn({ clientid: id, username: id, password: fresh })).result).toBe('allow');
     const current = (await (await h.api(`/devices/${id}`)).json()) as { version: number };
     expect(etag).toBe('"1"');
-    await h.api(`/devices/${id}`, { method: 'PATCH', body: { status: 'disabled' }, headers: { 'if-match': `"${current.version}"` } });
+    await h.api(`/devices/${id}`, {
+      method: 'PATCH',
+      body: { status: 'disabled' },
+      headers: { 'if-match': `"${current.version}"` },
+    });
     expect((await authn({ clientid: id, username: id, password: fresh })).result).toBe('deny');
-    expect(await authz({ clientid: id, username: id, topic: `devices/${id}/telemetry`, action: 'publish' })).toBe('deny');
+    expect(await authz({ clientid: id, username: id, topic: `devices/${id}/telemetry`, action: 'publish' })).toBe(
+      'deny',
+    );
   });
 
   it('sees a device registered after its absence was cached, and forgets a deleted one', async () => {
@@ -71,6 +92,13 @@ describe('device-registry broker auth hooks', () => {
   });
 
   it('rejects malformed hook requests with 400', async () => {
-    expect((await h.api('/broker/authz', { key: h.keys.hooks, body: { clientid: id, username: id, topic: 'x', action: 'delete' } })).status).toBe(400);
+    expect(
+      (
+        await h.api('/broker/authz', {
+          key: h.keys.hooks,
+          body: { clientid: id, username: id, topic: 'x', action: 'delete' },
+        })
+      ).status,
+    ).toBe(400);
   });
 });

@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { connectDevice, disconnected, startHarness, type Harness } from './harness.js';
+import { connectDevice, disconnected, type Harness, startHarness } from './harness.js';
 
 // The broker enforces the registry: real Mosquitto 2.0.11 with dynamic security (a private instance).
 describe('device-registry broker access (Mosquitto dynamic security)', () => {
@@ -11,7 +11,12 @@ describe('device-registry broker access (Mosquitto dynamic security)', () => {
 
   beforeAll(async () => {
     h = await startHarness();
-    const admin = await connectDevice(h.broker.url, h.broker.admin.username, h.broker.admin.password, uniqueName('observer'));
+    const admin = await connectDevice(
+      h.broker.url,
+      h.broker.admin.username,
+      h.broker.admin.password,
+      uniqueName('observer'),
+    );
     if (!admin.ok) throw new Error(admin.reason);
     observer = admin.client;
     observer.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
@@ -55,12 +60,18 @@ describe('device-registry broker access (Mosquitto dynamic security)', () => {
     if (!outcome.ok) throw new Error(outcome.reason);
     const client = outcome.client;
     const suback = (filter: string) =>
-      client.subscribeAsync(filter, { qos: 1 }).then((granted) => granted[0]!.qos, (error: { packet?: { granted?: number[] } }) => error.packet?.granted?.[0] ?? -1);
+      client.subscribeAsync(filter, { qos: 1 }).then(
+        (granted) => granted[0]!.qos,
+        (error: { packet?: { granted?: number[] } }) => error.packet?.granted?.[0] ?? -1,
+      );
     // SUBACK reason codes (MQTT 5 §3.9.3): 0x87 "not authorized" for the foreign filters, QoS 1 for its own.
-    for (const filter of [`devices/${b.device.id}/#`, 'devices/+/commands/#', '#']) expect(await suback(filter)).toBe(135);
+    for (const filter of [`devices/${b.device.id}/#`, 'devices/+/commands/#', '#'])
+      expect(await suback(filter)).toBe(135);
     expect(await suback(`devices/${a.device.id}/commands/#`)).toBe(1);
     // MQTT 5 PUBACK reason 0x87 (§3.4.2.1): the broker says no to the sender as well.
-    await expect(client.publishAsync(`devices/${b.device.id}/telemetry`, 'forged', { qos: 1 })).rejects.toMatchObject({ code: 135 });
+    await expect(client.publishAsync(`devices/${b.device.id}/telemetry`, 'forged', { qos: 1 })).rejects.toMatchObject({
+      code: 135,
+    });
     await client.publishAsync(`devices/${a.device.id}/telemetry`, 'marker', { qos: 1 });
     expect(await waitSeen(`devices/${a.device.id}/telemetry marker`)).toBe(true);
     // The marker went after the forged message on the same connection; the broker delivers in order.
@@ -86,11 +97,19 @@ describe('device-registry broker access (Mosquitto dynamic security)', () => {
     if (!outcome.ok) throw new Error(outcome.reason);
     outcome.client.on('error', () => undefined);
     const gone = disconnected(outcome.client);
-    const patched = await h.api(`/devices/${device.id}`, { method: 'PATCH', body: { status: 'disabled' }, headers: { 'if-match': `"${device.version}"` } });
+    const patched = await h.api(`/devices/${device.id}`, {
+      method: 'PATCH',
+      body: { status: 'disabled' },
+      headers: { 'if-match': `"${device.version}"` },
+    });
     expect(patched.status).toBe(200);
     await gone;
     expect((await connectDevice(h.broker.url, device.id, secret)).ok).toBe(false);
-    const enabled = await h.api(`/devices/${device.id}`, { method: 'PATCH', body: { status: 'active' }, headers: { 'if-match': patched.headers.get('etag')! } });
+    const enabled = await h.api(`/devices/${device.id}`, {
+      method: 'PATCH',
+      body: { status: 'active' },
+      headers: { 'if-match': patched.headers.get('etag')! },
+    });
     expect(enabled.status).toBe(200);
     const again = await connectDevice(h.broker.url, device.id, secret);
     expect(again.ok).toBe(true);

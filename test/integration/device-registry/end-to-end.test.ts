@@ -5,22 +5,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type BridgeHandle } from '../../../bridge/bridge.js';
+import { type BridgeHandle, startBridge } from '../../../bridge/bridge.js';
 import { loadBridgeConfig } from '../../../bridge/config.js';
 import { createDynsecClient } from '../../../functions/device-registry/dynsec.js';
 import { openCredential, type SealedCredential } from '../../../functions/device-registry/reply-crypto.js';
-import { startRouter, routerConfigSchema, type RunningRouter } from '../../../scripts/router/index.js';
+import { type RunningRouter, routerConfigSchema, startRouter } from '../../../scripts/router/index.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
-import { startDynsecMosquitto, type DynsecMosquitto } from '../../support/dynsec-mosquitto.js';
+import { type DynsecMosquitto, startDynsecMosquitto } from '../../support/dynsec-mosquitto.js';
 import { uniqueName } from '../../support/services.js';
-import { connectDevice, freePort, startHarness, type Harness } from './harness.js';
+import { connectDevice, freePort, type Harness, startHarness } from './harness.js';
 
 /** The roles exactly as scripts/mosquitto/dynsec-config.mjs writes them for the dev stack. */
 function stackRoles(dir: string): Map<string, { rolename: string; acls: unknown[] }> {
   const file = join(dir, 'dynamic-security.json');
   const pw = 'x'.repeat(16);
-  const env = Object.fromEntries(['DYNSEC_ADMIN', 'REGISTRY_MQTT', 'BRIDGE_MQTT', 'FLEET_CLAIM'].flatMap((p) => [[`${p}_USERNAME`, p.toLowerCase()], [`${p}_PASSWORD`, pw]]));
+  const env = Object.fromEntries(
+    ['DYNSEC_ADMIN', 'REGISTRY_MQTT', 'BRIDGE_MQTT', 'FLEET_CLAIM'].flatMap((p) => [
+      [`${p}_USERNAME`, p.toLowerCase()],
+      [`${p}_PASSWORD`, pw],
+    ]),
+  );
   execFileSync(process.execPath, ['scripts/mosquitto/dynsec-config.mjs', file], { env: { ...process.env, ...env } });
   const config = JSON.parse(readFileSync(file, 'utf8')) as { roles: { rolename: string; acls: unknown[] }[] };
   return new Map(config.roles.map((role) => [role.rolename, role]));
@@ -28,7 +33,10 @@ function stackRoles(dir: string): Map<string, { rolename: string; acls: unknown[
 
 /** SUBACK reason code of one filter (MQTT 5 §3.9.3: 0x87 = 135 not authorized). */
 const suback = (client: MqttClient, filter: string) =>
-  client.subscribeAsync(filter, { qos: 1 }).then((granted) => granted[0]!.qos, (error: { packet?: { granted?: number[] } }) => error.packet?.granted?.[0] ?? -1);
+  client.subscribeAsync(filter, { qos: 1 }).then(
+    (granted) => granted[0]!.qos,
+    (error: { packet?: { granted?: number[] } }) => error.packet?.granted?.[0] ?? -1,
+  );
 
 // A device holding only the fleet claim credential provisions itself over MQTT: claim client → Mosquitto
 // (dynsec) → bridge → router (knative/ Triggers) → device-registry → io.kiot.mqtt.publish → router → bridge →
@@ -46,7 +54,12 @@ describe('device-registry self-provisioning end to end (bridge and router)', () 
     broker = await startDynsecMosquitto();
     // The bridge and fleet-claim roles exactly as scripts/mosquitto/dynsec-config.mjs defines them.
     const roles = stackRoles(deadLetters);
-    const control = createDynsecClient({ url: broker.url, username: broker.admin.username, password: broker.admin.password, logger: createLogger('t', 'silent') });
+    const control = createDynsecClient({
+      url: broker.url,
+      username: broker.admin.username,
+      password: broker.admin.password,
+      logger: createLogger('t', 'silent'),
+    });
     const answers = await control.send([
       { command: 'createRole', ...roles.get('kiot-bridge')! },
       { command: 'createRole', ...roles.get('kiot-fleet-claim')! },
@@ -94,7 +107,13 @@ describe('device-registry self-provisioning end to end (bridge and router)', () 
     rmSync(deadLetters, { recursive: true, force: true });
   });
 
-  type Reply = { status: string; requestId: string; deviceId: string; credential?: SealedCredential; error?: { code: string } };
+  type Reply = {
+    status: string;
+    requestId: string;
+    deviceId: string;
+    credential?: SealedCredential;
+    error?: { code: string };
+  };
   const connectClaim = async () => {
     const outcome = await connectDevice(broker.url, claimUser.username, claimUser.password, uniqueName('claim'));
     if (!outcome.ok) throw new Error(outcome.reason);
@@ -105,7 +124,9 @@ describe('device-registry self-provisioning end to end (bridge and router)', () 
   async function claim(requestId: string, body: Record<string, unknown>): Promise<Reply> {
     const client = await connectClaim();
     try {
-      const answer = new Promise<Reply>((resolve) => client.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()))));
+      const answer = new Promise<Reply>((resolve) =>
+        client.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()))),
+      );
       await client.subscribeAsync(`provisioning/${requestId}/response`, { qos: 1 });
       await client.publishAsync(`provisioning/${requestId}/request`, JSON.stringify(body), { qos: 1 });
       return await answer;
@@ -121,14 +142,24 @@ describe('device-registry self-provisioning end to end (bridge and router)', () 
     eavesdropper.on('message', (topic, payload) => overheard.push({ topic, payload: payload.toString() }));
     expect(await suback(eavesdropper, 'provisioning/+/response')).toBe(1);
     // It can never read requests, where the reply keys travel.
-    for (const filter of ['provisioning/+/request', 'provisioning/#', '#']) expect(await suback(eavesdropper, filter)).toBe(135);
+    for (const filter of ['provisioning/+/request', 'provisioning/#', '#'])
+      expect(await suback(eavesdropper, filter)).toBe(135);
 
     const created = await h.api('/provisioning-tokens', { body: { maxUses: 1, type: 'thermo', tags: ['e2e'] } });
     const { token } = (await created.json()) as { token: string };
     const requestId = uniqueName('req');
     const replyKey = randomBytes(32);
-    const reply = await claim(requestId, { claimToken: token, name: 'over-mqtt', replyKey: replyKey.toString('base64url') });
-    expect(reply).toMatchObject({ status: 'accepted', requestId, deviceId: expect.any(String), credential: { alg: 'A256GCM' } });
+    const reply = await claim(requestId, {
+      claimToken: token,
+      name: 'over-mqtt',
+      replyKey: replyKey.toString('base64url'),
+    });
+    expect(reply).toMatchObject({
+      status: 'accepted',
+      requestId,
+      deviceId: expect.any(String),
+      credential: { alg: 'A256GCM' },
+    });
     const secret = openCredential(replyKey, requestId, reply.credential!)?.secret;
     expect(secret).toEqual(expect.any(String));
 
@@ -153,14 +184,25 @@ describe('device-registry self-provisioning end to end (bridge and router)', () 
       await device.client.publishAsync(`devices/${reply.deviceId}/state/reported`, '{"fw":"1.0"}', { qos: 1 });
       await device.client.endAsync();
     }
-    expect(await (await h.api(`/devices/${reply.deviceId}`)).json()).toMatchObject({ type: 'thermo', tags: ['e2e'], name: 'over-mqtt' });
+    expect(await (await h.api(`/devices/${reply.deviceId}`)).json()).toMatchObject({
+      type: 'thermo',
+      tags: ['e2e'],
+      name: 'over-mqtt',
+    });
 
-    expect(await claim(uniqueName('req'), { claimToken: token, replyKey: randomBytes(32).toString('base64url') })).toMatchObject({ status: 'refused', error: { code: 'used_up' } });
+    expect(
+      await claim(uniqueName('req'), { claimToken: token, replyKey: randomBytes(32).toString('base64url') }),
+    ).toMatchObject({ status: 'refused', error: { code: 'used_up' } });
     // A request without a reply key is refused with the reason, over MQTT too.
-    expect(await claim(uniqueName('req'), { claimToken: token })).toMatchObject({ status: 'refused', error: { code: 'invalid_request' } });
+    expect(await claim(uniqueName('req'), { claimToken: token })).toMatchObject({
+      status: 'refused',
+      error: { code: 'invalid_request' },
+    });
     // The claim credential alone may not touch device topics.
     const claimOnly = await connectClaim();
-    await expect(claimOnly.publishAsync(`devices/${reply.deviceId}/telemetry`, '{}', { qos: 1 })).rejects.toMatchObject({ code: 135 });
+    await expect(claimOnly.publishAsync(`devices/${reply.deviceId}/telemetry`, '{}', { qos: 1 })).rejects.toMatchObject(
+      { code: 135 },
+    );
     await claimOnly.endAsync();
   });
 });

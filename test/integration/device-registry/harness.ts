@@ -1,16 +1,17 @@
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
+import { buildRegistry, type Registry } from '../../../functions/device-registry/compose.js';
+import { configSchema } from '../../../functions/device-registry/schema.js';
 import { mintApiKey } from '../../../shared/api-keys.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
 import { createFunctionServer } from '../../../shared/serve.js';
-import { buildRegistry, type Registry } from '../../../functions/device-registry/compose.js';
-import { configSchema } from '../../../functions/device-registry/schema.js';
-import { startDynsecMosquitto, type DynsecMosquitto } from '../../support/dynsec-mosquitto.js';
+import { type DynsecMosquitto, startDynsecMosquitto } from '../../support/dynsec-mosquitto.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
+
 export { freePort } from '../../support/ports.js';
 
 /** The registry served by the functions framework over real HTTP, against a private dynsec Mosquitto. */
@@ -23,7 +24,10 @@ export interface Harness {
   registry: Registry;
   keys: { admin: string; reader: string; hooks: string };
   /** fetch with the admin key (or `key`) and JSON. */
-  api(path: string, init?: { method?: string; body?: unknown; key?: string | null; headers?: Record<string, string> }): Promise<Response>;
+  api(
+    path: string,
+    init?: { method?: string; body?: unknown; key?: string | null; headers?: Record<string, string> },
+  ): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -42,7 +46,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const admin = await mintApiKey('admin', ['*']);
   const reader = await mintApiKey('reader', ['devices:read']);
   const hooks = await mintApiKey('emqx', ['broker:auth']);
-  const dbName = uniqueName('registry').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+  const dbName = uniqueName('registry')
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 60);
   const config = loadConfig(configSchema, {
     MONGODB_URL,
     MONGODB_DB: dbName,
@@ -56,7 +62,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
     ...options.env,
   });
-  const registry = buildRegistry(config, createLogger('device-registry', (process.env.TEST_LOG_LEVEL ?? 'silent')));
+  const registry = buildRegistry(config, createLogger('device-registry', process.env.TEST_LOG_LEVEL ?? 'silent'));
   const server: Server = createFunctionServer(uniqueName('device-registry'), registry.handler);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -76,7 +82,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
           ...(key === null ? {} : { authorization: `Bearer ${key}` }),
           ...init.headers,
         },
-        body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
+        body:
+          init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
       });
     },
     async close() {
@@ -92,9 +99,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 export type ConnectOutcome = { ok: true; client: MqttClient } | { ok: false; reason: string };
 
 /** Connects as a device (MQTT 5), resolving with the client or the refusal; never reconnects on its own. */
-export function connectDevice(url: string, username: string, password: string, clientId = username): Promise<ConnectOutcome> {
+export function connectDevice(
+  url: string,
+  username: string,
+  password: string,
+  clientId = username,
+): Promise<ConnectOutcome> {
   return new Promise((resolve) => {
-    const client = mqtt.connect(url, { username, password, clientId, reconnectPeriod: 0, connectTimeout: 5_000, protocolVersion: 5 });
+    const client = mqtt.connect(url, {
+      username,
+      password,
+      clientId,
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+      protocolVersion: 5,
+    });
     client.once('connect', () => resolve({ ok: true, client }));
     client.once('error', (error) => {
       client.end(true);
@@ -110,4 +129,3 @@ export function disconnected(client: MqttClient): Promise<void> {
     client.once('close', () => resolve());
   });
 }
-

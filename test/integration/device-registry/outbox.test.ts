@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { createDeviceDirectory } from '../../../shared/devices.js';
 import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
-import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { MONGODB_URL, uniqueName } from '../../support/services.js';
 import type { ReceivedRequest } from '../../support/sink-server.js';
-import { startHarness, type Harness } from './harness.js';
+import { type Harness, startHarness } from './harness.js';
 
 // io.kiot.device.* through the single-document outbox, against a K_SINK that answers 503 and then recovers.
 // No local timer here (OUTBOX_FLUSH_INTERVAL_MS=0): what reaches the sink after the outage was flushed by a
@@ -67,7 +67,13 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     expect((await h.api(`/devices/${id}`)).status).toBe(200);
     const pending = await h.registry.deps.devices.pendingOf(id);
     expect(pending?.tombstone).toBe(false);
-    expect(pending?.events).toEqual([expect.objectContaining({ type: 'io.kiot.device.registered', subject: id, id: expect.stringMatching(/^[0-9a-f-]{36}$/) })]);
+    expect(pending?.events).toEqual([
+      expect.objectContaining({
+        type: 'io.kiot.device.registered',
+        subject: id,
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      }),
+    ]);
     const eventId = pending!.events[0]!.id;
 
     // A flush while the sink is still down changes nothing.
@@ -92,7 +98,11 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     sinkDown = true;
     accepted = [];
     const { device } = await register({ id });
-    const patched = await h.api(`/devices/${id}`, { method: 'PATCH', body: { name: 'renamed' }, headers: { 'if-match': `"${device.version}"` } });
+    const patched = await h.api(`/devices/${id}`, {
+      method: 'PATCH',
+      body: { name: 'renamed' },
+      headers: { 'if-match': `"${device.version}"` },
+    });
     expect(patched.status).toBe(200);
     expect((await h.api(`/devices/${id}/credentials`, { method: 'POST' })).status).toBe(201);
     const bulk = await h.api('/devices/bulk', { body: { devices: [{ id: `${id}-b1` }, { id: `${id}-b2` }] } });
@@ -104,7 +114,10 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     ]);
 
     sinkDown = false;
-    await requestUntil(() => acceptedFor(id).length === 3 && acceptedFor(`${id}-b1`).length === 1 && acceptedFor(`${id}-b2`).length === 1);
+    await requestUntil(
+      () =>
+        acceptedFor(id).length === 3 && acceptedFor(`${id}-b1`).length === 1 && acceptedFor(`${id}-b2`).length === 1,
+    );
     const events = acceptedFor(id);
     expect(events.map((event) => [event.type, (event.data as { version: number }).version])).toEqual([
       ['io.kiot.device.registered', 1],
@@ -126,21 +139,32 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
 
     // Still in MongoDB as a tombstone owing its event…
     const pending = await h.registry.deps.devices.pendingOf(id);
-    expect(pending).toMatchObject({ tombstone: true, events: [expect.objectContaining({ type: 'io.kiot.device.deleted', subject: id })] });
+    expect(pending).toMatchObject({
+      tombstone: true,
+      events: [expect.objectContaining({ type: 'io.kiot.device.deleted', subject: id })],
+    });
     const raw = await (await mongo.db()).collection('devices').findOne({ _id: id as never });
     expect(Object.keys(raw!).sort()).toEqual(['_id', 'deletedAt', 'pendingEvents', 'status']);
     // …and absent for every reader: GET, PATCH, rotate, DELETE, list, the broker hooks.
     expect((await h.api(`/devices/${id}`)).status).toBe(404);
-    expect((await h.api(`/devices/${id}`, { method: 'PATCH', body: { name: 'x' }, headers: { 'if-match': '"1"' } })).status).toBe(404);
+    expect(
+      (await h.api(`/devices/${id}`, { method: 'PATCH', body: { name: 'x' }, headers: { 'if-match': '"1"' } })).status,
+    ).toBe(404);
     expect((await h.api(`/devices/${id}/credentials`, { method: 'POST' })).status).toBe(404);
     expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(404);
     const listed = (await (await h.api('/devices?tag=tomb')).json()) as { items: { id: string }[] };
     expect(listed.items.map((item) => item.id)).not.toContain(id);
     const page = (await (await h.api('/devices?limit=500')).json()) as { items: { id: string }[] };
     expect(page.items.map((item) => item.id)).not.toContain(id);
-    const authn = await h.api('/broker/authn', { key: h.keys.hooks, body: { clientid: id, username: id, password: secret } });
+    const authn = await h.api('/broker/authn', {
+      key: h.keys.hooks,
+      body: { clientid: id, username: id, password: secret },
+    });
     expect(((await authn.json()) as { result: string }).result).toBe('ignore');
-    const authz = await h.api('/broker/authz', { key: h.keys.hooks, body: { clientid: id, username: id, topic: `devices/${id}/telemetry`, action: 'publish' } });
+    const authz = await h.api('/broker/authz', {
+      key: h.keys.hooks,
+      body: { clientid: id, username: id, topic: `devices/${id}/telemetry`, action: 'publish' },
+    });
     expect(((await authz.json()) as { result: string }).result).toBe('ignore');
     // Other capabilities read devices through shared/devices.ts: there the tombstone is absent too.
     expect(await createDeviceDirectory(mongo, { ttlMs: 0 }).device(id)).toBeUndefined();
@@ -164,8 +188,14 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     accepted = [];
     expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(204);
     const second = await register({ id, name: 'second' });
-    expect((await (await h.api(`/devices/${id}`)).json()) as Record<string, unknown>).toMatchObject({ name: 'second', version: 1 });
-    expect((await h.registry.deps.devices.pendingOf(id))?.events.map((event) => event.type)).toEqual(['io.kiot.device.deleted', 'io.kiot.device.registered']);
+    expect((await (await h.api(`/devices/${id}`)).json()) as Record<string, unknown>).toMatchObject({
+      name: 'second',
+      version: 1,
+    });
+    expect((await h.registry.deps.devices.pendingOf(id))?.events.map((event) => event.type)).toEqual([
+      'io.kiot.device.deleted',
+      'io.kiot.device.registered',
+    ]);
 
     sinkDown = false;
     await requestUntil(() => acceptedFor(id).length === 2);
@@ -190,7 +220,10 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     } finally {
       await h.broker.start();
     }
-    expect(await h.registry.deps.devices.pendingOf(id)).toMatchObject({ tombstone: true, events: [expect.objectContaining({ type: 'io.kiot.device.deleted' })] });
+    expect(await h.registry.deps.devices.pendingOf(id)).toMatchObject({
+      tombstone: true,
+      events: [expect.objectContaining({ type: 'io.kiot.device.deleted' })],
+    });
     expect((await h.api(`/devices/${id}`)).status).toBe(404);
 
     sinkDown = false;
@@ -201,7 +234,8 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
 
   /** Waits until the device's outbox is empty (the pull follows the sink's answer). */
   async function waitSettled(id: string): Promise<void> {
-    for (let i = 0; i < 100 && ((await h.registry.deps.devices.pendingOf(id))?.events.length ?? 0) > 0; i += 1) await sleep(50);
+    for (let i = 0; i < 100 && ((await h.registry.deps.devices.pendingOf(id))?.events.length ?? 0) > 0; i += 1)
+      await sleep(50);
     expect((await h.registry.deps.devices.pendingOf(id))?.events ?? []).toEqual([]);
   }
   it('a PingSource tick flushes what an outage left behind, for a registry that nobody calls', async () => {

@@ -3,9 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCredential, type SealedCredential } from '../../../functions/device-registry/reply-crypto.js';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { uniqueName } from '../../support/services.js';
-import { connectDevice, startHarness, type Harness } from './harness.js';
+import { connectDevice, type Harness, startHarness } from './harness.js';
 
-type Reply = { status: string; requestId: string; deviceId?: string; credential?: SealedCredential; error?: { code: string; message: string } };
+type Reply = {
+  status: string;
+  requestId: string;
+  deviceId?: string;
+  credential?: SealedCredential;
+  error?: { code: string; message: string };
+};
 const newReplyKey = () => randomBytes(32).toString('base64url');
 
 // Self-provisioning driven through the real function with real CloudEvents; replies reach K_SINK as
@@ -29,12 +35,22 @@ describe('device-registry self-provisioning', () => {
   const request = async (requestId: string, data: Record<string, unknown>, eventId = uniqueName('ev')) => {
     const before = h.sink.received.length;
     const body = JSON.parse(JSON.stringify({ replyKey: newReplyKey(), ...data, requestId }));
-    const event = new CloudEvent({ id: eventId, source: '/kiot/mqtt-bridge', type: 'io.kiot.provisioning.requested', subject: requestId, data: body });
+    const event = new CloudEvent({
+      id: eventId,
+      source: '/kiot/mqtt-bridge',
+      type: 'io.kiot.provisioning.requested',
+      subject: requestId,
+      data: body,
+    });
     const message = toBinaryMessage(event);
     const response = await fetch(h.base, { method: 'POST', headers: message.headers, body: message.body });
     expect(response.status).toBe(204);
-    await h.sink.waitFor((received) => received.slice(before).some((r) => r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === requestId));
-    const publish = h.sink.received.slice(before).find((r) => r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === requestId)!.event!;
+    await h.sink.waitFor((received) =>
+      received.slice(before).some((r) => r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === requestId),
+    );
+    const publish = h.sink.received
+      .slice(before)
+      .find((r) => r.event?.type === 'io.kiot.mqtt.publish' && r.event.subject === requestId)!.event!;
     const data2 = publish.data as { topic: string; payload: Reply; qos: number; retain: boolean };
     expect(data2).toMatchObject({ topic: `provisioning/${requestId}/response`, qos: 1, retain: false });
     return data2.payload;
@@ -45,7 +61,12 @@ describe('device-registry self-provisioning', () => {
     const requestId = uniqueName('req');
     const replyKey = newReplyKey();
     const reply = await request(requestId, { claimToken, name: 'kitchen', replyKey });
-    expect(reply).toMatchObject({ status: 'accepted', requestId, deviceId: expect.any(String), credential: { alg: 'A256GCM' } });
+    expect(reply).toMatchObject({
+      status: 'accepted',
+      requestId,
+      deviceId: expect.any(String),
+      credential: { alg: 'A256GCM' },
+    });
     expect(reply).not.toHaveProperty('secret');
     // Only the holder of the reply key recovers the secret; another key, or the reply moved to another request id, fails.
     const credential = openCredential(Buffer.from(replyKey, 'base64url'), requestId, reply.credential!);
@@ -58,15 +79,23 @@ describe('device-registry self-provisioning', () => {
     const outcome = await connectDevice(h.broker.url, reply.deviceId!, credential!.secret);
     expect(outcome.ok).toBe(true);
     if (outcome.ok) await outcome.client.endAsync();
-    expect(h.sink.received.some((r) => r.event?.type === 'io.kiot.device.registered' && r.event.subject === reply.deviceId)).toBe(true);
+    expect(
+      h.sink.received.some((r) => r.event?.type === 'io.kiot.device.registered' && r.event.subject === reply.deviceId),
+    ).toBe(true);
   });
 
   it('refuses a request without a reply key (or with a bad one) with a reason, and registers nothing', async () => {
     const claimToken = await token({ maxUses: 1 });
     const missing = await request(uniqueName('nokey'), { claimToken, replyKey: undefined });
-    expect(missing).toMatchObject({ status: 'refused', error: { code: 'invalid_request', message: expect.stringContaining('replyKey') } });
+    expect(missing).toMatchObject({
+      status: 'refused',
+      error: { code: 'invalid_request', message: expect.stringContaining('replyKey') },
+    });
     const short = await request(uniqueName('short'), { claimToken, replyKey: randomBytes(16).toString('base64url') });
-    expect(short).toMatchObject({ status: 'refused', error: { code: 'invalid_request', message: expect.stringContaining('replyKey') } });
+    expect(short).toMatchObject({
+      status: 'refused',
+      error: { code: 'invalid_request', message: expect.stringContaining('replyKey') },
+    });
     // The single use is still there.
     expect((await request(uniqueName('ok'), { claimToken })).status).toBe('accepted');
   });
@@ -90,16 +119,31 @@ describe('device-registry self-provisioning', () => {
     expect(listed.items.filter((d) => d.id === first.deviceId)).toHaveLength(1);
     // One use taken, not two: 4 more requests succeed, the 5th is refused.
     for (let i = 0; i < 4; i += 1) expect((await request(uniqueName('fill'), { claimToken })).status).toBe('accepted');
-    expect(await request(uniqueName('over'), { claimToken })).toMatchObject({ status: 'refused', error: { code: 'used_up' } });
+    expect(await request(uniqueName('over'), { claimToken })).toMatchObject({
+      status: 'refused',
+      error: { code: 'used_up' },
+    });
   });
 
   it('refuses an expired, a used-up, a forged token and a malformed request with a reason', async () => {
     const single = await token({ maxUses: 1 });
     expect((await request(uniqueName('r'), { claimToken: single })).status).toBe('accepted');
-    expect(await request(uniqueName('r'), { claimToken: single })).toMatchObject({ status: 'refused', error: { code: 'used_up' } });
-    expect(await request(uniqueName('r'), { claimToken: `${single.slice(0, -2)}zz` })).toMatchObject({ status: 'refused', error: { code: 'invalid' } });
-    expect(await request(uniqueName('r'), { claimToken: 'kpt_nope' })).toMatchObject({ status: 'refused', error: { code: 'invalid' } });
-    expect(await request(uniqueName('r'), { id: 'no-token' })).toMatchObject({ status: 'refused', error: { code: 'invalid_request' } });
+    expect(await request(uniqueName('r'), { claimToken: single })).toMatchObject({
+      status: 'refused',
+      error: { code: 'used_up' },
+    });
+    expect(await request(uniqueName('r'), { claimToken: `${single.slice(0, -2)}zz` })).toMatchObject({
+      status: 'refused',
+      error: { code: 'invalid' },
+    });
+    expect(await request(uniqueName('r'), { claimToken: 'kpt_nope' })).toMatchObject({
+      status: 'refused',
+      error: { code: 'invalid' },
+    });
+    expect(await request(uniqueName('r'), { id: 'no-token' })).toMatchObject({
+      status: 'refused',
+      error: { code: 'invalid_request' },
+    });
     // Refusals carry no credential at all.
     expect(await request(uniqueName('r'), { claimToken: single })).not.toHaveProperty('credential');
 
@@ -107,7 +151,10 @@ describe('device-registry self-provisioning', () => {
     const realNow = h.registry.deps.now;
     h.registry.deps.now = () => new Date(Date.now() + 61_000);
     try {
-      expect(await request(uniqueName('r'), { claimToken: expiring })).toMatchObject({ status: 'refused', error: { code: 'expired' } });
+      expect(await request(uniqueName('r'), { claimToken: expiring })).toMatchObject({
+        status: 'refused',
+        error: { code: 'expired' },
+      });
     } finally {
       h.registry.deps.now = realNow;
     }
@@ -117,7 +164,10 @@ describe('device-registry self-provisioning', () => {
     const taken = uniqueName('taken');
     await h.api('/devices', { body: { id: taken } });
     const claimToken = await token({ maxUses: 1 });
-    expect(await request(uniqueName('r'), { claimToken, id: taken })).toMatchObject({ status: 'refused', error: { code: 'id_taken' } });
+    expect(await request(uniqueName('r'), { claimToken, id: taken })).toMatchObject({
+      status: 'refused',
+      error: { code: 'id_taken' },
+    });
     expect((await request(uniqueName('r'), { claimToken, id: uniqueName('free') })).status).toBe('accepted');
   });
 

@@ -1,25 +1,29 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../support/ports.js';
+import { MONGODB_URL, MQTT_URL, REDIS_URL, uniqueName } from '../../support/services.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { buildBundles } from '../../unit/knative/lib/build.js';
 import { components } from '../../unit/knative/lib/components.js';
-import { loadManifests, ROOT, type K8sObject } from '../../unit/knative/lib/manifests.js';
-import { MONGODB_URL, MQTT_URL, REDIS_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
-import { freePort } from '../../support/ports.js';
+import { type K8sObject, loadManifests, ROOT } from '../../unit/knative/lib/manifests.js';
 
 // Each workload of knative/ started as the cluster would start it: its command (`node dist/<name>.js`) in an
 // image-like directory (dist/ and a package.json trimmed as the Dockerfile trims it), with the environment
 // its manifest declares, ConfigMap values resolved and Secret keys filled from the test services. It must
 // pass its readiness probe (TCP for the functions, GET /healthz for the bridge) and answer /healthz.
 const manifests = loadManifests();
-const configMap = (manifests.find(({ doc }) => doc.kind === 'ConfigMap')!.doc as K8sObject & { data: Record<string, string> }).data;
+const configMap = (
+  manifests.find(({ doc }) => doc.kind === 'ConfigMap')!.doc as K8sObject & { data: Record<string, string> }
+).data;
 const landed = new Set(components().map((c) => c.name));
-const db = uniqueName('ks').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+const db = uniqueName('ks')
+  .replace(/[^A-Za-z0-9_-]/g, '_')
+  .slice(0, 60);
 
 /** What only exists in a cluster (DNS names, the Broker) or must not touch shared test state, replaced. */
 function localValue(name: string, key: string, sink: string): string | undefined {
@@ -32,7 +36,13 @@ function localValue(name: string, key: string, sink: string): string | undefined
   if (key in secrets) return secrets[key];
   if (/MQTT_USERNAME$/.test(key)) return 'kiot';
   if (/MQTT_PASSWORD$/.test(key)) return 'kiot';
-  const overrides: Record<string, string> = { MQTT_URL, K_SINK: sink, DEAD_LETTER_SINK: sink, MONGODB_DB: db, LOG_LEVEL: 'warn' };
+  const overrides: Record<string, string> = {
+    MQTT_URL,
+    K_SINK: sink,
+    DEAD_LETTER_SINK: sink,
+    MONGODB_DB: db,
+    LOG_LEVEL: 'warn',
+  };
   return overrides[name];
 }
 
@@ -56,7 +66,8 @@ function workloadsOf(sink: string): Workload[] {
       if (local !== undefined) env[entry.name] = local;
       else if (entry.value !== undefined) env[entry.name] = entry.value;
       else if (entry.valueFrom?.configMapKeyRef) env[entry.name] = configMap[entry.valueFrom.configMapKeyRef.key]!;
-      else if (entry.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[entry.name] = uniqueName(`${doc.metadata.name}-0`).slice(0, 50);
+      else if (entry.valueFrom?.fieldRef?.fieldPath === 'metadata.name')
+        env[entry.name] = uniqueName(`${doc.metadata.name}-0`).slice(0, 50);
     }
     if (!knative) {
       env.K_SINK = sink; // the SinkBinding's injection
@@ -66,7 +77,6 @@ function workloadsOf(sink: string): Workload[] {
     return [{ name: doc.metadata.name, bundle, env, probe: container.readinessProbe?.tcpSocket ? 'tcp' : 'http' }];
   });
 }
-
 
 const tcpOpen = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -89,7 +99,14 @@ describe('workloads start from their manifests', () => {
     image = mkdtempSync(join(tmpdir(), 'kiot-image-'));
     cpSync(join(ROOT, 'dist'), join(image, 'dist'), { recursive: true });
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-    writeFileSync(join(image, 'package.json'), JSON.stringify({ name: pkg.name, type: pkg.type, dependencies: { '@google-cloud/functions-framework': pkg.dependencies['@google-cloud/functions-framework'] } }));
+    writeFileSync(
+      join(image, 'package.json'),
+      JSON.stringify({
+        name: pkg.name,
+        type: pkg.type,
+        dependencies: { '@google-cloud/functions-framework': pkg.dependencies['@google-cloud/functions-framework'] },
+      }),
+    );
     symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'));
     sink = await startSinkServer();
   }, 120_000);
@@ -117,12 +134,19 @@ describe('workloads start from their manifests', () => {
       let health: number | undefined;
       for (let i = 0; i < 600 && child.exitCode === null && !ready; i += 1) {
         if (workload.probe === 'tcp') ready = await tcpOpen(port);
-        else ready = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
+        else
+          ready = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+            (r) => r.status === 200,
+            () => false,
+          );
         if (!ready) await new Promise((resolve) => setTimeout(resolve, 50));
       }
       if (ready) {
         for (let i = 0; i < 100 && health !== 200; i += 1) {
-          health = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => undefined);
+          health = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+            (r) => r.status,
+            () => undefined,
+          );
           if (health !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
         }
       }

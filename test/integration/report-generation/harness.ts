@@ -1,16 +1,16 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MongoClientOptions } from 'mongodb';
+import { createReportApp } from '../../../functions/report-generation/app.js';
+import { type AppDeps, createDeps, ensureIndexes } from '../../../functions/report-generation/deps.js';
+import { SOURCE } from '../../../functions/report-generation/schema.js';
 import { createApiKeyAuthorizer, mintApiKey } from '../../../shared/api-keys.js';
 import { createEmitter } from '../../../shared/emitter.js';
 import { createLogger } from '../../../shared/logger.js';
 import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
 import { createFunctionServer } from '../../../shared/serve.js';
-import { createReportApp } from '../../../functions/report-generation/app.js';
-import { createDeps, ensureIndexes, type AppDeps } from '../../../functions/report-generation/deps.js';
-import { SOURCE } from '../../../functions/report-generation/schema.js';
 import { MONGODB_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 
 /**
  * report-generation served by the real functions framework over real HTTP, on its own database, with
@@ -31,16 +31,26 @@ export interface Harness {
 }
 
 export function dbName(prefix: string): string {
-  return uniqueName(prefix).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+  return uniqueName(prefix)
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 60);
 }
 
-export async function startHarness(prefix: string, options: { mongoOptions?: MongoClientOptions } = {}): Promise<Harness> {
+export async function startHarness(
+  prefix: string,
+  options: { mongoOptions?: MongoClientOptions } = {},
+): Promise<Harness> {
   let offset = 0;
   const now = () => new Date(Date.now() + offset);
   const mongo = createMongo(MONGODB_URL, dbName(prefix), options.mongoOptions);
   const sink = await startSinkServer();
   const logger = createLogger('report-generation', 'silent');
-  const deps = createDeps({ mongo, logger, emitter: createEmitter({ sink: sink.url, source: SOURCE, attempts: 2 }), clock: now });
+  const deps = createDeps({
+    mongo,
+    logger,
+    emitter: createEmitter({ sink: sink.url, source: SOURCE, attempts: 2 }),
+    clock: now,
+  });
   await ensureIndexes(deps);
   const admin = await mintApiKey(`rg-admin`, ['reports:*']);
   const reader = await mintApiKey(`rg-reader`, ['reports:read']);
@@ -55,7 +65,9 @@ export async function startHarness(prefix: string, options: { mongoOptions?: Mon
     deps,
     sink,
     now,
-    advance: (ms) => void (offset += ms),
+    advance: (ms) => {
+      offset += ms;
+    },
     auth,
     request: (method, path, body, headers = auth.admin) =>
       fetch(`${base}${path}`, {

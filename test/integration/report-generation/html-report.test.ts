@@ -1,12 +1,11 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './harness.js';
-import { quarter, random, storeDevices, storeSamples, type SampleDoc } from './telemetry-fixtures.js';
+import { type Harness, startHarness } from './harness.js';
+import { quarter, random, type SampleDoc, storeDevices, storeSamples } from './telemetry-fixtures.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'report-generation');
@@ -22,14 +21,25 @@ describe('the HTML report in real headless Chromium', { timeout: 120_000 }, () =
 
   beforeAll(async () => {
     h = await startHarness('rg-html');
-    await storeDevices(h.mongo, [{ id: 'ht-1', type: 'boiler' }, { id: 'ht-2', type: 'boiler' }, { id: 'ht-3', type: 'boiler' }]);
+    await storeDevices(h.mongo, [
+      { id: 'ht-1', type: 'boiler' },
+      { id: 'ht-2', type: 'boiler' },
+      { id: 'ht-3', type: 'boiler' },
+    ]);
     const rand = random(3);
     const docs: SampleDoc[] = [];
     for (const deviceId of ['ht-1', 'ht-2']) {
       for (let ts = D0; ts < D0 + 3 * 24 * HOUR; ts += 5 * 60_000) {
         if (ts > D0 + 30 * HOUR && ts < D0 + 36 * HOUR) continue; // a gap the chart must show
         const wave = 60 + 15 * Math.sin((ts - D0) / (6 * HOUR));
-        docs.push({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: quarter(rand, wave - 3, wave + 3), pressure: quarter(rand, 1, 3) }, eventId: `e${ts}`, receivedAt: h.now() });
+        docs.push({
+          _id: `${deviceId}~${ts}`,
+          deviceId,
+          ts: new Date(ts),
+          metrics: { temp: quarter(rand, wave - 3, wave + 3), pressure: quarter(rand, 1, 3) },
+          eventId: `e${ts}`,
+          receivedAt: h.now(),
+        });
       }
     }
     await storeSamples(h.mongo, docs, h.now());
@@ -38,7 +48,16 @@ describe('the HTML report in real headless Chromium', { timeout: 120_000 }, () =
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 60_000);
   afterAll(async () => {
@@ -48,7 +67,14 @@ describe('the HTML report in real headless Chromium', { timeout: 120_000 }, () =
   });
 
   it('renders SVG charts with axis labels and a fleet summary, without console errors or requests elsewhere', async () => {
-    const created = await h.request('POST', '/reports', { scope: { type: 'boiler' }, from: new Date(D0).toISOString(), to: new Date(D0 + 3 * 24 * HOUR).toISOString(), metrics: ['temp', 'pressure'], interval: '1h', title: 'Boilers <weekly> & "friends"' });
+    const created = await h.request('POST', '/reports', {
+      scope: { type: 'boiler' },
+      from: new Date(D0).toISOString(),
+      to: new Date(D0 + 3 * 24 * HOUR).toISOString(),
+      metrics: ['temp', 'pressure'],
+      interval: '1h',
+      title: 'Boilers <weekly> & "friends"',
+    });
     expect(created.status).toBe(201);
     const { links } = (await created.json()) as { links: { html: string } };
 
@@ -56,7 +82,8 @@ describe('the HTML report in real headless Chromium', { timeout: 120_000 }, () =
     const problems: string[] = [];
     const requests: string[] = [];
     page.on('console', (message) => {
-      if (message.type() === 'error' || message.type() === 'warning') problems.push(`${message.type()}: ${message.text()}`);
+      if (message.type() === 'error' || message.type() === 'warning')
+        problems.push(`${message.type()}: ${message.text()}`);
     });
     page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
     page.on('request', (request) => requests.push(request.url()));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Stats } from '../../../functions/report-generation/stats.js';
-import { startHarness, type Harness } from './harness.js';
-import { quarter, random, storeDevices, storeSamples, type SampleDoc } from './telemetry-fixtures.js';
+import { type Harness, startHarness } from './harness.js';
+import { quarter, random, type SampleDoc, storeDevices, storeSamples } from './telemetry-fixtures.js';
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -60,10 +60,24 @@ describe('rollups', { timeout: 120_000 }, () => {
         const metrics: Record<string, number> = { temp: quarter(rand, -10, 40) };
         if (rand() < 0.7) metrics.hum = quarter(rand, 20, 90); // not every sample carries every metric
         const msgId = `${tag}-${ts}`;
-        const doc: SampleDoc = { _id: `${deviceId}~${msgId}`, deviceId, ts: new Date(ts), metrics, eventId: `ev-${deviceId}-${msgId}`, receivedAt: h.now(), msgId };
+        const doc: SampleDoc = {
+          _id: `${deviceId}~${msgId}`,
+          deviceId,
+          ts: new Date(ts),
+          metrics,
+          eventId: `ev-${deviceId}-${msgId}`,
+          receivedAt: h.now(),
+          msgId,
+        };
         docs.push(doc);
         if (rand() < 0.05) docs.push({ ...doc }); // a redelivery: the same _id, dropped by the store
-        if (rand() < 0.03) docs.push({ ...doc, _id: `ev-x-${deviceId}-${ts}#0`, msgId: undefined, metrics: { temp: quarter(rand, -10, 40) } }); // same sample time, another message
+        if (rand() < 0.03)
+          docs.push({
+            ...doc,
+            _id: `ev-x-${deviceId}-${ts}#0`,
+            msgId: undefined,
+            metrics: { temp: quarter(rand, -10, 40) },
+          }); // same sample time, another message
       }
     }
     // Out of order: stored shuffled, so insertion order says nothing about sample time.
@@ -79,9 +93,20 @@ describe('rollups', { timeout: 120_000 }, () => {
     const out = new Map<string, Record<string, Expected>>();
     for (const doc of docs) {
       const metrics: Record<string, Expected> = {};
-      for (const [name, s] of Object.entries(doc.metrics as Record<string, Expected & { firstTs: Date; lastTs: Date; avg: number }>)) {
+      for (const [name, s] of Object.entries(
+        doc.metrics as Record<string, Expected & { firstTs: Date; lastTs: Date; avg: number }>,
+      )) {
         expect(s.avg).toBe(s.sum / s.count);
-        metrics[name] = { count: s.count, sum: s.sum, min: s.min, max: s.max, first: s.first, firstTs: s.firstTs.getTime(), last: s.last, lastTs: s.lastTs.getTime() };
+        metrics[name] = {
+          count: s.count,
+          sum: s.sum,
+          min: s.min,
+          max: s.max,
+          first: s.first,
+          firstTs: s.firstTs.getTime(),
+          last: s.last,
+          lastTs: s.lastTs.getTime(),
+        };
       }
       out.set(`${doc.deviceId}|${(doc.start as Date).toISOString()}`, metrics);
     }
@@ -103,7 +128,10 @@ describe('rollups', { timeout: 120_000 }, () => {
 
   beforeAll(async () => {
     h = await startHarness('rg-rollups');
-    await storeDevices(h.mongo, devices.map((id) => ({ id })));
+    await storeDevices(
+      h.mongo,
+      devices.map((id) => ({ id })),
+    );
   });
   afterAll(async () => h?.close());
 
@@ -115,13 +143,21 @@ describe('rollups', { timeout: 120_000 }, () => {
   });
 
   it('re-running changes nothing and recomputes nothing when no data arrived', async () => {
-    const before = await (await h.mongo.db()).collection('rollups').find({}, { projection: { computedAt: 0 } }).sort({ _id: 1 }).toArray();
+    const before = await (await h.mongo.db())
+      .collection('rollups')
+      .find({}, { projection: { computedAt: 0 } })
+      .sort({ _id: 1 })
+      .toArray();
     // The first re-run looks back over the ingest lateness and recomputes the same hours to the same values;
     // the next finds nothing new at all.
     await run();
     const again = await run();
     expect(again).toMatchObject({ hours: 0, days: 0 });
-    const after = await (await h.mongo.db()).collection('rollups').find({}, { projection: { computedAt: 0 } }).sort({ _id: 1 }).toArray();
+    const after = await (await h.mongo.db())
+      .collection('rollups')
+      .find({}, { projection: { computedAt: 0 } })
+      .sort({ _id: 1 })
+      .toArray();
     expect(after).toEqual(before);
   });
 
@@ -143,7 +179,14 @@ describe('rollups', { timeout: 120_000 }, () => {
     stored.push(...(await storeSamples(h.mongo, generate(T0 + 3 * DAY, T0 + 3 * DAY + 2 * HOUR, 'ping'), h.now())));
     const response = await fetch(h.base, {
       method: 'POST',
-      headers: { 'ce-specversion': '1.0', 'ce-id': 'ping-1', 'ce-source': '/apis/v1/namespaces/kiot/pingsources/report-rollups', 'ce-type': 'dev.knative.sources.ping', 'ce-kiottask': 'rollups', 'content-type': 'application/json' },
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-id': 'ping-1',
+        'ce-source': '/apis/v1/namespaces/kiot/pingsources/report-rollups',
+        'ce-type': 'dev.knative.sources.ping',
+        'ce-kiottask': 'rollups',
+        'content-type': 'application/json',
+      },
       body: '{"task":"rollups"}',
     });
     expect(response.status).toBe(204);

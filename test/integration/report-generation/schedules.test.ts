@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv } from './csv-parse.js';
-import { startHarness, type Harness } from './harness.js';
-import { storeDevices, storeSamples, type SampleDoc } from './telemetry-fixtures.js';
+import { type Harness, startHarness } from './harness.js';
+import { type SampleDoc, storeDevices, storeSamples } from './telemetry-fixtures.js';
 
 const DAY = 86_400_000;
 
@@ -24,12 +24,22 @@ describe('scheduled reports', { timeout: 120_000 }, () => {
 
   beforeAll(async () => {
     h = await startHarness('rg-schedules');
-    await storeDevices(h.mongo, [{ id: 'sc-1', tags: ['lab'] }, { id: 'sc-2', tags: ['lab'] }]);
+    await storeDevices(h.mongo, [
+      { id: 'sc-1', tags: ['lab'] },
+      { id: 'sc-2', tags: ['lab'] },
+    ]);
   });
   afterAll(async () => h?.close());
 
   it('generates the due ones on the reports tick and emits io.kiot.report.generated with their links', async () => {
-    const created = await h.request('POST', '/report-schedules', { name: 'lab daily', cadence: 'daily', scope: { tag: 'lab' }, metrics: ['temp'], interval: '1h', format: 'csv' });
+    const created = await h.request('POST', '/report-schedules', {
+      name: 'lab daily',
+      cadence: 'daily',
+      scope: { tag: 'lab' },
+      metrics: ['temp'],
+      interval: '1h',
+      format: 'csv',
+    });
     expect(created.status).toBe(201);
     const schedule = (await created.json()) as { id: string; nextRunAt: string };
     const due = Date.parse(schedule.nextRunAt);
@@ -38,7 +48,15 @@ describe('scheduled reports', { timeout: 120_000 }, () => {
     // A day of samples in the period the first run reports on, then the clock moves past its end.
     const docs: SampleDoc[] = [];
     for (let ts = due - DAY; ts < due; ts += 10 * 60_000) {
-      for (const deviceId of ['sc-1', 'sc-2']) docs.push({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: (ts / 60_000) % 40 }, eventId: `e${ts}`, receivedAt: h.now() });
+      for (const deviceId of ['sc-1', 'sc-2'])
+        docs.push({
+          _id: `${deviceId}~${ts}`,
+          deviceId,
+          ts: new Date(ts),
+          metrics: { temp: (ts / 60_000) % 40 },
+          eventId: `e${ts}`,
+          receivedAt: h.now(),
+        });
     }
     await storeSamples(h.mongo, docs, h.now());
     expect((await ping(h, 'tick-0', '{"task":"reports"}', 'reports')).status).toBe(204);
@@ -50,9 +68,19 @@ describe('scheduled reports', { timeout: 120_000 }, () => {
     const event = h.sink.received[0]!.event!;
     expect(event.type).toBe('io.kiot.report.generated');
     expect(event.subject).toBe(schedule.id);
-    const data = event.data as { reportId: string; from: string; to: string; format: string; links: { csv: string; json: string; html: string; preferred: string } };
+    const data = event.data as {
+      reportId: string;
+      from: string;
+      to: string;
+      format: string;
+      links: { csv: string; json: string; html: string; preferred: string };
+    };
     expect(event.id).toBe(`${data.reportId}.generated`);
-    expect(data).toMatchObject({ from: new Date(due - DAY).toISOString(), to: new Date(due).toISOString(), format: 'csv' });
+    expect(data).toMatchObject({
+      from: new Date(due - DAY).toISOString(),
+      to: new Date(due).toISOString(),
+      format: 'csv',
+    });
     expect(data.links.preferred).toBe(data.links.csv);
 
     const csv = await h.request('GET', data.links.csv, undefined, h.auth.reader);
@@ -62,7 +90,10 @@ describe('scheduled reports', { timeout: 120_000 }, () => {
     const html = await h.request('GET', data.links.html, undefined, h.auth.reader);
     expect(await html.text()).toContain('lab daily');
 
-    const after = (await (await h.request('GET', `/report-schedules/${schedule.id}`)).json()) as { nextRunAt: string; lastReportId: string };
+    const after = (await (await h.request('GET', `/report-schedules/${schedule.id}`)).json()) as {
+      nextRunAt: string;
+      lastReportId: string;
+    };
     expect(after).toMatchObject({ nextRunAt: new Date(due + DAY).toISOString(), lastReportId: data.reportId });
 
     // A redelivered tick finds nothing due: no second report, no second event.
@@ -71,7 +102,12 @@ describe('scheduled reports', { timeout: 120_000 }, () => {
   });
 
   it('starts weekly schedules on Monday 00:00 UTC, and deletes schedules', async () => {
-    const created = await h.request('POST', '/report-schedules', { cadence: 'weekly', scope: { fleet: true }, metrics: ['temp'], format: 'html' });
+    const created = await h.request('POST', '/report-schedules', {
+      cadence: 'weekly',
+      scope: { fleet: true },
+      metrics: ['temp'],
+      format: 'html',
+    });
     const schedule = (await created.json()) as { id: string; nextRunAt: string };
     expect(new Date(schedule.nextRunAt).getUTCDay()).toBe(1);
     expect(Date.parse(schedule.nextRunAt) % DAY).toBe(0);
@@ -80,9 +116,15 @@ describe('scheduled reports', { timeout: 120_000 }, () => {
   });
 
   it('refuses bad schedules and pings without a known task', async () => {
-    const bad = await h.request('POST', '/report-schedules', { cadence: 'hourly', scope: { fleet: true }, metrics: ['temp'] });
+    const bad = await h.request('POST', '/report-schedules', {
+      cadence: 'hourly',
+      scope: { fleet: true },
+      metrics: ['temp'],
+    });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ error: { code: 'invalid_input', details: [expect.objectContaining({ path: 'cadence' })] } });
+    expect(await bad.json()).toMatchObject({
+      error: { code: 'invalid_input', details: [expect.objectContaining({ path: 'cadence' })] },
+    });
     const unknown = await ping(h, 'tick-x', '{}');
     expect(unknown.status).toBe(400);
     expect(await unknown.json()).toMatchObject({ error: { code: 'unknown_task' } });

@@ -10,7 +10,11 @@ import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../../sha
 export type SampleDoc = TelemetrySampleDocument;
 
 /** Stores like telemetry-ingest's `insertBatch`: `ingestedAt` stamped on every document of the batch. */
-export async function storeSamples(mongo: MongoHandle, docs: SampleDoc[], ingestedAt = new Date()): Promise<SampleDoc[]> {
+export async function storeSamples(
+  mongo: MongoHandle,
+  docs: SampleDoc[],
+  ingestedAt = new Date(),
+): Promise<SampleDoc[]> {
   for (const doc of docs) doc.ingestedAt = ingestedAt;
   const collection = (await mongo.db()).collection<SampleDoc>(TELEMETRY_COLLECTION);
   const stored: SampleDoc[] = [];
@@ -20,7 +24,11 @@ export async function storeSamples(mongo: MongoHandle, docs: SampleDoc[], ingest
     try {
       await collection.insertMany(batch, { ordered: false });
     } catch (error) {
-      if ((error as { code?: number }).code !== 11000 && !/E11000|duplicate key/i.test(String((error as Error).message))) throw error;
+      if (
+        (error as { code?: number }).code !== 11000 &&
+        !/E11000|duplicate key/i.test(String((error as Error).message))
+      )
+        throw error;
     }
   }
   for (const doc of docs) {
@@ -31,7 +39,10 @@ export async function storeSamples(mongo: MongoHandle, docs: SampleDoc[], ingest
   return stored;
 }
 
-export async function storeDevices(mongo: MongoHandle, devices: { id: string; type?: string; tags?: string[] }[]): Promise<void> {
+export async function storeDevices(
+  mongo: MongoHandle,
+  devices: { id: string; type?: string; tags?: string[] }[],
+): Promise<void> {
   const now = new Date();
   await (await mongo.db()).collection('devices').insertMany(
     devices.map((d) => ({

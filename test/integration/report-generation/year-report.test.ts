@@ -1,7 +1,7 @@
 import type { CommandStartedEvent } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './harness.js';
-import { quarter, random, storeDevices, storeSamples, type SampleDoc } from './telemetry-fixtures.js';
+import { type Harness, startHarness } from './harness.js';
+import { quarter, random, type SampleDoc, storeDevices, storeSamples } from './telemetry-fixtures.js';
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -26,7 +26,14 @@ describe('a year-long report', { timeout: 120_000 }, () => {
     for (const deviceId of ['yr-1', 'yr-2']) {
       for (let ts = START; ts < END; ts += HOUR) {
         if (rand() < 0.1) continue;
-        docs.push({ _id: `${deviceId}~${ts}`, deviceId, ts: new Date(ts), metrics: { temp: quarter(rand, -20, 35) }, eventId: `e${ts}`, receivedAt: h.now() });
+        docs.push({
+          _id: `${deviceId}~${ts}`,
+          deviceId,
+          ts: new Date(ts),
+          metrics: { temp: quarter(rand, -20, 35) },
+          eventId: `e${ts}`,
+          receivedAt: h.now(),
+        });
       }
     }
     stored = await storeSamples(h.mongo, docs, h.now());
@@ -38,7 +45,12 @@ describe('a year-long report', { timeout: 120_000 }, () => {
     commands.length = 0;
     const response = await h.request('POST', '/reports', body);
     expect(response.status, await response.clone().text()).toBe(201);
-    const report = (await response.json()) as { id: string; interval: string; sources: string[]; summary: { metrics: Record<string, { count: number; min: number; max: number }> } };
+    const report = (await response.json()) as {
+      id: string;
+      interval: string;
+      sources: string[];
+      summary: { metrics: Record<string, { count: number; min: number; max: number }> };
+    };
     const json = await h.request('GET', `/reports/${report.id}`);
     expect(json.status).toBe(200);
     const csv = await h.request('GET', `/reports/${report.id}?format=csv`);
@@ -51,15 +63,30 @@ describe('a year-long report', { timeout: 120_000 }, () => {
   }
 
   it('is served from daily rollups: no command touches the raw telemetry collection', async () => {
-    const report = await reportWithoutRawReads({ scope: { deviceIds: ['yr-1', 'yr-2'] }, from: new Date(START).toISOString(), to: new Date(END).toISOString(), metrics: ['temp'] });
+    const report = await reportWithoutRawReads({
+      scope: { deviceIds: ['yr-1', 'yr-2'] },
+      from: new Date(START).toISOString(),
+      to: new Date(END).toISOString(),
+      metrics: ['temp'],
+    });
     expect(report.interval).toBe('1d');
     expect(report.sources).toEqual(['day']);
     const temps = stored.map((d) => d.metrics.temp!);
-    expect(report.summary.metrics.temp).toMatchObject({ count: temps.length, min: Math.min(...temps), max: Math.max(...temps) });
+    expect(report.summary.metrics.temp).toMatchObject({
+      count: temps.length,
+      min: Math.min(...temps),
+      max: Math.max(...temps),
+    });
   });
 
   it('at hourly resolution reads hourly rollups, still without a raw read', async () => {
-    const report = await reportWithoutRawReads({ scope: { deviceIds: ['yr-1'] }, from: new Date(START).toISOString(), to: new Date(END).toISOString(), metrics: ['temp'], interval: '1h' });
+    const report = await reportWithoutRawReads({
+      scope: { deviceIds: ['yr-1'] },
+      from: new Date(START).toISOString(),
+      to: new Date(END).toISOString(),
+      metrics: ['temp'],
+      interval: '1h',
+    });
     expect(report.sources).toEqual(['hour']);
     expect(report.summary.metrics.temp!.count).toBe(stored.filter((d) => d.deviceId === 'yr-1').length);
   });

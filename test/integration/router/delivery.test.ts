@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
-import { BROKER, routerFixtures, testEvent, trigger, waitUntil, type TestRouter } from './helpers.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
+import { BROKER, routerFixtures, type TestRouter, testEvent, trigger, waitUntil } from './helpers.js';
 
 // Knative delivery spec semantics over real HTTP: retries, backoff, dead-letter sink, dead-letter file.
 describe('local event router: delivery, retries and dead letters', () => {
@@ -51,8 +51,8 @@ describe('local event router: delivery, retries and dead letters', () => {
     expect(exponential.received.map((x) => x.event?.id)).toEqual(Array(4).fill(exp.id));
     expect(linear.received.map((x) => x.event?.id)).toEqual(Array(4).fill(lin.id));
     // Lower bounds only (a busy machine may be slower, never faster): 40, 80, 160 ms vs 40, 80, 120 ms.
-    gaps(exponential).forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual([40, 80, 160][i]! - 2));
-    gaps(linear).forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual([40, 80, 120][i]! - 2));
+    for (const [i, gap] of gaps(exponential).entries()) expect(gap).toBeGreaterThanOrEqual([40, 80, 160][i]! - 2);
+    for (const [i, gap] of gaps(linear).entries()) expect(gap).toBeGreaterThanOrEqual([40, 80, 120][i]! - 2);
     // Both end in the dead-letter sink once the retries are exhausted.
     expect(deadLetters.received.map((x) => x.event?.id).sort()).toEqual([exp.id, lin.id].sort());
   });
@@ -83,7 +83,12 @@ describe('local event router: delivery, retries and dead letters', () => {
   it('dead-letters a 400 at once, without retries, and truncates knativeerrordata to 1024 base64 characters', async () => {
     const [subscriber, deadLetters] = [await sink(), await sink()];
     subscriber.respond = () => ({ status: 400, body: 'x'.repeat(5_000) });
-    const r = await router(deliveringTo(subscriber.url, `{ retry: 5, backoffPolicy: linear, backoffDelay: PT0.01S, deadLetterSink: { uri: "${deadLetters.url}" } }`));
+    const r = await router(
+      deliveringTo(
+        subscriber.url,
+        `{ retry: 5, backoffPolicy: linear, backoffDelay: PT0.01S, deadLetterSink: { uri: "${deadLetters.url}" } }`,
+      ),
+    );
     await r.post(testEvent('io.kiot.test.invalid'));
     await r.idle();
 
@@ -119,22 +124,45 @@ describe('local event router: delivery, retries and dead letters', () => {
   it('never drops: unreachable subscriber, missing or unmapped sink all end in the file', async () => {
     const closed = await startSinkServer();
     await closed.close();
-    const r = await router(
-      {
-        'a.yaml': trigger('unreachable', `  filters: [{ exact: { type: io.kiot.test.a } }]\n  subscriber: { uri: "${closed.url}" }\n  delivery: { retry: 1, deadLetterSink: { uri: "${closed.url}" } }\n`),
-        'b.yaml': trigger('no-sink', `  filters: [{ exact: { type: io.kiot.test.b } }]\n  subscriber: { uri: "${closed.url}" }\n`),
-        'c.yaml': trigger('unmapped-sink', `  filters: [{ exact: { type: io.kiot.test.c } }]\n  subscriber: { uri: "${closed.url}" }\n  delivery: { deadLetterSink: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: dead-letters } } }\n`),
-        'd.yaml': trigger('unmapped-subscriber', `  filters: [{ exact: { type: io.kiot.test.d } }]\n  subscriber: { ref: { apiVersion: v1, kind: Service, name: nobody } }\n`),
-      },
-    );
+    const r = await router({
+      'a.yaml': trigger(
+        'unreachable',
+        `  filters: [{ exact: { type: io.kiot.test.a } }]\n  subscriber: { uri: "${closed.url}" }\n  delivery: { retry: 1, deadLetterSink: { uri: "${closed.url}" } }\n`,
+      ),
+      'b.yaml': trigger(
+        'no-sink',
+        `  filters: [{ exact: { type: io.kiot.test.b } }]\n  subscriber: { uri: "${closed.url}" }\n`,
+      ),
+      'c.yaml': trigger(
+        'unmapped-sink',
+        `  filters: [{ exact: { type: io.kiot.test.c } }]\n  subscriber: { uri: "${closed.url}" }\n  delivery: { deadLetterSink: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: dead-letters } } }\n`,
+      ),
+      'd.yaml': trigger(
+        'unmapped-subscriber',
+        `  filters: [{ exact: { type: io.kiot.test.d } }]\n  subscriber: { ref: { apiVersion: v1, kind: Service, name: nobody } }\n`,
+      ),
+    });
     for (const type of ['a', 'b', 'c', 'd']) expect((await r.post(testEvent(`io.kiot.test.${type}`))).status).toBe(202);
     await waitUntil(async () => (await r.deadLetters()).length === 4);
 
     const byTrigger = Object.fromEntries((await r.deadLetters()).map((record) => [record.trigger, record]));
-    expect(byTrigger['kiot/unreachable']).toMatchObject({ reason: 'dead_letter_sink_failed', error: expect.stringContaining('dead-letter sink'), event: { knativeerrorcode: '500' } });
-    expect(byTrigger['kiot/no-sink']).toMatchObject({ reason: 'no_dead_letter_sink', event: { type: 'io.kiot.test.b' } });
-    expect(byTrigger['kiot/unmapped-sink']).toMatchObject({ reason: 'dead_letter_sink_unresolved', error: expect.stringContaining('dead-letters') });
-    expect(byTrigger['kiot/unmapped-subscriber']).toMatchObject({ reason: 'subscriber_unresolved', error: expect.stringContaining('kiot/nobody') });
+    expect(byTrigger['kiot/unreachable']).toMatchObject({
+      reason: 'dead_letter_sink_failed',
+      error: expect.stringContaining('dead-letter sink'),
+      event: { knativeerrorcode: '500' },
+    });
+    expect(byTrigger['kiot/no-sink']).toMatchObject({
+      reason: 'no_dead_letter_sink',
+      event: { type: 'io.kiot.test.b' },
+    });
+    expect(byTrigger['kiot/unmapped-sink']).toMatchObject({
+      reason: 'dead_letter_sink_unresolved',
+      error: expect.stringContaining('dead-letters'),
+    });
+    expect(byTrigger['kiot/unmapped-subscriber']).toMatchObject({
+      reason: 'subscriber_unresolved',
+      error: expect.stringContaining('kiot/nobody'),
+    });
     const metrics = await (await fetch(`${r.url}/metrics`)).text();
     expect(metrics).toContain('kiot_router_events_dead_lettered_total{trigger="kiot/no-sink",destination="file"} 1');
   });
@@ -143,8 +171,14 @@ describe('local event router: delivery, retries and dead letters', () => {
     const [slow, fast] = [await sink(), await sink()];
     slow.respond = () => ({ status: 202, delayMs: 30_000 });
     const r = await router({
-      'slow.yaml': trigger('slow', `  filters: [{ exact: { type: io.kiot.test.slow } }]\n  subscriber: { uri: "${slow.url}" }\n  delivery: { timeout: PT0.5S }\n`),
-      'fast.yaml': trigger('fast', `  filters: [{ exact: { type: io.kiot.test.fast } }]\n  subscriber: { uri: "${fast.url}" }\n`),
+      'slow.yaml': trigger(
+        'slow',
+        `  filters: [{ exact: { type: io.kiot.test.slow } }]\n  subscriber: { uri: "${slow.url}" }\n  delivery: { timeout: PT0.5S }\n`,
+      ),
+      'fast.yaml': trigger(
+        'fast',
+        `  filters: [{ exact: { type: io.kiot.test.fast } }]\n  subscriber: { uri: "${fast.url}" }\n`,
+      ),
     });
     await r.post(testEvent('io.kiot.test.slow'));
     for (let i = 0; i < 5; i += 1) await r.post(testEvent('io.kiot.test.fast'));

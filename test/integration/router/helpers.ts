@@ -1,14 +1,14 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
+import type { DeadLetterRecord } from '../../../scripts/router/dead-letter-file.js';
+import { type RunningRouter, routerConfigSchema, startRouter } from '../../../scripts/router/index.js';
 import { CloudEvent, toBinaryMessage, toStructuredMessage } from '../../../shared/cloudevents.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
-import { routerConfigSchema, startRouter, type RunningRouter } from '../../../scripts/router/index.js';
-import type { DeadLetterRecord } from '../../../scripts/router/dead-letter-file.js';
-import { afterEach } from 'vitest';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
 import { uniqueName } from '../../support/services.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 
 export const BROKER = `apiVersion: eventing.knative.dev/v1
 kind: Broker
@@ -24,7 +24,11 @@ export interface TestRouter extends RunningRouter {
 }
 
 /** A router in-process on port 0, reading `manifests` (file name → YAML) from a fresh temp dir. */
-export async function startTestRouter(options: { manifests?: Record<string, string>; dir?: string; services?: string }): Promise<TestRouter> {
+export async function startTestRouter(options: {
+  manifests?: Record<string, string>;
+  dir?: string;
+  services?: string;
+}): Promise<TestRouter> {
   const root = await mkdtemp(join(tmpdir(), 'kiot-router-'));
   const dir = options.dir ?? join(root, 'knative');
   for (const [name, text] of Object.entries(options.manifests ?? {})) {
@@ -60,7 +64,14 @@ export async function startTestRouter(options: { manifests?: Record<string, stri
 }
 
 export function testEvent(type: string, extra: Record<string, unknown> = {}): CloudEvent<unknown> {
-  return new CloudEvent<unknown>({ id: uniqueName('ev'), source: '/kiot/test', type, subject: 'dev-1', data: { n: 1 }, ...extra });
+  return new CloudEvent<unknown>({
+    id: uniqueName('ev'),
+    source: '/kiot/test',
+    type,
+    subject: 'dev-1',
+    data: { n: 1 },
+    ...extra,
+  });
 }
 
 /** A Trigger manifest; `spec` is YAML indented by two spaces. */

@@ -16,9 +16,18 @@ describe('local event router: ingress and routing', () => {
       manifests: {
         'broker.yaml': BROKER,
         'triggers.yaml': [
-          trigger('telemetry', '  filter: { attributes: { type: io.kiot.telemetry.received } }\n  subscriber: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: telemetry-ingest } }\n'),
-          trigger('all-kiot', `  filters: [{ prefix: { type: io.kiot. } }, { not: { exact: { subject: dev-quiet } } }]\n  subscriber: { uri: "${anyKiot.url}" }\n`),
-          trigger('publish', '  filters: [{ exact: { type: io.kiot.mqtt.publish } }]\n  subscriber: { ref: { apiVersion: v1, kind: Service, name: mqtt-bridge } }\n'),
+          trigger(
+            'telemetry',
+            '  filter: { attributes: { type: io.kiot.telemetry.received } }\n  subscriber: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: telemetry-ingest } }\n',
+          ),
+          trigger(
+            'all-kiot',
+            `  filters: [{ prefix: { type: io.kiot. } }, { not: { exact: { subject: dev-quiet } } }]\n  subscriber: { uri: "${anyKiot.url}" }\n`,
+          ),
+          trigger(
+            'publish',
+            '  filters: [{ exact: { type: io.kiot.mqtt.publish } }]\n  subscriber: { ref: { apiVersion: v1, kind: Service, name: mqtt-bridge } }\n',
+          ),
         ].join('---\n'),
       },
     });
@@ -36,7 +45,11 @@ describe('local event router: ingress and routing', () => {
     expect(publish.received).toHaveLength(0);
     // Binary mode on the wire, as the Knative broker delivers; the broker TTL is not shown to subscribers.
     const wire = telemetry.received.find((r) => r.event?.id === sample.id)!;
-    expect(wire.headers).toMatchObject({ 'ce-id': sample.id, 'ce-type': 'io.kiot.telemetry.received', prefer: 'reply' });
+    expect(wire.headers).toMatchObject({
+      'ce-id': sample.id,
+      'ce-type': 'io.kiot.telemetry.received',
+      prefer: 'reply',
+    });
     expect(wire.headers['ce-knativebrokerttl']).toBeUndefined();
     expect(wire.headers['ce-knativearrivaltime']).toEqual(expect.any(String));
     expect(wire.event?.data).toEqual({ n: 1 });
@@ -55,7 +68,11 @@ describe('local event router: ingress and routing', () => {
     });
     expect(noId.status).toBe(400);
     expect(await noId.json()).toMatchObject({ error: { code: 'invalid_cloudevent' } });
-    const plain = await fetch(r.ingress, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+    const plain = await fetch(r.ingress, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":1}',
+    });
     expect(plain.status).toBe(400);
 
     expect((await r.post(testEvent('x'), 'binary', '/kiot/nope')).status).toBe(404);
@@ -71,15 +88,26 @@ describe('local event router: ingress and routing', () => {
   it('routes a reply event back into the broker, to the Triggers that match it', async () => {
     const [pinger, ponger] = [await sink(), await sink()];
     pinger.respond = (request) => {
-      const reply = new CloudEvent({ id: `${request.event!.id}-reply`, source: '/kiot/pinger', type: 'io.kiot.test.pong', data: { n: 2 } });
+      const reply = new CloudEvent({
+        id: `${request.event!.id}-reply`,
+        source: '/kiot/pinger',
+        type: 'io.kiot.test.pong',
+        data: { n: 2 },
+      });
       const message = toBinaryMessage(reply);
       return { status: 200, headers: message.headers, body: message.body };
     };
     const r = await router({
       manifests: {
         'broker.yaml': BROKER,
-        'ping.yaml': trigger('ping', `  filters: [{ exact: { type: io.kiot.test.ping } }]\n  subscriber: { uri: "${pinger.url}" }\n`),
-        'pong.yaml': trigger('pong', `  filters: [{ exact: { type: io.kiot.test.pong } }]\n  subscriber: { uri: "${ponger.url}" }\n`),
+        'ping.yaml': trigger(
+          'ping',
+          `  filters: [{ exact: { type: io.kiot.test.ping } }]\n  subscriber: { uri: "${pinger.url}" }\n`,
+        ),
+        'pong.yaml': trigger(
+          'pong',
+          `  filters: [{ exact: { type: io.kiot.test.pong } }]\n  subscriber: { uri: "${ponger.url}" }\n`,
+        ),
       },
     });
     const ping = testEvent('io.kiot.test.ping');
@@ -87,7 +115,11 @@ describe('local event router: ingress and routing', () => {
     await ponger.waitFor((received) => received.length === 1);
     await r.idle();
 
-    expect(ponger.received[0]!.event).toMatchObject({ id: `${ping.id}-reply`, type: 'io.kiot.test.pong', data: { n: 2 } });
+    expect(ponger.received[0]!.event).toMatchObject({
+      id: `${ping.id}-reply`,
+      type: 'io.kiot.test.pong',
+      data: { n: 2 },
+    });
     expect(ids(pinger)).toEqual([ping.id]);
     expect(await r.deadLetters()).toEqual([]);
   });
@@ -95,11 +127,18 @@ describe('local event router: ingress and routing', () => {
   it('ends a reply loop when the broker TTL runs out, with a dead-letter record', async () => {
     const echo = await sink();
     echo.respond = (request) => {
-      const reply = new CloudEvent({ id: `${request.event!.id}+`, source: '/kiot/echo', type: 'io.kiot.test.loop', data: {} });
+      const reply = new CloudEvent({
+        id: `${request.event!.id}+`,
+        source: '/kiot/echo',
+        type: 'io.kiot.test.loop',
+        data: {},
+      });
       const message = toBinaryMessage(reply);
       return { status: 200, headers: message.headers, body: message.body };
     };
-    const r = await router({ manifests: { 'broker.yaml': BROKER, 'loop.yaml': trigger('loop', `  subscriber: { uri: "${echo.url}" }\n`) } });
+    const r = await router({
+      manifests: { 'broker.yaml': BROKER, 'loop.yaml': trigger('loop', `  subscriber: { uri: "${echo.url}" }\n`) },
+    });
     expect((await r.post(testEvent('io.kiot.test.loop', { knativebrokerttl: 4 }))).status).toBe(202);
     await r.idle();
 
@@ -107,7 +146,11 @@ describe('local event router: ingress and routing', () => {
     expect(echo.received).toHaveLength(3);
     const records = await r.deadLetters();
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ reason: 'ttl_exhausted', broker: 'kiot/default', event: { type: 'io.kiot.test.loop' } });
+    expect(records[0]).toMatchObject({
+      reason: 'ttl_exhausted',
+      broker: 'kiot/default',
+      event: { type: 'io.kiot.test.loop' },
+    });
   });
 
   it('loads the real manifests in knative/ and routes io.kiot.mqtt.publish to the mapped mqtt-bridge URL', async () => {
@@ -116,13 +159,20 @@ describe('local event router: ingress and routing', () => {
       dir: fileURLToPath(new URL('../../../knative/', import.meta.url)),
       services: `mqtt-bridge=${bridge.url},dead-letters=${deadLetters.url}`,
     });
-    const publish = testEvent('io.kiot.mqtt.publish', { data: { topic: 'devices/dev-1/commands/c1', payload: '{}', qos: 1, retain: false } });
+    const publish = testEvent('io.kiot.mqtt.publish', {
+      data: { topic: 'devices/dev-1/commands/c1', payload: '{}', qos: 1, retain: false },
+    });
     expect((await r.post(publish)).status).toBe(202);
     expect((await r.post(testEvent('io.kiot.telemetry.received'))).status).toBe(202);
     await r.idle();
 
     expect(ids(bridge)).toEqual([publish.id]);
-    expect(bridge.received[0]!.event?.data).toEqual({ topic: 'devices/dev-1/commands/c1', payload: '{}', qos: 1, retain: false });
+    expect(bridge.received[0]!.event?.data).toEqual({
+      topic: 'devices/dev-1/commands/c1',
+      payload: '{}',
+      qos: 1,
+      retain: false,
+    });
     expect(deadLetters.received).toHaveLength(0);
   });
 
@@ -131,10 +181,18 @@ describe('local event router: ingress and routing', () => {
     const event = testEvent('io.kiot.telemetry.received', { knativeerrorcode: '422', knativeerrordest: 'http://x/' });
     const response = await fetch(`${r.url}/dead-letters`, { method: 'POST', ...toBinaryMessage(event) });
     expect(response.status).toBe(202);
-    const bad = await fetch(`${r.url}/dead-letters`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const bad = await fetch(`${r.url}/dead-letters`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(bad.status).toBe(400);
     expect(await r.deadLetters()).toEqual([
-      { at: expect.any(String), reason: 'received', event: expect.objectContaining({ id: event.id, knativeerrorcode: '422', data: { n: 1 } }) },
+      {
+        at: expect.any(String),
+        reason: 'received',
+        event: expect.objectContaining({ id: event.id, knativeerrorcode: '422', data: { n: 1 } }),
+      },
     ]);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, TYPES, type Harness } from './harness.js';
+import { type Harness, startHarness, TYPES } from './harness.js';
 
 // Alerts transition once per crossing, not once per sample, with hysteresis and a consecutive count.
 describe('telemetry-ingest: alerts', () => {
@@ -16,24 +16,49 @@ describe('telemetry-ingest: alerts', () => {
   const api = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
     fetch(`${h.base}${path}`, {
       method,
-      headers: { authorization: h.apiKey, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: {
+        authorization: h.apiKey,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
 
   it('manages rules over HTTP with validation and versions', async () => {
     expect((await fetch(`${h.base}/alert-rules`)).status).toBe(401);
-    const invalid = await api('POST', '/alert-rules', { metric: 'temp', comparison: '>', threshold: 5, clearThreshold: 9, deviceId: device });
+    const invalid = await api('POST', '/alert-rules', {
+      metric: 'temp',
+      comparison: '>',
+      threshold: 5,
+      clearThreshold: 9,
+      deviceId: device,
+    });
     expect(invalid.status).toBe(400);
     expect((await api('POST', '/alert-rules', { metric: 'temp', comparison: '>', threshold: 5 })).status).toBe(400);
 
-    const created = await api('POST', '/alert-rules', { deviceId: device, metric: 'temp', comparison: '>', threshold: 80 });
+    const created = await api('POST', '/alert-rules', {
+      deviceId: device,
+      metric: 'temp',
+      comparison: '>',
+      threshold: 80,
+    });
     expect(created.status).toBe(201);
-    const rule = await created.json() as any;
+    const rule = (await created.json()) as any;
     expect(rule).toMatchObject({ id: expect.any(String), version: 1, forSamples: 1, enabled: true });
     expect((await api('GET', `/alert-rules/${rule.id}`)).headers.get('etag')).toBe('"1"');
-    const replaced = await api('PUT', `/alert-rules/${rule.id}`, { deviceId: device, metric: 'temp', comparison: '>', threshold: 90 }, { 'if-match': '"1"' });
+    const replaced = await api(
+      'PUT',
+      `/alert-rules/${rule.id}`,
+      { deviceId: device, metric: 'temp', comparison: '>', threshold: 90 },
+      { 'if-match': '"1"' },
+    );
     expect(await replaced.json()).toMatchObject({ version: 2, threshold: 90 });
-    const stale = await api('PUT', `/alert-rules/${rule.id}`, { deviceId: device, metric: 'temp', comparison: '>', threshold: 95 }, { 'if-match': '"1"' });
+    const stale = await api(
+      'PUT',
+      `/alert-rules/${rule.id}`,
+      { deviceId: device, metric: 'temp', comparison: '>', threshold: 95 },
+      { 'if-match': '"1"' },
+    );
     expect(stale.status).toBe(412);
     expect(((await (await api('GET', `/alert-rules?deviceId=${device}`)).json()) as any).items).toHaveLength(1);
     expect((await api('DELETE', `/alert-rules/${rule.id}`)).status).toBe(204);
@@ -50,7 +75,7 @@ describe('telemetry-ingest: alerts', () => {
       forSamples: 2,
       severity: 'critical',
     });
-    const rule = await created.json() as any;
+    const rule = (await created.json()) as any;
     const start = Date.now() - 60_000;
     // 85 alone is not enough (forSamples 2); 85, 90 raise; 95, 75, 72 (above the clear threshold) stay;
     // 60, 65 clear (two in a row, as for raising).
@@ -59,12 +84,22 @@ describe('telemetry-ingest: alerts', () => {
       expect((await h.send(TYPES.telemetry, device, { ts: start + i * 1_000, metrics: { temp } })).status).toBe(204);
     }
     const transitions = () =>
-      h.sink.received.map((r) => r.event).filter((e) => e?.type === 'io.kiot.alert.raised' || e?.type === 'io.kiot.alert.cleared');
+      h.sink.received
+        .map((r) => r.event)
+        .filter((e) => e?.type === 'io.kiot.alert.raised' || e?.type === 'io.kiot.alert.cleared');
     await h.sink.waitFor(() => transitions().length >= 2);
     const [raised, cleared] = transitions();
     expect(transitions()).toHaveLength(2);
-    expect(raised).toMatchObject({ type: 'io.kiot.alert.raised', subject: device, data: { ruleId: rule.id, value: 90, severity: 'critical' } });
-    expect(cleared).toMatchObject({ type: 'io.kiot.alert.cleared', subject: device, data: { ruleId: rule.id, value: 65 } });
+    expect(raised).toMatchObject({
+      type: 'io.kiot.alert.raised',
+      subject: device,
+      data: { ruleId: rule.id, value: 90, severity: 'critical' },
+    });
+    expect(cleared).toMatchObject({
+      type: 'io.kiot.alert.cleared',
+      subject: device,
+      data: { ruleId: rule.id, value: 65 },
+    });
 
     // A redelivered message changes nothing.
     const again = uniqueName('ev');
@@ -72,9 +107,15 @@ describe('telemetry-ingest: alerts', () => {
     await h.send(TYPES.telemetry, device, { ts: start + 20_000, metrics: { temp: 99 } }, { id: again });
     expect(transitions()).toHaveLength(2);
 
-    const alerts = await (await api('GET', `/alerts?deviceId=${device}&status=cleared`)).json() as any;
+    const alerts = (await (await api('GET', `/alerts?deviceId=${device}&status=cleared`)).json()) as any;
     expect(alerts.items).toEqual([
-      expect.objectContaining({ ruleId: rule.id, status: 'cleared', raisedValue: 90, clearedValue: 65, raisedAt: new Date(start + 3_000).toISOString() }),
+      expect.objectContaining({
+        ruleId: rule.id,
+        status: 'cleared',
+        raisedValue: 90,
+        clearedValue: 65,
+        raisedAt: new Date(start + 3_000).toISOString(),
+      }),
     ]);
   });
 
@@ -82,15 +123,23 @@ describe('telemetry-ingest: alerts', () => {
     const other = uniqueName('boiler');
     const type = uniqueName('type');
     await h.addDevice(other, { type });
-    const rule = await (await api('POST', '/alert-rules', { deviceType: type, metric: 'p', comparison: '>=', threshold: 10 })).json() as any;
+    const rule = (await (
+      await api('POST', '/alert-rules', { deviceType: type, metric: 'p', comparison: '>=', threshold: 10 })
+    ).json()) as any;
     const base = Date.now() - 30_000;
     await Promise.all(
-      Array.from({ length: 10 }, (_, i) => h.send(TYPES.telemetry, other, [{ ts: base + i * 2, metrics: { p: 10 + i } }, { ts: base + i * 2 + 1, metrics: { p: 20 } }])),
+      Array.from({ length: 10 }, (_, i) =>
+        h.send(TYPES.telemetry, other, [
+          { ts: base + i * 2, metrics: { p: 10 + i } },
+          { ts: base + i * 2 + 1, metrics: { p: 20 } },
+        ]),
+      ),
     );
-    const raised = () => h.sink.received.filter((r) => r.event?.type === 'io.kiot.alert.raised' && r.event.subject === other);
+    const raised = () =>
+      h.sink.received.filter((r) => r.event?.type === 'io.kiot.alert.raised' && r.event.subject === other);
     await h.sink.waitFor(() => raised().length >= 1);
     expect(raised()).toHaveLength(1);
-    const active = await (await api('GET', `/alerts?ruleId=${rule.id}&status=active`)).json() as any;
+    const active = (await (await api('GET', `/alerts?ruleId=${rule.id}&status=active`)).json()) as any;
     expect(active.items).toHaveLength(1);
   });
 });

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type BridgeHandle } from '../../../bridge/bridge.js';
+import { type BridgeHandle, startBridge } from '../../../bridge/bridge.js';
 import { loadBridgeConfig } from '../../../bridge/config.js';
-import { startRouter, routerConfigSchema, type RunningRouter } from '../../../scripts/router/index.js';
+import { type RunningRouter, routerConfigSchema, startRouter } from '../../../scripts/router/index.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
-import { startHarness, storedSamples, type Harness } from './harness.js';
+import { type Harness, startHarness, storedSamples } from './harness.js';
 import { freePort } from './private-services.js';
 
 /** Polls a condition (not the clock). */
@@ -80,7 +80,11 @@ describe('telemetry-ingest end to end', () => {
   });
 
   it('stores a single message and a batch published over MQTT, once each', async () => {
-    await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ metrics: { temp: 21.5 }, msgId: 'one' }), { qos: 1 });
+    await device.publishAsync(
+      `devices/${deviceId}/telemetry`,
+      JSON.stringify({ metrics: { temp: 21.5 }, msgId: 'one' }),
+      { qos: 1 },
+    );
     const base = Date.now() - 5_000;
     const batch = [3, 1, 2].map((n) => ({ ts: base + n, metrics: { temp: n } }));
     await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify(batch), { qos: 1 });
@@ -88,19 +92,34 @@ describe('telemetry-ingest end to end', () => {
     await router.idle();
     const stored = await storedSamples(h, deviceId);
     expect(stored).toHaveLength(4);
-    expect(stored.filter((doc) => doc.msgId === 'one')).toEqual([expect.objectContaining({ _id: `${deviceId}~one`, eventId: `${deviceId}:one`, metrics: { temp: 21.5 } })]);
+    expect(stored.filter((doc) => doc.msgId === 'one')).toEqual([
+      expect.objectContaining({ _id: `${deviceId}~one`, eventId: `${deviceId}:one`, metrics: { temp: 21.5 } }),
+    ]);
     expect(stored.filter((doc) => doc.ts.getTime() < base + 10).map((doc) => doc.metrics.temp)).toEqual([1, 2, 3]);
   });
 
   it('tells the device on its errors topic why a message was refused', async () => {
-    await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ metrics: { temp: 'warm' } }), { qos: 1 });
+    await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ metrics: { temp: 'warm' } }), {
+      qos: 1,
+    });
     await until(() => errors.length > 0, 'a notice on the errors topic');
-    expect(errors[0]).toMatchObject({ code: 'invalid_payload', eventId: expect.any(String), details: [expect.objectContaining({ path: 'metrics.temp' })] });
+    expect(errors[0]).toMatchObject({
+      code: 'invalid_payload',
+      eventId: expect.any(String),
+      details: [expect.objectContaining({ path: 'metrics.temp' })],
+    });
   });
 
   it('merges state reported over MQTT into the shadow', async () => {
-    await device.publishAsync(`devices/${deviceId}/state/reported`, JSON.stringify({ fw: '1.2.3', led: { on: true } }), { qos: 1 });
-    await until(async () => ((await (await h.get(`/devices/${deviceId}/state`)).json()) as any).shadow.version === 1, 'the shadow at version 1');
+    await device.publishAsync(
+      `devices/${deviceId}/state/reported`,
+      JSON.stringify({ fw: '1.2.3', led: { on: true } }),
+      { qos: 1 },
+    );
+    await until(
+      async () => ((await (await h.get(`/devices/${deviceId}/state`)).json()) as any).shadow.version === 1,
+      'the shadow at version 1',
+    );
     const view = (await (await h.get(`/devices/${deviceId}/state`)).json()) as any;
     expect(view.shadow.reported).toEqual({ fw: '1.2.3', led: { on: true } });
   });

@@ -1,18 +1,24 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createTelemetryIngestApp, type TelemetryIngestApp } from '../../../functions/telemetry-ingest/app.js';
+import { type Config, configSchema } from '../../../functions/telemetry-ingest/config.js';
 import { mintApiKey } from '../../../shared/api-keys.js';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
-import { loadConfig, type Env } from '../../../shared/config.js';
-import { DEVICES_COLLECTION, DEVICE_TYPES_COLLECTION, type DeviceDocument, type DeviceTypeDocument, type TelemetrySchema } from '../../../shared/devices.js';
+import { type Env, loadConfig } from '../../../shared/config.js';
+import {
+  DEVICE_TYPES_COLLECTION,
+  DEVICES_COLLECTION,
+  type DeviceDocument,
+  type DeviceTypeDocument,
+  type TelemetrySchema,
+} from '../../../shared/devices.js';
 import { createLogger } from '../../../shared/logger.js';
 import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
 import { createRedis, type RedisHandle } from '../../../shared/redis.js';
 import { DEVICE_SCRYPT_N, hashSecret } from '../../../shared/secrets.js';
 import { createFunctionServer } from '../../../shared/serve.js';
-import { createTelemetryIngestApp, type TelemetryIngestApp } from '../../../functions/telemetry-ingest/app.js';
-import { configSchema, type Config } from '../../../functions/telemetry-ingest/config.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
-import { startSinkServer, type SinkServer } from '../../support/sink-server.js';
+import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 
 /** The function served by the real functions framework over real HTTP, with its own database and keys. */
 export interface Harness {
@@ -55,7 +61,9 @@ export interface HarnessOptions {
 
 export async function startHarness(env: Env = {}, options: HarnessOptions = {}): Promise<Harness> {
   const sink = await startSinkServer();
-  const dbName = uniqueName('ti').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60);
+  const dbName = uniqueName('ti')
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 60);
   const { key, entry } = await mintApiKey('tester', ['*']);
   const config = loadConfig(configSchema, {
     MONGODB_URL: options.mongoUrl ?? MONGODB_URL,
@@ -114,7 +122,10 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
         tags: [],
         metadata: {},
         status: deviceOptions.status ?? 'active',
-        credential: { hash: await hashSecret(deviceOptions.secret ?? 'not-used-secret', { N: DEVICE_SCRYPT_N }), rotatedAt: now },
+        credential: {
+          hash: await hashSecret(deviceOptions.secret ?? 'not-used-secret', { N: DEVICE_SCRYPT_N }),
+          rotatedAt: now,
+        },
         createdAt: now,
         updatedAt: now,
         version: 1,
@@ -122,13 +133,18 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
       await (await mongo.db()).collection<DeviceDocument>(DEVICES_COLLECTION).insertOne(doc);
     },
     async addDeviceType(id, telemetrySchema) {
-      await (await mongo.db()).collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION).insertOne({ _id: id, telemetrySchema, updatedAt: new Date(), version: 1 });
+      await (await mongo.db())
+        .collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION)
+        .insertOne({ _id: id, telemetrySchema, updatedAt: new Date(), version: 1 });
     },
     notices: (deviceId) =>
       sink.received
         .map((request) => request.event)
         .filter((event) => event?.type === 'io.kiot.mqtt.publish' && event.subject === deviceId)
-        .map((event) => (event!.data as { payload: { code: string; message: string; eventId: string; details?: unknown } }).payload),
+        .map(
+          (event) =>
+            (event!.data as { payload: { code: string; message: string; eventId: string; details?: unknown } }).payload,
+        ),
     async close() {
       await new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -145,5 +161,8 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
 
 /** Samples stored for a device, sorted by time. */
 export async function storedSamples(harness: Harness, deviceId: string) {
-  return (await harness.mongo.db()).collection('telemetry').find({ deviceId }, { sort: { ts: 1, _id: 1 } }).toArray();
+  return (await harness.mongo.db())
+    .collection('telemetry')
+    .find({ deviceId }, { sort: { ts: 1, _id: 1 } })
+    .toArray();
 }

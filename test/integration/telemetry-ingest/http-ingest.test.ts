@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, storedSamples, type Harness } from './harness.js';
+import { type Harness, startHarness, storedSamples } from './harness.js';
 
 // Devices without MQTT post telemetry with their own credential, through the same path.
 describe('telemetry-ingest: HTTP ingest with device credentials', () => {
@@ -16,19 +16,35 @@ describe('telemetry-ingest: HTTP ingest with device credentials', () => {
 
   const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   const post = (body: unknown, headers: Record<string, string>, target = device) =>
-    fetch(`${h.base}/devices/${target}/telemetry`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    fetch(`${h.base}/devices/${target}/telemetry`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
 
   it('stores telemetry posted with the valid credential, once per Idempotency-Key', async () => {
-    const first = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], { authorization: basic(device, secret), 'idempotency-key': 'k-1' });
+    const first = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], {
+      authorization: basic(device, secret),
+      'idempotency-key': 'k-1',
+    });
     expect(first.status).toBe(200);
     expect(await first.json()).toMatchObject({ outcome: 'stored', samples: 2, eventId: `http:${device}:k-1` });
-    const again = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], { authorization: basic(device, secret), 'idempotency-key': 'k-1' });
+    const again = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], {
+      authorization: basic(device, secret),
+      'idempotency-key': 'k-1',
+    });
     expect(await again.json()).toMatchObject({ outcome: 'duplicate' });
     // The key as a structured-field string (quoted) is the same key.
-    const quoted = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], { authorization: basic(device, secret), 'idempotency-key': '"k-1"' });
+    const quoted = await post([{ metrics: { t: 1 } }, { metrics: { t: 2 } }], {
+      authorization: basic(device, secret),
+      'idempotency-key': '"k-1"',
+    });
     expect(await quoted.json()).toMatchObject({ outcome: 'duplicate', eventId: `http:${device}:k-1` });
     expect(await storedSamples(h, device)).toHaveLength(2);
-    const malformed = await post({ metrics: { t: 9 } }, { authorization: basic(device, secret), 'idempotency-key': 'has space' });
+    const malformed = await post(
+      { metrics: { t: 9 } },
+      { authorization: basic(device, secret), 'idempotency-key': 'has space' },
+    );
     expect(malformed.status).toBe(400);
     expect(await storedSamples(h, device)).toHaveLength(2);
   });

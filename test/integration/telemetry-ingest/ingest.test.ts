@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, storedSamples, TYPES, type Harness } from './harness.js';
+import { type Harness, startHarness, storedSamples, TYPES } from './harness.js';
 
 // Telemetry over CloudEvents: stored once per event id, with the device's own timestamps.
 describe('telemetry-ingest: storing telemetry', () => {
@@ -43,11 +43,13 @@ describe('telemetry-ingest: storing telemetry', () => {
     const stored = await storedSamples(h, other);
     expect(stored.map((doc) => doc.ts.getTime())).toEqual([base + 1_000, base + 2_000, base + 3_000]);
 
-    const page = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2`)).json() as any;
+    const page = (await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2`)).json()) as any;
     expect(page.items.map((item: { metrics: unknown }) => item.metrics)).toEqual([{ temp: 1 }, { hum: 20 }]);
-    const rest = await (await h.get(`/devices/${other}/telemetry?from=${base}&limit=2&cursor=${page.nextCursor}`)).json() as any;
+    const rest = (await (
+      await h.get(`/devices/${other}/telemetry?from=${base}&limit=2&cursor=${page.nextCursor}`)
+    ).json()) as any;
     expect(rest.items).toEqual([{ ts: new Date(base + 3_000).toISOString(), metrics: { temp: 3, hum: 30 } }]);
-    const humOnly = await (await h.get(`/devices/${other}/telemetry?from=${base}&metric=hum`)).json() as any;
+    const humOnly = (await (await h.get(`/devices/${other}/telemetry?from=${base}&metric=hum`)).json()) as any;
     expect(humOnly.items.map((item: { metrics: unknown }) => item.metrics)).toEqual([{ hum: 20 }, { hum: 30 }]);
   });
 
@@ -73,7 +75,9 @@ describe('telemetry-ingest: storing telemetry', () => {
   it('coalesces concurrent events into few inserts and acknowledges each one', async () => {
     const busy = uniqueName('dev');
     await h.addDevice(busy);
-    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => h.send(TYPES.telemetry, busy, { metrics: { n: i } })));
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => h.send(TYPES.telemetry, busy, { metrics: { n: i } })),
+    );
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(204));
     expect(await storedSamples(h, busy)).toHaveLength(50);
     const metrics = await (await fetch(`${h.base}/metrics`)).text();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './harness.js';
 import { fetchOpenApiDocument } from '../../support/openapi.js';
+import { type Harness, startHarness } from './harness.js';
 
 // The API document is generated from the same zod schemas that validate the requests.
 describe('telemetry-ingest OpenAPI document', () => {
@@ -12,12 +12,20 @@ describe('telemetry-ingest OpenAPI document', () => {
 
   it('is served without a key, and describes every route from its schemas', async () => {
     const doc = await fetchOpenApiDocument(h.base);
-    expect(Object.keys(doc.paths).sort()).toEqual(['/alert-rules', '/alert-rules/{ruleId}', '/alerts', '/devices/{id}/state', '/devices/{id}/telemetry']);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/alert-rules',
+      '/alert-rules/{ruleId}',
+      '/alerts',
+      '/devices/{id}/state',
+      '/devices/{id}/telemetry',
+    ]);
     expect(Object.keys(doc.paths['/alert-rules/{ruleId}']!).sort()).toEqual(['delete', 'get', 'put']);
     // Devices post with their own credential: no API key.
     const ingest = doc.paths['/devices/{id}/telemetry']!.post;
     expect(ingest.security).toEqual([]);
-    expect(ingest.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'authorization', in: 'header', required: true })]));
+    expect(ingest.parameters).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'authorization', in: 'header', required: true })]),
+    );
     const rule = doc.paths['/alert-rules']!.post.requestBody.content['application/json'].schema;
     expect(rule.additionalProperties).toBe(false);
     expect(rule.properties.comparison.enum).toEqual(['>', '>=', '<', '<=']);

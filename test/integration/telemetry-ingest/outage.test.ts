@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, storedSamples, TYPES, type Harness } from './harness.js';
-import { privateMongo, privateRedis, type PrivateService } from './private-services.js';
+import { type Harness, startHarness, storedSamples, TYPES } from './harness.js';
+import { type PrivateService, privateMongo, privateRedis } from './private-services.js';
 
 // Stores that go away: 503 (retried by Knative), and afterwards every message stored exactly once.
 describe('telemetry-ingest: MongoDB and Redis outages', () => {
@@ -44,8 +44,10 @@ describe('telemetry-ingest: MongoDB and Redis outages', () => {
     while (!condition()) await new Promise((resolve) => setTimeout(resolve, 50));
   }
 
-  const payloadOf = (i: number) => (i % 3 === 0 ? [{ metrics: { i } }, { metrics: { i: i + 0.5 } }] : { metrics: { i } });
-  const expectedSamples = (n: number) => Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 2 : 1)).reduce((a, b) => a + b, 0);
+  const payloadOf = (i: number) =>
+    i % 3 === 0 ? [{ metrics: { i } }, { metrics: { i: i + 0.5 } }] : { metrics: { i } };
+  const expectedSamples = (n: number) =>
+    Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 2 : 1)).reduce((a, b) => a + b, 0);
 
   it('answers 503 while MongoDB is down and stores every message exactly once after it is back', async () => {
     const ids = Array.from({ length: 30 }, (_, i) => `${device}-m-${i}`);
@@ -55,7 +57,8 @@ describe('telemetry-ingest: MongoDB and Redis outages', () => {
     await mongo.stop();
     const rest = ids.slice(10).map((id, j) => ({ id, i: j + 10 }));
     const workers = Array.from({ length: 5 }, async (_, w) => {
-      for (const { id, i } of rest.filter((_, k) => k % 5 === w)) await deliverUntilAccepted(id, payloadOf(i), statuses);
+      for (const { id, i } of rest.filter((_, k) => k % 5 === w))
+        await deliverUntilAccepted(id, payloadOf(i), statuses);
     });
     await until(() => statuses.filter((status) => status === 503).length >= 10); // every worker has met the outage
     await mongo.start();

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, waitForPort } from '../../support/ports.js';
-export { freePort };
 
+export { freePort };
 
 /** A service this test owns: it may stop and start it again on the same port with the same data. */
 export interface PrivateService {
@@ -44,7 +44,15 @@ export async function privateMongo(dataDir: string): Promise<PrivateService> {
       ? spawn(mongod, ['--bind_ip', '127.0.0.1', '--port', String(port), '--dbpath', dataDir], { stdio: 'ignore' })
       : spawn(
           'java',
-          ['-Xmx512m', '-cp', readFileSync('.kiot/mongo-classpath.txt', 'utf8').trim(), 'scripts/mongo/KiotMongoServer.java', '127.0.0.1', String(port), join(dataDir, 'mongo.h2')],
+          [
+            '-Xmx512m',
+            '-cp',
+            readFileSync('.kiot/mongo-classpath.txt', 'utf8').trim(),
+            'scripts/mongo/KiotMongoServer.java',
+            '127.0.0.1',
+            String(port),
+            join(dataDir, 'mongo.h2'),
+          ],
           { stdio: 'ignore' },
         ),
   );
@@ -54,6 +62,8 @@ export async function privateMongo(dataDir: string): Promise<PrivateService> {
 export async function privateRedis(): Promise<PrivateService> {
   const port = await freePort();
   return privateService(port, `redis://127.0.0.1:${port}`, () =>
-    spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }),
+    spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    }),
   );
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, storedSamples, type Harness } from './harness.js';
+import { type Harness, startHarness, storedSamples } from './harness.js';
 
 // Raw samples past TELEMETRY_RETENTION_DAYS go: a TTL index where the server has one, and a sweep.
 describe('telemetry-ingest: retention', () => {
@@ -25,8 +25,17 @@ describe('telemetry-ingest: retention', () => {
 
   it('sweeps samples older than the retention on a PingSource event', async () => {
     const now = Date.now();
-    const doc = (id: string, age: number) => ({ _id: id, deviceId: device, ts: new Date(now - age), metrics: { v: 1 }, eventId: id, receivedAt: new Date(now - age) });
-    await (await h.mongo.db()).collection<{ _id: string }>('telemetry').insertMany([doc('old-1', 8 * day), doc('old-2', 30 * day), doc('new-1', 6 * day)]);
+    const doc = (id: string, age: number) => ({
+      _id: id,
+      deviceId: device,
+      ts: new Date(now - age),
+      metrics: { v: 1 },
+      eventId: id,
+      receivedAt: new Date(now - age),
+    });
+    await (await h.mongo.db())
+      .collection<{ _id: string }>('telemetry')
+      .insertMany([doc('old-1', 8 * day), doc('old-2', 30 * day), doc('new-1', 6 * day)]);
     const answer = await h.send('dev.knative.sources.ping', 'telemetry-retention', { task: 'telemetry-retention' });
     expect(answer.status).toBe(204);
     expect((await storedSamples(h, device)).map((d) => d._id)).toEqual(['new-1']);

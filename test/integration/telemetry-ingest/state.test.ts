@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, TYPES, type Harness } from './harness.js';
+import { type Harness, startHarness, TYPES } from './harness.js';
 
 // The device shadow (merge, version, delta, timestamps, recovery from MongoDB) and presence.
 describe('telemetry-ingest: shadow and presence', () => {
@@ -18,11 +18,20 @@ describe('telemetry-ingest: shadow and presence', () => {
     await h.addDevice(device);
     const t1 = new Date(Date.now() - 2_000).toISOString();
     const t2 = new Date(Date.now() - 1_000).toISOString();
-    expect((await h.send(TYPES.state, device, { power: 'on', net: { rssi: -60, ssid: 'home' }, tags: [1, 2] }, { time: t1 })).status).toBe(204);
-    expect((await h.send(TYPES.state, device, { net: { rssi: -70, ssid: null }, tags: [3] }, { time: t2 })).status).toBe(204);
+    expect(
+      (await h.send(TYPES.state, device, { power: 'on', net: { rssi: -60, ssid: 'home' }, tags: [1, 2] }, { time: t1 }))
+        .status,
+    ).toBe(204);
+    expect(
+      (await h.send(TYPES.state, device, { net: { rssi: -70, ssid: null }, tags: [3] }, { time: t2 })).status,
+    ).toBe(204);
     const view = await state(device);
     expect(view.shadow).toMatchObject({ reported: { power: 'on', net: { rssi: -70 }, tags: [3] }, version: 2 });
-    expect(view.shadow.timestamps.reported).toEqual({ '/power': Date.parse(t1), '/net/rssi': Date.parse(t2), '/tags': Date.parse(t2) });
+    expect(view.shadow.timestamps.reported).toEqual({
+      '/power': Date.parse(t1),
+      '/net/rssi': Date.parse(t2),
+      '/tags': Date.parse(t2),
+    });
     expect(view.presence).toMatchObject({ status: 'online', lastSeen: t2 });
   });
 
@@ -38,7 +47,9 @@ describe('telemetry-ingest: shadow and presence', () => {
   it('merges concurrent reports of one device without losing any', async () => {
     const device = uniqueName('lamp');
     await h.addDevice(device);
-    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => h.send(TYPES.state, device, { [`k${i}`]: i })));
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => h.send(TYPES.state, device, { [`k${i}`]: i })),
+    );
     expect(answers.map((a) => a.status)).toEqual(Array(12).fill(204));
     const view = await state(device);
     expect(view.shadow.version).toBe(12);
@@ -69,12 +80,22 @@ describe('telemetry-ingest: shadow and presence', () => {
     await h.addDevice(device);
     await h.send(TYPES.state, device, { open: false, pos: 10 });
     // command-dispatch owns `desired`; here it is written straight into the durable copy.
-    await (await h.mongo.db()).collection('shadows').updateOne({ _id: device as any }, { $set: { desired: { open: true, pos: 10 } } });
+    await (await h.mongo.db())
+      .collection('shadows')
+      .updateOne({ _id: device as any }, { $set: { desired: { open: true, pos: 10 } } });
     await (await h.redis.client()).del(`${h.config.REDIS_PREFIX}:{${device}}:shadow`);
-    expect((await state(device)).shadow).toMatchObject({ version: 1, reported: { open: false, pos: 10 }, desired: { open: true } });
+    expect((await state(device)).shadow).toMatchObject({
+      version: 1,
+      reported: { open: false, pos: 10 },
+      desired: { open: true },
+    });
     await h.send(TYPES.state, device, { pos: 20 });
     const view = await state(device);
-    expect(view.shadow).toMatchObject({ version: 2, reported: { open: false, pos: 20 }, delta: { open: true, pos: 10 } });
+    expect(view.shadow).toMatchObject({
+      version: 2,
+      reported: { open: false, pos: 20 },
+      delta: { open: true, pos: 10 },
+    });
     const durable = await (await h.mongo.db()).collection('shadows').findOne({ _id: device as any });
     expect(durable).toMatchObject({ version: 2, reported: { pos: 20 } });
   });
@@ -91,7 +112,12 @@ describe('telemetry-ingest: shadow and presence', () => {
     // A connect that was delayed (older than the disconnect) and an old message do not revive it.
     await h.send(TYPES.connected, device, {}, { time: at(2) });
     await h.send(TYPES.telemetry, device, { metrics: { v: 1 } }, { time: at(2) });
-    expect((await state(device)).presence).toMatchObject({ status: 'offline', since: at(3), disconnectedAt: at(3), lastSeen: at(2) });
+    expect((await state(device)).presence).toMatchObject({
+      status: 'offline',
+      since: at(3),
+      disconnectedAt: at(3),
+      lastSeen: at(2),
+    });
     // A message after the disconnect proves it is back.
     await h.send(TYPES.telemetry, device, { metrics: { v: 2 } }, { time: at(4) });
     expect((await state(device)).presence).toMatchObject({ status: 'online', since: at(4), lastSeen: at(4) });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { startHarness, storedSamples, TYPES, type Harness } from './harness.js';
+import { type Harness, startHarness, storedSamples, TYPES } from './harness.js';
 
 // Every refusal is a non-retryable 4xx (dead-letter sink) AND a notice on devices/{id}/errors.
 describe('telemetry-ingest: refusing telemetry visibly', () => {
@@ -10,9 +10,16 @@ describe('telemetry-ingest: refusing telemetry visibly', () => {
   const day = 86_400_000;
 
   beforeAll(async () => {
-    h = await startHarness({ TELEMETRY_MAX_SAMPLES_PER_MESSAGE: '5', TELEMETRY_MAX_METRICS_PER_SAMPLE: '3', TELEMETRY_RETENTION_DAYS: '7' });
+    h = await startHarness({
+      TELEMETRY_MAX_SAMPLES_PER_MESSAGE: '5',
+      TELEMETRY_MAX_METRICS_PER_SAMPLE: '3',
+      TELEMETRY_RETENTION_DAYS: '7',
+    });
     await h.addDevice(device);
-    await h.addDeviceType('thermo', { metrics: { temp: { unit: '°C', min: -40, max: 85 } }, allowUnknownMetrics: false });
+    await h.addDeviceType('thermo', {
+      metrics: { temp: { unit: '°C', min: -40, max: 85 } },
+      allowUnknownMetrics: false,
+    });
     await h.addDevice(typed, { type: 'thermo' });
   });
   afterAll(() => h.close());
@@ -31,8 +38,18 @@ describe('telemetry-ingest: refusing telemetry visibly', () => {
     ['an empty batch', 'dev', [], 'invalid_payload'],
     ['too many samples', 'dev', Array.from({ length: 6 }, () => ({ metrics: { a: 1 } })), 'too_many_samples'],
     ['a bad timestamp', 'dev', { ts: 'yesterday', metrics: { a: 1 } }, 'invalid_payload'],
-    ['a sample older than the retention', 'dev', { ts: Date.now() - 8 * day, metrics: { a: 1 } }, 'timestamp_out_of_range'],
-    ['a sample an hour in the future', 'dev', { ts: Date.now() + 3_600_000, metrics: { a: 1 } }, 'timestamp_out_of_range'],
+    [
+      'a sample older than the retention',
+      'dev',
+      { ts: Date.now() - 8 * day, metrics: { a: 1 } },
+      'timestamp_out_of_range',
+    ],
+    [
+      'a sample an hour in the future',
+      'dev',
+      { ts: Date.now() + 3_600_000, metrics: { a: 1 } },
+      'timestamp_out_of_range',
+    ],
     ['one bad sample in a batch', 'dev', [{ metrics: { a: 1 } }, { metrics: { a: 'x' } }], 'invalid_payload'],
     ['a value above the type range', 'typed', { metrics: { temp: 120 } }, 'schema_violation'],
     ['a value below the type range', 'typed', { metrics: { temp: -41 } }, 'schema_violation'],
@@ -47,7 +64,12 @@ describe('telemetry-ingest: refusing telemetry visibly', () => {
     expect(await answer.json()).toMatchObject({ error: { code } });
     const notice = h.sink.received.find((r) => r.event?.id === `rejected:${id}`)?.event;
     expect(notice).toMatchObject({ type: 'io.kiot.mqtt.publish', subject: target });
-    expect(notice?.data).toMatchObject({ topic: `devices/${target}/errors`, qos: 1, retain: false, payload: { code, eventId: id, message: expect.any(String) } });
+    expect(notice?.data).toMatchObject({
+      topic: `devices/${target}/errors`,
+      qos: 1,
+      retain: false,
+      payload: { code, eventId: id, message: expect.any(String) },
+    });
     expect((await storedSamples(h, target)).filter((doc) => doc.eventId === id)).toHaveLength(0);
   });
 
@@ -70,7 +92,10 @@ describe('telemetry-ingest: refusing telemetry visibly', () => {
     const ghost = uniqueName('ghost');
     const off = uniqueName('off');
     await h.addDevice(off, { status: 'disabled' });
-    for (const [target, code] of [[ghost, 'unknown_device'], [off, 'device_disabled']] as const) {
+    for (const [target, code] of [
+      [ghost, 'unknown_device'],
+      [off, 'device_disabled'],
+    ] as const) {
       const id = uniqueName('ev');
       const answer = await h.send(TYPES.telemetry, target, { metrics: { a: 1 } }, { id });
       expect(answer.status).toBe(422);
@@ -91,7 +116,11 @@ describe('telemetry-ingest: per-device rate limit', () => {
 
   beforeAll(async () => {
     // 1 message per ~17 minutes after a burst of 3: the excess of a quick run is certain, not timing-bound.
-    h = await startHarness({ RATE_LIMIT_PER_SECOND: '0.001', RATE_LIMIT_BURST: '3', RATE_LIMIT_NOTICE_INTERVAL_MS: '3600000' });
+    h = await startHarness({
+      RATE_LIMIT_PER_SECOND: '0.001',
+      RATE_LIMIT_BURST: '3',
+      RATE_LIMIT_NOTICE_INTERVAL_MS: '3600000',
+    });
     await h.addDevice(device);
   });
   afterAll(() => h.close());

@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { loadBridgeConfig, publisherClientId, sessionClientId } from '../../../bridge/config.js';
-import { payloadBytesOf, mqttPublishDataSchema } from '../../../bridge/publish-route.js';
+import { mqttPublishDataSchema, payloadBytesOf } from '../../../bridge/publish-route.js';
 import { ConfigError } from '../../../shared/config.js';
 
-const env = { MQTT_URL: 'mqtt://user:secret@broker:1883/x?y=1', K_SINK: 'http://broker-ingress/', DEAD_LETTER_SINK: 'http://dls/' };
+const env = {
+  MQTT_URL: 'mqtt://user:secret@broker:1883/x?y=1',
+  K_SINK: 'http://broker-ingress/',
+  DEAD_LETTER_SINK: 'http://dls/',
+};
 
 describe('bridge config', () => {
   it('derives stable ids and a source without credentials', () => {
@@ -32,7 +36,11 @@ describe('io.kiot.mqtt.publish data', () => {
     const parsed = mqttPublishDataSchema.parse({ topic: 'devices/d/x', payload: { a: 1 } });
     expect(parsed).toMatchObject({ qos: 1, retain: false });
     expect(payloadBytesOf(parsed).toString()).toBe('{"a":1}');
-    expect(payloadBytesOf(mqttPublishDataSchema.parse({ topic: 't', payload: 'AQI=', encoding: 'base64' }))).toEqual(Buffer.from([1, 2]));
-    expect(payloadBytesOf(mqttPublishDataSchema.parse({ topic: 't', payload: '"q"', encoding: 'json' })).toString()).toBe('"\\"q\\""');
+    expect(payloadBytesOf(mqttPublishDataSchema.parse({ topic: 't', payload: 'AQI=', encoding: 'base64' }))).toEqual(
+      Buffer.from([1, 2]),
+    );
+    expect(
+      payloadBytesOf(mqttPublishDataSchema.parse({ topic: 't', payload: '"q"', encoding: 'json' })).toString(),
+    ).toBe('"\\"q\\""');
   });
 });

@@ -1,6 +1,6 @@
 import { CloudEvent, MQTT } from 'cloudevents';
 import { describe, expect, it } from 'vitest';
-import { mapInboundMessage, type InboundMessage } from '../../../bridge/device-events.js';
+import { type InboundMessage, mapInboundMessage } from '../../../bridge/device-events.js';
 import { eventIdFor } from '../../../bridge/event-id.js';
 import { findForbiddenKey, msgIdOf, parseStatus } from '../../../bridge/payload.js';
 import { isValidPublishTopic, parseInboundTopic, replyTopicFor, subscriptionFilters } from '../../../bridge/topics.js';
@@ -28,12 +28,24 @@ describe('topic → event type', () => {
     ['provisioning/r-1/request', '{"claimToken":"x"}', 'io.kiot.provisioning.requested', 'r-1'],
   ])('%s (%s) → %s', (topic, payload, type, subject) => {
     const mapped = mapInboundMessage(message(topic, payload), options);
-    expect(mapped.ok && mapped.event).toMatchObject({ type, subject, source: options.source, time: at.toISOString(), datacontenttype: 'application/json' });
+    expect(mapped.ok && mapped.event).toMatchObject({
+      type,
+      subject,
+      source: options.source,
+      time: at.toISOString(),
+      datacontenttype: 'application/json',
+    });
   });
 
   it('puts the command id in an extension and in the data', () => {
-    const mapped = mapInboundMessage(message('devices/d1/commands/c-42/ack', '{"status":"failed","error":"x"}'), options);
-    expect(mapped.ok && mapped.event).toMatchObject({ commandid: 'c-42', data: { status: 'failed', error: 'x', commandId: 'c-42' } });
+    const mapped = mapInboundMessage(
+      message('devices/d1/commands/c-42/ack', '{"status":"failed","error":"x"}'),
+      options,
+    );
+    expect(mapped.ok && mapped.event).toMatchObject({
+      commandid: 'c-42',
+      data: { status: 'failed', error: 'x', commandId: 'c-42' },
+    });
   });
 
   it.each([
@@ -52,7 +64,10 @@ describe('topic → event type', () => {
     expect(replyTopicFor('devices//telemetry')).toBe('devices//errors');
     expect(replyTopicFor('provisioning/r1/request')).toBe('provisioning/r1/response');
     expect(replyTopicFor('x')).toBeUndefined();
-    expect(parseInboundTopic('devices/d1/commands/c1/ack')).toEqual({ ok: true, value: { kind: 'ack', subject: 'd1', deviceId: 'd1', commandId: 'c1' } });
+    expect(parseInboundTopic('devices/d1/commands/c1/ack')).toEqual({
+      ok: true,
+      value: { kind: 'ack', subject: 'd1', deviceId: 'd1', commandId: 'c1' },
+    });
     expect(subscriptionFilters('g')).toContain('$share/g/devices/+/commands/+/ack');
   });
 });
@@ -75,8 +90,12 @@ describe('payload checks', () => {
 
   it('finds $ keys at any depth and stops at a depth limit', () => {
     expect(findForbiddenKey({ a: [{ b: { c: 1 } }] }).ok).toBe(true);
-    expect(findForbiddenKey({ a: [{ b: { $gt: 1 } }] })).toMatchObject({ ok: false, code: 'forbidden_key', message: expect.stringContaining('a[0].b.$gt') });
-    expect(findForbiddenKey({ 'a$': 1, b: 'x$' }).ok).toBe(true);
+    expect(findForbiddenKey({ a: [{ b: { $gt: 1 } }] })).toMatchObject({
+      ok: false,
+      code: 'forbidden_key',
+      message: expect.stringContaining('a[0].b.$gt'),
+    });
+    expect(findForbiddenKey({ a$: 1, b: 'x$' }).ok).toBe(true);
     let deep: unknown = 1;
     for (let i = 0; i < 100; i += 1) deep = [deep];
     expect(findForbiddenKey(deep)).toMatchObject({ ok: false, code: 'too_deep' });
@@ -94,17 +113,28 @@ describe('payload checks', () => {
 });
 
 describe('event id', () => {
-  const base = { subject: 'd1', sessionId: 's-0', packetId: 9, topic: 'devices/d1/telemetry', payload: Buffer.from('{"a":1}') };
+  const base = {
+    subject: 'd1',
+    sessionId: 's-0',
+    packetId: 9,
+    topic: 'devices/d1/telemetry',
+    payload: Buffer.from('{"a":1}'),
+  };
 
   it('is the same for a redelivery (same session, packet id, topic, payload) and differs otherwise', () => {
     expect(eventIdFor(base)).toBe(eventIdFor({ ...base, payload: Buffer.from('{"a":1}') }));
     expect(eventIdFor(base)).toMatch(/^mqtt-[0-9a-f]{32}$/);
-    for (const change of [{ sessionId: 's-1' }, { packetId: 10 }, { topic: 'devices/d1/state/reported' }, { payload: Buffer.from('{"a":2}') }]) {
+    for (const change of [
+      { sessionId: 's-1' },
+      { packetId: 10 },
+      { topic: 'devices/d1/state/reported' },
+      { payload: Buffer.from('{"a":2}') },
+    ]) {
       expect(eventIdFor({ ...base, ...change })).not.toBe(eventIdFor(base));
     }
   });
 
-  it('is `${deviceId}:${msgId}` when the device names its message, whatever the session', () => {
+  it('is `{deviceId}:{msgId}` when the device names its message, whatever the session', () => {
     expect(eventIdFor({ ...base, msgId: 'm1' })).toBe('d1:m1');
     const mapped = mapInboundMessage(message('devices/d9/telemetry', '{"metrics":{},"msgId":"m1"}'), options);
     expect(mapped.ok && mapped.event.id).toBe('d9:m1');
@@ -129,24 +159,46 @@ describe('CloudEvents sent by devices over MQTT 5', () => {
 
   it('reads binary mode: attributes from user properties', () => {
     const binary = MQTT.binary(sent);
-    const userProperties = Object.fromEntries(Object.entries(binary.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]])));
+    const userProperties = Object.fromEntries(
+      Object.entries(binary.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]])),
+    );
     const mapped = mapInboundMessage(
-      message('devices/d1/telemetry', JSON.stringify(binary.body), { properties: { contentType: 'application/json', userProperties } }),
+      message('devices/d1/telemetry', JSON.stringify(binary.body), {
+        properties: { contentType: 'application/json', userProperties },
+      }),
       options,
     );
-    expect(mapped.ok && mapped.event).toMatchObject({ id: 'dev-event-1', subject: 'd1', source: options.source, region: 'eu', devicesource: 'urn:dev', data: { metrics: { t: 3 } } });
+    expect(mapped.ok && mapped.event).toMatchObject({
+      id: 'dev-event-1',
+      subject: 'd1',
+      source: options.source,
+      region: 'eu',
+      devicesource: 'urn:dev',
+      data: { metrics: { t: 3 } },
+    });
   });
 
   it('reads structured mode, and refuses a type the topic does not carry or non-JSON data', () => {
     const structured = { properties: { contentType: 'application/cloudevents+json' } };
     const ok = mapInboundMessage(message('devices/d1/telemetry', JSON.stringify(sent.toJSON()), structured), options);
     expect(ok.ok && ok.event).toMatchObject({ id: 'dev-event-1', subject: 'd1', time: sent.time });
-    const wrongType = mapInboundMessage(message('devices/d1/state/reported', JSON.stringify(sent.toJSON()), structured), options);
+    const wrongType = mapInboundMessage(
+      message('devices/d1/state/reported', JSON.stringify(sent.toJSON()), structured),
+      options,
+    );
     expect(!wrongType.ok && wrongType.rejection.code).toBe('type_not_allowed');
-    const dollar = mapInboundMessage(message('devices/d1/telemetry', JSON.stringify({ ...sent.toJSON(), data: { $x: 1 } }), structured), options);
+    const dollar = mapInboundMessage(
+      message('devices/d1/telemetry', JSON.stringify({ ...sent.toJSON(), data: { $x: 1 } }), structured),
+      options,
+    );
     expect(!dollar.ok && dollar.rejection.code).toBe('forbidden_key');
     const binaryXml = mapInboundMessage(
-      message('devices/d1/telemetry', '<a/>', { properties: { contentType: 'application/xml', userProperties: { specversion: '1.0', id: 'x', source: 's', type: 'io.kiot.telemetry.received' } } }),
+      message('devices/d1/telemetry', '<a/>', {
+        properties: {
+          contentType: 'application/xml',
+          userProperties: { specversion: '1.0', id: 'x', source: 's', type: 'io.kiot.telemetry.received' },
+        },
+      }),
       options,
     );
     expect(!binaryXml.ok && binaryXml.rejection.code).toBe('unsupported_content_type');
@@ -155,7 +207,15 @@ describe('CloudEvents sent by devices over MQTT 5', () => {
   it('refuses an invalid extension name instead of throwing', () => {
     const mapped = mapInboundMessage(
       message('devices/d1/telemetry', '{"metrics":{}}', {
-        properties: { userProperties: { specversion: '1.0', id: 'x', source: 's', type: 'io.kiot.telemetry.received', 'Bad-Name': 'v' } },
+        properties: {
+          userProperties: {
+            specversion: '1.0',
+            id: 'x',
+            source: 's',
+            type: 'io.kiot.telemetry.received',
+            'Bad-Name': 'v',
+          },
+        },
       }),
       options,
     );

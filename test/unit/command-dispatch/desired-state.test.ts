@@ -35,7 +35,9 @@ describe('desired state and its delta (shared/shadow.ts)', () => {
   });
 
   it('refuses a desired document over the size limit', () => {
-    expect(() => applyDesired(emptyShadow('d'), { a: 'x'.repeat(100) }, 0, { maxBytes: 64, maxDepth: 6 })).toThrow(/limit is 64/);
+    expect(() => applyDesired(emptyShadow('d'), { a: 'x'.repeat(100) }, 0, { maxBytes: 64, maxDepth: 6 })).toThrow(
+      /limit is 64/,
+    );
   });
 
   it.each([

@@ -15,7 +15,9 @@ describe('idempotency keys', () => {
 
   it('digest what was asked, not how long the caller waits nor the order of its keys', () => {
     const digest = requestDigestOf({ name: 'set', params: { a: 1, b: [1, { c: 2, d: 3 }] }, ttlSeconds: 60 });
-    expect(requestDigestOf({ ttlSeconds: 60, params: { b: [1, { d: 3, c: 2 }], a: 1 }, name: 'set', wait: 5 })).toBe(digest);
+    expect(requestDigestOf({ ttlSeconds: 60, params: { b: [1, { d: 3, c: 2 }], a: 1 }, name: 'set', wait: 5 })).toBe(
+      digest,
+    );
     expect(requestDigestOf({ name: 'set', params: { a: 1, b: [{ c: 2, d: 3 }, 1] }, ttlSeconds: 60 })).not.toBe(digest);
     expect(requestDigestOf({ name: 'set', params: { a: 1, b: [1, { c: 2, d: 3 }] }, ttlSeconds: 61 })).not.toBe(digest);
     expect(requestDigestOf({ name: 'set', params: { a: 1, b: [1, { c: 2, d: 3 }] } })).not.toBe(digest);

@@ -3,11 +3,11 @@ import {
   ACK_TO_STATUS,
   ALLOWED_FROM,
   COMMAND_STATUSES,
+  type CommandStatus,
   canTransition,
   commandTopic,
   isTerminal,
   lifecycleEventType,
-  type CommandStatus,
 } from '../../../functions/command-dispatch/lifecycle.js';
 
 const rank: Record<CommandStatus, number> = {
@@ -56,7 +56,12 @@ describe('command lifecycle', () => {
   });
 
   it('maps acks, event types and topics', () => {
-    expect(ACK_TO_STATUS).toEqual({ accepted: 'DELIVERED', succeeded: 'SUCCEEDED', failed: 'FAILED', rejected: 'REJECTED' });
+    expect(ACK_TO_STATUS).toEqual({
+      accepted: 'DELIVERED',
+      succeeded: 'SUCCEEDED',
+      failed: 'FAILED',
+      rejected: 'REJECTED',
+    });
     expect(lifecycleEventType('TIMED_OUT')).toBe('io.kiot.command.timed_out');
     expect(commandTopic('d-1', 'c-1')).toBe('devices/d-1/commands/c-1');
   });

@@ -2,8 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { decodeCursor, encodeCursor } from '../../../functions/command-dispatch/command-repository.js';
 import { toView } from '../../../functions/command-dispatch/command-view.js';
 import { commandDispatchConfigSchema } from '../../../functions/command-dispatch/config.js';
-import { ackEventDataSchema, ackOf, createCommandBodySchema, listQuerySchema } from '../../../functions/command-dispatch/schema.js';
-import { loadConfig, ConfigError } from '../../../shared/config.js';
+import {
+  ackEventDataSchema,
+  ackOf,
+  createCommandBodySchema,
+  listQuerySchema,
+} from '../../../functions/command-dispatch/schema.js';
+import { ConfigError, loadConfig } from '../../../shared/config.js';
 
 describe('command-dispatch contracts', () => {
   it.each([
@@ -63,8 +68,16 @@ describe('command-dispatch contracts', () => {
   });
 
   it('validates its environment at start', () => {
-    const env = { MONGODB_URL: 'mongodb://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:2', K_SINK: 'http://127.0.0.1:3/kiot/default' };
-    expect(loadConfig(commandDispatchConfigSchema, env)).toMatchObject({ COMMAND_QUEUE_CAP: 100, COMMAND_SWEEP_INTERVAL_MS: 10_000, REDIS_KEY_PREFIX: 'kiot:' });
+    const env = {
+      MONGODB_URL: 'mongodb://127.0.0.1:1',
+      REDIS_URL: 'redis://127.0.0.1:2',
+      K_SINK: 'http://127.0.0.1:3/kiot/default',
+    };
+    expect(loadConfig(commandDispatchConfigSchema, env)).toMatchObject({
+      COMMAND_QUEUE_CAP: 100,
+      COMMAND_SWEEP_INTERVAL_MS: 10_000,
+      REDIS_KEY_PREFIX: 'kiot:',
+    });
     expect(() => loadConfig(commandDispatchConfigSchema, { ...env, K_SINK: 'ftp://x' })).toThrow(ConfigError);
   });
 });

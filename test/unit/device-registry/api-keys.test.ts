@@ -4,8 +4,8 @@ import {
   bearerToken,
   createApiKeyAuthorizer,
   mintApiKey,
-  parsePresentedKey,
   PUBLIC_SCOPE,
+  parsePresentedKey,
   scopeAllows,
 } from '../../../shared/api-keys.js';
 import { toProblem } from '../../../shared/errors.js';
@@ -20,12 +20,24 @@ const request = (authorization?: string): HttpRequest => ({
   body: undefined,
   rawBody: Buffer.alloc(0),
 });
-const route = (scope?: string): Route => ({ method: 'GET', path: '/devices', scope, handle: async () => ({ status: 200 }) });
-const statusOf = async (promise: Promise<void>) => promise.then(() => 200, (error: unknown) => toProblem(error).status);
+const route = (scope?: string): Route => ({
+  method: 'GET',
+  path: '/devices',
+  scope,
+  handle: async () => ({ status: 200 }),
+});
+const statusOf = async (promise: Promise<void>) =>
+  promise.then(
+    () => 200,
+    (error: unknown) => toProblem(error).status,
+  );
 
 describe('API keys', () => {
   it('parses kiot_<id>_<secret> keys, secrets may hold underscores', () => {
-    expect(parsePresentedKey('kiot_ops-1_abc_def-ghijklmnopqrstuvwxyz0')).toEqual({ keyId: 'ops-1', secret: 'abc_def-ghijklmnopqrstuvwxyz0' });
+    expect(parsePresentedKey('kiot_ops-1_abc_def-ghijklmnopqrstuvwxyz0')).toEqual({
+      keyId: 'ops-1',
+      secret: 'abc_def-ghijklmnopqrstuvwxyz0',
+    });
     expect(parsePresentedKey('kiot_ops_short')).toBeUndefined();
     expect(parsePresentedKey('other_ops_abcdefghijklmnopqrstuvwxyz')).toBeUndefined();
     expect(bearerToken({ authorization: 'bearer abc' })).toBe('abc');

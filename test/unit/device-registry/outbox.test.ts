@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { createOutbox, pendingEvent, type OutboxStore, type PendingEvent } from '../../../functions/device-registry/outbox.js';
+import {
+  createOutbox,
+  type OutboxStore,
+  type PendingEvent,
+  pendingEvent,
+} from '../../../functions/device-registry/outbox.js';
 import type { EmitInput, Emitter } from '../../../shared/emitter.js';
 import { AppError, DependencyUnavailableError } from '../../../shared/errors.js';
 import { createLogger } from '../../../shared/logger.js';
@@ -14,7 +19,10 @@ function memoryStore(docs: Map<string, { events: PendingEvent[]; tombstone: bool
     },
     async withEventsBefore(before, limit) {
       calls.push('scan');
-      return [...docs.entries()].filter(([, doc]) => doc.events.some((event) => event.at < before)).slice(0, limit).map(([id]) => id);
+      return [...docs.entries()]
+        .filter(([, doc]) => doc.events.some((event) => event.at < before))
+        .slice(0, limit)
+        .map(([id]) => id);
     },
     async settle(id, eventId) {
       const doc = docs.get(id);
@@ -48,13 +56,22 @@ const old = new Date(Date.now() - 60_000);
 const event = (subject: string, type = 'io.kiot.device.updated') => pendingEvent(type, subject, { id: subject }, old);
 
 describe('device-registry outbox', () => {
-  it('emits a device\'s events in order with their stored ids and time, settling each, and drops an emptied tombstone', async () => {
+  it("emits a device's events in order with their stored ids and time, settling each, and drops an emptied tombstone", async () => {
     const events = [event('d1', 'io.kiot.device.updated'), event('d1', 'io.kiot.device.deleted')];
     const docs = new Map([['d1', { events: [...events], tombstone: true }]]);
     const { emitter, emitted } = recordingEmitter();
-    const outbox = createOutbox({ store: memoryStore(docs).store, emitter, logger, staleMs: 1_000, limit: 10, intervalMs: 0 });
+    const outbox = createOutbox({
+      store: memoryStore(docs).store,
+      emitter,
+      logger,
+      staleMs: 1_000,
+      limit: 10,
+      intervalMs: 0,
+    });
     await outbox.deliver('d1');
-    expect(emitted.map((e) => [e.id, e.type, e.subject, e.time])).toEqual(events.map((e) => [e.id, e.type, 'd1', old.toISOString()]));
+    expect(emitted.map((e) => [e.id, e.type, e.subject, e.time])).toEqual(
+      events.map((e) => [e.id, e.type, 'd1', old.toISOString()]),
+    );
     expect(docs.has('d1')).toBe(false);
   });
 
@@ -63,7 +80,14 @@ describe('device-registry outbox', () => {
     const docs = new Map([['d1', { events: [...events], tombstone: false }]]);
     let calls = 0;
     const { emitter, emitted } = recordingEmitter(() => (++calls === 2 ? 'down' : 'ok'));
-    const outbox = createOutbox({ store: memoryStore(docs).store, emitter, logger, staleMs: 1_000, limit: 10, intervalMs: 0 });
+    const outbox = createOutbox({
+      store: memoryStore(docs).store,
+      emitter,
+      logger,
+      staleMs: 1_000,
+      limit: 10,
+      intervalMs: 0,
+    });
     await expect(outbox.deliver('d1')).rejects.toBeInstanceOf(DependencyUnavailableError);
     expect(emitted.map((e) => e.id)).toEqual([events[0]!.id]);
     expect(docs.get('d1')!.events.map((e) => e.id)).toEqual([events[1]!.id, events[2]!.id]);
@@ -75,7 +99,14 @@ describe('device-registry outbox', () => {
     const events = [event('d1'), event('d1')];
     const docs = new Map([['d1', { events: [...events], tombstone: false }]]);
     const { emitter, emitted } = recordingEmitter((input) => (input.id === events[0]!.id ? 'refused' : 'ok'));
-    const outbox = createOutbox({ store: memoryStore(docs).store, emitter, logger, staleMs: 1_000, limit: 10, intervalMs: 0 });
+    const outbox = createOutbox({
+      store: memoryStore(docs).store,
+      emitter,
+      logger,
+      staleMs: 1_000,
+      limit: 10,
+      intervalMs: 0,
+    });
     await outbox.deliver('d1');
     expect(emitted.map((e) => e.id)).toEqual([events[1]!.id]);
     expect(docs.get('d1')!.events).toEqual([]);
@@ -85,8 +116,19 @@ describe('device-registry outbox', () => {
     const events = [event('d1'), event('d1')];
     const docs = new Map([['d1', { events: [...events], tombstone: false }]]);
     const { emitter, emitted } = recordingEmitter();
-    const outbox = createOutbox({ store: memoryStore(docs).store, emitter, logger, staleMs: 1_000, limit: 10, intervalMs: 0 });
-    await Promise.all([outbox.deliver('d1', { events: [...events], tombstone: false }), outbox.flush(), outbox.deliver('d1')]);
+    const outbox = createOutbox({
+      store: memoryStore(docs).store,
+      emitter,
+      logger,
+      staleMs: 1_000,
+      limit: 10,
+      intervalMs: 0,
+    });
+    await Promise.all([
+      outbox.deliver('d1', { events: [...events], tombstone: false }),
+      outbox.flush(),
+      outbox.deliver('d1'),
+    ]);
     expect(emitted.map((e) => e.id)).toEqual(events.map((e) => e.id));
   });
 
@@ -99,7 +141,14 @@ describe('device-registry outbox', () => {
     ]);
     let down = true;
     const { emitter, emitted } = recordingEmitter(() => (down ? 'down' : 'ok'));
-    const outbox = createOutbox({ store: memoryStore(docs).store, emitter, logger, staleMs: 5_000, limit: 2, intervalMs: 0 });
+    const outbox = createOutbox({
+      store: memoryStore(docs).store,
+      emitter,
+      logger,
+      staleMs: 5_000,
+      limit: 2,
+      intervalMs: 0,
+    });
     expect(await outbox.flush()).toEqual({ devices: 1, delivered: 0, failed: true });
     down = false;
     expect(await outbox.flush()).toEqual({ devices: 2, delivered: 2, failed: false });

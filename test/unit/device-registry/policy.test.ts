@@ -1,13 +1,23 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { accessDecision, connectDecision, topicAllowed } from '../../../functions/device-registry/broker-policy.js';
-import { openCredential, openReply, replyKeyDigest, sealCredential, sealReply } from '../../../functions/device-registry/reply-crypto.js';
-import { provisioningRequestSchema, registerDeviceSchema, updateDeviceSchema } from '../../../functions/device-registry/schema.js';
-import { decodeCursor, encodeCursor } from '../../../functions/device-registry/use-cases/query-devices.js';
+import {
+  openCredential,
+  openReply,
+  replyKeyDigest,
+  sealCredential,
+  sealReply,
+} from '../../../functions/device-registry/reply-crypto.js';
+import {
+  provisioningRequestSchema,
+  registerDeviceSchema,
+  updateDeviceSchema,
+} from '../../../functions/device-registry/schema.js';
 import { parseClaimToken } from '../../../functions/device-registry/use-cases/provisioning-tokens.js';
+import { decodeCursor, encodeCursor } from '../../../functions/device-registry/use-cases/query-devices.js';
 import { newDevice } from '../../../functions/device-registry/use-cases/register-device.js';
 import { requiredVersion, toView } from '../../../functions/device-registry/view.js';
 import { toProblem } from '../../../shared/errors.js';
-import { randomBytes } from 'node:crypto';
 
 const statusOf = (fn: () => unknown) => {
   try {
@@ -37,8 +47,12 @@ describe('device-registry pure logic', () => {
     expect(connectDecision({ status: 'disabled', clientIdMatches: true, secretMatches: true })).toBe('deny');
     expect(connectDecision({ status: 'active', clientIdMatches: false, secretMatches: true })).toBe('deny');
     expect(connectDecision({ status: 'missing', clientIdMatches: true, secretMatches: false })).toBe('ignore');
-    expect(accessDecision({ status: 'active', id: 'd', clientid: 'd', topic: 'devices/d/x', action: 'all' })).toBe('allow');
-    expect(accessDecision({ status: 'disabled', id: 'd', clientid: 'd', topic: 'devices/d/x', action: 'all' })).toBe('deny');
+    expect(accessDecision({ status: 'active', id: 'd', clientid: 'd', topic: 'devices/d/x', action: 'all' })).toBe(
+      'allow',
+    );
+    expect(accessDecision({ status: 'disabled', id: 'd', clientid: 'd', topic: 'devices/d/x', action: 'all' })).toBe(
+      'deny',
+    );
   });
 
   it('requires If-Match (428) and parses strong and weak ETags', () => {
@@ -76,7 +90,12 @@ describe('device-registry pure logic', () => {
     const flipped = Buffer.from(sealed.ciphertext, 'base64url');
     flipped[0]! ^= 1;
     expect(openCredential(key, 'req-1', { ...sealed, ciphertext: flipped.toString('base64url') })).toBeUndefined();
-    expect(openCredential(key, 'req-1', { ...sealed, tag: Buffer.from(sealed.tag, 'base64url').subarray(0, 4).toString('base64url') })).toBeUndefined();
+    expect(
+      openCredential(key, 'req-1', {
+        ...sealed,
+        tag: Buffer.from(sealed.tag, 'base64url').subarray(0, 4).toString('base64url'),
+      }),
+    ).toBeUndefined();
     // A fresh IV each time: the same secret never gives the same ciphertext.
     expect(sealCredential(key, 'req-1', { secret: 'the-secret' }).ciphertext).not.toBe(sealed.ciphertext);
     expect(replyKeyDigest(key)).not.toContain(key.toString('base64url'));
@@ -91,11 +110,16 @@ describe('device-registry pure logic', () => {
     expect(issues({ claimToken, replyKey: randomBytes(32).toString('base64url') })).toEqual([]);
     expect(issues({ claimToken })).toEqual([expect.stringMatching(/^replyKey: replyKey is required/)]);
     expect(issues({ claimToken, replyKey: randomBytes(16).toString('base64url') })).toHaveLength(1);
-    expect(issues({ claimToken, replyKey: randomBytes(32).toString('base64') .replace(/=+$/, '') + '=' })).toHaveLength(1);
+    expect(issues({ claimToken, replyKey: `${randomBytes(32).toString('base64').replace(/=+$/, '')}=` })).toHaveLength(
+      1,
+    );
   });
 
   it('parses claim tokens and builds device documents without leaking the hash', () => {
-    expect(parseClaimToken(`kpt_0123456789abcdef_${'a'.repeat(43)}`)).toEqual({ tokenId: '0123456789abcdef', secret: 'a'.repeat(43) });
+    expect(parseClaimToken(`kpt_0123456789abcdef_${'a'.repeat(43)}`)).toEqual({
+      tokenId: '0123456789abcdef',
+      secret: 'a'.repeat(43),
+    });
     expect(parseClaimToken('kpt_short_x')).toBeUndefined();
     const now = new Date('2026-01-01T00:00:00Z');
     const doc = newDevice(registerDeviceSchema.parse({ id: 'd1', tags: ['a'] }), 'scrypt$hash', now);
@@ -106,7 +130,7 @@ describe('device-registry pure logic', () => {
 
   it('validates registration and patch bodies strictly', () => {
     expect(registerDeviceSchema.safeParse({ metadata: { ok: { deep: [1, { fine: true }] } } }).success).toBe(true);
-    expect(registerDeviceSchema.safeParse({ metadata: { a: { '$b': 1 } } }).success).toBe(false);
+    expect(registerDeviceSchema.safeParse({ metadata: { a: { $b: 1 } } }).success).toBe(false);
     expect(registerDeviceSchema.safeParse({ secret: 'mine' }).success).toBe(false);
     expect(updateDeviceSchema.safeParse({}).success).toBe(false);
     expect(updateDeviceSchema.safeParse({ status: 'gone' }).success).toBe(false);

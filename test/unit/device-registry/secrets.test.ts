@@ -29,7 +29,13 @@ describe('secrets', () => {
   });
 
   it('refuses malformed or abusive stored hashes without throwing', async () => {
-    for (const stored of ['', 'plain', 'scrypt$3$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', `scrypt$${2 ** 24}$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA`, 'bcrypt$1$2$3$4$5']) {
+    for (const stored of [
+      '',
+      'plain',
+      'scrypt$3$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA',
+      `scrypt$${2 ** 24}$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA`,
+      'bcrypt$1$2$3$4$5',
+    ]) {
       expect(parseSecretHash(stored)).toBeUndefined();
       expect(await verifySecret('x', stored)).toBe(false);
     }

@@ -3,12 +3,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { identity, kustomize, kustomizeYaml } from './lib/kustomize.js';
-import { parseDocuments, ROOT, type K8sObject } from './lib/manifests.js';
+import { type K8sObject, parseDocuments, ROOT } from './lib/manifests.js';
 
 // `scripts/deploy --dry-run` prints every command; the kn flags must say what the manifests say.
 const IMAGE = 'registry.example/acme/kiot:t1';
 const run = (...args: string[]) => spawnSync('scripts/deploy', args, { cwd: ROOT, encoding: 'utf8' });
-const dry = run('--registry', 'registry.example/acme', '--tag', 't1', '--overlay', 'prod', '--secrets-env', 'secrets.env', '--dry-run');
+const dry = run(
+  '--registry',
+  'registry.example/acme',
+  '--tag',
+  't1',
+  '--overlay',
+  'prod',
+  '--secrets-env',
+  'secrets.env',
+  '--dry-run',
+);
 const lines = dry.stdout.trim().split('\n');
 
 /** POSIX shell words of one command (single quotes, as scripts/deploy prints them). */
@@ -59,9 +69,17 @@ describe('scripts/deploy --dry-run', () => {
     expect(dry.stderr).toBe('');
     expect(lines[0]).toBe(`docker build --tag ${IMAGE} .`);
     expect(lines[1]).toBe(`docker push ${IMAGE}`);
-    expect(lines.some((l) => /^kubectl create secret generic kiot-secrets --namespace kiot --from-env-file=secrets.env .*\| kubectl apply -f -$/.test(l))).toBe(true);
+    expect(
+      lines.some((l) =>
+        /^kubectl create secret generic kiot-secrets --namespace kiot --from-env-file=secrets.env .*\| kubectl apply -f -$/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
     const apply = lines.find((l) => l.startsWith('kubectl kustomize '))!;
-    expect(apply).toBe(`kubectl kustomize --load-restrictor LoadRestrictionsNone knative/overlays/prod | node scripts/deploy-lib/manifests.mjs --image ${IMAGE} | kubectl apply -f -`);
+    expect(apply).toBe(
+      `kubectl kustomize --load-restrictor LoadRestrictionsNone knative/overlays/prod | node scripts/deploy-lib/manifests.mjs --image ${IMAGE} | kubectl apply -f -`,
+    );
     // The ConfigMap (read by every revision) is applied before kn creates the Services.
     expect(lines.indexOf(apply)).toBeLessThan(lines.indexOf(knLines[0]!));
     const values = JSON.parse(readFileSync(join(ROOT, 'knative/deploy-values.json'), 'utf8'));
@@ -75,61 +93,87 @@ describe('scripts/deploy --dry-run', () => {
     expect(run('render', '--check').status).toBe(0);
   });
 
-  it.each(knLines.map((l) => [words(l)[3]!, l] as const))('kn service create %s: every flag matches knative/services/<name>.yaml', (name, line) => {
-    const argv = words(line);
-    const f = flags(argv);
-    const one = (flag: string) => f.get(flag)?.[0];
-    const [doc] = parseDocuments(readFileSync(join(ROOT, 'knative/services', `${name}.yaml`), 'utf8')) as K8sObject[];
-    const template = doc!.spec.template;
-    const container = template.spec.containers[0];
-    const annotations: Record<string, string> = template.metadata.annotations;
-    const A = 'autoscaling.knative.dev/';
+  it.each(knLines.map((l) => [words(l)[3]!, l] as const))(
+    'kn service create %s: every flag matches knative/services/<name>.yaml',
+    (name, line) => {
+      const argv = words(line);
+      const f = flags(argv);
+      const one = (flag: string) => f.get(flag)?.[0];
+      const [doc] = parseDocuments(readFileSync(join(ROOT, 'knative/services', `${name}.yaml`), 'utf8')) as K8sObject[];
+      const template = doc!.spec.template;
+      const container = template.spec.containers[0];
+      const annotations: Record<string, string> = template.metadata.annotations;
+      const A = 'autoscaling.knative.dev/';
 
-    expect(one('--namespace')).toBe(doc!.metadata.namespace);
-    expect(one('--filename')).toBe(`knative/services/${name}.yaml`);
-    expect(one('--image')).toBe(IMAGE);
-    expect([one('--cmd'), ...(f.get('--arg') ?? [])]).toEqual(container.command);
-    expect(one('--port')).toBe(`${container.ports[0].name}:${container.ports[0].containerPort}`);
-    const literal = (container.env as { name: string; value?: string }[]).filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value}`);
-    expect(f.get('--env') ?? []).toEqual(literal);
-    const fromRefs = (container.env as { name: string; valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: { name: string; key: string } } }[])
-      .filter((e) => e.valueFrom)
-      .map((e) => (e.valueFrom!.configMapKeyRef ? `${e.name}=config-map:${e.valueFrom!.configMapKeyRef.name}:${e.valueFrom!.configMapKeyRef.key}` : `${e.name}=secret:${e.valueFrom!.secretKeyRef!.name}:${e.valueFrom!.secretKeyRef!.key}`));
-    expect(f.get('--env-value-from') ?? []).toEqual(fromRefs);
-    const fromFlags: Record<string, string | undefined> = {
-      [`${A}min-scale`]: one('--scale-min'),
-      [`${A}max-scale`]: one('--scale-max'),
-      [`${A}target`]: one('--scale-target'),
-      [`${A}target-utilization-percentage`]: one('--scale-utilization'),
-      [`${A}window`]: one('--scale-window'),
-    };
-    for (const entry of f.get('--annotation-revision') ?? []) {
-      const at = entry.indexOf('=');
-      fromFlags[entry.slice(0, at)] = entry.slice(at + 1);
-    }
-    expect(Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined))).toEqual(annotations);
-    expect(Number(one('--concurrency-limit'))).toBe(template.spec.containerConcurrency);
-    expect(Number(one('--timeout'))).toBe(template.spec.timeoutSeconds);
-    const quantities = (text: string | undefined) => Object.fromEntries((text ?? '').split(',').map((kv) => kv.split('=')));
-    expect(quantities(one('--request'))).toEqual(container.resources.requests);
-    expect(quantities(one('--limit'))).toEqual(container.resources.limits);
-    expect(one('--probe-readiness')).toBe(`tcp::${container.readinessProbe.tcpSocket.port}`);
-    expect(one('--security-context')).toBe('strict');
-    expect(Number(one('--user'))).toBe(container.securityContext.runAsUser);
-    expect(f.has('--cluster-local')).toBe(doc!.metadata.labels?.['networking.knative.dev/visibility'] === 'cluster-local');
-    for (const label of f.get('--label') ?? []) {
-      const [key, value] = label.split('=');
-      expect(template.metadata.labels[key!]).toBe(value);
-    }
-  });
+      expect(one('--namespace')).toBe(doc!.metadata.namespace);
+      expect(one('--filename')).toBe(`knative/services/${name}.yaml`);
+      expect(one('--image')).toBe(IMAGE);
+      expect([one('--cmd'), ...(f.get('--arg') ?? [])]).toEqual(container.command);
+      expect(one('--port')).toBe(`${container.ports[0].name}:${container.ports[0].containerPort}`);
+      const literal = (container.env as { name: string; value?: string }[])
+        .filter((e) => e.value !== undefined)
+        .map((e) => `${e.name}=${e.value}`);
+      expect(f.get('--env') ?? []).toEqual(literal);
+      const fromRefs = (
+        container.env as {
+          name: string;
+          valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: { name: string; key: string } };
+        }[]
+      )
+        .filter((e) => e.valueFrom)
+        .map((e) =>
+          e.valueFrom!.configMapKeyRef
+            ? `${e.name}=config-map:${e.valueFrom!.configMapKeyRef.name}:${e.valueFrom!.configMapKeyRef.key}`
+            : `${e.name}=secret:${e.valueFrom!.secretKeyRef!.name}:${e.valueFrom!.secretKeyRef!.key}`,
+        );
+      expect(f.get('--env-value-from') ?? []).toEqual(fromRefs);
+      const fromFlags: Record<string, string | undefined> = {
+        [`${A}min-scale`]: one('--scale-min'),
+        [`${A}max-scale`]: one('--scale-max'),
+        [`${A}target`]: one('--scale-target'),
+        [`${A}target-utilization-percentage`]: one('--scale-utilization'),
+        [`${A}window`]: one('--scale-window'),
+      };
+      for (const entry of f.get('--annotation-revision') ?? []) {
+        const at = entry.indexOf('=');
+        fromFlags[entry.slice(0, at)] = entry.slice(at + 1);
+      }
+      expect(Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined))).toEqual(annotations);
+      expect(Number(one('--concurrency-limit'))).toBe(template.spec.containerConcurrency);
+      expect(Number(one('--timeout'))).toBe(template.spec.timeoutSeconds);
+      const quantities = (text: string | undefined) =>
+        Object.fromEntries((text ?? '').split(',').map((kv) => kv.split('=')));
+      expect(quantities(one('--request'))).toEqual(container.resources.requests);
+      expect(quantities(one('--limit'))).toEqual(container.resources.limits);
+      expect(one('--probe-readiness')).toBe(`tcp::${container.readinessProbe.tcpSocket.port}`);
+      expect(one('--security-context')).toBe('strict');
+      expect(Number(one('--user'))).toBe(container.securityContext.runAsUser);
+      expect(f.has('--cluster-local')).toBe(
+        doc!.metadata.labels?.['networking.knative.dev/visibility'] === 'cluster-local',
+      );
+      for (const label of f.get('--label') ?? []) {
+        const [key, value] = label.split('=');
+        expect(template.metadata.labels[key!]).toBe(value);
+      }
+    },
+  );
 
   it('the kubectl pipeline applies every object of the overlay except the Knative Services, with the pushed image', () => {
-    const rendered = spawnSync('node', ['scripts/deploy-lib/manifests.mjs', '--image', IMAGE], { cwd: ROOT, encoding: 'utf8', input: kustomizeYaml('knative/overlays/prod') });
+    const rendered = spawnSync('node', ['scripts/deploy-lib/manifests.mjs', '--image', IMAGE], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      input: kustomizeYaml('knative/overlays/prod'),
+    });
     expect(rendered.status).toBe(0);
     const applied = parseDocuments(rendered.stdout) as K8sObject[];
     const overlay = kustomize('knative/overlays/prod');
     const ksvc = overlay.filter((doc) => doc.apiVersion.startsWith('serving.knative.dev/'));
-    expect(applied.map(identity).sort()).toEqual(overlay.filter((doc) => !ksvc.includes(doc)).map(identity).sort());
+    expect(applied.map(identity).sort()).toEqual(
+      overlay
+        .filter((doc) => !ksvc.includes(doc))
+        .map(identity)
+        .sort(),
+    );
     expect(ksvc.map((doc) => doc.metadata.name).sort()).toEqual(knLines.map((l) => words(l)[3]).sort());
     const bridge = applied.find((doc) => doc.kind === 'StatefulSet')!;
     expect(bridge.spec.template.spec.containers[0].image).toBe(IMAGE);

@@ -3,16 +3,22 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildBundles } from './lib/build.js';
 import { components } from './lib/components.js';
-import { loadManifests, ROOT, type K8sObject } from './lib/manifests.js';
+import { type K8sObject, loadManifests, ROOT } from './lib/manifests.js';
 import { configSchemaOf, isRequired } from './lib/schemas.js';
 
 // Every workload in knative/ runs a bundle the build makes, with exactly the environment its zod config
 // schema knows and needs. The schemas are imported from each capability (functions/<name>/config.ts or
 // schema.ts, bridge/config.ts); the build runs first (a lock keeps parallel test files apart).
 const manifests = loadManifests();
-const configMaps = new Map(manifests.filter(({ doc }) => doc.kind === 'ConfigMap').map(({ doc }) => [doc.metadata.name, (doc as K8sObject & { data: Record<string, string> }).data]));
+const configMaps = new Map(
+  manifests
+    .filter(({ doc }) => doc.kind === 'ConfigMap')
+    .map(({ doc }) => [doc.metadata.name, (doc as K8sObject & { data: Record<string, string> }).data]),
+);
 const sinkBound = new Set(
-  manifests.filter(({ doc }) => doc.kind === 'SinkBinding').map(({ doc }) => `${doc.spec.subject.kind}/${doc.spec.subject.name}`),
+  manifests
+    .filter(({ doc }) => doc.kind === 'SinkBinding')
+    .map(({ doc }) => `${doc.spec.subject.kind}/${doc.spec.subject.name}`),
 );
 /** Runtime variables Node and libuv read themselves, not the app's config. */
 const PLATFORM_ENV = new Set(['NODE_OPTIONS', 'UV_THREADPOOL_SIZE']);
@@ -21,7 +27,11 @@ interface Workload {
   kind: string;
   name: string;
   bundle: string;
-  env: { name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: object; fieldRef?: object } }[];
+  env: {
+    name: string;
+    value?: string;
+    valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: object; fieldRef?: object };
+  }[];
   injected: string[];
 }
 
@@ -44,16 +54,23 @@ beforeAll(() => {
 describe('deployables', () => {
   const landed = new Set(components().map((c) => c.name));
 
-  it.each(workloads.map((w) => [`${w.kind} ${w.name}`, w] as const))('%s runs a bundle that the build makes', (_label, workload) => {
-    if (!landed.has(workload.bundle)) return; // its capability has not landed: covered once it has
-    const file = join(ROOT, 'dist', `${workload.bundle}.js`);
-    expect(existsSync(file), file).toBe(true);
-    expect(statSync(file).size).toBeGreaterThan(1_000);
-  });
+  it.each(workloads.map((w) => [`${w.kind} ${w.name}`, w] as const))(
+    '%s runs a bundle that the build makes',
+    (_label, workload) => {
+      if (!landed.has(workload.bundle)) return; // its capability has not landed: covered once it has
+      const file = join(ROOT, 'dist', `${workload.bundle}.js`);
+      expect(existsSync(file), file).toBe(true);
+      expect(statSync(file).size).toBeGreaterThan(1_000);
+    },
+  );
 
   it('every deployable in the repo has a workload', () => {
     const deployed = new Set(workloads.map((w) => w.bundle));
-    expect(components().map((c) => c.name).filter((name) => !deployed.has(name))).toEqual([]);
+    expect(
+      components()
+        .map((c) => c.name)
+        .filter((name) => !deployed.has(name)),
+    ).toEqual([]);
   });
 
   for (const workload of workloads) {
@@ -63,8 +80,16 @@ describe('deployables', () => {
       expect(schema, `an exported config schema (extending baseConfigSchema) for ${workload.bundle}`).toBeDefined();
       const known = new Set(Object.keys(schema!.shape));
       const set = new Set([...workload.env.map((e) => e.name), ...workload.injected]);
-      expect([...set].filter((name) => !known.has(name) && !PLATFORM_ENV.has(name)), `not in ${schema!.file} ${schema!.exportName}`).toEqual([]);
-      expect(Object.entries(schema!.shape).filter(([name, field]) => isRequired(field) && !set.has(name)).map(([name]) => name), 'required but not set').toEqual([]);
+      expect(
+        [...set].filter((name) => !known.has(name) && !PLATFORM_ENV.has(name)),
+        `not in ${schema!.file} ${schema!.exportName}`,
+      ).toEqual([]);
+      expect(
+        Object.entries(schema!.shape)
+          .filter(([name, field]) => isRequired(field) && !set.has(name))
+          .map(([name]) => name),
+        'required but not set',
+      ).toEqual([]);
       for (const env of workload.env) {
         const cm = env.valueFrom?.configMapKeyRef;
         const value = env.value ?? (cm ? configMaps.get(cm.name)?.[cm.key] : undefined);
@@ -76,9 +101,53 @@ describe('deployables', () => {
   }
 
   it('the bundles import nothing at run time but Node built-ins and what the image installs (the functions framework)', () => {
-    const allowed = /^(node:|@google-cloud\/functions-framework(\/|$)|kerberos$|snappy$|@mongodb-js\/zstd$|mongodb-client-encryption$|gcp-metadata$|socks$|aws4$|@aws-sdk\/credential-providers$|supports-color$|bufferutil$|utf-8-validate$)/;
+    const allowed =
+      /^(node:|@google-cloud\/functions-framework(\/|$)|kerberos$|snappy$|@mongodb-js\/zstd$|mongodb-client-encryption$|gcp-metadata$|socks$|aws4$|@aws-sdk\/credential-providers$|supports-color$|bufferutil$|utf-8-validate$)/;
     // (the mongodb add-ons, and debug/ws optional add-ons that esbuild leaves inside try { require() }: absent is fine)
-    const builtins = new Set(['fs', 'path', 'os', 'crypto', 'http', 'https', 'net', 'tls', 'url', 'util', 'stream', 'events', 'zlib', 'dns', 'child_process', 'worker_threads', 'buffer', 'string_decoder', 'querystring', 'timers', 'assert', 'async_hooks', 'perf_hooks', 'diagnostics_channel', 'process', 'module', 'v8', 'vm', 'readline', 'http2', 'dgram', 'tty', 'constants', 'punycode', 'cluster', 'inspector', 'console', 'sqlite', 'test', 'trace_events', 'wasi', 'sys']);
+    const builtins = new Set([
+      'fs',
+      'path',
+      'os',
+      'crypto',
+      'http',
+      'https',
+      'net',
+      'tls',
+      'url',
+      'util',
+      'stream',
+      'events',
+      'zlib',
+      'dns',
+      'child_process',
+      'worker_threads',
+      'buffer',
+      'string_decoder',
+      'querystring',
+      'timers',
+      'assert',
+      'async_hooks',
+      'perf_hooks',
+      'diagnostics_channel',
+      'process',
+      'module',
+      'v8',
+      'vm',
+      'readline',
+      'http2',
+      'dgram',
+      'tty',
+      'constants',
+      'punycode',
+      'cluster',
+      'inspector',
+      'console',
+      'sqlite',
+      'test',
+      'trace_events',
+      'wasi',
+      'sys',
+    ]);
     for (const name of new Set(workloads.map((w) => w.bundle))) {
       if (!landed.has(name)) continue;
       const text = readFileSync(join(ROOT, 'dist', `${name}.js`), 'utf8');
@@ -92,7 +161,11 @@ describe('deployables', () => {
       const outside = [...specifiers].filter((s) => !allowed.test(s) && !builtins.has(s.split('/')[0]!));
       expect(outside, `dist/${name}.js`).toEqual([]);
       // The scan sees the externals every bundle has (a vacuous pass would prove nothing).
-      expect([...specifiers], `dist/${name}.js`).toEqual(expect.arrayContaining(['node:module', '@google-cloud/functions-framework'].filter((s) => name !== 'bridge' || s === 'node:module')));
+      expect([...specifiers], `dist/${name}.js`).toEqual(
+        expect.arrayContaining(
+          ['node:module', '@google-cloud/functions-framework'].filter((s) => name !== 'bridge' || s === 'node:module'),
+        ),
+      );
     }
   });
 
@@ -100,8 +173,14 @@ describe('deployables', () => {
     for (const name of new Set(workloads.map((w) => w.bundle))) {
       if (!landed.has(name)) continue;
       const text = readFileSync(join(ROOT, 'dist', `${name}.js`), 'utf8');
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the range names everything beyond ASCII
       const wide = /[^\x00-\x7f]/.exec(text);
-      expect(wide ? `${JSON.stringify(wide[0])} at ${wide.index}: ${text.slice(Math.max(0, wide.index - 40), wide.index + 40)}` : 'ascii', `dist/${name}.js`).toBe('ascii');
+      expect(
+        wide
+          ? `${JSON.stringify(wide[0])} at ${wide.index}: ${text.slice(Math.max(0, wide.index - 40), wide.index + 40)}`
+          : 'ascii',
+        `dist/${name}.js`,
+      ).toBe('ascii');
     }
   });
 });

@@ -17,7 +17,11 @@ interface Stage {
 }
 
 function parseDockerfile(text: string): { args: Record<string, string>; stages: Stage[] } {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const args: Record<string, string> = {};
   const stages: Stage[] = [];
   for (const line of lines) {
@@ -38,7 +42,10 @@ function parseDockerfile(text: string): { args: Record<string, string>; stages: 
 
 const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const { stages } = parseDockerfile(text);
-const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
 const runtime = stages[stages.length - 1]!;
 const ops = (stage: Stage, op: string) => stage.instructions.filter((i) => i.op === op).map((i) => i.args);
 
@@ -48,7 +55,12 @@ function ignored(path: string): boolean {
   for (const rule of ignore) {
     const negate = rule.startsWith('!');
     const pattern = (negate ? rule.slice(1) : rule).replace(/^\/+/, '');
-    const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '(?:.*/)?').replace(/\*/g, '[^/]*')}(?:/.*)?$`);
+    const regex = new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*\//g, '(?:.*/)?')
+        .replace(/\*/g, '[^/]*')}(?:/.*)?$`,
+    );
     if (regex.test(path)) out = !negate;
   }
   return out;
@@ -80,7 +92,12 @@ describe('Dockerfile', () => {
   it('copies into the runtime only dist/, package.json and the pruned node_modules from earlier stages', () => {
     const copies = ops(runtime, 'COPY');
     expect(copies.every((c) => /--from=/.test(c))).toBe(true);
-    const sources = copies.map((c) => c.split(/\s+/).filter((p) => !p.startsWith('--')).slice(0, -1)).flat();
+    const sources = copies.flatMap((c) =>
+      c
+        .split(/\s+/)
+        .filter((p) => !p.startsWith('--'))
+        .slice(0, -1),
+    );
     expect(sources.sort()).toEqual(['/app/dist', '/app/node_modules', '/app/package.json'].sort());
     expect(copies.find((c) => c.includes('/app/node_modules'))).toMatch(/--from=deps/);
   });
@@ -122,7 +139,12 @@ describe('Dockerfile', () => {
 
   it('the build stage has every source a deployable imports, and the build makes every deployable the manifests run', () => {
     const build = stages.find((s) => s.name === 'build')!;
-    const copied = ops(build, 'COPY').flatMap((c) => c.split(/\s+/).filter((p) => !p.startsWith('--')).slice(0, -1));
+    const copied = ops(build, 'COPY').flatMap((c) =>
+      c
+        .split(/\s+/)
+        .filter((p) => !p.startsWith('--'))
+        .slice(0, -1),
+    );
     for (const component of components()) {
       const top = component.name === 'bridge' ? 'bridge' : 'functions';
       expect(copied, component.name).toContain(top);
@@ -132,7 +154,9 @@ describe('Dockerfile', () => {
     for (const component of components()) {
       const result = spawnSync('grep', ['-rhoE', "from '(\\.\\./)+[a-z-]+/", component.dir], { encoding: 'utf8' });
       const roots = new Set([...result.stdout.matchAll(/from '(?:\.\.\/)+([a-z-]+)\//g)].map((m) => m[1]!));
-      for (const root of roots) if (!['shared', 'functions', 'bridge'].includes(root) && component.name !== root) expect(copied, `${component.name} imports ${root}/`).toContain(root);
+      for (const root of roots)
+        if (!['shared', 'functions', 'bridge'].includes(root) && component.name !== root)
+          expect(copied, `${component.name} imports ${root}/`).toContain(root);
     }
   });
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { compileTriggerFilter } from '../../../scripts/router/filters.js';
 import type { CloudEventV1 } from '../../../shared/cloudevents.js';
 import { componentOf, components, contract, isBrokerRef, PING, typesInCode } from './lib/components.js';
-import { loadManifests, ROOT, type K8sObject } from './lib/manifests.js';
+import { type K8sObject, loadManifests, ROOT } from './lib/manifests.js';
 import { triggerType } from './lib/webhook.js';
 
 // Event routing as the manifests declare it, against what the code emits and consumes (string literals of
@@ -15,7 +15,9 @@ const all = components();
 const present = new Set(all.map((c) => c.name));
 const code = new Map(all.map((c) => [c.name, typesInCode(c)]));
 const rows = contract();
-const triggers = manifests.filter(({ doc }) => doc.kind === 'Trigger' && doc.apiVersion.startsWith('eventing.knative.dev/')).map(({ doc }) => doc);
+const triggers = manifests
+  .filter(({ doc }) => doc.kind === 'Trigger' && doc.apiVersion.startsWith('eventing.knative.dev/'))
+  .map(({ doc }) => doc);
 const pings = manifests.filter(({ doc }) => doc.kind === 'PingSource').map(({ doc }) => doc);
 /** The manifests of a component have landed: its knative/<name>/ folder (the bridge's Trigger lives in knative/bridge/). */
 const landed = (name: string) => existsSync(join(ROOT, 'knative', name));
@@ -46,9 +48,13 @@ describe('event routing', () => {
       const subscriber = subscriberOf(trigger);
       const emitters = [
         ...all.filter((c) => c.name !== subscriber && code.get(c.name)!.has(type ?? '')).map((c) => c.name),
-        ...rows.filter((row) => row.types.includes(type ?? '')).flatMap((row) => row.producers).filter((p) => p !== subscriber && (present.has(p) || p === 'PingSource')),
+        ...rows
+          .filter((row) => row.types.includes(type ?? ''))
+          .flatMap((row) => row.producers)
+          .filter((p) => p !== subscriber && (present.has(p) || p === 'PingSource')),
       ];
-      if (type === PING && !pings.some((p) => isBrokerRef(p.spec.sink))) problems.push(`${trigger.metadata.name}: no PingSource sends ticks to the Broker`);
+      if (type === PING && !pings.some((p) => isBrokerRef(p.spec.sink)))
+        problems.push(`${trigger.metadata.name}: no PingSource sends ticks to the Broker`);
       if (type !== PING && emitters.length === 0) problems.push(`${trigger.metadata.name}: nothing emits ${type}`);
       if (!subscriber) problems.push(`${trigger.metadata.name}: the subscriber is not a kiot component`);
     }
@@ -64,9 +70,12 @@ describe('event routing', () => {
   );
   const ready = consumed.filter(([name]) => landed(name));
   it.each(ready)('%s consumes %s: a Trigger delivers it', (name, type) => {
-    expect(triggers.filter((t) => triggerType(t) === type && subscriberOf(t) === name).map((t) => t.metadata.name)).toHaveLength(1);
+    expect(
+      triggers.filter((t) => triggerType(t) === type && subscriberOf(t) === name).map((t) => t.metadata.name),
+    ).toHaveLength(1);
   });
-  for (const [name, type] of consumed.filter(([name]) => !landed(name))) it.todo(`${name} consumes ${type}: knative/${name}/ has not landed`);
+  for (const [name, type] of consumed.filter(([name]) => !landed(name)))
+    it.todo(`${name} consumes ${type}: knative/${name}/ has not landed`);
 
   it('every type a component emits to the Broker that another component consumes has a Trigger to each consumer', () => {
     const problems: string[] = [];
@@ -76,7 +85,8 @@ describe('event routing', () => {
         const emitted = row.producers.some((p) => present.has(p) && code.get(p)!.has(type));
         if (!emitted) continue;
         for (const consumer of row.consumers.filter((c) => present.has(c) && landed(c) && code.get(c)!.has(type))) {
-          if (!triggers.some((t) => triggerType(t) === type && subscriberOf(t) === consumer)) problems.push(`${type} → ${consumer}`);
+          if (!triggers.some((t) => triggerType(t) === type && subscriberOf(t) === consumer))
+            problems.push(`${type} → ${consumer}`);
         }
       }
     }
@@ -84,30 +94,42 @@ describe('event routing', () => {
   });
 
   const pingConsumers = all.filter((c) => code.get(c.name)!.has(PING)).map((c) => c.name);
-  it.each(pingConsumers.filter(landed).map((n) => [n]))('%s handles PingSource ticks: at least one PingSource reaches it', (name) => {
-    const reached = pings.filter((ping) =>
-      isBrokerRef(ping.spec.sink)
-        ? triggers.some((t) => subscriberOf(t) === name && compileTriggerFilter(t.spec)(tickOf(ping)))
-        : componentOf(ping.spec.sink, manifests) === name,
-    );
-    expect(reached.map((p) => p.metadata.name).length).toBeGreaterThanOrEqual(1);
-  });
-  for (const name of pingConsumers.filter((n) => !landed(n))) it.todo(`${name} handles PingSource ticks: knative/${name}/ has not landed`);
+  it.each(pingConsumers.filter(landed).map((n) => [n]))(
+    '%s handles PingSource ticks: at least one PingSource reaches it',
+    (name) => {
+      const reached = pings.filter((ping) =>
+        isBrokerRef(ping.spec.sink)
+          ? triggers.some((t) => subscriberOf(t) === name && compileTriggerFilter(t.spec)(tickOf(ping)))
+          : componentOf(ping.spec.sink, manifests) === name,
+      );
+      expect(reached.map((p) => p.metadata.name).length).toBeGreaterThanOrEqual(1);
+    },
+  );
+  for (const name of pingConsumers.filter((n) => !landed(n)))
+    it.todo(`${name} handles PingSource ticks: knative/${name}/ has not landed`);
 
   it('exactly one PingSource per job, and each tick reaches exactly one Trigger (its job), never another job', () => {
     const jobs = new Map<string, string>();
     const problems: string[] = [];
     for (const ping of pings) {
-      const job = JSON.stringify([ping.spec.sink, ping.spec.ceOverrides?.extensions ?? {}, ping.spec.data ?? ping.spec.dataBase64 ?? '']);
+      const job = JSON.stringify([
+        ping.spec.sink,
+        ping.spec.ceOverrides?.extensions ?? {},
+        ping.spec.data ?? ping.spec.dataBase64 ?? '',
+      ]);
       if (jobs.has(job)) problems.push(`${ping.metadata.name} repeats the job of ${jobs.get(job)}`);
       jobs.set(job, ping.metadata.name);
       if (!isBrokerRef(ping.spec.sink)) continue;
       const matching = triggers.filter((t) => compileTriggerFilter(t.spec)(tickOf(ping)));
-      if (matching.length !== 1) problems.push(`the ticks of ${ping.metadata.name} reach ${matching.length} Triggers (${matching.map((t) => t.metadata.name).join(', ')})`);
+      if (matching.length !== 1)
+        problems.push(
+          `the ticks of ${ping.metadata.name} reach ${matching.length} Triggers (${matching.map((t) => t.metadata.name).join(', ')})`,
+        );
     }
     for (const trigger of triggers.filter((t) => triggerType(t) === PING)) {
       const sources = pings.filter((ping) => compileTriggerFilter(trigger.spec)(tickOf(ping)));
-      if (sources.length !== 1) problems.push(`Trigger ${trigger.metadata.name} takes the ticks of ${sources.length} PingSources`);
+      if (sources.length !== 1)
+        problems.push(`Trigger ${trigger.metadata.name} takes the ticks of ${sources.length} PingSources`);
     }
     expect(problems).toEqual([]);
   });

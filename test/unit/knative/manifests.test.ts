@@ -1,11 +1,23 @@
-import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readManifests } from '../../../scripts/router/load-manifests.js';
-import { identity, kustomize, reachableFiles } from './lib/kustomize.js';
-import { crdKey, crdValidators, isKustomization, KNATIVE_DIR, loadManifests, named, parseDocuments, ROOT, yamlFiles, type K8sObject, type Located } from './lib/manifests.js';
 import { parseGoDurationMs, parseIsoDurationMs } from './lib/durations.js';
+import { identity, kustomize, reachableFiles } from './lib/kustomize.js';
+import {
+  crdKey,
+  crdValidators,
+  isKustomization,
+  type K8sObject,
+  KNATIVE_DIR,
+  type Located,
+  loadManifests,
+  named,
+  parseDocuments,
+  ROOT,
+  yamlFiles,
+} from './lib/manifests.js';
 import { triggerType, webhookIssues } from './lib/webhook.js';
 
 // Every manifest under knative/: YAML, the Knative CRD schemas (ajv, as the API server validates), what only
@@ -19,25 +31,31 @@ const A = 'autoscaling.knative.dev/';
 
 function crdErrors(doc: K8sObject): string[] {
   const validate = validators.get(crdKey(doc));
-  if (!validate) return KNATIVE_GROUPS.test(doc.apiVersion) ? [`no CRD schema for ${crdKey(doc)} in ../shared/knative-crds`] : [];
+  if (!validate)
+    return KNATIVE_GROUPS.test(doc.apiVersion) ? [`no CRD schema for ${crdKey(doc)} in ../shared/knative-crds`] : [];
   return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
 }
 
 describe('knative/ manifests', () => {
   it('parse as YAML, every file and document', () => {
-    for (const file of yamlFiles(KNATIVE_DIR)) expect(() => parseDocuments(readFileSync(file, 'utf8'), file)).not.toThrow();
+    for (const file of yamlFiles(KNATIVE_DIR))
+      expect(() => parseDocuments(readFileSync(file, 'utf8'), file)).not.toThrow();
     expect(manifests.length).toBeGreaterThan(5);
     expect(validators.size).toBeGreaterThanOrEqual(6);
   });
 
   it('validate against the Knative CRD schemas (openAPIV3Schema of their version)', () => {
-    const failures = manifests.flatMap(({ file, index, doc }) => crdErrors(doc).map((error) => `${file}#${index} ${named(doc)}: ${error}`));
+    const failures = manifests.flatMap(({ file, index, doc }) =>
+      crdErrors(doc).map((error) => `${file}#${index} ${named(doc)}: ${error}`),
+    );
     expect(failures).toEqual([]);
     expect(manifests.filter(({ doc }) => validators.has(crdKey(doc))).length).toBeGreaterThanOrEqual(7);
   });
 
   it('pass the rules only Knative webhooks check (autoscaling, filters, delivery, cron, subjects)', () => {
-    const failures = manifests.flatMap(({ file, doc }) => webhookIssues(doc).map((issue) => `${file} ${named(doc)}: ${issue}`));
+    const failures = manifests.flatMap(({ file, doc }) =>
+      webhookIssues(doc).map((issue) => `${file} ${named(doc)}: ${issue}`),
+    );
     expect(failures).toEqual([]);
   });
 
@@ -63,47 +81,73 @@ describe('Knative Services', () => {
 
   it('one per function folder with an entry point, plus dead-letters', () => {
     const functions = readFileSync(join(ROOT, 'knative', 'deploy-values.json'), 'utf8');
-    for (const name of JSON.parse(functions).services ? Object.keys(JSON.parse(functions).services) : []) expect(byName.has(name), name).toBe(true);
-    for (const name of ['device-registry', 'telemetry-ingest', 'command-dispatch', 'report-generation', 'dead-letters']) expect(byName.has(name), name).toBe(true);
+    for (const name of JSON.parse(functions).services ? Object.keys(JSON.parse(functions).services) : [])
+      expect(byName.has(name), name).toBe(true);
+    for (const name of ['device-registry', 'telemetry-ingest', 'command-dispatch', 'report-generation', 'dead-letters'])
+      expect(byName.has(name), name).toBe(true);
   });
 
-  it.each(services.map((s) => [s.doc.metadata.name, s] as const))('%s: scales to zero with a target, a max, a scale-down delay and a hard concurrency limit', (_name, { doc }) => {
-    const annotations: Record<string, string> = doc.spec.template.metadata.annotations;
-    expect(annotations[`${A}min-scale`]).toBe('0');
-    expect(Number(annotations[`${A}target`])).toBeGreaterThan(0);
-    expect(Number(annotations[`${A}max-scale`])).toBeGreaterThan(0);
-    const delay = parseGoDurationMs(annotations[`${A}scale-down-delay`] ?? '');
-    expect(delay).toBeGreaterThan(0);
-    expect(doc.spec.template.spec.containerConcurrency).toBeGreaterThan(0);
-  });
+  it.each(services.map((s) => [s.doc.metadata.name, s] as const))(
+    '%s: scales to zero with a target, a max, a scale-down delay and a hard concurrency limit',
+    (_name, { doc }) => {
+      const annotations: Record<string, string> = doc.spec.template.metadata.annotations;
+      expect(annotations[`${A}min-scale`]).toBe('0');
+      expect(Number(annotations[`${A}target`])).toBeGreaterThan(0);
+      expect(Number(annotations[`${A}max-scale`])).toBeGreaterThan(0);
+      const delay = parseGoDurationMs(annotations[`${A}scale-down-delay`] ?? '');
+      expect(delay).toBeGreaterThan(0);
+      expect(doc.spec.template.spec.containerConcurrency).toBeGreaterThan(0);
+    },
+  );
 
-  it.each(services.map((s) => [s.doc.metadata.name, s] as const))('%s: resources, production env from a ConfigMap and a Secret, TCP readiness, non-root read-only container, node dist/<name>.js', (name, { doc }) => {
-    const [container, ...others] = doc.spec.template.spec.containers;
-    expect(others).toEqual([]);
-    expect(container.command).toEqual(['node', `dist/${name}.js`]);
-    for (const kind of ['requests', 'limits']) for (const resource of ['cpu', 'memory']) expect(container.resources?.[kind]?.[resource], `${kind}.${resource}`).toBeTruthy();
-    expect(toBytes(container.resources.requests.memory)).toBeLessThanOrEqual(toBytes(container.resources.limits.memory));
-    expect(container.env).toContainEqual({ name: 'NODE_ENV', value: 'production' });
-    const refs = [...(container.env ?? []).map((e: { valueFrom?: object }) => e.valueFrom ?? {}), ...(container.envFrom ?? [])];
-    expect(refs.some((r: { configMapKeyRef?: object; configMapRef?: object }) => r.configMapKeyRef || r.configMapRef)).toBe(true);
-    expect(refs.some((r: { secretKeyRef?: object; secretRef?: object }) => r.secretKeyRef || r.secretRef)).toBe(true);
-    expect(container.readinessProbe?.tcpSocket).toBeDefined();
-    expect(container.readinessProbe?.httpGet).toBeUndefined();
-    expect(container.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-    expect(container.securityContext.runAsUser).toBeGreaterThan(0);
-  });
+  it.each(services.map((s) => [s.doc.metadata.name, s] as const))(
+    '%s: resources, production env from a ConfigMap and a Secret, TCP readiness, non-root read-only container, node dist/<name>.js',
+    (name, { doc }) => {
+      const [container, ...others] = doc.spec.template.spec.containers;
+      expect(others).toEqual([]);
+      expect(container.command).toEqual(['node', `dist/${name}.js`]);
+      for (const kind of ['requests', 'limits'])
+        for (const resource of ['cpu', 'memory'])
+          expect(container.resources?.[kind]?.[resource], `${kind}.${resource}`).toBeTruthy();
+      expect(toBytes(container.resources.requests.memory)).toBeLessThanOrEqual(
+        toBytes(container.resources.limits.memory),
+      );
+      expect(container.env).toContainEqual({ name: 'NODE_ENV', value: 'production' });
+      const refs = [
+        ...(container.env ?? []).map((e: { valueFrom?: object }) => e.valueFrom ?? {}),
+        ...(container.envFrom ?? []),
+      ];
+      expect(
+        refs.some((r: { configMapKeyRef?: object; configMapRef?: object }) => r.configMapKeyRef || r.configMapRef),
+      ).toBe(true);
+      expect(refs.some((r: { secretKeyRef?: object; secretRef?: object }) => r.secretKeyRef || r.secretRef)).toBe(true);
+      expect(container.readinessProbe?.tcpSocket).toBeDefined();
+      expect(container.readinessProbe?.httpGet).toBeUndefined();
+      expect(container.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(container.securityContext.runAsUser).toBeGreaterThan(0);
+    },
+  );
 
   it('telemetry-ingest is limited to 256Mi', () => {
     expect(byName.get('telemetry-ingest')?.doc.spec.template.spec.containers[0].resources.limits.memory).toBe('256Mi');
   });
 
   it('dead-letters is reachable only inside the cluster', () => {
-    expect(byName.get('dead-letters')?.doc.metadata.labels?.['networking.knative.dev/visibility']).toBe('cluster-local');
+    expect(byName.get('dead-letters')?.doc.metadata.labels?.['networking.knative.dev/visibility']).toBe(
+      'cluster-local',
+    );
   });
 
   it('the ConfigMap and the Secret template have every key a workload reads; the template holds no value', () => {
     const configMaps = new Map(of('ConfigMap').map(({ doc }) => [doc.metadata.name, doc]));
-    const template = parseDocuments(readFileSync(join(ROOT, 'knative/config/secret.template.yaml'), 'utf8'))[0] as K8sObject & { stringData: Record<string, string> };
+    const template = parseDocuments(
+      readFileSync(join(ROOT, 'knative/config/secret.template.yaml'), 'utf8'),
+    )[0] as K8sObject & { stringData: Record<string, string> };
     expect(Object.values(template.stringData).every((value) => value === '')).toBe(true);
     const kustomized = reachableFiles(KNATIVE_DIR).files;
     expect(kustomized.has('knative/config/secret.template.yaml')).toBe(false);
@@ -112,7 +156,11 @@ describe('Knative Services', () => {
         for (const env of container.env ?? []) {
           const cm = env.valueFrom?.configMapKeyRef;
           const secret = env.valueFrom?.secretKeyRef;
-          if (cm) expect((configMaps.get(cm.name) as { data?: Record<string, string> } | undefined)?.data?.[cm.key], `${file} ${env.name}`).toBeDefined();
+          if (cm)
+            expect(
+              (configMaps.get(cm.name) as { data?: Record<string, string> } | undefined)?.data?.[cm.key],
+              `${file} ${env.name}`,
+            ).toBeDefined();
           if (secret) {
             expect(secret.name).toBe(template.metadata.name);
             expect(Object.keys(template.stringData), `${file} ${env.name}`).toContain(secret.key);
@@ -124,7 +172,9 @@ describe('Knative Services', () => {
 });
 
 describe('eventing', () => {
-  const services = new Set(manifests.filter(({ doc }) => doc.kind === 'Service').map(({ doc }) => `${doc.apiVersion}/${doc.metadata.name}`));
+  const services = new Set(
+    manifests.filter(({ doc }) => doc.kind === 'Service').map(({ doc }) => `${doc.apiVersion}/${doc.metadata.name}`),
+  );
   const brokers = new Set(of('Broker', 'eventing.knative.dev').map(({ doc }) => doc.metadata.name));
 
   it('a Broker with a configurable class and a dead-letter sink', () => {
@@ -134,26 +184,36 @@ describe('eventing', () => {
     expect(broker[0]!.doc.spec.delivery.deadLetterSink).toBeDefined();
   });
 
-  it.each(of('Trigger', 'eventing.knative.dev').map((t) => [t.doc.metadata.name, t] as const))('Trigger %s: filters on type, retries with exponential backoff, dead-letters to an existing sink', (_name, { doc }) => {
-    const spec = doc.spec;
-    expect(brokers.has(spec.broker ?? 'default')).toBe(true);
-    expect(Array.isArray(spec.filters)).toBe(true);
-    expect(triggerType(doc), 'an `exact: {type}` filter').toMatch(/^[a-z]/);
-    expect(spec.delivery?.retry).toBeGreaterThanOrEqual(1);
-    expect(spec.delivery?.backoffPolicy).toBe('exponential');
-    expect(parseIsoDurationMs(spec.delivery?.backoffDelay ?? '')).toBeGreaterThan(0);
-    const sink = spec.delivery?.deadLetterSink;
-    expect(sink?.ref ?? sink?.uri).toBeDefined();
-    if (sink.ref) expect(services.has(`${sink.ref.apiVersion}/${sink.ref.name}`), `${sink.ref.name} exists`).toBe(true);
-    const subscriber = spec.subscriber.ref;
-    if (subscriber) expect(services.has(`${subscriber.apiVersion}/${subscriber.name}`), `subscriber ${subscriber.name} exists`).toBe(true);
-  });
+  it.each(of('Trigger', 'eventing.knative.dev').map((t) => [t.doc.metadata.name, t] as const))(
+    'Trigger %s: filters on type, retries with exponential backoff, dead-letters to an existing sink',
+    (_name, { doc }) => {
+      const spec = doc.spec;
+      expect(brokers.has(spec.broker ?? 'default')).toBe(true);
+      expect(Array.isArray(spec.filters)).toBe(true);
+      expect(triggerType(doc), 'an `exact: {type}` filter').toMatch(/^[a-z]/);
+      expect(spec.delivery?.retry).toBeGreaterThanOrEqual(1);
+      expect(spec.delivery?.backoffPolicy).toBe('exponential');
+      expect(parseIsoDurationMs(spec.delivery?.backoffDelay ?? '')).toBeGreaterThan(0);
+      const sink = spec.delivery?.deadLetterSink;
+      expect(sink?.ref ?? sink?.uri).toBeDefined();
+      if (sink.ref)
+        expect(services.has(`${sink.ref.apiVersion}/${sink.ref.name}`), `${sink.ref.name} exists`).toBe(true);
+      const subscriber = spec.subscriber.ref;
+      if (subscriber)
+        expect(
+          services.has(`${subscriber.apiVersion}/${subscriber.name}`),
+          `subscriber ${subscriber.name} exists`,
+        ).toBe(true);
+    },
+  );
 });
 
 describe('the bridge', () => {
   const [statefulSet] = of('StatefulSet');
   const container = statefulSet?.doc.spec.template.spec.containers[0];
-  const env = new Map<string, { value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>((container?.env ?? []).map((e: { name: string }) => [e.name, e]));
+  const env = new Map<string, { value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>(
+    (container?.env ?? []).map((e: { name: string }) => [e.name, e]),
+  );
 
   it('is a StatefulSet of at least two replicas in one share group, each with its pod name as MQTT client id', () => {
     expect(statefulSet!.doc.metadata.name).toBe('mqtt-bridge');
@@ -161,7 +221,11 @@ describe('the bridge', () => {
     expect(container.command).toEqual(['node', 'dist/bridge.js']);
     expect(env.get('BRIDGE_CLIENT_ID')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
     expect(env.get('BRIDGE_SHARE_GROUP')?.value).toMatch(/^[A-Za-z0-9._-]+$/);
-    expect(container.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(container.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
   });
 
   it('drains before its session is retired: preStop, then a grace period longer than the drain timeout', () => {
@@ -176,12 +240,22 @@ describe('the bridge', () => {
 
   it('gets K_SINK from a SinkBinding on the StatefulSet to the Broker, and the Trigger reaches it through Service mqtt-bridge', () => {
     const [binding] = of('SinkBinding', 'sources.knative.dev');
-    expect(binding!.doc.spec.subject).toMatchObject({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'mqtt-bridge' });
-    expect(binding!.doc.spec.sink.ref).toMatchObject({ apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'default' });
-    const service = of('Service').find(({ doc }) => doc.apiVersion === 'v1' && doc.metadata.name === 'mqtt-bridge')!.doc;
+    expect(binding!.doc.spec.subject).toMatchObject({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      name: 'mqtt-bridge',
+    });
+    expect(binding!.doc.spec.sink.ref).toMatchObject({
+      apiVersion: 'eventing.knative.dev/v1',
+      kind: 'Broker',
+      name: 'default',
+    });
+    const service = of('Service').find(
+      ({ doc }) => doc.apiVersion === 'v1' && doc.metadata.name === 'mqtt-bridge',
+    )!.doc;
     const podLabels = statefulSet!.doc.spec.template.metadata.labels;
     for (const [key, value] of Object.entries(service.spec.selector)) expect(podLabels[key]).toBe(value);
-    const ports = container.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]).flat();
+    const ports = container.ports.flatMap((p: { name: string; containerPort: number }) => [p.name, p.containerPort]);
     expect(ports).toContain(service.spec.ports[0].targetPort);
     const publish = of('Trigger').find(({ doc }) => triggerType(doc) === 'io.kiot.mqtt.publish');
     expect(publish?.doc.spec.subscriber.ref).toMatchObject({ apiVersion: 'v1', kind: 'Service', name: 'mqtt-bridge' });
@@ -201,7 +275,12 @@ describe('kustomize', () => {
 
   it('no Knative Service manifest lies outside knative/services/ (rendered from deploy-values.json), applied or not', () => {
     const stray = loadManifests({ includeOverlays: true })
-      .filter(({ file, doc }) => doc.kind === 'Service' && doc.apiVersion?.startsWith('serving.knative.dev/') && !file.startsWith('knative/services/'))
+      .filter(
+        ({ file, doc }) =>
+          doc.kind === 'Service' &&
+          doc.apiVersion?.startsWith('serving.knative.dev/') &&
+          !file.startsWith('knative/services/'),
+      )
       .map(({ file, doc }) => `${file}: ${named(doc)}`);
     expect(stray).toEqual([]);
     expect(of('Service', 'serving.knative.dev').length).toBeGreaterThan(0);
@@ -213,16 +292,24 @@ describe('kustomize', () => {
     expect(result.status).toBe(0);
   });
 
-  it.each(['knative', 'knative/overlays/dev', 'knative/overlays/prod'])('%s builds; its objects validate; it has every object of the base and the same Knative Services', (dir) => {
-    const base = kustomize('knative');
-    const built = kustomize(dir);
-    const ids = new Set(built.map(identity));
-    expect(base.map(identity).filter((id) => !ids.has(id))).toEqual([]);
-    expect(built.flatMap((doc) => [...crdErrors(doc), ...webhookIssues(doc)].map((issue) => `${named(doc)}: ${issue}`))).toEqual([]);
-    const ksvc = (docs: K8sObject[]) => docs.filter((doc) => doc.apiVersion.startsWith('serving.knative.dev/')).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-    expect(ksvc(built)).toEqual(ksvc(base));
-    expect(ksvc(built).length).toBe(of('Service', 'serving.knative.dev').length);
-  });
+  it.each(['knative', 'knative/overlays/dev', 'knative/overlays/prod'])(
+    '%s builds; its objects validate; it has every object of the base and the same Knative Services',
+    (dir) => {
+      const base = kustomize('knative');
+      const built = kustomize(dir);
+      const ids = new Set(built.map(identity));
+      expect(base.map(identity).filter((id) => !ids.has(id))).toEqual([]);
+      expect(
+        built.flatMap((doc) => [...crdErrors(doc), ...webhookIssues(doc)].map((issue) => `${named(doc)}: ${issue}`)),
+      ).toEqual([]);
+      const ksvc = (docs: K8sObject[]) =>
+        docs
+          .filter((doc) => doc.apiVersion.startsWith('serving.knative.dev/'))
+          .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      expect(ksvc(built)).toEqual(ksvc(base));
+      expect(ksvc(built).length).toBe(of('Service', 'serving.knative.dev').length);
+    },
+  );
 
   it('prod uses a durable (Kafka) Broker with its config', () => {
     const broker = kustomize('knative/overlays/prod').find((doc) => doc.kind === 'Broker')!;
@@ -242,7 +329,12 @@ describe('kustomize', () => {
   });
 });
 
-function podContainers(doc: K8sObject): { env?: { name: string; valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: { name: string; key: string } } }[] }[] {
+function podContainers(doc: K8sObject): {
+  env?: {
+    name: string;
+    valueFrom?: { configMapKeyRef?: { name: string; key: string }; secretKeyRef?: { name: string; key: string } };
+  }[];
+}[] {
   return doc.spec?.template?.spec?.containers ?? [];
 }
 

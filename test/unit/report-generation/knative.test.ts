@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -11,7 +11,13 @@ const DIR = join(ROOT, 'knative', 'report-generation');
 const CRDS = process.env.KIOT_KNATIVE_CRDS ?? resolve(ROOT, '..', 'shared', 'knative-crds');
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Doc = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec: any; resources?: string[] };
+type Doc = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec: any;
+  resources?: string[];
+};
 const parse = (file: string) => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Doc);
 
 function validators(): Map<string, ValidateFunction> {
@@ -21,7 +27,11 @@ function validators(): Map<string, ValidateFunction> {
     for (const crd of parse(join(CRDS, file))) {
       if (crd?.kind !== 'CustomResourceDefinition') continue;
       for (const version of crd.spec.versions as { name: string; schema?: { openAPIV3Schema?: object } }[]) {
-        if (version.schema?.openAPIV3Schema) out.set(`${crd.spec.group}/${version.name} ${crd.spec.names.kind}`, ajv.compile(version.schema.openAPIV3Schema));
+        if (version.schema?.openAPIV3Schema)
+          out.set(
+            `${crd.spec.group}/${version.name} ${crd.spec.names.kind}`,
+            ajv.compile(version.schema.openAPIV3Schema),
+          );
       }
     }
   }
@@ -69,13 +79,30 @@ describe('knative/report-generation manifests', () => {
     expect(triggers).toHaveLength(pings.length);
     for (const ping of pings) {
       const task = ping.spec.ceOverrides.extensions.kiottask as string;
-      const trigger = triggers.find((t) => (t.spec.filters as Record<string, Record<string, string>>[]).some((f) => f.exact?.kiottask === task))!;
+      const trigger = triggers.find((t) =>
+        (t.spec.filters as Record<string, Record<string, string>>[]).some((f) => f.exact?.kiottask === task),
+      )!;
       expect(trigger, task).toBeDefined();
       expect(trigger.spec.broker).toBe('default');
-      expect(trigger.spec.filters).toEqual([{ exact: { type: 'dev.knative.sources.ping' } }, { exact: { kiottask: task } }]);
-      expect(trigger.spec.subscriber.ref).toEqual({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'report-generation' });
-      expect(trigger.spec.delivery).toMatchObject({ retry: expect.any(Number), backoffPolicy: 'exponential', backoffDelay: expect.stringMatching(/^PT\d+(\.\d+)?S$/) });
-      expect(trigger.spec.delivery.deadLetterSink.ref).toEqual({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'dead-letters' });
+      expect(trigger.spec.filters).toEqual([
+        { exact: { type: 'dev.knative.sources.ping' } },
+        { exact: { kiottask: task } },
+      ]);
+      expect(trigger.spec.subscriber.ref).toEqual({
+        apiVersion: 'serving.knative.dev/v1',
+        kind: 'Service',
+        name: 'report-generation',
+      });
+      expect(trigger.spec.delivery).toMatchObject({
+        retry: expect.any(Number),
+        backoffPolicy: 'exponential',
+        backoffDelay: expect.stringMatching(/^PT\d+(\.\d+)?S$/),
+      });
+      expect(trigger.spec.delivery.deadLetterSink.ref).toEqual({
+        apiVersion: 'serving.knative.dev/v1',
+        kind: 'Service',
+        name: 'dead-letters',
+      });
     }
   });
 });

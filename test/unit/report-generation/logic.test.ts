@@ -1,14 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { csvField, csvRecord } from '../../../functions/report-generation/csv.js';
 import { planBuckets } from '../../../functions/report-generation/generate-report.js';
-import { niceTicks, lineChart, timeTicks } from '../../../functions/report-generation/html/svg-chart.js';
 import { escapeHtml } from '../../../functions/report-generation/html/escape.js';
+import { lineChart, niceTicks, timeTicks } from '../../../functions/report-generation/html/svg-chart.js';
 import { buildReport } from '../../../functions/report-generation/report-model.js';
 import { windows } from '../../../functions/report-generation/run-rollups.js';
 import { nextPeriodEnd } from '../../../functions/report-generation/run-schedules.js';
 import { planSegments } from '../../../functions/report-generation/series-reader.js';
 import { dedupeSamples, mergeStats, statsOf, statsOfSamples } from '../../../functions/report-generation/stats.js';
-import { DAY_MS, HOUR_MS, MINUTE_MS, alignRange, autoInterval, seriesWidth } from '../../../functions/report-generation/time.js';
+import {
+  alignRange,
+  autoInterval,
+  DAY_MS,
+  HOUR_MS,
+  MINUTE_MS,
+  seriesWidth,
+} from '../../../functions/report-generation/time.js';
 
 const T = Date.UTC(2026, 0, 1);
 const range = (ms: number) => ({ from: new Date(T), to: new Date(T + ms) });
@@ -23,11 +30,15 @@ describe('intervals', () => {
       [DAY_MS, 1_000, '1h'],
       [7 * DAY_MS, 1_000, '1d'],
     ];
-    for (const [ms, devices, interval] of cases) expect(autoInterval(range(ms), devices), `${ms} ${devices}`).toBe(interval);
+    for (const [ms, devices, interval] of cases)
+      expect(autoInterval(range(ms), devices), `${ms} ${devices}`).toBe(interval);
   });
 
   it('widens ranges to whole buckets and picks series widths that respect the point limit', () => {
-    expect(alignRange({ from: new Date(T + 90 * MINUTE_MS), to: new Date(T + 150 * MINUTE_MS) }, HOUR_MS)).toEqual({ from: new Date(T + HOUR_MS), to: new Date(T + 3 * HOUR_MS) });
+    expect(alignRange({ from: new Date(T + 90 * MINUTE_MS), to: new Date(T + 150 * MINUTE_MS) }, HOUR_MS)).toEqual({
+      from: new Date(T + HOUR_MS),
+      to: new Date(T + 3 * HOUR_MS),
+    });
     for (const points of [2, 10, 100, 500, 5_000]) {
       for (const ms of [HOUR_MS, DAY_MS, 30 * DAY_MS, 400 * DAY_MS]) {
         const width = seriesWidth(range(ms), points);
@@ -41,7 +52,10 @@ describe('intervals', () => {
   it('refuses raw over long ranges and reports that would exceed the row limit', () => {
     expect(() => planBuckets({ ...range(8 * DAY_MS), interval: 'raw', metrics: ['a'] }, 1, 1e6)).toThrow(/7 days/);
     expect(() => planBuckets({ ...range(365 * DAY_MS), interval: '1m', metrics: ['a'] }, 10, 1e6)).toThrow(/rows/);
-    expect(planBuckets({ ...range(DAY_MS), metrics: ['a'] }, 1, 1e6)).toMatchObject({ interval: '5m', width: 5 * MINUTE_MS });
+    expect(planBuckets({ ...range(DAY_MS), metrics: ['a'] }, 1, 1e6)).toMatchObject({
+      interval: '5m',
+      width: 5 * MINUTE_MS,
+    });
   });
 });
 
@@ -54,7 +68,9 @@ describe('segments', () => {
       { source: 'raw', from: T + 10 * DAY_MS + 5 * HOUR_MS, to: T + 11 * DAY_MS },
     ]);
     expect(planSegments(T, T + DAY_MS, HOUR_MS, T + 2 * DAY_MS)).toEqual([{ source: 'hour', from: T, to: T + DAY_MS }]);
-    expect(planSegments(T, T + DAY_MS, 5 * MINUTE_MS, T + 2 * DAY_MS)).toEqual([{ source: 'raw', from: T, to: T + DAY_MS }]);
+    expect(planSegments(T, T + DAY_MS, 5 * MINUTE_MS, T + 2 * DAY_MS)).toEqual([
+      { source: 'raw', from: T, to: T + DAY_MS },
+    ]);
     expect(planSegments(T, T + DAY_MS, DAY_MS, 0)).toEqual([{ source: 'raw', from: T, to: T + DAY_MS }]);
   });
 
@@ -86,8 +102,16 @@ describe('statistics', () => {
       { ts: new Date(10), metrics: { a: 7, b: 1 } },
       { ts: new Date(20), metrics: { a: 3 } },
     ]);
-    expect(samples.map((s) => [s.ts.getTime(), s.metrics])).toEqual([[10, { a: 7, b: 1 }], [20, { a: 3 }]]);
-    expect(statsOfSamples([...samples, { ts: new Date(30), metrics: { a: Number.NaN } }]).get('a')).toMatchObject({ count: 2, sum: 10, first: 7, last: 3 });
+    expect(samples.map((s) => [s.ts.getTime(), s.metrics])).toEqual([
+      [10, { a: 7, b: 1 }],
+      [20, { a: 3 }],
+    ]);
+    expect(statsOfSamples([...samples, { ts: new Date(30), metrics: { a: Number.NaN } }]).get('a')).toMatchObject({
+      count: 2,
+      sum: 10,
+      first: 7,
+      last: 3,
+    });
   });
 
   it('builds sparse device series, merged fleet series and the online ratio', () => {
@@ -96,8 +120,18 @@ describe('statistics', () => {
       { deviceId: 'a', metric: 'm', bucket: T, stats: statsOf(2, T) },
       { deviceId: 'b', metric: 'm', bucket: T, stats: statsOf(6, T + 1) },
     ];
-    const built = buildReport(rows, { deviceIds: ['a', 'b', 'c'], metrics: ['m'], from: T, to: T + 2 * HOUR_MS, width: HOUR_MS });
-    expect(built.series.map((s) => `${s.kind}:${s.deviceId ?? ''}:${s.points.length}`)).toEqual(['fleet::2', 'device:a:1', 'device:b:2']);
+    const built = buildReport(rows, {
+      deviceIds: ['a', 'b', 'c'],
+      metrics: ['m'],
+      from: T,
+      to: T + 2 * HOUR_MS,
+      width: HOUR_MS,
+    });
+    expect(built.series.map((s) => `${s.kind}:${s.deviceId ?? ''}:${s.points.length}`)).toEqual([
+      'fleet::2',
+      'device:a:1',
+      'device:b:2',
+    ]);
     expect(built.series[0]!.points[0]).toMatchObject({ count: 2, min: 2, max: 6, sum: 8 });
     expect(built.metrics.m).toEqual({ count: 3, min: 2, max: 6, avg: 4 });
     expect(built.onlineRatio).toBe(3 / 6);
@@ -129,7 +163,10 @@ describe('formats', () => {
   it('puts axis ticks on round values and round UTC times', () => {
     expect(niceTicks(0.3, 9.7)).toEqual([2, 4, 6, 8]);
     expect(niceTicks(42, 77.75)).toEqual([50, 60, 70]);
-    expect(timeTicks(T, T + 3 * DAY_MS)).toEqual({ ticks: [0, 1, 2, 3, 4, 5, 6].map((i) => T + i * 12 * HOUR_MS), step: 12 * HOUR_MS });
+    expect(timeTicks(T, T + 3 * DAY_MS)).toEqual({
+      ticks: [0, 1, 2, 3, 4, 5, 6].map((i) => T + i * 12 * HOUR_MS),
+      step: 12 * HOUR_MS,
+    });
   });
 });
 

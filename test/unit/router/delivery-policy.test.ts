@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { backoffSchedule, deliveryPolicyOf, retryDelayMs, DEFAULT_ATTEMPT_TIMEOUT_MS } from '../../../scripts/router/delivery-policy.js';
+import {
+  backoffSchedule,
+  DEFAULT_ATTEMPT_TIMEOUT_MS,
+  deliveryPolicyOf,
+  retryDelayMs,
+} from '../../../scripts/router/delivery-policy.js';
+import {
+  resolveDestination,
+  serviceMapSchema,
+  UnsupportedDestinationError,
+} from '../../../scripts/router/destinations.js';
 import { parseIsoDurationMs } from '../../../scripts/router/iso-duration.js';
-import { resolveDestination, serviceMapSchema, UnsupportedDestinationError } from '../../../scripts/router/destinations.js';
 
 describe('ISO 8601 durations (Knative delivery spec: backoffDelay, timeout)', () => {
   it.each([
@@ -18,16 +27,23 @@ describe('ISO 8601 durations (Knative delivery spec: backoffDelay, timeout)', ()
     expect(parseIsoDurationMs(text)).toBe(ms);
   });
 
-  it.each(['', 'P', 'PT', '0.2S', 'PT0.2', '200ms', 'P1H', '-PT1S', ' PT1S', 'pt1s'].map((text) => [text]))('rejects %j', (text) => {
-    expect(parseIsoDurationMs(text)).toBeUndefined();
-  });
+  it.each(['', 'P', 'PT', '0.2S', 'PT0.2', '200ms', 'P1H', '-PT1S', ' PT1S', 'pt1s'].map((text) => [text]))(
+    'rejects %j',
+    (text) => {
+      expect(parseIsoDurationMs(text)).toBeUndefined();
+    },
+  );
 });
 
 describe('backoff schedule', () => {
   const services = new Map<string, string>();
 
   it('is backoffDelay * 2^n for exponential', () => {
-    const policy = deliveryPolicyOf({ retry: 4, backoffPolicy: 'exponential', backoffDelay: 'PT0.1S' }, 'kiot', services);
+    const policy = deliveryPolicyOf(
+      { retry: 4, backoffPolicy: 'exponential', backoffDelay: 'PT0.1S' },
+      'kiot',
+      services,
+    );
     expect(backoffSchedule(policy)).toEqual([200, 400, 800, 1_600]);
   });
 
@@ -46,12 +62,17 @@ describe('backoff schedule', () => {
     expect(none).toMatchObject({ retry: 0, format: 'binary', timeoutMs: DEFAULT_ATTEMPT_TIMEOUT_MS });
     expect(none.deadLetterSink).toBeUndefined();
     expect(retryDelayMs(none, 1)).toBe(0);
-    expect(deliveryPolicyOf({ timeout: 'PT2S', format: 'json' }, 'kiot', services)).toMatchObject({ timeoutMs: 2_000, format: 'json' });
+    expect(deliveryPolicyOf({ timeout: 'PT2S', format: 'json' }, 'kiot', services)).toMatchObject({
+      timeoutMs: 2_000,
+      format: 'json',
+    });
   });
 });
 
 describe('destinations and ROUTER_SERVICES', () => {
-  const services = serviceMapSchema.parse('mqtt-bridge=http://127.0.0.1:8090, other/dead-letters=http://127.0.0.1:9000/dl/\ntelemetry-ingest=http://127.0.0.1:8103');
+  const services = serviceMapSchema.parse(
+    'mqtt-bridge=http://127.0.0.1:8090, other/dead-letters=http://127.0.0.1:9000/dl/\ntelemetry-ingest=http://127.0.0.1:8103',
+  );
 
   it('parses name=url and namespace/name=url lists', () => {
     expect([...services.entries()]).toEqual([
@@ -65,16 +86,33 @@ describe('destinations and ROUTER_SERVICES', () => {
   });
 
   it('resolves refs to Services (v1 and Knative), with a relative uri appended, and absolute uris as they are', () => {
-    const ref = (apiVersion: string, name: string, namespace?: string) => ({ apiVersion, kind: 'Service', name, namespace });
-    expect(resolveDestination({ ref: ref('v1', 'mqtt-bridge') }, 'kiot', services)).toEqual({ url: 'http://127.0.0.1:8090' });
-    expect(resolveDestination({ ref: ref('serving.knative.dev/v1', 'telemetry-ingest'), uri: '/events/x' }, 'kiot', services)).toEqual({
+    const ref = (apiVersion: string, name: string, namespace?: string) => ({
+      apiVersion,
+      kind: 'Service',
+      name,
+      namespace,
+    });
+    expect(resolveDestination({ ref: ref('v1', 'mqtt-bridge') }, 'kiot', services)).toEqual({
+      url: 'http://127.0.0.1:8090',
+    });
+    expect(
+      resolveDestination(
+        { ref: ref('serving.knative.dev/v1', 'telemetry-ingest'), uri: '/events/x' },
+        'kiot',
+        services,
+      ),
+    ).toEqual({
       url: 'http://127.0.0.1:8103/events/x',
     });
     expect(resolveDestination({ ref: ref('v1', 'dead-letters', 'other'), uri: 'sub' }, 'kiot', services)).toEqual({
       url: 'http://127.0.0.1:9000/dl/sub',
     });
-    expect(resolveDestination({ ref: ref('v1', 'dead-letters') }, 'other', services)).toEqual({ url: 'http://127.0.0.1:9000/dl/' });
-    expect(resolveDestination({ uri: 'http://10.0.0.1:8080/x' }, 'kiot', services)).toEqual({ url: 'http://10.0.0.1:8080/x' });
+    expect(resolveDestination({ ref: ref('v1', 'dead-letters') }, 'other', services)).toEqual({
+      url: 'http://127.0.0.1:9000/dl/',
+    });
+    expect(resolveDestination({ uri: 'http://10.0.0.1:8080/x' }, 'kiot', services)).toEqual({
+      url: 'http://10.0.0.1:8080/x',
+    });
   });
 
   it('marks an unmapped Service unresolved and rejects what Knative rejects', () => {
@@ -82,11 +120,19 @@ describe('destinations and ROUTER_SERVICES', () => {
       unresolved: 'Service kiot/nope is not mapped in ROUTER_SERVICES',
     });
     expect(() => resolveDestination({ uri: '/relative' }, 'kiot', services)).toThrow(UnsupportedDestinationError);
-    expect(() => resolveDestination({ ref: { apiVersion: 'v1', kind: 'Service', name: 'mqtt-bridge' }, uri: 'http://x/y' }, 'kiot', services)).toThrow(
-      /absolute uri/,
-    );
-    expect(() => resolveDestination({ ref: { apiVersion: 'messaging.knative.dev/v1', kind: 'Channel', name: 'c' } }, 'kiot', services)).toThrow(
-      /not supported locally/,
-    );
+    expect(() =>
+      resolveDestination(
+        { ref: { apiVersion: 'v1', kind: 'Service', name: 'mqtt-bridge' }, uri: 'http://x/y' },
+        'kiot',
+        services,
+      ),
+    ).toThrow(/absolute uri/);
+    expect(() =>
+      resolveDestination(
+        { ref: { apiVersion: 'messaging.knative.dev/v1', kind: 'Channel', name: 'c' } },
+        'kiot',
+        services,
+      ),
+    ).toThrow(/not supported locally/);
   });
 });

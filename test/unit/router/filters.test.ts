@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CloudEvent } from '../../../shared/cloudevents.js';
 import { compileExpression, compileTriggerFilter, lookupAttribute } from '../../../scripts/router/filters.js';
 import type { SubscriptionsApiFilter } from '../../../scripts/router/manifest-schema.js';
+import { CloudEvent } from '../../../shared/cloudevents.js';
 
 // Knative Eventing filter semantics (pkg/eventfilter, Trigger spec), table-driven.
 const event = new CloudEvent<unknown>({
@@ -13,7 +13,12 @@ const event = new CloudEvent<unknown>({
   datacontenttype: 'application/json; charset=utf-8',
   tenant: 'acme',
 });
-const noSubject = new CloudEvent<unknown>({ id: 'e-2', source: '/kiot/bridge', type: 'io.kiot.device.connected', data: {} });
+const noSubject = new CloudEvent<unknown>({
+  id: 'e-2',
+  source: '/kiot/bridge',
+  type: 'io.kiot.device.connected',
+  data: {},
+});
 
 describe('Subscriptions API dialects (spec.filters)', () => {
   const cases: [string, SubscriptionsApiFilter, 'pass' | 'fail' | 'none'][] = [
@@ -36,7 +41,14 @@ describe('Subscriptions API dialects (spec.filters)', () => {
     ['not of a missing attribute passes', { not: { exact: { region: 'eu' } } }, 'pass'],
     [
       'nested: any of (all of prefix+subject) or exact, under not',
-      { not: { any: [{ all: [{ prefix: { type: 'io.kiot.' } }, { exact: { subject: 'dev-42' } }] }, { exact: { type: 'z' } }] } },
+      {
+        not: {
+          any: [
+            { all: [{ prefix: { type: 'io.kiot.' } }, { exact: { subject: 'dev-42' } }] },
+            { exact: { type: 'z' } },
+          ],
+        },
+      },
       'fail',
     ],
     ['an empty expression decides nothing', {}, 'none'],

@@ -35,9 +35,16 @@ describe('knative/ manifests', () => {
     const validators = new Map<string, ReturnType<typeof ajv.compile>>();
     for (const file of await yamlFiles(crdDir)) {
       for (const crd of await documents(file)) {
-        const spec = crd.spec as { group: string; names: { kind: string }; versions: { name: string; schema: { openAPIV3Schema: object } }[] };
+        const spec = crd.spec as {
+          group: string;
+          names: { kind: string };
+          versions: { name: string; schema: { openAPIV3Schema: object } }[];
+        };
         for (const version of spec.versions) {
-          validators.set(`${spec.group}/${version.name}:${spec.names.kind}`, ajv.compile(version.schema.openAPIV3Schema));
+          validators.set(
+            `${spec.group}/${version.name}:${spec.names.kind}`,
+            ajv.compile(version.schema.openAPIV3Schema),
+          );
         }
       }
     }
@@ -51,7 +58,12 @@ describe('knative/ manifests', () => {
         checked.push(name);
       }
     }
-    expect(checked).toEqual(expect.arrayContaining([expect.stringContaining('Broker default'), expect.stringContaining('Trigger mqtt-publish-to-bridge')]));
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('Broker default'),
+        expect.stringContaining('Trigger mqtt-publish-to-bridge'),
+      ]),
+    );
   });
 
   it('apply every Broker and Trigger the router reads: each is reachable from knative/kustomization.yaml', async () => {
@@ -83,6 +95,10 @@ describe('knative/ manifests', () => {
     const topology = await loadTopology({ dir: knativeDir, namespace: 'kiot', services });
     const bridge = topology.brokers.get('kiot/default')!.triggers.find((t) => t.key === 'kiot/mqtt-publish-to-bridge')!;
     expect(bridge.subscriber).toEqual({ url: 'http://127.0.0.1:1' });
-    expect(bridge.policy).toMatchObject({ retry: 6, backoff: { policy: 'exponential', delayMs: 200 }, deadLetterSink: { url: 'http://127.0.0.1:2' } });
+    expect(bridge.policy).toMatchObject({
+      retry: 6,
+      backoff: { policy: 'exponential', delayMs: 200 },
+      deadLetterSink: { url: 'http://127.0.0.1:2' },
+    });
   });
 });

@@ -2,9 +2,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CloudEvent } from '../../../shared/cloudevents.js';
 import { serviceMapSchema } from '../../../scripts/router/destinations.js';
 import { loadTopology, ManifestError } from '../../../scripts/router/load-manifests.js';
+import { CloudEvent } from '../../../shared/cloudevents.js';
 
 const BROKER = `apiVersion: eventing.knative.dev/v1
 kind: Broker
@@ -39,7 +39,8 @@ describe('loading Brokers and Triggers from a manifest directory', () => {
 
   /** A fresh directory holding `files` (path → YAML text). */
   async function dir(files: Record<string, string>): Promise<string> {
-    const base = join(root, `case-${(n += 1)}`);
+    n += 1;
+    const base = join(root, `case-${n}`);
     for (const [path, text] of Object.entries(files)) {
       await mkdir(join(base, path, '..'), { recursive: true });
       await writeFile(join(base, path), text);
@@ -57,7 +58,10 @@ describe('loading Brokers and Triggers from a manifest directory', () => {
         'apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: { name: app }\nspec: {}\n',
         trigger('t-one', `  filters: [{ exact: { type: a } }]\n${SUBSCRIBER}`),
         'apiVersion: triggers.tekton.dev/v1beta1\nkind: Trigger\nmetadata: { name: not-knative }\nspec: {}\n',
-        trigger('t-two', `  broker: default\n  filter: { attributes: { type: b } }\n${SUBSCRIBER}  delivery: { retry: 1 }\n`),
+        trigger(
+          't-two',
+          `  broker: default\n  filter: { attributes: { type: b } }\n${SUBSCRIBER}  delivery: { retry: 1 }\n`,
+        ),
         '',
       ].join('---\n'),
     });
@@ -68,7 +72,11 @@ describe('loading Brokers and Triggers from a manifest directory', () => {
     expect(one!.matches(new CloudEvent({ id: '1', source: '/s', type: 'a' }))).toBe(true);
     expect(one!.matches(new CloudEvent({ id: '1', source: '/s', type: 'b' }))).toBe(false);
     // A Trigger without delivery takes the Broker's; one with its own replaces it as a whole.
-    expect(one!.policy).toMatchObject({ retry: 3, backoff: { policy: 'linear', delayMs: 500 }, deadLetterSink: { url: 'http://127.0.0.1:2/' } });
+    expect(one!.policy).toMatchObject({
+      retry: 3,
+      backoff: { policy: 'linear', delayMs: 500 },
+      deadLetterSink: { url: 'http://127.0.0.1:2/' },
+    });
     expect(two!.policy.retry).toBe(1);
     expect(two!.policy.backoff).toBeUndefined();
     expect(two!.policy.deadLetterSink).toBeUndefined();
@@ -78,33 +86,68 @@ describe('loading Brokers and Triggers from a manifest directory', () => {
   it('warns about (but loads) a Trigger whose Service has no local URL', async () => {
     const base = await dir({
       'b.yaml': BROKER,
-      't.yaml': trigger('orphan', '  subscriber: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: report-generation } }\n'),
+      't.yaml': trigger(
+        'orphan',
+        '  subscriber: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: report-generation } }\n',
+      ),
     });
     const topology = await load(base);
     expect(topology.brokers.get('kiot/default')!.triggers[0]!.subscriber).toEqual({
       unresolved: 'Service kiot/report-generation is not mapped in ROUTER_SERVICES',
     });
-    expect(topology.warnings).toEqual(['Trigger kiot/orphan: Service kiot/report-generation is not mapped in ROUTER_SERVICES']);
+    expect(topology.warnings).toEqual([
+      'Trigger kiot/orphan: Service kiot/report-generation is not mapped in ROUTER_SERVICES',
+    ]);
   });
 
   const bad: [string, string, RegExp][] = [
-    ['filters given as an object, not a list', `  filters: { exact: { type: a } }\n${SUBSCRIBER}`, /spec\.filters: .*array/i],
-    ['a cesql filter', `  filters: [{ cesql: "type = 'a'" }]\n${SUBSCRIBER}`, /cesql filters are not supported by the local router/],
-    ['two dialects in one filter', `  filters: [{ exact: { type: a }, prefix: { type: b } }]\n${SUBSCRIBER}`, /only one dialect per filter/],
+    [
+      'filters given as an object, not a list',
+      `  filters: { exact: { type: a } }\n${SUBSCRIBER}`,
+      /spec\.filters: .*array/i,
+    ],
+    [
+      'a cesql filter',
+      `  filters: [{ cesql: "type = 'a'" }]\n${SUBSCRIBER}`,
+      /cesql filters are not supported by the local router/,
+    ],
+    [
+      'two dialects in one filter',
+      `  filters: [{ exact: { type: a }, prefix: { type: b } }]\n${SUBSCRIBER}`,
+      /only one dialect per filter/,
+    ],
     ['a misspelt dialect', `  filters: [{ exacct: { type: a } }]\n${SUBSCRIBER}`, /exacct/],
-    ['two attributes in one exact', `  filters: [{ exact: { type: a, source: b } }]\n${SUBSCRIBER}`, /exactly one attribute/],
+    [
+      'two attributes in one exact',
+      `  filters: [{ exact: { type: a, source: b } }]\n${SUBSCRIBER}`,
+      /exactly one attribute/,
+    ],
     ['an empty exact value', `  filters: [{ exact: { type: "" } }]\n${SUBSCRIBER}`, /must not be empty/],
     ['an upper-case attribute name', `  filter: { attributes: { Type: a } }\n${SUBSCRIBER}`, /lower-case/],
     ['no subscriber', '  broker: default\n', /spec\.subscriber/],
     ['retry as a string', `${SUBSCRIBER}  delivery: { retry: "3" }\n`, /spec\.delivery\.retry/],
     ['an unknown backoff policy', `${SUBSCRIBER}  delivery: { backoffPolicy: bogus }\n`, /backoffPolicy/],
-    ['a backoffDelay that is not ISO 8601', `${SUBSCRIBER}  delivery: { backoffPolicy: linear, backoffDelay: 200ms }\n`, /ISO 8601/],
+    [
+      'a backoffDelay that is not ISO 8601',
+      `${SUBSCRIBER}  delivery: { backoffPolicy: linear, backoffDelay: 200ms }\n`,
+      /ISO 8601/,
+    ],
     ['an unknown broker', `  broker: elsewhere\n${SUBSCRIBER}`, /Broker kiot\/elsewhere is not defined/],
-    ['a Channel subscriber', '  subscriber: { ref: { apiVersion: messaging.knative.dev/v1, kind: Channel, name: c } }\n', /not supported locally/],
+    [
+      'a Channel subscriber',
+      '  subscriber: { ref: { apiVersion: messaging.knative.dev/v1, kind: Channel, name: c } }\n',
+      /not supported locally/,
+    ],
     ['a relative uri alone', '  subscriber: { uri: /events }\n', /not absolute/],
   ];
   it.each(bad)('rejects %s, naming the file and the document', async (_name, spec, message) => {
-    const base = await dir({ 'broker.yaml': BROKER, 'bad.yaml': `${BROKER}---\n${trigger('broken', spec)}`.replace(/name: default, namespace: kiot/, 'name: other, namespace: kiot') });
+    const base = await dir({
+      'broker.yaml': BROKER,
+      'bad.yaml': `${BROKER}---\n${trigger('broken', spec)}`.replace(
+        /name: default, namespace: kiot/,
+        'name: other, namespace: kiot',
+      ),
+    });
     const error = await load(base).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ManifestError);
     expect((error as ManifestError).message).toMatch(/bad\.yaml, document 2 \(Trigger broken\)/);
@@ -118,7 +161,9 @@ describe('loading Brokers and Triggers from a manifest directory', () => {
     expect((syntax as Error).message).toMatch(/x\.yaml, document 1 \(YAML\)/);
 
     const twice = trigger('same', SUBSCRIBER);
-    const duplicate = await load(await dir({ 'b.yaml': BROKER, 't.yaml': `${twice}---\n${twice}` })).catch((e: unknown) => e);
+    const duplicate = await load(await dir({ 'b.yaml': BROKER, 't.yaml': `${twice}---\n${twice}` })).catch(
+      (e: unknown) => e,
+    );
     expect((duplicate as Error).message).toMatch(/t\.yaml, document 2 .*kiot\/same is defined twice/);
   });
 });

@@ -10,17 +10,40 @@ function deferred() {
 describe('group commit', () => {
   it('coalesces concurrent callers into one write and resolves each after it', async () => {
     const writes: number[][] = [];
-    const commit = createGroupCommit<number>({ maxWaitMs: 5, maxDocs: 100, maxInFlight: 1, write: async (docs) => (writes.push(docs), new Map()) });
+    const commit = createGroupCommit<number>({
+      maxWaitMs: 5,
+      maxDocs: 100,
+      maxInFlight: 1,
+      write: async (docs) => {
+        writes.push(docs);
+        return new Map();
+      },
+    });
     await Promise.all([commit.add([1, 2]), commit.add([3]), commit.add([4, 5, 6])]);
     expect(writes).toEqual([[1, 2, 3, 4, 5, 6]]);
   });
 
   it('writes at once when maxDocs are waiting, never splitting one caller', async () => {
     const writes: number[][] = [];
-    const commit = createGroupCommit<number>({ maxWaitMs: 1_000, maxDocs: 3, maxInFlight: 4, write: async (docs) => (writes.push(docs), new Map()) });
+    const commit = createGroupCommit<number>({
+      maxWaitMs: 1_000,
+      maxDocs: 3,
+      maxInFlight: 4,
+      write: async (docs) => {
+        writes.push(docs);
+        return new Map();
+      },
+    });
     await Promise.all([commit.add([1, 2]), commit.add([3, 4]), commit.add([5, 6])]);
     expect(writes.flat().sort()).toEqual([1, 2, 3, 4, 5, 6]);
-    for (const batch of writes) expect([[1, 2], [3, 4], [5, 6], [1, 2, 3, 4], [3, 4, 5, 6]]).toContainEqual(batch);
+    for (const batch of writes)
+      expect([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+        [1, 2, 3, 4],
+        [3, 4, 5, 6],
+      ]).toContainEqual(batch);
   });
 
   it('fails only the callers whose documents failed, and every caller when the write throws', async () => {
@@ -28,11 +51,17 @@ describe('group commit', () => {
       maxWaitMs: 1,
       maxDocs: 100,
       maxInFlight: 1,
-      write: async (docs) => new Map(docs.flatMap((doc, index) => (doc === 'bad' ? [[index, new Error('bad doc')] as const] : []))),
+      write: async (docs) =>
+        new Map(docs.flatMap((doc, index) => (doc === 'bad' ? [[index, new Error('bad doc')] as const] : []))),
     });
     const results = await Promise.allSettled([commit.add(['a']), commit.add(['b', 'bad']), commit.add(['c'])]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    const down = createGroupCommit<string>({ maxWaitMs: 1, maxDocs: 100, maxInFlight: 1, write: async () => Promise.reject(new Error('down')) });
+    const down = createGroupCommit<string>({
+      maxWaitMs: 1,
+      maxDocs: 100,
+      maxInFlight: 1,
+      write: async () => Promise.reject(new Error('down')),
+    });
     const failed = await Promise.allSettled([down.add(['a']), down.add(['b'])]);
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
   });

@@ -1,11 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { toProblem } from '../../../shared/errors.js';
-import { compare, observe } from '../../../functions/telemetry-ingest/evaluate-alerts.js';
 import { decodeCursor, encodeCursor } from '../../../functions/telemetry-ingest/cursor.js';
 import { parseBasic } from '../../../functions/telemetry-ingest/device-auth.js';
-import { DisabledDeviceError, EventInProgressError, RateLimitRefusal, UnknownDeviceError, isRejection } from '../../../functions/telemetry-ingest/refusals.js';
-import { alertRuleInputSchema, type AlertRule } from '../../../functions/telemetry-ingest/schema.js';
-import { InvalidInputError } from '../../../shared/errors.js';
+import { compare, observe } from '../../../functions/telemetry-ingest/evaluate-alerts.js';
+import {
+  DisabledDeviceError,
+  EventInProgressError,
+  isRejection,
+  RateLimitRefusal,
+  UnknownDeviceError,
+} from '../../../functions/telemetry-ingest/refusals.js';
+import { type AlertRule, alertRuleInputSchema } from '../../../functions/telemetry-ingest/schema.js';
+import { InvalidInputError, toProblem } from '../../../shared/errors.js';
 
 describe('telemetry-ingest refusals map to Knative-safe answers', () => {
   it.each([
@@ -24,7 +29,12 @@ describe('telemetry-ingest refusals map to Knative-safe answers', () => {
 
 describe('alert rule evaluation inputs', () => {
   it('compares with all four operators', () => {
-    expect([compare(5, '>', 5), compare(5, '>=', 5), compare(5, '<', 5), compare(5, '<=', 5)]).toEqual([false, true, false, true]);
+    expect([compare(5, '>', 5), compare(5, '>=', 5), compare(5, '<', 5), compare(5, '<=', 5)]).toEqual([
+      false,
+      true,
+      false,
+      true,
+    ]);
   });
 
   it('observes a rule’s metric in time order with hysteresis on the clear side', () => {
@@ -43,9 +53,18 @@ describe('alert rule evaluation inputs', () => {
   });
 
   it('validates rules: one scope, clear threshold on the safe side', () => {
-    expect(alertRuleInputSchema.safeParse({ deviceId: 'd', metric: 't', comparison: '<', threshold: 5, clearThreshold: 8 }).success).toBe(true);
-    expect(alertRuleInputSchema.safeParse({ deviceId: 'd', metric: 't', comparison: '<', threshold: 5, clearThreshold: 2 }).success).toBe(false);
-    expect(alertRuleInputSchema.safeParse({ deviceId: 'd', deviceType: 'x', metric: 't', comparison: '<', threshold: 5 }).success).toBe(false);
+    expect(
+      alertRuleInputSchema.safeParse({ deviceId: 'd', metric: 't', comparison: '<', threshold: 5, clearThreshold: 8 })
+        .success,
+    ).toBe(true);
+    expect(
+      alertRuleInputSchema.safeParse({ deviceId: 'd', metric: 't', comparison: '<', threshold: 5, clearThreshold: 2 })
+        .success,
+    ).toBe(false);
+    expect(
+      alertRuleInputSchema.safeParse({ deviceId: 'd', deviceType: 'x', metric: 't', comparison: '<', threshold: 5 })
+        .success,
+    ).toBe(false);
   });
 });
 
@@ -56,7 +75,10 @@ describe('cursor and Basic credentials', () => {
   });
 
   it('parses RFC 7617 Basic credentials; the password may contain colons', () => {
-    expect(parseBasic(`Basic ${Buffer.from('dev-1:a:b').toString('base64')}`)).toEqual({ user: 'dev-1', password: 'a:b' });
+    expect(parseBasic(`Basic ${Buffer.from('dev-1:a:b').toString('base64')}`)).toEqual({
+      user: 'dev-1',
+      password: 'a:b',
+    });
     expect(parseBasic('Bearer x')).toBeUndefined();
     expect(parseBasic(undefined)).toBeUndefined();
   });

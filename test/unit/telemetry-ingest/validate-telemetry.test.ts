@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { type ValidationPolicy, validateTelemetry } from '../../../functions/telemetry-ingest/validate-telemetry.js';
 import { InvalidInputError } from '../../../shared/errors.js';
-import { validateTelemetry, type ValidationPolicy } from '../../../functions/telemetry-ingest/validate-telemetry.js';
 
 const now = Date.parse('2026-06-01T12:00:00Z');
 const received = new Date(now - 500);
@@ -18,21 +18,29 @@ function refusal(payload: unknown, schema?: Parameters<typeof validateTelemetry>
 
 describe('validateTelemetry', () => {
   it('takes one sample or a batch; ts as ISO-8601 or epoch ms; the receive time when absent', () => {
-    expect(validateTelemetry({ metrics: { t: 1 } }, policy, undefined, received, now)).toEqual([{ index: 0, ts: received, metrics: { t: 1 } }]);
+    expect(validateTelemetry({ metrics: { t: 1 } }, policy, undefined, received, now)).toEqual([
+      { index: 0, ts: received, metrics: { t: 1 } },
+    ]);
     const batch = validateTelemetry(
-      [{ ts: '2026-06-01T11:59:00+02:00', metrics: { t: 1 } }, { ts: now - 1_000, metrics: { t: 2 }, msgId: 'a-1' }],
+      [
+        { ts: '2026-06-01T11:59:00+02:00', metrics: { t: 1 } },
+        { ts: now - 1_000, metrics: { t: 2 }, msgId: 'a-1' },
+      ],
       { ...policy, retentionMs: 10 * 86_400_000 },
       undefined,
       received,
       now,
     );
-    expect(batch.map((s) => s.ts.toISOString())).toEqual(['2026-06-01T09:59:00.000Z', new Date(now - 1_000).toISOString()]);
+    expect(batch.map((s) => s.ts.toISOString())).toEqual([
+      '2026-06-01T09:59:00.000Z',
+      new Date(now - 1_000).toISOString(),
+    ]);
     expect(batch[1]).toMatchObject({ index: 1, msgId: 'a-1' });
   });
 
   it.each([
     ['shape', { metrics: { t: 'x' } }, 'invalid_payload', 'metrics.t'],
-    ['bad name', { metrics: { 'a$b': 1 } }, 'invalid_payload', 'metrics.a$b'],
+    ['bad name', { metrics: { a$b: 1 } }, 'invalid_payload', 'metrics.a$b'],
     ['too many metrics', { metrics: { a: 1, b: 2, c: 3 } }, 'invalid_payload', 'metrics'],
     ['too many samples', [1, 2, 3, 4].map(() => ({ metrics: { a: 1 } })), 'too_many_samples', ''],
     ['too old', { ts: now - 2 * 86_400_000, metrics: { a: 1 } }, 'timestamp_out_of_range', 'ts'],
@@ -46,8 +54,14 @@ describe('validateTelemetry', () => {
 
   it("checks the device type's schema: declared metrics, ranges, unknown metrics when not allowed", () => {
     const schema = { metrics: { t: { min: 0, max: 10, unit: 'V' } }, allowUnknownMetrics: false };
-    expect(refusal({ metrics: { t: 11 } }, schema).details).toEqual([{ path: 'metrics.t', code: 'above_max', message: '11 is above 10 V' }]);
-    expect(refusal({ metrics: { t: 1, u: 2 } }, schema).details).toEqual([expect.objectContaining({ path: 'metrics.u', code: 'unknown_metric' })]);
-    expect(validateTelemetry({ metrics: { t: 1, u: 2 } }, policy, { ...schema, allowUnknownMetrics: true }, received, now)).toHaveLength(1);
+    expect(refusal({ metrics: { t: 11 } }, schema).details).toEqual([
+      { path: 'metrics.t', code: 'above_max', message: '11 is above 10 V' },
+    ]);
+    expect(refusal({ metrics: { t: 1, u: 2 } }, schema).details).toEqual([
+      expect.objectContaining({ path: 'metrics.u', code: 'unknown_metric' }),
+    ]);
+    expect(
+      validateTelemetry({ metrics: { t: 1, u: 2 } }, policy, { ...schema, allowUnknownMetrics: true }, received, now),
+    ).toHaveLength(1);
   });
 });

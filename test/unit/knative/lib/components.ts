@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ARCHITECTURE_FILE, ROOT, type K8sObject, type Located } from './manifests.js';
+import { ARCHITECTURE_FILE, type K8sObject, type Located, ROOT } from './manifests.js';
 
 /** A deployable: the bridge or a function, with its source folder and its bundle name. */
 export interface Component {
@@ -35,7 +35,8 @@ const TYPE_LITERAL = /['"`]((?:io\.kiot|dev\.knative\.sources)\.[a-z][a-z0-9.]*[
 /** Event types a component's code names (string literals): what it emits or consumes. */
 export function typesInCode(component: Component): Set<string> {
   const types = new Set<string>();
-  for (const file of sources(component.dir)) for (const match of readFileSync(file, 'utf8').matchAll(TYPE_LITERAL)) types.add(match[1]!);
+  for (const file of sources(component.dir))
+    for (const match of readFileSync(file, 'utf8').matchAll(TYPE_LITERAL)) types.add(match[1]!);
   return types;
 }
 
@@ -45,7 +46,14 @@ export interface ContractRow {
   consumers: string[];
 }
 
-const KNOWN = ['bridge', 'device-registry', 'telemetry-ingest', 'command-dispatch', 'report-generation', 'dead-letters'];
+const KNOWN = [
+  'bridge',
+  'device-registry',
+  'telemetry-ingest',
+  'command-dispatch',
+  'report-generation',
+  'dead-letters',
+];
 
 /** ARCHITECTURE.md's CloudEvents table: which component produces and which consumes each type. */
 export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
@@ -56,10 +64,16 @@ export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
     if (cells.length < 5 || !cells[1]!.startsWith('`')) continue;
     const types: string[] = [];
     for (const [, literal] of cells[1]!.matchAll(/`([^`]+)`/g)) {
-      if (literal!.startsWith('…') && types.length > 0) types.push(types[types.length - 1]!.replace(/\.[^.]+$/, `.${literal!.slice(1)}`));
+      if (literal!.startsWith('…') && types.length > 0)
+        types.push(types[types.length - 1]!.replace(/\.[^.]+$/, `.${literal!.slice(1)}`));
       else if (/^[a-z]+\.[a-z.]+$/.test(literal!)) types.push(literal!);
     }
-    const names = (cell: string) => (cell === 'any function' ? KNOWN.filter((n) => n !== 'bridge') : cell === 'PingSource' ? ['PingSource'] : KNOWN.filter((n) => cell.includes(n)));
+    const names = (cell: string) =>
+      cell === 'any function'
+        ? KNOWN.filter((n) => n !== 'bridge')
+        : cell === 'PingSource'
+          ? ['PingSource']
+          : KNOWN.filter((n) => cell.includes(n));
     if (types.length === 0) continue;
     rows.push({ types, producers: names(cells[2]!), consumers: names(cells[3]!) });
   }
@@ -67,19 +81,27 @@ export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
 }
 
 /** The component a destination reaches: a Knative Service by name, or the workload behind a plain Service. */
-export function componentOf(destination: { ref?: { apiVersion: string; kind: string; name: string } } | undefined, manifests: Located[]): string | undefined {
+export function componentOf(
+  destination: { ref?: { apiVersion: string; kind: string; name: string } } | undefined,
+  manifests: Located[],
+): string | undefined {
   const ref = destination?.ref;
-  if (!ref || ref.kind !== 'Service') return undefined;
+  if (ref?.kind !== 'Service') return undefined;
   if (ref.apiVersion.startsWith('serving.knative.dev/')) return ref.name;
-  const service = manifests.find(({ doc }) => doc.apiVersion === 'v1' && doc.kind === 'Service' && doc.metadata.name === ref.name)?.doc;
+  const service = manifests.find(
+    ({ doc }) => doc.apiVersion === 'v1' && doc.kind === 'Service' && doc.metadata.name === ref.name,
+  )?.doc;
   const selector: Record<string, string> = service?.spec?.selector ?? {};
   const workload = manifests.find(({ doc }) => {
     const labels: Record<string, string> = doc.spec?.template?.metadata?.labels ?? {};
-    return ['StatefulSet', 'Deployment'].includes(doc.kind) && Object.entries(selector).every(([k, v]) => labels[k] === v);
+    return (
+      ['StatefulSet', 'Deployment'].includes(doc.kind) && Object.entries(selector).every(([k, v]) => labels[k] === v)
+    );
   })?.doc;
   const command: string[] = workload?.spec?.template?.spec?.containers?.[0]?.command ?? [];
   return /^dist\/([a-z-]+)\.js$/.exec(command[1] ?? '')?.[1];
 }
 
-export const isBrokerRef = (destination: { ref?: { kind?: string } } | undefined) => destination?.ref?.kind === 'Broker';
+export const isBrokerRef = (destination: { ref?: { kind?: string } } | undefined) =>
+  destination?.ref?.kind === 'Broker';
 export type { K8sObject };

@@ -6,7 +6,12 @@ const FIELDS: { name: string; min: number; max: number; names?: string[] }[] = [
   { name: 'minute', min: 0, max: 59 },
   { name: 'hour', min: 0, max: 23 },
   { name: 'day of month', min: 1, max: 31 },
-  { name: 'month', min: 1, max: 12, names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'] },
+  {
+    name: 'month',
+    min: 1,
+    max: 12,
+    names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'],
+  },
   { name: 'day of week', min: 0, max: 6, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
 ];
 
@@ -23,12 +28,14 @@ function value(text: string, field: (typeof FIELDS)[number]): number | undefined
 function fieldIssue(text: string, field: (typeof FIELDS)[number]): string | undefined {
   for (const part of text.split(',')) {
     const [range, step] = part.split('/');
-    if (step !== undefined && (!/^\d+$/.test(step) || Number(step) === 0)) return `${field.name}: bad step in "${part}"`;
+    if (step !== undefined && (!/^\d+$/.test(step) || Number(step) === 0))
+      return `${field.name}: bad step in "${part}"`;
     if (range === '*' || range === '?') continue;
     const [from, to] = range!.split('-');
     const a = value(from!, field);
     const b = to === undefined ? a : value(to, field);
-    if (a === undefined || b === undefined || a > b) return `${field.name}: "${part}" is out of ${field.min}-${field.max}`;
+    if (a === undefined || b === undefined || a > b)
+      return `${field.name}: "${part}" is out of ${field.min}-${field.max}`;
   }
   return undefined;
 }
@@ -50,7 +57,8 @@ export function cronIssue(schedule: string, durationOk: (text: string) => boolea
     if (!validTimeZone(tz[1]!)) return `unknown time zone ${tz[1]}`;
     rest = rest.slice(tz[0].length);
   }
-  if (rest.startsWith('@every ')) return durationOk(rest.slice(7).trim()) ? undefined : `bad @every duration in "${schedule}"`;
+  if (rest.startsWith('@every '))
+    return durationOk(rest.slice(7).trim()) ? undefined : `bad @every duration in "${schedule}"`;
   if (rest.startsWith('@')) return DESCRIPTORS.has(rest) ? undefined : `unknown descriptor ${rest}`;
   const fields = rest.split(/\s+/);
   if (fields.length !== 5) return `expected 5 fields, found ${fields.length} in "${schedule}"`;

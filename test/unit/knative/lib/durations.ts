@@ -12,7 +12,10 @@ export function parseGoDurationMs(text: string): number | undefined {
 
 /** ISO 8601 durations as Knative's delivery spec takes them (`PT0.2S`, `PT1M`, `P1D`). */
 export function parseIsoDurationMs(text: string): number | undefined {
-  const match = /^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(text);
+  const match =
+    /^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(
+      text,
+    );
   if (!match || text === 'P' || text.endsWith('T')) return undefined;
   const [, w, d, h, m, s] = match.map((part) => (part === undefined ? 0 : Number(part)));
   return ((((w! * 7 + d!) * 24 + h!) * 60 + m!) * 60 + s!) * 1000;

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { parseDocuments, ROOT, type K8sObject } from './manifests.js';
+import { type K8sObject, parseDocuments, ROOT } from './manifests.js';
 
 /**
  * How to run kustomize here: kubectl's built-in one, else the standalone `kustomize` (scripts/test.sh
@@ -16,9 +16,16 @@ const tool: [string, string[]] | undefined =
 
 /** The YAML that `kubectl apply -k <dir>` would apply. */
 export function kustomizeYaml(dir: string): string {
-  if (!tool) throw new Error('neither kubectl nor kustomize is on PATH: run the suite with `npm test`, which installs kustomize');
+  if (!tool)
+    throw new Error(
+      'neither kubectl nor kustomize is on PATH: run the suite with `npm test`, which installs kustomize',
+    );
   const [command, args] = tool;
-  const result = spawnSync(command, [...args, '--load-restrictor', 'LoadRestrictionsNone', dir], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const result = spawnSync(command, [...args, '--load-restrictor', 'LoadRestrictionsNone', dir], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} ${dir}: ${result.stderr}`);
   return result.stdout;
 }
@@ -32,7 +39,9 @@ export function kustomize(dir: string): K8sObject[] {
 export function reachableFiles(dir: string, seen = new Set<string>()): { files: Set<string>; missing: string[] } {
   const files = new Set<string>();
   const missing: string[] = [];
-  const file = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].map((name) => join(dir, name)).find(existsSync);
+  const file = ['kustomization.yaml', 'kustomization.yml', 'Kustomization']
+    .map((name) => join(dir, name))
+    .find(existsSync);
   if (!file || seen.has(file)) return { files, missing };
   seen.add(file);
   const [kustomization] = parseDocuments(readFileSync(file, 'utf8'), file) as { resources?: string[] }[];
@@ -44,7 +53,7 @@ export function reachableFiles(dir: string, seen = new Set<string>()): { files: 
     }
     if (statSync(path).isDirectory()) {
       const inner = reachableFiles(path, seen);
-      inner.files.forEach((f) => files.add(f));
+      for (const f of inner.files) files.add(f);
       missing.push(...inner.missing);
     } else {
       files.add(relative(ROOT, path));
@@ -53,5 +62,6 @@ export function reachableFiles(dir: string, seen = new Set<string>()): { files: 
   return { files, missing };
 }
 
-export const identity = (doc: K8sObject) => `${doc.apiVersion.split('/')[0]}/${doc.kind} ${doc.metadata.namespace ?? ''}/${doc.metadata.name}`;
+export const identity = (doc: K8sObject) =>
+  `${doc.apiVersion.split('/')[0]}/${doc.kind} ${doc.metadata.namespace ?? ''}/${doc.metadata.name}`;
 export { dirname };

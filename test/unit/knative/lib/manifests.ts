@@ -39,12 +39,15 @@ export function yamlFiles(dir: string): string[] {
 /** Parses a multi-document YAML text; YAML errors throw with the file name. */
 export function parseDocuments(text: string, file = '(text)'): unknown[] {
   return parseAllDocuments(text).map((document, index) => {
-    if (document.errors.length > 0) throw new Error(`${file} document ${index + 1}: ${document.errors.map((e) => e.message).join('; ')}`);
+    if (document.errors.length > 0)
+      throw new Error(`${file} document ${index + 1}: ${document.errors.map((e) => e.message).join('; ')}`);
     return document.toJS() as unknown;
   });
 }
 
-export const isKustomization = (doc: unknown) => (doc as { kind?: string } | null)?.kind === 'Kustomization' || (doc as { resources?: unknown } | null)?.resources !== undefined && (doc as { kind?: string }).kind === undefined;
+export const isKustomization = (doc: unknown) =>
+  (doc as { kind?: string } | null)?.kind === 'Kustomization' ||
+  ((doc as { resources?: unknown } | null)?.resources !== undefined && (doc as { kind?: string }).kind === undefined);
 
 /**
  * Every Kubernetes object in knative/ as `kubectl apply -k` would see it in the base: all YAML files except
@@ -74,7 +77,10 @@ export function crdValidators(dir = CRD_DIR): Map<string, ValidateFunction> {
       if (crd?.kind !== 'CustomResourceDefinition') continue;
       for (const version of crd.spec.versions as { name: string; schema?: { openAPIV3Schema?: object } }[]) {
         if (!version.schema?.openAPIV3Schema) continue;
-        validators.set(`${crd.spec.group}/${version.name} ${crd.spec.names.kind}`, ajv.compile(version.schema.openAPIV3Schema));
+        validators.set(
+          `${crd.spec.group}/${version.name} ${crd.spec.names.kind}`,
+          ajv.compile(version.schema.openAPIV3Schema),
+        );
       }
     }
   }

@@ -6,7 +6,8 @@ import { baseConfigSchema } from '../../../../shared/config.js';
 import { ROOT } from './manifests.js';
 
 /** Where each deployable defines its config schema, in the order looked at. */
-const CANDIDATES = (name: string) => (name === 'bridge' ? ['bridge/config.ts'] : ['config.ts', 'schema.ts'].map((file) => `functions/${name}/${file}`));
+const CANDIDATES = (name: string) =>
+  name === 'bridge' ? ['bridge/config.ts'] : ['config.ts', 'schema.ts'].map((file) => `functions/${name}/${file}`);
 
 export interface ConfigSchema {
   file: string;
