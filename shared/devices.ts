@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { MongoHandle } from './mongo.js';
 import { withMongo } from './mongo.js';
+import { createTtlCache, type TtlCache } from './ttl-cache.js';
 
 /**
  * The device registry's documents as every capability reads them. The registry (device-registry) owns
@@ -71,26 +72,23 @@ export interface DeviceDirectory {
 /**
  * Read access to the registry for other capabilities, with a short in-process cache: a hot path
  * (telemetry) then reads MongoDB once per device every `ttlMs`, and a disable reaches it within `ttlMs`.
+ * The cache is a bounded LRU (`maxEntries` per kind): a fleet larger than the bound keeps its most active
+ * devices cached instead of losing every entry at once. A `ttlMs` of 0 caches nothing.
  */
 export function createDeviceDirectory(
   mongo: MongoHandle,
-  options: { ttlMs?: number; now?: () => number } = {},
+  options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
 ): DeviceDirectory {
   const ttlMs = options.ttlMs ?? 2_000;
-  const now = options.now ?? Date.now;
-  const devices = new Map<string, { at: number; value: DeviceView | undefined }>();
-  const types = new Map<string, { at: number; value: TelemetrySchema | undefined }>();
+  const cacheOf = <T>() => createTtlCache<T>({ ttlMs, maxEntries: options.maxEntries ?? 100_000, now: options.now });
+  const devices = cacheOf<DeviceView | undefined>();
+  const types = cacheOf<TelemetrySchema | undefined>();
 
-  async function cached<T>(
-    cache: Map<string, { at: number; value: T }>,
-    key: string,
-    load: () => Promise<T>,
-  ): Promise<T> {
+  async function cached<T>(cache: TtlCache<T>, key: string, load: () => Promise<T>): Promise<T> {
     const hit = cache.get(key);
-    if (hit && now() - hit.at < ttlMs) return hit.value;
+    if (hit) return hit.value;
     const value = await withMongo(load);
-    if (cache.size > 100_000) cache.clear();
-    cache.set(key, { at: now(), value });
+    cache.set(key, value);
     return value;
   }
 

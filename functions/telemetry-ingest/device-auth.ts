@@ -3,6 +3,7 @@ import { DEVICES_COLLECTION, type DeviceDocument, deviceIdSchema } from '../../s
 import { UnauthorizedError } from '../../shared/errors.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
+import { createTtlCache } from '../../shared/ttl-cache.js';
 
 export type VerifySecret = (secret: string, stored: string) => Promise<boolean>;
 
@@ -23,16 +24,21 @@ export function parseBasic(authorization: string | undefined): { user: string; p
 /**
  * Devices that cannot speak MQTT post telemetry with their own credential (username = device id).
  * scrypt is slow by design, so a success is remembered for `ttlMs` under a digest of device and
- * secret: a rotated credential or a disabled device stops working within that TTL at most. Failures are not remembered; one message per failed guess is the cost of a wrong secret.
+ * secret: a rotated credential or a disabled device stops working within that TTL at most. The memory
+ * is a bounded LRU (`maxEntries`): past it the least recently seen device pays one scrypt again.
+ * Failures are not remembered; one message per failed guess is the cost of a wrong secret.
  * Unknown, disabled and wrong all answer the same 401, so the answer tells nothing about the registry.
  */
 export function createDeviceAuthenticator(
   mongo: MongoHandle,
   verifySecret: VerifySecret,
-  options: { ttlMs: number; now?: () => number },
+  options: { ttlMs: number; maxEntries?: number; now?: () => number },
 ): DeviceAuthenticator {
-  const now = options.now ?? Date.now;
-  const verified = new Map<string, number>();
+  const verified = createTtlCache<true>({
+    ttlMs: options.ttlMs,
+    maxEntries: options.maxEntries ?? 100_000,
+    now: options.now,
+  });
   const denied = () =>
     new UnauthorizedError('a valid device credential is required (HTTP Basic: device id and secret)');
 
@@ -42,8 +48,7 @@ export function createDeviceAuthenticator(
       if (!basic || basic.user !== deviceId || !deviceIdSchema.safeParse(deviceId).success)
         throw withBasicChallenge(denied());
       const digest = createHash('sha256').update(`${deviceId}\u0000${basic.password}`).digest('base64url');
-      const at = verified.get(digest);
-      if (at !== undefined && now() - at < options.ttlMs) return;
+      if (verified.get(digest)) return;
       const device = await withMongo(async () =>
         (await mongo.db())
           .collection<DeviceDocument>(DEVICES_COLLECTION)
@@ -52,8 +57,7 @@ export function createDeviceAuthenticator(
       if (device?.status !== 'active' || typeof device.credential?.hash !== 'string')
         throw withBasicChallenge(denied());
       if (!(await verifySecret(basic.password, device.credential.hash))) throw withBasicChallenge(denied());
-      if (verified.size >= 100_000) verified.clear();
-      verified.set(digest, now());
+      verified.set(digest, true);
     },
   };
 }

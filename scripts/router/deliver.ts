@@ -1,14 +1,19 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LimitFunction } from 'p-limit';
 import type { CloudEvent } from '../../shared/cloudevents.js';
 import { deliveryVerdict, type EventDispatcher, type PostResult, replyEventOf } from '../../shared/event-transport.js';
 import type { Logger } from '../../shared/logger.js';
-import { abortableSleep, type Limiter } from './concurrency.js';
 import type { DeadLetterFile, DeadLetterRecord } from './dead-letter-file.js';
 import { type DeliveryPolicy, retryDelayMs } from './delivery-policy.js';
 import type { TriggerRoute } from './load-manifests.js';
 import type { RouterMetrics } from './metrics.js';
 
 export interface DeliverDeps {
-  limiter: Limiter;
+  /**
+   * At most ROUTER_CONCURRENCY sends in flight, the rest wait in arrival order (p-limit). Only the HTTP
+   * request holds a slot, never a backoff wait, so a slow retry schedule cannot starve other Triggers.
+   */
+  limiter: LimitFunction;
   dispatcher: EventDispatcher;
   deadLetters: DeadLetterFile;
   metrics: RouterMetrics;
@@ -55,7 +60,7 @@ async function sendWithRetries(
   let last: Attempts = { ok: false, body: Buffer.alloc(0), aborted: false };
   for (let attempt = 1; attempt <= policy.retry + 1; attempt += 1) {
     try {
-      const result = await deps.limiter.run(() =>
+      const result = await deps.limiter(() =>
         deps.send(url, event, { format: policy.format, timeoutMs: policy.timeoutMs, dispatcher: deps.dispatcher }),
       );
       const verdict = deliveryVerdict(result.status);
@@ -81,7 +86,8 @@ async function sendWithRetries(
     );
     if (!more) break;
     if (context.target === 'subscriber') deps.metrics.retried.inc({ trigger: context.trigger });
-    await abortableSleep(delayMs!, deps.signal);
+    // Shutdown must not wait out a backoff: an abort ends the wait at once.
+    await sleep(delayMs!, undefined, { signal: deps.signal }).catch(() => undefined);
   }
   return { ...last, aborted: deps.signal.aborted };
 }

@@ -1,12 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import pLimit from 'p-limit';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { baseConfigSchema, loadConfig } from '../../shared/config.js';
 import { createEventDispatcher, type EventDispatcher } from '../../shared/event-transport.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { createBrokerCore } from './broker.js';
-import { createLimiter } from './concurrency.js';
 import { createDeadLetterFile } from './dead-letter-file.js';
 import { serviceMapSchema } from './destinations.js';
 import { createRouterServer } from './http-server.js';
@@ -79,7 +79,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     metrics,
     logger,
     dispatcher,
-    limiter: createLimiter(config.ROUTER_CONCURRENCY),
+    limiter: pLimit(config.ROUTER_CONCURRENCY),
     signal: stopping.signal,
     send: sendEvent,
   });
