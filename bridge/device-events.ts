@@ -1,6 +1,6 @@
 import { CloudEvent, type Headers, MQTT } from 'cloudevents';
 import { eventIdFor } from './event-id.js';
-import { findForbiddenKey, msgIdOf, type PayloadCheck, parseJsonPayload, parseStatus } from './payload.js';
+import { findUnsafeJson, messageKeyOf, msgIdOf, type PayloadCheck, parseJsonPayload, parseStatus } from './payload.js';
 import { type InboundKind, type InboundTopic, parseInboundTopic, replyTopicFor } from './topics.js';
 
 /** One PUBLISH as the bridge received it. */
@@ -72,7 +72,7 @@ function asBindingMessage(message: InboundMessage) {
   };
 }
 
-/** Checks what a device sends as data: JSON, the shape its topic expects, no `$` keys. */
+/** Checks what a device sends as data: JSON, the shape its topic expects, nothing unsafe (`findUnsafeJson`). */
 function checkData(kind: InboundKind, value: unknown): PayloadCheck<unknown> {
   const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
   const shapeOk = kind === 'telemetry' ? isObject || (Array.isArray(value) && value.length > 0) : isObject;
@@ -80,8 +80,8 @@ function checkData(kind: InboundKind, value: unknown): PayloadCheck<unknown> {
     const expected = kind === 'telemetry' ? 'a JSON object or a non-empty array' : 'a JSON object';
     return { ok: false, code: 'invalid_payload', message: `the payload of ${kind} must be ${expected}` };
   }
-  const keys = findForbiddenKey(value);
-  return keys.ok ? { ok: true, value } : keys;
+  const unsafe = findUnsafeJson(value);
+  return unsafe.ok ? { ok: true, value } : unsafe;
 }
 
 /** Bridge-owned context that goes with every event of a topic: the command or request id. */
@@ -195,7 +195,8 @@ function fromPlainMessage(message: InboundMessage, topic: InboundTopic, options:
     data = checked.value;
   }
   const context = topicContext(topic, data);
-  const id = eventIdFor({ ...message, subject: topic.subject, ...(msgId ? { msgId } : {}) });
+  const key = topic.kind === 'status' ? undefined : messageKeyOf(data);
+  const id = eventIdFor({ ...message, subject: topic.subject, ...(key ? { msgId: key } : {}) });
   // Built from checked values only, so the SDK's validation (strict) is skipped on this hot path.
   const event = new CloudEvent<unknown>(
     {
@@ -222,11 +223,7 @@ export function mapInboundMessage(message: InboundMessage, options: MappingOptio
   const rejection = { ...mapped.rejection };
   rejection.replyTopic ??= replyTopicFor(message.topic);
   rejection.subject ??= message.topic.split('/')[1];
-  rejection.eventId ??= eventIdFor({
-    ...message,
-    subject: rejection.subject ?? '',
-    ...(rejection.msgId ? { msgId: rejection.msgId } : {}),
-  });
+  rejection.eventId ??= eventIdFor({ ...message, subject: rejection.subject ?? '' });
   return { ok: false, rejection };
 }
 

@@ -3,7 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 export interface EventIdInput {
   /** The device id from the topic (the request id for provisioning). */
   subject: string;
-  /** The device's own id for the message (`msgId`), when it gave one. */
+  /** The device's own name for the message (`msgId` scoped by `ts`: payload.ts `messageKeyOf`), if it gave one. */
   msgId?: string;
   /** The client id of the bridge session the message arrived on. */
   sessionId: string;
@@ -29,7 +29,8 @@ export interface EventIdInput {
  * - If a session is lost (expired, or a broker without persistence restarts) the broker cannot resend,
  *   and if a broker hands an unacknowledged shared-subscription message to another member (MQTT5 §4.8.2
  *   allows it) the session id differs: the consumer then sees a duplicate under a new id.
- * `${deviceId}:${msgId}` has neither problem; it needs msgIds unique per device across its topics.
+ * `${deviceId}:${msgId}@${ts}` has neither problem; it needs msgIds unique per device among messages with the
+ * same `ts`, which holds across a reboot that restarts the device's counter (payload.ts `messageKeyOf`).
  * QoS 0 has no redelivery (§4.3.1, at most once), so any unique id does.
  */
 export function eventIdFor(input: EventIdInput): string {

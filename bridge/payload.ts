@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { keyIssue, leafIssue } from '../shared/json-values.js';
 
 // Checks on what a device sends, before anything of it reaches a consumer or a store.
 
@@ -24,11 +25,12 @@ export function parseJsonPayload(payload: Buffer): PayloadCheck<unknown> {
 export const MAX_JSON_DEPTH = 32;
 
 /**
- * The first key, at any depth, that starts with `$`: MongoDB reads such keys as operators, so a device
- * could inject an update operator into a document. Iterative, with a depth limit, so that a deeply
- * nested payload cannot overflow the stack.
+ * The first thing, at any depth, that no consumer may receive: a key that starts with `$` (MongoDB reads
+ * such keys as operators, so a device could inject an update operator into a document), a prototype key, or
+ * a value that would not survive JSON unchanged (shared/json-values.ts: `1e999` would arrive as `null`).
+ * Iterative, with a depth limit, so that a deeply nested payload cannot overflow the stack.
  */
-export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): PayloadCheck<undefined> {
+export function findUnsafeJson(value: unknown, maxDepth = MAX_JSON_DEPTH): PayloadCheck<undefined> {
   // The path of an item is only spelled out for a refusal: each item names its parent and its key.
   interface Item {
     value: unknown;
@@ -57,6 +59,10 @@ export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): Pay
         const child = current[index];
         if (typeof child === 'object' && child !== null)
           stack.push({ value: child, depth: item.depth + 1, parent: item, key: index });
+        else {
+          const issue = leafIssue(child);
+          if (issue) return { ok: false, code: issue.code, message: `${pathOf(item)}[${index}]: ${issue.message}` };
+        }
       }
       continue;
     }
@@ -69,9 +75,15 @@ export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): Pay
           message: `the key "${pathOf(item, key)}" starts with "$", which is reserved`,
         };
       }
+      const badKey = keyIssue(key);
+      if (badKey) return { ok: false, code: badKey.code, message: `"${pathOf(item, key)}": ${badKey.message}` };
       const child = (current as Record<string, unknown>)[key];
       if (typeof child === 'object' && child !== null)
         stack.push({ value: child, depth: item.depth + 1, parent: item, key });
+      else {
+        const issue = leafIssue(child);
+        if (issue) return { ok: false, code: issue.code, message: `"${pathOf(item, key)}": ${issue.message}` };
+      }
     }
   }
   return { ok: true, value: undefined };
@@ -79,23 +91,48 @@ export function findForbiddenKey(value: unknown, maxDepth = MAX_JSON_DEPTH): Pay
 
 const MSG_ID = /^[\x21-\x7e]{1,128}$/;
 
+function msgIdField(item: unknown): string | undefined {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+  const id = (item as { msgId?: unknown }).msgId;
+  return typeof id === 'string' && MSG_ID.test(id) ? id : undefined;
+}
+
+/** Joins per-sample parts into one id; a long batch still gets a short one (the same parts, the same hash). */
+function joinParts(parts: string[], max: number): string {
+  const joined = parts.join(',');
+  return joined.length <= max ? joined : `batch-${createHash('sha256').update(joined).digest('hex').slice(0, 32)}`;
+}
+
 /**
  * The device's own message id: `msgId` of an object, or of every element of a batch (ARCHITECTURE
- * telemetry payload). Undefined when absent or not a short printable string.
+ * telemetry payload), as the device wrote it (it names the message in a notice on the errors topic).
+ * Undefined when absent or not a short printable string.
  */
 export function msgIdOf(value: unknown): string | undefined {
-  const single = (item: unknown) => {
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
-    const id = (item as { msgId?: unknown }).msgId;
-    return typeof id === 'string' && MSG_ID.test(id) ? id : undefined;
-  };
-  if (!Array.isArray(value)) return single(value);
-  if (value.length === 0) return undefined;
-  const ids = value.map(single);
-  if (!ids.every((id) => id !== undefined)) return undefined;
-  const joined = ids.join(',');
-  // A long batch still gets a short id: the same msgIds always hash to the same value.
-  return joined.length <= 128 ? joined : `batch-${createHash('sha256').update(joined).digest('hex').slice(0, 32)}`;
+  if (!Array.isArray(value)) return msgIdField(value);
+  const ids = value.map(msgIdField);
+  if (ids.length === 0 || !ids.every((id) => id !== undefined)) return undefined;
+  return joinParts(ids as string[], 128);
+}
+
+/**
+ * What names a message across its redeliveries: every sample's `msgId` scoped by its own `ts`. A device's
+ * counter starts again after a reboot, so a msgId alone would take the first messages after the reboot for
+ * redeliveries of old ones and drop new data; a redelivery is the same bytes, so it carries the same `ts`,
+ * while the rebooted device stamps new times. Without a `ts` on every sample the msgId is not used at all:
+ * the bridge's delivery identity (event-id.ts) names the message, which never confuses two messages, at the
+ * price that a device's own resend of a message without `ts` is stored twice (docs: ARCHITECTURE "msgId").
+ */
+export function messageKeyOf(value: unknown): string | undefined {
+  const items = Array.isArray(value) ? value : [value];
+  const parts: string[] = [];
+  for (const item of items) {
+    const id = msgIdField(item);
+    const ts = (item as { ts?: unknown } | null)?.ts;
+    if (id === undefined || (typeof ts !== 'string' && typeof ts !== 'number')) return undefined;
+    parts.push(`${id}@${ts}`);
+  }
+  return parts.length === 0 ? undefined : joinParts(parts, 192);
 }
 
 /** The status payload: `online` / `offline` as plain text (what devices send as birth and last will). */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictError, InvalidInputError, PreconditionFailedError, type ProblemIssue } from './errors.js';
+import { keyIssue, leafIssue } from './json-values.js';
 import { isDuplicateKey, type MongoHandle, withMongo } from './mongo.js';
 import type { RedisHandle } from './redis.js';
 import { withRedis } from './redis.js';
@@ -65,8 +66,10 @@ const isObject = (value: unknown): value is JsonObject =>
 
 /**
  * Refuses what cannot be stored: a patch that is not an object, keys MongoDB cannot store as field
- * names (`$` operators, `.` paths, empty), nesting deeper than `limits.maxDepth` — at any depth,
- * arrays included. Throws `InvalidInputError` (400, code `invalid_state`) with up to 20 issues.
+ * names (`$` operators, `.` paths, empty), prototype keys, values that would not come back unchanged
+ * through JSON (a non-finite number would be stored as `null`, which a merge reads as "delete"; a lone
+ * surrogate; shared/json-values.ts), nesting deeper than `limits.maxDepth` — at any depth, arrays
+ * included. Throws `InvalidInputError` (400, code `invalid_state`) with up to 20 issues; nothing is merged.
  */
 export function checkStatePatch(patch: unknown, limits: StateLimits): asserts patch is JsonObject {
   if (!isObject(patch)) {
@@ -76,6 +79,17 @@ export function checkStatePatch(patch: unknown, limits: StateLimits): asserts pa
       'invalid_state',
     );
   }
+  const issues = statePatchIssues(patch, limits);
+  if (issues.length > 0)
+    throw new InvalidInputError(
+      'the state patch has keys, values or nesting that cannot be stored',
+      issues,
+      'invalid_state',
+    );
+}
+
+/** Every reason (up to 20) why `checkStatePatch` refuses an object patch; empty when it is storable. */
+export function statePatchIssues(patch: JsonObject, limits: StateLimits): ProblemIssue[] {
   const issues: ProblemIssue[] = [];
   const walk = (value: unknown, path: string, depth: number) => {
     if (issues.length >= 20) return;
@@ -88,7 +102,9 @@ export function checkStatePatch(patch: unknown, limits: StateLimits): asserts pa
     else if (isObject(value)) {
       for (const [key, child] of Object.entries(value)) {
         const childPath = `${path}${path ? '.' : ''}${key}`;
-        if (key === '' || key.includes('$') || key.includes('.')) {
+        const badKey = keyIssue(key);
+        if (badKey) issues.push({ path: childPath, code: badKey.code, message: badKey.message });
+        else if (key === '' || key.includes('$') || key.includes('.')) {
           issues.push({
             path: childPath,
             code: 'invalid_key',
@@ -96,11 +112,13 @@ export function checkStatePatch(patch: unknown, limits: StateLimits): asserts pa
           });
         } else walk(child, childPath, isObject(child) || Array.isArray(child) ? depth + 1 : depth);
       }
+    } else {
+      const issue = leafIssue(value);
+      if (issue) issues.push({ path, code: issue.code, message: issue.message });
     }
   };
   walk(patch, '', 1);
-  if (issues.length > 0)
-    throw new InvalidInputError('the state patch has keys or nesting that cannot be stored', issues, 'invalid_state');
+  return issues;
 }
 
 /** JSON merge patch (RFC 7386 §2): `null` removes, objects merge recursively, anything else replaces. */

@@ -2,7 +2,7 @@
  * The stored telemetry sample, the contract between the capability that writes raw samples
  * (telemetry-ingest) and those that read them (report-generation): one document per sample in the
  * `telemetry` collection. `_id` is derived from the event id and the sample's position, or from the
- * device's `msgId`, so a redelivered message collides with itself in the unique `_id` index even when
+ * device's `msgId` scoped by its `ts`, so a redelivered message collides with itself in the unique `_id` index even when
  * Redis forgot it. Raw samples won over hour buckets by measurement (functions/telemetry-ingest/README.md).
  */
 export const TELEMETRY_COLLECTION = 'telemetry';

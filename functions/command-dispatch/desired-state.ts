@@ -11,6 +11,7 @@ import {
   type Shadow,
   type ShadowStore,
   type StateLimits,
+  statePatchIssues,
   updateShadow,
 } from '../../shared/shadow.js';
 import { requireActiveDevice } from './create-command.js';
@@ -87,8 +88,9 @@ export async function republishDelta(
   deps: DesiredStateDeps,
 ): Promise<void> {
   const deviceId = event.subject;
-  // telemetry-ingest refuses what is not an object; there is no delta to derive from it either.
+  // telemetry-ingest refuses what is not an object or cannot be stored; there is no delta to derive from it.
   if (!deviceId || typeof patch !== 'object' || patch === null || Array.isArray(patch)) return;
+  if (statePatchIssues(patch as JsonObject, deps.limits).length > 0) return;
   const shadow = await deps.shadows.load(deviceId);
   if (Object.keys(shadow.desired).length === 0 && (await deps.deltas.last(deviceId)) === null) return;
   const reported = mergePatch(shadow.reported, patch) as JsonObject;

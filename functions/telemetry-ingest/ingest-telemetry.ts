@@ -60,7 +60,12 @@ export function ingestTelemetry(
 
 function toDocuments(message: TelemetryMessage, samples: ValidSample[]): SampleDocument[] {
   return samples.map((sample) => ({
-    _id: sampleId(message.deviceId, message.eventId, sample.index, sample.msgId),
+    _id: sampleId(
+      message.deviceId,
+      message.eventId,
+      sample.index,
+      sample.msgId !== undefined && sample.deviceTimed ? { msgId: sample.msgId, deviceTs: sample.ts } : undefined,
+    ),
     deviceId: message.deviceId,
     ts: sample.ts,
     metrics: sample.metrics,

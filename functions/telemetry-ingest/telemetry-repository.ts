@@ -26,9 +26,18 @@ export interface TelemetryRepository {
   ensureIndexes(retentionSeconds: number, logger: Logger): Promise<void>;
 }
 
-/** Deterministic sample id: a device's own message id wins, else event id and position. */
-export function sampleId(deviceId: string, eventId: string, index: number, msgId?: string): string {
-  return msgId === undefined ? `${eventId}#${index}` : `${deviceId}~${msgId}`;
+/**
+ * Deterministic sample id. A device's own message id scoped by the sample's own time wins (a redelivery
+ * carries the same `ts`; a device that restarted its counter after a reboot stamps new times, so its new
+ * data is never taken for old), else event id and position. A msgId without a device `ts` names nothing.
+ */
+export function sampleId(
+  deviceId: string,
+  eventId: string,
+  index: number,
+  named?: { msgId: string; deviceTs: Date },
+): string {
+  return named === undefined ? `${eventId}#${index}` : `${deviceId}~${named.msgId}~${named.deviceTs.getTime()}`;
 }
 
 export function createTelemetryRepository(mongo: MongoHandle): TelemetryRepository {

@@ -11,6 +11,8 @@ export interface ValidationPolicy extends TelemetryLimits {
 export interface ValidSample {
   index: number;
   ts: Date;
+  /** Whether `ts` is the device's own (else the time the message arrived). */
+  deviceTimed: boolean;
   metrics: Record<string, number>;
   msgId?: string;
 }
@@ -33,6 +35,7 @@ export function validateTelemetry(
   const valid = samples.map((sample, index) => ({
     index,
     ts: sample.ts === undefined ? receivedAt : new Date(sample.ts),
+    deviceTimed: sample.ts !== undefined,
     metrics: sample.metrics,
     ...(sample.msgId === undefined ? {} : { msgId: sample.msgId }),
   }));

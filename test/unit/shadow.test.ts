@@ -50,6 +50,25 @@ describe('shared/shadow.ts: state logic', () => {
     expect(() => applyReport(emptyShadow('d'), { a: 'x'.repeat(50) }, 1, limits)).toThrow(/limit is 40/);
   });
 
+  it.each([
+    ['{"t":1e999}', 'non_finite_number', 't'],
+    ['{"a":[-1e999]}', 'non_finite_number', 'a.0'],
+    ['{"__proto__":{"polluted":true}}', 'prototype_key', '__proto__'],
+    ['{"a":{"constructor":{"prototype":{}}}}', 'prototype_key', 'a.constructor'],
+    ['{"prototype":1}', 'prototype_key', 'prototype'],
+    ['{"s":"\\udbff"}', 'invalid_unicode', 's'],
+  ])('refuses %s, which would not round-trip through JSON: %s at %s', (text, code, path) => {
+    const limits = { maxBytes: 1000, maxDepth: 4 };
+    let refusal: unknown;
+    try {
+      checkStatePatch(JSON.parse(text), limits);
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toMatchObject({ status: 400, code: 'invalid_state', details: [{ path, code }] });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('increments the version once per accepted report', () => {
     const limits = { maxBytes: 1000, maxDepth: 4 };
     const one = applyReport(emptyShadow('d'), { a: 1 }, 5, limits);

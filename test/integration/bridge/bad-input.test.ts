@@ -98,8 +98,8 @@ describe('bridge: bad input', () => {
 
   it('keeps working after all that, and never forwarded any of it', async () => {
     const id = `${prefix}-fine`;
-    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { t: 2 }, msgId: 'ok' }), { qos: 1 });
-    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:ok`));
+    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { t: 2 }, msgId: 'ok', ts: 1 }), { qos: 1 });
+    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:ok@1`));
     expect(sink.received.filter((r) => r.event?.subject?.startsWith(prefix) && r.event.subject !== id)).toEqual([]);
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
   });

@@ -16,7 +16,7 @@ describe('bridge: the broker restarts', () => {
   let device: MqttClient;
   const id = uniqueName('dev');
   let answers: ReturnType<typeof answering>;
-  const delivered = (msgId: string) => answers.accepted.includes(`${id}:${msgId}`);
+  const delivered = (msgId: string) => answers.accepted.includes(`${id}:${msgId}@1`);
 
   beforeAll(async () => {
     broker = await startMosquitto({ persistence: true });
@@ -48,11 +48,13 @@ describe('bridge: the broker restarts', () => {
 
   it('reconnects after a restart, resumes its sessions and delivers what was in flight', async () => {
     // Prepare: delivery works; then the sink fails, so one message is held unacknowledged by the bridge.
-    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 1 }, msgId: 'before' }), { qos: 1 });
+    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 1 }, msgId: 'before', ts: 1 }), {
+      qos: 1,
+    });
     await sink.waitFor(() => delivered('before'));
     answers.policy = () => ({ status: 503 });
-    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 2 }, msgId: 'held' }), { qos: 1 });
-    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:held`));
+    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 2 }, msgId: 'held', ts: 1 }), { qos: 1 });
+    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:held@1`));
 
     // Act: the broker goes away.
     await broker.stop();
@@ -70,7 +72,9 @@ describe('bridge: the broker restarts', () => {
     );
     await sink.waitFor(() => delivered('held'), 30_000);
     await waitUntil(() => device.connected, 'the device to reconnect', 30_000);
-    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 3 }, msgId: 'after' }), { qos: 1 });
+    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 3 }, msgId: 'after', ts: 1 }), {
+      qos: 1,
+    });
     await sink.waitFor(() => delivered('after'), 30_000);
 
     // Assess: publishing works again too.
@@ -79,6 +83,6 @@ describe('bridge: the broker restarts', () => {
     expect((await publishEvent({ topic: `devices/${id}/commands/c2`, payload: { name: 'y' } })).status).toBe(204);
     await waitUntil(() => got.length === 1, 'the command after the restart');
     await listener.endAsync();
-    expect(answers.accepted.filter((eventId) => eventId === `${id}:held`)).toHaveLength(1);
+    expect(answers.accepted.filter((eventId) => eventId === `${id}:held@1`)).toHaveLength(1);
   });
 });

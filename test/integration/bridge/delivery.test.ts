@@ -58,7 +58,7 @@ describe('bridge: delivery to the sink', () => {
       journal.push(`sink:${status}:${id}`);
       return { status };
     };
-    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { v: 1 }, msgId: 'x' }), { qos: 1 });
+    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { v: 1 }, msgId: 'x', ts: 1 }), { qos: 1 });
     await sink.waitFor((received) => received.filter((r) => r.event?.subject === id).length >= 4);
     const ours = () => journal.filter((entry) => entry.endsWith(id) || entry === `puback:devices/${id}/telemetry`);
     await waitUntil(() => ours().some((entry) => entry.startsWith('puback')), 'the PUBACK');
@@ -72,7 +72,7 @@ describe('bridge: delivery to the sink', () => {
       `puback:devices/${id}/telemetry`,
     ]);
     const attempts = sink.received.filter((r) => r.event?.subject === id);
-    expect(new Set(attempts.map((r) => r.event!.id))).toEqual(new Set([`${id}:x`]));
+    expect(new Set(attempts.map((r) => r.event!.id))).toEqual(new Set([`${id}:x@1`]));
     const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
     expect(metrics).toMatch(/kiot_bridge_delivery_retries_total\{target="sink"\} [3-9]/);
   });
@@ -89,25 +89,25 @@ describe('bridge: delivery to the sink', () => {
             body: '{"error":{"code":"invalid_input","message":"no"}}',
           }
         : { status: 202 };
-    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { v: 1 }, msgId: 'bad' }), { qos: 1 });
+    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { v: 1 }, msgId: 'bad', ts: 1 }), { qos: 1 });
     await deadLetter.waitFor((received) => received.some((r) => r.event?.subject === id));
     await waitUntil(() => errors.length > 0, 'the device error');
-    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { v: 2 }, msgId: 'good' }), { qos: 1 });
-    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:good`));
+    await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { v: 2 }, msgId: 'good', ts: 1 }), { qos: 1 });
+    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:good@1`));
 
     const record = deadLetter.received.find((r) => r.event?.subject === id)!.event!;
     expect(record).toMatchObject({
       type: 'io.kiot.bridge.rejected',
-      id: `${id}:bad:rejected`,
+      id: `${id}:bad@1:rejected`,
       data: {
         reason: { code: 'refused_by_sink', sinkStatus: 400, sinkAnswer: expect.stringContaining('invalid_input') },
         topic: `devices/${id}/telemetry`,
-        eventId: `${id}:bad`,
-        payloadBase64: json({ metrics: { v: 1 }, msgId: 'bad' }).toString('base64'),
+        eventId: `${id}:bad@1`,
+        payloadBase64: json({ metrics: { v: 1 }, msgId: 'bad', ts: 1 }).toString('base64'),
         truncated: false,
       },
     });
-    expect(sink.received.filter((r) => r.event?.id === `${id}:bad`)).toHaveLength(1);
+    expect(sink.received.filter((r) => r.event?.id === `${id}:bad@1`)).toHaveLength(1);
     expect(JSON.parse(errors[0]!.payload.toString())).toMatchObject({
       code: 'refused_by_sink',
       topic: `devices/${id}/telemetry`,

@@ -28,9 +28,13 @@ describe('draining one of two bridge members in one share group', () => {
     const device = await connectDevice();
     try {
       const publish = (n: number) =>
-        device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ msgId: `m${n}`, metrics: { n } }), {
-          qos: 1,
-        });
+        device.publishAsync(
+          `devices/${deviceId}/telemetry`,
+          JSON.stringify({ msgId: `m${n}`, ts: 1, metrics: { n } }),
+          {
+            qos: 1,
+          },
+        );
       const total = 120;
       for (let n = 0; n < 40; n += 1) await publish(n);
       const drained = leaving.bridge.drain();
@@ -40,7 +44,7 @@ describe('draining one of two bridge members in one share group', () => {
 
       const ids = () => new Set(sink.received.filter((r) => r.event?.subject === deviceId).map((r) => r.event!.id));
       await sink.waitFor(() => ids().size === total, 30_000);
-      expect([...ids()].sort()).toEqual(Array.from({ length: total }, (_, n) => `${deviceId}:m${n}`).sort());
+      expect([...ids()].sort()).toEqual(Array.from({ length: total }, (_, n) => `${deviceId}:m${n}@1`).sort());
       expect(deadLetter.received.filter((r) => r.body.includes(deviceId))).toHaveLength(0);
     } finally {
       sink.respond = () => ({ status: 202 });
@@ -58,9 +62,13 @@ describe('draining one of two bridge members in one share group', () => {
     const first = await startTestBridge({ sink, deadLetter, env });
     const device = await connectDevice();
     try {
-      await device.publishAsync(`devices/${deviceId}/telemetry`, JSON.stringify({ msgId: 'm1', metrics: { n: 1 } }), {
-        qos: 1,
-      });
+      await device.publishAsync(
+        `devices/${deviceId}/telemetry`,
+        JSON.stringify({ msgId: 'm1', ts: 1, metrics: { n: 1 } }),
+        {
+          qos: 1,
+        },
+      );
       await sink.waitFor(() => sink.received.some((r) => r.event?.subject === deviceId), 10_000);
       const started = Date.now();
       await first.bridge.drain();
@@ -79,7 +87,7 @@ describe('draining one of two bridge members in one share group', () => {
       });
       try {
         await sink.waitFor(() => delivered.length > 0, 20_000);
-        expect(delivered[0]).toBe(`${deviceId}:m1`);
+        expect(delivered[0]).toBe(`${deviceId}:m1@1`);
       } finally {
         await second.bridge.close();
       }

@@ -58,12 +58,12 @@ describe('bridge: device messages become CloudEvents', () => {
       type: 'io.kiot.telemetry.received',
       subject: device,
       source,
-      id: `${device}:m-1`,
+      id: `${device}:m-1@2026-01-01T00:00:00.000Z`,
       datacontenttype: 'application/json',
       data: payload,
     });
     expect(Number.isNaN(Date.parse(events[0]!.event!.time!))).toBe(false);
-    expect(events[0]!.headers['ce-id']).toBe(`${device}:m-1`);
+    expect(events[0]!.headers['ce-id']).toBe(`${device}:m-1@2026-01-01T00:00:00.000Z`);
   });
 
   it('derives a stable id from the session and packet when there is no msgId', async () => {

@@ -122,6 +122,24 @@ describe('desired state (PATCH, If-Match, retained delta)', () => {
     expect((await h.request('PATCH', `/devices/${id}/state/desired`, { $set: { a: 1 } })).status).toBe(400);
     expect((await h.request('PATCH', `/devices/${id}/state/desired`, { a: 'x'.repeat(9000) })).status).toBe(400);
     expect((await h.request('PATCH', `/devices/${uniqueName('none')}/state/desired`, { a: 1 })).status).toBe(404);
+    // What would not come back unchanged through JSON, and prototype keys: 400, and the shadow stays as it was.
+    const before = (await h.request('GET', `/devices/${id}/state/desired`)).body;
+    for (const [text, code] of [
+      ['{"a":1e999}', 'non_finite_number'],
+      ['{"__proto__":{"admin":true}}', 'prototype_key'],
+      ['{"a":{"constructor":1}}', 'prototype_key'],
+      ['{"prototype":{}}', 'prototype_key'],
+      ['{"a":"\\ud800"}', 'invalid_unicode'],
+    ]) {
+      const refused = await fetch(`${h.instances[0]!.base}/devices/${id}/state/desired`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'application/json' },
+        body: text,
+      });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ error: { code: 'invalid_state', details: [{ code }] } });
+    }
+    expect((await h.request('GET', `/devices/${id}/state/desired`)).body).toEqual(before);
     const badEtag = await fetch(`${h.instances[0]!.base}/devices/${id}/state/desired`, {
       method: 'PATCH',
       headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': 'application/json', 'if-match': 'nope' },

@@ -80,9 +80,10 @@ describe('telemetry-ingest end to end', () => {
   });
 
   it('stores a single message and a batch published over MQTT, once each', async () => {
+    const ts = Date.now() - 10_000;
     await device.publishAsync(
       `devices/${deviceId}/telemetry`,
-      JSON.stringify({ metrics: { temp: 21.5 }, msgId: 'one' }),
+      JSON.stringify({ ts, metrics: { temp: 21.5 }, msgId: 'one' }),
       { qos: 1 },
     );
     const base = Date.now() - 5_000;
@@ -93,9 +94,47 @@ describe('telemetry-ingest end to end', () => {
     const stored = await storedSamples(h, deviceId);
     expect(stored).toHaveLength(4);
     expect(stored.filter((doc) => doc.msgId === 'one')).toEqual([
-      expect.objectContaining({ _id: `${deviceId}~one`, eventId: `${deviceId}:one`, metrics: { temp: 21.5 } }),
+      expect.objectContaining({
+        _id: `${deviceId}~one~${ts}`,
+        eventId: `${deviceId}:one@${ts}`,
+        metrics: { temp: 21.5 },
+      }),
     ]);
-    expect(stored.filter((doc) => doc.ts.getTime() < base + 10).map((doc) => doc.metrics.temp)).toEqual([1, 2, 3]);
+    expect(stored.filter((doc) => doc.msgId === undefined).map((doc) => doc.metrics.temp)).toEqual([1, 2, 3]);
+  });
+
+  it('stores new data from a device whose msgId counter restarted after a reboot; a resend once', async () => {
+    const rebootId = `${prefix}-reboot`;
+    await h.addDevice(rebootId);
+    const duplicates = async () =>
+      Number(/kiot_telemetry_duplicates_total (\d+)/.exec(await (await h.get('/metrics')).text())?.[1] ?? 0);
+    const publish = async (client: MqttClient, sample: object) =>
+      client.publishAsync(`devices/${rebootId}/telemetry`, JSON.stringify(sample), { qos: 1 });
+    const stored = async () => (await storedSamples(h, rebootId)).filter((doc) => doc.msgId === '1');
+
+    const before = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clientId: rebootId });
+    const t1 = Date.now() - 60_000;
+    await publish(before, { msgId: '1', ts: t1, metrics: { temp: 1 } });
+    await until(async () => (await stored()).length === 1, 'the first boot’s message 1');
+    // Reboot: a new session (clean start) whose counter starts at 1 again, with its clock moved on.
+    await before.endAsync();
+    const after = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clientId: rebootId, clean: true });
+    const t2 = Date.now() - 1_000;
+    await publish(after, { msgId: '1', ts: t2, metrics: { temp: 2 } });
+    await until(async () => (await stored()).length === 2, 'the second boot’s message 1');
+    // The device resends the same message (its PUBACK was lost): the same msgId and ts, dropped.
+    const seen = await duplicates();
+    await publish(after, { msgId: '1', ts: t2, metrics: { temp: 2 } });
+    await until(async () => (await duplicates()) > seen, 'the resend counted as a duplicate');
+    expect((await stored()).map((doc) => doc.metrics.temp).sort()).toEqual([1, 2]);
+    // Without ts a msgId names nothing: a restarted counter's message is stored, never swallowed.
+    await publish(after, { msgId: '9', metrics: { temp: 3 } });
+    await publish(after, { msgId: '9', metrics: { temp: 4 } });
+    await until(
+      async () => (await storedSamples(h, rebootId)).filter((doc) => doc.msgId === '9').length === 2,
+      'both untimed messages',
+    );
+    await after.endAsync();
   });
 
   it('tells the device on its errors topic why a message was refused', async () => {
@@ -122,6 +161,22 @@ describe('telemetry-ingest end to end', () => {
     );
     const view = (await (await h.get(`/devices/${deviceId}/state`)).json()) as any;
     expect(view.shadow.reported).toEqual({ fw: '1.2.3', led: { on: true } });
+  });
+
+  it.each([
+    ['a number JSON cannot carry back', '{"fw":1e999}', 'non_finite_number'],
+    ['a prototype key', '{"__proto__":{"admin":true}}', 'prototype_key'],
+    ['a constructor key', '{"led":{"constructor":{"prototype":{}}}}', 'prototype_key'],
+    ['a lone surrogate', '{"fw":"\\ud800"}', 'invalid_unicode'],
+  ])('refuses a state report with %s, tells the device, and changes nothing', async (_name, text, code) => {
+    const state = async () => ((await (await h.get(`/devices/${deviceId}/state`)).json()) as any).shadow;
+    const before = await state();
+    const seen = errors.length;
+    await device.publishAsync(`devices/${deviceId}/state/reported`, Buffer.from(text), { qos: 1 });
+    await until(() => errors.length > seen, 'a notice on the errors topic');
+    expect(errors[seen]).toMatchObject({ code, topic: `devices/${deviceId}/state/reported` });
+    expect(await state()).toEqual(before);
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
   });
 
   it('tracks presence from the birth message and from the last will of a killed client', async () => {

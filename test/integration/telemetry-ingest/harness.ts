@@ -31,7 +31,13 @@ export interface Harness {
   /** `Authorization` header of an app API key with every scope. */
   apiKey: string;
   /** Posts a device event in binary mode (the wire format of the Broker). */
-  send(type: string, subject: string, data: unknown, options?: { id?: string; time?: string }): Promise<Response>;
+  /** POSTs a CloudEvent in binary mode; `rawData` is sent as the body text instead of `data` as JSON. */
+  send(
+    type: string,
+    subject: string,
+    data: unknown,
+    options?: { id?: string; time?: string; rawData?: string },
+  ): Promise<Response>;
   get(path: string): Promise<Response>;
   addDevice(id: string, options?: { type?: string; status?: 'active' | 'disabled'; secret?: string }): Promise<void>;
   addDeviceType(id: string, telemetrySchema: TelemetrySchema): Promise<void>;
@@ -111,7 +117,8 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
         data,
       });
       const message = toBinaryMessage(event);
-      return fetch(base, { method: 'POST', headers: message.headers, body: message.body });
+      const body = sendOptions.rawData ?? message.body;
+      return fetch(base, { method: 'POST', headers: message.headers, body });
     },
     get: (path) => fetch(`${base}${path}`, { headers: { authorization: apiKey } }),
     async addDevice(id, deviceOptions = {}) {

@@ -65,11 +65,23 @@ describe('telemetry-ingest: storing telemetry', () => {
     expect((await storedSamples(h, device)).filter((doc) => doc.eventId === id)).toHaveLength(2);
   });
 
-  it('treats a msgId the device repeats under a new event id as the same sample', async () => {
+  it('treats a msgId and ts the device repeats under a new event id as the same sample', async () => {
     const msgId = uniqueName('m');
-    expect((await h.send(TYPES.telemetry, device, { metrics: { temp: 5 }, msgId })).status).toBe(204);
-    expect((await h.send(TYPES.telemetry, device, { metrics: { temp: 5 }, msgId })).status).toBe(204);
+    const ts = Date.now() - 1_000;
+    expect((await h.send(TYPES.telemetry, device, { ts, metrics: { temp: 5 }, msgId })).status).toBe(204);
+    expect((await h.send(TYPES.telemetry, device, { ts, metrics: { temp: 5 }, msgId })).status).toBe(204);
     expect((await storedSamples(h, device)).filter((doc) => doc.msgId === msgId)).toHaveLength(1);
+  });
+
+  it('stores a msgId repeated with a new ts, or without ts, again: a restarted counter is new data', async () => {
+    const msgId = uniqueName('m');
+    const ts = Date.now() - 5_000;
+    expect((await h.send(TYPES.telemetry, device, { ts, metrics: { temp: 5 }, msgId })).status).toBe(204);
+    expect((await h.send(TYPES.telemetry, device, { ts: ts + 1, metrics: { temp: 6 }, msgId })).status).toBe(204);
+    expect((await h.send(TYPES.telemetry, device, { metrics: { temp: 7 }, msgId })).status).toBe(204);
+    expect((await h.send(TYPES.telemetry, device, { metrics: { temp: 8 }, msgId })).status).toBe(204);
+    const temps = (await storedSamples(h, device)).filter((doc) => doc.msgId === msgId).map((doc) => doc.metrics.temp);
+    expect(temps.sort()).toEqual([5, 6, 7, 8]);
   });
 
   it('coalesces concurrent events into few inserts and acknowledges each one', async () => {

@@ -75,6 +75,26 @@ describe('telemetry-ingest: shadow and presence', () => {
     expect((await state(device)).shadow.version).toBe(0);
   });
 
+  it.each([
+    ['a number JSON cannot carry back', '{"power":1e999}', 'non_finite_number', 'power'],
+    ['a prototype key', '{"__proto__":{"admin":true}}', 'prototype_key', '__proto__'],
+    ['a nested constructor key', '{"net":{"constructor":{"prototype":{"x":1}}}}', 'prototype_key', 'net.constructor'],
+    ['a prototype key', '{"prototype":1}', 'prototype_key', 'prototype'],
+    ['a lone surrogate', '{"name":"\\udc01"}', 'invalid_unicode', 'name'],
+  ])('refuses a report with %s (%s) with 400 and a notice; nothing changes', async (_name, text, code, path) => {
+    const device = uniqueName('lamp');
+    await h.addDevice(device);
+    await h.send(TYPES.state, device, { power: 'on' });
+    const before = (await state(device)).shadow;
+    const id = uniqueName('bad');
+    const answer = await h.send(TYPES.state, device, undefined, { id, rawData: text });
+    expect(answer.status).toBe(400);
+    expect(await answer.json()).toMatchObject({ error: { code: 'invalid_state', details: [{ path, code }] } });
+    expect(h.notices(device)).toContainEqual(expect.objectContaining({ code: 'invalid_state', eventId: id }));
+    expect((await state(device)).shadow).toEqual(before);
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+  });
+
   it('rebuilds the shadow from MongoDB when Redis lost it, and computes the delta to desired', async () => {
     const device = uniqueName('valve');
     await h.addDevice(device);

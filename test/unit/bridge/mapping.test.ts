@@ -2,7 +2,7 @@ import { CloudEvent, MQTT } from 'cloudevents';
 import { describe, expect, it } from 'vitest';
 import { type InboundMessage, mapInboundMessage } from '../../../bridge/device-events.js';
 import { eventIdFor } from '../../../bridge/event-id.js';
-import { findForbiddenKey, msgIdOf, parseStatus } from '../../../bridge/payload.js';
+import { findUnsafeJson, messageKeyOf, msgIdOf, parseStatus } from '../../../bridge/payload.js';
 import { isValidPublishTopic, parseInboundTopic, replyTopicFor, subscriptionFilters } from '../../../bridge/topics.js';
 
 const options = { source: 'mqtt://broker:1883', maxPayloadBytes: 1024 };
@@ -89,16 +89,36 @@ describe('payload checks', () => {
   });
 
   it('finds $ keys at any depth and stops at a depth limit', () => {
-    expect(findForbiddenKey({ a: [{ b: { c: 1 } }] }).ok).toBe(true);
-    expect(findForbiddenKey({ a: [{ b: { $gt: 1 } }] })).toMatchObject({
+    expect(findUnsafeJson({ a: [{ b: { c: 1 } }] }).ok).toBe(true);
+    expect(findUnsafeJson({ a: [{ b: { $gt: 1 } }] })).toMatchObject({
       ok: false,
       code: 'forbidden_key',
       message: expect.stringContaining('a[0].b.$gt'),
     });
-    expect(findForbiddenKey({ a$: 1, b: 'x$' }).ok).toBe(true);
+    expect(findUnsafeJson({ a$: 1, b: 'x$' }).ok).toBe(true);
     let deep: unknown = 1;
     for (let i = 0; i < 100; i += 1) deep = [deep];
-    expect(findForbiddenKey(deep)).toMatchObject({ ok: false, code: 'too_deep' });
+    expect(findUnsafeJson(deep)).toMatchObject({ ok: false, code: 'too_deep' });
+  });
+
+  it.each([
+    ['{"s":{"t":1e999}}', 'non_finite_number', 's.t'],
+    ['{"a":[1,-1e400]}', 'non_finite_number', 'a[1]'],
+    ['{"a":{"__proto__":{"x":1}}}', 'prototype_key', 'a.__proto__'],
+    ['{"constructor":1}', 'prototype_key', 'constructor'],
+    ['{"prototype":{}}', 'prototype_key', 'prototype'],
+    ['{"s":"\\ud800"}', 'invalid_unicode', 's'],
+    ['{"\\udc00":1}', 'invalid_unicode', ''],
+  ])('refuses %s, which would not come back unchanged: %s', (text, code, path) => {
+    expect(findUnsafeJson(JSON.parse(text))).toMatchObject({ ok: false, code, message: expect.stringContaining(path) });
+    const mapped = mapInboundMessage(message('devices/d1/state/reported', text), options);
+    expect(!mapped.ok && mapped.rejection).toMatchObject({ code, replyTopic: 'devices/d1/errors' });
+  });
+
+  it('accepts what round-trips: -0, huge finite numbers, astral characters, keys like proto', () => {
+    expect(findUnsafeJson(JSON.parse('{"a":-0,"b":1.7e308,"c":"\\ud83d\\ude00","proto":1,"Constructor":2}')).ok).toBe(
+      true,
+    );
   });
 
   it('reads msgId from an object or from every element of a batch', () => {
@@ -134,10 +154,40 @@ describe('event id', () => {
     }
   });
 
-  it('is `{deviceId}:{msgId}` when the device names its message, whatever the session', () => {
-    expect(eventIdFor({ ...base, msgId: 'm1' })).toBe('d1:m1');
-    const mapped = mapInboundMessage(message('devices/d9/telemetry', '{"metrics":{},"msgId":"m1"}'), options);
-    expect(mapped.ok && mapped.event.id).toBe('d9:m1');
+  it('is `{deviceId}:{msgId}@{ts}` when the device names and times its message, whatever the session', () => {
+    expect(eventIdFor({ ...base, msgId: 'm1@5' })).toBe('d1:m1@5');
+    const named = '{"metrics":{"t":1},"msgId":"m1","ts":"2026-01-01T00:00:00Z"}';
+    const mapped = mapInboundMessage(message('devices/d9/telemetry', named), options);
+    expect(mapped.ok && mapped.event.id).toBe('d9:m1@2026-01-01T00:00:00Z');
+  });
+
+  it('never takes a rebooted device’s restarted counter for a redelivery: msgId is scoped by ts', () => {
+    const before = mapInboundMessage(
+      message('devices/d9/telemetry', '{"metrics":{"t":1},"msgId":"1","ts":1000}'),
+      options,
+    );
+    const rebooted = mapInboundMessage(
+      message('devices/d9/telemetry', '{"metrics":{"t":1},"msgId":"1","ts":9000}'),
+      options,
+    );
+    expect(before.ok && rebooted.ok && before.event.id !== rebooted.event.id).toBe(true);
+    // Without ts a msgId names nothing: the delivery identity (session, packet id, payload) is the id.
+    const untimed = mapInboundMessage(message('devices/d9/telemetry', '{"metrics":{"t":1},"msgId":"1"}'), options);
+    expect(untimed.ok && untimed.event.id).toMatch(/^mqtt-[0-9a-f]{32}$/);
+  });
+
+  it('scopes every sample of a batch, and needs a ts on each', () => {
+    expect(
+      messageKeyOf([
+        { msgId: 'a', ts: 1 },
+        { msgId: 'b', ts: '2026-01-01T00:00:00Z' },
+      ]),
+    ).toBe('a@1,b@2026-01-01T00:00:00Z');
+    expect(messageKeyOf([{ msgId: 'a', ts: 1 }, { msgId: 'b' }])).toBeUndefined();
+    expect(messageKeyOf({ msgId: 'a', ts: { x: 1 } })).toBeUndefined();
+    expect(messageKeyOf(Array.from({ length: 50 }, (_, i) => ({ msgId: `m-${i}`, ts: i })))).toMatch(
+      /^batch-[0-9a-f]{32}$/,
+    );
   });
 
   it('is unique for QoS 0, which is never redelivered', () => {

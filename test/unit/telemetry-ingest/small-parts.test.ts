@@ -45,7 +45,8 @@ describe('alert rule evaluation inputs', () => {
       { index: 2, ts: new Date(2), metrics: { u: 1 } },
       { index: 3, ts: new Date(4), metrics: { t: 70 } },
     ];
-    expect(observe(rule, samples)).toEqual([
+    const timed = samples.map((sample) => ({ ...sample, deviceTimed: true }));
+    expect(observe(rule, timed)).toEqual([
       { ts: 1, value: 85, breach: true, clear: false },
       { ts: 3, value: 75, breach: false, clear: false },
       { ts: 4, value: 70, breach: false, clear: true },

@@ -19,7 +19,7 @@ function refusal(payload: unknown, schema?: Parameters<typeof validateTelemetry>
 describe('validateTelemetry', () => {
   it('takes one sample or a batch; ts as ISO-8601 or epoch ms; the receive time when absent', () => {
     expect(validateTelemetry({ metrics: { t: 1 } }, policy, undefined, received, now)).toEqual([
-      { index: 0, ts: received, metrics: { t: 1 } },
+      { index: 0, ts: received, deviceTimed: false, metrics: { t: 1 } },
     ]);
     const batch = validateTelemetry(
       [
@@ -35,7 +35,7 @@ describe('validateTelemetry', () => {
       '2026-06-01T09:59:00.000Z',
       new Date(now - 1_000).toISOString(),
     ]);
-    expect(batch[1]).toMatchObject({ index: 1, msgId: 'a-1' });
+    expect(batch[1]).toMatchObject({ index: 1, msgId: 'a-1', deviceTimed: true });
   });
 
   it.each([
