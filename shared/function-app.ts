@@ -24,6 +24,8 @@ export interface HttpRequest {
   /** The parsed JSON body; `undefined` when there is none. */
   body: unknown;
   rawBody: Buffer;
+  /** For a route with `streamBody`: the request body as it arrives (never buffered whole). */
+  stream?: Readable;
 }
 
 export interface HttpResult {
@@ -52,6 +54,11 @@ export interface Route {
   path: string;
   /** The API-key scope this route needs (enforced by `authorize`). */
   scope?: string;
+  /**
+   * The body is read by the handler from `request.stream` (an upload of any size), not buffered and parsed.
+   * The server hands such requests over before the framework's body parsers (serve.ts).
+   */
+  streamBody?: boolean;
   handle(request: HttpRequest, ctx: HandlerContext): Promise<HttpResult>;
 }
 
@@ -85,7 +92,10 @@ export interface FunctionAppOptions {
   registry?: Registry;
 }
 
-export type FunctionHandler = (req: Request, res: Response) => Promise<void>;
+export type FunctionHandler = ((req: Request, res: Response) => Promise<void>) & {
+  /** Whether a request goes to a `streamBody` route: the server must not buffer its body. */
+  streamsBody?: (method: string, path: string) => boolean;
+};
 
 /**
  * The one HTTP entry of a capability. The functions framework gives every request to it; it serves
@@ -183,7 +193,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
         pathMatched = true;
         if (compiled.route.method !== req.method) continue;
         routeLabel = `${compiled.route.method} ${compiled.route.path}`;
-        if (raw.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes, raw.length);
+        if (!compiled.route.streamBody && raw.length > maxBodyBytes)
+          throw new PayloadTooLargeError(maxBodyBytes, raw.length);
         const params: Record<string, string> = {};
         compiled.names.forEach((name, index) => {
           params[name] = decodeURIComponent(match[index + 1]!);
@@ -196,9 +207,10 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
           headers,
           body: undefined,
           rawBody: raw,
+          ...(compiled.route.streamBody ? { stream: req as unknown as Readable } : {}),
         };
         if (options.authorize) await options.authorize(request, compiled.route);
-        request.body = parseJsonBody(raw, headers);
+        if (!compiled.route.streamBody) request.body = parseJsonBody(raw, headers);
         const result = await compiled.route.handle(request, {
           logger,
           invocationId: headers['x-request-id'] ?? randomUUID(),
@@ -215,7 +227,9 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       const problem = toProblem(error);
       status = problem.status;
       if (status >= 500) logger.error({ err: error, route: routeLabel }, 'request failed');
-      send(res, status, problem.body, problem.headers);
+      // An upload refused half-way: the rest of its body is never read, so the connection cannot carry another.
+      const unread = (req as unknown as { complete?: boolean }).complete === false;
+      send(res, status, problem.body, unread ? { ...problem.headers, connection: 'close' } : problem.headers);
     } finally {
       httpCounter.inc({ route: routeLabel, status });
       if (routeLabel !== '/healthz' && routeLabel !== '/metrics') {
@@ -230,12 +244,18 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     }
   }
 
-  return async (req, res) => {
+  const handler: FunctionHandler = async (req, res) => {
     const headers = headerRecord(req);
     const raw = rawBodyOf(req);
     if (isCloudEventRequest(headers)) await handleEvent(req, res, headers, raw);
     else await handleHttp(req, res, headers, raw);
   };
+  const streaming = routes.filter((compiled) => compiled.route.streamBody);
+  if (streaming.length > 0) {
+    handler.streamsBody = (method, path) =>
+      streaming.some((compiled) => compiled.route.method === method && compiled.pattern.test(path));
+  }
+  return handler;
 }
 
 /** Declares an event route with its data type inferred from its schema. */

@@ -56,7 +56,8 @@ export function parseJsonBody(raw: Buffer, headers: Record<string, string>): unk
 }
 
 export function send(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.status(status);
+  // statusCode, not Express's res.status(): a streamed upload reaches the handler on a plain Node response.
+  res.statusCode = status;
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   if (body === undefined) {
     res.end();
@@ -85,7 +86,7 @@ export async function sendStream(
 ): Promise<void> {
   const iterator = body[Symbol.asyncIterator]();
   const first = await iterator.next();
-  res.status(status);
+  res.statusCode = status;
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   if (!res.getHeader('content-type')) res.setHeader('content-type', 'application/octet-stream');
   async function* chunks() {

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import * as functions from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { InvalidInputError, PayloadTooLargeError, toProblem } from './errors.js';
@@ -22,6 +22,18 @@ export function createFunctionServer(name: string, handler: FunctionHandler): Se
   functions.http(name, handler);
   const server = getTestServer(name);
   const app = server.listeners('request')[0] as unknown as ExpressApp;
+  const streamsBody = handler.streamsBody;
+  if (streamsBody) {
+    // Uploads of any size: the framework's body parsers would buffer the whole body first, so requests for a
+    // `streamBody` route go to the handler straight from Node's server, their body still unread.
+    const express = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const path = new URL(req.url ?? '/', 'http://function.local').pathname;
+      if (streamsBody(req.method ?? 'GET', path)) void handler(req as never, res as never);
+      else express(req, res);
+    });
+  }
   // Express tells error handlers by their four parameters.
   app.use((error, _req, res, _next) => {
     const { type, status, length, limit } = (error ?? {}) as {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DomainRefusalError } from '../../shared/errors.js';
+import { requestDigest } from '../../shared/idempotency-key.js';
 import type { CommandDocument } from './command-repository.js';
 import { type CommandView, toView } from './command-view.js';
 import type { CommandDeps } from './deps.js';
@@ -23,18 +24,7 @@ export function idempotentCommandId(deviceId: string, key: string): string {
 /** What the request asked for (not how long it waits), so a key reused for another command is told apart. */
 export function requestDigestOf(body: CreateCommandBody): string {
   const { wait: _wait, ...asked } = body;
-  return createHash('sha256').update(canonicalJson(asked)).digest('base64url');
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
+  return requestDigest(asked);
 }
 
 export type ReplayOutcome = ({ kind: 'accepted'; command: CommandView } | WaitOutcome) & { replayed: true };

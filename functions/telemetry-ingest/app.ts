@@ -1,5 +1,6 @@
 import { Registry } from 'prom-client';
 import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { createDeviceAuthenticator, type VerifySecret } from '../../shared/device-auth.js';
 import { createDeviceDirectory } from '../../shared/devices.js';
 import { createEmitter, type Emitter } from '../../shared/emitter.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
@@ -16,7 +17,6 @@ import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { createAlertStateRepository } from './alert-state-repository.js';
 import { createAlertsRepository } from './alerts-repository.js';
 import type { Config } from './config.js';
-import { createDeviceAuthenticator, type VerifySecret } from './device-auth.js';
 import { deviceRoutes } from './device-routes.js';
 import { eventRoutes } from './event-routes.js';
 import { createGroupCommit } from './group-commit.js';

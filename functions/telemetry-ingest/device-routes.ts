@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
+import type { DeviceAuthenticator } from '../../shared/device-auth.js';
 import { type DeviceDirectory, deviceIdSchema } from '../../shared/devices.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
 import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { ShadowStore } from '../../shared/shadow.js';
-import type { DeviceAuthenticator } from './device-auth.js';
 import type { IngestOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { PresenceRepository } from './presence-repository.js';
 import { getDeviceState, queryTelemetry } from './queries.js';

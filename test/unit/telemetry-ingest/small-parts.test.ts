@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCursor, encodeCursor } from '../../../functions/telemetry-ingest/cursor.js';
-import { parseBasic } from '../../../functions/telemetry-ingest/device-auth.js';
 import { compare, observe } from '../../../functions/telemetry-ingest/evaluate-alerts.js';
 import {
   DisabledDeviceError,
@@ -10,6 +9,7 @@ import {
   UnknownDeviceError,
 } from '../../../functions/telemetry-ingest/refusals.js';
 import { type AlertRule, alertRuleInputSchema } from '../../../functions/telemetry-ingest/schema.js';
+import { parseBasic } from '../../../shared/device-auth.js';
 import { InvalidInputError, toProblem } from '../../../shared/errors.js';
 
 describe('telemetry-ingest refusals map to Knative-safe answers', () => {

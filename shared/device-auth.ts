@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { DEVICES_COLLECTION, type DeviceDocument, deviceIdSchema } from '../../shared/devices.js';
-import { UnauthorizedError } from '../../shared/errors.js';
-import type { MongoHandle } from '../../shared/mongo.js';
-import { withMongo } from '../../shared/mongo.js';
-import { createTtlCache } from '../../shared/ttl-cache.js';
+import { DEVICES_COLLECTION, type DeviceDocument, deviceIdSchema } from './devices.js';
+import { UnauthorizedError } from './errors.js';
+import type { MongoHandle } from './mongo.js';
+import { withMongo } from './mongo.js';
+import { createTtlCache } from './ttl-cache.js';
 
 export type VerifySecret = (secret: string, stored: string) => Promise<boolean>;
 
