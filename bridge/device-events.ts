@@ -46,6 +46,10 @@ export const TYPES_BY_KIND: Record<InboundKind, readonly string[]> = {
   status: ['io.kiot.device.connected', 'io.kiot.device.disconnected'],
   ack: ['io.kiot.command.acknowledged'],
   provisioning: ['io.kiot.provisioning.requested'],
+  'job-get': ['io.kiot.job.pending.requested'],
+  'job-start-next': ['io.kiot.job.startnext.requested'],
+  'job-describe': ['io.kiot.job.execution.requested'],
+  'job-update': ['io.kiot.job.execution.update.requested'],
 };
 
 const STRUCTURED = 'application/cloudevents+json';
@@ -92,6 +96,9 @@ function topicContext(topic: InboundTopic, data: unknown): { data: unknown; exte
   }
   if (topic.kind === 'provisioning')
     return { data: { ...(data as object), requestId: topic.requestId }, extensions: {} };
+  if (topic.jobId !== undefined) {
+    return { data: { ...(data as object), jobId: topic.jobId }, extensions: { jobid: topic.jobId } };
+  }
   return { data, extensions: {} };
 }
 

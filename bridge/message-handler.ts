@@ -156,6 +156,7 @@ const KIND_BY_SUFFIX: [RegExp, string][] = [
   [/\/state\/reported$/, 'state'],
   [/\/status$/, 'status'],
   [/\/ack$/, 'ack'],
+  [/\/jobs\//, 'job'],
 ];
 
 /** A bounded label for the received counter (never the raw topic: device ids would explode the series). */

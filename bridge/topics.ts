@@ -1,7 +1,16 @@
 // The device-side topic scheme (ARCHITECTURE "MQTT topics"): which topics the bridge consumes, how a topic
 // names its device, and where a device hears why a message was refused.
 
-export type InboundKind = 'telemetry' | 'state' | 'status' | 'ack' | 'provisioning';
+export type InboundKind =
+  | 'telemetry'
+  | 'state'
+  | 'status'
+  | 'ack'
+  | 'provisioning'
+  | 'job-get'
+  | 'job-start-next'
+  | 'job-describe'
+  | 'job-update';
 
 export interface InboundTopic {
   kind: InboundKind;
@@ -10,6 +19,7 @@ export interface InboundTopic {
   deviceId?: string;
   commandId?: string;
   requestId?: string;
+  jobId?: string;
 }
 
 export interface TopicRefusal {
@@ -32,6 +42,11 @@ export function subscriptionFilters(group: string): string[] {
     `$share/${group}/devices/+/status`,
     `$share/${group}/devices/+/commands/+/ack`,
     `$share/${group}/provisioning/+/request`,
+    // Jobs requests only: the answers and notifications (`…/accepted`, `…/notify`) have other level counts.
+    `$share/${group}/devices/+/jobs/get`,
+    `$share/${group}/devices/+/jobs/start-next`,
+    `$share/${group}/devices/+/jobs/+/get`,
+    `$share/${group}/devices/+/jobs/+/update`,
   ];
 }
 
@@ -43,6 +58,16 @@ function kindOf(levels: string[]): InboundKind | undefined {
   if (rest === 'state/reported') return 'state';
   if (rest === 'status') return 'status';
   if (levels.length === 5 && levels[2] === 'commands' && levels[4] === 'ack') return 'ack';
+  if (levels[2] === 'jobs') return jobKindOf(levels);
+  return undefined;
+}
+
+/** `devices/{id}/jobs/get|start-next` and `devices/{id}/jobs/{jobId}/get|update` (functions/jobs/device-topics.ts). */
+function jobKindOf(levels: string[]): InboundKind | undefined {
+  if (levels.length === 4 && levels[3] === 'get') return 'job-get';
+  if (levels.length === 4 && levels[3] === 'start-next') return 'job-start-next';
+  if (levels.length === 5 && levels[4] === 'get') return 'job-describe';
+  if (levels.length === 5 && levels[4] === 'update') return 'job-update';
   return undefined;
 }
 
@@ -64,6 +89,11 @@ export function parseInboundTopic(
     const commandId = levels[3]!;
     if (!isValidId(commandId)) return refuse(`the command id "${commandId}" in ${topic} is not valid`);
     return { ok: true, value: { kind, subject: id, deviceId: id, commandId } };
+  }
+  if (kind === 'job-describe' || kind === 'job-update') {
+    const jobId = levels[3]!;
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(jobId)) return refuse(`the job id "${jobId}" in ${topic} is not valid`);
+    return { ok: true, value: { kind, subject: id, deviceId: id, jobId } };
   }
   return { ok: true, value: { kind, subject: id, deviceId: id } };
 }

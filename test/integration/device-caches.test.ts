@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDeviceAuthenticator } from '../../functions/telemetry-ingest/device-auth.js';
+import { createDeviceAuthenticator } from '../../shared/device-auth.js';
 import { createDeviceDirectory, DEVICES_COLLECTION, type DeviceDocument } from '../../shared/devices.js';
 import { createMongo } from '../../shared/mongo.js';
 import { hashSecret, verifySecret } from '../../shared/secrets.js';

@@ -53,6 +53,7 @@ const KNOWN = [
   'command-dispatch',
   'report-generation',
   'dead-letters',
+  'jobs',
 ];
 
 /** ARCHITECTURE.md's CloudEvents table: which component produces and which consumes each type. */

@@ -1,0 +1,184 @@
+import type { Ctx, JobDeps } from './deps.js';
+import { notifyDevices, pendingMessages, publishToDevices } from './device-messages.js';
+import { abortJob, endJob, finishCleanup } from './end-job.js';
+import { type ExecutionDocument, newExecutions } from './execution-repository.js';
+import { forgetJobConfig } from './job-config.js';
+import type { JobDocument } from './job-repository.js';
+import { recordOutcome } from './record-outcome.js';
+import { abortVerdict, fullCounts, maintenanceWindow, rampedState, releaseBudget } from './rollout.js';
+
+/**
+ * One pass of the scheduler over every live job (SCHEDULED, IN_PROGRESS, being deleted, or ended with its
+ * cleanup owed), then over executions whose timeout passed. Each step is a compare-and-set on the job's
+ * version, so any number of instances may run passes at once: of two that try the same step, one does it.
+ * Returns whether a job is still live (the tick keeps going while one is).
+ */
+export async function advanceJobs(deps: JobDeps, ctx: Ctx): Promise<{ live: number }> {
+  const live = await deps.jobs.live();
+  for (const job of live) {
+    try {
+      await advanceJob(job, deps, ctx);
+    } catch (error) {
+      // One job's fault (a conflict, a store hiccup) must not stop the others; the next pass tries again.
+      ctx.logger.warn({ err: error, jobId: job._id }, 'job not advanced in this pass');
+    }
+  }
+  await sweepTimeouts(deps, ctx);
+  return { live: live.length };
+}
+
+export async function advanceJob(job: JobDocument, deps: JobDeps, ctx: Ctx): Promise<void> {
+  const now = deps.clock();
+  if (job.cleanupPending && job.status !== 'DELETION_IN_PROGRESS') {
+    await finishCleanup(job, deps, ctx);
+    return;
+  }
+  if (job.status === 'DELETION_IN_PROGRESS') {
+    await deps.executions.removeForJob(job._id);
+    await deps.jobs.removeTimeline(job._id);
+    await deps.jobs.remove(job._id);
+    forgetJobConfig(job._id);
+    ctx.logger.info({ jobId: job._id }, 'job deleted');
+    return;
+  }
+  if (job.status === 'SCHEDULED') {
+    const startTime = job.scheduling?.startTime ? Date.parse(job.scheduling.startTime) : 0;
+    if (startTime > now.getTime()) return;
+    const started = await deps.jobs.compareAndSet(job._id, job.version, {
+      $set: {
+        status: 'IN_PROGRESS',
+        startedAt: now,
+        lastUpdatedAt: now,
+        'rolloutState.segment': { at: now, released: 0, succeeded: 0 },
+      },
+    });
+    if (!started) return;
+    await deps.jobs.record({ jobId: job._id, at: now, kind: 'started' });
+    job = started;
+  }
+  if (job.status !== 'IN_PROGRESS') return;
+  if (!job.targetsResolved) {
+    const resolved = await resolveTargets(job, deps, ctx);
+    if (!resolved) return;
+    job = resolved;
+  }
+  if (job.scheduling?.endTime && Date.parse(job.scheduling.endTime) <= now.getTime() && !job.rolloutStopped) {
+    await reachEndTime(job, deps, ctx);
+    return;
+  }
+  const counts = fullCounts(await deps.executions.counts(job._id));
+  await deps.jobs.setCounts(job._id, counts);
+  const verdict = abortVerdict(job.abort, counts);
+  if (verdict) {
+    await abortJob(job._id, verdict, deps, ctx);
+    return;
+  }
+  job = (await release(job, counts.SUCCEEDED, deps, ctx)) ?? job;
+  const ramped = rampedState(job.rolloutState, job.rollout, counts.SUCCEEDED, now);
+  if (ramped) {
+    const next = await deps.jobs.compareAndSet(job._id, job.version, { $set: { rolloutState: ramped } });
+    if (next) {
+      await deps.jobs.record({ jobId: job._id, at: now, kind: 'rate_increased', details: { rate: ramped.rate } });
+      ctx.logger.info({ jobId: job._id, rate: ramped.rate }, 'rollout rate increased');
+    }
+  }
+  const finite = job.targetSelection === 'SNAPSHOT' || job.rolloutStopped;
+  if (finite && !(await deps.executions.anyActive(job._id))) {
+    await endJob(job._id, { status: 'COMPLETED', details: { counts } }, deps, ctx);
+  }
+}
+
+/**
+ * Turns the targets into QUEUED (unreleased) executions, page by page in device-id order; then marks the job
+ * resolved with its count. `seq` is the position in that order, so two instances resolving at once (or a pass
+ * resuming after a crash) write the same documents: the second insert of each is a duplicate, skipped.
+ */
+async function resolveTargets(job: JobDocument, deps: JobDeps, ctx: Ctx): Promise<JobDocument | undefined> {
+  let total = 0;
+  let created = 0;
+  for await (const page of deps.targets.pages(job.targets, deps.settings.batchSize)) {
+    created += await deps.executions.insertMany(newExecutions(job._id, page, total, deps.clock()));
+    total += page.length;
+  }
+  const resolved = await deps.jobs.compareAndSet(job._id, job.version, {
+    $set: { targetsResolved: true, targetCount: total, lastUpdatedAt: deps.clock() },
+  });
+  if (resolved) {
+    await deps.jobs.record({ jobId: job._id, at: deps.clock(), kind: 'targets_resolved', details: { targets: total } });
+    ctx.logger.info({ jobId: job._id, executions: total, created }, 'job targets resolved');
+  }
+  return resolved;
+}
+
+/**
+ * Releases what the rollout rate allows now (all at once without a rate, a batch per pass), inside a
+ * maintenance window only. The range is claimed on the job first (compare-and-set of `released`), then its
+ * executions are marked released and their devices notified; a crash in between is healed on the next pass
+ * from `confirmed`.
+ */
+async function release(job: JobDocument, succeeded: number, deps: JobDeps, ctx: Ctx): Promise<JobDocument | undefined> {
+  const now = deps.clock();
+  let state = job.rolloutState;
+  const confirmed = state.confirmed ?? 0;
+  if (confirmed < state.released) await releaseRange(job._id, confirmed, state.released, deps, ctx);
+  if (job.rolloutStopped) return undefined;
+  const window = maintenanceWindow(job.scheduling, now);
+  if (!window.open) return undefined;
+  let current = job;
+  if (window.since && state.segment.at < window.since) {
+    // A new window: the rate starts over from now rather than releasing what the closed hours would have allowed.
+    state = { ...state, segment: { at: now, released: state.released, succeeded } };
+  }
+  const count = Math.min(releaseBudget(state, now), job.targetCount - state.released, deps.settings.batchSize);
+  if (count <= 0) {
+    if (state !== job.rolloutState) {
+      current = (await deps.jobs.compareAndSet(job._id, job.version, { $set: { rolloutState: state } })) ?? job;
+    }
+    return current;
+  }
+  const from = state.released;
+  const claimed = await deps.jobs.compareAndSet(job._id, job.version, {
+    $set: { rolloutState: { ...state, released: from + count }, lastUpdatedAt: now },
+  });
+  if (!claimed) return undefined;
+  await releaseRange(job._id, from, from + count, deps, ctx);
+  return claimed;
+}
+
+async function releaseRange(jobId: string, from: number, to: number, deps: JobDeps, ctx: Ctx): Promise<void> {
+  const deviceIds = await deps.executions.release(jobId, from, to, deps.clock());
+  if (deviceIds.length > 0) await notifyDevices(deviceIds, deps, ctx);
+  await deps.jobs.confirmReleased(jobId, to);
+}
+
+/** `scheduling.endTime` passed: stop the rollout (what was not released is canceled), or cancel the job. */
+async function reachEndTime(job: JobDocument, deps: JobDeps, ctx: Ctx): Promise<void> {
+  const behavior = job.scheduling?.endBehavior ?? 'STOP_ROLLOUT';
+  if (behavior !== 'STOP_ROLLOUT') {
+    await endJob(
+      job._id,
+      { status: 'CANCELED', force: behavior === 'FORCE_CANCEL', reasonCode: 'end_time' },
+      deps,
+      ctx,
+    );
+    return;
+  }
+  const stopped = await deps.jobs.compareAndSet(job._id, job.version, { $set: { rolloutStopped: true } });
+  if (!stopped) return;
+  const canceled = await deps.executions.cancelUnreleased(job._id, deps.clock());
+  await deps.jobs.record({ jobId: job._id, at: deps.clock(), kind: 'rollout_stopped', details: { canceled } });
+}
+
+/** IN_PROGRESS executions past their timeout become TIMED_OUT (or their next attempt, with retries). */
+async function sweepTimeouts(deps: JobDeps, ctx: Ctx): Promise<void> {
+  const expired = await deps.executions.timedOut(deps.clock(), deps.settings.batchSize);
+  for (const execution of expired) {
+    const outcome = await recordOutcome(execution, 'TIMED_OUT', execution.statusDetails, deps, ctx);
+    if (outcome.execution) await tellDevice(outcome.execution, deps, ctx);
+  }
+}
+
+async function tellDevice(execution: ExecutionDocument, deps: JobDeps, ctx: Ctx): Promise<void> {
+  const pending = await deps.executions.listForDevice(execution.deviceId, ['QUEUED', 'IN_PROGRESS']);
+  await publishToDevices(await pendingMessages(execution.deviceId, pending, deps), deps, ctx);
+}

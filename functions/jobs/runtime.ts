@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import { createDeviceAuthenticator } from '../../shared/device-auth.js';
+import { createEmitter } from '../../shared/emitter.js';
+import { createEventDispatcher } from '../../shared/event-transport.js';
+import { createMongo } from '../../shared/mongo.js';
+import { verifySecret } from '../../shared/secrets.js';
+import { createArtifactStore } from './artifact-store.js';
+import type { JobsConfig } from './config.js';
+import type { JobDeps } from './deps.js';
+import { createExecutionRepository } from './execution-repository.js';
+import { createJobRepository } from './job-repository.js';
+import { createScheduler } from './scheduler.js';
+import { createTargetResolver } from './targets.js';
+
+/** Builds the real stores and clients from validated config; everything connects on first use. */
+export function createJobsRuntime(config: JobsConfig, options: { clock?: () => Date } = {}) {
+  const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const dispatcher = createEventDispatcher();
+  const deps: JobDeps = {
+    jobs: createJobRepository(mongo),
+    executions: createExecutionRepository(mongo),
+    targets: createTargetResolver(mongo),
+    artifacts: createArtifactStore(mongo),
+    emitter: createEmitter({ sink: config.K_SINK, source: '/kiot/jobs', dispatcher }),
+    settings: {
+      batchSize: config.JOBS_BATCH_SIZE,
+      artifactMaxBytes: config.ARTIFACT_MAX_BYTES,
+      publicUrl: config.JOBS_PUBLIC_URL.replace(/\/$/, ''),
+    },
+    clock: options.clock ?? (() => new Date()),
+  };
+  const scheduler = createScheduler(deps, mongo, {
+    holdMs: config.JOBS_TICK_HOLD_MS,
+    passIntervalMs: config.JOBS_PASS_INTERVAL_MS,
+    owner: randomUUID(),
+  });
+  const devices = createDeviceAuthenticator(mongo, verifySecret, { ttlMs: config.DEVICE_AUTH_TTL_MS });
+  return {
+    deps,
+    scheduler,
+    devices,
+    health: { mongodb: async () => (await mongo.db()).command({ ping: 1 }) },
+    async ensureIndexes() {
+      await Promise.all([deps.jobs.ensureIndexes(), deps.executions.ensureIndexes(), deps.artifacts.ensureIndexes()]);
+    },
+    async close() {
+      await Promise.all([mongo.close(), dispatcher.close()]);
+    },
+  };
+}
+export type JobsRuntime = ReturnType<typeof createJobsRuntime>;
