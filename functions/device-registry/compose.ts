@@ -51,7 +51,6 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
     emitter,
     outbox,
     now: () => new Date(),
-    scryptN: 2 ** config.SCRYPT_LOG_N,
     replyKey: Buffer.from(config.PROVISIONING_REPLY_KEY, 'base64url'),
     replaySeconds: config.PROVISIONING_REPLAY_SECONDS,
   };

@@ -16,8 +16,6 @@ export interface RegistryDeps {
   /** Emits the io.kiot.device.* events that device writes leave in their documents (outbox.ts). */
   outbox: Outbox;
   now: () => Date;
-  /** scrypt N for device secrets and claim tokens. */
-  scryptN: number;
   /** AES-256-GCM key for stored provisioning replies. */
   replyKey: Buffer;
   replaySeconds: number;

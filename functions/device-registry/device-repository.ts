@@ -203,6 +203,16 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
       withMongo(async () => {
         await (await devices()).updateOne({ _id: id }, { $pull: { pendingEvents: { id: eventId } } });
       }),
+    settleMany: (delivered) =>
+      withMongo(async () => {
+        if (delivered.length === 0) return;
+        await (await devices()).bulkWrite(
+          delivered.map(({ id, eventId }) => ({
+            updateOne: { filter: { _id: id }, update: { $pull: { pendingEvents: { id: eventId } } } },
+          })),
+          { ordered: false },
+        );
+      }),
     dropSettledTombstone: (id) =>
       withMongo(async () => {
         await (await devices()).deleteOne({ _id: id, status: TOMBSTONE_STATUS, 'pendingEvents.0': { $exists: false } });

@@ -43,6 +43,8 @@ export interface OutboxStore {
   withEventsBefore(before: Date, limit: number): Promise<string[]>;
   /** `$pull`s one delivered event. */
   settle(id: string, eventId: string): Promise<void>;
+  /** `$pull`s delivered events of many documents in one round trip. */
+  settleMany(delivered: { id: string; eventId: string }[]): Promise<void>;
   /** Removes the tombstone `id` if it holds no event any more. */
   dropSettledTombstone(id: string): Promise<void>;
 }
@@ -54,6 +56,11 @@ export interface Outbox {
    * read when the caller holds the document as its write left it.
    */
   deliver(id: string, known?: Pending): Promise<void>;
+  /**
+   * The one event each of many new documents owes (a bulk registration): emitted concurrently, then settled in
+   * one write. Stops at the first sink failure and throws it; what was not settled stays for a flush.
+   */
+  deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void>;
   /** One bounded pass: devices with events older than `staleMs`, at most `limit`; stops when the sink fails. */
   flush(): Promise<FlushResult>;
   /**
@@ -173,8 +180,38 @@ export function createOutbox(options: OutboxOptions): Outbox {
     timer.unref();
   }
 
+  async function deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void> {
+    const delivered: { id: string; eventId: string }[] = [];
+    let next = 0;
+    let failure: unknown;
+    const worker = async () => {
+      while (next < fresh.length && failure === undefined) {
+        const { id, event } = fresh[next++]!;
+        try {
+          await emitter.emit({
+            type: event.type,
+            subject: event.subject,
+            id: event.id,
+            time: event.at.toISOString(),
+            data: event.data,
+          });
+          delivered.push({ id, eventId: event.id });
+        } catch (error) {
+          if (rejectedBySink(error)) {
+            logger.error({ err: error, event }, 'event refused by the sink for good; dropped from the outbox');
+            delivered.push({ id, eventId: event.id });
+          } else failure ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(32, fresh.length) }, worker));
+    await store.settleMany(delivered);
+    if (failure !== undefined) throw failure;
+  }
+
   return {
     deliver,
+    deliverFresh,
     flush,
     kick() {
       startTimer();

@@ -4,7 +4,7 @@ import { insertIfAbsent, type MongoHandle, withMongo } from '../../shared/mongo.
 export const TOKENS_COLLECTION = 'provisioning_tokens';
 export const REQUESTS_COLLECTION = 'provisioning_requests';
 
-/** A fleet claim token: only its scrypt hash is stored. */
+/** A fleet claim token: only its hash is stored (shared/secrets.ts). */
 export interface TokenDocument {
   _id: string;
   hash: string;

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, mongoFields, mqttFields, redisFields, sinkFields } from '../../shared/config.js';
 import { deviceIdSchema, deviceStatusSchema, telemetrySchemaSchema } from '../../shared/devices.js';
-import { DEVICE_SCRYPT_N } from '../../shared/secrets.js';
 
 export const SERVICE = 'device-registry';
 
@@ -18,8 +17,6 @@ export const configSchema = baseConfigSchema.extend({
    * and relies on the broker calling POST /broker/authn and /broker/authz (EMQX).
    */
   BROKER_ACCESS: z.enum(['dynsec', 'hooks']).default('dynsec'),
-  /** log2 of scrypt's N for device secrets and claim tokens (12 → N=4096; see shared/secrets.ts). */
-  SCRYPT_LOG_N: z.coerce.number().int().min(10).max(20).default(Math.log2(DEVICE_SCRYPT_N)),
   /** How long the broker auth hooks may answer from Redis. */
   AUTH_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).max(3_600).default(30),
   /** Prefix of every Redis key the registry writes. */

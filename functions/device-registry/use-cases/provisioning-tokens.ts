@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { generateSecret, hashSecret } from '../../../shared/secrets.js';
+import { generateSecret, hashGeneratedSecret } from '../../../shared/secrets.js';
 import type { RegistryDeps } from '../deps.js';
 import type { TokenDocument } from '../provisioning-repository.js';
 import type { CreateTokenInput } from '../schema.js';
@@ -16,7 +16,7 @@ export async function createProvisioningToken(input: CreateTokenInput, deps: Reg
   const now = deps.now();
   const token: TokenDocument = {
     _id: tokenId,
-    hash: await hashSecret(secret, { N: deps.scryptN }),
+    hash: hashGeneratedSecret(secret),
     expiresAt: new Date(now.getTime() + input.ttlSeconds * 1_000),
     maxUses: input.maxUses,
     uses: 0,

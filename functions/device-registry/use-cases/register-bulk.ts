@@ -1,5 +1,5 @@
 import { zodIssues } from '../../../shared/errors.js';
-import { generateSecret, hashSecret } from '../../../shared/secrets.js';
+import { generateSecret, hashGeneratedSecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { RegistryDevice } from '../device-repository.js';
 import type { PendingEvent } from '../outbox.js';
@@ -17,8 +17,8 @@ export interface BulkItemResult {
 
 /**
  * Registers up to 1,000 devices with one result per item: the valid ones are created even when others
- * fail. Steps: validate each item → drop ids repeated within the call → hash all secrets concurrently
- * (scrypt on the libuv threadpool) → one unordered insertMany (duplicate keys map back to their items) →
+ * fail. Steps: validate each item → drop ids repeated within the call → hash all secrets (one salted SHA-256
+ * each: they are generated, see shared/secrets.ts) → one unordered insertMany (duplicate keys map back to their items) →
  * the broker in chunks → mark synced → announce.
  */
 export async function registerBulk(
@@ -30,7 +30,7 @@ export async function registerBulk(
   const valid = validateItems(items, results);
   const secrets = valid.map(() => generateSecret());
   const now = deps.now();
-  const hashes = await Promise.all(secrets.map((secret) => hashSecret(secret, { N: deps.scryptN })));
+  const hashes = secrets.map(hashGeneratedSecret);
   const devices = valid.map((item, i) => newDevice(item.input, hashes[i]!, now));
 
   const duplicates = await deps.devices.insertMany(devices);
@@ -81,20 +81,12 @@ function validateItems(items: unknown[], results: BulkItemResult[]): { index: nu
 }
 
 /**
- * Fresh inserts owe nothing but their own `registered`, so no read back is needed. Once the sink fails, the
- * rest are left to the outbox flush: a thousand retries against a sink that is down would only delay the answer.
+ * Fresh inserts owe nothing but their own `registered`, so no read back is needed: emitted concurrently and
+ * settled in one write. Once the sink fails, the rest are left to the outbox flush: a thousand retries against a
+ * sink that is down would only delay the answer.
  */
 async function announceAll(synced: { id: string; event: PendingEvent }[], deps: RegistryDeps, ctx: Ctx): Promise<void> {
-  let next = 0;
-  let sinkFailed = false;
-  const worker = async () => {
-    while (next < synced.length && !sinkFailed) {
-      const { id, event } = synced[next++]!;
-      await deps.outbox.deliver(id, { events: [event], tombstone: false }).catch((error: unknown) => {
-        sinkFailed = true;
-        ctx.logger.warn({ err: error, subject: id }, 'events not emitted yet; they stay pending for the outbox flush');
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, synced.length) }, worker));
+  await deps.outbox.deliverFresh(synced).catch((error: unknown) => {
+    ctx.logger.warn({ err: error }, 'events not emitted yet; they stay pending for the outbox flush');
+  });
 }

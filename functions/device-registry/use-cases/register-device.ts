@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../../../shared/errors.js';
-import { generateSecret, hashSecret } from '../../../shared/secrets.js';
+import { generateSecret, hashGeneratedSecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { RegistryDevice } from '../device-repository.js';
 import type { DeviceView, RegisterDeviceInput } from '../schema.js';
@@ -12,7 +12,7 @@ export const PENDING_TAKEOVER_MS = 30_000;
 
 export interface Registered {
   device: DeviceView;
-  /** The plaintext secret: returned this once, stored only as a scrypt hash. */
+  /** The plaintext secret: returned this once, stored only as a hash (shared/secrets.ts). */
   secret: string;
 }
 
@@ -33,7 +33,7 @@ export async function registerDevice(
   options: RegisterOptions = {},
 ): Promise<Registered> {
   const secret = generateSecret();
-  const device = newDevice(input, await hashSecret(secret, { N: deps.scryptN }), deps.now(), options);
+  const device = newDevice(input, hashGeneratedSecret(secret), deps.now(), options);
   await claimId(device, deps, options);
   await syncBroker([device], [secret], deps);
   device.brokerSynced = true;

@@ -1,5 +1,5 @@
 import { DependencyUnavailableError } from '../../../shared/errors.js';
-import { generateSecret, hashSecret } from '../../../shared/secrets.js';
+import { generateSecret, hashGeneratedSecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import { toView } from '../view.js';
 import { announce, DEVICE_UPDATED, deviceEvent } from './announce.js';
@@ -14,7 +14,7 @@ import type { Registered } from './register-device.js';
 export async function rotateCredentials(id: string, deps: RegistryDeps, ctx: Ctx): Promise<Registered> {
   const device = await loadDevice(id, deps);
   const secret = generateSecret();
-  const hash = await hashSecret(secret, { N: deps.scryptN });
+  const hash = hashGeneratedSecret(secret);
   await deps.broker.provision([{ id: device._id, secret, enabled: device.status === 'active' }]);
   const now = deps.now();
   // The credential is independent of a concurrent PATCH, so re-read and re-apply instead of answering 412.

@@ -28,6 +28,9 @@ function memoryStore(docs: Map<string, { events: PendingEvent[]; tombstone: bool
       const doc = docs.get(id);
       if (doc) doc.events = doc.events.filter((event) => event.id !== eventId);
     },
+    async settleMany(delivered) {
+      for (const { id, eventId } of delivered) await store.settle(id, eventId);
+    },
     async dropSettledTombstone(id) {
       const doc = docs.get(id);
       if (doc?.tombstone && doc.events.length === 0) docs.delete(id);
@@ -170,5 +173,21 @@ describe('device-registry outbox', () => {
     expect(calls.length).toBeGreaterThanOrEqual(3);
     expect(emitted.map((e) => e.subject)).toEqual(['a']);
     await outbox.close();
+  });
+
+  it('delivers the events of fresh documents concurrently and settles them in one write; a sink failure leaves the rest', async () => {
+    const fresh = ['f1', 'f2', 'f3'].map((id) => ({ id, event: event(id, 'io.kiot.device.registered') }));
+    const docs = new Map(fresh.map(({ id, event: e }) => [id, { events: [e], tombstone: false }]));
+    const { store } = memoryStore(docs);
+    const { emitter, emitted } = recordingEmitter((input) => (input.subject === 'f3' ? 'down' : 'ok'));
+    const outbox = createOutbox({ store, emitter, logger, staleMs: 5_000, limit: 10, intervalMs: 0 });
+    await expect(outbox.deliverFresh(fresh)).rejects.toThrow();
+    expect(emitted.map((e) => [e.subject, e.id])).toEqual(
+      expect.arrayContaining([
+        ['f1', fresh[0]!.event.id],
+        ['f2', fresh[1]!.event.id],
+      ]),
+    );
+    expect([...docs.entries()].filter(([, doc]) => doc.events.length > 0).map(([id]) => id)).toEqual(['f3']);
   });
 });

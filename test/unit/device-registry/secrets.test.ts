@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DEVICE_SCRYPT_N, generateSecret, hashSecret, parseSecretHash, verifySecret } from '../../../shared/secrets.js';
+import {
+  DEVICE_SCRYPT_N,
+  generateSecret,
+  hashGeneratedSecret,
+  hashSecret,
+  parseSecretHash,
+  verifySecret,
+} from '../../../shared/secrets.js';
 
 describe('secrets', () => {
   it('generates ≥128-bit base64url secrets that differ', () => {
@@ -39,5 +46,15 @@ describe('secrets', () => {
       expect(parseSecretHash(stored)).toBeUndefined();
       expect(await verifySecret('x', stored)).toBe(false);
     }
+  });
+
+  it('stores generated secrets as salted SHA-256 that only the secret verifies', async () => {
+    const secret = generateSecret();
+    const one = hashGeneratedSecret(secret);
+    expect(one).toMatch(/^sha256\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/);
+    expect(hashGeneratedSecret(secret)).not.toBe(one);
+    expect(await verifySecret(secret, one)).toBe(true);
+    expect(await verifySecret(`${secret}x`, one)).toBe(false);
+    expect(await verifySecret(secret, 'sha256$AAAA$BBBB')).toBe(false);
   });
 });
