@@ -86,6 +86,8 @@ start router "$ROUTER_PORT" env KNATIVE_DIR=knative ROUTER_SERVICES="$services_m
 wait_healthy router "http://127.0.0.1:$ROUTER_PORT/healthz"
 dead_letter_sink="http://127.0.0.1:$ROUTER_PORT/dead-letters"
 [ -f dist/dead-letters.js ] && dead_letter_sink="http://127.0.0.1:${FUNCTION_PORTS[dead-letters]}/"
+# The bridge's refusals and telemetry-ingest's refused batch items are recorded there.
+export DEAD_LETTER_SINK=$dead_letter_sink
 
 start bridge "$BRIDGE_PORT" env DEAD_LETTER_SINK="$dead_letter_sink" BRIDGE_CLIENT_ID=kiot-bridge-local \
   ${BRIDGE_MQTT_USERNAME:+MQTT_USERNAME=$BRIDGE_MQTT_USERNAME} ${BRIDGE_MQTT_PASSWORD:+MQTT_PASSWORD=$BRIDGE_MQTT_PASSWORD} node dist/bridge.js

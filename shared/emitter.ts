@@ -17,6 +17,8 @@ export interface EmitInput {
   /** Give a stable id when the same cause may emit twice, so consumers can drop the duplicate. */
   id?: string;
   time?: string;
+  /** The emitter's own `source` unless given: a record of another producer's event keeps that producer's. */
+  source?: string;
   extensions?: Record<string, string>;
 }
 
@@ -46,7 +48,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
     async emit(input) {
       const event = new CloudEvent<unknown>({
         id: input.id ?? randomUUID(),
-        source: options.source,
+        source: input.source ?? options.source,
         type: input.type,
         subject: input.subject,
         time: input.time ?? new Date().toISOString(),

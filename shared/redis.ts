@@ -4,6 +4,11 @@ import { DependencyUnavailableError } from './errors.js';
 export interface RedisHandle {
   /** The shared client, connected on first use and reused across invocations. */
   client(): Promise<Redis>;
+  /**
+   * Whether the keys of one multi-key command or script must share a hash slot (Redis Cluster spec, "Key
+   * distribution model"). A standalone server takes any keys together; see `groupsForOneCall`.
+   */
+  readonly clustered: boolean;
   close(): Promise<void>;
 }
 
@@ -15,6 +20,7 @@ export function createRedis(url: string, options: RedisOptions = {}): RedisHandl
   let redis: Redis | undefined;
   let ready: Promise<Redis> | undefined;
   return {
+    clustered: false,
     async client() {
       if (!redis) {
         redis = new Redis(url, {
@@ -78,4 +84,22 @@ export async function withRedis<T>(operation: () => Promise<T>): Promise<T> {
     }
     throw error;
   }
+}
+
+/**
+ * Splits the items of a batch operation into the groups that can go into one command or script call: all of
+ * them on a standalone server; on a cluster, the items whose keys carry the same hash tag (`{…}`, Redis
+ * Cluster spec "Hash tags": the same tag is the same slot). The calls of one tick still share one round trip
+ * (ioredis auto-pipelining).
+ */
+export function groupsForOneCall<T>(items: readonly T[], hashTagOf: (item: T) => string, clustered: boolean): T[][] {
+  if (!clustered) return items.length === 0 ? [] : [[...items]];
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const tag = hashTagOf(item);
+    const group = groups.get(tag);
+    if (group) group.push(item);
+    else groups.set(tag, [item]);
+  }
+  return [...groups.values()];
 }

@@ -16,11 +16,17 @@ import { alertRoutes } from './alert-routes.js';
 import { createAlertRulesRepository } from './alert-rules-repository.js';
 import { createAlertStateRepository } from './alert-state-repository.js';
 import { createAlertsRepository } from './alerts-repository.js';
+import { telemetryBatchRoute } from './batch-route.js';
 import type { Config } from './config.js';
 import { deviceRoutes } from './device-routes.js';
 import { eventRoutes } from './event-routes.js';
 import { createGroupCommit } from './group-commit.js';
-import { type IngestTelemetryDeps, ingestTelemetry } from './ingest-telemetry.js';
+import {
+  type IngestTelemetryDeps,
+  ingestTelemetry,
+  ingestTelemetryBatch,
+  type TelemetryMessage,
+} from './ingest-telemetry.js';
 import { createIngestMetrics } from './metrics.js';
 import { createPresenceRepository } from './presence-repository.js';
 import { recordPresence } from './record-presence.js';
@@ -64,8 +70,9 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const mongo = options.mongo ?? createMongo(config.MONGODB_URL, config.MONGODB_DB);
   // Auto-pipelining: the Redis calls of concurrent events in one tick share one write (ioredis docs).
   const redis = options.redis ?? createRedis(config.REDIS_URL, { enableAutoPipelining: true });
-  const emitter =
-    options.emitter ?? createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher: createEventDispatcher() });
+  const dispatcher = createEventDispatcher();
+  const emitter = options.emitter ?? createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher });
+  const deadLetters = createEmitter({ sink: config.DEAD_LETTER_SINK, source: SOURCE, dispatcher });
   const registry = options.registry ?? new Registry();
   const metrics = createIngestMetrics(registry);
   const keys = redisKeys(config.REDIS_PREFIX);
@@ -126,8 +133,9 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     now,
   };
   const sweepDeps = { telemetry, retentionMs, metrics, now };
-  const ingest = (message: Parameters<typeof ingestTelemetry>[0], ctx: HandlerContext) =>
-    ingestTelemetry(message, ingestDeps, ctx);
+  const ingest = (message: TelemetryMessage, ctx: HandlerContext) => ingestTelemetry(message, ingestDeps, ctx);
+  const ingestBatch = (messages: TelemetryMessage[], ctx: HandlerContext) =>
+    ingestTelemetryBatch(messages, ingestDeps, ctx);
 
   const authorizeApp = createApiKeyAuthorizer(config.API_KEYS);
   const operations = [
@@ -141,6 +149,8 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
         now,
       }),
       ingest,
+      ingestBatch,
+      maxBatchMessages: config.HTTP_INGEST_MAX_MESSAGES,
       now,
     }),
     ...alertRoutes({ alertRules, alerts, now }),
@@ -149,13 +159,16 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     service: SERVICE,
     logger,
     registry,
-    events: eventRoutes({
-      ingest,
-      reportState: (message, ctx) => reportState(message, stateDeps, ctx),
-      recordPresence: (message, ctx) => recordPresence(message, { devices, presence, emitter, metrics }, ctx),
-      sweep: (ctx) => sweepRetention(sweepDeps, ctx),
-      now,
-    }),
+    events: [
+      ...eventRoutes({
+        ingest,
+        reportState: (message, ctx) => reportState(message, stateDeps, ctx),
+        recordPresence: (message, ctx) => recordPresence(message, { devices, presence, emitter, metrics }, ctx),
+        sweep: (ctx) => sweepRetention(sweepDeps, ctx),
+        now,
+      }),
+      telemetryBatchRoute({ ingestBatch, deadLetters, metrics, now }),
+    ],
     routes: [...operations, openApiRoute(openApiDocument(API_INFO, operations))],
     authorize: authorizeApp,
     health: {

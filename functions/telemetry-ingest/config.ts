@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
-import { baseConfigSchema, mongoFields, redisFields, sinkFields } from '../../shared/config.js';
+import { baseConfigSchema, httpUrl, mongoFields, redisFields, sinkFields } from '../../shared/config.js';
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -12,6 +12,11 @@ export const configSchema = baseConfigSchema.extend({
   ...mongoFields,
   ...redisFields,
   ...sinkFields,
+  /**
+   * Where the refused messages of a telemetry batch are recorded (the dead-letters service, as the bridge's
+   * DEAD_LETTER_SINK): a 2xx batch cannot hand them to the Trigger's dead-letter sink, so the function does.
+   */
+  DEAD_LETTER_SINK: httpUrl,
   /** App API keys (shared/api-keys.ts): JSON `[{id, hash, scopes}]`; reads need `telemetry:read`, rule edits `telemetry:write`. */
   ...apiKeyFields,
   /** Raw samples older than this are refused at ingest and removed by the TTL index and the sweep. */
@@ -20,6 +25,8 @@ export const configSchema = baseConfigSchema.extend({
   TELEMETRY_MAX_FUTURE_SECONDS: int(0, 86_400, 300),
   TELEMETRY_MAX_SAMPLES_PER_MESSAGE: int(1, 10_000, 500),
   TELEMETRY_MAX_METRICS_PER_SAMPLE: int(1, 1_000, 64),
+  /** Messages per `POST /devices/{id}/telemetry/batch` (a batch event holds up to shared MAX_BATCH_ITEMS). */
+  HTTP_INGEST_MAX_MESSAGES: int(1, 10_000, 500),
   /** Sweep interval of the local timer; 0 = only on `dev.knative.sources.ping` (production). */
   RETENTION_SWEEP_INTERVAL_SECONDS: int(0, 86_400 * 7, 0),
   /** Token bucket per device, counted in messages (telemetry and state): sustained rate and burst. */

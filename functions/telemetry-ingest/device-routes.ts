@@ -3,17 +3,18 @@ import { z } from 'zod';
 import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
 import type { DeviceAuthenticator } from '../../shared/device-auth.js';
 import { type DeviceDirectory, deviceIdSchema } from '../../shared/devices.js';
-import { InvalidInputError } from '../../shared/errors.js';
+import { InvalidInputError, toProblem } from '../../shared/errors.js';
 import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
 import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { ShadowStore } from '../../shared/shadow.js';
-import type { IngestOutcome, TelemetryMessage } from './ingest-telemetry.js';
+import type { IngestOutcome, ItemOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { PresenceRepository } from './presence-repository.js';
 import { getDeviceState, queryTelemetry } from './queries.js';
 import { RateLimitRefusal } from './refusals.js';
 import {
   deviceStateSchema,
+  ingestBatchResultSchema,
   ingestResultSchema,
   queryObject,
   telemetryPageSchema,
@@ -28,6 +29,9 @@ export interface DeviceRouteDeps {
   telemetry: TelemetryRepository;
   deviceAuth: DeviceAuthenticator;
   ingest(message: TelemetryMessage, ctx: HandlerContext): Promise<IngestOutcome>;
+  ingestBatch(messages: TelemetryMessage[], ctx: HandlerContext): Promise<ItemOutcome[]>;
+  /** Messages one batch POST may hold. */
+  maxBatchMessages: number;
   now(): number;
   /** Default window of a telemetry query: the last day. */
   defaultWindowMs?: number;
@@ -40,6 +44,26 @@ function deviceIdOf(request: HttpRequest): string {
 }
 
 const toDate = (value: string | number) => new Date(typeof value === 'number' ? value : Date.parse(value));
+
+/** The request's Idempotency-Key, if it sent one (a malformed one is a 400). */
+function idempotencyKeyOf(request: HttpRequest): string | undefined {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined) return undefined;
+  const parsed = idempotencyKeySchema.safeParse(header);
+  if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, 'the Idempotency-Key header is invalid');
+  return parsed.data;
+}
+
+/** What a refused message of a batch POST answers in its item: the status and problem the single POST gives. */
+function refusalOf(error: Parameters<typeof toProblem>[0]) {
+  const problem = toProblem(error instanceof RateLimitRefusal ? error.toHttp() : error);
+  return { status: problem.status, error: problem.body.error };
+}
+
+const INGEST_HEADERS = {
+  authorization: { description: 'Basic base64(deviceId:secret)', required: true },
+  'idempotency-key': { description: 'a retried POST with the same key is the same event(s); 1-255 visible ASCII' },
+};
 
 export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
   return [
@@ -96,10 +120,7 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
       scope: PUBLIC_SCOPE,
       summary: 'HTTP ingest for devices without MQTT: HTTP Basic with the device id and its own secret',
       body: z.unknown(),
-      headers: {
-        authorization: { description: 'Basic base64(deviceId:secret)', required: true },
-        'idempotency-key': { description: 'a retried POST with the same key is one event; 1-255 visible ASCII' },
-      },
+      headers: INGEST_HEADERS,
       responses: {
         200: { description: 'stored (or a duplicate of a stored event)', schema: ingestResultSchema },
         400: problem('invalid payload or key'),
@@ -113,11 +134,7 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
       async handle(request, ctx) {
         const deviceId = request.params.id ?? '';
         await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
-        const header = request.headers['idempotency-key'];
-        const parsedKey = header === undefined ? undefined : idempotencyKeySchema.safeParse(header);
-        if (parsedKey && !parsedKey.success)
-          throw InvalidInputError.fromZod(parsedKey.error, 'the Idempotency-Key header is invalid');
-        const key = parsedKey?.data;
+        const key = idempotencyKeyOf(request);
         // With a key, a retried POST is the same event and is stored once (like a redelivered MQTT message).
         const eventId = key === undefined ? `http-${randomUUID()}` : `http:${deviceId}:${key}`;
         try {
@@ -131,5 +148,64 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
         }
       },
     }),
+    operation({
+      method: 'POST',
+      path: '/devices/:id/telemetry/batch',
+      scope: PUBLIC_SCOPE,
+      summary:
+        'HTTP ingest of many messages at once (a JSON array; each one what POST /devices/{id}/telemetry takes), with a result per message',
+      body: batchBodySchema(deps.maxBatchMessages),
+      headers: INGEST_HEADERS,
+      responses: {
+        200: {
+          description: 'every message handled: stored, a duplicate, or refused (its status and problem in its item)',
+          schema: ingestBatchResultSchema,
+        },
+        400: problem('not a JSON array of 1 to the maximum messages, or an invalid key'),
+        401: problem('no valid device credential'),
+        404: problem('unknown device'),
+        413: problem('the payload is too large'),
+        503: problem('a store is unavailable: nothing of the batch is lost by retrying it with the same key'),
+      },
+      async handle(request, ctx) {
+        const deviceId = request.params.id ?? '';
+        await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
+        const key = idempotencyKeyOf(request);
+        const payloads = batchBodySchema(deps.maxBatchMessages).safeParse(request.body);
+        if (!payloads.success) throw InvalidInputError.fromZod(payloads.error, 'the batch is invalid');
+        const receivedAt = new Date(deps.now());
+        const batchId = randomUUID();
+        // `http-batch:` ids never meet a single POST's `http:` ids; the position keeps each message apart.
+        const messages = payloads.data.map((payload, index) => ({
+          eventId: key === undefined ? `http-${batchId}-${index}` : `http-batch:${deviceId}:${index}:${key}`,
+          deviceId,
+          receivedAt,
+          payload,
+        }));
+        const outcomes = await deps.ingestBatch(messages, ctx);
+        const items = outcomes.map((outcome, index) => {
+          const eventId = messages[index]!.eventId;
+          if (outcome.outcome === 'refused')
+            return { index, eventId, outcome: outcome.outcome, ...refusalOf(outcome.error) };
+          return { index, eventId, status: 200, ...outcome };
+        });
+        const count = (outcome: string) => items.filter((item) => item.outcome === outcome).length;
+        return {
+          status: 200,
+          body: { items, stored: count('stored'), duplicates: count('duplicate'), refused: count('refused') },
+        };
+      },
+    }),
   ];
+}
+
+const batchBodySchemas = new Map<number, z.ZodType<unknown[]>>();
+/** A JSON array of 1..max messages; built once per limit (zod compiles a schema on its first parse). */
+function batchBodySchema(max: number): z.ZodType<unknown[]> {
+  let schema = batchBodySchemas.get(max);
+  if (!schema) {
+    schema = z.array(z.unknown()).min(1).max(max);
+    batchBodySchemas.set(max, schema);
+  }
+  return schema;
 }

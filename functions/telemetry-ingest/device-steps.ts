@@ -1,5 +1,6 @@
 import type { DeviceDirectory, DeviceView } from '../../shared/devices.js';
 import type { Emitter } from '../../shared/emitter.js';
+import type { AppError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { AdmissionGate } from './admission.js';
 import type { IngestMetrics } from './metrics.js';
@@ -29,7 +30,7 @@ export async function admit(
   now: number,
   metrics: IngestMetrics,
 ): Promise<boolean> {
-  const admission = await gate.admit(message.deviceId, message.eventId, now);
+  const admission = (await gate.admit([message], now))[0]!;
   switch (admission.kind) {
     case 'admitted':
       return true;
@@ -64,12 +65,12 @@ export async function whileAdmitted<T>(
 ): Promise<T> {
   try {
     const result = await work();
-    await gate.complete(message.deviceId, message.eventId);
+    await gate.complete([message]);
     return result;
   } catch (error) {
     // If Redis is down as well, the pending mark expires on its own (pendingTtlSeconds).
     await gate
-      .release(message.deviceId, message.eventId)
+      .release([message])
       .catch((releaseError: unknown) => ctx.logger.warn({ err: releaseError }, 'could not release the dedup mark'));
     throw error;
   }
@@ -82,9 +83,8 @@ export interface NoticeDeps {
 
 /**
  * Every refusal is visible twice: the 4xx sends the event to the dead-letter sink, and the device
- * hears why on `devices/{id}/errors` (QoS 1, not retained). The notice has a stable id per event, so a
- * repeated refusal does not tell the device twice. If the sink cannot take the notice, the 4xx still
- * stands (the dead-letter record holds the reason) and the failure is logged and counted.
+ * hears why on `devices/{id}/errors` (QoS 1, not retained; `notifyDevice`). A rate limit is told at most
+ * once per notice interval, so a flood is not doubled by its notices.
  */
 export async function rejectVisibly<T>(
   message: Omit<DeviceMessage, 'receivedAt'>,
@@ -98,22 +98,36 @@ export async function rejectVisibly<T>(
     if (!isRejection(error)) throw error;
     deps.metrics.rejected.inc({ code: error.code });
     if (error instanceof RateLimitRefusal && !error.notify) throw error;
-    const notice: RejectionNotice = { code: error.code, message: error.message, eventId: message.eventId };
-    if (error.details !== undefined) notice.details = error.details;
-    try {
-      await deps.emitter.emit({
-        type: EMITTED_TYPES.mqttPublish,
-        id: `rejected:${message.eventId}`,
-        subject: message.deviceId,
-        data: { topic: `devices/${message.deviceId}/errors`, payload: notice, qos: 1, retain: false },
-      });
-    } catch (emitError) {
-      deps.metrics.noticeFailures.inc();
-      ctx.logger.error(
-        { err: emitError, deviceId: message.deviceId, eventId: message.eventId },
-        'could not emit the rejection notice',
-      );
-    }
+    await notifyDevice(message, error, deps, ctx);
     throw error;
+  }
+}
+
+/**
+ * Tells a device why its message was refused. The notice has a stable id per event, so a repeated refusal
+ * does not tell the device twice. If the sink cannot take the notice, the refusal still stands (the
+ * dead-letter record holds the reason) and the failure is logged and counted.
+ */
+export async function notifyDevice(
+  message: Omit<DeviceMessage, 'receivedAt'>,
+  error: AppError,
+  deps: NoticeDeps,
+  ctx: HandlerContext,
+): Promise<void> {
+  const notice: RejectionNotice = { code: error.code, message: error.message, eventId: message.eventId };
+  if (error.details !== undefined) notice.details = error.details;
+  try {
+    await deps.emitter.emit({
+      type: EMITTED_TYPES.mqttPublish,
+      id: `rejected:${message.eventId}`,
+      subject: message.deviceId,
+      data: { topic: `devices/${message.deviceId}/errors`, payload: notice, qos: 1, retain: false },
+    });
+  } catch (emitError) {
+    deps.metrics.noticeFailures.inc();
+    ctx.logger.error(
+      { err: emitError, deviceId: message.deviceId, eventId: message.eventId },
+      'could not emit the rejection notice',
+    );
   }
 }

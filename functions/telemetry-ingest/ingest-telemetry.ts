@@ -1,16 +1,17 @@
-import type { DeviceDirectory } from '../../shared/devices.js';
+import type { DeviceDirectory, DeviceView, TelemetrySchema } from '../../shared/devices.js';
+import type { AppError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { AdmissionGate } from './admission.js';
-import {
-  admit,
-  type DeviceMessage,
-  type NoticeDeps,
-  rejectVisibly,
-  requireDevice,
-  whileAdmitted,
-} from './device-steps.js';
+import { type DeviceMessage, type NoticeDeps, notifyDevice } from './device-steps.js';
 import { type AlertDeps, evaluateAlerts } from './evaluate-alerts.js';
 import type { PresenceRepository } from './presence-repository.js';
+import {
+  DisabledDeviceError,
+  EventInProgressError,
+  isRejection,
+  RateLimitRefusal,
+  UnknownDeviceError,
+} from './refusals.js';
 import { type SampleDocument, sampleId } from './telemetry-repository.js';
 import { type ValidationPolicy, type ValidSample, validateTelemetry } from './validate-telemetry.js';
 
@@ -31,46 +32,185 @@ export interface IngestTelemetryDeps extends NoticeDeps, AlertDeps {
 
 export type IngestOutcome = { outcome: 'stored'; samples: number } | { outcome: 'duplicate' };
 
+/** What became of one message of a batch: stored, a duplicate of a stored one, or refused for good (4xx). */
+export type ItemOutcome = IngestOutcome | { outcome: 'refused'; error: AppError };
+
+interface Checked {
+  message: TelemetryMessage;
+  device: DeviceView;
+  samples: ValidSample[];
+}
+
 /**
- * A telemetry message from a device (MQTT via the bridge, or HTTP): admitted once, checked, stored,
- * then presence and alerts. The caller answers 2xx only when this resolves, i.e. after MongoDB
- * acknowledged the samples; a refusal is a 4xx and a notice on the device's errors topic.
+ * Telemetry messages from devices (a batch event of the bridge, a single event, an HTTP ingest), with work
+ * sized by the batch rather than by the message: one admission round trip to Redis for every id, one
+ * `insertMany` (through the group commit, which also merges concurrent batches), one presence update per
+ * device, alert evaluation per device over its samples in event-time order.
+ *
+ * Resolves, in the order of `messages`, once every valid message is durable; a message that is refused for
+ * good (unknown or disabled device, invalid payload, over its rate) is an outcome of its own and its device
+ * hears why on `devices/{id}/errors`. A store failure, or a message that another delivery is storing right
+ * now, rejects the whole call (503 / 409: retried); what was stored by then is a duplicate on the retry.
  */
-export function ingestTelemetry(
+export async function ingestTelemetryBatch(
+  messages: readonly TelemetryMessage[],
+  deps: IngestTelemetryDeps,
+  ctx: HandlerContext,
+): Promise<ItemOutcome[]> {
+  const outcomes: ItemOutcome[] = new Array(messages.length);
+  const refuse = (index: number, error: AppError) => {
+    outcomes[index] = { outcome: 'refused', error };
+    deps.metrics.rejected.inc({ code: error.code });
+  };
+
+  // 1. Dedup and rate limit, every message in one round trip.
+  const admissions = await deps.admission.admit(messages, deps.now());
+  const admitted: number[] = [];
+  let busy: string | undefined;
+  admissions.forEach((admission, index) => {
+    if (admission.kind === 'admitted') admitted.push(index);
+    else if (admission.kind === 'duplicate') {
+      outcomes[index] = { outcome: 'duplicate' };
+      deps.metrics.duplicates.inc();
+    } else if (admission.kind === 'in_progress') busy ??= messages[index]!.eventId;
+    else {
+      deps.metrics.rateLimited.inc();
+      refuse(index, new RateLimitRefusal(admission.retryAfterMs, admission.notify));
+    }
+  });
+
+  // 2.–5. Check, store, presence and alerts; then remember what is durable. Any failure forgets every
+  //       admitted id, so that the retry of the batch is processed again (stored samples dedup by `_id`).
+  const accepted = admitted.map((index) => messages[index]!);
+  try {
+    const checked = await check(admitted, messages, deps, refuse);
+    await store(checked, deps);
+    for (const [index, { samples }] of checked) outcomes[index] = { outcome: 'stored', samples: samples.length };
+    await Promise.all([markSeen(checked, deps), ...alertsPerDevice(checked, deps)]);
+    const refused = admitted.filter((index) => outcomes[index]?.outcome === 'refused').map((i) => messages[i]!);
+    await Promise.all([
+      deps.admission.complete([...checked.values()].map((entry) => entry.message)),
+      refused.length > 0 ? deps.admission.release(refused) : undefined,
+    ]);
+  } catch (error) {
+    // If Redis is down as well, the pending marks expire on their own (pendingTtlSeconds).
+    await deps.admission
+      .release(accepted)
+      .catch((releaseError: unknown) => ctx.logger.warn({ err: releaseError }, 'could not release the dedup marks'));
+    throw error;
+  }
+
+  // 6. Another delivery holds one of the messages: the batch is retried (409) once that one has finished, and
+  //    the refusals are told then, so a device hears about each once.
+  if (busy !== undefined) throw new EventInProgressError(busy);
+  await Promise.all(
+    outcomes.map((outcome, index) =>
+      outcome.outcome === 'refused' ? tellDevice(messages[index]!, outcome.error, deps, ctx) : undefined,
+    ),
+  );
+  return outcomes;
+}
+
+/** One message on its own (a single event, an HTTP ingest): its outcome, or its refusal thrown. */
+export async function ingestTelemetry(
   message: TelemetryMessage,
   deps: IngestTelemetryDeps,
   ctx: HandlerContext,
 ): Promise<IngestOutcome> {
-  return rejectVisibly(message, deps, ctx, async () => {
-    if (!(await admit(message, deps.admission, deps.now(), deps.metrics))) return { outcome: 'duplicate' };
-    return whileAdmitted(message, deps.admission, ctx, async () => {
-      const device = await requireDevice(message.deviceId, deps.devices, { active: true });
-      const typeSchema = device.type ? await deps.devices.telemetrySchema(device.type) : undefined;
-      const samples = validateTelemetry(message.payload, deps.policy, typeSchema, message.receivedAt, deps.now());
-      await deps.samples.store(toDocuments(message, samples));
-      deps.metrics.samplesStored.inc(samples.length);
-      await Promise.all([
-        deps.presence.apply(device.id, 'seen', message.receivedAt.getTime()),
-        evaluateAlerts(device, samples, deps),
-      ]);
-      return { outcome: 'stored', samples: samples.length };
-    });
-  });
+  const [outcome] = await ingestTelemetryBatch([message], deps, ctx);
+  if (outcome!.outcome === 'refused') throw outcome!.error;
+  return outcome!;
 }
 
-function toDocuments(message: TelemetryMessage, samples: ValidSample[]): SampleDocument[] {
-  return samples.map((sample) => ({
-    _id: sampleId(
-      message.deviceId,
-      message.eventId,
-      sample.index,
-      sample.msgId !== undefined && sample.deviceTimed ? { msgId: sample.msgId, deviceTs: sample.ts } : undefined,
-    ),
-    deviceId: message.deviceId,
-    ts: sample.ts,
-    metrics: sample.metrics,
-    eventId: message.eventId,
-    receivedAt: message.receivedAt,
-    ...(sample.msgId === undefined ? {} : { msgId: sample.msgId }),
-  }));
+/**
+ * The admitted messages whose device is registered and active and whose payload is valid, keyed by
+ * position; each other one is refused. Every device and device type is looked up once, all at once.
+ */
+async function check(
+  admitted: number[],
+  messages: readonly TelemetryMessage[],
+  deps: IngestTelemetryDeps,
+  refuse: (index: number, error: AppError) => void,
+): Promise<Map<number, Checked>> {
+  const devices = await lookUp(new Set(admitted.map((index) => messages[index]!.deviceId)), (id) =>
+    deps.devices.device(id),
+  );
+  const types = new Set<string>();
+  for (const device of devices.values()) if (device?.type && device.status === 'active') types.add(device.type);
+  const schemas = await lookUp(types, (type) => deps.devices.telemetrySchema(type));
+  const checked = new Map<number, Checked>();
+  const now = deps.now();
+  for (const index of admitted) {
+    const message = messages[index]!;
+    const device = devices.get(message.deviceId);
+    try {
+      if (!device) throw new UnknownDeviceError(message.deviceId);
+      if (device.status !== 'active') throw new DisabledDeviceError(message.deviceId);
+      const schema: TelemetrySchema | undefined = device.type ? schemas.get(device.type) : undefined;
+      const samples = validateTelemetry(message.payload, deps.policy, schema, message.receivedAt, now);
+      checked.set(index, { message, device, samples });
+    } catch (error) {
+      if (!isRejection(error)) throw error;
+      refuse(index, error);
+    }
+  }
+  return checked;
+}
+
+async function lookUp<K, V>(keys: Set<K>, load: (key: K) => Promise<V>): Promise<Map<K, V>> {
+  const entries = await Promise.all([...keys].map(async (key) => [key, await load(key)] as const));
+  return new Map(entries);
+}
+
+/** Every sample of the batch in one group-commit entry: resolves once MongoDB acknowledged all of them. */
+async function store(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<void> {
+  const docs: SampleDocument[] = [];
+  for (const { message, samples } of checked.values()) {
+    for (const sample of samples) {
+      docs.push({
+        _id: sampleId(
+          message.deviceId,
+          message.eventId,
+          sample.index,
+          sample.msgId !== undefined && sample.deviceTimed ? { msgId: sample.msgId, deviceTs: sample.ts } : undefined,
+        ),
+        deviceId: message.deviceId,
+        ts: sample.ts,
+        metrics: sample.metrics,
+        eventId: message.eventId,
+        receivedAt: message.receivedAt,
+        ...(sample.msgId === undefined ? {} : { msgId: sample.msgId }),
+      });
+    }
+  }
+  await deps.samples.store(docs);
+  deps.metrics.samplesStored.inc(docs.length);
+}
+
+/** Presence: each device seen at the newest event time of its messages, one update per device. */
+function markSeen(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<void> {
+  const newest = new Map<string, number>();
+  for (const { message } of checked.values()) {
+    const at = message.receivedAt.getTime();
+    if (!(newest.get(message.deviceId)! >= at)) newest.set(message.deviceId, at);
+  }
+  if (newest.size === 0) return Promise.resolve();
+  return deps.presence.applyMany([...newest].map(([deviceId, at]) => ({ deviceId, signal: 'seen' as const, at })));
+}
+
+/** Each device's rules see all its samples of the batch at once (observe() orders them by event time). */
+function alertsPerDevice(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<void>[] {
+  const byDevice = new Map<string, { device: DeviceView; samples: ValidSample[] }>();
+  for (const { device, samples } of checked.values()) {
+    const entry = byDevice.get(device.id);
+    if (entry) entry.samples.push(...samples);
+    else byDevice.set(device.id, { device, samples: [...samples] });
+  }
+  return [...byDevice.values()].map(({ device, samples }) => evaluateAlerts(device, samples, deps));
+}
+
+/** A refusal the device hears about, as for a single event; a rate limit at most once per interval. */
+function tellDevice(message: TelemetryMessage, error: AppError, deps: NoticeDeps, ctx: HandlerContext) {
+  if (error instanceof RateLimitRefusal && !error.notify) return undefined;
+  return notifyDevice(message, error, deps, ctx);
 }

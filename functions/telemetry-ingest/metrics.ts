@@ -36,6 +36,12 @@ export function createIngestMetrics(registry: Registry) {
       labelNames: ['transition'],
       registers,
     }),
+    batchItems: new Histogram({
+      name: 'kiot_telemetry_batch_items',
+      help: 'Device messages per io.kiot.telemetry.batch event',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 5000],
+      registers,
+    }),
     batchSize: new Histogram({
       name: 'kiot_telemetry_group_commit_docs',
       help: 'Samples per group-commit insert',

@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import { deviceIdSchema, metricNameSchema } from '../../shared/devices.js';
+import { problemSchema } from '../../shared/errors.js';
 
 /** The event types this capability consumes (ARCHITECTURE.md, CloudEvents table). */
 export const EVENT_TYPES = {
   telemetry: 'io.kiot.telemetry.received',
+  /** Many device messages in one event (shared/telemetry-batch.ts). */
+  telemetryBatch: 'io.kiot.telemetry.batch',
   state: 'io.kiot.state.reported',
   connected: 'io.kiot.device.connected',
   disconnected: 'io.kiot.device.disconnected',
@@ -187,6 +190,24 @@ export const ingestResultSchema = z.object({
   eventId: z.string(),
   outcome: z.enum(['stored', 'duplicate']),
   samples: z.number().int().optional(),
+});
+
+/** `POST /devices/{id}/telemetry/batch`: what became of each posted message, in the order posted. */
+export const ingestBatchResultSchema = z.object({
+  items: z.array(
+    z.object({
+      index: z.number().int(),
+      eventId: z.string(),
+      outcome: z.enum(['stored', 'duplicate', 'refused']),
+      /** What `POST /devices/{id}/telemetry` would have answered for this message alone. */
+      status: z.number().int(),
+      samples: z.number().int().optional(),
+      error: problemSchema.shape.error.optional(),
+    }),
+  ),
+  stored: z.number().int(),
+  duplicates: z.number().int(),
+  refused: z.number().int(),
 });
 
 const limitParam = z.coerce.number().int().min(1).max(1_000).default(100);

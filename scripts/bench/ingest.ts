@@ -212,6 +212,7 @@ async function main(): Promise<void> {
     REDIS_URL,
     REDIS_PREFIX: `kiot:${run}`,
     K_SINK: ingress,
+    DEAD_LETTER_SINK: `http://127.0.0.1:${dlqPort}/`,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_SECOND: '100000',
     RATE_LIMIT_BURST: '100000',

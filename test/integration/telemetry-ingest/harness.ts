@@ -30,7 +30,6 @@ export interface Harness {
   app: TelemetryIngestApp;
   /** `Authorization` header of an app API key with every scope. */
   apiKey: string;
-  /** Posts a device event in binary mode (the wire format of the Broker). */
   /** POSTs a CloudEvent in binary mode; `rawData` is sent as the body text instead of `data` as JSON. */
   send(
     type: string,
@@ -38,6 +37,12 @@ export interface Harness {
     data: unknown,
     options?: { id?: string; time?: string; rawData?: string },
   ): Promise<Response>;
+  /** Posts an `io.kiot.telemetry.batch` of these items (id and time default per item). */
+  sendBatch(items: BatchItemInput[], options?: { id?: string }): Promise<Response>;
+  /** Posts an `io.kiot.telemetry.batch` whose data is exactly `data`. */
+  sendBatchData(data: unknown, options?: { id?: string }): Promise<Response>;
+  /** The dead-letter records the function POSTed to DEAD_LETTER_SINK (refused batch items). */
+  deadLetters(): CloudEvent<unknown>[];
   get(path: string): Promise<Response>;
   addDevice(id: string, options?: { type?: string; status?: 'active' | 'disabled'; secret?: string }): Promise<void>;
   addDeviceType(id: string, telemetrySchema: TelemetrySchema): Promise<void>;
@@ -46,8 +51,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+export interface BatchItemInput {
+  subject: string;
+  data: unknown;
+  id?: string;
+  time?: string;
+}
+
 export const TYPES = {
   telemetry: 'io.kiot.telemetry.received',
+  batch: 'io.kiot.telemetry.batch',
   state: 'io.kiot.state.reported',
   connected: 'io.kiot.device.connected',
   disconnected: 'io.kiot.device.disconnected',
@@ -77,6 +90,8 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
     REDIS_URL: options.redisUrl ?? REDIS_URL,
     REDIS_PREFIX: uniqueName('ti').replace(/[^A-Za-z0-9:_-]/g, '_'),
     K_SINK: sink.url,
+    // The same recording sink, under its own path: the records of refused batch items.
+    DEAD_LETTER_SINK: `${sink.url}dead-letters`,
     LOG_LEVEL: 'silent',
     API_KEYS: JSON.stringify([entry]),
     ...env,
@@ -98,7 +113,7 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const apiKey = `Bearer ${key}`;
 
-  return {
+  const harness: Harness = {
     base,
     config,
     sink,
@@ -120,6 +135,32 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
       const body = sendOptions.rawData ?? message.body;
       return fetch(base, { method: 'POST', headers: message.headers, body });
     },
+    sendBatch(items, batchOptions = {}) {
+      return harness.sendBatchData(
+        items.map((item) => ({
+          id: item.id ?? uniqueName('ev'),
+          subject: item.subject,
+          time: item.time ?? new Date().toISOString(),
+          datacontenttype: 'application/json',
+          data: item.data,
+        })),
+        batchOptions,
+      );
+    },
+    sendBatchData(data, batchOptions = {}) {
+      const event = new CloudEvent<unknown>({
+        id: batchOptions.id ?? uniqueName('batch'),
+        source: 'mqtt://test',
+        type: TYPES.batch,
+        time: new Date().toISOString(),
+        datacontenttype: 'application/json',
+        data,
+      });
+      const message = toBinaryMessage(event);
+      return fetch(base, { method: 'POST', headers: message.headers, body: message.body });
+    },
+    deadLetters: () =>
+      sink.received.filter((request) => request.path === '/dead-letters' && request.event).map((r) => r.event!),
     get: (path) => fetch(`${base}${path}`, { headers: { authorization: apiKey } }),
     async addDevice(id, deviceOptions = {}) {
       const now = new Date();
@@ -164,6 +205,7 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
       await sink.close();
     },
   };
+  return harness;
 }
 
 /** Samples stored for a device, sorted by time. */

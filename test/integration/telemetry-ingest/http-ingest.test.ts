@@ -77,4 +77,48 @@ describe('telemetry-ingest: HTTP ingest with device credentials', () => {
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
   });
+
+  it('takes a batch (a JSON array of messages) with a result per message, rate limited per message', async () => {
+    const batchDevice = uniqueName('http-dev');
+    await h.addDevice(batchDevice, { secret });
+    const postBatch = (body: unknown, key?: string) =>
+      fetch(`${h.base}/devices/${batchDevice}/telemetry/batch`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: basic(batchDevice, secret),
+          ...(key ? { 'idempotency-key': key } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+    const messages = [
+      { metrics: { t: 0 } },
+      { metrics: { t: 'hot' } },
+      [{ metrics: { t: 2 } }, { metrics: { t: 2.5 } }],
+      { metrics: { t: 3 } },
+      { metrics: { t: 4 } },
+      { metrics: { t: 5 } },
+    ];
+    const answer = await postBatch(messages, 'b-1');
+    expect(answer.status).toBe(200);
+    const body = (await answer.json()) as { items: { outcome: string; status: number; error?: { code: string } }[] };
+    // A burst of 4: the first four are admitted (one of them is invalid), the last two are over the rate.
+    expect(body).toMatchObject({ stored: 3, duplicates: 0, refused: 3 });
+    expect(body.items.map((item) => [item.outcome, item.status, item.error?.code])).toEqual([
+      ['stored', 200, undefined],
+      ['refused', 400, 'invalid_payload'],
+      ['stored', 200, undefined],
+      ['stored', 200, undefined],
+      ['refused', 429, 'rate_limited'],
+      ['refused', 429, 'rate_limited'],
+    ]);
+    expect(body.items[0]).toMatchObject({ index: 0, eventId: `http-batch:${batchDevice}:0:b-1`, samples: 1 });
+    expect(await storedSamples(h, batchDevice)).toHaveLength(4);
+    // The same batch again (a client retry with its key): what was stored is a duplicate, nothing twice.
+    const again = (await (await postBatch(messages, 'b-1')).json()) as { stored: number; duplicates: number };
+    expect(again).toMatchObject({ stored: 0, duplicates: 3 });
+    expect(await storedSamples(h, batchDevice)).toHaveLength(4);
+    expect((await postBatch([], 'b-2')).status).toBe(400);
+    expect((await postBatch({ metrics: { t: 1 } }, 'b-3')).status).toBe(400);
+  });
 });

@@ -18,6 +18,7 @@ describe('telemetry-ingest OpenAPI document', () => {
       '/alerts',
       '/devices/{id}/state',
       '/devices/{id}/telemetry',
+      '/devices/{id}/telemetry/batch',
     ]);
     expect(Object.keys(doc.paths['/alert-rules/{ruleId}']!).sort()).toEqual(['delete', 'get', 'put']);
     // Devices post with their own credential: no API key.
@@ -26,6 +27,11 @@ describe('telemetry-ingest OpenAPI document', () => {
     expect(ingest.parameters).toEqual(
       expect.arrayContaining([expect.objectContaining({ name: 'authorization', in: 'header', required: true })]),
     );
+    const batch = doc.paths['/devices/{id}/telemetry/batch']!.post;
+    expect(batch.security).toEqual([]);
+    expect(batch.requestBody.content['application/json'].schema).toMatchObject({ type: 'array', minItems: 1 });
+    const items = batch.responses['200'].content['application/json'].schema.properties.items.items;
+    expect(items.properties.outcome.enum).toEqual(['stored', 'duplicate', 'refused']);
     const rule = doc.paths['/alert-rules']!.post.requestBody.content['application/json'].schema;
     expect(rule.additionalProperties).toBe(false);
     expect(rule.properties.comparison.enum).toEqual(['>', '>=', '<', '<=']);

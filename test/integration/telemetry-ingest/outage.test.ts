@@ -70,6 +70,42 @@ describe('telemetry-ingest: MongoDB and Redis outages', () => {
     expect(new Set(stored.map((doc) => doc._id)).size).toBe(stored.length);
   }, 120_000);
 
+  it('fails a batch with 503 while MongoDB is down; retried, each of its messages is stored once after it returns', async () => {
+    // Five devices, so that no device's rate limit (100 at once) refuses any of the 100 messages.
+    const batchDevices = Array.from({ length: 5 }, () => uniqueName('dev'));
+    for (const id of batchDevices) await h.addDevice(id);
+    const batchOf = (b: number) =>
+      Array.from({ length: 20 }, (_, i) => ({
+        id: `${batchDevices[0]}-b${b}-${i}`,
+        subject: batchDevices[i % 5]!,
+        time: new Date().toISOString(),
+        datacontenttype: 'application/json',
+        data: payloadOf(i),
+      }));
+    const statuses: number[] = [];
+    const deliver = async (b: number) => {
+      // What the router does with a batch: the same event again until a 2xx.
+      for (;;) {
+        const status = (await h.sendBatchData(batchOf(b), { id: `${batchDevices[0]}-batch-${b}` })).status;
+        statuses.push(status);
+        if (status < 300) return;
+        expect([409, 503]).toContain(status);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    await deliver(0);
+    await mongo.stop();
+    const batches = Promise.all([1, 2, 3, 4].map(deliver));
+    await until(() => statuses.filter((status) => status === 503).length >= 8);
+    await mongo.start();
+    await batches;
+
+    expect(statuses).toContain(503);
+    const stored = (await Promise.all(batchDevices.map((id) => storedSamples(h, id)))).flat();
+    expect(stored).toHaveLength(5 * expectedSamples(20));
+    expect(new Set(stored.map((doc) => doc._id)).size).toBe(stored.length);
+  }, 120_000);
+
   it('answers 503 while Redis is down; after a restart that lost every key, redeliveries are still stored once', async () => {
     const ids = Array.from({ length: 30 }, (_, i) => `${device}-m-${i}`);
     await redis.stop();
