@@ -24,6 +24,7 @@ ROUTER_PORT=${ROUTER_PORT:-8080}
 BRIDGE_PORT=${BRIDGE_PORT:-8090}
 declare -A FUNCTION_PORTS=(
   [device-registry]=8101 [command-dispatch]=8102 [telemetry-ingest]=8103 [report-generation]=8104 [dead-letters]=8105
+  [jobs]=8106
 )
 export K_SINK="http://127.0.0.1:$ROUTER_PORT/kiot/default"
 export LOG_LEVEL=${LOG_LEVEL:-info}
@@ -100,6 +101,9 @@ for name in "${!FUNCTION_PORTS[@]}"; do
     # Locally a timer stands in for the PingSources (rollups and due scheduled reports).
     start "$name" "${FUNCTION_PORTS[$name]}" env SCHEDULE_TICK_SECONDS="${SCHEDULE_TICK_SECONDS:-60}" \
       PUBLIC_BASE_URL="http://127.0.0.1:${FUNCTION_PORTS[$name]}" node "dist/$name.js"
+  elif [ "$name" = jobs ]; then
+    # Devices download firmware from here; locally a 1 s timer stands in for the PingSource and its tick chain.
+    start "$name" "${FUNCTION_PORTS[$name]}" env JOBS_PUBLIC_URL="http://127.0.0.1:${FUNCTION_PORTS[$name]}" node "dist/$name.js"
   else
     start "$name" "${FUNCTION_PORTS[$name]}" node "dist/$name.js"
   fi
@@ -118,7 +122,7 @@ kiot is running (logs in .kiot/dev/logs/):
   event router       http://127.0.0.1:$ROUTER_PORT   (K_SINK $K_SINK; dead letters: GET /dead-letters)
   mqtt-bridge        http://127.0.0.1:$BRIDGE_PORT   (/healthz, /metrics)
 INFO
-for name in device-registry command-dispatch telemetry-ingest report-generation dead-letters; do
+for name in device-registry command-dispatch telemetry-ingest report-generation dead-letters jobs; do
   [ -f "dist/$name.js" ] && printf '  %-18s http://127.0.0.1:%s\n' "$name" "${FUNCTION_PORTS[$name]}"
 done
 echo "  app API key        $API_KEY   (every scope: Authorization: Bearer <key>; kept in .kiot/dev/api-key.env)"
@@ -128,6 +132,13 @@ echo
 env SIM_DEVICES="${SIM_DEVICES:-20}" SIM_REGISTRY_URL="http://127.0.0.1:${FUNCTION_PORTS[device-registry]}" SIM_API_KEY="$API_KEY" \
   SIM_CREDENTIALS_FILE="$ROOT/.kiot/dev/sim-credentials.json" setsid node dist/simulator.js &
 pids[simulator]=$!
+
+# One example OTA rollout to the simulated fleet once it is online: it advances, ramps, and aborts when
+# SIM_JOB_FAILURE_RATE is high (e.g. 0.5). KIOT_EXAMPLE_ROLLOUT=0 leaves it out.
+if [ -f dist/jobs.js ] && [ "${KIOT_EXAMPLE_ROLLOUT:-1}" = 1 ]; then
+  (sleep "${KIOT_ROLLOUT_AFTER:-15}"; SIM_JOBS_URL="http://127.0.0.1:${FUNCTION_PORTS[jobs]}" SIM_API_KEY="$API_KEY" \
+    node dist/simulator.js example-rollout || true) &
+fi
 
 stack_started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # Something to look at: after a while, a report of the simulated fleet as a self-contained HTML page.

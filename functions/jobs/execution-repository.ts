@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Collection, type Filter, MongoBulkWriteError, type UpdateFilter } from 'mongodb';
+import { JOB_EXECUTIONS_COLLECTION } from '../../shared/jobs.js';
 import { DUPLICATE_KEY, type MongoHandle, withMongo } from '../../shared/mongo.js';
 import type { ExecutionStatus } from './schema.js';
 
@@ -9,7 +10,7 @@ import type { ExecutionStatus } from './schema.js';
  * execution is visible to its device only once `released` (the rollout notified it). Every status change
  * is a compare-and-set on `versionNumber`: of two instances starting the same execution, one wins.
  */
-export const EXECUTIONS_COLLECTION = 'job_executions';
+export const EXECUTIONS_COLLECTION = JOB_EXECUTIONS_COLLECTION;
 
 export interface AttemptRecord {
   executionNumber: number;

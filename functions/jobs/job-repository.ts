@@ -1,4 +1,5 @@
 import type { Collection, Filter, UpdateFilter } from 'mongodb';
+import { JOB_EVENTS_COLLECTION, JOBS_COLLECTION } from '../../shared/jobs.js';
 import { insertIfAbsent, type MongoHandle, withMongo } from '../../shared/mongo.js';
 import type { RolloutState } from './rollout.js';
 import type { Abort, JobStatus, Retry, Rollout, Scheduling, StatusCounts, Targets } from './schema.js';
@@ -9,8 +10,7 @@ import type { Abort, JobStatus, Retry, Rollout, Scheduling, StatusCounts, Target
  * `counts` holds the terminal outcomes as `$inc`s (a fast view for abort checks); the scheduler rewrites
  * them from the executions themselves on every pass, so a crash between the two writes heals.
  */
-export const JOBS_COLLECTION = 'jobs';
-export const JOB_EVENTS_COLLECTION = 'job_events';
+export { JOB_EVENTS_COLLECTION, JOBS_COLLECTION } from '../../shared/jobs.js';
 
 export interface JobDocument {
   _id: string;

@@ -21,7 +21,8 @@ export interface DepsOptions {
   telemetry?: TelemetrySource;
 }
 
-export type AppDeps = ScheduleDeps & RollupDeps;
+/** `mongo`: the jobs collections are read directly for job outcomes (shared/jobs.ts). */
+export type AppDeps = ScheduleDeps & RollupDeps & { mongo: MongoHandle };
 
 /** Every repository and port of report-generation over one MongoDB handle. */
 export function createDeps(options: DepsOptions): AppDeps {
@@ -29,6 +30,7 @@ export function createDeps(options: DepsOptions): AppDeps {
   const telemetry = options.telemetry ?? createMongoTelemetrySource(options.mongo);
   const rollups = createRollupRepository(options.mongo);
   const deps: AppDeps = {
+    mongo: options.mongo,
     devices: createDeviceScopeReader(options.mongo),
     telemetry,
     rollups,

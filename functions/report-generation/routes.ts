@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { NotFoundError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest, HttpResult } from '../../shared/function-app.js';
@@ -6,7 +7,9 @@ import { CSV_MEDIA_TYPE, csvRows } from './csv.js';
 import type { AppDeps } from './deps.js';
 import { deviceSeries } from './device-series.js';
 import { generateReport } from './generate-report.js';
+import { renderJobOutcomeHtml } from './html/render-job-outcome.js';
 import { renderReportHtml } from './html/render-report.js';
+import { jobOutcome } from './job-outcome.js';
 import { headerView, jsonView, reportLinks } from './report-view.js';
 import { runRollups } from './run-rollups.js';
 import { createSchedule } from './run-schedules.js';
@@ -20,6 +23,7 @@ import {
 } from './schema.js';
 
 const query = (request: HttpRequest) => Object.fromEntries(request.query.entries());
+const jobIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a job id');
 
 /** `?format=` wins; else the Accept header (RFC 9110 §12.5.1, media types only, no q-value ranking). */
 export function negotiateFormat(request: HttpRequest): Format {
@@ -100,6 +104,30 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
             headers: { 'content-type': 'text/html; charset=utf-8' },
           };
         return { status: 200, body: await jsonView(report, chunks, deps.baseUrl) };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/jobs/:jobId/outcome',
+      scope: 'reports:read',
+      summary:
+        "A job's outcome: executions by status, failures by reason, completions per minute, timeline (JSON or HTML)",
+      query: reportQuerySchema,
+      responses: {
+        200: { description: 'the outcome in the negotiated format' },
+        ...common,
+        404: problem('unknown job'),
+      },
+      handle: async (request): Promise<HttpResult> => {
+        const jobId = parse(jobIdParam, request.params.jobId, 'job id');
+        const outcome = await jobOutcome(deps.mongo, jobId);
+        if (negotiateFormat(request) === 'html')
+          return {
+            status: 200,
+            body: renderJobOutcomeHtml(outcome),
+            headers: { 'content-type': 'text/html; charset=utf-8' },
+          };
+        return { status: 200, body: outcome };
       },
     }),
     operation({

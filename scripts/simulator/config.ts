@@ -28,6 +28,9 @@ export const simulatorConfigSchema = baseConfigSchema.extend({
    */
   SIM_REGISTRY_URL: z.string().url().optional(),
   SIM_API_KEY: z.string().min(1).optional(),
+  /** How long a simulated job install takes, and the share of installs that fail (job-runner.ts). */
+  SIM_JOB_INSTALL_MS: z.coerce.number().int().min(0).max(600_000).default(1_500),
+  SIM_JOB_FAILURE_RATE: z.coerce.number().min(0).max(1).default(0.05),
   /** Seconds between progress lines. */
   SIM_PROGRESS_EVERY: z.coerce.number().positive().default(2),
 });

@@ -1,10 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { connect, type MqttClient } from 'mqtt';
+import { type JobCounters, JobRunner } from './job-runner.js';
 
 /** How long a stopping device waits for the broker to take its goodbye before it just closes. */
 const STOP_TIMEOUT_MS = 2_000;
 
-export interface DeviceCounters {
+export interface DeviceCounters extends JobCounters {
   sent: number;
   errorsReceived: number;
   commandsAnswered: number;
@@ -19,6 +20,8 @@ export interface SimulatedDeviceOptions {
   batch: number;
   counters: DeviceCounters;
   random?: () => number;
+  /** How a job's simulated install behaves (scripts/simulator/job-runner.ts). */
+  jobs?: { installMs: number; failureRate: number };
 }
 
 /** The state a simulated device reports and that desired state can change. */
@@ -40,10 +43,23 @@ export class SimulatedDevice {
   private readonly random: () => number;
   /** Command ids already handled: a re-send after a reconnect carries the same id and must not run twice. */
   private readonly handledCommands = new Set<string>();
+  private readonly jobs: JobRunner;
 
   constructor(private readonly options: SimulatedDeviceOptions) {
     this.random = options.random ?? Math.random;
     this.temperature = 18 + this.random() * 8;
+    this.jobs = new JobRunner({
+      id: options.id,
+      secret: options.secret,
+      installMs: options.jobs?.installMs ?? 1_000,
+      failureRate: options.jobs?.failureRate ?? 0,
+      counters: options.counters,
+      random: this.random,
+      onFirmware: (version) => {
+        this.state.firmware = version;
+        void this.report();
+      },
+    });
   }
 
   get connected(): boolean {
@@ -66,9 +82,13 @@ export class SimulatedDevice {
     const client = this.client;
     client.on('connect', () => {
       void client
-        .subscribeAsync([`devices/${id}/commands/+`, `devices/${id}/state/desired`, `devices/${id}/errors`], { qos: 1 })
+        .subscribeAsync(
+          [`devices/${id}/commands/+`, `devices/${id}/state/desired`, `devices/${id}/errors`, ...this.jobs.topics()],
+          { qos: 1 },
+        )
         .then(() => client.publishAsync(statusTopic, 'online', { qos: 1, retain: true }))
         .then(() => this.report())
+        .then(() => this.jobs.connected(client))
         .catch(() => undefined);
     });
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
@@ -122,6 +142,7 @@ export class SimulatedDevice {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    if (this.client && this.jobs.onMessage(this.client, topic, payload)) return;
     const parts = topic.split('/');
     if (parts[2] === 'errors') {
       this.options.counters.errorsReceived += 1;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../shared/config.js';
 import { type SimulatorConfig, simulatorConfigSchema } from './config.js';
 import { type DeviceCounters, SimulatedDevice } from './device.js';
+import { exampleRollout } from './example-rollout.js';
 import { registerFleet } from './register-fleet.js';
 
 async function fleetCredentials(config: SimulatorConfig): Promise<[string, string | undefined][]> {
@@ -34,7 +35,14 @@ function protocolFor(config: SimulatorConfig, index: number): 4 | 5 {
 /** The simulated fleet of the main command: N devices over MQTT at a configurable rate, with a progress line. */
 async function main(): Promise<void> {
   const config = loadConfig(simulatorConfigSchema, process.env);
-  const counters: DeviceCounters = { sent: 0, errorsReceived: 0, commandsAnswered: 0, desiredApplied: 0 };
+  const counters: DeviceCounters = {
+    sent: 0,
+    errorsReceived: 0,
+    commandsAnswered: 0,
+    desiredApplied: 0,
+    jobsSucceeded: 0,
+    jobsFailed: 0,
+  };
   const devices = (await fleetCredentials(config)).map(
     ([id, secret], index) =>
       new SimulatedDevice({
@@ -44,6 +52,7 @@ async function main(): Promise<void> {
         protocolVersion: protocolFor(config, index),
         batch: config.SIM_BATCH,
         counters,
+        jobs: { installMs: config.SIM_JOB_INSTALL_MS, failureRate: config.SIM_JOB_FAILURE_RATE },
       }),
   );
   const write = (line: string) => process.stdout.write(`${line}\n`);
@@ -78,7 +87,8 @@ async function main(): Promise<void> {
     const online = devices.filter((device) => device.connected).length;
     write(
       `simulator: ${online}/${devices.length} online · sent ${counters.sent} (${rate.toFixed(1)}/s) · ` +
-        `commands answered ${counters.commandsAnswered} · desired applied ${counters.desiredApplied} · errors received ${counters.errorsReceived}`,
+        `commands answered ${counters.commandsAnswered} · desired applied ${counters.desiredApplied} · ` +
+        `jobs ${counters.jobsSucceeded} ok/${counters.jobsFailed} failed · errors received ${counters.errorsReceived}`,
     );
   }, config.SIM_PROGRESS_EVERY * 1000);
 
@@ -97,7 +107,15 @@ async function main(): Promise<void> {
   if (config.SIM_DURATION > 0) setTimeout(() => void stop(), config.SIM_DURATION * 1000);
 }
 
-main().catch((error: unknown) => {
+/** `node dist/simulator.js example-rollout`: the example OTA rollout against the jobs API (SIM_JOBS_URL). */
+async function rollout(): Promise<void> {
+  const jobsUrl = process.env.SIM_JOBS_URL;
+  const apiKey = process.env.SIM_API_KEY;
+  if (!jobsUrl || !apiKey) throw new Error('set SIM_JOBS_URL and SIM_API_KEY');
+  await exampleRollout({ jobsUrl, apiKey, tag: 'simulated', write: (line) => process.stdout.write(`${line}\n`) });
+}
+
+(process.argv[2] === 'example-rollout' ? rollout() : main()).catch((error: unknown) => {
   process.stderr.write(`simulator failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });
