@@ -6,6 +6,7 @@ import { forgetJobConfig } from './job-config.js';
 import type { JobDocument } from './job-repository.js';
 import { recordOutcome } from './record-outcome.js';
 import { abortVerdict, fullCounts, maintenanceWindow, rampedState, releaseBudget } from './rollout.js';
+import type { StatusCounts } from './schema.js';
 
 /**
  * One pass of the scheduler over every live job (SCHEDULED, IN_PROGRESS, being deleted, or ended with its
@@ -66,8 +67,7 @@ export async function advanceJob(job: JobDocument, deps: JobDeps, ctx: Ctx): Pro
     await reachEndTime(job, deps, ctx);
     return;
   }
-  const counts = fullCounts(await deps.executions.counts(job._id));
-  await deps.jobs.setCounts(job._id, counts);
+  const counts = await reconciledCounts(job, deps);
   const verdict = abortVerdict(job.abort, counts);
   if (verdict) {
     await abortJob(job._id, verdict, deps, ctx);
@@ -86,6 +86,26 @@ export async function advanceJob(job: JobDocument, deps: JobDeps, ctx: Ctx): Pro
   if (finite && !(await deps.executions.anyActive(job._id))) {
     await endJob(job._id, { status: 'COMPLETED', details: { counts } }, deps, ctx);
   }
+}
+
+/** When this process last recounted a job's executions (an aggregation over all of them). */
+const recounted = new Map<string, number>();
+const RECOUNT_MS = 5_000;
+
+/**
+ * The job's counts: its `$inc` counters (kept by every outcome) between recounts, and every RECOUNT_MS (and
+ * whenever the counters say nothing is active) a recount from the executions that repairs them, so a crash
+ * between an outcome and its `$inc` costs accuracy for a few seconds, not forever.
+ */
+async function reconciledCounts(job: JobDocument, deps: JobDeps): Promise<StatusCounts> {
+  const now = deps.clock().getTime();
+  const last = recounted.get(job._id);
+  if (last !== undefined && now - last < RECOUNT_MS && now >= last) return fullCounts(job.counts);
+  if (recounted.size > 10_000) recounted.clear();
+  recounted.set(job._id, now);
+  const counts = fullCounts(await deps.executions.counts(job._id));
+  await deps.jobs.setCounts(job._id, counts);
+  return counts;
 }
 
 /**
