@@ -14,6 +14,7 @@ describe('report-generation OpenAPI document', () => {
     const doc = await fetchOpenApiDocument(h.base);
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/devices/{id}/series',
+      '/jobs/{jobId}/outcome',
       '/report-schedules',
       '/report-schedules/{id}',
       '/reports',
