@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { parseIsoDurationMs } from './iso-duration.js';
 
 /*
- * The parts of Knative Eventing v1 Brokers and Triggers that the router uses, as zod schemas. The CRD
- * schemas (../shared/knative-crds/) check little (`spec` of a Trigger is preserve-unknown); what the
+ * The parts of Knative Eventing v1 Brokers and Triggers that the router uses, as zod schemas. The CRD schemas
+ * (knative.dev/eventing's config/core/resources) check little (`spec` of a Trigger is preserve-unknown); what the
  * Knative admission webhook would reject is rejected here too, so a manifest that fails in the cluster
  * fails at the router's start-up instead of silently routing differently.
  */

@@ -32,7 +32,7 @@ const A = 'autoscaling.knative.dev/';
 function crdErrors(doc: K8sObject): string[] {
   const validate = validators.get(crdKey(doc));
   if (!validate)
-    return KNATIVE_GROUPS.test(doc.apiVersion) ? [`no CRD schema for ${crdKey(doc)} in ../shared/knative-crds`] : [];
+    return KNATIVE_GROUPS.test(doc.apiVersion) ? [`no CRD schema for ${crdKey(doc)} in the Knative modules`] : [];
   return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
 }
 

@@ -1,14 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { pingDataSchema } from '../../../functions/report-generation/schema.js';
+import { crdValidators } from '../knative/lib/manifests.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const DIR = join(ROOT, 'knative', 'report-generation');
-const CRDS = process.env.KIOT_KNATIVE_CRDS ?? resolve(ROOT, '..', 'shared', 'knative-crds');
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = {
@@ -20,24 +19,6 @@ type Doc = {
 };
 const parse = (file: string) => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Doc);
 
-function validators(): Map<string, ValidateFunction> {
-  const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
-  const out = new Map<string, ValidateFunction>();
-  for (const file of readdirSync(CRDS).filter((f) => f.endsWith('.yaml'))) {
-    for (const crd of parse(join(CRDS, file))) {
-      if (crd?.kind !== 'CustomResourceDefinition') continue;
-      for (const version of crd.spec.versions as { name: string; schema?: { openAPIV3Schema?: object } }[]) {
-        if (version.schema?.openAPIV3Schema)
-          out.set(
-            `${crd.spec.group}/${version.name} ${crd.spec.names.kind}`,
-            ajv.compile(version.schema.openAPIV3Schema),
-          );
-      }
-    }
-  }
-  return out;
-}
-
 describe('knative/report-generation manifests', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
   const kustomization = parse(join(DIR, 'kustomization.yaml'))[0]!;
@@ -47,7 +28,7 @@ describe('knative/report-generation manifests', () => {
 
   it('are all listed in the kustomization and valid against the Knative CRD schemas', () => {
     expect([...kustomization.resources!].sort()).toEqual(files.filter((f) => f !== 'kustomization.yaml').sort());
-    const schemas = validators();
+    const schemas = crdValidators();
     for (const doc of docs) {
       const validate = schemas.get(`${doc.apiVersion} ${doc.kind}`);
       expect(validate, `${doc.apiVersion} ${doc.kind}`).toBeDefined();

@@ -44,6 +44,8 @@ export interface ContractRow {
   types: string[];
   producers: string[];
   consumers: string[];
+  /** The producer cell says "any function": each function may emit it, none has to. */
+  anyProducer: boolean;
 }
 
 const KNOWN = [
@@ -56,9 +58,8 @@ const KNOWN = [
   'jobs',
 ];
 
-/** ARCHITECTURE.md's CloudEvents table: which component produces and which consumes each type. */
+/** docs/architecture.md's CloudEvents table: which component produces and which consumes each type. */
 export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
-  if (!existsSync(file)) return [];
   const rows: ContractRow[] = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const cells = line.split('|').map((cell) => cell.trim());
@@ -67,7 +68,7 @@ export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
     for (const [, literal] of cells[1]!.matchAll(/`([^`]+)`/g)) {
       if (literal!.startsWith('…') && types.length > 0)
         types.push(types[types.length - 1]!.replace(/\.[^.]+$/, `.${literal!.slice(1)}`));
-      else if (/^[a-z]+\.[a-z.]+$/.test(literal!)) types.push(literal!);
+      else if (/^[a-z]+\.[a-z_.]+$/.test(literal!)) types.push(literal!);
     }
     const names = (cell: string) =>
       cell === 'any function'
@@ -76,7 +77,12 @@ export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
           ? ['PingSource']
           : KNOWN.filter((n) => cell.includes(n));
     if (types.length === 0) continue;
-    rows.push({ types, producers: names(cells[2]!), consumers: names(cells[3]!) });
+    rows.push({
+      types,
+      producers: names(cells[2]!),
+      consumers: names(cells[3]!),
+      anyProducer: cells[2] === 'any function',
+    });
   }
   return rows;
 }

@@ -3,12 +3,12 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
+import { knativeCrdFiles } from './knative-modules.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 export const KNATIVE_DIR = join(ROOT, 'knative');
-/** The verbatim Knative CRDs (../shared/knative-crds/ next to the repo; KIOT_KNATIVE_CRDS to point elsewhere). */
-export const CRD_DIR = process.env.KIOT_KNATIVE_CRDS ?? resolve(ROOT, '..', 'shared', 'knative-crds');
-export const ARCHITECTURE_FILE = process.env.KIOT_ARCHITECTURE ?? resolve(ROOT, '..', 'shared', 'ARCHITECTURE.md');
+/** The architecture contract (event types with their producers and consumers) the routing tests read. */
+export const ARCHITECTURE_FILE = join(ROOT, 'docs', 'architecture.md');
 
 // A Kubernetes object as parsed from YAML; only the common envelope is typed.
 export interface K8sObject {
@@ -69,11 +69,11 @@ export function loadManifests(options: { includeOverlays?: boolean } = {}): Loca
 export const named = (doc: K8sObject) => `${doc.kind} ${doc.metadata?.namespace ?? '?'}/${doc.metadata?.name ?? '?'}`;
 
 /** ajv validators of the CRD schemas: key `group/version Kind` (as `apiVersion Kind`). */
-export function crdValidators(dir = CRD_DIR): Map<string, ValidateFunction> {
+export function crdValidators(files = knativeCrdFiles()): Map<string, ValidateFunction> {
   const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
   const validators = new Map<string, ValidateFunction>();
-  for (const file of readdirSync(dir).filter((name) => name.endsWith('.yaml'))) {
-    for (const crd of parseDocuments(readFileSync(join(dir, file), 'utf8'), file) as K8sObject[]) {
+  for (const file of files) {
+    for (const crd of parseDocuments(readFileSync(file, 'utf8'), file) as K8sObject[]) {
       if (crd?.kind !== 'CustomResourceDefinition') continue;
       for (const version of crd.spec.versions as { name: string; schema?: { openAPIV3Schema?: object } }[]) {
         if (!version.schema?.openAPIV3Schema) continue;
