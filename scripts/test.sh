@@ -21,6 +21,10 @@ if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&
   GOBIN="$PWD/.kiot/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
 fi
 
+# The manifest tests run Knative's own admission code (tools/knative), built once into .kiot/bin; the first
+# build compiles the Knative modules (minutes), later ones are cached.
+bash scripts/knative-admission.sh >/dev/null
+
 export KIOT_PROFILE=test
 eval "$(bash scripts/services.sh env | sed 's/^/export DEFAULT_/')"
 export MQTT_URL=${MQTT_URL:-$DEFAULT_MQTT_URL}

@@ -5,8 +5,7 @@ import { COMMAND_STATUSES, lifecycleEventType } from '../../../functions/command
 import { compileTriggerFilter } from '../../../scripts/router/filters.js';
 import type { CloudEventV1 } from '../../../shared/cloudevents.js';
 import { componentOf, components, contract, isBrokerRef, PING, typesInCode } from './lib/components.js';
-import { type K8sObject, loadManifests, ROOT } from './lib/manifests.js';
-import { triggerType } from './lib/webhook.js';
+import { type K8sObject, loadManifests, ROOT, triggerType } from './lib/manifests.js';
 
 // Event routing as the manifests declare it, against what the code emits and consumes (string literals of
 // event types per component) and the table of docs/architecture.md. A capability whose knative/<name>/ folder has not

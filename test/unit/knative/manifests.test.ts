@@ -1,13 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseIsoDuration, toSeconds } from 'iso8601-duration';
+import parseGoDuration from 'parse-duration';
 import { describe, expect, it } from 'vitest';
 import { readManifests } from '../../../scripts/router/load-manifests.js';
-import { parseGoDurationMs, parseIsoDurationMs } from './lib/durations.js';
 import { identity, kustomize, reachableFiles } from './lib/kustomize.js';
 import {
-  crdKey,
-  crdValidators,
   isKustomization,
   type K8sObject,
   KNATIVE_DIR,
@@ -16,47 +15,23 @@ import {
   named,
   parseDocuments,
   ROOT,
+  triggerType,
   yamlFiles,
 } from './lib/manifests.js';
-import { triggerType, webhookIssues } from './lib/webhook.js';
 
-// Every manifest under knative/: YAML, the Knative CRD schemas (ajv, as the API server validates), what only
-// Knative's webhooks check, and kiot's own deployment rules (scale to zero, probes, security, delivery).
+// Every manifest under knative/: YAML, kustomize, and kiot's own deployment rules (scale to zero, probes,
+// security, delivery). What Knative itself admits is checked by its own code in admission.test.ts.
 const manifests = loadManifests();
-const validators = crdValidators();
-const KNATIVE_GROUPS = /^(serving|eventing|sources|messaging|flows)\.knative\.dev\//;
 const of = (kind: string, group?: string) =>
   manifests.filter(({ doc }) => doc.kind === kind && (group === undefined || doc.apiVersion.startsWith(`${group}/`)));
 const A = 'autoscaling.knative.dev/';
-
-function crdErrors(doc: K8sObject): string[] {
-  const validate = validators.get(crdKey(doc));
-  if (!validate)
-    return KNATIVE_GROUPS.test(doc.apiVersion) ? [`no CRD schema for ${crdKey(doc)} in the Knative modules`] : [];
-  return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
-}
+const isoSeconds = (text: string) => toSeconds(parseIsoDuration(text));
 
 describe('knative/ manifests', () => {
   it('parse as YAML, every file and document', () => {
     for (const file of yamlFiles(KNATIVE_DIR))
       expect(() => parseDocuments(readFileSync(file, 'utf8'), file)).not.toThrow();
     expect(manifests.length).toBeGreaterThan(5);
-    expect(validators.size).toBeGreaterThanOrEqual(6);
-  });
-
-  it('validate against the Knative CRD schemas (openAPIV3Schema of their version)', () => {
-    const failures = manifests.flatMap(({ file, index, doc }) =>
-      crdErrors(doc).map((error) => `${file}#${index} ${named(doc)}: ${error}`),
-    );
-    expect(failures).toEqual([]);
-    expect(manifests.filter(({ doc }) => validators.has(crdKey(doc))).length).toBeGreaterThanOrEqual(7);
-  });
-
-  it('pass the rules only Knative webhooks check (autoscaling, filters, delivery, cron, subjects)', () => {
-    const failures = manifests.flatMap(({ file, doc }) =>
-      webhookIssues(doc).map((issue) => `${file} ${named(doc)}: ${issue}`),
-    );
-    expect(failures).toEqual([]);
   });
 
   it('name a namespace and never collide', () => {
@@ -88,15 +63,18 @@ describe('Knative Services', () => {
   });
 
   it.each(services.map((s) => [s.doc.metadata.name, s] as const))(
-    '%s: scales to zero with a target, a max, a scale-down delay and a hard concurrency limit',
+    '%s: scales to zero with a target under a hard concurrency limit, a max and a scale-down delay',
     (_name, { doc }) => {
       const annotations: Record<string, string> = doc.spec.template.metadata.annotations;
       expect(annotations[`${A}min-scale`]).toBe('0');
       expect(Number(annotations[`${A}target`])).toBeGreaterThan(0);
       expect(Number(annotations[`${A}max-scale`])).toBeGreaterThan(0);
-      const delay = parseGoDurationMs(annotations[`${A}scale-down-delay`] ?? '');
-      expect(delay).toBeGreaterThan(0);
+      expect(parseGoDuration(annotations[`${A}scale-down-delay`] ?? '') ?? 0).toBeGreaterThan(0);
       expect(doc.spec.template.spec.containerConcurrency).toBeGreaterThan(0);
+      // Knative admits a soft target above the hard limit, but the limit would win: keep the target below it.
+      expect(Number(annotations[`${A}target`])).toBeLessThanOrEqual(doc.spec.template.spec.containerConcurrency);
+      // Only the canonical kebab-case names (Knative also reads the old camelCase aliases).
+      for (const key of Object.keys(annotations).filter((k) => k.startsWith(A))) expect(key).toMatch(/^[a-z0-9./-]+$/);
     },
   );
 
@@ -193,7 +171,7 @@ describe('eventing', () => {
       expect(triggerType(doc), 'an `exact: {type}` filter').toMatch(/^[a-z]/);
       expect(spec.delivery?.retry).toBeGreaterThanOrEqual(1);
       expect(spec.delivery?.backoffPolicy).toBe('exponential');
-      expect(parseIsoDurationMs(spec.delivery?.backoffDelay ?? '')).toBeGreaterThan(0);
+      expect(isoSeconds(spec.delivery?.backoffDelay ?? 'PT0S')).toBeGreaterThan(0);
       const sink = spec.delivery?.deadLetterSink;
       expect(sink?.ref ?? sink?.uri).toBeDefined();
       if (sink.ref)
@@ -293,15 +271,12 @@ describe('kustomize', () => {
   });
 
   it.each(['knative', 'knative/overlays/dev', 'knative/overlays/prod'])(
-    '%s builds; its objects validate; it has every object of the base and the same Knative Services',
+    '%s builds; it has every object of the base and the same Knative Services',
     (dir) => {
       const base = kustomize('knative');
       const built = kustomize(dir);
       const ids = new Set(built.map(identity));
       expect(base.map(identity).filter((id) => !ids.has(id))).toEqual([]);
-      expect(
-        built.flatMap((doc) => [...crdErrors(doc), ...webhookIssues(doc)].map((issue) => `${named(doc)}: ${issue}`)),
-      ).toEqual([]);
       const ksvc = (docs: K8sObject[]) =>
         docs
           .filter((doc) => doc.apiVersion.startsWith('serving.knative.dev/'))

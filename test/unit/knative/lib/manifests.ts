@@ -1,9 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
-import { knativeCrdFiles } from './knative-modules.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 export const KNATIVE_DIR = join(ROOT, 'knative');
@@ -68,26 +66,15 @@ export function loadManifests(options: { includeOverlays?: boolean } = {}): Loca
 
 export const named = (doc: K8sObject) => `${doc.kind} ${doc.metadata?.namespace ?? '?'}/${doc.metadata?.name ?? '?'}`;
 
-/** ajv validators of the CRD schemas: key `group/version Kind` (as `apiVersion Kind`). */
-export function crdValidators(files = knativeCrdFiles()): Map<string, ValidateFunction> {
-  const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
-  const validators = new Map<string, ValidateFunction>();
-  for (const file of files) {
-    for (const crd of parseDocuments(readFileSync(file, 'utf8'), file) as K8sObject[]) {
-      if (crd?.kind !== 'CustomResourceDefinition') continue;
-      for (const version of crd.spec.versions as { name: string; schema?: { openAPIV3Schema?: object } }[]) {
-        if (!version.schema?.openAPIV3Schema) continue;
-        validators.set(
-          `${crd.spec.group}/${version.name} ${crd.spec.names.kind}`,
-          ajv.compile(version.schema.openAPIV3Schema),
-        );
-      }
-    }
+/** The `type` of a Trigger's `exact` filter (top level, or inside `all`). */
+export function triggerType(doc: K8sObject): string | undefined {
+  const filters: { exact?: { type?: string }; all?: { exact?: { type?: string } }[] }[] = doc.spec?.filters ?? [];
+  for (const filter of filters) {
+    if (filter.exact?.type) return filter.exact.type;
+    for (const inner of filter.all ?? []) if (inner.exact?.type) return inner.exact.type;
   }
-  return validators;
+  return undefined;
 }
-
-export const crdKey = (doc: K8sObject) => `${doc.apiVersion} ${doc.kind}`;
 
 export function exists(path: string): boolean {
   return existsSync(path);
