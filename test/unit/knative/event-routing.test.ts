@@ -78,7 +78,7 @@ describe('event routing', () => {
 
   const consumed = all.flatMap((component) =>
     rows
-      .filter((row) => row.consumers.includes(component.name))
+      .filter((row) => row.consumers.includes(component.name) && (row.anyProducer || row.producers.length > 0))
       .flatMap((row) => row.types)
       .filter((type) => type !== PING && code.get(component.name)!.has(type))
       .map((type) => [component.name, type] as const),
@@ -91,6 +91,8 @@ describe('event routing', () => {
   });
   for (const [name, type] of consumed.filter(([name]) => !landed(name)))
     it.todo(`${name} consumes ${type}: knative/${name}/ has not landed`);
+  for (const row of rows.filter((r) => !r.anyProducer && r.producers.length === 0))
+    it.todo(`${row.types.join(', ')}: no component produces it yet, so no Trigger delivers it`);
 
   it('every type a component emits to the Broker that another component consumes has a Trigger to each consumer', () => {
     const problems: string[] = [];
