@@ -4,6 +4,10 @@
 # Idempotent. Data lives under .kiot/<profile>/ (git-ignored).
 #   KIOT_PROFILE=dev  (default) ports 1883 / 6379 / 27017, Mongo data in an H2 file
 #   KIOT_PROFILE=test           ports 21883 / 26379 / 27027, Mongo in memory
+#   KIOT_DATA_DIR               another data folder (tests that run a private stack)
+# A service counts as running only if the pid in its pid file is alive, is that service (its command line)
+# and its port answers; a pid file that fails this (a crash, a reboot, a recycled pid) is cleared, so
+# `start` after a kill -9 or a power cut brings everything back without a manual step.
 # Usage: scripts/services.sh install|start|stop|status|env
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +18,7 @@ case "$PROFILE" in
   test) MQTT_PORT=${KIOT_MQTT_PORT:-21883}; REDIS_PORT=${KIOT_REDIS_PORT:-26379}; MONGO_PORT=${KIOT_MONGO_PORT:-27027} ;;
   *) echo "unknown KIOT_PROFILE=$PROFILE (dev|test)" >&2; exit 2 ;;
 esac
-DATA=$ROOT/.kiot/$PROFILE
+DATA=${KIOT_DATA_DIR:-$ROOT/.kiot/$PROFILE}
 MONGO_CP_FILE=$ROOT/.kiot/mongo-classpath.txt
 mkdir -p "$DATA"
 
@@ -41,15 +45,70 @@ install() {
 mosquitto_bin() { command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto; }
 redis_bin() { command -v redis-server 2>/dev/null || echo /usr/bin/redis-server; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Waits until the service we just started (pid file) accepts connections on its port.
+port_of() {
+  case $1 in mosquitto) echo "$MQTT_PORT" ;; redis) echo "$REDIS_PORT" ;; mongo) echo "$MONGO_PORT" ;; esac
+}
+
+# Whether a command line (NULs as spaces, one trailing space) is this profile's instance of the service.
+is_service_cmdline() {
+  local name=$1 cmdline=$2
+  case $name in
+    mosquitto) [[ $cmdline == *mosquitto\ -c\ "$DATA/mosquitto/mosquitto.conf "* ]] ;;
+    # redis-server rewrites its title to "redis-server 127.0.0.1:PORT" (proc-title-template) once started.
+    redis) [[ $cmdline == *redis-server*":$REDIS_PORT "* || $cmdline == *redis-server\ *--port\ "$REDIS_PORT "* ]] ;;
+    mongo) [[ $cmdline == *java\ *KiotMongoServer.java\ *\ "$MONGO_PORT "* ]] ;;
+    *) return 1 ;;
+  esac
+}
+
+# Whether a process is on its way out: a zombie, or SIGKILL already pending (a kill -9 is not instant;
+# until the kernel has torn the process down it still has its command line and maybe its port).
+dying() {
+  local pid=$1 state pending mask
+  state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || return 0
+  case $state in '' | Z | X) return 0 ;; esac
+  for pending in $(awk '/^(SigPnd|ShdPnd):/ {print $2}' "/proc/$pid/status" 2>/dev/null); do
+    mask=$((16#$pending))
+    (((mask >> 8) & 1)) && return 0
+  done
+  return 1
+}
+
+# Prints the pid of the service if its pid file names a live process that is this service; otherwise
+# clears the pid file. A process that is dying (see above), or a recycled pid (after a reboot, say) with
+# another command line, does not count.
+live_pid() {
+  local name=$1 file="$DATA/$1.pid" pid cmdline i
+  [ -f "$file" ] || return 1
+  pid=$(cat "$file" 2>/dev/null || true)
+  if [[ $pid =~ ^[0-9]+$ ]]; then
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+    if [ -n "$cmdline" ] && is_service_cmdline "$name" "$cmdline"; then
+      if ! dying "$pid"; then
+        echo "$pid"
+        return 0
+      fi
+      # Let it finish dying, so that its port is free for the next one.
+      for i in $(seq 1 100); do [ -d "/proc/$pid" ] && dying "$pid" && sleep 0.05 || break; done
+    fi
+  fi
+  log "cleared the stale pid file of $name (pid '${pid}' is not a running $name)" >&2
+  rm -f "$file"
+  return 1
+}
+
+# Running means: the recorded pid is alive, is this service, and its port answers.
+service_running() { live_pid "$1" >/dev/null && port_in_use "$(port_of "$1")"; }
+
+# Waits until the service we just started (pid file) accepts connections on its port. Its pid is ours, so
+# here alive is enough (between fork and exec the command line is still this script's).
 wait_port() {
-  local port=$1 name=$2 i
+  local port=$1 name=$2 pid i
+  pid=$(cat "$DATA/$name.pid")
   for i in $(seq 1 300); do
-    if ! pid_alive "$DATA/$name.pid"; then
+    if ! kill -0 "$pid" 2>/dev/null || [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
       echo "$name exited during start-up; see $DATA/$name.log" >&2
       tail -20 "$DATA/$name.log" >&2 || true
       return 1
@@ -59,6 +118,43 @@ wait_port() {
   done
   echo "$name did not open port $port; see $DATA/$name.log" >&2
   tail -20 "$DATA/$name.log" >&2 || true
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$DATA/$name.pid"
+  return 1
+}
+
+# Our service listening without a pid file (a start that was interrupted before it wrote one): record it.
+adopt() {
+  local name=$1 port pid cmdline
+  port=$(port_of "$name")
+  command -v ss >/dev/null 2>&1 || return 1
+  pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+  [ -n "$pid" ] || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+  is_service_cmdline "$name" "$cmdline" || return 1
+  # And ours, not another checkout's on the same port: redis runs in its --dir, mongo where we started it.
+  case $name in
+    redis) [ "$(readlink "/proc/$pid/cwd")" = "$DATA/redis" ] || return 1 ;;
+    mongo) [ "$(readlink "/proc/$pid/cwd")" = "$ROOT" ] || return 1 ;;
+  esac
+  echo "$pid" >"$DATA/$name.pid"
+  log "found $name (pid $pid) on port $port without a pid file; recorded it"
+}
+
+# Before a start: true if the service already runs. Our process with a port that never answers (hung, or
+# still starting) gets 30 s, then is killed and started again.
+already_running() {
+  local name=$1 port pid i
+  port=$(port_of "$name")
+  pid=$(live_pid "$name") || { adopt "$name"; return; }
+  for i in $(seq 1 300); do
+    port_in_use "$port" && return 0
+    live_pid "$name" >/dev/null || return 1
+    sleep 0.1
+  done
+  log "$name (pid $pid) does not answer on port $port; restarting it"
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$DATA/$name.pid"
   return 1
 }
 
@@ -66,6 +162,9 @@ wait_port() {
 # administers it); the test profile stays anonymous, and tests that need dynsec start a private broker.
 DYNSEC=${KIOT_MQTT_DYNSEC:-$([ "$PROFILE" = dev ] && echo 1 || echo 0)}
 ANONYMOUS=${KIOT_MQTT_ANONYMOUS:-$([ "$DYNSEC" = 1 ] && echo false || echo true)}
+MQTT_AUTOSAVE_CHANGES=${KIOT_MQTT_AUTOSAVE_CHANGES:-100}
+# Redis (dev): the append-only file, fsynced as set here (always: before every reply; everysec: once a second).
+REDIS_APPENDFSYNC=${KIOT_REDIS_APPENDFSYNC:-always}
 
 write_mosquitto_conf() {
   mkdir -p "$DATA/mosquitto"
@@ -78,7 +177,11 @@ per_listener_settings false
 user $(id -un)
 persistence true
 persistence_location $DATA/mosquitto/
-autosave_interval 5
+# Snapshot the in-memory state after every $MQTT_AUTOSAVE_CHANGES changes (messages queued or acknowledged,
+# subscriptions, retained messages) rather than every few seconds: what a kill -9 can lose is what changed
+# since the last snapshot (docs/deploy.md, "What a crash can lose"). Mosquitto 2.0 has no per-message log.
+autosave_on_changes true
+autosave_interval $MQTT_AUTOSAVE_CHANGES
 # The bridge's persistent sessions must be able to hold a backlog while the sink is down.
 max_queued_messages 200000
 max_inflight_messages 100
@@ -98,7 +201,7 @@ port_taken() {
 }
 
 start_mosquitto() {
-  if pid_alive "$DATA/mosquitto.pid"; then log "mosquitto already running on $MQTT_PORT"; return; fi
+  if already_running mosquitto; then log "mosquitto already running on $MQTT_PORT"; return; fi
   port_taken "$MQTT_PORT" mosquitto MQTT
   write_mosquitto_conf
   rm -f "$DATA/mosquitto/conf.d/dynsec.conf"
@@ -112,11 +215,11 @@ start_mosquitto() {
 }
 
 start_redis() {
-  if pid_alive "$DATA/redis.pid"; then log "redis already running on $REDIS_PORT"; return; fi
+  if already_running redis; then log "redis already running on $REDIS_PORT"; return; fi
   port_taken "$REDIS_PORT" redis REDIS
   mkdir -p "$DATA/redis"
   local persist=(--save "" --appendonly no)
-  [ "$PROFILE" = dev ] && persist=(--save "60 1" --appendonly yes)
+  [ "$PROFILE" = dev ] && persist=(--save "60 1" --appendonly yes --appendfsync "$REDIS_APPENDFSYNC")
   setsid "$(redis_bin)" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DATA/redis" --daemonize no \
     --protected-mode yes "${persist[@]}" >"$DATA/redis.log" 2>&1 &
   echo $! >"$DATA/redis.pid"
@@ -125,7 +228,7 @@ start_redis() {
 }
 
 start_mongo() {
-  if pid_alive "$DATA/mongo.pid"; then log "mongo-java-server already running on $MONGO_PORT"; return; fi
+  if already_running mongo; then log "mongo-java-server already running on $MONGO_PORT"; return; fi
   port_taken "$MONGO_PORT" mongo MONGO
   local file_arg=()
   [ "$PROFILE" = dev ] && file_arg=("$DATA/mongo.h2")
@@ -137,9 +240,9 @@ start_mongo() {
 }
 
 stop_one() {
-  local name=$1 pidfile="$DATA/$1.pid" i
-  if pid_alive "$pidfile"; then
-    local pid; pid=$(cat "$pidfile")
+  local name=$1 pidfile="$DATA/$1.pid" pid i
+  # Only our own process: a stale pid file may name anything.
+  if pid=$(live_pid "$name") || { adopt "$name" >/dev/null && pid=$(cat "$pidfile"); }; then
     kill "$pid" 2>/dev/null || true
     for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
@@ -152,7 +255,7 @@ status() {
   local name port rc=0
   for name in mosquitto redis mongo; do
     case $name in mosquitto) port=$MQTT_PORT;; redis) port=$REDIS_PORT;; mongo) port=$MONGO_PORT;; esac
-    if pid_alive "$DATA/$name.pid"; then echo "$name running (pid $(cat "$DATA/$name.pid"), 127.0.0.1:$port)"
+    if service_running "$name"; then echo "$name running (pid $(cat "$DATA/$name.pid"), 127.0.0.1:$port)"
     else echo "$name stopped"; rc=3; fi
   done
   return $rc
