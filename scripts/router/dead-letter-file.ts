@@ -1,7 +1,7 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { CloudEventV1 } from '../../shared/cloudevents.js';
+import { type DurableAppend, openDurableAppend } from './durable-append.js';
 
 /** Why an event ended in the dead-letter file rather than with a subscriber or a dead-letter sink. */
 export const deadLetterReasons = [
@@ -37,27 +37,36 @@ export type DeadLetterRecord = z.infer<typeof deadLetterRecordSchema>;
 
 export interface DeadLetterFile {
   readonly path: string;
+  /** Resolves once the record is on disk (fdatasync): only then may the event be let go. */
   append(record: Omit<DeadLetterRecord, 'at' | 'event'> & { event: CloudEventV1<unknown> }): Promise<void>;
   list(): Promise<DeadLetterRecord[]>;
+  close(): Promise<void>;
 }
 
 /**
- * The last resort: one JSON line per event that no subscriber and no dead-letter sink took. Appends are
- * serialised so lines never interleave; the file is created with its directory on first use.
+ * The last resort: one JSON line per event that no subscriber and no dead-letter sink took. Lines are
+ * appended in order with a group commit (durable-append.ts); the file is created with its directory on
+ * first use.
  */
 export function createDeadLetterFile(path: string): DeadLetterFile {
-  let queue: Promise<unknown> = Promise.resolve();
+  let file: Promise<DurableAppend> | undefined;
+  const opened = () => {
+    file ??= openDurableAppend(path).catch((error: unknown) => {
+      file = undefined;
+      throw error;
+    });
+    return file;
+  };
   return {
     path,
-    append(record) {
+    async append(record) {
       const { event, ...rest } = record;
       const line = `${JSON.stringify({ at: new Date().toISOString(), ...rest, event: toJson(event) })}\n`;
-      const write = queue.then(async () => {
-        await mkdir(dirname(path), { recursive: true });
-        await appendFile(path, line, 'utf8');
-      });
-      queue = write.catch(() => undefined);
-      return write;
+      await (await opened()).append(line);
+    },
+    async close() {
+      if (file) await (await file.catch(() => undefined))?.close();
+      file = undefined;
     },
     async list() {
       let text: string;

@@ -18,8 +18,13 @@ export interface DeliverDeps {
   deadLetters: DeadLetterFile;
   metrics: RouterMetrics;
   logger: Logger;
-  /** Aborted when the router stops: pending retries give up and leave a dead-letter record. */
+  /** Aborted when the router stops: pending retries give up (see `keepUnfinished`). */
   signal: AbortSignal;
+  /**
+   * What a delivery cut short by the stop becomes: left unfinished (true: the journal has it, the next
+   * start delivers it) or a `router_shutdown` record in the dead-letter file (false: nothing else keeps it).
+   */
+  keepUnfinished: boolean;
   /** Feeds a reply event back into a broker's ingress (with the TTL it must carry). */
   reingest(reply: CloudEvent<unknown>, broker: string, ttl: number): Promise<void>;
   send(
@@ -109,12 +114,15 @@ export function withErrorExtensions(
   ) as CloudEvent<unknown>;
 }
 
+/** How a delivery came out: it ended (delivered, or a dead letter), or the stop left it unfinished. */
+export type DeliveryEnd = 'ended' | 'left';
+
 /**
  * Delivers one event to one Trigger, as the Knative broker filter and dispatcher do:
  * send with retries → on success feed a reply back into the broker → otherwise the dead-letter sink
  * (with the same retries) → otherwise a line in the dead-letter file. Never ends without a record.
  */
-export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): Promise<void> {
+export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): Promise<DeliveryEnd> {
   const { event, trigger, broker } = input;
   const record = async (
     fields: Omit<DeadLetterRecord, 'at' | 'event' | 'trigger' | 'broker'>,
@@ -128,7 +136,7 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
   // Step 1: a subscriber without a local URL cannot be tried at all.
   if ('unresolved' in trigger.subscriber) {
     await record({ reason: 'subscriber_unresolved', error: trigger.subscriber.unresolved }, event);
-    return;
+    return 'ended';
   }
   const subscriber = trigger.subscriber.url;
 
@@ -143,25 +151,26 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
     deps.metrics.delivered.inc({ trigger: trigger.key });
     const reply = replyEventOf(outcome.result);
     if (reply) await deps.reingest(reply, broker, input.ttl);
-    return;
+    return 'ended';
   }
 
   const failure = { subscriber, status: outcome.status, error: outcome.error };
   const dead = withErrorExtensions(event, subscriber, outcome);
   if (outcome.aborted) {
+    if (deps.keepUnfinished) return 'left';
     await record({ reason: 'router_shutdown', ...failure }, dead);
-    return;
+    return 'ended';
   }
 
   // Step 4: the dead-letter sink, with the same retry policy (Knative sends it with the same RetryConfig).
   const sink = trigger.policy.deadLetterSink;
   if (!sink) {
     await record({ reason: 'no_dead_letter_sink', ...failure }, dead);
-    return;
+    return 'ended';
   }
   if ('unresolved' in sink) {
     await record({ reason: 'dead_letter_sink_unresolved', ...failure, error: sink.unresolved }, dead);
-    return;
+    return 'ended';
   }
   const sunk = await sendWithRetries(sink.url, dead, trigger.policy, deps, {
     trigger: trigger.key,
@@ -181,8 +190,9 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
       },
       'event dead-lettered',
     );
-    return;
+    return 'ended';
   }
+  if (sunk.aborted && deps.keepUnfinished) return 'left';
 
   // Step 5: the last resort.
   const why =
@@ -197,4 +207,5 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
     },
     dead,
   );
+  return 'ended';
 }

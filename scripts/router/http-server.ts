@@ -54,7 +54,7 @@ function write(res: ServerResponse, answer: Answer): void {
 
 /**
  * The router's HTTP face:
- * - `POST /<namespace>/<broker>`: the broker ingress (Knative's path shape), 202 once accepted;
+ * - `POST /<namespace>/<broker>`: the broker ingress (Knative's path shape), 202 once accepted and journaled;
  * - `POST /dead-letters`, `GET /dead-letters`: a local stand-in for the dead-letter service;
  * - `GET /healthz`, `GET /metrics`.
  */
@@ -97,7 +97,8 @@ export function createRouterServer(deps: RouterHttpDeps): Server {
       const broker = `${segments[0]}/${segments[1]}`;
       if (!deps.brokers().includes(broker)) throw new NotFoundError(`no broker ${broker}`, 'unknown_broker');
       const event = parseCloudEvent(headerRecord(req), await readBody(req, deps.maxBodyBytes));
-      deps.core.ingest(event, broker);
+      // 202 only once the event is durable (journaled): what the caller lets go of is never lost here.
+      await deps.core.ingest(event, broker);
       return { status: 202 };
     }
     throw new NotFoundError(`no route for ${method} ${path}`);

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pLimit from 'p-limit';
 import type { Registry } from 'prom-client';
@@ -10,6 +11,7 @@ import { createBrokerCore } from './broker.js';
 import { createDeadLetterFile } from './dead-letter-file.js';
 import { serviceMapSchema } from './destinations.js';
 import { createRouterServer } from './http-server.js';
+import { memoryOnly, openJournal } from './journal.js';
 import { loadTopology, type Topology } from './load-manifests.js';
 import { createRouterMetrics } from './metrics.js';
 import { sendEvent } from './send.js';
@@ -23,6 +25,19 @@ export const routerConfigSchema = baseConfigSchema.extend({
   /** `mqtt-bridge=http://127.0.0.1:8090,telemetry-ingest=http://127.0.0.1:8103` (or `namespace/name=url`). */
   ROUTER_SERVICES: serviceMapSchema.prefault(''),
   ROUTER_DEAD_LETTER_FILE: z.string().min(1).default('.kiot/dev/dead-letters.jsonl'),
+  /**
+   * `on`: an event is answered 202 only once it is journaled on disk, and what a crash interrupted is
+   * delivered at the next start. `off`: accepted events live in memory only (Knative's InMemoryChannel).
+   */
+  ROUTER_JOURNAL: z.enum(['on', 'off']).default('on'),
+  /** Default: `router-journal/` beside the dead-letter file (so whoever gives the router a folder gives it both). */
+  ROUTER_JOURNAL_DIR: z.string().min(1).optional(),
+  /** A journal segment is closed at this size; closed segments are deleted once all their events are delivered. */
+  ROUTER_JOURNAL_SEGMENT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(4_096)
+    .default(64 * 1_048_576),
   /** The namespace of manifests that name none (`kubectl apply -n kiot`). */
   ROUTER_NAMESPACE: z
     .string()
@@ -36,7 +51,10 @@ export const routerConfigSchema = baseConfigSchema.extend({
     .int()
     .min(1_024)
     .default(4 * 1_048_576),
-  /** On SIGTERM/SIGINT: how long deliveries may finish before the rest is written to the dead-letter file. */
+  /**
+   * On SIGTERM/SIGINT: how long deliveries may finish before the rest is left in the journal (or, without
+   * one, written to the dead-letter file).
+   */
   ROUTER_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
@@ -55,7 +73,10 @@ export interface RunningRouter {
   topology: Topology;
   /** Resolves once every accepted event has reached a subscriber, a dead-letter sink or the file. */
   idle(): Promise<void>;
-  /** Stops accepting, lets deliveries finish for up to `drainTimeoutMs`, then records the rest as dead letters. */
+  /**
+   * Stops accepting, lets deliveries finish for up to `drainTimeoutMs`, then leaves the rest in the journal
+   * for the next start (without a journal: records them as dead letters).
+   */
   close(options?: { drainTimeoutMs?: number }): Promise<void>;
 }
 
@@ -69,13 +90,19 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
   for (const warning of topology.warnings)
     logger.warn({ warning }, 'events for this Trigger will go to the dead-letter file');
 
-  const metrics = createRouterMetrics(deps.registry);
   const deadLetters = createDeadLetterFile(config.ROUTER_DEAD_LETTER_FILE);
+  const journalDir = config.ROUTER_JOURNAL_DIR ?? join(dirname(config.ROUTER_DEAD_LETTER_FILE), 'router-journal');
+  const journal =
+    config.ROUTER_JOURNAL === 'on'
+      ? await openJournal({ dir: journalDir, segmentBytes: config.ROUTER_JOURNAL_SEGMENT_BYTES, logger })
+      : memoryOnly();
+  const metrics = createRouterMetrics(deps.registry, () => journal.pending());
   const dispatcher = deps.dispatcher ?? createEventDispatcher(config.ROUTER_CONCURRENCY);
   const stopping = new AbortController();
   const core = createBrokerCore({
     topology,
     deadLetters,
+    journal,
     metrics,
     logger,
     dispatcher,
@@ -93,10 +120,15 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     maxBodyBytes: config.ROUTER_MAX_BODY_BYTES,
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.PORT, config.ROUTER_HOST, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT, config.ROUTER_HOST, () => resolve());
+    });
+  } catch (error) {
+    await journal.close();
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const host = config.ROUTER_HOST === '0.0.0.0' || config.ROUTER_HOST === '::' ? '127.0.0.1' : config.ROUTER_HOST;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -106,9 +138,16 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
       brokers: brokers.map((key) => `${url}/${key}`),
       triggers: brokers.reduce((n, key) => n + topology.brokers.get(key)!.triggers.length, 0),
       deadLetterFile: deadLetters.path,
+      journal: journal.enabled ? journalDir : 'off',
     },
     'router listening',
   );
+  // What a crash (or a stop mid-delivery) left undelivered goes out first.
+  if (journal.unfinished.length > 0) {
+    logger.info({ events: journal.unfinished.length }, 'delivering what the journal holds from the last run');
+    metrics.replayed.inc(journal.unfinished.length);
+    core.replay(journal.unfinished);
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -130,6 +169,8 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
         stopping.abort();
         await core.drain();
         await closed;
+        await journal.close();
+        await deadLetters.close();
         if (!deps.dispatcher) await dispatcher.close();
       })();
       return closing;

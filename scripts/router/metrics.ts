@@ -1,4 +1,4 @@
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 
 /** The router's counters, on a registry of its own so several routers (tests) never collide. */
 export interface RouterMetrics {
@@ -7,9 +7,19 @@ export interface RouterMetrics {
   delivered: Counter<'trigger'>;
   retried: Counter<'trigger'>;
   deadLettered: Counter<'trigger' | 'destination'>;
+  replayed: Counter;
 }
 
-export function createRouterMetrics(registry = new Registry()): RouterMetrics {
+/** `journalPending`: events accepted and not yet delivered to every Trigger (read at each scrape). */
+export function createRouterMetrics(registry = new Registry(), journalPending: () => number = () => 0): RouterMetrics {
+  new Gauge({
+    name: 'kiot_router_journal_pending_events',
+    help: 'Events in the journal whose deliveries have not all ended',
+    registers: [registry],
+    collect() {
+      this.set(journalPending());
+    },
+  });
   return {
     registry,
     accepted: new Counter({
@@ -34,6 +44,11 @@ export function createRouterMetrics(registry = new Registry()): RouterMetrics {
       name: 'kiot_router_events_dead_lettered_total',
       help: 'CloudEvents given up on, by Trigger and where they went (sink or file)',
       labelNames: ['trigger', 'destination'],
+      registers: [registry],
+    }),
+    replayed: new Counter({
+      name: 'kiot_router_events_replayed_total',
+      help: 'Events an earlier run journaled and did not finish, delivered again at start',
       registers: [registry],
     }),
   };
