@@ -3,12 +3,19 @@
 # Installs what is missing, starts Mosquitto/Redis/MongoDB-compatible server (dev profile), builds the
 # bundles, starts the event router (the local Knative Broker), the bridge and every function, then the
 # device simulator in the foreground. Ctrl-C stops what this script started.
-#   SIM_DEVICES, SIM_RATE, SIM_BATCH, SIM_DURATION tune the fleet (see scripts/simulator/config.ts).
+#   SIM_DEVICES, SIM_RATE, SIM_BATCH, SIM_DURATION tune the fleet (see scripts/simulator/config.ts);
+#   SIM_DEVICES=0 runs the stack without a fleet until it is stopped.
+#   KIOT_DATA_DIR puts the data (services, router journal, logs, keys) elsewhere than .kiot/dev;
+#   KIOT_SKIP_BUILD=1 uses the bundles in dist/ as they are.
+# After a crash (kill -9 of everything, a power cut) the same command brings it all back: stale pid files
+# are cleared, and the router delivers what its journal holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export KIOT_PROFILE=dev
-LOGS=$ROOT/.kiot/dev/logs
+DATA=${KIOT_DATA_DIR:-$ROOT/.kiot/dev}
+export KIOT_DATA_DIR=$DATA
+LOGS=$DATA/logs
 mkdir -p "$LOGS"
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -18,7 +25,7 @@ services_were_running=1
 bash scripts/services.sh status >/dev/null 2>&1 || services_were_running=0
 bash scripts/services.sh start
 eval "$(bash scripts/services.sh env | sed 's/^/export /')"
-node scripts/build.mjs >/dev/null
+[ "${KIOT_SKIP_BUILD:-0}" = 1 ] || node scripts/build.mjs >/dev/null
 
 ROUTER_PORT=${ROUTER_PORT:-8080}
 BRIDGE_PORT=${BRIDGE_PORT:-8090}
@@ -32,7 +39,7 @@ export LOG_LEVEL=${LOG_LEVEL:-info}
 # Broker credentials (dynamic security) for the registry and the bridge, made by services.sh.
 if [ -n "${KIOT_DYNSEC_ENV:-}" ]; then set -a; . "$KIOT_DYNSEC_ENV"; set +a; fi
 # One app API key with every scope for this machine; functions get only its scrypt hash (API_KEYS).
-API_KEY_FILE=$ROOT/.kiot/dev/api-key.env
+API_KEY_FILE=$DATA/api-key.env
 if [ ! -f "$API_KEY_FILE" ]; then
   (umask 077; node dist/device-registry.js mint-api-key --id local-admin --scopes '*' |
     sed -E "s/^([A-Z_]+)=(.*)$/\1='\2'/" >"$API_KEY_FILE")
@@ -83,7 +90,7 @@ for name in "${!FUNCTION_PORTS[@]}"; do
   [ -f "dist/$name.js" ] && services_map="$services_map,$name=http://127.0.0.1:${FUNCTION_PORTS[$name]}"
 done
 
-start router "$ROUTER_PORT" env KNATIVE_DIR=knative ROUTER_SERVICES="$services_map" ROUTER_DEAD_LETTER_FILE="$ROOT/.kiot/dev/dead-letters.jsonl" node dist/router.js
+start router "$ROUTER_PORT" env KNATIVE_DIR=knative ROUTER_SERVICES="$services_map" ROUTER_DEAD_LETTER_FILE="$DATA/dead-letters.jsonl" node dist/router.js
 wait_healthy router "http://127.0.0.1:$ROUTER_PORT/healthz"
 dead_letter_sink="http://127.0.0.1:$ROUTER_PORT/dead-letters"
 [ -f dist/dead-letters.js ] && dead_letter_sink="http://127.0.0.1:${FUNCTION_PORTS[dead-letters]}/"
@@ -115,22 +122,27 @@ done
 
 cat <<INFO
 
-kiot is running (logs in .kiot/dev/logs/):
+kiot is running (logs in $LOGS/):
   mosquitto          $MQTT_URL
   redis              $REDIS_URL
-  mongodb            $MONGODB_URL   (mongo-java-server, data in .kiot/dev/mongo.h2)
-  event router       http://127.0.0.1:$ROUTER_PORT   (K_SINK $K_SINK; dead letters: GET /dead-letters)
+  mongodb            $MONGODB_URL   (mongo-java-server, data in $DATA/mongo.h2)
+  event router       http://127.0.0.1:$ROUTER_PORT   (K_SINK $K_SINK; dead letters: GET /dead-letters; journal in $DATA/router-journal)
   mqtt-bridge        http://127.0.0.1:$BRIDGE_PORT   (/healthz, /metrics)
 INFO
 for name in device-registry command-dispatch telemetry-ingest report-generation dead-letters jobs; do
   [ -f "dist/$name.js" ] && printf '  %-18s http://127.0.0.1:%s\n' "$name" "${FUNCTION_PORTS[$name]}"
 done
-echo "  app API key        $API_KEY   (every scope: Authorization: Bearer <key>; kept in .kiot/dev/api-key.env)"
+echo "  app API key        $API_KEY   (every scope: Authorization: Bearer <key>; kept in $API_KEY_FILE)"
 echo
 
 # The simulated fleet registers itself with the registry and logs in with its own secrets.
-env SIM_DEVICES="${SIM_DEVICES:-20}" SIM_REGISTRY_URL="http://127.0.0.1:${FUNCTION_PORTS[device-registry]}" SIM_API_KEY="$API_KEY" \
-  SIM_CREDENTIALS_FILE="$ROOT/.kiot/dev/sim-credentials.json" setsid node dist/simulator.js &
+if [ "${SIM_DEVICES:-20}" = 0 ]; then
+  echo "no simulated fleet (SIM_DEVICES=0): the stack runs until it is stopped"
+  sleep infinity &
+else
+  env SIM_DEVICES="${SIM_DEVICES:-20}" SIM_REGISTRY_URL="http://127.0.0.1:${FUNCTION_PORTS[device-registry]}" SIM_API_KEY="$API_KEY" \
+    SIM_CREDENTIALS_FILE="$DATA/sim-credentials.json" setsid node dist/simulator.js &
+fi
 pids[simulator]=$!
 
 # One example OTA rollout to the simulated fleet once it is online: it advances, ramps, and aborts when
@@ -150,8 +162,8 @@ fleet_report() {
     -d "{\"scope\":{\"fleet\":true},\"from\":\"$from\",\"to\":\"$to\",\"metrics\":[\"temperature\",\"humidity\"],\"title\":\"Simulated fleet since the stack started\"}") || return 0
   id=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).id ?? "")' "$answer")
   [ -n "$id" ] || return 0
-  curl -fsS -H "Authorization: Bearer $API_KEY" "$reports/reports/$id?format=html" -o "$ROOT/.kiot/dev/fleet-report.html" &&
-    echo "report: the simulated fleet's report is in .kiot/dev/fleet-report.html (JSON: $reports/reports/$id, CSV: ?format=csv)"
+  curl -fsS -H "Authorization: Bearer $API_KEY" "$reports/reports/$id?format=html" -o "$DATA/fleet-report.html" &&
+    echo "report: the simulated fleet's report is in $DATA/fleet-report.html (JSON: $reports/reports/$id, CSV: ?format=csv)"
 }
 # The first report after a minute of data, then a fresh one every five minutes (the interval is chosen
 # from the range: raw samples at first, rollups as the run grows).
