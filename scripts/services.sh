@@ -164,7 +164,7 @@ DYNSEC=${KIOT_MQTT_DYNSEC:-$([ "$PROFILE" = dev ] && echo 1 || echo 0)}
 ANONYMOUS=${KIOT_MQTT_ANONYMOUS:-$([ "$DYNSEC" = 1 ] && echo false || echo true)}
 MQTT_AUTOSAVE_CHANGES=${KIOT_MQTT_AUTOSAVE_CHANGES:-100}
 # Redis (dev): the append-only file, fsynced as set here (always: before every reply; everysec: once a second).
-REDIS_APPENDFSYNC=${KIOT_REDIS_APPENDFSYNC:-always}
+REDIS_APPENDFSYNC=${KIOT_REDIS_APPENDFSYNC:-everysec}
 
 write_mosquitto_conf() {
   mkdir -p "$DATA/mosquitto"
