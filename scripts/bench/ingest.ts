@@ -1,7 +1,8 @@
 // npm run bench:ingest — the telemetry hot path on this machine, end to end and against its limits:
 //   1. limits: raw MongoDB insertMany of the same documents (and the hour-bucket alternative), raw MQTT QoS 1
 //   2. end to end: devices → Mosquitto → dist/bridge.js → dist/router.js → dist/telemetry-ingest.js → stores,
-//      sustained (as fast as it goes) and paced at BENCH_PACED_RATE for the latency percentiles
+//      sustained (as fast as it goes) with the router's journal on (the durable path) and again with it off,
+//      and paced at BENCH_PACED_RATE for the latency percentiles
 //   3. the storage step alone: CloudEvents POSTed straight to the function over HTTP
 // A private Mosquitto (free port) keeps the shared one's other subscribers out; MongoDB and Redis are
 // MONGODB_URL / REDIS_URL (default: the test services), with a database and key prefix of its own.
@@ -220,14 +221,16 @@ async function main(): Promise<void> {
     // The Knative Service's own Node flags (its heap cap under the 256 MiB limit), as deployed.
     NODE_OPTIONS: productionNodeOptions('telemetry-ingest'),
   });
-  const routerChild = start('router', process.execPath, ['dist/router.js'], {
+  // The router journals every event (fdatasync, group commit) before its 202: the durable path, as npm start runs it.
+  const routerEnv = {
     PORT: String(routerPort),
     KNATIVE_DIR: 'knative',
     LOG_LEVEL: 'warn',
     ROUTER_CONCURRENCY: process.env.BENCH_ROUTER_CONCURRENCY ?? '100', // = containerConcurrency of the Knative Service
     ROUTER_SERVICES: `telemetry-ingest=http://127.0.0.1:${fnPort},mqtt-bridge=http://127.0.0.1:${bridgePort}`,
     ROUTER_DEAD_LETTER_FILE: join(dir, 'dead-letters.jsonl'),
-  });
+  };
+  let routerChild = start('router', process.execPath, ['dist/router.js'], routerEnv);
   const bridgeChild = start('bridge', process.execPath, ['dist/bridge.js'], {
     PORT: String(bridgePort),
     MQTT_URL: mqttUrl,
@@ -279,10 +282,33 @@ async function main(): Promise<void> {
     `  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`,
   );
 
+  // The same sustained run without the durable path: the router restarted with its journal off (accepted
+  // events in memory only, like Knative's InMemoryChannel), then with it on again for the rest.
+  const restartRouter = async (journal: 'on' | 'off') => {
+    const exited = new Promise((resolve) => routerChild.once('exit', resolve));
+    routerChild.kill('SIGTERM');
+    await exited;
+    routerChild = start('router', process.execPath, ['dist/router.js'], { ...routerEnv, ROUTER_JOURNAL: journal });
+    await until('router healthy', () => ok(`http://127.0.0.1:${routerPort}/healthz`));
+  };
+  await restartRouter('off');
+  const volatileStarted = performance.now();
+  await publishAll(clients, ids, MESSAGES, 'v');
+  await until(
+    'run without the durable path stored',
+    async () => (await storedTotal()) >= 2_000 + 2 * MESSAGES,
+    600_000,
+  );
+  const volatile = (MESSAGES / (performance.now() - volatileStarted)) * 1000;
+  log(
+    `without the durable path (router journal off) ${volatile.toFixed(0)} msg/s stored; with it ${e2e.toFixed(0)} msg/s (${(e2e / volatile).toFixed(2)} of that)`,
+  );
+  await restartRouter('on');
+
   // Paced: latency from the device's publish (`ts`) to the issue of the acknowledged insert (`ingestedAt`).
   const pacedCount = PACED_RATE * PACED_SECONDS;
   await publishAll(clients, paced, pacedCount, 'p', PACED_RATE);
-  await until('paced run stored', async () => (await storedTotal()) >= 2_000 + MESSAGES + pacedCount, 300_000);
+  await until('paced run stored', async () => (await storedTotal()) >= 2_000 + 2 * MESSAGES + pacedCount, 300_000);
   const docs = await telemetry.find({ deviceId: { $in: paced } }, { projection: { ts: 1, ingestedAt: 1 } }).toArray();
   const lags = docs.map((d) => (d.ingestedAt as Date).getTime() - (d.ts as Date).getTime()).sort((a, b) => a - b);
   const insertP99 = await insertP99Ms(fnMetrics);
@@ -314,6 +340,9 @@ async function main(): Promise<void> {
     unit: 'msg/s',
     limit: Math.round(limits.raw),
     ratio: round(e2e / limits.raw),
+    // The stored rate of the same run with the router's journal off, and the durable path's share of it.
+    value_without_durable: Math.round(volatile),
+    durable_ratio: round(e2e / volatile),
     p99_ms_at_1000: p99,
     mqtt_raw: Math.round(mqttRaw),
     rss_mb: Math.round(rssMb),
