@@ -31,7 +31,7 @@ ROUTER_PORT=${ROUTER_PORT:-8080}
 BRIDGE_PORT=${BRIDGE_PORT:-8090}
 declare -A FUNCTION_PORTS=(
   [device-registry]=8101 [command-dispatch]=8102 [telemetry-ingest]=8103 [report-generation]=8104 [dead-letters]=8105
-  [jobs]=8106
+  [jobs]=8106 [api-keys]=8107
 )
 export K_SINK="http://127.0.0.1:$ROUTER_PORT/kiot/default"
 export LOG_LEVEL=${LOG_LEVEL:-info}
@@ -129,7 +129,7 @@ kiot is running (logs in $LOGS/):
   event router       http://127.0.0.1:$ROUTER_PORT   (K_SINK $K_SINK; dead letters: GET /dead-letters; journal in $DATA/router-journal)
   mqtt-bridge        http://127.0.0.1:$BRIDGE_PORT   (/healthz, /metrics)
 INFO
-for name in device-registry command-dispatch telemetry-ingest report-generation dead-letters jobs; do
+for name in device-registry command-dispatch telemetry-ingest report-generation dead-letters jobs api-keys; do
   [ -f "dist/$name.js" ] && printf '  %-18s http://127.0.0.1:%s\n' "$name" "${FUNCTION_PORTS[$name]}"
 done
 echo "  app API key        $API_KEY   (every scope: Authorization: Bearer <key>; kept in $API_KEY_FILE)"

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { Registry } from 'prom-client';
 import type { z } from 'zod';
+import type { Principal } from './api-keys.js';
 import { type CloudEvent, isCloudEventRequest, parseCloudEvent, toBinaryMessage } from './cloudevents.js';
 import { AppError, InvalidInputError, NotFoundError, PayloadTooLargeError, toProblem } from './errors.js';
 import { createFunctionMetrics } from './function-metrics.js';
@@ -26,6 +27,8 @@ export interface HttpRequest {
   rawBody: Buffer;
   /** For a route with `streamBody`: the request body as it arrives (never buffered whole). */
   stream?: Readable;
+  /** Who made the request (the API key), once `authorize` accepted it; absent on public routes. */
+  principal?: Principal;
 }
 
 export interface HttpResult {
@@ -86,8 +89,8 @@ export interface FunctionAppOptions {
   anyEvent?: AnyEventRoute;
   /** Checks for `/healthz`: each resolves when its dependency answers. */
   health?: Record<string, () => Promise<unknown>>;
-  /** Called before every app route; throws 401/403 (the API-key middleware). */
-  authorize?: (request: HttpRequest, route: Route) => Promise<void>;
+  /** Called before every app route (before its body is read); throws 401/403 (the API-key middleware). */
+  authorize?: (request: HttpRequest, route: Route) => Promise<Principal | undefined>;
   maxBodyBytes?: number;
   registry?: Registry;
 }
@@ -162,6 +165,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     const path = url.pathname;
     let routeLabel = 'unmatched';
     let status = 500;
+    let principal: Principal | undefined;
     try {
       if (path === '/healthz' && req.method === 'GET') {
         routeLabel = '/healthz';
@@ -209,7 +213,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
           rawBody: raw,
           ...(compiled.route.streamBody ? { stream: req as unknown as Readable } : {}),
         };
-        if (options.authorize) await options.authorize(request, compiled.route);
+        principal = (await options.authorize?.(request, compiled.route)) ?? undefined;
+        if (principal) request.principal = principal;
         if (!compiled.route.streamBody) request.body = parseJsonBody(raw, headers);
         const result = await compiled.route.handle(request, {
           logger,
@@ -233,9 +238,11 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     } finally {
       httpCounter.inc({ route: routeLabel, status });
       if (routeLabel !== '/healthz' && routeLabel !== '/metrics') {
+        // Who did what: every request names the key that made it (an audit trail of every change).
         logger.info(
           {
             http: { method: req.method, route: routeLabel, status },
+            ...(principal ? { keyId: principal.keyId } : {}),
             durationMs: Math.round(performance.now() - started),
           },
           'request',

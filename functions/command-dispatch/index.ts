@@ -1,5 +1,5 @@
 // Composition root of command-dispatch: config, dependencies, the app, the server. No logic here.
-import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
@@ -17,7 +17,7 @@ runtime.deps.commands
 const handler = createCommandDispatchApp(runtime.deps, {
   logger,
   health: runtime.health,
-  authorize: createApiKeyAuthorizer(config.API_KEYS),
+  authorize: createAppAuthorizer(config, runtime.mongo, logger),
 });
 const stopSweep =
   config.COMMAND_SWEEP_INTERVAL_MS > 0

@@ -4,7 +4,7 @@ import { createEmitter } from '../../shared/emitter.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
-import { createMongo } from '../../shared/mongo.js';
+import { createMongo, type MongoHandle } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
 import { createShadowStore } from '../../shared/shadow.js';
 import { createCommandRepository } from './command-repository.js';
@@ -17,6 +17,8 @@ import { sweepCommands } from './sweep.js';
 
 export interface CommandRuntime {
   deps: CommandDeps;
+  /** The MongoDB handle of the stores (the API-key lookup shares it). */
+  mongo: MongoHandle;
   health: Record<string, () => Promise<unknown>>;
   /** Runs the sweep every `intervalMs` (skipping a tick while one still runs); returns the stopper. */
   startSweepTimer(intervalMs: number, logger: Logger): () => void;
@@ -68,6 +70,7 @@ export function createCommandRuntime(config: RuntimeConfig): CommandRuntime {
   };
   return {
     deps,
+    mongo,
     health: {
       mongodb: async () => (await mongo.db()).command({ ping: 1 }),
       redis: async () => (await redis.client()).ping(),

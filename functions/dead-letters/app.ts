@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { type CloudEvent, toStructuredMessage } from '../../shared/cloudevents.js';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
 import {
@@ -67,7 +67,7 @@ export function createDeadLettersApp(
   return createFunctionApp({
     service: SERVICE,
     logger: deps.logger,
-    authorize: createApiKeyAuthorizer(config.API_KEYS),
+    authorize: createAppAuthorizer(config, deps.mongo, deps.logger),
     health: { mongodb: async () => (await deps.mongo.db()).command({ ping: 1 }) },
     anyEvent: {
       data: z.unknown(),

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import type { Authorizer } from '../../shared/api-keys.js';
 import { DependencyUnavailableError, InvalidInputError } from '../../shared/errors.js';
 import { createFunctionApp, eventRoute, type FunctionHandler } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import type { RegistryDeps } from './deps.js';
 import { registryOperations } from './http-routes.js';
-import { provisioningRequestSchema, type RegistryConfig, requestIdSchema, SERVICE } from './schema.js';
+import { provisioningRequestSchema, requestIdSchema, SERVICE } from './schema.js';
 import { provisionDevice, refuseInvalidRequest } from './use-cases/provision-device.js';
 
 export const PROVISIONING_REQUESTED = 'io.kiot.provisioning.requested';
@@ -15,7 +15,7 @@ export const PING = 'dev.knative.sources.ping';
 /** The registry's one HTTP entry: app routes with API keys, `/openapi.json`, and the provisioning event. */
 export function createRegistryApp(
   deps: RegistryDeps,
-  options: { logger: Logger; config: Pick<RegistryConfig, 'API_KEYS'>; health: Record<string, () => Promise<unknown>> },
+  options: { logger: Logger; authorize: Authorizer; health: Record<string, () => Promise<unknown>> },
 ): FunctionHandler {
   const operations = registryOperations(deps);
   const document = openApiDocument(
@@ -30,7 +30,7 @@ export function createRegistryApp(
     service: SERVICE,
     logger: options.logger,
     routes: [...operations, openApiRoute(document)],
-    authorize: createApiKeyAuthorizer(options.config.API_KEYS),
+    authorize: options.authorize,
     health: options.health,
     events: [
       eventRoute({

@@ -1,3 +1,4 @@
+import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { createEmitter } from '../../shared/emitter.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import type { FunctionHandler } from '../../shared/function-app.js';
@@ -56,7 +57,7 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   };
   const app = createRegistryApp(deps, {
     logger,
-    config,
+    authorize: createAppAuthorizer(config, mongo, logger),
     health: {
       mongodb: async () => (await mongo.db()).command({ ping: 1 }),
       redis: async () => (await redis.client()).ping(),

@@ -1,4 +1,4 @@
-import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
 import { createEmitter } from '../../shared/emitter.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
@@ -29,7 +29,7 @@ const deps = createDeps({
 });
 const handler = createReportApp(deps, {
   logger,
-  authorize: createApiKeyAuthorizer(config.API_KEYS),
+  authorize: createAppAuthorizer(config, mongo, logger),
   health: { mongodb: async () => (await mongo.db()).command({ ping: 1 }) },
 });
 

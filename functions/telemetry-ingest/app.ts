@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { createDeviceAuthenticator, type VerifySecret } from '../../shared/device-auth.js';
 import { createDeviceDirectory } from '../../shared/devices.js';
 import { createEmitter, type Emitter } from '../../shared/emitter.js';
@@ -137,7 +137,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const ingestBatch = (messages: TelemetryMessage[], ctx: HandlerContext) =>
     ingestTelemetryBatch(messages, ingestDeps, ctx);
 
-  const authorizeApp = createApiKeyAuthorizer(config.API_KEYS);
+  const authorizeApp = createAppAuthorizer(config, mongo, logger);
   const operations = [
     ...deviceRoutes({
       devices,

@@ -1,0 +1,118 @@
+import type { Authorizer } from '../../shared/api-keys.js';
+import { parseInput as parse, UnauthorizedError } from '../../shared/errors.js';
+import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
+import type { Logger } from '../../shared/logger.js';
+import { appProblems, openApiDocument, openApiRoute, operation, problem } from '../../shared/openapi.js';
+import { cursorOf } from './key-repository.js';
+import * as s from './schema.js';
+import { createKey, getKey, type KeyDeps, revokeKey } from './use-cases.js';
+import { keyView } from './view.js';
+
+const idOf = (request: HttpRequest) => parse(s.keyIdSchema, request.params.id, 'key id');
+const callerOf = (request: HttpRequest) => {
+  if (!request.principal) throw new UnauthorizedError();
+  return request.principal;
+};
+// The answer that carries a secret must not be stored by any cache on the way (RFC 9111 §5.2.2.5).
+const NO_STORE = { 'cache-control': 'no-store' };
+
+export function apiKeyOperations(deps: KeyDeps) {
+  return [
+    operation({
+      method: 'POST',
+      path: '/api-keys',
+      scope: s.SCOPES.write,
+      summary: 'Create an API key; the key is in this answer only',
+      body: s.createKeySchema,
+      responses: {
+        201: {
+          description: 'created',
+          schema: s.createdKeySchema,
+          headers: { location: 'the key', 'cache-control': 'no-store' },
+        },
+        ...appProblems,
+        403: problem('the caller lacks keys:write, or a scope it asks to grant'),
+        503: problem('MongoDB is unavailable'),
+      },
+      async handle(request, ctx) {
+        const created = await createKey(parse(s.createKeySchema, request.body, 'key'), callerOf(request), deps, ctx);
+        return { status: 201, body: created, headers: { ...NO_STORE, location: `/api-keys/${created.id}` } };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/api-keys',
+      scope: s.SCOPES.read,
+      summary: 'List managed API keys, newest first (the bootstrap keys of the Secret are not listed)',
+      query: s.listQuerySchema,
+      responses: {
+        200: { description: 'a page', schema: s.keyPageSchema },
+        ...appProblems,
+        503: problem('MongoDB is unavailable'),
+      },
+      async handle(request) {
+        const query = parse(s.listQuerySchema, Object.fromEntries(request.query), 'query');
+        const now = deps.now();
+        const docs = await deps.keys.list(query, now);
+        const page = docs.slice(0, query.limit);
+        return {
+          status: 200,
+          body: {
+            items: page.map((doc) => keyView(doc, now)),
+            nextCursor: docs.length > query.limit ? cursorOf(page.at(-1)!) : null,
+          },
+        };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/api-keys/:id',
+      scope: s.SCOPES.read,
+      summary: 'Read a managed API key: scopes, expiry, revocation, last use',
+      responses: {
+        200: { description: 'the key', schema: s.keyViewSchema },
+        ...appProblems,
+        404: problem('no such key'),
+        503: problem('MongoDB is unavailable'),
+      },
+      async handle(request) {
+        return { status: 200, body: await getKey(idOf(request), deps) };
+      },
+    }),
+    operation({
+      method: 'DELETE',
+      path: '/api-keys/:id',
+      scope: s.SCOPES.write,
+      summary: 'Revoke an API key: every instance refuses it within API_KEY_REVOCATION_SECONDS',
+      responses: {
+        200: { description: 'revoked (again)', schema: s.keyViewSchema },
+        ...appProblems,
+        404: problem('no such key'),
+        409: problem('a bootstrap key: remove it from the Secret instead'),
+        503: problem('MongoDB is unavailable'),
+      },
+      async handle(request, ctx) {
+        return { status: 200, body: await revokeKey(request.params.id ?? '', callerOf(request), deps, ctx) };
+      },
+    }),
+  ];
+}
+
+/** The api-keys function: the key API and its OpenAPI document; its own routes need keys like any other. */
+export function createApiKeysApp(
+  deps: KeyDeps,
+  options: { logger: Logger; authorize: Authorizer; health: Record<string, () => Promise<unknown>> },
+): FunctionHandler {
+  const operations = apiKeyOperations(deps);
+  const document = openApiDocument(
+    { title: 'kiot api-keys', version: '1.0.0', description: 'Managed app API keys: create, list, read, revoke.' },
+    operations,
+  );
+  return createFunctionApp({
+    service: s.SERVICE,
+    logger: options.logger,
+    routes: [...operations, openApiRoute(document)],
+    authorize: options.authorize,
+    health: options.health,
+  });
+}
