@@ -1,5 +1,5 @@
 // Composition root of jobs: config, dependencies, the app, the server. No logic here.
-import { createApiKeyAuthorizer } from '../../shared/api-keys.js';
+import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
@@ -15,7 +15,7 @@ runtime.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'c
 const handler = createJobsApp(runtime.deps, runtime.scheduler, runtime.devices, {
   logger,
   health: runtime.health,
-  authorize: createApiKeyAuthorizer(config.API_KEYS),
+  authorize: createAppAuthorizer(config, runtime.mongo, logger),
 });
 const ctx = { logger, invocationId: 'scheduler' };
 const stopTimer =

@@ -37,6 +37,8 @@ export function createJobsRuntime(config: JobsConfig, options: { clock?: () => D
   const devices = createDeviceAuthenticator(mongo, verifySecret, { ttlMs: config.DEVICE_AUTH_TTL_MS });
   return {
     deps,
+    /** The MongoDB handle of the stores (the API-key lookup shares it). */
+    mongo,
     scheduler,
     devices,
     health: { mongodb: async () => (await mongo.db()).command({ ping: 1 }) },
