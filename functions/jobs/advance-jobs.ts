@@ -140,7 +140,7 @@ async function release(job: JobDocument, succeeded: number, deps: JobDeps, ctx: 
   const now = deps.clock();
   let state = job.rolloutState;
   const confirmed = state.confirmed ?? 0;
-  if (confirmed < state.released) await releaseRange(job._id, confirmed, state.released, deps, ctx);
+  if (confirmed < state.released) await releaseRange(job._id, confirmed, state.released, deps, ctx, { repair: true });
   if (job.rolloutStopped) return undefined;
   const window = maintenanceWindow(job.scheduling, now);
   if (!window.open) return undefined;
@@ -165,8 +165,21 @@ async function release(job: JobDocument, succeeded: number, deps: JobDeps, ctx: 
   return claimed;
 }
 
-async function releaseRange(jobId: string, from: number, to: number, deps: JobDeps, ctx: Ctx): Promise<void> {
-  const deviceIds = await deps.executions.release(jobId, from, to, deps.clock());
+/**
+ * Marks the range released and notifies its devices, then confirms it. A pass that failed in between (a store or
+ * the sink away) leaves the range unconfirmed: the repair notifies every still-QUEUED execution of it again, as
+ * a device may not have heard (at least once; a device that did sees the same versionNumber twice).
+ */
+async function releaseRange(
+  jobId: string,
+  from: number,
+  to: number,
+  deps: JobDeps,
+  ctx: Ctx,
+  options: { repair?: boolean } = {},
+): Promise<void> {
+  const fresh = await deps.executions.release(jobId, from, to, deps.clock());
+  const deviceIds = options.repair ? await deps.executions.queuedInRange(jobId, from, to) : fresh;
   if (deviceIds.length > 0) await notifyDevices(deviceIds, deps, ctx);
   await deps.jobs.confirmReleased(jobId, to);
 }

@@ -85,6 +85,8 @@ export interface ExecutionRepository {
   jobIdsOfDevice(deviceId: string): Promise<string[]>;
   /** Releases the QUEUED executions with `from <= seq < to`; returns their device ids. */
   release(jobId: string, from: number, to: number, now: Date): Promise<string[]>;
+  /** Device ids of released, still QUEUED executions with `from <= seq < to` (to notify again after a crash). */
+  queuedInRange(jobId: string, from: number, to: number): Promise<string[]>;
   /** Applies the update when `versionNumber` still matches, bumping it; undefined when another writer won. */
   compareAndSet(
     id: string,
@@ -179,6 +181,19 @@ export function createExecutionRepository(mongo: MongoHandle): ExecutionReposito
         const mine = await collection.find({ jobId, releaseToken: token }, { projection: { deviceId: 1 } }).toArray();
         return mine.map((doc) => doc.deviceId);
       }),
+    queuedInRange: (jobId, from, to) =>
+      withMongo(async () =>
+        (
+          await (
+            await executions()
+          )
+            .find(
+              { jobId, seq: { $gte: from, $lt: to }, released: true, status: 'QUEUED' },
+              { projection: { deviceId: 1 } },
+            )
+            .toArray()
+        ).map((doc) => doc.deviceId),
+      ),
     compareAndSet: (id, versionNumber, update, where = {}) =>
       withMongo(async () => {
         const next = await (await executions()).findOneAndUpdate(

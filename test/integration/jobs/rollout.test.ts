@@ -128,6 +128,27 @@ describe('rollout rate', () => {
   });
 });
 
+describe('failures on the way', () => {
+  it('a release whose notifications could not be sent is notified by the next pass', async () => {
+    const [device] = await fleet('repair', 1);
+    const jobId = h.id('repair');
+    await h.request('POST', '/jobs', jobBody(jobId, { deviceIds: [device] }));
+    const answer = h.sink.respond;
+    h.sink.respond = () => ({ status: 503 });
+    try {
+      await h.pass(); // released, but the sink refuses the notifications (the emitter gives up: 503)
+    } finally {
+      h.sink.respond = answer;
+    }
+    // The sink saw (and refused) the attempts; the device got nothing. The next pass sends them again.
+    const refused = h.published(device!, '/jobs/notify-next').length;
+    expect(refused).toBeGreaterThan(0);
+    await h.pass();
+    const next = await h.waitFor(device!, '/jobs/notify-next', refused);
+    expect(next.payload.execution).toMatchObject({ jobId, status: 'QUEUED' });
+  });
+});
+
 describe('abort', () => {
   it('aborts when failures pass the threshold once enough executions finished, canceling what is queued', async () => {
     const devices = await fleet('abort', 20);
