@@ -251,12 +251,14 @@ async function main(): Promise<void> {
 
     // The rollout rate: releases over RATE_SECONDS against maximumPerMinute.
     const rateJob = `${run}-rate`;
-    await api(jobsUrl, 'POST', '/jobs', {
+    const rateCreated = await api(jobsUrl, 'POST', '/jobs', {
       jobId: rateJob,
       document: { operation: 'reboot' },
       targets: { tags: ['fleet'] },
       rollout: { maximumPerMinute: RATE },
     });
+    if (rateCreated.status !== 201)
+      throw new Error(`rate job: ${rateCreated.status} ${JSON.stringify(rateCreated.body)}`);
     await new Promise((resolve) => setTimeout(resolve, RATE_SECONDS * 1_000));
     const times = stats.notified.get(rateJob) ?? [];
     const measured = times.length > 1 ? ((times.length - 1) / ((times.at(-1)! - times[0]!) / 1_000)) * 60 : 0;
