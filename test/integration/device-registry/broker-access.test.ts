@@ -79,6 +79,34 @@ describe('device-registry broker access (Mosquitto dynamic security)', () => {
     await client.endAsync();
   });
 
+  it("covers the jobs topics: its own job requests and notifications, never another device's", async () => {
+    const a = await register();
+    const b = await register();
+    const outcome = await connectDevice(h.broker.url, a.device.id, a.secret);
+    if (!outcome.ok) throw new Error(outcome.reason);
+    const client = outcome.client;
+    const suback = (filter: string) =>
+      client.subscribeAsync(filter, { qos: 1 }).then(
+        (granted) => granted[0]!.qos,
+        (error: { packet?: { granted?: number[] } }) => error.packet?.granted?.[0] ?? -1,
+      );
+    for (const filter of [
+      `devices/${b.device.id}/jobs/notify-next`,
+      `devices/${b.device.id}/jobs/+/update/accepted`,
+      'devices/+/jobs/#',
+    ])
+      expect(await suback(filter)).toBe(135);
+    expect(await suback(`devices/${a.device.id}/jobs/notify-next`)).toBe(1);
+    expect(await suback(`devices/${a.device.id}/jobs/+/update/+`)).toBe(1);
+    await expect(
+      client.publishAsync(`devices/${b.device.id}/jobs/fw-1/update`, '{"status":"SUCCEEDED"}', { qos: 1 }),
+    ).rejects.toMatchObject({ code: 135 });
+    await client.publishAsync(`devices/${a.device.id}/jobs/start-next`, 'own', { qos: 1 });
+    expect(await waitSeen(`devices/${a.device.id}/jobs/start-next own`)).toBe(true);
+    expect(seen).not.toContain(`devices/${b.device.id}/jobs/fw-1/update {"status":"SUCCEEDED"}`);
+    await client.endAsync();
+  });
+
   it('after rotation the old secret fails and the new one works', async () => {
     const { device, secret } = await register();
     const rotated = await h.api(`/devices/${device.id}/credentials`, { method: 'POST' });
