@@ -41,13 +41,13 @@ const result = await build({
   external: [
     '@google-cloud/functions-framework',
     '@google-cloud/functions-framework/*',
-    // Optional MongoDB driver add-ons, loaded only when installed.
+    // Optional MongoDB driver add-ons, loaded only when installed. (Not `socks`: mqtt requires it on every
+    // TCP connect, and the image has no node_modules beyond the functions framework's.)
     'kerberos',
     'snappy',
     '@mongodb-js/zstd',
     'mongodb-client-encryption',
     'gcp-metadata',
-    'socks',
     'aws4',
     '@aws-sdk/credential-providers',
   ],
