@@ -3,32 +3,44 @@
 # layer, so a node pulls one image once and every cold start after that finds it cached. The deployable is
 # the command: `node dist/<name>.js` in the manifests (knative/services, knative/bridge), or KIOT_DEPLOYABLE
 # with `docker run`. Why one image rather than one per deployable: docs/deploy.md ("The image").
+# `npm run image` builds it with docker, podman or buildah; where no registry is reachable it makes the
+# base below locally first (scripts/image/base.sh), under the same name.
 
-ARG NODE_IMAGE=node:20-alpine
+# Node 20 on Debian 12 slim, pinned to the patch release (scripts/image/base.sh reads the version from here).
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 # 1. Build: all dependencies, then esbuild bundles every deployable into dist/<name>.js.
+# Behind a TLS-intercepting proxy, pass its CA bundle as the build secret `npm-ca` (`--secret
+# id=npm-ca,src=…`; scripts/image/build.sh does): a secret is mounted for this step only, never stored
+# in a layer. npm 10 can exit 0 after "Exit handler never called!" without installing everything, so
+# what each step installed is checked, not only its exit status.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=secret,id=npm-ca,required=false \
+    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi \
+ && npm ci --no-audit --no-fund --ignore-scripts \
+ && npm ls --omit=optional >/dev/null
 COPY tsconfig.json ./
 COPY scripts/build.mjs scripts/build.mjs
 COPY shared shared
 COPY functions functions
 COPY bridge bridge
 RUN npm run build \
- && rm -f dist/bench-* dist/router.js* dist/simulator.js*
+ && rm -f dist/bench-* dist/router.* dist/simulator.*
 
 # 2. Runtime dependencies: only what stays outside the bundles (scripts/build.mjs `external`): the functions
-# framework, at the version the lockfile pins.
+# framework, at the versions the lockfile pins.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN node -e "const fs=require('fs');const p=require('./package.json');const keep='@google-cloud/functions-framework';p.dependencies={[keep]:p.dependencies[keep]};delete p.devDependencies;delete p.overrides;delete p.scripts;fs.writeFileSync('package.json',JSON.stringify(p,null,2));" \
+RUN --mount=type=secret,id=npm-ca,required=false \
+    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi \
+ && node -e "const fs=require('fs');const p=require('./package.json');const keep='@google-cloud/functions-framework';p.dependencies={[keep]:p.dependencies[keep]};delete p.devDependencies;delete p.overrides;delete p.scripts;fs.writeFileSync('package.json',JSON.stringify(p,null,2));" \
  && npm install --omit=dev --no-audit --no-fund --ignore-scripts \
- && npm cache clean --force
+ && node --input-type=module -e "await import('@google-cloud/functions-framework')"
 
-# 3. Runtime: Node 20 on Alpine, non-root, read-only friendly (nothing is written at run time).
+# 3. Runtime: non-root, read-only friendly (nothing is written at run time).
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     KIOT_DEPLOYABLE=""
@@ -36,7 +48,7 @@ WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=deps --chown=root:root /app/package.json ./package.json
 COPY --from=build --chown=root:root /app/dist ./dist
-# The `node` user of the official image, by number so that Kubernetes can verify runAsNonRoot.
+# The `node` user of the base image, by number so that Kubernetes can verify runAsNonRoot.
 USER 1000:1000
 EXPOSE 8080
 # Kubernetes gives the command (node is PID 1 and gets SIGTERM itself); this default serves `docker run`.
