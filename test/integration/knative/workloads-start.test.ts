@@ -1,82 +1,28 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../support/ports.js';
-import { MONGODB_URL, MQTT_URL, REDIS_URL, uniqueName } from '../../support/services.js';
+import { uniqueName } from '../../support/services.js';
 import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
+import { manifestWorkloads, testValues } from '../../support/workloads.js';
 import { buildBundles } from '../../unit/knative/lib/build.js';
 import { components } from '../../unit/knative/lib/components.js';
-import { type K8sObject, loadManifests, ROOT } from '../../unit/knative/lib/manifests.js';
+import { ROOT } from '../../unit/knative/lib/manifests.js';
 
 // Each workload of knative/ started as the cluster would start it: its command (`node dist/<name>.js`) in an
 // image-like directory (dist/ and a package.json trimmed as the Dockerfile trims it), with the environment
 // its manifest declares, ConfigMap values resolved and Secret keys filled from the test services. It must
 // pass its readiness probe (TCP for the functions, GET /healthz for the bridge) and answer /healthz.
-const manifests = loadManifests();
-const configMap = (
-  manifests.find(({ doc }) => doc.kind === 'ConfigMap')!.doc as K8sObject & { data: Record<string, string> }
-).data;
+// (test/integration/image runs two of them from the built image itself.)
 const landed = new Set(components().map((c) => c.name));
 const db = uniqueName('ks')
   .replace(/[^A-Za-z0-9_-]/g, '_')
   .slice(0, 60);
-
-/** What only exists in a cluster (DNS names, the Broker) or must not touch shared test state, replaced. */
-function localValue(name: string, key: string, sink: string): string | undefined {
-  const secrets: Record<string, string> = {
-    MONGODB_URL,
-    REDIS_URL,
-    API_KEYS: '[]',
-    PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
-  };
-  if (key in secrets) return secrets[key];
-  if (/MQTT_USERNAME$/.test(key)) return 'kiot';
-  if (/MQTT_PASSWORD$/.test(key)) return 'kiot';
-  const overrides: Record<string, string> = {
-    MQTT_URL,
-    K_SINK: sink,
-    DEAD_LETTER_SINK: sink,
-    MONGODB_DB: db,
-    LOG_LEVEL: 'warn',
-  };
-  return overrides[name];
-}
-
-interface Workload {
-  name: string;
-  bundle: string;
-  env: Record<string, string>;
-  probe: 'tcp' | 'http';
-}
-
-function workloadsOf(sink: string): Workload[] {
-  return manifests.flatMap(({ doc }): Workload[] => {
-    const knative = doc.kind === 'Service' && doc.apiVersion.startsWith('serving.knative.dev/');
-    if (!knative && doc.kind !== 'StatefulSet') return [];
-    const container = doc.spec.template.spec.containers[0];
-    const bundle = /^dist\/([a-z-]+)\.js$/.exec(container.command[1])![1]!;
-    const env: Record<string, string> = {};
-    for (const entry of container.env ?? []) {
-      const ref = entry.valueFrom?.configMapKeyRef ?? entry.valueFrom?.secretKeyRef;
-      const local = localValue(entry.name, ref?.key ?? entry.name, sink);
-      if (local !== undefined) env[entry.name] = local;
-      else if (entry.value !== undefined) env[entry.name] = entry.value;
-      else if (entry.valueFrom?.configMapKeyRef) env[entry.name] = configMap[entry.valueFrom.configMapKeyRef.key]!;
-      else if (entry.valueFrom?.fieldRef?.fieldPath === 'metadata.name')
-        env[entry.name] = uniqueName(`${doc.metadata.name}-0`).slice(0, 50);
-    }
-    if (!knative) {
-      env.K_SINK = sink; // the SinkBinding's injection
-      // Not the shared test broker's real group, and sessions that expire soon after the test.
-      Object.assign(env, { BRIDGE_SHARE_GROUP: uniqueName('ks'), BRIDGE_SESSIONS: '1', BRIDGE_SESSION_EXPIRY_S: '60' });
-    }
-    return [{ name: doc.metadata.name, bundle, env, probe: container.readinessProbe?.tcpSocket ? 'tcp' : 'http' }];
-  });
-}
+const workloadsOf = (sink: string) =>
+  manifestWorkloads((name, key) => (name === 'LOG_LEVEL' ? 'warn' : testValues(sink, db)(name, key)));
 
 const tcpOpen = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -133,9 +79,9 @@ describe('workloads start from their manifests', () => {
       let ready = false;
       let health: number | undefined;
       for (let i = 0; i < 600 && child.exitCode === null && !ready; i += 1) {
-        if (workload.probe === 'tcp') ready = await tcpOpen(port);
+        if (workload.probe.kind === 'tcp') ready = await tcpOpen(port);
         else
-          ready = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+          ready = await fetch(`http://127.0.0.1:${port}${workload.probe.path}`).then(
             (r) => r.status === 200,
             () => false,
           );
