@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+export const ROOT = repositoryRoot(dirname(fileURLToPath(import.meta.url)));
 export const KNATIVE_DIR = join(ROOT, 'knative');
 /** The architecture contract (event types with their producers and consumers) the routing tests read. */
 export const ARCHITECTURE_FILE = join(ROOT, 'docs', 'architecture.md');
@@ -78,4 +78,12 @@ export function triggerType(doc: K8sObject): string | undefined {
 
 export function exists(path: string): boolean {
   return existsSync(path);
+}
+
+/** The nearest folder up from `from` with package.json and knative/ (this module also runs bundled into dist/). */
+function repositoryRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'knative'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no repository (package.json and knative/) above ${from}`);
+  }
 }
