@@ -102,8 +102,9 @@ describe('deployables', () => {
 
   it('the bundles import nothing at run time but Node built-ins and what the image installs (the functions framework)', () => {
     const allowed =
-      /^(node:|@google-cloud\/functions-framework(\/|$)|kerberos$|snappy$|@mongodb-js\/zstd$|mongodb-client-encryption$|gcp-metadata$|socks$|aws4$|@aws-sdk\/credential-providers$|supports-color$|bufferutil$|utf-8-validate$)/;
-    // (the mongodb add-ons, and debug/ws optional add-ons that esbuild leaves inside try { require() }: absent is fine)
+      /^(node:|@google-cloud\/functions-framework(\/|$)|kerberos$|snappy$|@mongodb-js\/zstd$|mongodb-client-encryption$|gcp-metadata$|aws4$|@aws-sdk\/credential-providers$|supports-color$|bufferutil$|utf-8-validate$)/;
+    // (the mongodb add-ons, and debug/ws optional add-ons that esbuild leaves inside try { require() }: absent is fine;
+    // not socks, which mqtt requires on every TCP connect: the bridge died in the image without it)
     const builtins = new Set([
       'fs',
       'path',

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -124,76 +123,6 @@ describe('Dockerfile', () => {
     expect(ops(deps, 'RUN').join(' ')).toMatch(/--omit=dev/);
     // The build keeps exactly that external (scripts/build.mjs), so nothing else is needed at run time.
     expect(readFileSync(join(ROOT, 'scripts/build.mjs'), 'utf8')).toMatch(/'@google-cloud\/functions-framework'/);
-  });
-
-  it('every package a deployable bundle requires at run time is a Node built-in or in the runtime node_modules', () => {
-    // The runtime has only the functions framework's dependency tree (the lockfile's packages reachable
-    // from it). A bundle that leaves another package to require() fails in the image, not on a
-    // developer's machine whose node_modules has everything (mqtt's eager require of `socks` did).
-    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')).packages as Record<
-      string,
-      { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }
-    >;
-    const inImage = new Set<string>();
-    const visit = (name: string, from: string) => {
-      // Node's lookup: the nearest node_modules/<name> from the requiring package upwards.
-      for (let dir = from; ; dir = dir.replace(/\/?node_modules\/(@[^/]+\/)?[^/]+$/, '')) {
-        const path = `${dir ? `${dir}/` : ''}node_modules/${name}`;
-        if (lock[path]) {
-          if (inImage.has(path)) return;
-          inImage.add(path);
-          const entry = lock[path]!;
-          for (const dep of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) visit(dep, path);
-          return;
-        }
-        if (!dir) return;
-      }
-    };
-    visit('@google-cloud/functions-framework', '');
-    const available = new Set([...inImage].map((path) => path.replace(/^.*node_modules\//, '')));
-    // Required only inside try/catch, as optional add-ons: ws's native helpers, debug's colours, and the
-    // MongoDB driver's optional packages (scripts/build.mjs keeps them external); ajv names its runtime
-    // helper inside generated-code strings, which standalone code alone evaluates.
-    const optional = new Set([
-      'bufferutil',
-      'utf-8-validate',
-      'supports-color',
-      'kerberos',
-      'snappy',
-      '@mongodb-js/zstd',
-      'mongodb-client-encryption',
-      'gcp-metadata',
-      'aws4',
-      '@aws-sdk/credential-providers',
-      'ajv',
-    ]);
-    const packageOf = (specifier: string) =>
-      specifier
-        .split('/')
-        .slice(0, specifier.startsWith('@') ? 2 : 1)
-        .join('/');
-    const missing: string[] = [];
-    for (const component of components()) {
-      // dist/<name>.js, and the bundle it loads when it is a launcher (dist/<name>.bundle.js).
-      const bundle = [`${component.name}.js`, `${component.name}.bundle.js`]
-        .map((file) => join(ROOT, 'dist', file))
-        .filter((file) => existsSync(file))
-        .map((file) => readFileSync(file, 'utf8'))
-        .join('\n');
-      const specifiers = new Set(
-        [
-          ...bundle.matchAll(
-            /(?:require\(|import\(|\bfrom\s*)"((?:@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(?:\/[\w.-]+)*)"/g,
-          ),
-        ].map((m) => m[1]!),
-      );
-      for (const specifier of specifiers) {
-        if (specifier.startsWith('node:') || builtinModules.includes(specifier)) continue;
-        const name = packageOf(specifier);
-        if (!available.has(name) && !optional.has(name)) missing.push(`${component.name}: ${specifier}`);
-      }
-    }
-    expect(missing).toEqual([]);
   });
 
   it('every path the build stage copies exists and is in the build context', () => {
