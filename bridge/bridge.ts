@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import mqtt from 'mqtt';
 import { DependencyUnavailableError } from '../shared/errors.js';
+import { bearerHeader, createTokenSource, eventPlaneOf } from '../shared/event-auth.js';
 import { createEventDispatcher, type EventDispatcher } from '../shared/event-transport.js';
 import { createFunctionApp } from '../shared/function-app.js';
 import { createLogger, type Logger } from '../shared/logger.js';
@@ -54,6 +55,7 @@ const connectWithoutNagle: MqttConnect = (url, options) => {
 
 export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): Promise<BridgeHandle> {
   const logger = deps.logger ?? createLogger('bridge', config.LOG_LEVEL);
+  const plane = eventPlaneOf(config);
   const metrics = deps.metrics ?? createBridgeMetrics();
   const dispatcher = deps.dispatcher ?? createEventDispatcher(config.SINK_CONNECTIONS);
   const connect: MqttConnect = deps.connect ?? connectWithoutNagle;
@@ -91,6 +93,10 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     logger,
     metrics,
     signal: stop.signal,
+    credentials: {
+      sink: plane.producerHeaders,
+      deadLetterSink: bearerHeader(createTokenSource(config.DEAD_LETTER_TOKEN_FILE)),
+    },
   });
   const handler = createMessageHandler({
     source: config.BRIDGE_SOURCE,
@@ -129,6 +135,8 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     registry: metrics.registry,
     maxBodyBytes,
     events: [mqttPublishRoute({ publisher, maxPayloadBytes: config.MAX_PAYLOAD_BYTES, metrics })],
+    // The publish endpoint takes events only from the Broker's Trigger: a forged one would reach a device.
+    ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
     health: {
       mqttSessions: async () => {
         const status = sessions.status();

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { baseConfigSchema, type Env, httpUrl, loadConfig, mqttFields, sinkFields } from '../shared/config.js';
+import { eventAuthFields } from '../shared/event-auth.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -11,6 +12,7 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 export const bridgeConfigSchema = baseConfigSchema.extend({
   ...mqttFields,
   ...sinkFields,
+  ...eventAuthFields,
   /** Where permanently refused messages go, as `io.kiot.bridge.rejected` CloudEvents. */
   DEAD_LETTER_SINK: httpUrl,
   /**

@@ -30,6 +30,8 @@ export interface DeliveryOptions {
   metrics: BridgeMetrics;
   /** Aborted when the bridge closes, so that nobody sleeps through a shutdown. */
   signal: AbortSignal;
+  /** The workload identity tokens for the Broker and the dead-letter sink (shared/event-auth.ts). */
+  credentials?: { sink: () => Record<string, string>; deadLetterSink: () => Record<string, string> };
 }
 
 export interface Delivery {
@@ -43,9 +45,18 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   const { logger, metrics } = options;
 
   /** One POST of a message serialised once per event (the SDK's binary mode), whatever the retries. */
-  async function attempt(url: string, message: ReturnType<typeof toBinaryMessage>): Promise<PostResult | Error> {
+  async function attempt(
+    url: string,
+    message: ReturnType<typeof toBinaryMessage>,
+    credentials: (() => Record<string, string>) | undefined,
+  ): Promise<PostResult | Error> {
     try {
-      return await postMessage(url, message, { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs });
+      const headers = credentials ? { ...message.headers, ...credentials() } : message.headers;
+      return await postMessage(
+        url,
+        { headers, body: message.body },
+        { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs },
+      );
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
     }
@@ -66,8 +77,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     async forward(event, stillWanted) {
       const message = toBinaryMessage(event);
       for (let n = 1; ; n += 1) {
-        const result = await attempt(options.sink, message);
-        const verdict = result instanceof Error ? 'retry' : deliveryVerdict(result.status);
+        const result = await attempt(options.sink, message, options.credentials?.sink);
+        // 401/403: the Broker refuses our own credential, not this message: keep it and retry, never dead-letter it.
+        const verdict =
+          result instanceof Error || result.status === 401 || result.status === 403
+            ? 'retry'
+            : deliveryVerdict(result.status);
         if (verdict === 'delivered') return { kind: 'delivered' };
         if (verdict === 'permanent' && !(result instanceof Error)) {
           return { kind: 'refused', status: result.status, body: result.body.toString('utf8') };
@@ -87,7 +102,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     async deadLetter(record, stillWanted) {
       const message = toBinaryMessage(record);
       for (let n = 1; ; n += 1) {
-        const result = await attempt(options.deadLetterSink, message);
+        const result = await attempt(options.deadLetterSink, message, options.credentials?.deadLetterSink);
         if (!(result instanceof Error) && deliveryVerdict(result.status) === 'delivered') return 'delivered';
         metrics.retried.inc({ target: 'dead_letter' });
         if (n === 1 || n % 10 === 0) {

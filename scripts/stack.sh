@@ -81,7 +81,8 @@ start() {
   local name=$1 port=$2
   shift 2
   # A session of its own: Ctrl-C reaches this script only, which stops the components upstream first.
-  PORT=$port setsid "$@" >"$LOGS/$name.log" 2>&1 &
+  # shellcheck disable=SC2086 # start_env holds NAME=value words (event_env).
+  PORT=$port setsid env ${start_env:-} "$@" >"$LOGS/$name.log" 2>&1 &
   pids[$name]=$!
 }
 
@@ -90,17 +91,43 @@ for name in "${!FUNCTION_PORTS[@]}"; do
   [ -f "dist/$name.js" ] && services_map="$services_map,$name=http://127.0.0.1:${FUNCTION_PORTS[$name]}"
 done
 
-start router "$ROUTER_PORT" env KNATIVE_DIR=knative ROUTER_SERVICES="$services_map" ROUTER_DEAD_LETTER_FILE="$DATA/dead-letters.jsonl" node dist/router.js
+# Sender identity (Knative's authentication-oidc), on unless KIOT_EVENT_AUTH=off: the router plays the cluster and
+# the Broker. It keeps a workload token per producer (as the kubelet projects one), refuses events at its ingress
+# without one the Broker's EventPolicy allows, signs every delivery with the Trigger's identity, and serves the JWKS
+# every receiver checks tokens against. The EventPolicies are knative/overlays/oidc/event-policies.yaml.
+TOKENS=$DATA/oidc/tokens
+router_oidc=()
+if [ "${KIOT_EVENT_AUTH:-oidc}" = oidc ]; then
+  workload_tokens=""
+  for name in mqtt-bridge "${!FUNCTION_PORTS[@]}"; do
+    workload_tokens="$workload_tokens,$name.token=kiot-$name@eventing.knative.dev/broker/kiot/default"
+    workload_tokens="$workload_tokens,$name-dead-letters.token=kiot-$name@serving.knative.dev/service/kiot/dead-letters"
+  done
+  router_oidc=(ROUTER_OIDC=on ROUTER_OIDC_KEY_FILE="$DATA/oidc/issuer-key.json" ROUTER_TOKENS_DIR="$TOKENS"
+    ROUTER_WORKLOAD_TOKENS="${workload_tokens#,}")
+fi
+# The receiver side of a component: its audience, who may send to it (by the EventPolicies), its own tokens.
+event_env() {
+  local name=$1 audience=$2 api_version=$3
+  [ "${KIOT_EVENT_AUTH:-oidc}" = oidc ] || return 0
+  echo "EVENT_AUTH=oidc EVENT_OIDC_JWKS_URL=http://127.0.0.1:$ROUTER_PORT/openid/v1/jwks EVENT_AUDIENCE=$audience" \
+    "EVENT_SENDERS=$(node dist/router.js senders "$api_version" Service "$name")" \
+    "EVENT_TOKEN_FILE=$TOKENS/$name.token DEAD_LETTER_TOKEN_FILE=$TOKENS/$name-dead-letters.token"
+}
+
+start router "$ROUTER_PORT" env KNATIVE_DIR=knative ROUTER_SERVICES="$services_map" ROUTER_DEAD_LETTER_FILE="$DATA/dead-letters.jsonl" "${router_oidc[@]}" node dist/router.js
 wait_healthy router "http://127.0.0.1:$ROUTER_PORT/healthz"
 dead_letter_sink="http://127.0.0.1:$ROUTER_PORT/dead-letters"
 [ -f dist/dead-letters.js ] && dead_letter_sink="http://127.0.0.1:${FUNCTION_PORTS[dead-letters]}/"
 # The bridge's refusals and telemetry-ingest's refused batch items are recorded there.
 export DEAD_LETTER_SINK=$dead_letter_sink
 
-start bridge "$BRIDGE_PORT" env DEAD_LETTER_SINK="$dead_letter_sink" BRIDGE_CLIENT_ID=kiot-bridge-local \
+# shellcheck disable=SC2046 # event_env's words are NAME=value pairs without spaces.
+start bridge "$BRIDGE_PORT" env $(event_env mqtt-bridge /service/kiot/mqtt-bridge v1) DEAD_LETTER_SINK="$dead_letter_sink" BRIDGE_CLIENT_ID=kiot-bridge-local \
   ${BRIDGE_MQTT_USERNAME:+MQTT_USERNAME=$BRIDGE_MQTT_USERNAME} ${BRIDGE_MQTT_PASSWORD:+MQTT_PASSWORD=$BRIDGE_MQTT_PASSWORD} node dist/bridge.js
 for name in "${!FUNCTION_PORTS[@]}"; do
   [ -f "dist/$name.js" ] || continue
+  start_env=$(event_env "$name" "serving.knative.dev/service/kiot/$name" serving.knative.dev/v1)
   if [ "$name" = device-registry ]; then
     start "$name" "${FUNCTION_PORTS[$name]}" env ${REGISTRY_MQTT_USERNAME:+MQTT_USERNAME=$REGISTRY_MQTT_USERNAME} \
       ${REGISTRY_MQTT_PASSWORD:+MQTT_PASSWORD=$REGISTRY_MQTT_PASSWORD} BROKER_ACCESS="$([ -n "${KIOT_DYNSEC_ENV:-}" ] && echo dynsec || echo hooks)" node "dist/$name.js"
@@ -115,6 +142,7 @@ for name in "${!FUNCTION_PORTS[@]}"; do
     start "$name" "${FUNCTION_PORTS[$name]}" node "dist/$name.js"
   fi
 done
+start_env=
 wait_healthy bridge "http://127.0.0.1:$BRIDGE_PORT/healthz"
 for name in "${!FUNCTION_PORTS[@]}"; do
   [ -f "dist/$name.js" ] && wait_healthy "$name" "http://127.0.0.1:${FUNCTION_PORTS[$name]}/healthz"

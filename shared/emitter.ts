@@ -32,6 +32,8 @@ export interface EmitterOptions {
   /** The CloudEvents `source` of everything this component emits, e.g. `/kiot/telemetry-ingest`. */
   source: string;
   dispatcher?: EventDispatcher;
+  /** Headers of every POST: the workload identity token for the Broker (shared/event-auth.ts `bearerHeader`). */
+  headers?: () => Record<string, string>;
   attempts?: number;
   backoff?: BackoffPolicy;
   timeoutMs?: number;
@@ -62,6 +64,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
           const result = await postCloudEvent(options.sink, event, {
             dispatcher: options.dispatcher,
             timeoutMs: options.timeoutMs ?? 10_000,
+            ...(options.headers ? { extraHeaders: options.headers() } : {}),
           });
           const verdict = deliveryVerdict(result.status);
           if (verdict === 'delivered') return event;

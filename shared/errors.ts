@@ -66,8 +66,8 @@ export class UnauthorizedError extends AppError {
 }
 
 export class ForbiddenError extends AppError {
-  constructor(message: string, details?: unknown) {
-    super(403, 'forbidden', message, details);
+  constructor(message: string, details?: unknown, code = 'forbidden') {
+    super(403, code, message, details);
   }
 }
 

@@ -5,7 +5,15 @@ import { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Principal } from './api-keys.js';
 import { type CloudEvent, isCloudEventRequest, parseCloudEvent, toBinaryMessage } from './cloudevents.js';
-import { AppError, InvalidInputError, NotFoundError, PayloadTooLargeError, toProblem } from './errors.js';
+import {
+  AppError,
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  PayloadTooLargeError,
+  toProblem,
+} from './errors.js';
+import type { EventAuthenticator } from './event-auth.js';
 import { createFunctionMetrics } from './function-metrics.js';
 import { compile, headerRecord, parseJsonBody, rawBodyOf, send, sendStream } from './http-io.js';
 import type { Logger } from './logger.js';
@@ -93,6 +101,14 @@ export interface FunctionAppOptions {
   authorize?: (request: HttpRequest, route: Route) => Promise<Principal | undefined>;
   maxBodyBytes?: number;
   registry?: Registry;
+  /**
+   * Which audience this process serves (shared/event-auth.ts `FUNCTION_ROLE`): `app` refuses every CloudEvent
+   * (the public Knative Service), `events` serves nothing but events, `/healthz` and `/metrics` (the
+   * cluster-local one), `all` both (one local process).
+   */
+  role?: 'all' | 'app' | 'events';
+  /** Verifies the sender of every CloudEvent before anything of it is parsed (`createEventAuthenticator`). */
+  authenticateEvent?: EventAuthenticator;
 }
 
 export type FunctionHandler = ((req: Request, res: Response) => Promise<void>) & {
@@ -112,14 +128,26 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
   const events = new Map((options.events ?? []).map((route) => [route.type, route]));
   const registry = options.registry ?? new Registry();
   const { eventCounter, eventDuration, httpCounter } = createFunctionMetrics(registry);
+  const role = options.role ?? 'all';
 
   async function handleEvent(req: Request, res: Response, headers: Record<string, string>, raw: Buffer) {
     const started = performance.now();
     let event: CloudEvent<unknown> | undefined;
     let status = 500;
     let problem: ReturnType<typeof toProblem> | undefined;
+    let senderSubject: string | undefined;
     try {
-      if (req.method !== 'POST') throw new AppError(405, 'method_not_allowed', 'CloudEvents are POSTed');
+      if (role === 'app') {
+        throw new ForbiddenError(
+          'this address serves the app API; events come only through the Broker',
+          undefined,
+          'events_not_accepted',
+        );
+      }
+      if (req.method !== 'POST')
+        throw new AppError(405, 'method_not_allowed', 'CloudEvents are POSTed', undefined, { allow: 'POST' });
+      // The sender first: nothing of a forged event is parsed.
+      senderSubject = (await options.authenticateEvent?.(headers))?.subject;
       if (raw.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes, raw.length);
       event = parseCloudEvent(headers, raw);
       const route = events.get(event.type) ?? options.anyEvent;
@@ -148,6 +176,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       eventDuration.observe({ type }, durationMs / 1000);
       const line = {
         ce: { id: event?.id ?? headers['ce-id'], type, subject: event?.subject ?? headers['ce-subject'] },
+        ...(senderSubject ? { sender: senderSubject } : {}),
         outcome: status < 300 ? 'ok' : status < 500 ? 'rejected' : 'failed',
         status,
         durationMs,
@@ -190,6 +219,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
         send(res, 200, await registry.metrics(), { 'content-type': registry.contentType });
         return;
       }
+      // The cluster-local event receiver serves no app route: the app API lives on the public Service.
+      if (role === 'events') throw new NotFoundError(`no route for ${req.method} ${path}: this address takes events`);
       let pathMatched = false;
       for (const compiled of routes) {
         const match = compiled.pattern.exec(path);

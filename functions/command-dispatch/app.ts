@@ -247,7 +247,10 @@ function events(deps: CommandDeps) {
   ];
 }
 
-export type CommandAppOptions = Pick<FunctionAppOptions, 'logger' | 'health' | 'authorize' | 'registry'> & {
+export type CommandAppOptions = Pick<
+  FunctionAppOptions,
+  'logger' | 'health' | 'authorize' | 'registry' | 'role' | 'authenticateEvent'
+> & {
   extraRoutes?: Route[];
   extraEvents?: FunctionAppOptions['events'];
 };
@@ -269,6 +272,8 @@ export function createCommandDispatchApp(deps: CommandDeps, options: CommandAppO
     health: options.health,
     authorize: options.authorize,
     registry: options.registry,
+    ...(options.role ? { role: options.role } : {}),
+    ...(options.authenticateEvent ? { authenticateEvent: options.authenticateEvent } : {}),
     routes: [...operations, openApiRoute(document), ...(options.extraRoutes ?? [])],
     events: [...events(deps), ...(options.extraEvents ?? [])],
   });

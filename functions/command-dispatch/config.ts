@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, mongoFields, redisFields, sinkFields } from '../../shared/config.js';
+import { eventAuthFields } from '../../shared/event-auth.js';
 
 /** The environment of command-dispatch, validated once at start (`loadConfig`). */
 export const commandDispatchConfigSchema = baseConfigSchema.extend({
@@ -9,6 +10,7 @@ export const commandDispatchConfigSchema = baseConfigSchema.extend({
   ...sinkFields,
   /** JSON array of hashed app API keys (shared/api-keys.ts); routes need `commands:read` / `commands:write`. */
   ...apiKeyFields,
+  ...eventAuthFields,
   /** Prefix of every Redis key and pub/sub channel this function uses (tests give each run its own). */
   REDIS_KEY_PREFIX: z
     .string()

@@ -1,6 +1,7 @@
 // Composition root of command-dispatch: config, dependencies, the app, the server. No logic here.
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
+import { eventPlaneOf } from '../../shared/event-auth.js';
 import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
 import { createCommandDispatchApp, SERVICE } from './app.js';
@@ -10,6 +11,7 @@ import { createCommandRuntime } from './runtime.js';
 const config = loadConfig(commandDispatchConfigSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const runtime = createCommandRuntime(config);
+const plane = eventPlaneOf(config);
 runtime.deps.commands
   .ensureIndexes()
   .catch((error: unknown) => logger.warn({ err: error }, 'could not ensure indexes'));
@@ -18,6 +20,8 @@ const handler = createCommandDispatchApp(runtime.deps, {
   logger,
   health: runtime.health,
   authorize: createAppAuthorizer(config, runtime.mongo, logger),
+  role: plane.role,
+  ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
 });
 const stopSweep =
   config.COMMAND_SWEEP_INTERVAL_MS > 0

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createDeviceDirectory } from '../../shared/devices.js';
 import { createEmitter } from '../../shared/emitter.js';
+import { bearerHeader, createTokenSource } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
@@ -40,6 +41,7 @@ type RuntimeConfig = Pick<
   | 'SHADOW_REDIS_PREFIX'
   | 'SHADOW_MAX_BYTES'
   | 'SHADOW_MAX_DEPTH'
+  | 'EVENT_TOKEN_FILE'
 >;
 
 /** Builds the real stores and clients from validated config; everything connects on first use. */
@@ -53,7 +55,12 @@ export function createCommandRuntime(config: RuntimeConfig): CommandRuntime {
     commands: createCommandRepository(mongo),
     presence: createPresenceStore(redis, config.REDIS_KEY_PREFIX),
     bus: createCompletionBus(redis, subscriber, config.REDIS_KEY_PREFIX),
-    emitter: createEmitter({ sink: config.K_SINK, source: '/kiot/command-dispatch', dispatcher }),
+    emitter: createEmitter({
+      sink: config.K_SINK,
+      source: '/kiot/command-dispatch',
+      dispatcher,
+      headers: bearerHeader(createTokenSource(config.EVENT_TOKEN_FILE)),
+    }),
     devices: createDeviceDirectory(mongo),
     settings: {
       queueCap: config.COMMAND_QUEUE_CAP,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { type CloudEvent, toStructuredMessage } from '../../shared/cloudevents.js';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
+import { eventPlaneOf } from '../../shared/event-auth.js';
 import {
   createEventDispatcher,
   type EventDispatcher,
@@ -33,9 +34,14 @@ function postStructured(
   event: CloudEvent<unknown>,
   dispatcher: EventDispatcher,
   timeoutMs: number,
+  extraHeaders: Record<string, string>,
 ): Promise<PostResult> {
   const message = toStructuredMessage(event);
-  return postMessage(url, { headers: message.headers, body: message.body }, { dispatcher, timeoutMs });
+  return postMessage(
+    url,
+    { headers: { ...message.headers, ...extraHeaders }, body: message.body },
+    { dispatcher, timeoutMs },
+  );
 }
 
 function queryOf<S extends z.ZodType>(schema: S, request: HttpRequest): z.infer<S> {
@@ -54,20 +60,30 @@ export function createDeadLettersApp(
 ): FunctionHandler {
   const repository = createDeadLetterRepository(deps.mongo);
   const dispatcher = createEventDispatcher(16);
+  const plane = eventPlaneOf(config);
+  // The workload token goes only to the Broker: a subscriber called directly must never see it.
+  const headersFor = (url: string) => (url === config.K_SINK ? plane.producerHeaders() : {});
   const replayDeps: ReplayDeps = {
     repository,
     send: (url, event) =>
       event.data_base64 === undefined
-        ? postCloudEvent(url, event, { dispatcher, timeoutMs: config.DEAD_LETTERS_REPLAY_TIMEOUT_MS })
-        : postStructured(url, event, dispatcher, config.DEAD_LETTERS_REPLAY_TIMEOUT_MS),
+        ? postCloudEvent(url, event, {
+            dispatcher,
+            timeoutMs: config.DEAD_LETTERS_REPLAY_TIMEOUT_MS,
+            extraHeaders: headersFor(url),
+          })
+        : postStructured(url, event, dispatcher, config.DEAD_LETTERS_REPLAY_TIMEOUT_MS, headersFor(url)),
     sink: config.K_SINK,
     allowedHosts: config.DEAD_LETTERS_REPLAY_HOSTS,
+    brokerOnly: config.EVENT_AUTH === 'oidc',
   };
 
   return createFunctionApp({
     service: SERVICE,
     logger: deps.logger,
     authorize: createAppAuthorizer(config, deps.mongo, deps.logger),
+    role: plane.role,
+    ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
     health: { mongodb: async () => (await deps.mongo.db()).command({ ping: 1 }) },
     anyEvent: {
       data: z.unknown(),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, httpUrl, mongoFields } from '../../shared/config.js';
+import { eventAuthFields } from '../../shared/event-auth.js';
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -12,6 +13,7 @@ const int = (min: number, max: number, fallback: number) => z.coerce.number().in
 export const deadLettersConfigSchema = baseConfigSchema.extend({
   ...mongoFields,
   ...apiKeyFields,
+  ...eventAuthFields,
   K_SINK: httpUrl.optional(),
   /**
    * Host suffixes a replay may POST to (comma-separated, e.g. `.svc.cluster.local,.svc`). Anyone who can

@@ -13,6 +13,11 @@ export interface ReplayDeps {
   sink?: string;
   /** Host suffixes a replay may go to directly; empty: any. */
   allowedHosts: readonly string[];
+  /**
+   * With sender identity on (`EVENT_AUTH=oidc`) a subscriber takes events only from its Triggers, whose tokens
+   * this service cannot present: every replay goes through the Broker, with this workload's own token.
+   */
+  brokerOnly?: boolean;
   now?: () => Date;
 }
 
@@ -67,10 +72,11 @@ function hostAllowed(url: string, allowedHosts: readonly string[]): boolean {
 export function replayTarget(
   doc: DeadLetterDocument,
   via: ReplayVia,
-  deps: Pick<ReplayDeps, 'sink' | 'allowedHosts'>,
+  deps: Pick<ReplayDeps, 'sink' | 'allowedHosts' | 'brokerOnly'>,
 ): string {
   const original = doc.error.destination;
-  if (via === 'subscriber' && original && hostAllowed(original, deps.allowedHosts)) return original;
+  const direct = via === 'subscriber' && !(deps.brokerOnly && deps.sink);
+  if (direct && original && hostAllowed(original, deps.allowedHosts)) return original;
   if (deps.sink) return deps.sink;
   throw new DomainRefusalError(
     'no_replay_target',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Authorizer } from '../../shared/api-keys.js';
 import { DependencyUnavailableError, InvalidInputError } from '../../shared/errors.js';
+import type { EventAuthenticator } from '../../shared/event-auth.js';
 import { createFunctionApp, eventRoute, type FunctionHandler } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
@@ -15,7 +16,13 @@ export const PING = 'dev.knative.sources.ping';
 /** The registry's one HTTP entry: app routes with API keys, `/openapi.json`, and the provisioning event. */
 export function createRegistryApp(
   deps: RegistryDeps,
-  options: { logger: Logger; authorize: Authorizer; health: Record<string, () => Promise<unknown>> },
+  options: {
+    logger: Logger;
+    authorize: Authorizer;
+    health: Record<string, () => Promise<unknown>>;
+    role?: 'all' | 'app' | 'events';
+    authenticateEvent?: EventAuthenticator;
+  },
 ): FunctionHandler {
   const operations = registryOperations(deps);
   const document = openApiDocument(
@@ -31,6 +38,8 @@ export function createRegistryApp(
     logger: options.logger,
     routes: [...operations, openApiRoute(document)],
     authorize: options.authorize,
+    ...(options.role ? { role: options.role } : {}),
+    ...(options.authenticateEvent ? { authenticateEvent: options.authenticateEvent } : {}),
     health: options.health,
     events: [
       eventRoute({

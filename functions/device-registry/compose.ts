@@ -1,5 +1,6 @@
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { createEmitter } from '../../shared/emitter.js';
+import { eventPlaneOf } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import type { FunctionHandler } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
@@ -34,7 +35,13 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   });
   const dispatcher = createEventDispatcher(16);
   const devices = createDeviceRepository(mongo);
-  const emitter = createEmitter({ sink: config.K_SINK, source: `/kiot/${SERVICE}`, dispatcher });
+  const plane = eventPlaneOf(config);
+  const emitter = createEmitter({
+    sink: config.K_SINK,
+    source: `/kiot/${SERVICE}`,
+    dispatcher,
+    headers: plane.producerHeaders,
+  });
   const outbox = createOutbox({
     store: devices,
     emitter,
@@ -58,6 +65,8 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   const app = createRegistryApp(deps, {
     logger,
     authorize: createAppAuthorizer(config, mongo, logger),
+    role: plane.role,
+    ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
     health: {
       mongodb: async () => (await mongo.db()).command({ ping: 1 }),
       redis: async () => (await redis.client()).ping(),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, mongoFields, mqttFields, redisFields, sinkFields } from '../../shared/config.js';
 import { deviceIdSchema, deviceStatusSchema, telemetrySchemaSchema } from '../../shared/devices.js';
+import { eventAuthFields } from '../../shared/event-auth.js';
 
 export const SERVICE = 'device-registry';
 
@@ -11,6 +12,7 @@ export const configSchema = baseConfigSchema.extend({
   ...mqttFields,
   ...sinkFields,
   ...apiKeyFields,
+  ...eventAuthFields,
   /**
    * How the broker learns about devices: `dynsec` writes Mosquitto dynamic-security clients and roles (MQTT_URL
    * with MQTT_USERNAME/MQTT_PASSWORD of a client allowed $CONTROL/dynamic-security/#); `hooks` writes nothing

@@ -83,7 +83,7 @@ export function createJobsApp(
   deps: JobDeps,
   scheduler: Scheduler,
   devices: DeviceAuthenticator,
-  options: Pick<FunctionAppOptions, 'logger' | 'health' | 'authorize'>,
+  options: Pick<FunctionAppOptions, 'logger' | 'health' | 'authorize' | 'role' | 'authenticateEvent'>,
 ): FunctionHandler {
   const operations = [...jobOperations(deps), ...artifactOperations(deps, devices)];
   const document = openApiDocument(

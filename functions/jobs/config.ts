@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, httpUrl, mongoFields, sinkFields } from '../../shared/config.js';
+import { eventAuthFields } from '../../shared/event-auth.js';
 
 /** The environment of jobs, validated once at start (`loadConfig`). */
 export const jobsConfigSchema = baseConfigSchema.extend({
@@ -8,6 +9,7 @@ export const jobsConfigSchema = baseConfigSchema.extend({
   ...sinkFields,
   /** Routes need `jobs:read` / `jobs:write`, `artifacts:read` / `artifacts:write` (shared/api-keys.ts). */
   ...apiKeyFields,
+  ...eventAuthFields,
   /** In-process scheduler passes; 0 turns the timer off (on Knative the PingSource and its chain drive them). */
   JOBS_TICK_INTERVAL_MS: z.coerce.number().int().min(0).default(1_000),
   /** How long a chained tick runs passes before it hands over to the next tick. */

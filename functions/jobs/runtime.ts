@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createDeviceAuthenticator } from '../../shared/device-auth.js';
 import { createEmitter } from '../../shared/emitter.js';
+import { bearerHeader, createTokenSource } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import { createMongo } from '../../shared/mongo.js';
 import { verifySecret } from '../../shared/secrets.js';
@@ -21,7 +22,12 @@ export function createJobsRuntime(config: JobsConfig, options: { clock?: () => D
     executions: createExecutionRepository(mongo),
     targets: createTargetResolver(mongo),
     artifacts: createArtifactStore(mongo),
-    emitter: createEmitter({ sink: config.K_SINK, source: '/kiot/jobs', dispatcher }),
+    emitter: createEmitter({
+      sink: config.K_SINK,
+      source: '/kiot/jobs',
+      dispatcher,
+      headers: bearerHeader(createTokenSource(config.EVENT_TOKEN_FILE)),
+    }),
     settings: {
       batchSize: config.JOBS_BATCH_SIZE,
       artifactMaxBytes: config.ARTIFACT_MAX_BYTES,

@@ -18,7 +18,7 @@ import { EVENT_TYPES, pingDataSchema, SERVICE, TASKS, type Task } from './schema
  */
 export function createReportApp(
   deps: AppDeps,
-  options: Pick<FunctionAppOptions, 'logger' | 'authorize' | 'health' | 'registry'>,
+  options: Pick<FunctionAppOptions, 'logger' | 'authorize' | 'health' | 'registry' | 'role' | 'authenticateEvent'>,
 ): FunctionHandler {
   const operations = reportRoutes(deps);
   const document = openApiDocument(

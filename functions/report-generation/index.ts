@@ -1,6 +1,7 @@
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
 import { createEmitter } from '../../shared/emitter.js';
+import { eventPlaneOf } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import { createLogger } from '../../shared/logger.js';
 import { createMongo } from '../../shared/mongo.js';
@@ -15,7 +16,13 @@ import { configSchema, SERVICE, SOURCE } from './schema.js';
 const config = loadConfig(configSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
-const emitter = createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher: createEventDispatcher(8) });
+const plane = eventPlaneOf(config);
+const emitter = createEmitter({
+  sink: config.K_SINK,
+  source: SOURCE,
+  dispatcher: createEventDispatcher(8),
+  headers: plane.producerHeaders,
+});
 const deps = createDeps({
   mongo,
   emitter,
@@ -30,6 +37,8 @@ const deps = createDeps({
 const handler = createReportApp(deps, {
   logger,
   authorize: createAppAuthorizer(config, mongo, logger),
+  role: plane.role,
+  ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
   health: { mongodb: async () => (await mongo.db()).command({ ping: 1 }) },
 });
 

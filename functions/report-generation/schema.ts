@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, httpUrl, mongoFields, sinkFields } from '../../shared/config.js';
 import { deviceIdSchema, metricNameSchema } from '../../shared/devices.js';
+import { eventAuthFields } from '../../shared/event-auth.js';
 import { INTERVALS } from './time.js';
 
 export const SERVICE = 'report-generation';
@@ -17,6 +18,7 @@ export const configSchema = baseConfigSchema.extend({
   ...mongoFields,
   ...sinkFields,
   ...apiKeyFields,
+  ...eventAuthFields,
   /** Where apps reach this function; links in reports and events are absolute when set, else relative. */
   PUBLIC_BASE_URL: httpUrl.optional(),
   /** Local stand-in for the PingSources: run rollups and due schedules every this many seconds; 0 = off. */

@@ -3,6 +3,7 @@ import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { createDeviceAuthenticator, type VerifySecret } from '../../shared/device-auth.js';
 import { createDeviceDirectory } from '../../shared/devices.js';
 import { createEmitter, type Emitter } from '../../shared/emitter.js';
+import { bearerHeader, createTokenSource, eventPlaneOf } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
@@ -66,13 +67,21 @@ export interface TelemetryIngestApp {
 /** Wires stores, repositories and use cases into the function's handler. */
 export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestApp {
   const { config, logger } = options;
+  const plane = eventPlaneOf(config);
   const now = options.now ?? Date.now;
   const mongo = options.mongo ?? createMongo(config.MONGODB_URL, config.MONGODB_DB);
   // Auto-pipelining: the Redis calls of concurrent events in one tick share one write (ioredis docs).
   const redis = options.redis ?? createRedis(config.REDIS_URL, { enableAutoPipelining: true });
   const dispatcher = createEventDispatcher();
-  const emitter = options.emitter ?? createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher });
-  const deadLetters = createEmitter({ sink: config.DEAD_LETTER_SINK, source: SOURCE, dispatcher });
+  const emitter =
+    options.emitter ??
+    createEmitter({ sink: config.K_SINK, source: SOURCE, dispatcher, headers: plane.producerHeaders });
+  const deadLetters = createEmitter({
+    sink: config.DEAD_LETTER_SINK,
+    source: SOURCE,
+    dispatcher,
+    headers: bearerHeader(createTokenSource(config.DEAD_LETTER_TOKEN_FILE)),
+  });
   const registry = options.registry ?? new Registry();
   const metrics = createIngestMetrics(registry);
   const keys = redisKeys(config.REDIS_PREFIX);
@@ -171,6 +180,8 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     ],
     routes: [...operations, openApiRoute(openApiDocument(API_INFO, operations))],
     authorize: authorizeApp,
+    role: plane.role,
+    ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
     health: {
       mongodb: async () => (await mongo.db()).command({ ping: 1 }),
       redis: async () => (await redis.client()).ping(),

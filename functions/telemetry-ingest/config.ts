@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { apiKeyFields } from '../../shared/api-keys.js';
 import { baseConfigSchema, httpUrl, mongoFields, redisFields, sinkFields } from '../../shared/config.js';
+import { eventAuthFields } from '../../shared/event-auth.js';
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -19,6 +20,7 @@ export const configSchema = baseConfigSchema.extend({
   DEAD_LETTER_SINK: httpUrl,
   /** App API keys (shared/api-keys.ts): JSON `[{id, hash, scopes}]`; reads need `telemetry:read`, rule edits `telemetry:write`. */
   ...apiKeyFields,
+  ...eventAuthFields,
   /** Raw samples older than this are refused at ingest and removed by the TTL index and the sweep. */
   TELEMETRY_RETENTION_DAYS: int(1, 3650, 30),
   /** Clock skew a device may have: samples further in the future are refused. */

@@ -30,8 +30,15 @@ export interface DeliverDeps {
   send(
     url: string,
     event: CloudEvent<unknown>,
-    options: { format: 'binary' | 'json'; timeoutMs: number; dispatcher: EventDispatcher },
+    options: {
+      format: 'binary' | 'json';
+      timeoutMs: number;
+      dispatcher: EventDispatcher;
+      headers?: Record<string, string>;
+    },
   ): Promise<PostResult>;
+  /** The sender token of a delivery (the Trigger's identity, the target's audience), when sender identity is on. */
+  credentials?(trigger: TriggerRoute, target: 'subscriber' | 'dead-letter-sink'): Promise<Record<string, string>>;
 }
 
 export interface DeliverInput {
@@ -60,13 +67,19 @@ async function sendWithRetries(
   event: CloudEvent<unknown>,
   policy: DeliveryPolicy,
   deps: DeliverDeps,
-  context: { trigger: string; target: 'subscriber' | 'dead-letter-sink' },
+  context: { trigger: string; target: 'subscriber' | 'dead-letter-sink'; route?: TriggerRoute },
 ): Promise<Attempts> {
   let last: Attempts = { ok: false, body: Buffer.alloc(0), aborted: false };
   for (let attempt = 1; attempt <= policy.retry + 1; attempt += 1) {
     try {
+      const headers = context.route && (await deps.credentials?.(context.route, context.target));
       const result = await deps.limiter(() =>
-        deps.send(url, event, { format: policy.format, timeoutMs: policy.timeoutMs, dispatcher: deps.dispatcher }),
+        deps.send(url, event, {
+          format: policy.format,
+          timeoutMs: policy.timeoutMs,
+          dispatcher: deps.dispatcher,
+          ...(headers ? { headers } : {}),
+        }),
       );
       const verdict = deliveryVerdict(result.status);
       if (verdict === 'delivered') return { ok: true, result };
@@ -144,6 +157,7 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
   const outcome = await sendWithRetries(subscriber, event, trigger.policy, deps, {
     trigger: trigger.key,
     target: 'subscriber',
+    route: trigger,
   });
 
   // Step 3: delivered; a reply event goes back into the same broker.
@@ -175,6 +189,7 @@ export async function deliverToTrigger(input: DeliverInput, deps: DeliverDeps): 
   const sunk = await sendWithRetries(sink.url, dead, trigger.policy, deps, {
     trigger: trigger.key,
     target: 'dead-letter-sink',
+    route: trigger,
   });
   if (sunk.ok) {
     deps.metrics.deadLettered.inc({ trigger: trigger.key, destination: 'sink' });

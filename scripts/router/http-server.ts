@@ -4,7 +4,9 @@ import { AppError, NotFoundError, PayloadTooLargeError, toProblem } from '../../
 import type { Logger } from '../../shared/logger.js';
 import type { BrokerCore } from './broker.js';
 import type { DeadLetterFile } from './dead-letter-file.js';
+import { audienceOf } from './event-policies.js';
 import type { RouterMetrics } from './metrics.js';
+import type { LocalIssuer } from './oidc.js';
 
 export interface RouterHttpDeps {
   core: BrokerCore;
@@ -13,6 +15,13 @@ export interface RouterHttpDeps {
   logger: Logger;
   brokers: () => string[];
   maxBodyBytes: number;
+  /** Sender identity (Knative `authentication-oidc`): who may post to the ingress and to the dead-letter stand-in. */
+  oidc?: {
+    issuer: LocalIssuer;
+    /** The subjects the Broker's EventPolicies allow. */
+    brokerSenders(broker: string): string[];
+    deadLetters: { audience: string; senders: string[] };
+  };
 }
 
 interface Answer {
@@ -80,9 +89,31 @@ export function createRouterServer(deps: RouterHttpDeps): Server {
         headers: { 'content-type': deps.metrics.registry.contentType },
       };
     }
+    if (deps.oidc && path === '/.well-known/openid-configuration') {
+      allow('GET');
+      const base = `http://${req.headers.host ?? 'router.local'}`;
+      return {
+        status: 200,
+        body: {
+          issuer: deps.oidc.issuer.issuer,
+          jwks_uri: `${base}/openid/v1/jwks`,
+          response_types_supported: ['id_token'],
+          subject_types_supported: ['public'],
+          id_token_signing_alg_values_supported: ['ES256'],
+        },
+      };
+    }
+    if (deps.oidc && path === '/openid/v1/jwks') {
+      allow('GET');
+      return { status: 200, body: deps.oidc.issuer.jwks(), headers: { 'content-type': 'application/jwk-set+json' } };
+    }
     if (path === '/dead-letters') {
       allow('GET', 'POST');
       if (method === 'GET') return { status: 200, body: { records: await deps.deadLetters.list() } };
+      if (deps.oidc) {
+        const { audience, senders } = deps.oidc.deadLetters;
+        await deps.oidc.issuer.verify(headerRecord(req), audience, senders);
+      }
       const event = parseCloudEvent(headerRecord(req), await readBody(req, deps.maxBodyBytes));
       await deps.deadLetters.append({ reason: 'received', event });
       deps.logger.warn(
@@ -96,6 +127,11 @@ export function createRouterServer(deps: RouterHttpDeps): Server {
       allow('POST');
       const broker = `${segments[0]}/${segments[1]}`;
       if (!deps.brokers().includes(broker)) throw new NotFoundError(`no broker ${broker}`, 'unknown_broker');
+      // The producer's workload token, before anything of the event is read (Knative's ingress: 401/403).
+      if (deps.oidc) {
+        const audience = audienceOf('eventing.knative.dev/v1', 'Broker', segments[0]!, segments[1]!);
+        await deps.oidc.issuer.verify(headerRecord(req), audience, deps.oidc.brokerSenders(broker));
+      }
       const event = parseCloudEvent(headerRecord(req), await readBody(req, deps.maxBodyBytes));
       // 202 only once the event is durable (journaled): what the caller lets go of is never lost here.
       await deps.core.ingest(event, broker);

@@ -5,15 +5,18 @@ import pLimit from 'p-limit';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { baseConfigSchema, loadConfig } from '../../shared/config.js';
+import { KUBERNETES_ISSUER } from '../../shared/event-auth.js';
 import { createEventDispatcher, type EventDispatcher } from '../../shared/event-transport.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { createBrokerCore } from './broker.js';
 import { createDeadLetterFile } from './dead-letter-file.js';
 import { serviceMapSchema } from './destinations.js';
+import { audienceOf, loadEventPolicies } from './event-policies.js';
 import { createRouterServer } from './http-server.js';
 import { memoryOnly, openJournal } from './journal.js';
-import { loadTopology, type Topology } from './load-manifests.js';
+import { loadTopology, type Topology, type TriggerRoute } from './load-manifests.js';
 import { createRouterMetrics } from './metrics.js';
+import { createLocalIssuer, keepWorkloadTokens, parseWorkloadTokens } from './oidc.js';
 import { sendEvent } from './send.js';
 
 /**
@@ -56,6 +59,17 @@ export const routerConfigSchema = baseConfigSchema.extend({
    * one, written to the dead-letter file).
    */
   ROUTER_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /**
+   * `on`: the router plays Knative's sender identity on both sides (scripts/router/oidc.ts): the ingress refuses
+   * events without a producer token the Broker's EventPolicies allow, every delivery carries a token signed with
+   * a local issuer key, and the JWKS is served at `/openid/v1/jwks`.
+   */
+  ROUTER_OIDC: z.enum(['on', 'off']).default('off'),
+  ROUTER_OIDC_KEY_FILE: z.string().min(1).default('.kiot/dev/oidc/issuer-key.json'),
+  ROUTER_OIDC_ISSUER: z.string().min(1).default(KUBERNETES_ISSUER),
+  /** Workload tokens the router keeps fresh for local producers: `file=serviceaccount@audience,…` under ROUTER_TOKENS_DIR. */
+  ROUTER_WORKLOAD_TOKENS: z.string().default(''),
+  ROUTER_TOKENS_DIR: z.string().min(1).default('.kiot/dev/oidc/tokens'),
 });
 
 export type RouterConfig = z.infer<typeof routerConfigSchema>;
@@ -99,6 +113,8 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
   const metrics = createRouterMetrics(deps.registry, () => journal.pending());
   const dispatcher = deps.dispatcher ?? createEventDispatcher(config.ROUTER_CONCURRENCY);
   const stopping = new AbortController();
+  // Sender identity: the local issuer, the EventPolicies of knative/ (the `oidc` overlay), the workload tokens.
+  const oidc = config.ROUTER_OIDC === 'on' ? await startOidc(config, logger) : undefined;
   const core = createBrokerCore({
     topology,
     deadLetters,
@@ -109,6 +125,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     limiter: pLimit(config.ROUTER_CONCURRENCY),
     signal: stopping.signal,
     send: sendEvent,
+    ...(oidc ? { credentials: oidc.credentials } : {}),
   });
   const brokers = [...topology.brokers.keys()];
   const server = createRouterServer({
@@ -118,6 +135,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     logger,
     brokers: () => brokers,
     maxBodyBytes: config.ROUTER_MAX_BODY_BYTES,
+    ...(oidc ? { oidc: oidc.http } : {}),
   });
 
   try {
@@ -168,6 +186,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
         // Whatever is still waiting for a retry gives up now, leaving a dead-letter record.
         stopping.abort();
         await core.drain();
+        oidc?.stop();
         await closed;
         await journal.close();
         await deadLetters.close();
@@ -178,7 +197,63 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
   };
 }
 
+async function startOidc(config: RouterConfig, logger: Logger) {
+  const issuer = await createLocalIssuer({ keyFile: config.ROUTER_OIDC_KEY_FILE, issuer: config.ROUTER_OIDC_ISSUER });
+  const policies = await loadEventPolicies(config.KNATIVE_DIR, config.ROUTER_NAMESPACE);
+  const tokens = keepWorkloadTokens(
+    issuer,
+    parseWorkloadTokens(config.ROUTER_WORKLOAD_TOKENS, config.ROUTER_TOKENS_DIR),
+    config.ROUTER_NAMESPACE,
+    (error) => logger.error({ err: error }, 'could not renew a workload token'),
+  );
+  await tokens.ready;
+  const namespace = config.ROUTER_NAMESPACE;
+  return {
+    stop: tokens.stop,
+    credentials: async (
+      trigger: TriggerRoute,
+      target: 'subscriber' | 'dead-letter-sink',
+    ): Promise<Record<string, string>> => {
+      // A target without an audience gets no token (Knative's dispatcher does the same).
+      const audience = target === 'subscriber' ? trigger.audiences.subscriber : trigger.audiences.deadLetterSink;
+      return audience ? { authorization: `Bearer ${await issuer.token(trigger.identity, audience)}` } : {};
+    },
+    http: {
+      issuer,
+      brokerSenders: (broker: string) => {
+        const [brokerNamespace, name] = broker.split('/') as [string, string];
+        return policies.sendersTo({
+          apiVersion: 'eventing.knative.dev/v1',
+          kind: 'Broker',
+          name,
+          namespace: brokerNamespace,
+        });
+      },
+      deadLetters: {
+        audience: audienceOf('serving.knative.dev/v1', 'Service', namespace, 'dead-letters'),
+        senders: policies.sendersTo({
+          apiVersion: 'serving.knative.dev/v1',
+          kind: 'Service',
+          name: 'dead-letters',
+          namespace,
+        }),
+      },
+    },
+  };
+}
+
+/** `node dist/router.js senders <apiVersion> <kind> <name>`: who may send there, by the EventPolicies of knative/. */
+async function printSenders(args: string[]): Promise<void> {
+  const config = loadConfig(routerConfigSchema, process.env);
+  const [apiVersion, kind, name] = args;
+  if (!apiVersion || !kind || !name) throw new Error('usage: senders <apiVersion> <kind> <name>');
+  const policies = await loadEventPolicies(config.KNATIVE_DIR, config.ROUTER_NAMESPACE);
+  const senders = policies.sendersTo({ apiVersion, kind, name, namespace: config.ROUTER_NAMESPACE });
+  process.stdout.write(`${senders.join(',')}\n`);
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'senders') return printSenders(process.argv.slice(3));
   const config = loadConfig(routerConfigSchema, process.env);
   const logger = createLogger('router', config.LOG_LEVEL);
   const router = await startRouter(config, { logger });

@@ -10,7 +10,9 @@ import {
   type ServiceMap,
   UnsupportedDestinationError,
 } from './destinations.js';
+import { audienceOf, oidcServiceAccount, subjectOf } from './event-policies.js';
 import { compileTriggerFilter } from './filters.js';
+import type { Destination } from './manifest-schema.js';
 import {
   type BrokerManifest,
   brokerManifestSchema,
@@ -24,6 +26,10 @@ export interface TriggerRoute {
   matches(event: CloudEventV1<unknown>): boolean;
   subscriber: ResolvedDestination;
   policy: DeliveryPolicy;
+  /** The Trigger's OIDC identity, the token subject of its deliveries (Knative's per-Trigger service account). */
+  identity: string;
+  /** The OIDC audiences of its subscriber and dead-letter sink: `audience`, else derived from the `ref`. */
+  audiences: { subscriber?: string; deadLetterSink?: string };
 }
 
 export interface BrokerRoute {
@@ -113,6 +119,17 @@ export async function readManifests(
   return { brokers, triggers };
 }
 
+/** A destination's OIDC audience: its own `audience`, else that of its `ref` (Knative's resolver does the same). */
+function optionalAudience(
+  key: 'subscriber' | 'deadLetterSink',
+  destination: Destination | undefined,
+  namespace: string,
+): Partial<Record<typeof key, string>> {
+  if (destination?.audience) return { [key]: destination.audience };
+  const ref = destination?.ref;
+  return ref ? { [key]: audienceOf(ref.apiVersion, ref.kind, ref.namespace ?? namespace, ref.name) } : {};
+}
+
 /**
  * Reads `dir` and builds the routing table: each Trigger under its Broker, with its compiled filter, its
  * resolved subscriber and its delivery policy (the Trigger's, or else the Broker's).
@@ -159,9 +176,18 @@ export async function loadTopology(options: {
     const ownDelivery = spec.delivery !== undefined;
     const brokerNamespace = brokerKey.split('/')[0]!;
     let route: TriggerRoute;
+    const delivery = ownDelivery ? spec.delivery : brokerSpecs.get(brokerKey)?.spec?.delivery;
     try {
       route = {
         key,
+        identity: subjectOf(
+          namespace,
+          oidcServiceAccount('eventing.knative.dev/v1', 'Trigger', manifest.metadata.name),
+        ),
+        audiences: {
+          ...optionalAudience('subscriber', spec.subscriber, namespace),
+          ...optionalAudience('deadLetterSink', delivery?.deadLetterSink, ownDelivery ? namespace : brokerNamespace),
+        },
         matches: compileTriggerFilter(spec),
         subscriber: resolveDestination(spec.subscriber, namespace, options.services),
         policy: deliveryPolicyOf(

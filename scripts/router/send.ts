@@ -5,6 +5,8 @@ export interface SendOptions {
   format: 'binary' | 'json';
   timeoutMs: number;
   dispatcher?: EventDispatcher;
+  /** The delivery's `Authorization` (shared/event-auth.ts), when sender identity is on. */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -13,7 +15,7 @@ export interface SendOptions {
  * (knative/eventing#5764), so subscribers may answer with a reply event.
  */
 export async function sendEvent(url: string, event: CloudEventV1<unknown>, options: SendOptions): Promise<PostResult> {
-  const extraHeaders = { prefer: 'reply' };
+  const extraHeaders = { prefer: 'reply', ...options.headers };
   if (options.format === 'binary') {
     return postCloudEvent(url, event, { dispatcher: options.dispatcher, timeoutMs: options.timeoutMs, extraHeaders });
   }
