@@ -107,6 +107,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     logger,
     backoff,
     signal: stop.signal,
+    batch: { maxCount: config.BATCH_MAX_COUNT, maxBytes: config.BATCH_MAX_BYTES, lingerMs: config.BATCH_LINGER_MS },
   });
 
   // 3. The subscriber sessions of the shared group.

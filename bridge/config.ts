@@ -49,6 +49,16 @@ export const bridgeConfigSchema = baseConfigSchema.extend({
    * queued in the broker. For MQTT 3.1.1 the broker's `max_inflight_messages` plays this part.
    */
   MAX_IN_FLIGHT: int(1, 65_535).default(32),
+  /**
+   * Telemetry batching (docs/telemetry-batch.md): plain telemetry messages travel together in one
+   * `io.kiot.telemetry.batch` event, closed at this many messages, at this many bytes of JSON (well under
+   * the 1 MB a Kafka broker takes by default), or this long after its first message, whichever comes first.
+   * BATCH_MAX_COUNT=1 sends each message as its own `io.kiot.telemetry.received`, as before batching.
+   * The defaults are the benchmark's choice (docs/performance.md).
+   */
+  BATCH_MAX_COUNT: int(1, 10_000).default(100),
+  BATCH_MAX_BYTES: int(1_024, 4 * 1_048_576).default(512 * 1024),
+  BATCH_LINGER_MS: int(0, 60_000).default(10),
   /** Capped exponential backoff with full jitter for transient sink failures, retried indefinitely. */
   RETRY_BASE_MS: int(1, 60_000).default(50),
   RETRY_MAX_MS: int(1, 600_000).default(10_000),

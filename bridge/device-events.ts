@@ -61,7 +61,7 @@ function isJsonMediaType(contentType: string | undefined): boolean {
 }
 
 /** The MQTT message as the SDK's MQTT binding sees it: user properties are the CE attributes (binary mode). */
-function asBindingMessage(message: InboundMessage) {
+export function asBindingMessage(message: InboundMessage) {
   const headers: Headers = {};
   for (const [name, value] of Object.entries(message.properties?.userProperties ?? {})) {
     headers[name] = Array.isArray(value) ? value[value.length - 1] : value;
@@ -77,7 +77,7 @@ function asBindingMessage(message: InboundMessage) {
 }
 
 /** Checks what a device sends as data: JSON, the shape its topic expects, nothing unsafe (`findUnsafeJson`). */
-function checkData(kind: InboundKind, value: unknown): PayloadCheck<unknown> {
+export function checkData(kind: InboundKind, value: unknown): PayloadCheck<unknown> {
   const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
   const shapeOk = kind === 'telemetry' ? isObject || (Array.isArray(value) && value.length > 0) : isObject;
   if (!shapeOk) {

@@ -1,11 +1,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { CloudEvent } from '../shared/cloudevents.js';
 import { type BackoffPolicy, backoffDelayMs } from '../shared/event-transport.js';
 import type { Logger } from '../shared/logger.js';
+import { type BatchSettings, createTelemetryBatches } from './batches.js';
 import type { Delivery, StillWanted } from './delivery.js';
 import { type InboundMessage, mapInboundMessage, type Rejection } from './device-events.js';
 import type { BridgeMetrics } from './metrics.js';
 import type { Publisher } from './publisher.js';
 import { deadLetterEventOf, replyPayloadOf } from './rejections.js';
+import { telemetryItemOf } from './telemetry-items.js';
 import { replyTopicFor } from './topics.js';
 
 export interface MessageHandlerOptions {
@@ -17,15 +20,24 @@ export interface MessageHandlerOptions {
   logger: Logger;
   backoff: BackoffPolicy;
   signal: AbortSignal;
+  /** Telemetry batching; a maximum count of 1 sends every message as its own event. */
+  batch: BatchSettings;
 }
 
 /**
- * Handles one device message and resolves `true` when it may be acknowledged (PUBACK): after the sink
- * accepted its event, or after a refused message was dead-lettered and its device told. Resolves `false`
- * when the message is no longer wanted (its connection is gone, the bridge stops): then there is no
- * PUBACK and the broker delivers it again (at least once, ARCHITECTURE "Delivery guarantees").
+ * How a device message is being handled. `settled` resolves `true` when it may be acknowledged (PUBACK):
+ * after the sink accepted its event (alone or in a batch), or after a refused message was dead-lettered and
+ * its device told; `false` when it is no longer wanted (its connection is gone, the bridge stops): then
+ * there is no PUBACK and the broker delivers it again (at least once, ARCHITECTURE "Delivery guarantees").
+ * `inOrder` asks the session to read its next message only once this one has settled: state reports,
+ * presence and acknowledgements keep their order; telemetry in a batch must not, or no batch would fill.
  */
-export type MessageHandler = (message: InboundMessage, stillWanted: StillWanted) => Promise<boolean>;
+export interface Handling {
+  settled: Promise<boolean>;
+  inOrder: boolean;
+}
+
+export type MessageHandler = (message: InboundMessage, stillWanted: StillWanted) => Handling;
 
 export function createMessageHandler(options: MessageHandlerOptions): MessageHandler {
   const { delivery, metrics, logger } = options;
@@ -107,7 +119,41 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
     }
   }
 
-  return async (message, stillWanted) => {
+  /** One event to the sink: delivered, or refused (dead-lettered, the device told), or abandoned. */
+  async function forwardAlone(message: InboundMessage, event: CloudEvent<unknown>, stillWanted: StillWanted) {
+    const outcome = await delivery.forward(event, stillWanted);
+    if (outcome.kind === 'abandoned') return false;
+    if (outcome.kind === 'refused') {
+      return refuse(
+        message,
+        {
+          code: 'refused_by_sink',
+          message: `the event sink refused ${event.type} with ${outcome.status}`,
+          topic: message.topic,
+          replyTopic: replyTopicFor(message.topic),
+          subject: event.subject,
+          eventId: event.id,
+          sink: { status: outcome.status, body: outcome.body },
+        },
+        stillWanted,
+      );
+    }
+    child(forwardedBy, metrics.forwarded, event.type).inc();
+    metrics.forwardLatency.observe((Date.now() - message.receivedAt.getTime()) / 1000);
+    if (logger.isLevelEnabled('debug'))
+      logger.debug({ ce: { id: event.id, type: event.type, subject: event.subject } }, 'forwarded');
+    return true;
+  }
+
+  async function handleAlone(message: InboundMessage, stillWanted: StillWanted): Promise<boolean> {
+    const mapped = mapSafely(message);
+    if (!mapped.ok) return refuse(message, mapped.rejection, stillWanted);
+    return forwardAlone(message, mapped.event, stillWanted);
+  }
+
+  const batches = createTelemetryBatches({ ...options, forwardAlone });
+
+  return (message, stillWanted) => {
     child(
       receivedBy,
       metrics.received,
@@ -116,39 +162,20 @@ export function createMessageHandler(options: MessageHandlerOptions): MessageHan
         : kindLabel(message.topic),
     ).inc();
     metrics.inFlight.inc();
-    try {
-      const mapped = mapSafely(message);
-      if (!mapped.ok) return await refuse(message, mapped.rejection, stillWanted);
-      const outcome = await delivery.forward(mapped.event, stillWanted);
-      if (outcome.kind === 'abandoned') return false;
-      if (outcome.kind === 'refused') {
-        return await refuse(
-          message,
-          {
-            code: 'refused_by_sink',
-            message: `the event sink refused ${mapped.event.type} with ${outcome.status}`,
-            topic: message.topic,
-            replyTopic: replyTopicFor(message.topic),
-            subject: mapped.event.subject,
-            eventId: mapped.event.id,
-            sink: { status: outcome.status, body: outcome.body },
-          },
-          stillWanted,
-        );
-      }
-      child(forwardedBy, metrics.forwarded, mapped.event.type).inc();
-      metrics.forwardLatency.observe((Date.now() - message.receivedAt.getTime()) / 1000);
-      if (logger.isLevelEnabled('debug')) {
-        logger.debug(
-          { ce: { id: mapped.event.id, type: mapped.event.type, subject: mapped.event.subject } },
-          'forwarded',
-        );
-      }
-      return true;
-    } finally {
-      metrics.inFlight.dec();
-    }
+    const item = batches.enabled ? itemSafely(message) : undefined;
+    const settled =
+      item && batches.fits(item) ? batches.add(message, item, stillWanted) : handleAlone(message, stillWanted);
+    return { settled: settled.finally(() => metrics.inFlight.dec()), inOrder: item === undefined };
   };
+
+  /** A plain telemetry message's batch item; a message the mapping cannot read goes the single way. */
+  function itemSafely(message: InboundMessage) {
+    try {
+      return telemetryItemOf(message, options);
+    } catch {
+      return undefined;
+    }
+  }
 }
 
 const KIND_BY_SUFFIX: [RegExp, string][] = [

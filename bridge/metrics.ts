@@ -9,6 +9,8 @@ export interface BridgeMetrics {
   inFlight: Gauge;
   sessionsConnected: Gauge;
   forwardLatency: Histogram;
+  batches: Counter<'reason'>;
+  batchMessages: Histogram;
   published: Counter<'qos' | 'outcome'>;
 }
 
@@ -56,6 +58,18 @@ export function createBridgeMetrics(registry = new Registry(), defaults = true):
       name: 'kiot_bridge_forward_latency_seconds',
       help: 'From receiving an MQTT message to the sink answering 2xx',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+      registers,
+    }),
+    batches: new Counter({
+      name: 'kiot_bridge_batches_total',
+      help: 'Telemetry batches closed, by what closed them (count, bytes, linger, flush)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    batchMessages: new Histogram({
+      name: 'kiot_bridge_batch_messages',
+      help: 'Device messages per telemetry batch',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 2000],
       registers,
     }),
     published: new Counter({

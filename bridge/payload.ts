@@ -9,6 +9,15 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The payload as JSON. Invalid UTF-8 is refused rather than silently replaced by U+FFFD. */
 export function parseJsonPayload(payload: Buffer): PayloadCheck<unknown> {
+  const decoded = decodeJsonPayload(payload);
+  return decoded.ok ? { ok: true, value: decoded.value.value } : decoded;
+}
+
+/**
+ * The payload as JSON, and the text it was parsed from (a byte-order mark removed): valid JSON text that a
+ * batch embeds as it is, rather than serialising the parsed value again.
+ */
+export function decodeJsonPayload(payload: Buffer): PayloadCheck<{ value: unknown; text: string }> {
   let text: string;
   try {
     text = utf8.decode(payload);
@@ -16,7 +25,7 @@ export function parseJsonPayload(payload: Buffer): PayloadCheck<unknown> {
     return { ok: false, code: 'invalid_json', message: 'the payload is not valid UTF-8' };
   }
   try {
-    return { ok: true, value: JSON.parse(text) };
+    return { ok: true, value: { value: JSON.parse(text), text } };
   } catch {
     return { ok: false, code: 'invalid_json', message: 'the payload is not valid JSON' };
   }

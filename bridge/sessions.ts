@@ -43,12 +43,38 @@ interface Session {
   /** Counts CONNACKs: a delivery from an older connection must not PUBACK on a newer one. */
   generation: number;
   subscribed: boolean;
-  busy: boolean;
+  /** The QoS 1 messages of the current connection not yet acknowledged, in the order they came. */
+  unacknowledged: Slot[];
+  /** Messages handed to the handler and not yet settled (any QoS, any connection). */
+  unsettled: number;
+  /** mqtt.js's go-ahead for the next packet, held while `unsettled` is at the limit. */
+  heldRead: (() => void) | undefined;
   lastActivity: number;
+}
+
+/** A received message waiting for its PUBACK: `waiting` until it settles, then `ack` or `skip`. */
+interface Slot {
+  messageId: number | undefined;
+  qos: number;
+  state: 'waiting' | 'ack' | 'skip';
 }
 
 /** The quiet time after which a draining session is taken to have nothing queued for it any more. */
 const DRAIN_QUIET_MS = 300;
+
+/**
+ * mqtt.js sends a PUBACK when `handleMessage` calls back without an error and reads the connection's next
+ * packet only after that callback (client.js `work()`, handlers/publish.js): calling back with this error
+ * reads on without a PUBACK; the session sends it itself once the message has settled (`sendPuback`).
+ */
+const READ_ON_WITHOUT_PUBACK = new Error('the bridge acknowledges this message itself once it has settled');
+
+/** mqtt.js 5's own packet writer (what its automatic PUBACK goes through); checked to exist at start. */
+type PacketWriter = { _sendPacket(packet: { cmd: 'puback'; messageId: number }, callback?: () => void): void };
+
+function sendPuback(client: MqttClient, messageId: number): void {
+  (client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId });
+}
 
 function inboundOf(packet: IPublishPacket, sessionId: string): InboundMessage {
   const properties = packet.properties;
@@ -70,10 +96,15 @@ function inboundOf(packet: IPublishPacket, sessionId: string): InboundMessage {
  * sessions"): stable ids `${base}-s${i}`, persistent (clean start 0 and a long session expiry, MQTT5
  * §3.1.2.4 / §3.1.2.11.2; clean session 0 in 3.1.1 §3.1.2.4), QoS 1.
  *
- * mqtt.js hands a connection's PUBLISH packets to `handleMessage` one at a time and sends the PUBACK when
- * its callback is called; holding that callback until the sink answered gives at-least-once delivery and
- * makes each session a serial pipeline, so the replica's concurrency is the number of sessions. PUBACKs
- * thus go out in the order the messages came, as MQTT 3.1.1 §4.6 [MQTT-4.6.0-2] and MQTT5 §4.6 require.
+ * mqtt.js hands a connection's PUBLISH packets to `handleMessage` one at a time and reads the next one only
+ * when its callback is called. A message whose handling asks for order (state, presence, acknowledgements)
+ * holds that callback until it has settled, as before batching; a telemetry message in a batch releases it
+ * at once, so that the next messages can join the batch: up to the session's Receive Maximum (MQTT5
+ * §3.1.2.11.3) are in flight on it. The session holds that bound itself: Mosquitto 2.0.11 was measured to send
+ * a persistent session more than it asked for (25 unacknowledged with 5 asked; thousands in a burst), so at the
+ * limit the session stops reading its connection until a message settles (TCP backpressure). Either way the PUBACK leaves only once a message has settled (its event
+ * or batch accepted: at least once), and PUBACKs leave in the order the messages came, as MQTT 3.1.1 §4.6
+ * [MQTT-4.6.0-2] and MQTT5 §4.6 require: a settled message waits for the ones before it.
  */
 export function createSessionPool(options: SessionPoolOptions): SessionPool {
   const { logger, metrics } = options;
@@ -107,25 +138,59 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
     });
   }
 
-  function onMessage(session: Session, packet: IPublishPacket, done: () => void) {
+  /** Sends the PUBACKs that are due: those of settled messages with nothing unsettled before them. */
+  function acknowledgeInOrder(session: Session, slots: Slot[], current: () => boolean) {
+    while (slots.length > 0 && slots[0]!.state !== 'waiting') {
+      const slot = slots.shift()!;
+      // Never PUBACK on a newer connection: the broker resent the message there under the same packet id
+      // and may already have reused the id once that copy was acknowledged (MQTT5 §2.2.1).
+      if (slot.state === 'ack' && slot.qos > 0 && slot.messageId !== undefined && current() && !stopped)
+        sendPuback(session.client, slot.messageId);
+    }
+  }
+
+  function onMessage(session: Session, packet: IPublishPacket, readOn: () => void) {
     const generation = session.generation;
+    const slots = session.unacknowledged;
     const current = () => session.generation === generation && session.client.connected;
     const stillWanted = () => !stopped && current();
     const message = inboundOf(packet, session.id);
-    session.busy = true;
+    const slot: Slot = { messageId: packet.messageId, qos: packet.qos, state: 'waiting' };
+    if (packet.qos > 0) slots.push(slot);
     session.lastActivity = Date.now();
-    const finish = (ack: boolean) => {
-      session.busy = false;
+    session.unsettled += 1;
+    let reading = false;
+    const readNext = () => {
+      if (reading) return;
+      reading = true;
+      // At the limit the session stops reading until a message settles: TCP backpressure, whatever the broker
+      // makes of the Receive Maximum.
+      if (session.unsettled >= options.receiveMaximum) session.heldRead = readOn;
+      else readOn();
+    };
+    let settled = false;
+    const settle = (acknowledge: boolean) => {
+      slot.state = acknowledge ? 'ack' : 'skip';
       session.lastActivity = Date.now();
-      // Never PUBACK on a newer connection: the broker resent the message there under the same packet id
-      // and may already have reused the id once that copy was acknowledged (MQTT5 §2.2.1).
-      if ((ack || packet.qos === 0) && current() && !stopped) done();
+      acknowledgeInOrder(session, slots, current);
+      if (!settled) {
+        settled = true;
+        session.unsettled -= 1;
+        const held = session.heldRead;
+        if (held && session.unsettled < options.receiveMaximum) {
+          session.heldRead = undefined;
+          held();
+        }
+      }
+      readNext();
     };
     const run = (attempt: number): void => {
-      options.handler(message, stillWanted).then(finish, (error: unknown) => {
+      const handling = options.handler(message, stillWanted);
+      if (!handling.inOrder) readNext();
+      handling.settled.then(settle, (error: unknown) => {
         // A bug, not a fault of the message or the sink: keep the message and try again.
         logger.error({ err: error, clientId: session.id, topic: message.topic, attempt }, 'message handler failed');
-        if (!stillWanted()) return finish(false);
+        if (!stillWanted()) return settle(false);
         setTimeout(() => run(attempt + 1), Math.min(1_000 * attempt, 30_000)).unref();
       });
     };
@@ -151,11 +216,25 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       ...(options.username ? { username: options.username } : {}),
       ...(options.password ? { password: options.password } : {}),
     });
-    const session: Session = { id, client, generation: 0, subscribed: false, busy: false, lastActivity: Date.now() };
+    if (typeof (client as unknown as Partial<PacketWriter>)._sendPacket !== 'function')
+      throw new Error('this mqtt.js has no _sendPacket: the bridge cannot acknowledge messages itself');
+    const session: Session = {
+      id,
+      client,
+      generation: 0,
+      subscribed: false,
+      unacknowledged: [],
+      unsettled: 0,
+      heldRead: undefined,
+      lastActivity: Date.now(),
+    };
     sessions.push(session);
-    client.handleMessage = (packet, done) => onMessage(session, packet, () => done());
+    client.handleMessage = (packet, done) => onMessage(session, packet, () => done(READ_ON_WITHOUT_PUBACK));
     client.on('connect', (connack) => {
       session.generation += 1;
+      // What the old connection left unacknowledged, the broker sends again on this one.
+      session.unacknowledged = [];
+      session.heldRead = undefined;
       updateGauge();
       logger.info({ clientId: id, sessionPresent: connack.sessionPresent }, 'mqtt session connected');
       if (!draining) subscribe(session);
@@ -193,7 +272,8 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       );
       // 2. Finish what is in flight, and what the broker had already queued for us: until every session has
       //    been idle for a moment.
-      const idle = () => sessions.every((s) => !s.busy && Date.now() - s.lastActivity >= DRAIN_QUIET_MS);
+      const idle = () =>
+        sessions.every((s) => s.unacknowledged.length === 0 && Date.now() - s.lastActivity >= DRAIN_QUIET_MS);
       while (!idle() && Date.now() < deadline) await delay(50);
       if (!idle())
         logger.warn({ timeoutMs }, 'drain timed out; unacknowledged messages stay queued for these session ids');

@@ -5,7 +5,7 @@ import { z } from 'zod';
  * telemetry into batch events, and their consumers (telemetry-ingest; any downstream subscriber, e.g. a
  * Trigger to a KafkaSink). Knative Eventing delivers one event per request and has no batched delivery, so
  * the batching happens inside one CloudEvent: its `data` is a JSON array of items, each holding everything
- * an `io.kiot.telemetry.received` event has on its own. docs/events.md describes it for subscribers.
+ * an `io.kiot.telemetry.received` event has on its own. docs/telemetry-batch.md describes it for subscribers.
  */
 
 /** What a consumer accepts in one batch: more than any bridge setting allows, fewer than a flood. */

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BridgeHandle } from '../../../bridge/bridge.js';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
 import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
-import { type Collected, collect, connectDevice, json, startTestBridge, waitUntil } from './helpers.js';
+import { type Collected, collect, connectDevice, forwardedIn, json, startTestBridge, waitUntil } from './helpers.js';
 
 // Nothing silently dropped: every refused message reaches the dead-letter sink and its device hears why.
 describe('bridge: bad input', () => {
@@ -99,8 +99,8 @@ describe('bridge: bad input', () => {
   it('keeps working after all that, and never forwarded any of it', async () => {
     const id = `${prefix}-fine`;
     await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { t: 2 }, msgId: 'ok', ts: 1 }), { qos: 1 });
-    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:ok@1`));
-    expect(sink.received.filter((r) => r.event?.subject?.startsWith(prefix) && r.event.subject !== id)).toEqual([]);
+    await sink.waitFor((received) => forwardedIn(received).some((m) => m.id === `${id}:ok@1`));
+    expect(forwardedIn(sink.received).filter((m) => m.subject?.startsWith(prefix) && m.subject !== id)).toEqual([]);
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
   });
 });

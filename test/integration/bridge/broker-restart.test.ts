@@ -5,7 +5,7 @@ import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { type PrivateMosquitto, startMosquitto } from '../../support/mosquitto.js';
 import { uniqueName } from '../../support/services.js';
 import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
-import { answering, collect, connectDevice, json, startTestBridge, waitUntil } from './helpers.js';
+import { answering, collect, connectDevice, forwardedIn, json, startTestBridge, waitUntil } from './helpers.js';
 
 // A private Mosquitto with persistence that this file stops and starts (CONTRIBUTING: never the shared one).
 describe('bridge: the broker restarts', () => {
@@ -54,7 +54,7 @@ describe('bridge: the broker restarts', () => {
     await sink.waitFor(() => delivered('before'));
     answers.policy = () => ({ status: 503 });
     await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n: 2 }, msgId: 'held', ts: 1 }), { qos: 1 });
-    await sink.waitFor((received) => received.some((r) => r.event?.id === `${id}:held@1`));
+    await sink.waitFor((received) => forwardedIn(received).some((m) => m.id === `${id}:held@1`));
 
     // Act: the broker goes away.
     await broker.stop();

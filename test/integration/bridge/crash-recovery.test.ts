@@ -1,32 +1,20 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MQTT_URL, uniqueName } from '../../support/services.js';
 import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
-import { answering, connectDevice, json, testEnv, waitUntil } from './helpers.js';
-
-/** The bundled bridge as production runs it: `node dist/bridge.js`, configured by env only. */
-function spawnBridge(env: Record<string, string>): { child: ChildProcess; url: Promise<string> } {
-  const child = spawn(process.execPath, ['dist/bridge.js'], {
-    env: { ...process.env, ...env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const url = new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const port = /"port":(\d+).*"bridge listening"/.exec(output)?.[1];
-      if (port) resolve(`http://127.0.0.1:${port}`);
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) => reject(new Error(`bridge exited with ${code}: ${output.slice(-2000)}`)));
-  });
-  return { child, url };
-}
-
-const healthy = async (url: string) => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200;
-const exited = (child: ChildProcess) =>
-  new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));
+import {
+  answering,
+  carries,
+  connectDevice,
+  exited,
+  forwardedIn,
+  healthy,
+  json,
+  spawnBridge,
+  testEnv,
+  waitUntil,
+} from './helpers.js';
 
 // The bridge dies (SIGKILL) while the sink is down and comes back with the same client id: nothing is lost,
 // and what it was retrying before the crash arrives under the same event id.
@@ -54,11 +42,11 @@ describe('bridge: crash and restart as a child process', () => {
     const answers = answering(sink);
     const id = uniqueName('dev');
     const env = testEnv({ sink, deadLetter, env: { BRIDGE_SESSIONS: '3', RETRY_MAX_MS: '100' } });
-    const ours = () => sink.received.filter((r) => r.event?.subject === id);
+    const ours = () => forwardedIn(sink.received).filter((m) => m.subject === id);
 
     // Prepare: the sink is down; the bridge receives and retries.
     // (Only ours: the shared broker carries other tests' devices too, and their events are accepted.)
-    answers.policy = (request) => ({ status: request.event?.subject === id ? 503 : 202 });
+    answers.policy = (request) => ({ status: carries(request, id) ? 503 : 202 });
     const first = spawnBridge(env);
     running = first.child;
     const firstUrl = await first.url;
@@ -66,11 +54,9 @@ describe('bridge: crash and restart as a child process', () => {
     for (let n = 0; n < 20; n += 1) {
       await device.publishAsync(`devices/${id}/telemetry`, json({ metrics: { n } }), { qos: 1 });
     }
-    // Every session holds one of ours and keeps retrying it: it has not been acknowledged.
-    await sink.waitFor(() => new Set(ours().map((r) => r.event!.id)).size >= 3 && ours().length >= 9);
-    const seenBeforeCrash = new Map(
-      ours().map((r) => [(r.event!.data as { metrics: { n: number } }).metrics.n, r.event!.id]),
-    );
+    // Every session holds ours and keeps retrying them: they have not been acknowledged.
+    await sink.waitFor(() => new Set(ours().map((m) => m.id)).size >= 3 && ours().length >= 9);
+    const seenBeforeCrash = new Map(ours().map((m) => [(m.data as { metrics: { n: number } }).metrics.n, m.id]));
 
     // Act: kill it; more messages arrive while it is gone; then the sink recovers and the bridge returns.
     first.child.kill('SIGKILL');
@@ -81,16 +67,14 @@ describe('bridge: crash and restart as a child process', () => {
     answers.policy = () => ({ status: 202 });
     const second = spawnBridge(env);
     running = second.child;
-    const accepted = () => ours().filter((r) => answers.accepted.includes(r.event!.id));
+    const accepted = () => ours().filter((m) => answers.accepted.includes(m.id));
     await sink.waitFor(
-      () => new Set(accepted().map((r) => (r.event!.data as { metrics: { n: number } }).metrics.n)).size === 30,
+      () => new Set(accepted().map((m) => (m.data as { metrics: { n: number } }).metrics.n)).size === 30,
       30_000,
     );
 
     // Assess: all 30 delivered; those seen before the crash came again under the same id.
-    const deliveredIds = new Map(
-      accepted().map((r) => [(r.event!.data as { metrics: { n: number } }).metrics.n, r.event!.id]),
-    );
+    const deliveredIds = new Map(accepted().map((m) => [(m.data as { metrics: { n: number } }).metrics.n, m.id]));
     expect([...deliveredIds.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, n) => n));
     for (const [n, eventId] of seenBeforeCrash) expect(deliveredIds.get(n)).toBe(eventId);
 

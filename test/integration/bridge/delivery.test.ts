@@ -33,7 +33,8 @@ describe('bridge: delivery to the sink', () => {
       }
       return client;
     };
-    ({ bridge } = await startTestBridge({ sink, deadLetter, deps: { connect } }));
+    // One event per message (BATCH_MAX_COUNT=1); batching.test.ts holds the same guarantees for batches.
+    ({ bridge } = await startTestBridge({ sink, deadLetter, env: { BATCH_MAX_COUNT: '1' }, deps: { connect } }));
     device = await connectDevice(MQTT_URL);
   });
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
 import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
-import { connectDevice, startTestBridge } from './helpers.js';
+import { carries, connectDevice, forwarded, forwardedIn, startTestBridge } from './helpers.js';
 
 // ARCHITECTURE "Bridge sessions": a member of the shared group that vanishes strands the messages the
 // broker keeps assigning to it; a member is retired only by draining (unsubscribe, finish, end).
@@ -42,7 +42,12 @@ describe('draining one of two bridge members in one share group', () => {
       await drained;
       for (let n = 80; n < total; n += 1) await publish(n);
 
-      const ids = () => new Set(sink.received.filter((r) => r.event?.subject === deviceId).map((r) => r.event!.id));
+      const ids = () =>
+        new Set(
+          forwardedIn(sink.received)
+            .filter((m) => m.subject === deviceId)
+            .map((m) => m.id),
+        );
       await sink.waitFor(() => ids().size === total, 30_000);
       expect([...ids()].sort()).toEqual(Array.from({ length: total }, (_, n) => `${deviceId}:m${n}@1`).sort());
       expect(deadLetter.received.filter((r) => r.body.includes(deviceId))).toHaveLength(0);
@@ -58,7 +63,7 @@ describe('draining one of two bridge members in one share group', () => {
     const env = { BRIDGE_CLIENT_ID: clientId, BRIDGE_SESSIONS: '1', DRAIN_TIMEOUT_MS: '300' };
     const deviceId = uniqueName('d');
     // Down for this device only: retained messages of other tests' devices go through.
-    sink.respond = (request) => ({ status: request.event?.subject === deviceId ? 503 : 202 });
+    sink.respond = (request) => ({ status: carries(request, deviceId) ? 503 : 202 });
     const first = await startTestBridge({ sink, deadLetter, env });
     const device = await connectDevice();
     try {
@@ -69,7 +74,7 @@ describe('draining one of two bridge members in one share group', () => {
           qos: 1,
         },
       );
-      await sink.waitFor(() => sink.received.some((r) => r.event?.subject === deviceId), 10_000);
+      await sink.waitFor(() => sink.received.some((r) => carries(r, deviceId)), 10_000);
       const started = Date.now();
       await first.bridge.drain();
       // The deadline (300 ms) plus at most the one second granted to a graceful end, plus the unsubscribe.
@@ -77,7 +82,7 @@ describe('draining one of two bridge members in one share group', () => {
 
       const delivered: string[] = [];
       sink.respond = (request) => {
-        if (request.event?.subject === deviceId) delivered.push(request.event.id);
+        for (const message of forwarded(request)) if (message.subject === deviceId) delivered.push(message.id);
         return { status: 202 };
       };
       const second = await startTestBridge({

@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { type BridgeDeps, type BridgeHandle, startBridge } from '../../../bridge/bridge.js';
 import { type BridgeConfig, loadBridgeConfig } from '../../../bridge/config.js';
@@ -89,19 +90,77 @@ export async function waitUntil(
   }
 }
 
+/** One device message as the sink got it: a single event, or an item of an `io.kiot.telemetry.batch`. */
+export interface Forwarded {
+  id: string;
+  subject?: string;
+  type: string;
+  data: unknown;
+  time?: string;
+}
+
+/** The device messages one request to the sink carried (none if it held no event). */
+export function forwarded(request: ReceivedRequest): Forwarded[] {
+  const event = request.event;
+  if (!event) return [];
+  if (event.type === 'io.kiot.telemetry.batch') {
+    return (event.data as { id: string; subject: string; time: string; data: unknown }[]).map((item) => ({
+      id: item.id,
+      subject: item.subject,
+      type: 'io.kiot.telemetry.received',
+      data: item.data,
+      time: item.time,
+    }));
+  }
+  return [{ id: event.id, subject: event.subject, type: event.type, data: event.data, time: event.time }];
+}
+
+/** Every device message the sink received, batches opened up, in order. */
+export const forwardedIn = (received: ReceivedRequest[]) => received.flatMap(forwarded);
+
+/** Whether a request carries a message of this device (alone or in a batch). */
+export const carries = (request: ReceivedRequest, subject: string) =>
+  forwarded(request).some((message) => message.subject === subject);
+
 /** The events a sink accepted (2xx answers are recorded after they were decided). */
 export const eventsWith = (received: ReceivedRequest[], predicate: (r: ReceivedRequest) => boolean) =>
   received.filter((r) => r.event && predicate(r));
 
 export const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 
-/** A sink whose answers a test changes through `policy`, recording the ids of the events it accepted (2xx). */
+/**
+ * A sink whose answers a test changes through `policy`, recording the ids of the device messages it accepted
+ * (2xx), each message of a batch by its own id.
+ */
 export function answering(sink: SinkServer): { policy: (r: ReceivedRequest) => SinkAnswer; accepted: string[] } {
   const control = { policy: (_r: ReceivedRequest): SinkAnswer => ({ status: 202 }), accepted: [] as string[] };
   sink.respond = (request) => {
     const answer = control.policy(request);
-    if (answer.status < 300 && request.event) control.accepted.push(request.event.id);
+    if (answer.status < 300) control.accepted.push(...forwarded(request).map((message) => message.id));
     return answer;
   };
   return control;
 }
+
+/** The bundled bridge as production runs it: `node dist/bridge.js`, configured by env only. */
+export function spawnBridge(env: Record<string, string>): { child: ChildProcess; url: Promise<string> } {
+  const child = spawn(process.execPath, ['dist/bridge.js'], {
+    env: { ...process.env, ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const url = new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const port = /"port":(\d+).*"bridge listening"/.exec(output)?.[1];
+      if (port) resolve(`http://127.0.0.1:${port}`);
+    });
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`bridge exited with ${code}: ${output.slice(-2000)}`)));
+  });
+  return { child, url };
+}
+
+export const healthy = async (url: string) => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200;
+export const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));

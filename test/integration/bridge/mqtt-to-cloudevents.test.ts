@@ -19,7 +19,8 @@ describe('bridge: device messages become CloudEvents', () => {
   beforeAll(async () => {
     sink = await startSinkServer();
     deadLetter = await startSinkServer();
-    ({ bridge } = await startTestBridge({ sink, deadLetter }));
+    // One event per message (BATCH_MAX_COUNT=1): the single-event format; batching.test.ts has the batches.
+    ({ bridge } = await startTestBridge({ sink, deadLetter, env: { BATCH_MAX_COUNT: '1' } }));
     v311 = await connectDevice(MQTT_URL, { protocolVersion: 4 });
     v5 = await connectDevice(MQTT_URL, { protocolVersion: 5 });
   });

@@ -8,7 +8,8 @@ import { loadBridgeConfig } from '../../../bridge/config.js';
 import { type RunningRouter, routerConfigSchema, startRouter } from '../../../scripts/router/index.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
-import { MQTT_URL, uniqueName } from '../../support/services.js';
+import { type PrivateMosquitto, startMosquitto } from '../../support/mosquitto.js';
+import { uniqueName } from '../../support/services.js';
 import { type Harness, startHarness, storedSamples } from './harness.js';
 import { freePort } from './private-services.js';
 
@@ -22,8 +23,11 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 }
 
 // Device → Mosquitto → bridge → router (routing by knative/ Triggers) → telemetry-ingest → stores, and
-// back: rejection notice → router → bridge → the device's errors topic.
+// back: rejection notice → router → bridge → the device's errors topic. The bridge batches telemetry (its
+// default), so a Mosquitto of this file's own keeps other tests' devices out of its batches.
 describe('telemetry-ingest end to end', () => {
+  let broker: PrivateMosquitto;
+  let MQTT_URL: string;
   const prefix = uniqueName('e2e');
   const deadLetters = mkdtempSync(join(tmpdir(), 'kiot-e2e-'));
   let h: Harness;
@@ -34,6 +38,8 @@ describe('telemetry-ingest end to end', () => {
   const errors: unknown[] = [];
 
   beforeAll(async () => {
+    broker = await startMosquitto({ persistence: false });
+    MQTT_URL = broker.url;
     const [fnPort, bridgePort, routerPort] = [await freePort(), await freePort(), await freePort()];
     router = await startRouter(
       loadConfig(routerConfigSchema, {
@@ -45,7 +51,7 @@ describe('telemetry-ingest end to end', () => {
       }),
     );
     const ingress = `${router.url}/kiot/default`;
-    h = await startHarness({ K_SINK: ingress }, { port: fnPort, onlySubjectsStartingWith: prefix });
+    h = await startHarness({ K_SINK: ingress }, { port: fnPort });
     const bridgeConfig = loadBridgeConfig({
       MQTT_URL,
       K_SINK: ingress,
@@ -76,6 +82,7 @@ describe('telemetry-ingest end to end', () => {
     await bridge?.close();
     await router?.close({ drainTimeoutMs: 1_000 });
     await h?.close();
+    await broker?.dispose();
     rmSync(deadLetters, { recursive: true, force: true });
   });
 

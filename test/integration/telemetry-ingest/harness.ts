@@ -76,6 +76,8 @@ export interface HarnessOptions {
    * Mosquitto a bridge of our own also receives every other test's devices, which are none of ours.
    */
   onlySubjectsStartingWith?: string;
+  /** Awaited before each CloudEvent is handled: a test holds a delivery in flight with it. */
+  beforeEvent?: (headers: Record<string, unknown>) => Promise<void>;
 }
 
 export async function startHarness(env: Env = {}, options: HarnessOptions = {}): Promise<Harness> {
@@ -101,13 +103,16 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
   const app = createTelemetryIngestApp({ config, logger: createLogger('telemetry-ingest', 'silent'), mongo, redis });
   app.start();
   const prefix = options.onlySubjectsStartingWith;
-  const handler: typeof app.handler = prefix
-    ? async (req, res) => {
-        const subject = req.headers['ce-subject'];
-        if (typeof subject === 'string' && !subject.startsWith(prefix)) res.status(204).end();
-        else await app.handler(req, res);
-      }
-    : app.handler;
+  const before = options.beforeEvent;
+  const handler: typeof app.handler =
+    prefix || before
+      ? async (req, res) => {
+          const subject = req.headers['ce-subject'];
+          if (prefix && typeof subject === 'string' && !subject.startsWith(prefix)) return void res.status(204).end();
+          if (before && req.headers['ce-id']) await before(req.headers);
+          await app.handler(req, res);
+        }
+      : app.handler;
   const server: Server = createFunctionServer(uniqueName('telemetry-ingest'), handler);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
