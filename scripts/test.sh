@@ -14,6 +14,11 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null
 fi
 
+# The power-cut test runs the whole stack in a network namespace of its own (`ip netns`, iproute2).
+if ! command -v ip >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+fi
+
 # The manifest tests build knative/ with kustomize: kubectl's own, else the standalone one from the Go
 # module proxy (built once into .kiot/bin).
 export PATH="$PWD/.kiot/bin:$PATH"
