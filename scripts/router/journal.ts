@@ -118,30 +118,38 @@ export async function openJournal(options: {
   if (skipped > 0) logger.warn({ dir, skipped }, 'journal records skipped (torn by a crash, or damaged)');
 
   // Step 2: a fresh segment for this run; the old ones go once their events are delivered.
-  let active: { segment: Segment; file: DurableAppend };
-  const start = async (id: number) => {
+  type Active = { segment: Segment; file: DurableAppend; closed(): void };
+  const start = async (id: number): Promise<Active> => {
     const file = await openDurableAppend(segmentPath(dir, id));
-    const segment: Segment = { id, path: file.path, open: 0, closed: new Promise(() => undefined) };
+    let closed!: () => void;
+    const segment: Segment = { id, path: file.path, open: 0, closed: new Promise((resolve) => (closed = resolve)) };
     segments.set(id, segment);
-    return { segment, file };
+    return { segment, file, closed };
   };
-  active = await start((ids.at(-1) ?? 0) + 1);
+  let active = await start((ids.at(-1) ?? 0) + 1);
   let rolling: Promise<void> | undefined;
 
-  const removeFinished = async () => {
-    for (const segment of [...segments.values()].sort((a, b) => a.id - b.id)) {
-      if (segment === active.segment || segment.open > 0) break;
-      segments.delete(segment.id);
-      await segment.closed;
-      await unlink(segment.path).catch(() => undefined);
-    }
-    await syncDirectory(dir).catch(() => undefined);
+  // Oldest first, and only while every older segment is gone: a segment's done records may be all that
+  // says an older segment's events were delivered. One pass at a time.
+  let removing = Promise.resolve();
+  const removeFinished = () => {
+    removing = removing.then(async () => {
+      for (const segment of [...segments.values()].sort((x, y) => x.id - y.id)) {
+        if (segment === active.segment || segment.open > 0) break;
+        await segment.closed;
+        segments.delete(segment.id);
+        await unlink(segment.path).catch(() => undefined);
+      }
+      await syncDirectory(dir).catch(() => undefined);
+    });
+    return removing;
   };
   const roll = () => {
     rolling ??= (async () => {
       const previous = active;
       active = await start(previous.segment.id + 1);
-      previous.segment.closed = previous.file.close();
+      await previous.file.close();
+      previous.closed();
       await removeFinished();
     })()
       .catch((error: unknown) => logger.error({ err: error, dir }, 'could not start a new journal segment'))
@@ -185,6 +193,8 @@ export async function openJournal(options: {
     async close() {
       while (rolling) await rolling;
       await active.file.close();
+      active.closed();
+      await removing;
       await unlink(ownerFile).catch(() => undefined);
     },
   };
