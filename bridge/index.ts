@@ -1,8 +1,10 @@
 // The bridge's composition root: `node dist/bridge.js`. Config from the environment only.
+import { exitOnFatalErrors } from '../shared/fatal-errors.js';
 import { createLogger } from '../shared/logger.js';
 import { startBridge } from './bridge.js';
 import { loadBridgeConfig } from './config.js';
 
+exitOnFatalErrors('bridge');
 const config = loadBridgeConfig(process.env);
 const logger = createLogger('bridge', config.LOG_LEVEL);
 const bridge = await startBridge(config, { logger });

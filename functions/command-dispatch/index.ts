@@ -2,12 +2,14 @@
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
 import { eventPlaneOf } from '../../shared/event-auth.js';
+import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
 import { createCommandDispatchApp, SERVICE } from './app.js';
 import { commandDispatchConfigSchema } from './config.js';
 import { createCommandRuntime } from './runtime.js';
 
+exitOnFatalErrors(SERVICE);
 const config = loadConfig(commandDispatchConfigSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const runtime = createCommandRuntime(config);

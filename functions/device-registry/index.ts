@@ -1,12 +1,14 @@
 // Composition root of device-registry: `node dist/device-registry.js` serves it on PORT;
 // `node dist/device-registry.js mint-api-key --id … --scopes …` mints an app API key (cli/mint-api-key.ts).
 import { loadConfig } from '../../shared/config.js';
+import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
 import { mintApiKeyCli } from './cli/mint-api-key.js';
 import { buildRegistry } from './compose.js';
 import { configSchema, SERVICE } from './schema.js';
 
+exitOnFatalErrors(SERVICE);
 if (process.argv[2] === 'mint-api-key') {
   await mintApiKeyCli(process.argv.slice(3), (line) => process.stdout.write(`${line}\n`));
 } else {

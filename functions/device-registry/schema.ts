@@ -35,7 +35,8 @@ export const configSchema = baseConfigSchema.extend({
     .refine(
       (value) => Buffer.from(value, 'base64url').length === 32,
       'must be 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d =)',
-    ),
+    )
+    .describe('32 random bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d =)'),
   /** How long a provisioning request id is remembered (and its reply replayed). */
   PROVISIONING_REPLAY_SECONDS: z.coerce.number().int().min(60).default(86_400),
   /** Outbox (outbox.ts): a pending io.kiot.device.* event older than this is the flush's to emit. */

@@ -3,6 +3,7 @@ import { loadConfig } from '../../shared/config.js';
 import { createEmitter } from '../../shared/emitter.js';
 import { eventPlaneOf } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
+import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
 import { createMongo } from '../../shared/mongo.js';
 import { serveFunction } from '../../shared/serve.js';
@@ -13,6 +14,7 @@ import { runDueSchedules } from './run-schedules.js';
 import { configSchema, SERVICE, SOURCE } from './schema.js';
 
 // Composition root: configuration, clients, dependencies, the function, the local timer.
+exitOnFatalErrors(SERVICE);
 const config = loadConfig(configSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);

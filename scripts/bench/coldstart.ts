@@ -32,7 +32,7 @@ const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** di
 
 function deployables(): string[] {
   return readdirSync(DIST)
-    .filter((file) => file.endsWith('.js') && !/^(bench-|router\.|simulator\.)/.test(file))
+    .filter((file) => /^[a-z-]+\.js$/.test(file) && !/^(bench-|router\.|simulator\.)/.test(file))
     .map((file) => file.replace(/\.js$/, ''))
     .sort();
 }
@@ -186,7 +186,7 @@ async function main() {
     const reference = target.name === 'bare' || target.name === 'framework-floor';
     const kib = reference
       ? (statSync(target.file, { throwIfNoEntry: false })?.size ?? 0)
-      : statSync(target.file).size / 1024;
+      : statSync(target.file.replace(/\.js$/, '.bundle.js')).size / 1024;
     write(
       `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
     );

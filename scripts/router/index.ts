@@ -1,10 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pLimit from 'p-limit';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { baseConfigSchema, loadConfig } from '../../shared/config.js';
+import { baseConfigSchema } from '../../shared/config.js';
 import { KUBERNETES_ISSUER } from '../../shared/event-auth.js';
 import { createEventDispatcher, type EventDispatcher } from '../../shared/event-transport.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
@@ -240,40 +239,4 @@ async function startOidc(config: RouterConfig, logger: Logger) {
       },
     },
   };
-}
-
-/** `node dist/router.js senders <apiVersion> <kind> <name>`: who may send there, by the EventPolicies of knative/. */
-async function printSenders(args: string[]): Promise<void> {
-  const config = loadConfig(routerConfigSchema, process.env);
-  const [apiVersion, kind, name] = args;
-  if (!apiVersion || !kind || !name) throw new Error('usage: senders <apiVersion> <kind> <name>');
-  const policies = await loadEventPolicies(config.KNATIVE_DIR, config.ROUTER_NAMESPACE);
-  const senders = policies.sendersTo({ apiVersion, kind, name, namespace: config.ROUTER_NAMESPACE });
-  process.stdout.write(`${senders.join(',')}\n`);
-}
-
-async function main(): Promise<void> {
-  if (process.argv[2] === 'senders') return printSenders(process.argv.slice(3));
-  const config = loadConfig(routerConfigSchema, process.env);
-  const logger = createLogger('router', config.LOG_LEVEL);
-  const router = await startRouter(config, { logger });
-  const stop = (signal: string) => {
-    logger.info({ signal }, 'shutting down');
-    void router.close({ drainTimeoutMs: config.ROUTER_DRAIN_TIMEOUT_MS }).finally(() => {
-      logger.flush();
-      process.exit(0);
-    });
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-}
-
-// Run when started as `node dist/router.js`, not when a test imports `startRouter`.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((error: unknown) => {
-    const logger = createLogger('router', 'info');
-    logger.fatal({ err: error }, error instanceof Error ? error.message : 'router failed to start');
-    logger.flush();
-    process.exitCode = 1;
-  });
 }

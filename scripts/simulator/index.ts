@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../shared/config.js';
+import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { type SimulatorConfig, simulatorConfigSchema } from './config.js';
 import { type DeviceCounters, SimulatedDevice } from './device.js';
 import { exampleRollout } from './example-rollout.js';
@@ -115,7 +116,5 @@ async function rollout(): Promise<void> {
   await exampleRollout({ jobsUrl, apiKey, tag: 'simulated', write: (line) => process.stdout.write(`${line}\n`) });
 }
 
-(process.argv[2] === 'example-rollout' ? rollout() : main()).catch((error: unknown) => {
-  process.stderr.write(`simulator failed: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+exitOnFatalErrors('simulator');
+await (process.argv[2] === 'example-rollout' ? rollout() : main());

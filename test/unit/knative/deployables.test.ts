@@ -58,9 +58,11 @@ describe('deployables', () => {
     '%s runs a bundle that the build makes',
     (_label, workload) => {
       if (!landed.has(workload.bundle)) return; // its capability has not landed: covered once it has
-      const file = join(ROOT, 'dist', `${workload.bundle}.js`);
-      expect(existsSync(file), file).toBe(true);
-      expect(statSync(file).size).toBeGreaterThan(1_000);
+      // `node dist/<name>.js` is the launcher (source maps on), which loads dist/<name>.bundle.js.
+      const launcher = join(ROOT, 'dist', `${workload.bundle}.js`);
+      expect(existsSync(launcher), launcher).toBe(true);
+      expect(readFileSync(launcher, 'utf8')).toContain(`import("./${workload.bundle}.bundle.js")`);
+      expect(statSync(join(ROOT, 'dist', `${workload.bundle}.bundle.js`)).size).toBeGreaterThan(1_000);
     },
   );
 
@@ -151,7 +153,7 @@ describe('deployables', () => {
     ]);
     for (const name of new Set(workloads.map((w) => w.bundle))) {
       if (!landed.has(name)) continue;
-      const text = readFileSync(join(ROOT, 'dist', `${name}.js`), 'utf8');
+      const text = readFileSync(join(ROOT, 'dist', `${name}.bundle.js`), 'utf8');
       const specifiers = new Set<string>();
       // esbuild keeps an external as a top-level import, `import("…")`, or `__require("…")` from CommonJS code.
       // The bundles are whitespace-minified: an import statement need not start a line or have spaces.
@@ -160,9 +162,9 @@ describe('deployables', () => {
         for (const match of text.matchAll(pattern)) if (!/^[./]/.test(match[1]!)) specifiers.add(match[1]!);
       }
       const outside = [...specifiers].filter((s) => !allowed.test(s) && !builtins.has(s.split('/')[0]!));
-      expect(outside, `dist/${name}.js`).toEqual([]);
+      expect(outside, `dist/${name}.bundle.js`).toEqual([]);
       // The scan sees the externals every bundle has (a vacuous pass would prove nothing).
-      expect([...specifiers], `dist/${name}.js`).toEqual(
+      expect([...specifiers], `dist/${name}.bundle.js`).toEqual(
         expect.arrayContaining(
           ['node:module', '@google-cloud/functions-framework'].filter((s) => name !== 'bridge' || s === 'node:module'),
         ),
@@ -173,14 +175,14 @@ describe('deployables', () => {
   it('the bundles are pure ASCII, so V8 keeps their source at one byte per character', () => {
     for (const name of new Set(workloads.map((w) => w.bundle))) {
       if (!landed.has(name)) continue;
-      const text = readFileSync(join(ROOT, 'dist', `${name}.js`), 'utf8');
+      const text = readFileSync(join(ROOT, 'dist', `${name}.bundle.js`), 'utf8');
       // biome-ignore lint/suspicious/noControlCharactersInRegex: the range names everything beyond ASCII
       const wide = /[^\x00-\x7f]/.exec(text);
       expect(
         wide
           ? `${JSON.stringify(wide[0])} at ${wide.index}: ${text.slice(Math.max(0, wide.index - 40), wide.index + 40)}`
           : 'ascii',
-        `dist/${name}.js`,
+        `dist/${name}.bundle.js`,
       ).toBe('ascii');
     }
   });
