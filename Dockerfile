@@ -27,7 +27,7 @@ COPY shared shared
 COPY functions functions
 COPY bridge bridge
 RUN npm run build \
- && rm -f dist/bench-* dist/router.* dist/simulator.*
+ && rm -f dist/bench-* dist/router.* dist/simulator.* dist/stack.*
 
 # 2. Runtime dependencies: only what stays outside the bundles (scripts/build.mjs `external`): the functions
 # framework, at the versions the lockfile pins.

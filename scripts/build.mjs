@@ -125,6 +125,7 @@ function entryPoints() {
     add(name, join('functions', name, 'index.ts'));
   add('router', 'scripts/router/main.ts');
   add('simulator', 'scripts/simulator/index.ts');
+  add('stack', 'scripts/stack/main.ts');
   for (const file of existsSync('scripts/bench') ? readdirSync('scripts/bench') : []) {
     if (/^[a-z-]+\.ts$/.test(file)) add(`bench-${file.replace(/\.ts$/, '')}`, join('scripts/bench', file));
   }

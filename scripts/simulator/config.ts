@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { baseConfigSchema, mqttFields } from '../../shared/config.js';
+import { serviceMapSchema } from '../router/destinations.js';
 
 export const simulatorConfigSchema = baseConfigSchema.extend({
   ...mqttFields,
@@ -33,6 +34,11 @@ export const simulatorConfigSchema = baseConfigSchema.extend({
   SIM_JOB_FAILURE_RATE: z.coerce.number().min(0).max(1).default(0.05),
   /** Seconds between progress lines. */
   SIM_PROGRESS_EVERY: z.coerce.number().positive().default(2),
+  /**
+   * Health URLs of the stack's components, `name=url` separated by commas (`npm start` sets it): the
+   * progress line names those that do not answer.
+   */
+  SIM_WATCH: serviceMapSchema.prefault(''),
 });
 
 export type SimulatorConfig = z.infer<typeof simulatorConfigSchema>;

@@ -4,6 +4,7 @@ import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { type SimulatorConfig, simulatorConfigSchema } from './config.js';
 import { type DeviceCounters, SimulatedDevice } from './device.js';
 import { exampleRollout } from './example-rollout.js';
+import { watchHealth } from './health-watch.js';
 import { registerFleet } from './register-fleet.js';
 
 async function fleetCredentials(config: SimulatorConfig): Promise<[string, string | undefined][]> {
@@ -80,16 +81,24 @@ async function main(): Promise<void> {
 
   let lastSent = 0;
   let lastAt = Date.now();
+  const health = watchHealth(config.SIM_WATCH, config.SIM_PROGRESS_EVERY * 1000);
   const progress = setInterval(() => {
     const now = Date.now();
     const rate = ((counters.sent - lastSent) * 1000) / (now - lastAt);
     lastSent = counters.sent;
     lastAt = now;
     const online = devices.filter((device) => device.connected).length;
+    const down = health.down();
     write(
-      `simulator: ${online}/${devices.length} online · sent ${counters.sent} (${rate.toFixed(1)}/s) · ` +
-        `commands answered ${counters.commandsAnswered} · desired applied ${counters.desiredApplied} · ` +
-        `jobs ${counters.jobsSucceeded} ok/${counters.jobsFailed} failed · errors received ${counters.errorsReceived}`,
+      [
+        `simulator: ${online}/${devices.length} online`,
+        `sent ${counters.sent} (${rate.toFixed(1)}/s)`,
+        `commands answered ${counters.commandsAnswered}`,
+        `desired applied ${counters.desiredApplied}`,
+        `jobs ${counters.jobsSucceeded} ok/${counters.jobsFailed} failed`,
+        `errors received ${counters.errorsReceived}`,
+        ...(down.length > 0 ? [`DOWN: ${down.join(', ')}`] : []),
+      ].join(' · '),
     );
   }, config.SIM_PROGRESS_EVERY * 1000);
 
@@ -99,6 +108,7 @@ async function main(): Promise<void> {
     stopping = true;
     for (const cancel of timers) cancel();
     clearInterval(progress);
+    health.stop();
     await Promise.all(devices.map((device) => device.stop()));
     write(`simulator: stopped after ${counters.sent} messages`);
     process.exit(0);

@@ -44,15 +44,18 @@ describe('entry points: configuration errors and crashes a person can read', () 
 
   it('every entry point reports each bad setting on a line of its own and exits with 78', () => {
     const names = entryPoints();
-    expect(names).toEqual(expect.arrayContaining(['bridge', 'router', 'simulator', 'telemetry-ingest']));
+    expect(names).toEqual(expect.arrayContaining(['bridge', 'router', 'simulator', 'stack', 'telemetry-ingest']));
     for (const name of names) {
       // Wrong everywhere: a port that is no number, a log level that does not exist (and, for most, URLs unset).
-      const result = start(name, { PORT: 'eighty', LOG_LEVEL: 'loud' });
+      const result = start(name, { PORT: 'eighty', ROUTER_PORT: 'eighty', LOG_LEVEL: 'loud' });
       expect(result.status, `${name}: ${result.stderr}`).toBe(78);
       const lines = result.stderr.trimEnd().split('\n');
+      // The supervised stack (npm start) has no port of its own; it is told the router's.
+      const port = name === 'stack' ? 'ROUTER_PORT' : 'PORT';
+      const range = name === 'stack' ? '1 to 65535' : '0 to 65535';
       expect(lines).toEqual(
         expect.arrayContaining([
-          `${name}: configuration error: PORT is not a number; expected a whole number from 0 to 65535`,
+          `${name}: configuration error: ${port} is not a number; expected a whole number from ${range}`,
           `${name}: configuration error: LOG_LEVEL is not one of the allowed values; expected one of fatal, error, warn, info, debug, trace, silent`,
         ]),
       );
