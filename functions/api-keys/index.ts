@@ -1,6 +1,7 @@
 // Composition root of api-keys: config, the store, the app, the server. No logic here.
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
+import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
 import { createMongo } from '../../shared/mongo.js';
 import { serveFunction } from '../../shared/serve.js';
@@ -9,6 +10,7 @@ import { apiKeysConfigSchema } from './config.js';
 import { createKeyRepository } from './key-repository.js';
 import { SERVICE } from './schema.js';
 
+exitOnFatalErrors(SERVICE);
 const config = loadConfig(apiKeysConfigSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 if (config.API_KEYS.length === 0)

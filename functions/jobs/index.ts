@@ -2,12 +2,14 @@
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
 import { eventPlaneOf } from '../../shared/event-auth.js';
+import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
 import { serveFunction } from '../../shared/serve.js';
 import { createJobsApp, SERVICE } from './app.js';
 import { jobsConfigSchema } from './config.js';
 import { createJobsRuntime } from './runtime.js';
 
+exitOnFatalErrors(SERVICE);
 const config = loadConfig(jobsConfigSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const runtime = createJobsRuntime(config);
