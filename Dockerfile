@@ -9,7 +9,8 @@
 # Node 20 on Debian 12 slim, pinned to the patch release (scripts/image/base.sh reads the version from here).
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
-# 1. Build: all dependencies, then esbuild bundles every deployable into dist/<name>.js.
+# 1. Build: all dependencies, then esbuild bundles every deployable into dist/<name>.bundle.js (started by the
+#    launcher dist/<name>.js, which turns source maps on first).
 # Behind a TLS-intercepting proxy, pass its CA bundle as the build secret `npm-ca` (`--secret
 # id=npm-ca,src=…`; scripts/image/build.sh does): a secret is mounted for this step only, never stored
 # in a layer. npm 10 can exit 0 after "Exit handler never called!" without installing everything, so
