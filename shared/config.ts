@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { redisUrlProblem } from './redis-topology.js';
 
 /** Environment variables as Node gives them; a parameter so tests never mutate `process.env`. */
 export type Env = Record<string, string | undefined>;
@@ -35,7 +36,13 @@ export const mongoFields = {
     .regex(/^[A-Za-z0-9_-]{1,63}$/)
     .default('kiot'),
 };
-export const redisFields = { REDIS_URL: url(['redis:', 'rediss:']) };
+/** One node, Sentinel or Cluster, by the URL's scheme (shared/redis-topology.ts, docs/deploy.md). */
+export const redisFields = {
+  REDIS_URL: z.string().superRefine((value, ctx) => {
+    const problem = redisUrlProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+};
 export const mqttFields = {
   MQTT_URL: url(['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:']),
   MQTT_USERNAME: z.string().min(1).optional(),

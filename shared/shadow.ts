@@ -1,20 +1,15 @@
-import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ConflictError, InvalidInputError, PreconditionFailedError, type ProblemIssue } from './errors.js';
+import { InvalidInputError, type ProblemIssue } from './errors.js';
 import { keyIssue, leafIssue } from './json-values.js';
-import { isDuplicateKey, type MongoHandle, withMongo } from './mongo.js';
-import type { RedisHandle } from './redis.js';
-import { withRedis } from './redis.js';
 
 /**
  * The device shadow (AWS IoT device shadow, Azure device twin): the one implementation every
  * capability uses. telemetry-ingest merges what devices report (`applyReport`), command-dispatch what
- * apps desire (`applyDesired`); both go through `updateShadow` on a `ShadowStore`, so they read and
- * write the same Redis hash (`{prefix}:{id}:shadow`, fields `v` and `doc`) and the same `shadows`
- * documents in MongoDB with one compare-and-set protocol and one version line.
+ * apps desire (`applyDesired`); both go through `updateShadow` on a `ShadowStore` (shadow-store.ts), so
+ * they read and write the same Redis hash and the same `shadows` documents in MongoDB with one
+ * compare-and-set protocol and one version line.
  *
- * Layers: pure state logic (checks, merge, timestamps, delta) → the store (hot copy in Redis, durable
- * copy in MongoDB) → `updateShadow` (optimistic concurrency). What admits a device message at all
+ * Layers: pure state logic (checks, merge, timestamps, delta; this file) → the store (hot copy in Redis,
+ * durable copy in MongoDB) → `updateShadow` (optimistic concurrency). What admits a device message at all
  * (dedup of redelivered events, rate limits) belongs to the capability that receives it.
  */
 
@@ -223,148 +218,4 @@ export function applyDesired(shadow: Shadow, patch: JsonObject, at: number, limi
     timestamps: { ...shadow.timestamps, desired: touchTimestamps(shadow.timestamps.desired, patch, at) },
     updatedAt: new Date(at).toISOString(),
   };
-}
-
-/** The MongoDB collection of durable shadows (`_id` = device id). */
-export const SHADOWS_COLLECTION = 'shadows';
-
-/**
- * The Redis hash of a shadow (fields `v`: version, `doc`: the JSON shadow). The device id is a
- * Cluster hash tag (`{…}`), so it shares a slot with the capability's other keys of that device.
- */
-export const shadowKey = (prefix: string, deviceId: string) => `${prefix}:{${deviceId}}:shadow`;
-
-/** Writes only if Redis still holds `expected` (optimistic concurrency without WATCH round trips). */
-const COMPARE_AND_SET = `
-local current = redis.call('HGET', KEYS[1], 'v') or '0'
-if current ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'doc', ARGV[3])
-return 1
-`;
-const COMPARE_AND_SET_SHA = createHash('sha1').update(COMPARE_AND_SET).digest('hex');
-
-/** Where shadows live: the hot copy in Redis, the durable copy in MongoDB. Tests may pass their own. */
-export interface ShadowStore {
-  /** The hot copy from Redis; on a miss (a flushed or replaced Redis) the durable copy from MongoDB. */
-  load(deviceId: string): Promise<Shadow>;
-  /** Replaces the hot copy if it is still at `expectedVersion`; false when someone else was faster. */
-  compareAndSet(shadow: Shadow, expectedVersion: number): Promise<boolean>;
-  /** Persists to MongoDB unless a newer version is already there. */
-  persist(shadow: Shadow): Promise<void>;
-}
-
-/**
- * The shadow store on the shared Redis and MongoDB handles. Every capability must pass the same
- * `prefix` (telemetry-ingest's `REDIS_PREFIX`, command-dispatch's `SHADOW_REDIS_PREFIX`; default
- * `kiot:ti`) to see the same hashes. Failures of either store surface as 503 (`withRedis`/`withMongo`).
- */
-export function createShadowStore(redis: RedisHandle, mongo: MongoHandle, prefix: string): ShadowStore {
-  const collection = async () =>
-    (await mongo.db()).collection<Omit<Shadow, 'deviceId'> & { _id: string }>(SHADOWS_COLLECTION);
-
-  async function loadDurable(deviceId: string): Promise<Shadow> {
-    const doc = await withMongo(async () => (await collection()).findOne({ _id: deviceId }));
-    if (!doc) return emptyShadow(deviceId);
-    const { _id, ...rest } = doc;
-    return { ...emptyShadow(deviceId), ...rest, deviceId: _id };
-  }
-
-  const store: ShadowStore = {
-    async load(deviceId) {
-      const doc = await withRedis(async () => (await redis.client()).hget(shadowKey(prefix, deviceId), 'doc'));
-      if (doc) return JSON.parse(doc) as Shadow;
-      const durable = await loadDurable(deviceId);
-      // Warm the hot copy (never with an empty shadow: reads of unknown devices leave no keys behind);
-      // if a writer raced us, its version wins and ours is simply not written.
-      if (durable.version > 0) await store.compareAndSet(durable, 0);
-      return durable;
-    },
-    compareAndSet: (shadow, expectedVersion) =>
-      withRedis(async () => {
-        const client = await redis.client();
-        const args = [
-          shadowKey(prefix, shadow.deviceId),
-          String(expectedVersion),
-          String(shadow.version),
-          JSON.stringify(shadow),
-        ];
-        try {
-          return (await client.evalsha(COMPARE_AND_SET_SHA, 1, ...args)) === 1;
-        } catch (error) {
-          // NOSCRIPT: a restarted or failed-over Redis lost the script cache; EVAL loads it again.
-          if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-          return (await client.eval(COMPARE_AND_SET, 1, ...args)) === 1;
-        }
-      }),
-    persist: (shadow) =>
-      withMongo(async () => {
-        const { deviceId, ...fields } = shadow;
-        try {
-          await (await collection()).updateOne(
-            { _id: deviceId, version: { $lt: shadow.version } },
-            { $set: fields },
-            { upsert: true },
-          );
-        } catch (error) {
-          // The filter missed because a newer version is stored, so the upsert hit the unique _id: fine.
-          if (!isDuplicateKey(error)) throw error;
-        }
-      }),
-  };
-  return store;
-}
-
-/** Changes of one device's shadow in this process, chained per store: see `updateShadow`. */
-const chains = new WeakMap<ShadowStore, Map<string, Promise<void>>>();
-
-function oneAtATime<T>(store: ShadowStore, deviceId: string, work: () => Promise<T>): Promise<T> {
-  let byDevice = chains.get(store);
-  if (!byDevice) {
-    byDevice = new Map();
-    chains.set(store, byDevice);
-  }
-  const run = (byDevice.get(deviceId) ?? Promise.resolve()).then(work);
-  const tail = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  byDevice.set(deviceId, tail);
-  void tail.then(() => byDevice.get(deviceId) === tail && byDevice.delete(deviceId));
-  return run;
-}
-
-/**
- * One shadow change with optimistic concurrency: load, change, compare-and-set, then persist to
- * MongoDB before returning (so a lost Redis is rebuilt from there). A writer in between (another
- * instance, the other capability) means change again on top of its version, after a short random
- * pause; changes of one device in this process wait for each other instead of racing, so a burst of
- * reports does not exhaust the attempts. With `ifMatch` (RFC 9110 §13.1.1) the caller's version must
- * still be current: `PreconditionFailedError` (412) instead of a retry. `change` may throw (e.g.
- * `applyReport`'s size check): nothing is written. Out of attempts: `ConflictError` (409,
- * `shadow_contended`), which Knative retries with backoff.
- */
-export async function updateShadow(
-  store: ShadowStore,
-  deviceId: string,
-  change: (current: Shadow) => Shadow,
-  options: { ifMatch?: number; attempts?: number } = {},
-): Promise<Shadow> {
-  const attempts = options.attempts ?? 8;
-  const next = await oneAtATime(store, deviceId, async () => {
-    for (let attempt = 1; attempt <= attempts; attempt += 1) {
-      const current = await store.load(deviceId);
-      if (options.ifMatch !== undefined && current.version !== options.ifMatch) {
-        throw new PreconditionFailedError(
-          `the shadow of ${deviceId} is at version ${current.version}, not ${options.ifMatch}`,
-          { version: current.version },
-        );
-      }
-      const candidate = change(current);
-      if (await store.compareAndSet(candidate, current.version)) return candidate;
-      if (attempt < attempts) await sleep(Math.random() * Math.min(2 ** attempt, 50));
-    }
-    throw new ConflictError(`the shadow of ${deviceId} changed ${attempts} times while updating`, 'shadow_contended');
-  });
-  await store.persist(next);
-  return next;
 }

@@ -1,18 +1,19 @@
-import type { Redis } from 'ioredis';
-import type { RedisHandle } from '../../shared/redis.js';
+import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { withRedis } from '../../shared/redis.js';
+import { type Channels, channelsOf } from '../../shared/redis-pubsub.js';
 import type { CommandView } from './command-view.js';
+import { commandKeys } from './redis-keys.js';
 
 /**
  * Wakes a caller waiting on a command result, whichever instance receives the device's ack: the
  * instance that finishes a command PUBLISHes its view on a per-command channel, and the instance holding
- * the caller is SUBSCRIBEd to it (Redis pub/sub, no polling). Pub/sub keeps nothing for late
- * subscribers, so a waiter subscribes *before* the command is sent and re-reads the store once after
- * its wait (see `waitForResult`).
+ * the caller is SUBSCRIBEd to it (Redis pub/sub, no polling; sharded on a Cluster, in the device's slot).
+ * Pub/sub keeps nothing for late subscribers, so a waiter subscribes *before* the command is sent and
+ * re-reads the store once after its wait (see `waitForResult`).
  */
 export interface CompletionBus {
   /** Resolves once the subscription is live on the server. */
-  subscribe(commandId: string): Promise<Subscription>;
+  subscribe(deviceId: string, commandId: string): Promise<Subscription>;
   publish(view: CommandView): Promise<void>;
   close(): Promise<void>;
 }
@@ -24,27 +25,29 @@ export interface Subscription {
 }
 
 export function createCompletionBus(publisher: RedisHandle, subscriber: RedisHandle, prefix: string): CompletionBus {
-  const channel = (commandId: string) => `${prefix}cmd:done:${commandId}`;
+  const keys = commandKeys(prefix);
   const waiters = new Map<string, Set<(view: CommandView) => void>>();
-  let listening: Redis | undefined;
+  let listening: { client: RedisClient; channels: Channels } | undefined;
 
-  async function subscriberClient(): Promise<Redis> {
-    const client = await subscriber.client();
-    if (listening !== client) {
-      listening = client;
-      client.on('message', (name: string, message: string) => {
-        const set = waiters.get(name);
-        if (!set) return;
-        let view: CommandView;
-        try {
-          view = JSON.parse(message) as CommandView;
-        } catch {
-          return;
-        }
-        for (const wake of [...set]) wake(view);
-      });
+  function deliver(name: string, message: string) {
+    const set = waiters.get(name);
+    if (!set) return;
+    let view: CommandView;
+    try {
+      view = JSON.parse(message) as CommandView;
+    } catch {
+      return;
     }
-    return client;
+    for (const wake of [...set]) wake(view);
+  }
+
+  async function subscriberChannels(): Promise<Channels> {
+    const client = await subscriber.client();
+    if (listening?.client !== client) {
+      listening = { client, channels: channelsOf(client) };
+      listening.channels.onMessage(deliver);
+    }
+    return listening.channels;
   }
 
   function release(name: string, wake: (view: CommandView) => void) {
@@ -53,12 +56,12 @@ export function createCompletionBus(publisher: RedisHandle, subscriber: RedisHan
     set.delete(wake);
     if (set.size > 0) return;
     waiters.delete(name);
-    void listening?.unsubscribe(name).catch(() => undefined);
+    void listening?.channels.unsubscribe(name).catch(() => undefined);
   }
 
   return {
-    async subscribe(commandId) {
-      const name = channel(commandId);
+    async subscribe(deviceId, commandId) {
+      const name = keys.done(deviceId, commandId);
       let wake!: (view: CommandView) => void;
       const done = new Promise<CommandView>((resolve) => {
         wake = (view) => {
@@ -72,7 +75,7 @@ export function createCompletionBus(publisher: RedisHandle, subscriber: RedisHan
       waiters.set(name, set);
       if (first) {
         try {
-          await withRedis(async () => void (await (await subscriberClient()).subscribe(name)));
+          await withRedis(async () => (await subscriberChannels()).subscribe(name));
         } catch (error) {
           release(name, wake);
           throw error;
@@ -81,7 +84,9 @@ export function createCompletionBus(publisher: RedisHandle, subscriber: RedisHan
       return { done, cancel: () => release(name, wake) };
     },
     publish: (view) =>
-      withRedis(async () => void (await (await publisher.client()).publish(channel(view.id), JSON.stringify(view)))),
+      withRedis(async () =>
+        channelsOf(await publisher.client()).publish(keys.done(view.deviceId, view.id), JSON.stringify(view)),
+      ),
     async close() {
       waiters.clear();
       listening = undefined;

@@ -99,7 +99,7 @@ async function announceAndSubscribe(command: CommandDocument, waitMs: number, de
   try {
     const [, subscription] = await Promise.all([
       announce(deps, command),
-      waitMs > 0 ? deps.bus.subscribe(command._id) : undefined,
+      waitMs > 0 ? deps.bus.subscribe(command.deviceId, command._id) : undefined,
     ]);
     return subscription;
   } catch (error) {

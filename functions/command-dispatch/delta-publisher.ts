@@ -3,6 +3,7 @@ import type { RedisHandle } from '../../shared/redis.js';
 import { withRedis } from '../../shared/redis.js';
 import type { JsonObject } from '../../shared/shadow.js';
 import { MQTT_PUBLISH_TYPE } from './delivery.js';
+import { commandKeys } from './redis-keys.js';
 
 /** Where a device finds what it still has to change (ARCHITECTURE.md, retained). */
 export const desiredTopic = (deviceId: string) => `devices/${deviceId}/state/desired`;
@@ -14,7 +15,7 @@ export interface DeltaMemo {
 }
 
 export function createDeltaMemo(redis: RedisHandle, prefix: string): DeltaMemo {
-  const key = (deviceId: string) => `${prefix}cmd:delta:${deviceId}`;
+  const key = commandKeys(prefix).delta;
   return {
     last: (deviceId) => withRedis(async () => (await redis.client()).get(key(deviceId))),
     remember: (deviceId, json) => withRedis(async () => void (await (await redis.client()).set(key(deviceId), json))),

@@ -1,6 +1,7 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import type { Emitter } from '../../shared/emitter.js';
-import type { ShadowStore, StateLimits } from '../../shared/shadow.js';
+import type { StateLimits } from '../../shared/shadow.js';
+import type { ShadowStore } from '../../shared/shadow-store.js';
 import type { CommandRepository } from './command-repository.js';
 import type { CompletionBus } from './completion-bus.js';
 import type { DeltaMemo } from './delta-publisher.js';

@@ -9,11 +9,10 @@ import {
   type JsonObject,
   mergePatch,
   type Shadow,
-  type ShadowStore,
   type StateLimits,
   statePatchIssues,
-  updateShadow,
 } from '../../shared/shadow.js';
+import { type ShadowStore, updateShadow } from '../../shared/shadow-store.js';
 import { requireActiveDevice } from './create-command.js';
 import { type DeltaMemo, publishDelta } from './delta-publisher.js';
 

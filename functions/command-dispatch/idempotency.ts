@@ -47,7 +47,7 @@ export async function replayCommand(
     );
   }
   if (waitMs === 0) return { kind: 'accepted', command: toView(earlier), replayed: true };
-  const subscription = await deps.bus.subscribe(earlier._id);
+  const subscription = await deps.bus.subscribe(earlier.deviceId, earlier._id);
   try {
     // Read again once subscribed: an answer that came before the subscription is only in the store.
     const current = (await deps.commands.find(earlier._id)) ?? earlier;

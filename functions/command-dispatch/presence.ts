@@ -1,5 +1,7 @@
 import type { RedisHandle } from '../../shared/redis.js';
 import { withRedis } from '../../shared/redis.js';
+import { luaScript } from '../../shared/redis-script.js';
+import { commandKeys } from './redis-keys.js';
 
 /**
  * Which devices are connected, from the bridge's `io.kiot.device.connected|disconnected` events.
@@ -15,27 +17,24 @@ export interface PresenceStore {
   isOnline(deviceId: string): Promise<boolean>;
 }
 
-const RECORD_IF_NEWER = `
+const RECORD_IF_NEWER = luaScript(`
 local current = redis.call('GET', KEYS[1])
 if current then
   local at = tonumber(string.match(current, '|(%d+)$'))
   if at and at > tonumber(ARGV[2]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
-return 1`;
+return 1`);
 
 export function createPresenceStore(redis: RedisHandle, prefix: string): PresenceStore {
-  const key = (deviceId: string) => `${prefix}cmd:presence:${deviceId}`;
+  const key = commandKeys(prefix).presence;
   return {
     record: (deviceId, online, atMs) =>
       withRedis(async () => {
-        const client = await redis.client();
-        const applied = await client.eval(
-          RECORD_IF_NEWER,
-          1,
-          key(deviceId),
-          online ? 'online' : 'offline',
-          String(Math.trunc(atMs)),
+        const applied = await RECORD_IF_NEWER.run(
+          await redis.client(),
+          [key(deviceId)],
+          [online ? 'online' : 'offline', String(Math.trunc(atMs))],
         );
         return applied === 1;
       }),

@@ -7,7 +7,7 @@ import type { HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import { createMongo, type MongoHandle } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
-import { createShadowStore } from '../../shared/shadow.js';
+import { createShadowStore } from '../../shared/shadow-store.js';
 import { createCommandRepository } from './command-repository.js';
 import { createCompletionBus } from './completion-bus.js';
 import type { CommandDispatchConfig } from './config.js';
@@ -48,8 +48,8 @@ type RuntimeConfig = Pick<
 export function createCommandRuntime(config: RuntimeConfig): CommandRuntime {
   const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
   const redis = createRedis(config.REDIS_URL);
-  // Subscriber mode takes a connection of its own.
-  const subscriber = createRedis(config.REDIS_URL);
+  // Subscriber mode takes a connection of its own (on a Cluster: one per master, for sharded pub/sub).
+  const subscriber = createRedis(config.REDIS_URL, { shardedSubscriber: true });
   const dispatcher = createEventDispatcher();
   const deps: CommandDeps = {
     commands: createCommandRepository(mongo),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type RedisHandle, withRedis } from '../../shared/redis.js';
+import { deleteKeys, type RedisHandle, withRedis } from '../../shared/redis.js';
 
 export type CachedStatus = 'active' | 'disabled' | 'missing';
 
@@ -41,7 +41,8 @@ export function createAuthCache(redis: RedisHandle, options: { prefix: string; t
       }),
     invalidate: (ids) =>
       withRedis(async () => {
-        if (ids.length > 0) await (await redis.client()).del(...ids.map(key));
+        // Each device's hash is in a slot of its own on a Cluster: one DEL per slot.
+        await deleteKeys(await redis.client(), ids.map(key));
       }),
   };
 }

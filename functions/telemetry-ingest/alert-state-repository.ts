@@ -1,6 +1,6 @@
 import type { RedisHandle } from '../../shared/redis.js';
 import { withRedis } from '../../shared/redis.js';
-import { luaScript } from './lua.js';
+import { luaScript } from '../../shared/redis-script.js';
 import type { RedisKeys } from './redis-keys.js';
 
 /** One sample as the state machine sees it: its time, and which side of the thresholds it is on. */

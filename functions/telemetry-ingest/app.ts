@@ -11,7 +11,7 @@ import { createMongo, type MongoHandle } from '../../shared/mongo.js';
 import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import { createRedis, type RedisHandle } from '../../shared/redis.js';
 import { verifySecret } from '../../shared/secrets.js';
-import { createShadowStore } from '../../shared/shadow.js';
+import { createShadowStore } from '../../shared/shadow-store.js';
 import { createAdmissionGate } from './admission.js';
 import { alertRoutes } from './alert-routes.js';
 import { createAlertRulesRepository } from './alert-rules-repository.js';
@@ -71,7 +71,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const now = options.now ?? Date.now;
   const mongo = options.mongo ?? createMongo(config.MONGODB_URL, config.MONGODB_DB);
   // Auto-pipelining: the Redis calls of concurrent events in one tick share one write (ioredis docs).
-  const redis = options.redis ?? createRedis(config.REDIS_URL, { enableAutoPipelining: true });
+  const redis = options.redis ?? createRedis(config.REDIS_URL, { autoPipelining: true });
   const dispatcher = createEventDispatcher();
   const emitter =
     options.emitter ??

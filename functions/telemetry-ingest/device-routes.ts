@@ -7,7 +7,7 @@ import { InvalidInputError, toProblem } from '../../shared/errors.js';
 import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
 import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
-import type { ShadowStore } from '../../shared/shadow.js';
+import type { ShadowStore } from '../../shared/shadow-store.js';
 import type { IngestOutcome, ItemOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { PresenceRepository } from './presence-repository.js';
 import { getDeviceState, queryTelemetry } from './queries.js';

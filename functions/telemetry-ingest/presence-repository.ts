@@ -1,6 +1,6 @@
 import type { RedisHandle } from '../../shared/redis.js';
 import { groupsForOneCall, withRedis } from '../../shared/redis.js';
-import { luaScript } from './lua.js';
+import { luaScript } from '../../shared/redis-script.js';
 import type { RedisKeys } from './redis-keys.js';
 
 export interface Presence {

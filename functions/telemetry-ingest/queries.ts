@@ -1,6 +1,7 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import { NotFoundError } from '../../shared/errors.js';
-import type { Shadow, ShadowStore } from '../../shared/shadow.js';
+import type { Shadow } from '../../shared/shadow.js';
+import type { ShadowStore } from '../../shared/shadow-store.js';
 import type { AlertDocument, AlertsRepository } from './alerts-repository.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Presence, PresenceRepository } from './presence-repository.js';

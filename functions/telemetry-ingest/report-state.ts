@@ -1,13 +1,7 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import type { HandlerContext } from '../../shared/function-app.js';
-import {
-  applyReport,
-  checkStatePatch,
-  type Shadow,
-  type ShadowStore,
-  type StateLimits,
-  updateShadow,
-} from '../../shared/shadow.js';
+import { applyReport, checkStatePatch, type Shadow, type StateLimits } from '../../shared/shadow.js';
+import { type ShadowStore, updateShadow } from '../../shared/shadow-store.js';
 import type { AdmissionGate } from './admission.js';
 import {
   admit,
@@ -35,8 +29,8 @@ export interface ReportStateDeps extends NoticeDeps {
 /**
  * A state report merged into the device shadow (shared/shadow.ts, shared with command-dispatch):
  * admitted once (a redelivered event is not merged again), checked (keys, depth, size), merged with
- * optimistic concurrency in Redis and persisted to MongoDB before the 2xx, so a lost Redis is rebuilt
- * from there. Too many writers in between → 409, which Knative retries with backoff.
+ * optimistic concurrency, committed to MongoDB before the 2xx (shared/shadow-store.ts), so a lost or
+ * stale Redis is rebuilt from there. Too many writers in between → 409, which Knative retries with backoff.
  */
 export function reportState(
   message: StateMessage,

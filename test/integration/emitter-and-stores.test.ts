@@ -74,7 +74,7 @@ describe('store clients', () => {
     const mongoError = await withMongo(() => mongo.db()).catch((error: unknown) => error);
     expect(mongoError).toBeInstanceOf(DependencyUnavailableError);
     expect((mongoError as AppError).status).toBe(503);
-    const redis = createRedis(`redis://127.0.0.1:${port}`, { connectTimeout: 300, retryStrategy: () => null });
+    const redis = createRedis(`redis://127.0.0.1:${port}`, { connectTimeoutMs: 300, reconnect: false });
     const redisError = await withRedis(async () => (await redis.client()).ping()).catch((error: unknown) => error);
     expect(redisError).toBeInstanceOf(DependencyUnavailableError);
     await redis.close();

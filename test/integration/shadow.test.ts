@@ -4,17 +4,14 @@ import { configSchema as telemetryIngestConfigSchema } from '../../functions/tel
 import { ConflictError, PreconditionFailedError } from '../../shared/errors.js';
 import { createMongo } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
+import { applyDesired, applyReport, emptyShadow, type Shadow } from '../../shared/shadow.js';
 import {
-  applyDesired,
-  applyReport,
   createShadowStore,
-  emptyShadow,
   SHADOWS_COLLECTION,
-  type Shadow,
   type ShadowStore,
   shadowKey,
   updateShadow,
-} from '../../shared/shadow.js';
+} from '../../shared/shadow-store.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../support/services.js';
 
 // The contract of the one shadow store (shared/shadow.ts) that both writers use: telemetry-ingest merges
@@ -120,16 +117,35 @@ describe('shared/shadow.ts: one shadow, two writers', () => {
     expect(await durable(id)).toMatchObject({ version: 1 });
   });
 
-  it('gives up with 409 when every compare-and-set loses, and never moves MongoDB back to an older version', async () => {
+  it('gives up with 409 when every commit loses, and never moves MongoDB or Redis back to an older version', async () => {
     const id = uniqueName('dev');
     const newer = await report(reports, id, { a: 2 }, 2_000);
-    // A store whose writes always lose (another instance is always faster).
-    const losing: ShadowStore = { ...reports, compareAndSet: async () => false };
+    // A store whose commits always lose (another instance is always faster).
+    const losing: ShadowStore = { ...reports, commit: async () => false };
     await expect(
       updateShadow(losing, id, (s) => applyReport(s, { a: 3 }, 3_000, limits), { attempts: 2 }),
     ).rejects.toBeInstanceOf(ConflictError);
-    const older: Shadow = { ...newer, version: 0, reported: { a: 1 } };
-    await reports.persist(older);
+    const older: Shadow = { ...newer, version: 1, reported: { a: 1 } };
+    expect(await reports.commit(older, 0)).toBe(false);
+    await reports.cache(older);
     expect(await durable(id)).toMatchObject({ version: 1, reported: { a: 2 } });
+    expect(await hash(id)).toEqual({ v: '1', doc: JSON.stringify(newer) });
+  });
+
+  it('loses no acknowledged change when the hot copy is behind (a Redis failover lost its last write)', async () => {
+    const id = uniqueName('dev');
+    const first = await report(reports, id, { a: 1 }, 1_000);
+    await report(reports, id, { b: 2 }, 2_000);
+    // What an asynchronous replica promoted by a failover holds: the version before the last one.
+    await (await redis.client()).hset(shadowKey(prefix, id), 'v', '1', 'doc', JSON.stringify(first));
+
+    const next = await report(desires, id, { c: 3 }, 3_000);
+    expect(next).toMatchObject({ version: 3, reported: { a: 1, b: 2, c: 3 } });
+    expect(await durable(id)).toMatchObject({ version: 3, reported: { a: 1, b: 2, c: 3 } });
+    expect(await reports.load(id)).toEqual(next);
+    // An If-Match of the durable version is honoured though the hot copy was behind.
+    await (await redis.client()).hset(shadowKey(prefix, id), 'v', '1', 'doc', JSON.stringify(first));
+    const desired = await updateShadow(desires, id, (s) => applyDesired(s, { d: 4 }, 4_000, limits), { ifMatch: 3 });
+    expect(desired).toMatchObject({ version: 4, reported: { a: 1, b: 2, c: 3 }, desired: { d: 4 } });
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMongo } from '../../../shared/mongo.js';
 import { createRedis } from '../../../shared/redis.js';
-import { applyReport, createShadowStore, updateShadow } from '../../../shared/shadow.js';
+import { applyReport } from '../../../shared/shadow.js';
+import { createShadowStore, updateShadow } from '../../../shared/shadow-store.js';
 import { MONGODB_URL, REDIS_URL, uniqueName } from '../../support/services.js';
 import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { type Harness, startHarness } from './harness.js';

@@ -99,7 +99,7 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
     ...env,
   });
   const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
-  const redis = createRedis(config.REDIS_URL, { enableAutoPipelining: true });
+  const redis = createRedis(config.REDIS_URL, { autoPipelining: true });
   const app = createTelemetryIngestApp({ config, logger: createLogger('telemetry-ingest', 'silent'), mongo, redis });
   app.start();
   const prefix = options.onlySubjectsStartingWith;

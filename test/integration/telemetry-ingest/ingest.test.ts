@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deleteKeys } from '../../../shared/redis.js';
+import { scanKeys } from '../../support/redis-keys.js';
 import { uniqueName } from '../../support/services.js';
 import { type Harness, startHarness, storedSamples, TYPES } from './harness.js';
 
@@ -58,9 +60,9 @@ describe('telemetry-ingest: storing telemetry', () => {
     const payload = [{ metrics: { temp: 1 } }, { metrics: { temp: 2 } }];
     expect((await h.send(TYPES.telemetry, device, payload, { id })).status).toBe(204);
     const client = await h.redis.client();
-    const keys = await client.keys(`${h.config.REDIS_PREFIX}:{${device}}:event:*`);
+    const keys = await scanKeys(client, `${h.config.REDIS_PREFIX}:{${device}}:event:*`);
     expect(keys.length).toBeGreaterThan(0);
-    await client.del(...keys);
+    await deleteKeys(client, keys);
     expect((await h.send(TYPES.telemetry, device, payload, { id })).status).toBe(204);
     expect((await storedSamples(h, device)).filter((doc) => doc.eventId === id)).toHaveLength(2);
   });
