@@ -45,11 +45,46 @@ if ! { reachable "$MQTT_URL" && reachable "$REDIS_URL" && reachable "$MONGODB_UR
   bash scripts/services.sh start
   started=1
 fi
-cleanup() { if [ "$started" = 1 ]; then bash scripts/services.sh stop; fi; }
+
+# The Redis-dependent suites run again on a Redis Cluster and on Sentinel (vitest.config.ts). Unless
+# REDIS_CLUSTER_URL / REDIS_SENTINEL_URL name running ones, this run starts its own — on the ports next
+# to the test ports, or on free ones while another run holds those — beside the type-check and the build,
+# and stops them at the end.
+topologies=()
+[ -n "${REDIS_CLUSTER_URL:-}" ] || topologies+=(cluster)
+[ -n "${REDIS_SENTINEL_URL:-}" ] || topologies+=(sentinel)
+topology_dir=
+if [ ${#topologies[@]} -gt 0 ]; then
+  topology_dir=$PWD/.kiot/test/redis-topologies-$$
+  mkdir -p "$PWD/.kiot/test"
+  export REDIS_TOPOLOGY_DIR=$topology_dir
+  for port in $(seq 26380 26390); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then export REDIS_TOPOLOGY_PORTS=free; break; fi
+  done
+  which=all
+  [ ${#topologies[@]} = 2 ] || which=${topologies[0]}
+  bash scripts/redis-topologies.sh start "$which" >"$PWD/.kiot/test/redis-topologies-$$.log" 2>&1 &
+  topologies_pid=$!
+fi
+cleanup() {
+  if [ -n "$topology_dir" ]; then REDIS_TOPOLOGY_DIR=$topology_dir bash scripts/redis-topologies.sh stop || true; fi
+  rm -f "$PWD/.kiot/test/redis-topologies-$$.log"
+  if [ "$started" = 1 ]; then bash scripts/services.sh stop; fi
+}
 trap cleanup EXIT
 
 npx tsc --noEmit
 node scripts/build.mjs >/dev/null
+if [ -n "$topology_dir" ]; then
+  wait "$topologies_pid" || { cat "$PWD/.kiot/test/redis-topologies-$$.log" >&2; exit 1; }
+  while IFS='=' read -r name value; do
+    case "$name" in
+      REDIS_CLUSTER_URL) [ "$which" = sentinel ] || export REDIS_CLUSTER_URL="$value" ;;
+      REDIS_SENTINEL_URL) [ "$which" = cluster ] || export REDIS_SENTINEL_URL="$value" ;;
+    esac
+  done < <(bash scripts/redis-topologies.sh env)
+  unset REDIS_TOPOLOGY_DIR REDIS_TOPOLOGY_PORTS
+fi
 mkdir -p test-artifacts
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-artifacts/vitest.json "$@" || status=$?
