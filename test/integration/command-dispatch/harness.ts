@@ -50,6 +50,11 @@ export interface Harness {
     },
     instance?: number,
   ): Promise<number>;
+  /**
+   * Delivers a CloudEvent as the Broker does through an outage: again and again until it is accepted
+   * (< 500), recording every answer in `statuses`.
+   */
+  deliver(input: { type: string; subject: string; data: unknown; id?: string }, statuses: number[]): Promise<number>;
   ack(
     deviceId: string,
     commandId: string,
@@ -74,6 +79,8 @@ export async function startHarness(options: {
   sink: string;
   instances?: number;
   env?: Record<string, string>;
+  /** Another Redis than the shared one (a private topology a test may kill). */
+  redisUrl?: string;
 }): Promise<Harness> {
   const dbName = dbNameFor('cmd');
   const prefix = `${uniqueName('t')}:`;
@@ -86,7 +93,7 @@ export async function startHarness(options: {
     const config = loadConfig(commandDispatchConfigSchema, {
       MONGODB_URL,
       MONGODB_DB: dbName,
-      REDIS_URL,
+      REDIS_URL: options.redisUrl ?? REDIS_URL,
       K_SINK: options.sink,
       REDIS_KEY_PREFIX: prefix,
       // The shadow hash is telemetry-ingest's layout under a prefix of this run only.
@@ -156,6 +163,18 @@ export async function startHarness(options: {
       });
       const text = await response.text();
       return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+    },
+    async deliver(input, statuses) {
+      const message = toBinaryMessage(
+        new CloudEvent<unknown>({ source: '/test', datacontenttype: 'application/json', id: randomUUID(), ...input }),
+      );
+      for (;;) {
+        const response = await fetch(base(0), { method: 'POST', headers: message.headers, body: message.body });
+        await response.arrayBuffer();
+        statuses.push(response.status);
+        if (response.status < 500) return response.status;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     },
     async sendEvent(input, instance = 0) {
       const event = new CloudEvent<unknown>({
