@@ -69,10 +69,12 @@ launch() {
   if ours "$DIR/$name.pid"; then return 0; fi
   if port_open "$port"; then echo "port $port for $name is taken by another process" >&2; return 1; fi
   setsid redis-server "$conf" "$@" >"$DIR/$name.log" 2>&1 &
-  echo $! >"$DIR/$name.pid"
-  for i in $(seq 1 200); do
+  local pid=$!
+  echo "$pid" >"$DIR/$name.pid"
+  # Alive is enough here: right after the fork the child does not run redis-server yet.
+  for i in $(seq 1 600); do
     port_open "$port" && return 0
-    ours "$DIR/$name.pid" || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
   echo "$name did not open port $port; see $DIR/$name.log" >&2
@@ -80,11 +82,11 @@ launch() {
   return 1
 }
 
-# Polls until the command succeeds (at most ~30 s).
+# Polls until the command succeeds (at most ~60 s: a loaded machine slows the handshakes down).
 await() {
   local what=$1 i
   shift
-  for i in $(seq 1 300); do "$@" && return 0; sleep 0.1; done
+  for i in $(seq 1 600); do "$@" && return 0; sleep 0.1; done
   echo "timed out waiting for $what" >&2
   return 1
 }
