@@ -1,3 +1,4 @@
+import { ConnectionString } from 'mongodb-connection-string-url';
 import { z } from 'zod';
 import { redisUrlProblem } from './redis-topology.js';
 
@@ -30,18 +31,52 @@ const url = (protocols: readonly string[]) =>
 
 /** Field groups that deployables pick from, so every one spells a connection string the same way. */
 export const mongoFields = {
-  MONGODB_URL: url(['mongodb:', 'mongodb+srv:']),
+  /** Parsed as the driver parses it (a replica set lists several hosts, which WHATWG URLs refuse). */
+  MONGODB_URL: z
+    .string()
+    .superRefine((value, ctx) => {
+      try {
+        new ConnectionString(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
+    .describe('a MongoDB connection string: mongodb://host[:port][,host…][/db][?options] or mongodb+srv://host'),
   MONGODB_DB: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,63}$/)
     .default('kiot'),
+  /**
+   * When a write counts as done (shared/mongo.ts `mongoOptions`, docs/deploy.md): `w` — `majority`, a
+   * number of members or a custom write concern name —, on-disk journal, and how long to wait for it.
+   */
+  MONGODB_WRITE_CONCERN: z
+    .string()
+    .regex(/^(\d+|[A-Za-z][A-Za-z0-9_-]*)$/)
+    .default('majority')
+    .transform((w) => (/^\d+$/.test(w) ? Number(w) : w))
+    .describe('majority, a number of members, or a custom write concern name'),
+  MONGODB_JOURNAL: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true'),
+  MONGODB_WRITE_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Which replica-set member reads go to; `primary` everywhere kiot reads (docs/deploy.md says why). */
+  MONGODB_READ_PREFERENCE: z
+    .enum(['primary', 'primaryPreferred', 'secondary', 'secondaryPreferred', 'nearest'])
+    .default('primary'),
 };
 /** One node, Sentinel or Cluster, by the URL's scheme (shared/redis-topology.ts, docs/deploy.md). */
 export const redisFields = {
-  REDIS_URL: z.string().superRefine((value, ctx) => {
-    const problem = redisUrlProblem(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }),
+  REDIS_URL: z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = redisUrlProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .describe(
+      'redis://host:port, redis-sentinel://host:port,…/master or redis-cluster://host:port,… (rediss-… for TLS)',
+    ),
 };
 export const mqttFields = {
   MQTT_URL: url(['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:']),

@@ -2,14 +2,51 @@ import {
   type Collection,
   type Db,
   type Document,
+  MongoBulkWriteError,
   MongoClient,
   type MongoClientOptions,
   MongoNetworkError,
   MongoServerError,
   MongoServerSelectionError,
+  MongoWriteConcernError,
   type OptionalUnlessRequiredId,
+  type ReadPreferenceMode,
 } from 'mongodb';
 import { DependencyUnavailableError } from './errors.js';
+
+/** `mongoFields` of shared/config.ts as a deployable's validated config holds them. */
+export interface MongoSettings {
+  MONGODB_URL: string;
+  MONGODB_DB: string;
+  MONGODB_WRITE_CONCERN: string | number;
+  MONGODB_JOURNAL: boolean;
+  MONGODB_WRITE_TIMEOUT_MS: number;
+  MONGODB_READ_PREFERENCE: ReadPreferenceMode;
+}
+
+/**
+ * The write concern and read preference every operation of a deployable carries (MongoDB manual, "Write
+ * Concern", "Read Preference"). These win over the same options in MONGODB_URL. With `w: majority` and the
+ * journal, an acknowledged write is on disk on a majority of the replica set's voting members, so the
+ * election after a primary's loss keeps it; a write that times out waiting (`wtimeoutMS`) may still land,
+ * and is answered 503 so the event's redelivery repeats it (every write kiot makes is keyed, so the repeat
+ * is harmless). A standalone server (mongo-java-server, a single mongod) acknowledges `majority` alone.
+ */
+export function mongoOptions(settings: MongoSettings): MongoClientOptions {
+  return {
+    writeConcern: {
+      w: settings.MONGODB_WRITE_CONCERN as MongoClientOptions['w'],
+      journal: settings.MONGODB_JOURNAL,
+      wtimeoutMS: settings.MONGODB_WRITE_TIMEOUT_MS,
+    },
+    readPreference: settings.MONGODB_READ_PREFERENCE,
+  };
+}
+
+/** The handle a composition root makes: its URL and database with its durability settings. */
+export function connectMongo(settings: MongoSettings, options: MongoClientOptions = {}): MongoHandle {
+  return createMongo(settings.MONGODB_URL, settings.MONGODB_DB, { ...mongoOptions(settings), ...options });
+}
 
 export interface MongoHandle {
   /** The database, connecting on first use and reusing the connection for every later invocation. */
@@ -82,10 +119,21 @@ export async function insertIfAbsent<T extends Document>(
   }
 }
 
+/**
+ * Server errors of a replica set changing hands or shutting down (the retryable error codes of MongoDB's
+ * "Retryable Writes" specification), and 64 WriteConcernTimeout (a majority did not confirm in time).
+ */
+const UNAVAILABLE_CODES = new Set([6, 7, 64, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+
 /** Whether a driver error means the server is out of reach (retry later) rather than a bad request. */
 export function isMongoUnavailable(error: unknown): boolean {
   if (error instanceof DependencyUnavailableError) return true;
   if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
+  // The write may have landed; only the durability it asked for is not confirmed: redeliver.
+  if (error instanceof MongoWriteConcernError) return true;
+  if (error instanceof MongoBulkWriteError && error.result.getWriteConcernError() !== undefined) return true;
+  if (error instanceof MongoServerError && typeof error.code === 'number' && UNAVAILABLE_CODES.has(error.code))
+    return true;
   const label = (error as { hasErrorLabel?: (label: string) => boolean }).hasErrorLabel;
   return typeof label === 'function' && (label.call(error, 'RetryableWriteError') || label.call(error, 'ResetPool'));
 }

@@ -5,7 +5,7 @@ import { bearerHeader, createTokenSource } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
-import { createMongo, type MongoHandle } from '../../shared/mongo.js';
+import { connectMongo, type MongoHandle } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
 import { createShadowStore } from '../../shared/shadow-store.js';
 import { createCommandRepository } from './command-repository.js';
@@ -30,6 +30,10 @@ type RuntimeConfig = Pick<
   CommandDispatchConfig,
   | 'MONGODB_URL'
   | 'MONGODB_DB'
+  | 'MONGODB_WRITE_CONCERN'
+  | 'MONGODB_JOURNAL'
+  | 'MONGODB_WRITE_TIMEOUT_MS'
+  | 'MONGODB_READ_PREFERENCE'
   | 'REDIS_URL'
   | 'K_SINK'
   | 'REDIS_KEY_PREFIX'
@@ -46,7 +50,7 @@ type RuntimeConfig = Pick<
 
 /** Builds the real stores and clients from validated config; everything connects on first use. */
 export function createCommandRuntime(config: RuntimeConfig): CommandRuntime {
-  const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const mongo = connectMongo(config);
   const redis = createRedis(config.REDIS_URL);
   // Subscriber mode takes a connection of its own (on a Cluster: one per master, for sharded pub/sub).
   const subscriber = createRedis(config.REDIS_URL, { shardedSubscriber: true });

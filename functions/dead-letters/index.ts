@@ -2,7 +2,7 @@
 import { loadConfig } from '../../shared/config.js';
 import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
-import { createMongo } from '../../shared/mongo.js';
+import { connectMongo } from '../../shared/mongo.js';
 import { serveFunction } from '../../shared/serve.js';
 import { createDeadLettersApp, SERVICE } from './app.js';
 import { deadLettersConfigSchema } from './config.js';
@@ -10,7 +10,7 @@ import { deadLettersConfigSchema } from './config.js';
 exitOnFatalErrors(SERVICE);
 const config = loadConfig(deadLettersConfigSchema, process.env);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
-const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+const mongo = connectMongo(config);
 
 await serveFunction(SERVICE, createDeadLettersApp(config, { mongo, logger }), {
   port: config.PORT,

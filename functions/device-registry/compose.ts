@@ -4,7 +4,7 @@ import { eventPlaneOf } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import type { FunctionHandler } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
-import { createMongo } from '../../shared/mongo.js';
+import { connectMongo } from '../../shared/mongo.js';
 import { createRedis } from '../../shared/redis.js';
 import { createRegistryApp } from './app.js';
 import { createAuthCache } from './auth-cache.js';
@@ -25,7 +25,7 @@ export interface Registry {
 
 /** Builds the real dependencies from validated config; nothing connects before the first request. */
 export function buildRegistry(config: RegistryConfig, logger: Logger): Registry {
-  const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const mongo = connectMongo(config);
   const redis = createRedis(config.REDIS_URL);
   const dynsec = createDynsecClient({
     url: config.MQTT_URL,

@@ -5,7 +5,7 @@ import { eventPlaneOf } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
-import { createMongo } from '../../shared/mongo.js';
+import { connectMongo } from '../../shared/mongo.js';
 import { serveFunction } from '../../shared/serve.js';
 import { createReportApp } from './app.js';
 import { createDeps, ensureIndexes } from './deps.js';
@@ -17,7 +17,7 @@ import { configSchema, SERVICE, SOURCE } from './schema.js';
 exitOnFatalErrors(SERVICE);
 const config = loadConfig(configSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
-const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+const mongo = connectMongo(config);
 const plane = eventPlaneOf(config);
 const emitter = createEmitter({
   sink: config.K_SINK,

@@ -7,7 +7,7 @@ import { bearerHeader, createTokenSource, eventPlaneOf } from '../../shared/even
 import { createEventDispatcher } from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
-import { createMongo, type MongoHandle } from '../../shared/mongo.js';
+import { connectMongo, type MongoHandle } from '../../shared/mongo.js';
 import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import { createRedis, type RedisHandle } from '../../shared/redis.js';
 import { verifySecret } from '../../shared/secrets.js';
@@ -69,7 +69,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const { config, logger } = options;
   const plane = eventPlaneOf(config);
   const now = options.now ?? Date.now;
-  const mongo = options.mongo ?? createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const mongo = options.mongo ?? connectMongo(config);
   // Auto-pipelining: the Redis calls of concurrent events in one tick share one write (ioredis docs).
   const redis = options.redis ?? createRedis(config.REDIS_URL, { autoPipelining: true });
   const dispatcher = createEventDispatcher();

@@ -67,7 +67,7 @@ describe('loadConfig', () => {
     expect(lines).toEqual([
       'PORT is not a number; expected a whole number from 0 to 65535',
       'LOG_LEVEL is not one of the allowed values; expected one of fatal, error, warn, info, debug, trace, silent',
-      'MONGODB_URL is not valid; expected a URL with protocol mongodb: or mongodb+srv:',
+      'MONGODB_URL is not valid; expected a MongoDB connection string: mongodb://host[:port][,host…][/db][?options] or mongodb+srv://host',
       'K_SINK is not set; expected a URL with protocol http: or https:',
       'MODE is not one of the allowed values; expected one of a, b',
       'NAME has characters or a length that are not allowed; expected text matching ^[a-z]{1,8}$',
@@ -84,5 +84,17 @@ describe('loadConfig', () => {
     expect(
       linesOf(() => loadBridgeConfig({ ...env, DEAD_LETTER_SINK: 'http://dls/', BRIDGE_SESSIONS: '0.5' })),
     ).toEqual(['BRIDGE_SESSIONS is not a whole number; expected a whole number from 1 to 64']);
+  });
+});
+
+describe('connection strings', () => {
+  const stores = baseConfigSchema.extend({ ...mongoFields, ...sinkFields });
+
+  it('accepts a replica set and an SRV MongoDB URL, as the driver parses them', () => {
+    for (const MONGODB_URL of [
+      'mongodb://kiot:pw@m0.svc:27017,m1.svc:27017,m2.svc:27017/?replicaSet=rs0&authSource=admin',
+      'mongodb+srv://kiot:pw@cluster0.example.mongodb.net/?retryWrites=true',
+    ])
+      expect(loadConfig(stores, { MONGODB_URL, K_SINK: 'http://127.0.0.1:1/' }).MONGODB_URL).toBe(MONGODB_URL);
   });
 });

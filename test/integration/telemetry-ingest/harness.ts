@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { MongoClientOptions } from 'mongodb';
 import { createTelemetryIngestApp, type TelemetryIngestApp } from '../../../functions/telemetry-ingest/app.js';
 import { type Config, configSchema } from '../../../functions/telemetry-ingest/config.js';
 import { mintApiKey } from '../../../shared/api-keys.js';
@@ -13,7 +14,7 @@ import {
   type TelemetrySchema,
 } from '../../../shared/devices.js';
 import { createLogger } from '../../../shared/logger.js';
-import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
+import { connectMongo, type MongoHandle } from '../../../shared/mongo.js';
 import { createRedis, type RedisHandle } from '../../../shared/redis.js';
 import { DEVICE_SCRYPT_N, hashSecret } from '../../../shared/secrets.js';
 import { createFunctionServer } from '../../../shared/serve.js';
@@ -71,6 +72,8 @@ export interface HarnessOptions {
   redisUrl?: string;
   /** Listen on this port instead of any free one (when a router must know it in advance). */
   port?: number;
+  /** More driver options (command monitoring). */
+  mongoOptions?: MongoClientOptions;
   /**
    * Answer 204 to device events of subjects without this prefix, without handling them: on the shared
    * Mosquitto a bridge of our own also receives every other test's devices, which are none of ours.
@@ -98,7 +101,7 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
     API_KEYS: JSON.stringify([entry]),
     ...env,
   });
-  const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const mongo = connectMongo(config, options.mongoOptions);
   const redis = createRedis(config.REDIS_URL, { autoPipelining: true });
   const app = createTelemetryIngestApp({ config, logger: createLogger('telemetry-ingest', 'silent'), mongo, redis });
   app.start();
