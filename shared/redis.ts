@@ -108,6 +108,11 @@ function connect(topology: RedisTopology, options: RedisHandleOptions): RedisCli
   return new Cluster(topology.nodes, {
     ...common,
     redisOptions: { ...node, ...auth },
+    // Over TLS, connect by the names the nodes announce so certificates match (ioredis README, "Special
+    // Note: Aws Elasticache Clusters with TLS").
+    ...(topology.tls
+      ? { dnsLookup: (address: string, callback: (e: null, a: string) => void) => callback(null, address) }
+      : {}),
     clusterRetryStrategy: retryStrategy,
     shardedSubscribers: options.shardedSubscriber ?? false,
     slotsRefreshTimeout: connectTimeout,

@@ -3,7 +3,7 @@ import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { loadConfig } from '../../shared/config.js';
 import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
 import { createLogger } from '../../shared/logger.js';
-import { createMongo } from '../../shared/mongo.js';
+import { connectMongo } from '../../shared/mongo.js';
 import { serveFunction } from '../../shared/serve.js';
 import { createApiKeysApp } from './app.js';
 import { apiKeysConfigSchema } from './config.js';
@@ -15,7 +15,7 @@ const config = loadConfig(apiKeysConfigSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 if (config.API_KEYS.length === 0)
   logger.warn('API_KEYS is empty: no bootstrap key, so no key can create the first one');
-const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+const mongo = connectMongo(config);
 const keys = createKeyRepository(mongo);
 keys.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'could not ensure indexes'));
 

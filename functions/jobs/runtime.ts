@@ -3,7 +3,7 @@ import { createDeviceAuthenticator } from '../../shared/device-auth.js';
 import { createEmitter } from '../../shared/emitter.js';
 import { bearerHeader, createTokenSource } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
-import { createMongo } from '../../shared/mongo.js';
+import { connectMongo } from '../../shared/mongo.js';
 import { verifySecret } from '../../shared/secrets.js';
 import { createArtifactStore } from './artifact-store.js';
 import type { JobsConfig } from './config.js';
@@ -15,7 +15,7 @@ import { createTargetResolver } from './targets.js';
 
 /** Builds the real stores and clients from validated config; everything connects on first use. */
 export function createJobsRuntime(config: JobsConfig, options: { clock?: () => Date } = {}) {
-  const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB);
+  const mongo = connectMongo(config);
   const dispatcher = createEventDispatcher();
   const deps: JobDeps = {
     jobs: createJobRepository(mongo),

@@ -1,8 +1,10 @@
 import { type CommandStartedEvent, MongoServerError, MongoWriteConcernError } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiKeysConfigSchema } from '../../functions/api-keys/config.js';
 import { commandDispatchConfigSchema } from '../../functions/command-dispatch/config.js';
 import { deadLettersConfigSchema } from '../../functions/dead-letters/config.js';
 import { configSchema as registryConfigSchema } from '../../functions/device-registry/schema.js';
+import { jobsConfigSchema } from '../../functions/jobs/config.js';
 import { configSchema as reportConfigSchema } from '../../functions/report-generation/schema.js';
 import { configSchema as telemetryConfigSchema } from '../../functions/telemetry-ingest/config.js';
 import { loadConfig } from '../../shared/config.js';
@@ -27,6 +29,8 @@ describe('MongoDB write concern and read preference', () => {
     'device-registry': registryConfigSchema,
     'report-generation': reportConfigSchema,
     'dead-letters': deadLettersConfigSchema,
+    jobs: jobsConfigSchema,
+    'api-keys': apiKeysConfigSchema,
   };
 
   it.each(Object.entries(schemas))('%s defaults to majority with journal, primary reads', (_, schema) => {
