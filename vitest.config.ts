@@ -5,12 +5,13 @@ import { defineConfig } from 'vitest/config';
  * the auth cache. Besides the run on one node, they run again on a Redis Cluster and on Sentinel when
  * REDIS_CLUSTER_URL / REDIS_SENTINEL_URL name one (`npm test` starts both with scripts/redis-topologies.sh).
  * Suites whose Redis use is the same admission script these already cover (validation, HTTP ingest), that
- * test MongoDB, the sink or the schemas (retention, sweep, sink outage, OpenAPI, the registry's API), or
+ * test MongoDB, the sink, the schemas or the MQTT path around the same completion bus (retention, sweep, sink
+ * outage, OpenAPI, the registry's API, command-dispatch's MQTT path), or
  * that start private Redis servers of their own (outage, failover) run once.
  */
 const REDIS_SUITES = [
   'test/integration/telemetry-ingest/{alerts,end-to-end,ingest,state}.test.ts',
-  'test/integration/command-dispatch/{desired-state,idempotency,lifecycle,mqtt-path,two-instances}.test.ts',
+  'test/integration/command-dispatch/{desired-state,idempotency,lifecycle,two-instances}.test.ts',
   'test/integration/device-registry/{auth-hooks,end-to-end}.test.ts',
   'test/integration/{shadow,function-app,emitter-and-stores}.test.ts',
 ];

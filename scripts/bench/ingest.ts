@@ -7,6 +7,7 @@
 // A private Mosquitto (free port) keeps the shared one's other subscribers out; MongoDB and Redis are
 // MONGODB_URL / REDIS_URL (default: the test services), with a database and key prefix of its own.
 // Ends with one JSON line: {"bench":"ingest","value":…,"unit":"msg/s","limit":…,"ratio":…,…}.
+// `npm run bench:ingest -- --redis-cluster` compares one Redis node with a Redis Cluster (support/redis-cluster-compare.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { CloudEvent, toBinaryMessage } from '../../shared/cloudevents.js';
 import { freePort } from '../../test/support/ports.js';
 import { cpuMeter, describeCpu, pidsByName } from './support/cpu.js';
 import { productionNodeOptions } from './support/deploy-values.js';
+import { compareOnRedisCluster } from './support/redis-cluster-compare.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
@@ -394,7 +396,8 @@ async function storageStep(url: string, ids: string[]): Promise<number> {
   return (MESSAGES / ms) * 1000;
 }
 
-main()
+// `-- --redis-cluster`: this benchmark twice per pair, on one Redis node and on a local Redis Cluster.
+(process.argv.includes('--redis-cluster') ? compareOnRedisCluster(process.argv[1]!) : main())
   .catch((error: unknown) => {
     log(error instanceof Error ? error.stack : String(error));
     process.exitCode = 1;

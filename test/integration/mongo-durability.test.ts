@@ -20,6 +20,7 @@ describe('MongoDB write concern and read preference', () => {
     MONGODB_URL: 'mongodb://127.0.0.1:1',
     REDIS_URL: 'redis://127.0.0.1:1',
     K_SINK: 'http://127.0.0.1:1/',
+    DEAD_LETTER_SINK: 'http://127.0.0.1:1/',
     MQTT_URL: 'mqtt://127.0.0.1:1',
     PROVISIONING_REPLY_KEY: 'k'.repeat(43),
   };
