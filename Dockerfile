@@ -27,6 +27,7 @@ COPY scripts/build.mjs scripts/build.mjs
 COPY shared shared
 COPY functions functions
 COPY bridge bridge
+COPY tick-gate tick-gate
 RUN npm run build \
  && rm -f dist/bench-* dist/router.* dist/simulator.* dist/stack.*
 

@@ -6,9 +6,9 @@ import { bearerHeader, createTokenSource, eventPlaneOf } from '../shared/event-a
 import { createEventDispatcher, type EventDispatcher } from '../shared/event-transport.js';
 import { createFunctionApp } from '../shared/function-app.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { createPlainServer } from '../shared/plain-http-server.js';
 import { type BridgeConfig, publisherClientId } from './config.js';
 import { createDelivery } from './delivery.js';
-import { createBridgeServer } from './http-server.js';
 import { createMessageHandler } from './message-handler.js';
 import { type BridgeMetrics, createBridgeMetrics } from './metrics.js';
 import { mqttPublishRoute } from './publish-route.js';
@@ -151,7 +151,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
       },
     },
   });
-  const server: Server = createBridgeServer(app, maxBodyBytes);
+  const server: Server = createPlainServer(app, maxBodyBytes);
   await new Promise<void>((resolve) => server.listen(config.PORT, resolve));
   const port = (server.address() as AddressInfo).port;
   logger.info(

@@ -121,6 +121,7 @@ function entryPoints() {
     if (existsSync(file)) entries[name] = file;
   };
   add('bridge', 'bridge/index.ts');
+  add('tick-gate', 'tick-gate/index.ts');
   for (const name of existsSync('functions') ? readdirSync('functions') : [])
     add(name, join('functions', name, 'index.ts'));
   add('router', 'scripts/router/main.ts');

@@ -1,30 +1,5 @@
 #!/usr/bin/env bash
 # Builds tools/knative's admission command (Knative's own admission code, see tools/knative/README.md) into
-# .kiot/bin/knative-admission, once: it is rebuilt only when a source file of tools/knative, go.mod, go.sum
-# or the Go toolchain changes. The first build compiles the Knative and Kubernetes modules (minutes on two
-# cores); later builds reuse Go's build cache. Prints the binary's path. Needs Go >= 1.25.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-bin=.kiot/bin/knative-admission
-mkdir -p .kiot/bin
-command -v go >/dev/null 2>&1 || { echo "knative-admission: Go >= 1.25 is needed (https://go.dev/dl/)" >&2; exit 1; }
-
-# One build at a time (test files and scripts/test.sh may ask at once); the others wait and reuse it.
-exec 9>.kiot/bin/.knative-admission.lock
-flock 9
-
-stamp=$( { go version; find tools/knative -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
-  | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1)
-if [ -x "$bin" ] && [ "$(cat "$bin.stamp" 2>/dev/null)" = "$stamp" ]; then
-  echo "$PWD/$bin"
-  exit 0
-fi
-
-echo "knative-admission: building tools/knative (the first build takes minutes)" >&2
-start=$SECONDS
-(cd tools/knative && go mod download && go build -trimpath -buildvcs=false -o "../../$bin.tmp" ./cmd/admission)
-mv "$bin.tmp" "$bin"
-echo "$stamp" >"$bin.stamp"
-echo "knative-admission: built in $((SECONDS - start)) s" >&2
-echo "$PWD/$bin"
+# .kiot/bin/knative-admission, once (scripts/knative-tool.sh: rebuilt only when tools/knative or Go changes).
+# Prints the binary's path. Needs Go >= 1.25.
+exec bash "$(dirname "$0")/knative-tool.sh" admission

@@ -29,6 +29,7 @@ fi
 # The manifest tests run Knative's own admission code (tools/knative), built once into .kiot/bin; the first
 # build compiles the Knative modules (minutes), later ones are cached.
 bash scripts/knative-admission.sh >/dev/null
+bash scripts/knative-capacity.sh >/dev/null
 
 export KIOT_PROFILE=test
 eval "$(bash scripts/services.sh env | sed 's/^/export DEFAULT_/')"

@@ -3,16 +3,16 @@ import { DomainRefusalError, InvalidInputError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDocument, TransitionChange } from './command-repository.js';
 import type { CommandDeps } from './deps.js';
-import { dispatchNext } from './device-queue.js';
+import { dispatchNext, settleCommand } from './device-queue.js';
 import { ACK_TO_STATUS, type CommandStatus } from './lifecycle.js';
 import { recordTransition } from './record-transition.js';
 import { type AckEventData, ackOf } from './schema.js';
 
 /**
  * `io.kiot.command.acknowledged`: the device accepted (DELIVERED) or answered (SUCCEEDED, FAILED,
- * REJECTED). The transition filters on the allowed previous states and on the device, so a duplicate
- * ack, an ack after the command timed out, or an "accepted" after "succeeded" matches nothing and
- * changes nothing (204). An answer is one write on the hot path; only when it matches nothing is the
+ * REJECTED). The transition filters on the allowed previous states, on the device and on the deadline, so a
+ * duplicate ack, an ack after the command timed out (or after its deadline passed, which settles it as
+ * TIMED_OUT: lazy expiry), or an "accepted" after "succeeded" changes nothing (204). An answer is one write on the hot path; only when it matches nothing is the
  * command read, to tell a late ack (ignored) from an unknown command or a foreign device (422).
  */
 export async function acknowledgeCommand(
@@ -28,7 +28,11 @@ export async function acknowledgeCommand(
   const change = await changeFor(to, data, commandId, deps);
   if (!change) return refuseOrIgnore(commandId, deviceId, data, deps, ctx);
   // The broker ACL keeps a device under its own topics; the filter keeps it to its own commands as well.
-  if (deviceId) change.where = { deviceId };
+  // An answer counts only before the deadline (none yet while QUEUED: the ack overtook the SENT write).
+  change.where = {
+    ...(deviceId ? { deviceId } : {}),
+    $or: [{ deadlineAt: { $exists: false } }, { deadlineAt: { $gt: change.at } }],
+  };
   change.cause = event.id;
   const updated = await recordTransition(deps, commandId, to, change, ctx, { reannounce: true });
   if (!updated) return refuseOrIgnore(commandId, deviceId, data, deps, ctx);
@@ -77,5 +81,6 @@ async function refuseOrIgnore(
       `command ${commandId} does not belong to device ${deviceId}`,
     );
   }
-  ctx.logger.info({ commandId, ack: data.status, status: command.status }, 'late or duplicate ack ignored');
+  const current = await settleCommand(command, deps, ctx);
+  ctx.logger.info({ commandId, ack: data.status, status: current.status }, 'late or duplicate ack ignored');
 }

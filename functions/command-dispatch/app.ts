@@ -115,10 +115,10 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       summary: "A device's commands, newest first, by status; cursor pagination",
       query: listQuerySchema,
       responses: { 200: { description: 'a page', schema: commandPageSchema }, ...common },
-      async handle(req) {
+      async handle(req, ctx) {
         const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
         const query = parse(listQuerySchema, Object.fromEntries(req.query), 'query');
-        return { status: 200, body: await listCommands(deviceId, query, deps) };
+        return { status: 200, body: await listCommands(deviceId, query, deps, ctx) };
       },
     }),
     operation({
@@ -131,10 +131,10 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
         ...common,
         404: problem('unknown command'),
       },
-      async handle(req) {
+      async handle(req, ctx) {
         return {
           status: 200,
-          body: await getCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps),
+          body: await getCommand(parse(commandIdSchema, req.params.commandId, 'command id'), deps, ctx),
         };
       },
     }),

@@ -37,6 +37,8 @@ export interface CommandDocument {
    * Commands sent at once to an online device skip that step, which keeps their acks to one write.
    */
   backlog?: boolean;
+  /** A send to the (online) device failed while the sink was down: the sweep sends it again. */
+  sendFailedAt?: Date;
   result?: unknown;
   error?: unknown;
   history: HistoryEntry[];
@@ -76,11 +78,26 @@ export interface CommandRepository {
   /** The device's commands that a (re)connect may send, oldest first. */
   pendingForDevice(deviceId: string, limit: number): Promise<CommandDocument[]>;
   list(deviceId: string, statuses: CommandStatus[] | undefined, limit: number, cursor?: string): Promise<CommandPage>;
-  /** QUEUED past their TTL, and SENT/DELIVERED past their deadline. */
-  overdue(now: Date, limit: number): Promise<CommandDocument[]>;
-  /** Devices that have QUEUED commands (the sweep re-tries sends for those online). */
-  devicesWithQueued(limit: number): Promise<string[]>;
+  /** QUEUED past their TTL, and SENT/DELIVERED past their deadline (of one device, or of all). */
+  overdue(now: Date, limit: number, deviceId?: string): Promise<CommandDocument[]>;
+  /** Records that sending a QUEUED command failed (the sink was down): the sweep retries it. */
+  markSendFailed(id: string, at: Date): Promise<void>;
+  /** Devices with a QUEUED command whose send failed, at most `limit`. */
+  devicesWithFailedSends(limit: number): Promise<string[]>;
+  /** Clears the failed-send marks of a device's commands (its queue moved on, or its next connect will). */
+  clearFailedSends(deviceId: string): Promise<void>;
   ensureIndexes(): Promise<void>;
+}
+
+/**
+ * Overdue commands: QUEUED past the TTL, SENT/DELIVERED past the deadline. The same conditions, as pending-work
+ * probes, tell the tick gate whether the sweep has anything to do (`SWEEP_PENDING_WORK`).
+ */
+function overdueFilters(now: Date): Filter<CommandDocument>[] {
+  return [
+    { status: 'QUEUED', expiresAt: { $lte: now } },
+    { status: { $in: ['SENT', 'DELIVERED'] }, deadlineAt: { $lte: now } },
+  ];
 }
 
 /** Opaque page cursor: the (createdAt, _id) of the last item of the page, base64url JSON. */
@@ -128,6 +145,8 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
         (await collection()).countDocuments({
           deviceId: doc.deviceId,
           status: 'QUEUED',
+          // Expired by then, whether or not a reader has settled them yet (lazy expiry): not ahead in the queue.
+          expiresAt: { $gt: doc.createdAt },
           $or: [{ createdAt: { $lt: doc.createdAt } }, { createdAt: doc.createdAt, _id: { $lte: doc._id } }],
         }),
       ),
@@ -163,29 +182,37 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
         return items.length > limit && last ? { items: page, nextCursor: encodeCursor(last) } : { items: page };
       }),
 
-    overdue: (now, limit) =>
+    overdue: (now, limit, deviceId) =>
       withMongo(async () =>
         (await collection())
-          .find({
-            $or: [
-              { status: 'QUEUED', expiresAt: { $lte: now } },
-              { status: { $in: ['SENT', 'DELIVERED'] }, deadlineAt: { $lte: now } },
-            ],
-          })
+          .find({ ...(deviceId === undefined ? {} : { deviceId }), $or: overdueFilters(now) })
           .limit(limit)
           .toArray(),
       ),
 
-    devicesWithQueued: (limit) =>
+    markSendFailed: (id, at) =>
+      withMongo(async () => {
+        await (await collection()).updateOne({ _id: id, status: 'QUEUED' }, { $set: { sendFailedAt: at } });
+      }),
+
+    devicesWithFailedSends: (limit) =>
       withMongo(async () => {
         const rows = await (await collection())
           .aggregate<{ _id: string }>([
-            { $match: { status: 'QUEUED' } },
+            { $match: { status: 'QUEUED', sendFailedAt: { $exists: true } } },
             { $group: { _id: '$deviceId' } },
             { $limit: limit },
           ])
           .toArray();
         return rows.map((row) => row._id);
+      }),
+
+    clearFailedSends: (deviceId) =>
+      withMongo(async () => {
+        await (await collection()).updateMany(
+          { deviceId, sendFailedAt: { $exists: true } },
+          { $unset: { sendFailedAt: '' } },
+        );
       }),
 
     ensureIndexes: () =>
@@ -196,6 +223,7 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
         await commands.createIndex({ deviceId: 1, createdAt: -1, _id: -1 });
         await commands.createIndex({ status: 1, expiresAt: 1 });
         await commands.createIndex({ status: 1, deadlineAt: 1 });
+        await commands.createIndex({ status: 1, sendFailedAt: 1 });
       }),
   };
 }

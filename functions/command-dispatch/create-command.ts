@@ -114,12 +114,16 @@ function waitMillis(body: CreateCommandBody, command: CommandDocument): number {
   return seconds * 1000;
 }
 
-/** A sink outage leaves the command QUEUED (the next connect or sweep sends it) instead of failing the request. */
+/**
+ * A sink outage leaves the command QUEUED, marked so that the sweep sends it (or the next connect does), instead
+ * of failing the request.
+ */
 async function sendSafely(command: CommandDocument, deps: CommandDeps, ctx: HandlerContext): Promise<CommandDocument> {
   try {
     return (await sendCommand(command, deps, ctx)) ?? command;
   } catch (error) {
     ctx.logger.warn({ err: error, commandId: command._id }, 'send failed; the command stays queued');
+    await deps.commands.markSendFailed(command._id, deps.clock()).catch(() => undefined);
     return command;
   }
 }

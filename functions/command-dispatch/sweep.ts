@@ -1,5 +1,6 @@
 import type { HandlerContext } from '../../shared/function-app.js';
-import type { CommandDocument } from './command-repository.js';
+import type { PendingWork } from '../../shared/pending-work.js';
+import { COMMANDS_COLLECTION, type CommandDocument } from './command-repository.js';
 import type { CommandDeps } from './deps.js';
 import { dispatchNext } from './device-queue.js';
 import { recordTransition } from './record-transition.js';
@@ -11,10 +12,22 @@ export interface SweepResult {
 }
 
 /**
- * Moves commands whose time ran out without any traffic: QUEUED past the TTL → EXPIRED, SENT or
- * DELIVERED past the deadline → TIMED_OUT. Then moves the queue on for online devices (the next
- * command after a timed-out one, or a send that failed while the sink was down). Every step is a compare-and-set, so sweeps running
- * on several instances at once (each timer, or the PingSource) do each move once.
+ * What the sweep has to do, as the tick gate checks it before a tick may wake command-dispatch
+ * (knative/command-dispatch/ping-source.yaml carries it; a test compares the two): a command past its TTL or
+ * deadline that no reader settled yet, or a send that failed while the sink was down.
+ */
+export const SWEEP_PENDING_WORK: PendingWork = [
+  { collection: COMMANDS_COLLECTION, match: { status: 'QUEUED' }, due: { field: 'expiresAt' } },
+  { collection: COMMANDS_COLLECTION, match: { status: { $in: ['SENT', 'DELIVERED'] } }, due: { field: 'deadlineAt' } },
+  { collection: COMMANDS_COLLECTION, match: { status: 'QUEUED' }, due: { field: 'sendFailedAt' } },
+];
+
+/**
+ * Tidies what no reader settled (expiry is lazy: settle-overdue.ts): QUEUED past the TTL → EXPIRED, SENT or
+ * DELIVERED past the deadline → TIMED_OUT, each announced. Then moves the queue on for the devices that need it
+ * and are online: the next command after a timed-out one, or a send that failed while the sink was down (an
+ * offline device's next connect sends its queue). Every step is a compare-and-set, so sweeps running on several
+ * instances at once (each timer, or the tick) do each move once.
  */
 export async function sweepCommands(deps: CommandDeps, ctx: HandlerContext): Promise<SweepResult> {
   const now = deps.clock();
@@ -25,10 +38,13 @@ export async function sweepCommands(deps: CommandDeps, ctx: HandlerContext): Pro
     timedOut: moved.filter((to) => to === 'TIMED_OUT').length,
     flushed: 0,
   };
-  for (const deviceId of await deps.commands.devicesWithQueued(deps.settings.sweepBatch)) {
-    if (!(await deps.presence.isOnline(deviceId))) continue;
-    const progress = await dispatchNext(deviceId, deps, ctx);
-    result.flushed += progress.sent;
+  const devices = new Set([
+    ...overdue.filter((_command, i) => moved[i] === 'TIMED_OUT').map((command) => command.deviceId),
+    ...(await deps.commands.devicesWithFailedSends(deps.settings.sweepBatch)),
+  ]);
+  for (const deviceId of devices) {
+    if (await deps.presence.isOnline(deviceId)) result.flushed += (await dispatchNext(deviceId, deps, ctx)).sent;
+    await deps.commands.clearFailedSends(deviceId);
   }
   if (result.expired + result.timedOut + result.flushed > 0) ctx.logger.info({ sweep: result }, 'sweep moved commands');
   return result;

@@ -35,6 +35,7 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   });
   const dispatcher = createEventDispatcher(16);
   const devices = createDeviceRepository(mongo);
+  devices.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'outbox index not created'));
   const plane = eventPlaneOf(config);
   const emitter = createEmitter({
     sink: config.K_SINK,

@@ -84,6 +84,8 @@ export interface DeviceRepository extends OutboxStore {
   tombstone(id: string, version: number, event: PendingEvent, now: Date): Promise<Pending | undefined>;
   getType(type: string): Promise<DeviceTypeDocument | undefined>;
   putType(type: string, telemetrySchema: TelemetrySchema, now: Date): Promise<DeviceTypeDocument>;
+  /** The outbox's index: the flush and the tick gate look for stale events without scanning the fleet. */
+  ensureIndexes(): Promise<void>;
 }
 
 export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
@@ -95,6 +97,10 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
     (await mongo.db()).collection<DeviceTypeDocument>(DEVICE_TYPES_COLLECTION);
 
   return {
+    ensureIndexes: () =>
+      withMongo(async () => {
+        await (await devices()).createIndex({ 'pendingEvents.at': 1 }, { name: 'outbox_pending', sparse: true });
+      }),
     insert: (device) => withMongo(async () => insertIfAbsent(await devices(), device)),
     insertMany: (docs) =>
       withMongo(async () => {

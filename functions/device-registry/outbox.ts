@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { DEVICES_COLLECTION } from '../../shared/devices.js';
 import type { Emitter } from '../../shared/emitter.js';
 import { AppError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import type { PendingWork } from '../../shared/pending-work.js';
 
 /**
  * A single-document outbox for `io.kiot.device.*` events (MongoDB without transactions).
@@ -28,6 +30,15 @@ export interface PendingEvent {
 export function pendingEvent(type: string, subject: string, data: unknown, at: Date): PendingEvent {
   return { id: randomUUID(), type, subject, at, data };
 }
+
+/**
+ * What the outbox tick has to do, as the tick gate checks it before the tick may wake device-registry
+ * (knative/device-registry/ping-source-outbox.yaml carries it; a test compares): an event older than `staleMs`
+ * still waits in a device document (a sink outage left it behind).
+ */
+export const outboxPendingWork = (staleMs: number): PendingWork => [
+  { collection: DEVICES_COLLECTION, due: { field: 'pendingEvents.at', graceSeconds: Math.ceil(staleMs / 1000) } },
+];
 
 /** The events waiting in one device document, in the order they were written. */
 export interface Pending {

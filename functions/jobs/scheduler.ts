@@ -1,11 +1,22 @@
 import type { Collection } from 'mongodb';
+import { JOBS_COLLECTION } from '../../shared/jobs.js';
 import { isDuplicateKey, type MongoHandle, withMongo } from '../../shared/mongo.js';
+import type { PendingWork } from '../../shared/pending-work.js';
 import { advanceJobs } from './advance-jobs.js';
 import type { Ctx, JobDeps } from './deps.js';
 
 /** The PingSource's type and `kiottask` (knative/jobs/ping-source.yaml); a chained tick has the same. */
 export const TICK_TYPE = 'dev.knative.sources.ping';
 export const TICK_TASK = 'jobs-tick';
+
+/**
+ * What the tick has to do, as the tick gate checks it before a PingSource tick may wake jobs
+ * (knative/jobs/ping-source.yaml carries it; a test compares): a live job (job-repository.ts `anyLive`).
+ */
+export const TICK_PENDING_WORK: PendingWork = [
+  { collection: JOBS_COLLECTION, match: { status: { $in: ['SCHEDULED', 'IN_PROGRESS', 'DELETION_IN_PROGRESS'] } } },
+  { collection: JOBS_COLLECTION, match: { cleanupPending: true } },
+];
 
 /**
  * What drives rollouts, timeouts and schedules when no device event does.

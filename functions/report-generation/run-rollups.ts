@@ -1,6 +1,8 @@
 import type { HandlerContext } from '../../shared/function-app.js';
+import type { PendingWork } from '../../shared/pending-work.js';
+import { TELEMETRY_COLLECTION } from '../../shared/telemetry.js';
 import { HourAccumulator } from './accumulator.js';
-import type { Mark, Rollup, RollupRepository } from './rollup-repository.js';
+import { MARKS_COLLECTION, type Mark, type Rollup, type RollupRepository } from './rollup-repository.js';
 import { mergeStats, type Stats } from './stats.js';
 import type { DeviceHour, TelemetrySource } from './telemetry-source.js';
 import { DAY_MS, dayOf, HOUR_MS, hourOf } from './time.js';
@@ -25,6 +27,24 @@ export interface RollupRunResult {
  * overlap costs work, never correctness.
  */
 export const INGEST_LATENESS_MS = 2 * 60_000;
+/**
+ * What the rollups tick has to do, as the tick gate checks it before the tick may wake report-generation
+ * (knative/report-generation/ping-source-rollups.yaml carries it; a test compares): samples that arrived since
+ * the last run looked (its watermark less the ingest lateness, so the run after the last sample still
+ * comes), or marked hours a failed run left. No watermark yet: due.
+ */
+export const ROLLUPS_PENDING_WORK: PendingWork = [
+  {
+    collection: TELEMETRY_COLLECTION,
+    since: {
+      field: 'ingestedAt',
+      mark: { collection: MARKS_COLLECTION, id: 'watermark', field: 'since' },
+      lookbackSeconds: INGEST_LATENESS_MS / 1000,
+    },
+  },
+  { collection: MARKS_COLLECTION, due: { field: 'markedAt' } },
+];
+
 /** Marks handled per pass: all the dirty hours of a busy interval at once, so each raw window is read once. */
 const MARKS_PER_PASS = 200_000;
 /**

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Emitter } from '../../shared/emitter.js';
 import { AppError, toProblem } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
+import type { PendingWork } from '../../shared/pending-work.js';
 import { generateReport, type ReportDeps } from './generate-report.js';
 import { reportLinks } from './report-view.js';
-import type { ScheduleDocument, ScheduleRepository } from './schedule-repository.js';
+import { SCHEDULES_COLLECTION, type ScheduleDocument, type ScheduleRepository } from './schedule-repository.js';
 import { EVENT_TYPES, type ScheduleRequest } from './schema.js';
 import { ceilTo, DAY_MS } from './time.js';
 
@@ -13,6 +14,13 @@ export interface ScheduleDeps extends ReportDeps {
   emitter: Emitter;
   baseUrl?: string;
 }
+
+/**
+ * What the reports tick has to do, as the tick gate checks it before the tick may wake report-generation
+ * (knative/report-generation/ping-source-reports.yaml carries it; a test compares): a schedule whose period
+ * ended. With no schedule the tick never wakes it; with daily ones, once a day just after 00:00 UTC.
+ */
+export const REPORTS_PENDING_WORK: PendingWork = [{ collection: SCHEDULES_COLLECTION, due: { field: 'nextRunAt' } }];
 
 const PERIOD_MS = { daily: DAY_MS, weekly: 7 * DAY_MS } as const;
 /** 1970-01-01 was a Thursday: weeks in kiot start on Monday 00:00 UTC (ISO 8601 weeks). */

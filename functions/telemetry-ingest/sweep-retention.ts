@@ -1,4 +1,6 @@
 import type { HandlerContext } from '../../shared/function-app.js';
+import type { PendingWork } from '../../shared/pending-work.js';
+import { TELEMETRY_COLLECTION } from '../../shared/telemetry.js';
 import type { IngestMetrics } from './metrics.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
@@ -8,6 +10,15 @@ export interface SweepDeps {
   metrics: IngestMetrics;
   now(): number;
 }
+
+/**
+ * What the retention tick has to do, as the tick gate checks it before the tick may wake telemetry-ingest
+ * (knative/telemetry-ingest/ping-source-retention.yaml carries it for the default TELEMETRY_RETENTION_DAYS; a
+ * test compares): a sample older than the retention. Where a TTL monitor removes them, the tick never wakes it.
+ */
+export const retentionPendingWork = (retentionDays: number): PendingWork => [
+  { collection: TELEMETRY_COLLECTION, due: { field: 'ts', graceSeconds: retentionDays * 86_400 } },
+];
 
 /**
  * Removes raw samples past the retention. The TTL index does this on servers with a TTL monitor; the

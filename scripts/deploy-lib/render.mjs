@@ -2,6 +2,7 @@
 //   knative/services/<name>.yaml + kustomization.yaml   (one Knative Service per function)
 //   knative/config/configmap.yaml, secret.template.yaml, secret.example.env, kustomization.yaml
 //   knative/bridge/statefulset.yaml, sinkbinding.yaml, service.yaml, kustomization.yaml
+//   knative/tick-gate/deployment.yaml, sinkbinding.yaml, service.yaml, kustomization.yaml
 // `node scripts/deploy-lib/render.mjs` writes them; `--check` exits 1 when a file differs (the test does).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -239,6 +240,77 @@ function renderBridge(values) {
   };
 }
 
+function renderTickGate(values) {
+  const gate = values.tickGate;
+  const labels = LABELS(gate.name, 'tick-gate');
+  const selector = { 'app.kubernetes.io/name': gate.name };
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: gate.name, namespace: values.namespace, labels },
+    spec: {
+      replicas: gate.replicas,
+      selector: { matchLabels: selector },
+      template: {
+        metadata: { labels },
+        spec: {
+          enableServiceLinks: false,
+          automountServiceAccountToken: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: values.runAsUser,
+            runAsGroup: values.runAsUser,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: gate.name,
+              image: values.image,
+              command: ['node', 'dist/tick-gate.js'],
+              ports: [{ name: 'http', containerPort: values.port }],
+              env: envOf(values, gate),
+              resources: gate.resources,
+              readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 10 },
+              livenessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
+              securityContext: containerSecurityContext(values),
+            },
+          ],
+        },
+      },
+    },
+  };
+  const service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: gate.name, namespace: values.namespace, labels },
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+  };
+  const sinkBinding = {
+    apiVersion: 'sources.knative.dev/v1',
+    kind: 'SinkBinding',
+    metadata: { name: gate.name, namespace: values.namespace, labels },
+    spec: {
+      subject: { apiVersion: 'apps/v1', kind: 'Deployment', name: gate.name },
+      sink: { ref: { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'default' } },
+    },
+  };
+  return {
+    'knative/tick-gate/deployment.yaml': yaml([deployment], `# ${gate.description}\n`),
+    'knative/tick-gate/service.yaml': yaml([service], '# The sink of every PingSource.\n'),
+    'knative/tick-gate/sinkbinding.yaml': yaml(
+      [sinkBinding],
+      '# Injects K_SINK (the Broker ingress): the ticks with pending work go on to the Broker.\n',
+    ),
+    'knative/tick-gate/kustomization.yaml': yaml([
+      {
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        resources: ['deployment.yaml', 'service.yaml', 'sinkbinding.yaml'],
+      },
+    ]),
+  };
+}
+
 /** Every generated file: path (relative to the repo) → content. */
 export function renderAll(values = loadValues()) {
   const files = {};
@@ -256,7 +328,7 @@ export function renderAll(values = loadValues()) {
       resources: names.map((name) => `${name}.yaml`),
     },
   ]);
-  Object.assign(files, renderConfig(values), renderBridge(values));
+  Object.assign(files, renderConfig(values), renderBridge(values), renderTickGate(values));
   return files;
 }
 

@@ -18,7 +18,7 @@ export interface SecurityContext {
 export interface Workload {
   /** metadata.name of the Service or StatefulSet. */
   name: string;
-  kind: 'Service' | 'StatefulSet';
+  kind: 'Service' | 'StatefulSet' | 'Deployment';
   /** The deployable: the command runs dist/<bundle>.js. */
   bundle: string;
   command: string[];
@@ -37,6 +37,7 @@ export interface Workload {
 export function testValues(sink: string, db: string): (name: string, key: string) => string | undefined {
   const secrets: Record<string, string> = {
     MONGODB_URL,
+    TICK_GATE_MONGODB_URL: MONGODB_URL,
     REDIS_URL,
     API_KEYS: '[]',
     PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
@@ -61,7 +62,7 @@ export function manifestWorkloads(local: (name: string, key: string) => string |
   ).data;
   return manifests.flatMap(({ doc }): Workload[] => {
     const knative = doc.kind === 'Service' && doc.apiVersion.startsWith('serving.knative.dev/');
-    if (!knative && doc.kind !== 'StatefulSet') return [];
+    if (!knative && doc.kind !== 'StatefulSet' && doc.kind !== 'Deployment') return [];
     const pod = doc.spec.template.spec;
     const container = pod.containers[0];
     const bundle = /^dist\/([a-z-]+)\.js$/.exec(container.command[1])![1]!;
@@ -77,10 +78,9 @@ export function manifestWorkloads(local: (name: string, key: string) => string |
     }
     // Knative gives a Service's container PORT, its containerPort.
     if (knative) env.PORT = String(container.ports?.[0]?.containerPort ?? 8080);
-    if (!knative) {
-      env.K_SINK = local('K_SINK', 'K_SINK') ?? env.K_SINK!;
+    if (!knative) env.K_SINK = local('K_SINK', 'K_SINK') ?? env.K_SINK!;
+    if (doc.kind === 'StatefulSet')
       Object.assign(env, { BRIDGE_SHARE_GROUP: uniqueName('ks'), BRIDGE_SESSION_EXPIRY_S: '60' });
-    }
     const ports: { name?: string; containerPort: number }[] = container.ports ?? [];
     const port = ports[0]?.containerPort ?? 8080;
     const probe = container.readinessProbe ?? {};
@@ -90,7 +90,7 @@ export function manifestWorkloads(local: (name: string, key: string) => string |
     return [
       {
         name: doc.metadata.name,
-        kind: knative ? 'Service' : 'StatefulSet',
+        kind: knative ? 'Service' : (doc.kind as 'StatefulSet' | 'Deployment'),
         bundle,
         command: container.command,
         env,

@@ -8,10 +8,11 @@ export interface Component {
   dir: string;
 }
 
-/** The deployables in the repo now: bridge/ and every functions/<name>/ with an index.ts. */
+/** The deployables in the repo now: bridge/, tick-gate/ and every functions/<name>/ with an index.ts. */
 export function components(): Component[] {
   const out: Component[] = [];
-  if (existsSync(join(ROOT, 'bridge', 'index.ts'))) out.push({ name: 'bridge', dir: join(ROOT, 'bridge') });
+  for (const name of ['bridge', 'tick-gate'])
+    if (existsSync(join(ROOT, name, 'index.ts'))) out.push({ name, dir: join(ROOT, name) });
   const functions = join(ROOT, 'functions');
   for (const name of existsSync(functions) ? readdirSync(functions).sort() : []) {
     if (existsSync(join(functions, name, 'index.ts'))) out.push({ name, dir: join(functions, name) });
@@ -50,6 +51,7 @@ export interface ContractRow {
 
 const KNOWN = [
   'bridge',
+  'tick-gate',
   'device-registry',
   'telemetry-ingest',
   'command-dispatch',
@@ -72,7 +74,7 @@ export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
     }
     const names = (cell: string) =>
       cell === 'any function'
-        ? KNOWN.filter((n) => n !== 'bridge')
+        ? KNOWN.filter((n) => n !== 'bridge' && n !== 'tick-gate')
         : cell === 'PingSource'
           ? ['PingSource']
           : KNOWN.filter((n) => cell.includes(n));
@@ -111,4 +113,11 @@ export function componentOf(
 
 export const isBrokerRef = (destination: { ref?: { kind?: string } } | undefined) =>
   destination?.ref?.kind === 'Broker';
+
+/**
+ * Whether a PingSource's ticks reach the Broker: straight, or through the tick gate (tick-gate/), which passes a
+ * tick on unchanged when its task has pending work.
+ */
+export const tickReachesBroker = (ping: K8sObject, manifests: Located[]) =>
+  isBrokerRef(ping.spec.sink) || componentOf(ping.spec.sink, manifests) === 'tick-gate';
 export type { K8sObject };

@@ -7,7 +7,9 @@ import { ROOT } from './manifests.js';
 
 /** Where each deployable defines its config schema, in the order looked at. */
 const CANDIDATES = (name: string) =>
-  name === 'bridge' ? ['bridge/config.ts'] : ['config.ts', 'schema.ts'].map((file) => `functions/${name}/${file}`);
+  name === 'bridge' || name === 'tick-gate'
+    ? [`${name}/config.ts`]
+    : ['config.ts', 'schema.ts'].map((file) => `functions/${name}/${file}`);
 
 export interface ConfigSchema {
   file: string;

@@ -56,6 +56,9 @@ func targetOf(modules map[string]*Module, cm *corev1.ConfigMap) *corev1.ConfigMa
 func known(modules map[string]*Module) []string {
 	var out []string
 	for _, path := range []string{Serving, Eventing} {
+		if modules[path] == nil {
+			continue
+		}
 		for name, cm := range modules[path].ConfigMaps {
 			out = append(out, cm.Namespace+"/"+name)
 		}

@@ -46,14 +46,18 @@ type Module struct {
 	CRDs       []*apiextensionsv1.CustomResourceDefinition
 }
 
-// Load finds the directory of each module (dirs overrides it by module path) and reads its release files.
-func Load(dirs map[string]string) (map[string]*Module, error) {
-	versions, err := builtVersions()
+// Load finds the directory of each module (dirs overrides it by module path) and reads its release files:
+// the given modules, or serving's and eventing's.
+func Load(dirs map[string]string, paths ...string) (map[string]*Module, error) {
+	if len(paths) == 0 {
+		paths = []string{Serving, Eventing}
+	}
+	versions, err := builtVersions(paths)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]*Module{}
-	for _, path := range []string{Serving, Eventing} {
+	for _, path := range paths {
 		m := &Module{Path: path, Version: versions[path], Dir: dirs[path], ConfigMaps: map[string]*corev1.ConfigMap{}}
 		if m.Dir == "" {
 			if m.Dir, err = moduleCacheDir(path, m.Version); err != nil {
@@ -69,7 +73,7 @@ func Load(dirs map[string]string) (map[string]*Module, error) {
 }
 
 // builtVersions: the versions of the Knative modules linked into this binary (its build info).
-func builtVersions() (map[string]string, error) {
+func builtVersions(paths []string) (map[string]string, error) {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return nil, errors.New("no build information in this binary")
@@ -81,7 +85,7 @@ func builtVersions() (map[string]string, error) {
 		}
 		versions[dep.Path] = dep.Version
 	}
-	for _, path := range []string{Serving, Eventing} {
+	for _, path := range paths {
 		if versions[path] == "" {
 			return nil, fmt.Errorf("%s is not a dependency of this binary", path)
 		}

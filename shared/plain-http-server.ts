@@ -1,14 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { FunctionHandler } from '../shared/function-app.js';
+import type { FunctionHandler } from './function-app.js';
 
 /**
  * Serves the shared function entry (`createFunctionApp`: CE parsing, error mapping, /healthz, /metrics) on
- * plain node:http. The bridge is a long-running process, not a function, and the functions framework
- * loads Node's `domain` module, which hooks every async resource: measured with `npm run bench:bridge`,
- * that costs the bridge a few percent of its CPU on the hot MQTT → HTTP path, for nothing it uses.
- * This adapter gives the app what it reads of Express: `rawBody`, `originalUrl` and `res.status()`.
+ * plain node:http, for the long-running parts that are not functions (the bridge, the tick gate). The functions
+ * framework loads Node's `domain` module, which hooks every async resource: measured with `npm run
+ * bench:bridge`, that costs the bridge a few percent of its CPU on the hot MQTT → HTTP path, for nothing it
+ * uses. This adapter gives the app what it reads of Express: `rawBody`, `originalUrl` and `res.status()`.
  */
-export function createBridgeServer(app: FunctionHandler, maxBodyBytes: number): Server {
+export function createPlainServer(app: FunctionHandler, maxBodyBytes: number): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     let size = 0;
