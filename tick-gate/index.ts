@@ -3,6 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry } from 'prom-client';
 import { createEmitter } from '../shared/emitter.js';
+import { eventPlaneOf } from '../shared/event-auth.js';
 import { createEventDispatcher } from '../shared/event-transport.js';
 import { createFunctionApp, eventRoute } from '../shared/function-app.js';
 import { createLogger } from '../shared/logger.js';
@@ -15,6 +16,7 @@ const config = loadTickGateConfig();
 const logger = createLogger('tick-gate', config.LOG_LEVEL);
 const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB, { maxPoolSize: 4 });
 const dispatcher = createEventDispatcher(4);
+const plane = eventPlaneOf(config);
 const registry = new Registry();
 const ticks = new Counter({
   name: 'kiot_tick_gate_ticks_total',
@@ -25,7 +27,12 @@ const ticks = new Counter({
 
 const deps = {
   db: () => mongo.db(),
-  emitter: createEmitter({ sink: config.K_SINK, source: '/kiot/tick-gate', dispatcher }),
+  emitter: createEmitter({
+    sink: config.K_SINK,
+    source: '/kiot/tick-gate',
+    dispatcher,
+    headers: plane.producerHeaders,
+  }),
   collections: config.TICK_GATE_COLLECTIONS,
   clock: () => new Date(),
   count: (task: string, verdict: string) => ticks.inc({ task, verdict }),
@@ -35,6 +42,7 @@ const app = createFunctionApp({
   service: 'tick-gate',
   logger,
   registry,
+  ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
   events: [
     eventRoute({
       type: PING_TYPE,

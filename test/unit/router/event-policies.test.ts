@@ -57,7 +57,7 @@ describe('kiot’s EventPolicies (knative/overlays/oidc)', () => {
     }
   });
 
-  it('let only kiot’s producers and its PingSources post to the Broker', async () => {
+  it('let only kiot’s producers post to the Broker, the tick gate (the PingSources’ ticks) among them', async () => {
     const policies = await loadEventPolicies('knative', 'kiot');
     const senders = policies.sendersTo({
       apiVersion: 'eventing.knative.dev/v1',
@@ -66,7 +66,7 @@ describe('kiot’s EventPolicies (knative/overlays/oidc)', () => {
       namespace: 'kiot',
     });
     expect(senders).toContain('system:serviceaccount:kiot:kiot-mqtt-bridge');
-    expect(senders).toContain('system:serviceaccount:kiot:command-dispatch-sweep-oidc-sources.knative.dev-pingsource');
+    expect(senders).toContain('system:serviceaccount:kiot:kiot-tick-gate');
     expect(senders.every((sender) => sender.startsWith('system:serviceaccount:kiot:') && !sender.endsWith('*'))).toBe(
       true,
     );
