@@ -37,7 +37,7 @@ describe('knative/report-generation manifests', () => {
     expect(results[docs.length]!.message).toMatch(/cannot unmarshal string into Go struct field .*retry/);
   });
 
-  it('have one PingSource per task, each sending JSON the function accepts to the Broker', () => {
+  it('have one PingSource per task, each sending JSON the function accepts to the tick gate (on to the Broker)', () => {
     expect(pings.map((p) => p.spec.ceOverrides.extensions.kiottask).sort()).toEqual(['reports', 'rollups']);
     for (const ping of pings) {
       expect(ping.apiVersion).toBe('sources.knative.dev/v1');
@@ -45,7 +45,8 @@ describe('knative/report-generation manifests', () => {
       expect(typeof ping.spec.data).toBe('string');
       const data = JSON.parse(ping.spec.data) as { task: string };
       expect(pingDataSchema.parse(data)?.task).toBe(ping.spec.ceOverrides.extensions.kiottask);
-      expect(ping.spec.sink.ref).toEqual({ apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'default' });
+      // The tick gate passes the tick on to the Broker when its task has pending work (data.pending).
+      expect(ping.spec.sink.ref).toEqual({ apiVersion: 'v1', kind: 'Service', name: 'tick-gate' });
       // Extension names: lower-case letters and digits only (CloudEvents 1.0 §3.1.1).
       for (const name of Object.keys(ping.spec.ceOverrides.extensions)) expect(name).toMatch(/^[a-z0-9]{1,20}$/);
       expect(ping.spec.schedule.split(/\s+/)).toHaveLength(5);
