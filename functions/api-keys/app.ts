@@ -5,7 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import { appProblems, openApiDocument, openApiRoute, operation, problem } from '../../shared/openapi.js';
 import { cursorOf } from './key-repository.js';
 import * as s from './schema.js';
-import { createKey, getKey, type KeyDeps, revokeKey } from './use-cases.js';
+import { createKey, describeCaller, getKey, type KeyDeps, revokeKey } from './use-cases.js';
 import { keyView } from './view.js';
 
 const idOf = (request: HttpRequest) => parse(s.keyIdSchema, request.params.id, 'key id');
@@ -62,6 +62,20 @@ export function apiKeyOperations(deps: KeyDeps) {
             nextCursor: docs.length > query.limit ? cursorOf(page.at(-1)!) : null,
           },
         };
+      },
+    }),
+    operation({
+      // Before `/api-keys/:id`: a managed key id is 16 hex digits, so `self` never names one.
+      method: 'GET',
+      path: '/api-keys/self',
+      summary: 'The key making this request: its id, scopes and kind (any valid key; no scope needed)',
+      responses: {
+        200: { description: 'who is asking', schema: s.selfViewSchema },
+        ...appProblems,
+        503: problem('MongoDB is unavailable'),
+      },
+      async handle(request) {
+        return { status: 200, body: await describeCaller(callerOf(request), deps), headers: NO_STORE };
       },
     }),
     operation({

@@ -67,3 +67,13 @@ export const keyPageSchema = z.object({
   /** Pass as `cursor` for the next page; null on the last one. */
   nextCursor: z.string().nullable(),
 });
+
+/** `GET /api-keys/self`: the key that asks, as much as it may know of itself (never a secret or hash). */
+export const selfViewSchema = z.object({
+  id: z.string(),
+  scopes: z.array(z.string()),
+  source: z.enum(['bootstrap', 'managed']).describe('bootstrap: from the Secret (API_KEYS); managed: made here'),
+  name: z.string().nullable(),
+  expiresAt: z.iso.datetime().nullable(),
+});
+export type SelfView = z.infer<typeof selfViewSchema>;

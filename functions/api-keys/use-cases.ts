@@ -5,7 +5,7 @@ import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from 
 import type { HandlerContext } from '../../shared/function-app.js';
 import { DEFAULT_SCRYPT_N, generateSecret, hashSecret } from '../../shared/secrets.js';
 import type { KeyRepository } from './key-repository.js';
-import { type CreateKey, type KeyView, MAX_LIFETIME_MS } from './schema.js';
+import { type CreateKey, type KeyView, MAX_LIFETIME_MS, type SelfView } from './schema.js';
 import { keyView } from './view.js';
 
 export interface KeyDeps {
@@ -85,4 +85,15 @@ export async function getKey(id: string, deps: KeyDeps): Promise<KeyView> {
   const doc = await deps.keys.get(id);
   if (!doc) throw new NotFoundError(`no API key ${id}`);
   return keyView(doc, deps.now());
+}
+
+/**
+ * `GET /api-keys/self`: what the presented key may do, so that an app (the console) shows only what the key
+ * allows. A managed key adds its name and expiry; a bootstrap key has neither.
+ */
+export async function describeCaller(caller: Principal, deps: KeyDeps): Promise<SelfView> {
+  const base = { id: caller.keyId, scopes: caller.scopes, source: caller.source };
+  if (caller.source !== 'managed') return { ...base, name: null, expiresAt: null };
+  const doc = await deps.keys.get(caller.keyId);
+  return { ...base, name: doc?.name ?? null, expiresAt: doc?.expiresAt?.toISOString() ?? null };
 }

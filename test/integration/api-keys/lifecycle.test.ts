@@ -123,6 +123,33 @@ describe('managed API keys across two instances', () => {
     expect((await create({ name: 'same', scopes: ['keys:write'] }, writer.body.key)).status).toBe(201);
   });
 
+  it('tells a key what it may do (GET /api-keys/self), whatever its scopes, and no one without a key', async () => {
+    const { body } = await create({ name: 'viewer', scopes: ['devices:read', 'telemetry:read'] });
+    const self = await call(1, 'GET', '/api-keys/self', body.key);
+    expect(self.status).toBe(200);
+    expect(self.headers.get('cache-control')).toBe('no-store');
+    expect(self.body).toEqual({
+      id: body.id,
+      scopes: ['devices:read', 'telemetry:read'],
+      source: 'managed',
+      name: 'viewer',
+      expiresAt: null,
+    });
+    expect((await call(0, 'GET', '/api-keys/self', boot)).body).toEqual({
+      id: 'boot',
+      scopes: ['*'],
+      source: 'bootstrap',
+      name: null,
+      expiresAt: null,
+    });
+    expect(
+      (await call(0, 'GET', '/api-keys/self', 'kiot_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'))
+        .status,
+    ).toBe(401);
+    // A key without keys:read still cannot list or read other keys.
+    expect((await call(0, 'GET', `/api-keys/${body.id}`, body.key)).status).toBe(403);
+  });
+
   it('revoked on one instance, refused on the other (within API_KEY_REVOCATION_SECONDS)', async () => {
     const { body } = await create({ name: 'leaked', scopes: ['keys:read'] });
     expect((await call(1, 'GET', '/api-keys', body.key)).status).toBe(200);
