@@ -8,6 +8,7 @@ import {
 } from '../../shared/devices.js';
 import { DUPLICATE_KEY, insertIfAbsent, type MongoHandle, withMongo } from '../../shared/mongo.js';
 import type { OutboxStore, Pending, PendingEvent } from './outbox.js';
+import type { DeviceSummary } from './schema.js';
 
 /**
  * The registry's device document: `shared/devices.ts`'s shape plus `brokerSynced`, false while the broker
@@ -52,6 +53,8 @@ export interface DeviceFilter {
   type?: string;
   tag?: string;
   status?: DeviceDocument['status'];
+  idPrefix?: string;
+  ids?: string[];
 }
 
 export interface DeviceRepository extends OutboxStore {
@@ -82,6 +85,8 @@ export interface DeviceRepository extends OutboxStore {
   ): Promise<RegistryDevice | undefined>;
   /** Turns the device into a tombstone holding `event` (and whatever was pending) when the version still matches. */
   tombstone(id: string, version: number, event: PendingEvent, now: Date): Promise<Pending | undefined>;
+  /** Live, synced devices counted by status and by type. */
+  summary(): Promise<DeviceSummary>;
   getType(type: string): Promise<DeviceTypeDocument | undefined>;
   putType(type: string, telemetrySchema: TelemetrySchema, now: Date): Promise<DeviceTypeDocument>;
   /** The outbox's index: the flush and the tick gate look for stale events without scanning the fleet. */
@@ -124,9 +129,25 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
         if (filter.tag) query.tags = filter.tag;
         if (filter.status) query.status = filter.status;
         // Keyset pagination on the unique _id: a page starts after the last id seen, so devices added
-        // meanwhile neither shift nor repeat items (an offset would).
-        if (afterId !== undefined) query._id = { $gt: afterId };
+        // meanwhile neither shift nor repeat items (an offset would). A prefix is a range of the same index
+        // (ids use only characters below U+007B, so `prefix + '{'` bounds every id that starts with it).
+        const ids: Record<string, unknown> = {};
+        if (filter.idPrefix !== undefined) Object.assign(ids, { $gte: filter.idPrefix, $lt: `${filter.idPrefix}{` });
+        if (filter.ids !== undefined) ids.$in = filter.ids;
+        if (afterId !== undefined) ids.$gt = afterId;
+        if (Object.keys(ids).length > 0) query._id = ids as Filter<StoredDevice>['_id'];
         return (await (await devices()).find(query).sort({ _id: 1 }).limit(limit).toArray()) as RegistryDevice[];
+      }),
+    summary: () =>
+      withMongo(async () => {
+        // One pass over the devices; $group by (type, status) is in every MongoDB-compatible server.
+        const groups = await (await devices())
+          .aggregate<{ _id: { type?: string | null; status: string }; n: number }>([
+            { $match: { ...LIVE, brokerSynced: { $ne: false } } },
+            { $group: { _id: { type: '$type', status: '$status' }, n: { $sum: 1 } } },
+          ])
+          .toArray();
+        return summarize(groups.map((group) => ({ ...group._id, n: group.n })));
       }),
     claimTombstone: (device) =>
       withMongo(async () => {
@@ -233,5 +254,22 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
         );
         return updated!;
       }),
+  };
+}
+
+/** Folds (type, status) counts into the summary's shape. */
+export function summarize(groups: { type?: string | null; status: string; n: number }[]): DeviceSummary {
+  const byStatus = { active: 0, disabled: 0 };
+  const byType = new Map<string | null, number>();
+  for (const { type, status, n } of groups) {
+    if (status === 'active' || status === 'disabled') byStatus[status] += n;
+    byType.set(type ?? null, (byType.get(type ?? null) ?? 0) + n);
+  }
+  return {
+    total: byStatus.active + byStatus.disabled,
+    byStatus,
+    byType: [...byType]
+      .map(([type, devices]) => ({ type, devices }))
+      .sort((a, b) => b.devices - a.devices || String(a.type).localeCompare(String(b.type))),
   };
 }

@@ -63,7 +63,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       method: 'GET',
       path: '/devices',
       scope: 'devices:read',
-      summary: 'List devices by type, tag, status; cursor pagination on id',
+      summary: 'List devices by type, tag, status, id prefix or ids; cursor pagination on id',
       query: s.listQuerySchema,
       responses: { 200: { description: 'a page', schema: s.devicePageSchema }, ...common },
       async handle(request) {
@@ -71,6 +71,16 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
           status: 200,
           body: await listDevices(parse(s.listQuerySchema, Object.fromEntries(request.query), 'query'), deps),
         };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/device-summary',
+      scope: 'devices:read',
+      summary: 'Device counts for a fleet overview: total, by status, by type',
+      responses: { 200: { description: 'the counts', schema: s.deviceSummarySchema }, ...common },
+      async handle() {
+        return { status: 200, body: await deps.devices.summary() };
       },
     }),
     operation({

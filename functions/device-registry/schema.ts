@@ -114,6 +114,17 @@ export const listQuerySchema = z
     type: typeNameSchema.optional(),
     tag: tagSchema.optional(),
     status: deviceStatusSchema.optional(),
+    /** Devices whose id starts with this (a search box): an index range on `_id`, never a scan. */
+    idPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ -')
+      .optional(),
+    /** These devices only: comma-separated ids, at most 100 (a page of devices another API named). */
+    ids: z
+      .string()
+      .transform((text) => text.split(','))
+      .pipe(z.array(deviceIdSchema).min(1).max(100))
+      .optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
     cursor: z
       .string()
@@ -198,6 +209,14 @@ export const bulkResultSchema = z.object({
     }),
   ),
 });
+/** `GET /devices/summary`: the registry's counts, for a fleet overview. */
+export const deviceSummarySchema = z.object({
+  total: z.number().int(),
+  byStatus: z.object({ active: z.number().int(), disabled: z.number().int() }),
+  /** Devices per type, most first; devices without a type are counted under `null`. */
+  byType: z.array(z.object({ type: z.string().nullable(), devices: z.number().int() })),
+});
+export type DeviceSummary = z.infer<typeof deviceSummarySchema>;
 export const devicePageSchema = z.object({ items: z.array(deviceViewSchema), nextCursor: z.string().optional() });
 export const tokenCreatedSchema = z.object({
   id: z.string(),

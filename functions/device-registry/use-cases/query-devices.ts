@@ -35,7 +35,7 @@ export async function listDevices(
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   // One more than asked tells whether another page exists without a count.
   const found = await deps.devices.list(
-    { type: query.type, tag: query.tag, status: query.status },
+    { type: query.type, tag: query.tag, status: query.status, idPrefix: query.idPrefix, ids: query.ids },
     after,
     query.limit + 1,
   );

@@ -172,6 +172,44 @@ describe('device-registry HTTP API', () => {
     expect(disabled.items).toEqual([]);
   });
 
+  it('searches by id prefix and by a list of ids, pages within the search, and refuses a bad one', async () => {
+    const tag = `search-${Date.now().toString(36)}`;
+    const ids = ['a1', 'a2', 'a3', 'ab', 'b1'].map((suffix) => `${tag}-${suffix}`);
+    await h.api('/devices/bulk', { body: { devices: ids.map((id) => ({ id, tags: [tag] })) } });
+    type Page = { items: { id: string }[]; nextCursor?: string };
+    const first = (await (await h.api(`/devices?idPrefix=${tag}-a&limit=2`)).json()) as Page;
+    expect(first.items.map((d) => d.id)).toEqual([`${tag}-a1`, `${tag}-a2`]);
+    const second = (await (
+      await h.api(`/devices?idPrefix=${tag}-a&limit=2&cursor=${first.nextCursor}`)
+    ).json()) as Page;
+    expect(second.items.map((d) => d.id)).toEqual([`${tag}-a3`, `${tag}-ab`]);
+    expect(second.nextCursor).toBeUndefined();
+    const listed = (await (await h.api(`/devices?ids=${tag}-b1,${tag}-a2,${tag}-zz`)).json()) as Page;
+    expect(listed.items.map((d) => d.id)).toEqual([`${tag}-a2`, `${tag}-b1`]);
+    await expectProblem(await h.api('/devices?idPrefix=a$'), 400);
+    await expectProblem(await h.api(`/devices?ids=${Array.from({ length: 101 }, (_, i) => `x${i}`).join(',')}`), 400);
+  });
+
+  it('counts the fleet by status and type (GET /device-summary)', async () => {
+    type Summary = {
+      total: number;
+      byStatus: { active: number; disabled: number };
+      byType: { type: string | null; devices: number }[];
+    };
+    const before = (await (await h.api('/device-summary')).json()) as Summary;
+    const type = `sum${Date.now().toString(36)}`;
+    const ids = [1, 2, 3].map((n) => `${type}-${n}`);
+    await h.api('/devices/bulk', {
+      body: { devices: ids.map((id, n) => ({ id, type, status: n === 0 ? 'disabled' : 'active' })) },
+    });
+    const after = (await (await h.api('/device-summary')).json()) as Summary;
+    expect(after.total - before.total).toBe(3);
+    expect(after.byStatus.active - before.byStatus.active).toBe(2);
+    expect(after.byStatus.disabled - before.byStatus.disabled).toBe(1);
+    expect(after.byType).toContainEqual({ type, devices: 3 });
+    expect(after.byType.reduce((sum, entry) => sum + entry.devices, 0)).toBe(after.total);
+  });
+
   it('stores and serves device types for telemetry-ingest', async () => {
     const type = uniqueName('type');
     const put = await h.api(`/device-types/${type}`, {
