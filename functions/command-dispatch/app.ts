@@ -23,11 +23,12 @@ import { createCommand } from './create-command.js';
 import type { CommandDeps } from './deps.js';
 import { desiredView, getDesiredState, patchDesiredState, republishDelta } from './desired-state.js';
 import { deviceConnected, deviceDisconnected } from './device-presence.js';
-import { getCommand, listCommands } from './query-commands.js';
+import { commandSummary, getCommand, listCommands } from './query-commands.js';
 import {
   ackEventDataSchema,
   commandIdSchema,
   commandPageSchema,
+  commandSummarySchema,
   commandViewSchema,
   createCommandBodySchema,
   desiredStateViewSchema,
@@ -119,6 +120,28 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
         const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
         const query = parse(listQuerySchema, Object.fromEntries(req.query), 'query');
         return { status: 200, body: await listCommands(deviceId, query, deps, ctx) };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/commands',
+      scope: 'commands:read',
+      summary: "The fleet's commands, newest first, by status (e.g. ?status=QUEUED,SENT,DELIVERED); cursor pagination",
+      query: listQuerySchema,
+      responses: { 200: { description: 'a page', schema: commandPageSchema }, ...common },
+      async handle(req, ctx) {
+        const query = parse(listQuerySchema, Object.fromEntries(req.query), 'query');
+        return { status: 200, body: await listCommands(undefined, query, deps, ctx) };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/command-summary',
+      scope: 'commands:read',
+      summary: 'Commands in flight (QUEUED, SENT, DELIVERED: waiting for their device), by status',
+      responses: { 200: { description: 'the counts', schema: commandSummarySchema }, ...common },
+      async handle() {
+        return { status: 200, body: await commandSummary(deps) };
       },
     }),
     operation({

@@ -77,7 +77,15 @@ export interface CommandRepository {
   queuePosition(doc: Pick<CommandDocument, '_id' | 'deviceId' | 'createdAt'>): Promise<number>;
   /** The device's commands that a (re)connect may send, oldest first. */
   pendingForDevice(deviceId: string, limit: number): Promise<CommandDocument[]>;
-  list(deviceId: string, statuses: CommandStatus[] | undefined, limit: number, cursor?: string): Promise<CommandPage>;
+  /** One device's commands (or, with `deviceId` undefined, the fleet's), newest first. */
+  list(
+    deviceId: string | undefined,
+    statuses: CommandStatus[] | undefined,
+    limit: number,
+    cursor?: string,
+  ): Promise<CommandPage>;
+  /** How many commands are in each of `statuses` at `now`, fleet-wide (one past its TTL or deadline is not). */
+  countByStatus(statuses: readonly CommandStatus[], now: Date): Promise<Partial<Record<CommandStatus, number>>>;
   /** QUEUED past their TTL, and SENT/DELIVERED past their deadline (of one device, or of all). */
   overdue(now: Date, limit: number, deviceId?: string): Promise<CommandDocument[]>;
   /** Records that sending a QUEUED command failed (the sink was down): the sweep retries it. */
@@ -162,7 +170,7 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
 
     list: (deviceId, statuses, limit, cursor) =>
       withMongo(async () => {
-        const filter: Filter<CommandDocument> = { deviceId };
+        const filter: Filter<CommandDocument> = deviceId === undefined ? {} : { deviceId };
         if (statuses) filter.status = { $in: statuses };
         const after = cursor ? decodeCursor(cursor) : undefined;
         if (after) {
@@ -180,6 +188,18 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
         const page = items.slice(0, limit);
         const last = page[page.length - 1];
         return items.length > limit && last ? { items: page, nextCursor: encodeCursor(last) } : { items: page };
+      }),
+
+    countByStatus: (statuses, now) =>
+      withMongo(async () => {
+        const groups = await (await collection())
+          .aggregate<{ _id: CommandStatus; n: number }>([
+            // Expiry is lazy: a command past its TTL or deadline still says QUEUED/SENT until read; not in flight.
+            { $match: { status: { $in: [...statuses] }, $nor: overdueFilters(now) } },
+            { $group: { _id: '$status', n: { $sum: 1 } } },
+          ])
+          .toArray();
+        return Object.fromEntries(groups.map((group) => [group._id, group.n]));
       }),
 
     overdue: (now, limit, deviceId) =>
@@ -224,6 +244,8 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
         await commands.createIndex({ status: 1, expiresAt: 1 });
         await commands.createIndex({ status: 1, deadlineAt: 1 });
         await commands.createIndex({ status: 1, sendFailedAt: 1 });
+        // The fleet-wide listing by status, newest first (GET /commands?status=…).
+        await commands.createIndex({ status: 1, createdAt: -1, _id: -1 });
       }),
   };
 }

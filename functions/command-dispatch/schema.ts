@@ -59,6 +59,12 @@ export const commandViewSchema = z.object({
 
 export const commandPageSchema = z.object({ items: z.array(commandViewSchema), nextCursor: z.string().optional() });
 
+/** `GET /command-summary`: commands waiting for their device, by status. */
+export const commandSummarySchema = z.object({
+  inFlight: z.number().int(),
+  byStatus: z.object({ QUEUED: z.number().int(), SENT: z.number().int(), DELIVERED: z.number().int() }),
+});
+
 /** 504 of a synchronous call: the device did not answer in time; the command is still tracked. */
 export const deviceTimeoutSchema = z.object({
   error: z.object({

@@ -281,6 +281,36 @@ describe('command-dispatch lifecycle (events at a sink)', () => {
     expect((await h.request('GET', `/devices/${id}/commands?cursor=notacursor`)).status).toBe(400);
   });
 
+  it('lists the fleet’s commands by status and counts those in flight (GET /commands, /command-summary)', async () => {
+    const before = (await h.request('GET', '/command-summary')).body;
+    const online = await device();
+    await h.connected(online);
+    const offline = await device();
+    const sent = (await h.request('POST', `/devices/${online}/commands`, { name: 'a' })).body.id as string;
+    const queued = (await h.request('POST', `/devices/${offline}/commands`, { name: 'b' })).body.id as string;
+    const done = (await h.request('POST', `/devices/${online}/commands`, { name: 'c' })).body.id as string;
+    await h.ack(online, done, 'succeeded');
+
+    const after = (await h.request('GET', '/command-summary')).body;
+    expect(after.byStatus.SENT - before.byStatus.SENT).toBe(1);
+    expect(after.byStatus.QUEUED - before.byStatus.QUEUED).toBe(1);
+    expect(after.inFlight).toBe(after.byStatus.QUEUED + after.byStatus.SENT + after.byStatus.DELIVERED);
+
+    const seen: { id: string; status: string }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await h.request('GET', `/commands?status=QUEUED,SENT&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    const ids = seen.map((c) => c.id);
+    expect(ids).toEqual(expect.arrayContaining([sent, queued]));
+    expect(ids).not.toContain(done);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(seen.every((c) => c.status === 'QUEUED' || c.status === 'SENT')).toBe(true);
+  });
+
   it('needs an API key with the commands scope', async () => {
     const id = await device();
     const base = h.instances[0]!.base;

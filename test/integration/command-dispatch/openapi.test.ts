@@ -9,6 +9,8 @@ describe('command-dispatch OpenAPI document', () => {
   it('is served without a key, and describes every route from its schemas', async () => {
     const doc = await fetchOpenApiDocument(f.h.instances[0]!.base);
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/command-summary',
+      '/commands',
       '/commands/{commandId}',
       '/devices/{id}/commands',
       '/devices/{id}/state/desired',

@@ -242,6 +242,7 @@ describe('device-registry HTTP API', () => {
         '/devices/{id}/credentials',
         '/provisioning-tokens',
         '/device-types/{type}',
+        '/device-summary',
       ]),
     );
     const register = doc.paths['/devices']!.post.requestBody.content['application/json'].schema;
