@@ -1,5 +1,6 @@
 import type { Collection } from 'mongodb';
 import { ConflictError } from '../../shared/errors.js';
+import { newestFirst } from '../../shared/keyset-cursor.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
 import type { Aggregation, Scope } from './schema.js';
@@ -122,6 +123,8 @@ export interface ReportRepository {
     options?: { fresh?: boolean },
   ): Promise<void>;
   find(id: string): Promise<ReportDocument | null>;
+  /** Report headers, newest first, after a keyset cursor; `next` when more follow. */
+  list(page: { limit: number; cursor?: string }): Promise<{ items: ReportDocument[]; next: string | null }>;
   /** The series chunks in order, from a cursor: never the whole report at once. */
   series(id: string): AsyncIterable<SeriesDocument>;
 }
@@ -157,6 +160,7 @@ export function createReportRepository(mongo: MongoHandle): ReportRepository {
       await withMongo(async () => (await reports()).replaceOne({ _id: report._id }, report, { upsert: true }));
     },
     find: (id) => withMongo(async () => (await reports()).findOne({ _id: id })),
+    list: (page) => newestFirst(reports, 'createdAt', page),
     async *series(id) {
       const cursor = (await withMongo(chunks)).find(chunkRange(id), { sort: { _id: 1 }, batchSize: 50 });
       for await (const chunk of withMongoIterable(cursor)) yield fromColumns(chunk);

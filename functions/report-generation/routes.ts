@@ -23,6 +23,10 @@ import {
 } from './schema.js';
 
 const query = (request: HttpRequest) => Object.fromEntries(request.query.entries());
+/** `?limit&cursor` of the listings: newest first. */
+const pageQuerySchema = z
+  .object({ limit: z.coerce.number().int().min(1).max(200).default(50), cursor: z.string().max(512).optional() })
+  .strict();
 const jobIdParam = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a job id');
 
 /** `?format=` wins; else the Accept header (RFC 9110 §12.5.1, media types only, no q-value ranking). */
@@ -71,6 +75,21 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
         const report = await generateReport(input, deps, ctx);
         const view = headerView(report, deps.baseUrl);
         return { status: 201, body: view, headers: { location: view.links.self } };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/reports',
+      scope: 'reports:read',
+      summary: 'Reports, newest first (headers with links to JSON, CSV and HTML); cursor pagination',
+      query: pageQuerySchema,
+      responses: { 200: { description: 'a page of report headers' }, ...common },
+      handle: async (request) => {
+        const page = await deps.reports.list(parse(pageQuerySchema, query(request), 'query'));
+        return {
+          status: 200,
+          body: { items: page.items.map((report) => headerView(report, deps.baseUrl)), nextCursor: page.next },
+        };
       },
     }),
     operation({
@@ -156,6 +175,21 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
           status: 201,
           body: scheduleView(schedule, deps.baseUrl),
           headers: { location: `/report-schedules/${schedule._id}` },
+        };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/report-schedules',
+      scope: 'reports:read',
+      summary: 'Report schedules, newest first; cursor pagination',
+      query: pageQuerySchema,
+      responses: { 200: { description: 'a page of schedules' }, ...common },
+      handle: async (request) => {
+        const page = await deps.schedules.list(parse(pageQuerySchema, query(request), 'query'));
+        return {
+          status: 200,
+          body: { items: page.items.map((schedule) => scheduleView(schedule, deps.baseUrl)), nextCursor: page.next },
         };
       },
     }),

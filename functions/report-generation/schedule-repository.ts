@@ -1,4 +1,5 @@
 import type { Collection } from 'mongodb';
+import { newestFirst } from '../../shared/keyset-cursor.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { withMongo } from '../../shared/mongo.js';
 import type { ScheduleRequest } from './schema.js';
@@ -20,6 +21,8 @@ export interface ScheduleRepository {
   insert(doc: ScheduleDocument): Promise<void>;
   find(id: string): Promise<ScheduleDocument | null>;
   remove(id: string): Promise<boolean>;
+  /** Schedules, newest first, after a keyset cursor; `next` when more follow. */
+  list(page: { limit: number; cursor?: string }): Promise<{ items: ScheduleDocument[]; next: string | null }>;
   due(now: Date, limit: number): Promise<ScheduleDocument[]>;
   /** Moves `nextRunAt` on only if it is still `expected` (another instance may have done it). */
   advance(
@@ -36,6 +39,7 @@ export function createScheduleRepository(mongo: MongoHandle): ScheduleRepository
     insert: (doc) => withMongo(async () => void (await (await collection()).insertOne(doc))),
     find: (id) => withMongo(async () => (await collection()).findOne({ _id: id })),
     remove: (id) => withMongo(async () => (await (await collection()).deleteOne({ _id: id })).deletedCount === 1),
+    list: (page) => newestFirst(collection, 'createdAt', page),
     due: (now, limit) =>
       withMongo(async () =>
         (await collection()).find({ nextRunAt: { $lte: now } }, { sort: { nextRunAt: 1 }, limit }).toArray(),

@@ -3,7 +3,7 @@ import { NotFoundError } from '../../shared/errors.js';
 import type { Shadow } from '../../shared/shadow.js';
 import type { ShadowStore } from '../../shared/shadow-store.js';
 import type { AlertDocument, AlertsRepository } from './alerts-repository.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodeCursor, encodeCursor } from '../../shared/keyset-cursor.js';
 import type { Presence, PresenceRepository } from './presence-repository.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 

@@ -115,6 +115,37 @@ describe('scheduled reports', { timeout: 120_000 }, () => {
     expect((await h.request('GET', `/report-schedules/${schedule.id}`)).status).toBe(404);
   });
 
+  it('lists schedules and reports newest first, page by page', async () => {
+    const made: string[] = [];
+    for (const cadence of ['daily', 'weekly', 'daily']) {
+      const created = await h.request('POST', '/report-schedules', {
+        cadence,
+        scope: { fleet: true },
+        metrics: ['temp'],
+      });
+      made.push(((await created.json()) as { id: string }).id);
+      h.advance(1_000);
+    }
+    type Page = { items: { id: string; createdAt: string }[]; nextCursor: string | null };
+    const seen: Page['items'] = [];
+    let cursor: string | null = null;
+    do {
+      const answer = await h.request('GET', `/report-schedules?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(answer.status).toBe(200);
+      const page = (await answer.json()) as Page;
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen.slice(0, 3).map((s) => s.id)).toEqual([...made].reverse());
+    expect(new Set(seen.map((s) => s.id)).size).toBe(seen.length);
+
+    const reports = (await (await h.request('GET', '/reports?limit=1', undefined, h.auth.reader)).json()) as Page;
+    expect(reports.items).toHaveLength(1);
+    expect(reports.items[0]).toMatchObject({ links: { html: expect.stringContaining(reports.items[0]!.id) } });
+    expect((await h.request('GET', '/reports?cursor=nonsense')).status).toBe(400);
+  });
+
   it('refuses bad schedules and pings without a known task', async () => {
     const bad = await h.request('POST', '/report-schedules', {
       cadence: 'hourly',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCursor, encodeCursor } from '../../../functions/telemetry-ingest/cursor.js';
+import { decodeCursor, encodeCursor } from '../../../shared/keyset-cursor.js';
 import { compare, observe } from '../../../functions/telemetry-ingest/evaluate-alerts.js';
 import {
   DisabledDeviceError,
