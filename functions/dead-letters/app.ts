@@ -17,7 +17,7 @@ import type { DeadLettersConfig } from './config.js';
 import { createDeadLetterRepository } from './dead-letter-repository.js';
 import { deadLetterView } from './dead-letter-view.js';
 import { type ReplayDeps, replayDeadLetter, replayDeadLetters } from './replay-dead-letter.js';
-import { listQuerySchema, replayAllBodySchema, replayOneQuerySchema } from './schema.js';
+import { listQuerySchema, replayAllBodySchema, replayOneQuerySchema, summaryQuerySchema } from './schema.js';
 import { storeDeadLetter } from './store-dead-letter.js';
 
 export const SERVICE = 'dead-letters';
@@ -98,6 +98,27 @@ export function createDeadLettersApp(
           const { limit, cursor, ...filter } = queryOf(listQuerySchema, request);
           const page = await repository.list(filter, { limit, ...(cursor ? { cursor } : {}) });
           return { status: 200, body: { items: page.items.map(deadLetterView), next: page.next } };
+        },
+      },
+      {
+        method: 'GET',
+        path: '/dead-letter-summary',
+        scope: SCOPES.read,
+        async handle(request) {
+          const query = queryOf(summaryQuerySchema, request);
+          const since = query.since ?? new Date(Date.now() - 3_600_000);
+          const summary = await repository.summary(since, query.devices);
+          return {
+            status: 200,
+            body: {
+              since: since.toISOString(),
+              pending: summary.pending,
+              failingDevices: summary.failingDevices.map((device) => ({
+                ...device,
+                lastAt: device.lastAt.toISOString(),
+              })),
+            },
+          };
         },
       },
       {

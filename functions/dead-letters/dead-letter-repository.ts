@@ -87,6 +87,21 @@ export interface DeadLetterRepository {
    */
   markReplayed(id: string, seenCount: number, attempt: ReplayAttempt): Promise<boolean>;
   recordReplayFailure(id: string, attempt: ReplayAttempt): Promise<void>;
+  /** How many wait for a replay, and the devices (subjects) whose events were refused since `since`. */
+  summary(since: Date, maxDevices: number): Promise<DeadLetterSummary>;
+}
+
+/** Devices whose messages were refused recently: what a fleet overview calls failing devices. */
+export interface DeadLetterSummary {
+  pending: number;
+  failingDevices: {
+    deviceId: string;
+    /** Dead-letter records of this device that arrived (again) since `since`. */
+    refusals: number;
+    lastAt: Date;
+    lastType: string;
+    lastError: DeliveryError;
+  }[];
 }
 
 interface Cursor {
@@ -180,6 +195,31 @@ export function createDeadLetterRepository(mongo: MongoHandle): DeadLetterReposi
           .toArray();
         const items = docs.slice(0, page.limit);
         return { items, next: docs.length > page.limit ? encodeCursor(items[items.length - 1]!) : null };
+      });
+    },
+
+    async summary(since, maxDevices) {
+      return withMongo(async () => {
+        const coll = await collection();
+        const pending = await coll.countDocuments({ status: 'pending' });
+        const groups = await coll
+          .aggregate<{ _id: string; refusals: number; lastAt: Date; lastType: string; lastError: DeliveryError }>([
+            { $match: { 'event.subject': { $exists: true }, lastDeadLetteredAt: { $gte: since } } },
+            { $sort: { lastDeadLetteredAt: -1 } },
+            {
+              $group: {
+                _id: '$event.subject',
+                refusals: { $sum: 1 },
+                lastAt: { $first: '$lastDeadLetteredAt' },
+                lastType: { $first: '$event.type' },
+                lastError: { $first: '$error' },
+              },
+            },
+            { $sort: { lastAt: -1 } },
+            { $limit: maxDevices },
+          ])
+          .toArray();
+        return { pending, failingDevices: groups.map(({ _id, ...rest }) => ({ deviceId: _id, ...rest })) };
       });
     },
 

@@ -50,3 +50,11 @@ export const replayAllBodySchema = deadLetterFilterSchema
   })
   .strict();
 export type ReplayAllBody = z.infer<typeof replayAllBodySchema>;
+
+/** `GET /dead-letter-summary?since=…&devices=…`: the window of "recent" (default: the last hour). */
+export const summaryQuerySchema = z
+  .object({
+    since: isoDate.optional(),
+    devices: z.coerce.number().int().min(1).max(200).default(20),
+  })
+  .strict();

@@ -173,6 +173,58 @@ describe('dead-letters: store, list, replay', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('summarises what waits and which devices were refused recently (GET /dead-letter-summary)', async () => {
+    const failing = uniqueName('failing');
+    const quiet = uniqueName('quiet');
+    const start = new Date().toISOString();
+    const before = (await (await api('/dead-letter-summary')).json()) as { pending: number };
+    for (const [subject, n] of [
+      [failing, 3],
+      [quiet, 1],
+    ] as const) {
+      for (let i = 0; i < n; i += 1) {
+        const event = deadLettered(
+          'io.kiot.telemetry.received',
+          { i },
+          { code: 422, body: '{"error":{"code":"rate_limited"}}' },
+          { subject },
+        );
+        expect((await deliver(event)).status).toBe(204);
+      }
+    }
+    const answer = await api(`/dead-letter-summary?since=${encodeURIComponent(start)}`, { key: reader });
+    expect(answer.status).toBe(200);
+    const summary = (await answer.json()) as {
+      since: string;
+      pending: number;
+      failingDevices: {
+        deviceId: string;
+        refusals: number;
+        lastAt: string;
+        lastType: string;
+        lastError: { code: number; text?: string };
+      }[];
+    };
+    expect(summary.since).toBe(start);
+    expect(summary.pending - before.pending).toBe(4);
+    const byDevice = Object.fromEntries(summary.failingDevices.map((d) => [d.deviceId, d]));
+    expect(byDevice[failing]).toMatchObject({
+      refusals: 3,
+      lastType: 'io.kiot.telemetry.received',
+      lastError: { code: 422 },
+    });
+    expect(byDevice[failing]!.lastError.text).toContain('rate_limited');
+    expect(byDevice[quiet]).toMatchObject({ refusals: 1 });
+    // Most recent first.
+    expect(summary.failingDevices[0]!.deviceId).toBe(quiet);
+    const later = new Date(Date.now() + 60_000).toISOString();
+    const none = (await (await api(`/dead-letter-summary?since=${encodeURIComponent(later)}`)).json()) as {
+      failingDevices: unknown[];
+    };
+    expect(none.failingDevices).toEqual([]);
+    expect((await api('/dead-letter-summary?devices=0')).status).toBe(400);
+  });
+
   it('replays one to the original subscriber without the error extensions and marks it replayed', async () => {
     // Prepare
     const path = `replay-${Date.now().toString(36)}`;
