@@ -100,7 +100,10 @@ export async function sendStream(
   try {
     await pipeline(Readable.from(chunks()), res);
   } catch (error) {
-    logger.error({ err: error, route }, 'streamed response failed');
+    // A client that leaves (a closed tab, a live stream given up) is no failure of ours.
+    if ((error as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE')
+      logger.debug({ route }, 'the client closed a streamed response');
+    else logger.error({ err: error, route }, 'streamed response failed');
     res.destroy(error instanceof Error ? error : undefined);
   }
 }

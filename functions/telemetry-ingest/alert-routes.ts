@@ -3,7 +3,7 @@ import type { HttpRequest } from '../../shared/function-app.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { AlertRulesRepository } from './alert-rules-repository.js';
 import type { AlertsRepository } from './alerts-repository.js';
-import { listAlerts } from './queries.js';
+import { alertView, listAlerts } from './queries.js';
 import {
   type AlertRule,
   alertPageSchema,
@@ -12,6 +12,7 @@ import {
   alertRuleListSchema,
   alertRuleQuerySchema,
   alertRuleSchema,
+  alertViewSchema,
   queryObject,
 } from './schema.js';
 
@@ -60,6 +61,23 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
       async handle(request) {
         const query = parse(alertQuerySchema, queryObject(request.query), 'query');
         return { status: 200, body: await listAlerts({ ...query, cursor: query.cursor }, deps) };
+      },
+    }),
+    operation({
+      method: 'POST',
+      path: '/alerts/:alertId/acknowledge',
+      scope: 'telemetry:write',
+      summary: 'Acknowledge an alert: someone has seen it (the first acknowledgement stands; repeating it is harmless)',
+      responses: {
+        200: { description: 'the alert, acknowledged', schema: alertViewSchema },
+        ...problems,
+        404: problem('unknown alert'),
+      },
+      async handle(request) {
+        const id = request.params.alertId ?? '';
+        const alert = await deps.alerts.acknowledge(id, request.principal?.keyId ?? 'unknown', new Date(deps.now()));
+        if (!alert) throw new NotFoundError(`alert ${id} does not exist`, 'unknown_alert');
+        return { status: 200, body: alertView(alert) };
       },
     }),
     operation({

@@ -20,6 +20,9 @@ export interface AlertDocument {
   raisedValue: number | null;
   clearedAt?: Date;
   clearedValue?: number | null;
+  acknowledgedAt?: Date;
+  /** The API key id that acknowledged it. */
+  acknowledgedBy?: string;
 }
 
 export interface AlertsRepository {
@@ -31,6 +34,10 @@ export interface AlertsRepository {
     value: number | null,
     base: Omit<AlertDocument, 'status' | 'raisedAt' | 'raisedValue'>,
   ): Promise<void>;
+  /** Marks an alert seen, once (a repeat keeps the first acknowledgement); undefined when there is none. */
+  acknowledge(id: string, by: string, at: Date): Promise<AlertDocument | undefined>;
+  /** Alerts raised and not cleared. */
+  countActive(): Promise<number>;
   list(filter: {
     deviceId?: string;
     ruleId?: string;
@@ -65,6 +72,17 @@ export function createAlertsRepository(mongo: MongoHandle): AlertsRepository {
           { upsert: true },
         );
       }),
+    acknowledge: (id, by, at) =>
+      withMongo(async () => {
+        const alerts = await collection();
+        // Filtered on "not yet acknowledged": the first acknowledgement stands, a repeat only reads.
+        await alerts.updateOne(
+          { _id: id, acknowledgedAt: { $exists: false } },
+          { $set: { acknowledgedAt: at, acknowledgedBy: by } },
+        );
+        return (await alerts.findOne({ _id: id })) ?? undefined;
+      }),
+    countActive: () => withMongo(async () => (await collection()).countDocuments({ status: 'active' })),
     list: (filter) =>
       withMongo(async () => {
         const query: Filter<AlertDocument> = {};

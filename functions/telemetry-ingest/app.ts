@@ -21,6 +21,7 @@ import { telemetryBatchRoute } from './batch-route.js';
 import type { Config } from './config.js';
 import { deviceRoutes } from './device-routes.js';
 import { eventRoutes } from './event-routes.js';
+import { fleetRoutes } from './fleet-routes.js';
 import { createGroupCommit } from './group-commit.js';
 import {
   type IngestTelemetryDeps,
@@ -28,6 +29,8 @@ import {
   ingestTelemetryBatch,
   type TelemetryMessage,
 } from './ingest-telemetry.js';
+import { createLiveFeed } from './live-feed.js';
+import { createLiveHub } from './live-hub.js';
 import { createIngestMetrics } from './metrics.js';
 import { createPresenceRepository } from './presence-repository.js';
 import { recordPresence } from './record-presence.js';
@@ -51,6 +54,8 @@ export interface AppOptions {
   /** Injected in tests; built from the config otherwise. */
   mongo?: MongoHandle;
   redis?: RedisHandle;
+  /** The live streams' subscriber connection (its own: subscriber mode serves nothing else). */
+  subscriber?: RedisHandle;
   emitter?: Emitter;
   now?: () => number;
   verifySecret?: VerifySecret;
@@ -113,11 +118,16 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     pendingTtlSeconds: 60,
   });
 
+  const live = createLiveFeed(redis, keys, logger);
+  // A connection of its own in subscriber mode, opened by the first live stream this replica serves.
+  const subscriber = options.subscriber ?? createRedis(config.REDIS_URL, { shardedSubscriber: true });
+  const hub = createLiveHub(subscriber, keys);
   const ingestDeps: IngestTelemetryDeps = {
     admission,
     devices,
     samples: { store: (docs) => groupCommit.add(docs) },
     presence,
+    live,
     policy: {
       maxSamples: config.TELEMETRY_MAX_SAMPLES_PER_MESSAGE,
       maxMetrics: config.TELEMETRY_MAX_METRICS_PER_SAMPLE,
@@ -163,6 +173,19 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
       now,
     }),
     ...alertRoutes({ alertRules, alerts, now }),
+    ...fleetRoutes({
+      devices,
+      presence,
+      alerts,
+      live,
+      hub,
+      stream: {
+        heartbeatMs: config.LIVE_HEARTBEAT_SECONDS * 1000,
+        maxDurationMs: config.LIVE_STREAM_MAX_SECONDS * 1000,
+        maxQueue: config.LIVE_MAX_QUEUE,
+      },
+      now,
+    }),
   ];
   const handler = createFunctionApp({
     service: SERVICE,
@@ -210,6 +233,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     async close() {
       if (timer) clearInterval(timer);
       await groupCommit.drain();
+      if (!options.subscriber) await hub.close();
       if (!options.redis) await redis.close();
       if (!options.mongo) await mongo.close();
     },

@@ -54,6 +54,14 @@ export const configSchema = baseConfigSchema.extend({
   ALERT_RULE_CACHE_TTL_MS: int(0, 600_000, 5_000),
   /** Positive device-credential checks are remembered this long (scrypt is slow by design). */
   CREDENTIAL_CACHE_TTL_MS: int(0, 3_600_000, 30_000),
+  /**
+   * Live telemetry streams (GET /devices/{id}/telemetry/stream): a comment this often keeps idle proxies from
+   * closing them; after the maximum the stream ends and the browser reconnects (to whichever replica
+   * answers: Knative can scale in or drain one); a client this many events behind gets one `gap` instead.
+   */
+  LIVE_HEARTBEAT_SECONDS: int(1, 300, 15),
+  LIVE_STREAM_MAX_SECONDS: int(5, 3_600, 300),
+  LIVE_MAX_QUEUE: int(10, 100_000, 1_000),
   /** Prefix of every Redis key this capability writes. */
   REDIS_PREFIX: z
     .string()

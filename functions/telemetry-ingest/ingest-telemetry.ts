@@ -4,6 +4,7 @@ import type { HandlerContext } from '../../shared/function-app.js';
 import type { AdmissionGate } from './admission.js';
 import { type DeviceMessage, type NoticeDeps, notifyDevice } from './device-steps.js';
 import { type AlertDeps, evaluateAlerts } from './evaluate-alerts.js';
+import type { LiveFeed } from './live-feed.js';
 import type { PresenceRepository } from './presence-repository.js';
 import {
   DisabledDeviceError,
@@ -26,6 +27,8 @@ export interface IngestTelemetryDeps extends NoticeDeps, AlertDeps {
   /** The group commit in front of the `telemetry` collection: resolves once MongoDB acknowledged. */
   samples: { store(docs: SampleDocument[]): Promise<void> };
   presence: PresenceRepository;
+  /** Live views hear of stored samples (best effort, never awaited). */
+  live?: Pick<LiveFeed, 'stored'>;
   policy: ValidationPolicy;
   now(): number;
 }
@@ -185,6 +188,7 @@ async function store(checked: Map<number, Checked>, deps: IngestTelemetryDeps): 
   }
   await deps.samples.store(docs);
   deps.metrics.samplesStored.inc(docs.length);
+  deps.live?.stored(docs, checked.size, deps.now());
 }
 
 /** Presence: each device seen at the newest event time of its messages, one update per device. */

@@ -18,9 +18,11 @@ export type PresenceSignal = 'connected' | 'disconnected' | 'seen';
  * Applies presence signals (one per key; KEYS[i] takes ARGV[2i], ARGV[2i+1]; ARGV[1] is the TTL) by event time, so that events delivered out of order (a retried
  * connect after a later disconnect) cannot turn the status back: a connect or disconnect wins only if
  * it is not older than the current status; a message (`seen`) proves the device online when it is
- * newer than the last disconnect. `lastSeen` only moves forward.
+ * newer than the last disconnect. `lastSeen` only moves forward. Returns the status changes as flat
+ * triples (key index, new status, event time) for the fleet index.
  */
 const APPLY = luaScript(`
+local changes = {}
 for i = 1, #KEYS do
   local kind = ARGV[2 * i]
   local at = tonumber(ARGV[2 * i + 1])
@@ -29,15 +31,39 @@ for i = 1, #KEYS do
   local lastSeen = tonumber(p[3]) or -1
   if kind ~= 'disconnected' and at > lastSeen then redis.call('HSET', KEYS[i], 'lastSeen', ARGV[2 * i + 1]) end
   if kind == 'seen' then
-    if p[1] ~= 'online' and at > since then redis.call('HSET', KEYS[i], 'status', 'online', 'since', ARGV[2 * i + 1]) end
+    if p[1] ~= 'online' and at > since then
+      redis.call('HSET', KEYS[i], 'status', 'online', 'since', ARGV[2 * i + 1])
+      table.insert(changes, i) table.insert(changes, 'online') table.insert(changes, ARGV[2 * i + 1])
+    end
   elseif at >= since then
     local status = (kind == 'connected') and 'online' or 'offline'
     local field = (kind == 'connected') and 'connectedAt' or 'disconnectedAt'
     redis.call('HSET', KEYS[i], 'status', status, 'since', ARGV[2 * i + 1], field, ARGV[2 * i + 1])
+    if status ~= p[1] then
+      table.insert(changes, i) table.insert(changes, status) table.insert(changes, ARGV[2 * i + 1])
+    end
   end
   redis.call('EXPIRE', KEYS[i], ARGV[1])
 end
-return #KEYS
+return changes
+`);
+
+/**
+ * The fleet index (KEYS[1] the online set, KEYS[2] the last applied change per device), fed with the changes
+ * APPLY returned (ARGV: device id, status, event time, …). It runs after APPLY, in another slot on a
+ * Cluster, so two changes of one device may reach it in either order: the newer event time wins, as in
+ * APPLY itself (a change of the same millisecond arriving out of order is the one case it can miss).
+ */
+const INDEX = luaScript(`
+for i = 1, #ARGV, 3 do
+  local at = tonumber(ARGV[i + 2])
+  local last = tonumber(redis.call('HGET', KEYS[2], ARGV[i])) or -1
+  if at >= last then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+    if ARGV[i + 1] == 'online' then redis.call('ZADD', KEYS[1], at, ARGV[i]) else redis.call('ZREM', KEYS[1], ARGV[i]) end
+  end
+end
+return 0
 `);
 
 /** One presence signal of a device at its event time. */
@@ -52,38 +78,63 @@ export interface PresenceRepository {
   /** Several devices' signals in one round trip (one per device: give each device its newest). */
   applyMany(updates: readonly PresenceUpdate[]): Promise<void>;
   get(deviceId: string): Promise<Presence>;
+  /** Several devices' presence in one round trip, in the order asked. */
+  getMany(deviceIds: readonly string[]): Promise<Presence[]>;
+  /** How many devices are online now (the fleet index). */
+  countOnline(): Promise<number>;
+  /** Devices online now, the most recently connected first: a page from `offset`. */
+  listOnline(offset: number, limit: number): Promise<{ deviceId: string; since: string }[]>;
 }
 
 const iso = (value: string | undefined) => (value === undefined ? null : new Date(Number(value)).toISOString());
+
+function toPresence(hash: Record<string, string>): Presence {
+  const status = hash.status === 'online' || hash.status === 'offline' ? hash.status : 'unknown';
+  return {
+    status,
+    since: iso(hash.since),
+    lastSeen: iso(hash.lastSeen),
+    connectedAt: iso(hash.connectedAt),
+    disconnectedAt: iso(hash.disconnectedAt),
+  };
+}
 
 export function createPresenceRepository(redis: RedisHandle, keys: RedisKeys, ttlSeconds: number): PresenceRepository {
   const applyMany = (updates: readonly PresenceUpdate[]) =>
     withRedis(async () => {
       const client = await redis.client();
+      const changes: (string | number)[] = [];
       await Promise.all(
-        groupsForOneCall(updates, (update) => update.deviceId, redis.clustered).map((group) =>
-          APPLY.run(
+        groupsForOneCall(updates, (update) => update.deviceId, redis.clustered).map(async (group) => {
+          const changed = (await APPLY.run(
             client,
             group.map((update) => keys.presence(update.deviceId)),
             [ttlSeconds, ...group.flatMap((update) => [update.signal, update.at])],
-          ),
-        ),
+          )) as (number | string)[];
+          for (let i = 0; i < changed.length; i += 3)
+            changes.push(group[Number(changed[i]) - 1]!.deviceId, changed[i + 1]!, changed[i + 2]!);
+        }),
       );
+      // Status changes are rare next to messages: the index is written only when one happened.
+      if (changes.length > 0) await INDEX.run(client, [keys.online, keys.presenceSince], changes);
     });
   return {
     apply: (deviceId, signal, at) => applyMany([{ deviceId, signal, at }]),
     applyMany,
-    get: (deviceId) =>
+    get: (deviceId) => withRedis(async () => toPresence(await (await redis.client()).hgetall(keys.presence(deviceId)))),
+    getMany: (deviceIds) =>
       withRedis(async () => {
-        const hash = await (await redis.client()).hgetall(keys.presence(deviceId));
-        const status = hash.status === 'online' || hash.status === 'offline' ? hash.status : 'unknown';
-        return {
-          status,
-          since: iso(hash.since),
-          lastSeen: iso(hash.lastSeen),
-          connectedAt: iso(hash.connectedAt),
-          disconnectedAt: iso(hash.disconnectedAt),
-        };
+        const client = await redis.client();
+        return Promise.all(deviceIds.map(async (id) => toPresence(await client.hgetall(keys.presence(id)))));
+      }),
+    countOnline: () => withRedis(async () => (await redis.client()).zcard(keys.online)),
+    listOnline: (offset, limit) =>
+      withRedis(async () => {
+        const flat = await (await redis.client()).zrevrange(keys.online, offset, offset + limit - 1, 'WITHSCORES');
+        const page: { deviceId: string; since: string }[] = [];
+        for (let i = 0; i < flat.length; i += 2)
+          page.push({ deviceId: flat[i]!, since: new Date(Number(flat[i + 1])).toISOString() });
+        return page;
       }),
   };
 }

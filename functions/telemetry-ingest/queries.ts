@@ -1,9 +1,9 @@
 import type { DeviceDirectory } from '../../shared/devices.js';
 import { NotFoundError } from '../../shared/errors.js';
+import { decodeCursor, encodeCursor } from '../../shared/keyset-cursor.js';
 import type { Shadow } from '../../shared/shadow.js';
 import type { ShadowStore } from '../../shared/shadow-store.js';
 import type { AlertDocument, AlertsRepository } from './alerts-repository.js';
-import { decodeCursor, encodeCursor } from '../../shared/keyset-cursor.js';
 import type { Presence, PresenceRepository } from './presence-repository.js';
 import type { TelemetryRepository } from './telemetry-repository.js';
 
@@ -59,10 +59,13 @@ export async function queryTelemetry(
   };
 }
 
-export interface AlertView extends Omit<AlertDocument, '_id' | 'raisedAt' | 'clearedAt'> {
+export interface AlertView
+  extends Omit<AlertDocument, '_id' | 'raisedAt' | 'clearedAt' | 'acknowledgedAt' | 'acknowledgedBy'> {
   id: string;
   raisedAt: string;
   clearedAt: string | null;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
 }
 
 export async function listAlerts(
@@ -76,12 +79,20 @@ export async function listAlerts(
   });
   const last = docs[docs.length - 1];
   return {
-    items: docs.map(({ _id, raisedAt, clearedAt, ...rest }) => ({
-      id: _id,
-      ...rest,
-      raisedAt: raisedAt.toISOString(),
-      clearedAt: clearedAt?.toISOString() ?? null,
-    })),
+    items: docs.map(alertView),
     nextCursor: docs.length === input.limit && last ? encodeCursor(last.raisedAt, last._id) : null,
+  };
+}
+
+/** An alert as the API shows it. */
+export function alertView(doc: AlertDocument): AlertView {
+  const { _id, raisedAt, clearedAt, acknowledgedAt, acknowledgedBy, ...rest } = doc;
+  return {
+    id: _id,
+    ...rest,
+    raisedAt: raisedAt.toISOString(),
+    clearedAt: clearedAt?.toISOString() ?? null,
+    acknowledgedAt: acknowledgedAt?.toISOString() ?? null,
+    acknowledgedBy: acknowledgedBy ?? null,
   };
 }

@@ -1,15 +1,25 @@
 /**
  * Every Redis key of this capability. The device id is a hash tag (`{…}`, Redis Cluster spec "Hash
  * tags"), so the keys one Lua script touches for a device always live in one slot. The device's
- * shadow hash, `{prefix}:{id}:shadow`, is shared/shadow.ts's (`shadowKey`).
+ * shadow hash, `{prefix}:{id}:shadow`, is shared/shadow.ts's (`shadowKey`). The fleet-wide keys share the
+ * tag `{fleet}`: one slot, so one script keeps them consistent.
  */
 export function redisKeys(prefix: string) {
   const device = (deviceId: string) => `${prefix}:{${deviceId}}`;
+  const fleet = `${prefix}:{fleet}`;
   return {
     dedup: (deviceId: string, eventId: string) => `${device(deviceId)}:event:${eventId}`,
     bucket: (deviceId: string) => `${device(deviceId)}:rate`,
     presence: (deviceId: string) => `${device(deviceId)}:presence`,
     alert: (deviceId: string, ruleId: string) => `${device(deviceId)}:alert:${ruleId}`,
+    /** The pub/sub channel of a device's stored samples (sharded pub/sub on a Cluster: the device's slot). */
+    live: (deviceId: string) => `${device(deviceId)}:live`,
+    /** The devices online now (sorted set, score = since, ms): a fleet overview counts and lists them. */
+    online: `${fleet}:online`,
+    /** Per device, the event time of its last status change the index applied (orders late updates). */
+    presenceSince: `${fleet}:presence-since`,
+    /** Messages stored in one second (epoch seconds), kept two minutes: the fleet's messages per second. */
+    rate: (second: number) => `${fleet}:rate:${second}`,
   };
 }
 

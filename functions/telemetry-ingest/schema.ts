@@ -154,6 +154,9 @@ export const alertViewSchema = z.object({
   raisedValue: z.number().nullable(),
   clearedAt: isoOrNull,
   clearedValue: z.number().nullable().optional(),
+  /** Someone saw it (POST /alerts/{id}/acknowledge): when, and the API key that said so. */
+  acknowledgedAt: isoOrNull,
+  acknowledgedBy: z.string().nullable(),
 });
 export const alertPageSchema = z.object({ items: z.array(alertViewSchema), nextCursor: z.string().nullable() });
 
@@ -254,3 +257,43 @@ export interface RejectionNotice {
   eventId: string;
   details?: unknown;
 }
+
+/** `GET /telemetry-summary`: the live side of a fleet overview. */
+export const telemetrySummarySchema = z.object({
+  /** Devices connected now (presence). */
+  online: z.number().int(),
+  /** Messages stored per second, averaged over the last 10 whole seconds. */
+  messagesPerSecond: z.number(),
+  /** Messages stored in each of the last 60 whole seconds, oldest first. */
+  rate: z.array(z.object({ t: z.iso.datetime(), messages: z.number().int() })),
+  /** Alerts raised and not cleared. */
+  openAlerts: z.number().int(),
+});
+
+/** `GET /presence?ids=a,b` (those devices) or `?status=online&offset&limit` (who is online, newest first). */
+export const presenceQuerySchema = z
+  .object({
+    ids: z
+      .string()
+      .transform((text) => text.split(','))
+      .pipe(z.array(deviceIdSchema).min(1).max(100))
+      .optional(),
+    status: z.literal('online').optional(),
+    offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict()
+  .refine((query) => (query.ids === undefined) !== (query.status === undefined), 'give either ids or status=online');
+
+const presenceSchema = z.object({
+  status: z.enum(['online', 'offline', 'unknown']),
+  since: isoOrNull,
+  lastSeen: isoOrNull,
+  connectedAt: isoOrNull,
+  disconnectedAt: isoOrNull,
+});
+export const presencePageSchema = z.object({
+  items: z.array(presenceSchema.extend({ deviceId: deviceIdSchema })),
+  /** With `status=online`: the offset of the next page, or null (a device that connects meanwhile may shift it). */
+  nextOffset: z.number().int().nullable(),
+});

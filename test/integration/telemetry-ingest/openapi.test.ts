@@ -16,9 +16,13 @@ describe('telemetry-ingest OpenAPI document', () => {
       '/alert-rules',
       '/alert-rules/{ruleId}',
       '/alerts',
+      '/alerts/{alertId}/acknowledge',
       '/devices/{id}/state',
       '/devices/{id}/telemetry',
       '/devices/{id}/telemetry/batch',
+      '/devices/{id}/telemetry/stream',
+      '/presence',
+      '/telemetry-summary',
     ]);
     expect(Object.keys(doc.paths['/alert-rules/{ruleId}']!).sort()).toEqual(['delete', 'get', 'put']);
     // Devices post with their own credential: no API key.

@@ -1,0 +1,89 @@
+import type { RedisClient, RedisHandle } from '../../shared/redis.js';
+import { withRedis } from '../../shared/redis.js';
+import { type Channels, channelsOf } from '../../shared/redis-pubsub.js';
+import type { LiveMessage } from './live-feed.js';
+import type { RedisKeys } from './redis-keys.js';
+
+/** What a live listener hears: a device's stored samples, or `gap` when some may have been missed. */
+export type LiveSignal = { kind: 'samples'; message: LiveMessage } | { kind: 'gap' };
+
+export interface LiveHub {
+  /**
+   * Listens to one device's channel; resolves once the subscription is live on the server (so a caller that
+   * reads the API after this misses nothing in between). One SUBSCRIBE per device and replica, however many
+   * browsers watch it; the last listener to leave unsubscribes.
+   */
+  listen(deviceId: string, listener: (signal: LiveSignal) => void): Promise<() => void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The subscribing side of the live feed (live-feed.ts publishes). `subscriber` is a connection of its own: a
+ * Redis connection in subscriber mode serves nothing else. When it reconnects, ioredis subscribes again, but
+ * what was published meanwhile is gone, so every listener hears `gap` and re-reads the API.
+ */
+export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub {
+  const listeners = new Map<string, Set<(signal: LiveSignal) => void>>();
+  let connected: { client: RedisClient; channels: Channels } | undefined;
+
+  function deliver(channel: string, text: string) {
+    const set = listeners.get(channel);
+    if (!set) return;
+    let message: LiveMessage;
+    try {
+      message = JSON.parse(text) as LiveMessage;
+    } catch {
+      return;
+    }
+    for (const listener of [...set]) listener({ kind: 'samples', message });
+  }
+
+  async function channels(): Promise<Channels> {
+    const client = await subscriber.client();
+    if (connected?.client !== client) {
+      const current = { client, channels: channelsOf(client) };
+      connected = current;
+      current.channels.onMessage(deliver);
+      let ready = true;
+      client.on('close', () => {
+        ready = false;
+      });
+      client.on('ready', () => {
+        if (ready) return;
+        ready = true;
+        for (const set of listeners.values()) for (const listener of [...set]) listener({ kind: 'gap' });
+      });
+    }
+    return connected.channels;
+  }
+
+  function leave(channel: string, listener: (signal: LiveSignal) => void) {
+    const set = listeners.get(channel);
+    if (!set?.delete(listener) || set.size > 0) return;
+    listeners.delete(channel);
+    void connected?.channels.unsubscribe(channel).catch(() => undefined);
+  }
+
+  return {
+    async listen(deviceId, listener) {
+      const channel = keys.live(deviceId);
+      const set = listeners.get(channel) ?? new Set();
+      set.add(listener);
+      listeners.set(channel, set);
+      try {
+        // Every listener waits for a SUBSCRIBE (a repeated one is harmless): ioredis resolves it once the server
+        // confirmed it, so the subscription is live for this listener too.
+        await withRedis(async () => (await channels()).subscribe(channel));
+      } catch (error) {
+        leave(channel, listener);
+        throw error;
+      }
+      return () => leave(channel, listener);
+    },
+    async close() {
+      listeners.clear();
+      connected = undefined;
+      await subscriber.close();
+    },
+  };
+}

@@ -1,0 +1,223 @@
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueName } from '../../support/services.js';
+import { type Harness, startHarness, TYPES } from './harness.js';
+
+/** A server-sent events stream read with fetch (as the console reads it: the API key goes in a header). */
+interface Stream {
+  events: EventSourceMessage[];
+  waitFor(predicate: (events: EventSourceMessage[]) => boolean, what: string): Promise<void>;
+  close(): void;
+  status: number;
+}
+
+async function openStream(url: string, key: string): Promise<Stream> {
+  const abort = new AbortController();
+  const response = await fetch(url, { headers: { authorization: key }, signal: abort.signal });
+  const events: EventSourceMessage[] = [];
+  const waiters = new Set<() => void>();
+  const parser = createParser({
+    onEvent(event) {
+      events.push(event);
+      for (const wake of [...waiters]) wake();
+    },
+  });
+  if (response.ok && response.body) {
+    void (async () => {
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
+          parser.feed(decoder.decode(chunk, { stream: true }));
+      } catch {
+        // closed: by the test, or by the server at the end
+      }
+    })();
+  }
+  return {
+    events,
+    status: response.status,
+    close: () => abort.abort(),
+    waitFor: (predicate, what) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!predicate(events)) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${what} (${url}); got ${JSON.stringify(events)}`));
+        }, 20_000);
+        waiters.add(check);
+        check();
+      }),
+  };
+}
+
+const samplesOf = (events: EventSourceMessage[]) =>
+  events
+    .filter((e) => e.event === 'samples')
+    .flatMap((e) => JSON.parse(e.data) as { ts: string; metrics: Record<string, number> }[]);
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+// The live side of the fleet overview and of a device page: streams of stored samples through Redis pub/sub,
+// presence counted in the fleet index, messages per second, alerts acknowledged.
+describe('telemetry-ingest: live streams and fleet figures', () => {
+  let h: Harness;
+  let other: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ LIVE_HEARTBEAT_SECONDS: '1' });
+    // A second replica on the same stores: a browser's stream may be held by either.
+    other = await startHarness({
+      REDIS_PREFIX: h.config.REDIS_PREFIX,
+      MONGODB_DB: h.config.MONGODB_DB,
+      API_KEYS: JSON.stringify(h.config.API_KEYS),
+    });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await h?.close();
+  });
+
+  it('streams a device’s samples once stored, whichever replica stored them, and only that device’s', async () => {
+    const device = uniqueName('chart');
+    const neighbour = uniqueName('chart');
+    await h.addDevice(device);
+    await h.addDevice(neighbour);
+    const first = await openStream(`${h.base}/devices/${device}/telemetry/stream`, h.apiKey);
+    const second = await openStream(`${other.base}/devices/${device}/telemetry/stream`, h.apiKey);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    await first.waitFor((events) => events.some((e) => e.event === 'ready'), 'ready');
+    await second.waitFor((events) => events.some((e) => e.event === 'ready'), 'ready');
+
+    const t0 = Date.now() - 10_000;
+    expect((await other.send(TYPES.telemetry, device, { ts: t0, metrics: { temp: 20.5 } })).status).toBe(204);
+    expect((await other.send(TYPES.telemetry, neighbour, { ts: t0, metrics: { temp: 99 } })).status).toBe(204);
+    const batch = await h.sendBatch([
+      {
+        subject: device,
+        data: [
+          { ts: t0 + 2_000, metrics: { temp: 21 } },
+          { ts: t0 + 1_000, metrics: { temp: 22, rh: 40 } },
+        ],
+      },
+      { subject: neighbour, data: { ts: t0 + 1_000, metrics: { temp: 98 } } },
+    ]);
+    expect(batch.status).toBe(204);
+
+    for (const stream of [first, second]) {
+      await stream.waitFor((events) => samplesOf(events).length >= 3, 'three samples');
+      expect(samplesOf(stream.events)).toEqual([
+        { ts: new Date(t0).toISOString(), metrics: { temp: 20.5 } },
+        // One publication per stored batch, in time order.
+        { ts: new Date(t0 + 1_000).toISOString(), metrics: { temp: 22, rh: 40 } },
+        { ts: new Date(t0 + 2_000).toISOString(), metrics: { temp: 21 } },
+      ]);
+    }
+    first.close();
+    // The other stream still hears the device after the first left.
+    expect((await h.send(TYPES.telemetry, device, { ts: t0 + 3_000, metrics: { temp: 23 } })).status).toBe(204);
+    await second.waitFor((events) => samplesOf(events).length === 4, 'the fourth sample');
+    second.close();
+
+    expect((await h.get(`/devices/${uniqueName('nobody')}/telemetry/stream`)).status).toBe(404);
+    expect((await fetch(`${h.base}/devices/${device}/telemetry/stream`)).status).toBe(401);
+  });
+
+  it('counts devices online by event time, lists them, and reads presence for many ids at once', async () => {
+    const a = uniqueName('pres');
+    const b = uniqueName('pres');
+    await h.addDevice(a);
+    await h.addDevice(b);
+    type Summary = { online: number; messagesPerSecond: number; rate: { messages: number }[]; openAlerts: number };
+    const summary = async () => (await (await h.get('/telemetry-summary')).json()) as Summary;
+    const base = (await summary()).online;
+    const now = Date.now();
+    expect((await h.send(TYPES.connected, a, {}, { time: new Date(now - 5_000).toISOString() })).status).toBe(204);
+    expect((await h.send(TYPES.connected, b, {}, { time: new Date(now - 4_000).toISOString() })).status).toBe(204);
+    expect((await summary()).online).toBe(base + 2);
+    // b disconnects; its late, older connect (a retry) must not bring it back, in the index as in its hash.
+    expect((await h.send(TYPES.disconnected, b, {}, { time: new Date(now - 1_000).toISOString() })).status).toBe(204);
+    expect((await h.send(TYPES.connected, b, {}, { time: new Date(now - 2_000).toISOString() })).status).toBe(204);
+    expect((await summary()).online).toBe(base + 1);
+
+    // The most recently connected first, page by page.
+    const page1 = (await (await h.get('/presence?status=online&limit=1')).json()) as {
+      items: { deviceId: string; status: string }[];
+      nextOffset: number | null;
+    };
+    expect(page1.items).toHaveLength(1);
+    expect(page1.nextOffset).toBe(base > 0 ? 1 : null);
+    const all = (await (await h.get('/presence?status=online&limit=500')).json()) as typeof page1;
+    expect(all.items).toHaveLength(base + 1);
+    expect(all.items).toContainEqual(expect.objectContaining({ deviceId: a, status: 'online' }));
+    expect(all.items.map((p) => p.deviceId)).not.toContain(b);
+    const many = (await (await h.get(`/presence?ids=${b},${a}`)).json()) as {
+      items: { deviceId: string; status: string }[];
+    };
+    expect(many.items.map((p) => [p.deviceId, p.status])).toEqual([
+      [b, 'offline'],
+      [a, 'online'],
+    ]);
+    // A message proves b online again.
+    expect((await h.send(TYPES.telemetry, b, { metrics: { temp: 1 } })).status).toBe(204);
+    expect((await summary()).online).toBe(base + 2);
+    expect((await h.get('/presence')).status).toBe(400);
+    expect((await h.get('/presence?ids=a&status=online')).status).toBe(400);
+  });
+
+  it('counts messages stored per second over the last minute', async () => {
+    const device = uniqueName('rate');
+    await h.addDevice(device);
+    const before = (await (await h.get('/telemetry-summary')).json()) as any;
+    const beforeTotal = (before.rate as { messages: number }[]).reduce((sum, s) => sum + s.messages, 0);
+    const messages = Array.from({ length: 12 }, (_, i) => ({ subject: device, data: { metrics: { n: i } } }));
+    expect((await h.sendBatch(messages)).status).toBe(204);
+    // The current second is counted once it is over.
+    const after = await until(async () => {
+      const body = (await (await h.get('/telemetry-summary')).json()) as any;
+      const total = (body.rate as { messages: number }[]).reduce((sum, s) => sum + s.messages, 0);
+      return total >= beforeTotal + 12 ? body : undefined;
+    }, 'the batch in the per-second counts');
+    expect(after.rate).toHaveLength(60);
+    expect(after.messagesPerSecond).toBeGreaterThan(0);
+  });
+
+  it('acknowledges an alert once, names the key, and counts open alerts', async () => {
+    const device = uniqueName('hot');
+    await h.addDevice(device);
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`${h.base}${path}`, {
+        method,
+        headers: { authorization: h.apiKey, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    const openBefore = ((await (await h.get('/telemetry-summary')).json()) as any).openAlerts as number;
+    await api('POST', '/alert-rules', { deviceId: device, metric: 'temp', comparison: '>', threshold: 50 });
+    expect((await h.send(TYPES.telemetry, device, { metrics: { temp: 60 } })).status).toBe(204);
+    const alert = await until(async () => {
+      const page = (await (await api('GET', `/alerts?deviceId=${device}&status=active`)).json()) as { items: any[] };
+      return page.items[0];
+    }, 'the alert');
+    expect(alert).toMatchObject({ acknowledgedAt: null, acknowledgedBy: null });
+    expect(((await (await h.get('/telemetry-summary')).json()) as any).openAlerts).toBe(openBefore + 1);
+    const acked = await api('POST', `/alerts/${encodeURIComponent(alert.id)}/acknowledge`);
+    expect(acked.status).toBe(200);
+    const first = (await acked.json()) as any;
+    expect(first).toMatchObject({ id: alert.id, acknowledgedBy: 'tester', acknowledgedAt: expect.any(String) });
+    const again = (await (await api('POST', `/alerts/${encodeURIComponent(alert.id)}/acknowledge`)).json()) as any;
+    expect(again.acknowledgedAt).toBe(first.acknowledgedAt);
+    expect((await api('POST', '/alerts/nope/acknowledge')).status).toBe(404);
+  });
+});
