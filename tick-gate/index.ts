@@ -5,6 +5,7 @@ import { Counter, Registry } from 'prom-client';
 import { createEmitter } from '../shared/emitter.js';
 import { eventPlaneOf } from '../shared/event-auth.js';
 import { createEventDispatcher } from '../shared/event-transport.js';
+import { exitOnFatalErrors } from '../shared/fatal-errors.js';
 import { createFunctionApp, eventRoute } from '../shared/function-app.js';
 import { createLogger } from '../shared/logger.js';
 import { createMongo } from '../shared/mongo.js';
@@ -12,6 +13,7 @@ import { createPlainServer } from '../shared/plain-http-server.js';
 import { loadTickGateConfig } from './config.js';
 import { admitTick, PING_TYPE, tickDataSchema } from './gate.js';
 
+exitOnFatalErrors('tick-gate');
 const config = loadTickGateConfig();
 const logger = createLogger('tick-gate', config.LOG_LEVEL);
 const mongo = createMongo(config.MONGODB_URL, config.MONGODB_DB, { maxPoolSize: 4 });
