@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCursor, encodeCursor } from '../../../shared/keyset-cursor.js';
 import { compare, observe } from '../../../functions/telemetry-ingest/evaluate-alerts.js';
 import {
   DisabledDeviceError,
@@ -11,6 +10,7 @@ import {
 import { type AlertRule, alertRuleInputSchema } from '../../../functions/telemetry-ingest/schema.js';
 import { parseBasic } from '../../../shared/device-auth.js';
 import { InvalidInputError, toProblem } from '../../../shared/errors.js';
+import { decodeCursor, encodeCursor } from '../../../shared/keyset-cursor.js';
 
 describe('telemetry-ingest refusals map to Knative-safe answers', () => {
   it.each([
