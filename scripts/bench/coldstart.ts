@@ -3,7 +3,7 @@
 // sizes and resident memory once ready. Beside them the framework floor: the functions framework serving a
 // one-line function, the least any deployable of this architecture can cost. Several runs, in rotating order, medians reported.
 //   npm run bench:coldstart            (BENCH_RUNS=7, services from MQTT_URL / REDIS_URL / MONGODB_URL)
-// The last line is one JSON object: {"bench":"coldstart","value":<slowest ms>,"limit":<bare ms>,"ratio",…}.
+// The last line is one JSON object: {"bench":"coldstart","value":<slowest ms>,"limit":<framework floor ms>,"ratio",…}.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -148,6 +148,7 @@ async function main() {
     BRIDGE_CLIENT_ID: `bench-coldstart-${suffix}`.slice(0, 50),
     BRIDGE_SHARE_GROUP: `bench-${suffix}`,
     BRIDGE_SESSION_EXPIRY_S: '60',
+    TICK_GATE_COLLECTIONS: 'commands',
   };
 
   const targets = [
@@ -172,10 +173,13 @@ async function main() {
 
   const bareMs = median(samples.get('bare')!.map((s) => s.ms));
   const floorMs = median(samples.get('framework-floor')!.map((s) => s.ms));
-  const result: Record<string, unknown> = { bench: 'coldstart', value: 0, unit: 'ms', limit: round(bareMs), ratio: 0 };
-  write(`runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the bare server and < ${RSS_LIMIT_MB} MB resident`);
+  // The limit is the framework floor of the same run (issue 14): a deployable may cost at most half of it again.
+  const result: Record<string, unknown> = { bench: 'coldstart', value: 0, unit: 'ms', limit: round(floorMs), ratio: 0 };
   write(
-    `${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`,
+    `runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the framework floor and < ${RSS_LIMIT_MB} MB resident; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+  );
+  write(
+    `${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'× floor'.padStart(8)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`,
   );
   let slowest = 0;
   let slowestName = '';
@@ -188,7 +192,7 @@ async function main() {
       ? (statSync(target.file, { throwIfNoEntry: false })?.size ?? 0)
       : statSync(target.file.replace(/\.js$/, '.bundle.js')).size / 1024;
     write(
-      `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
+      `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${(ms / floorMs).toFixed(2).padStart(8)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
     );
     const key = target.name.replace(/-/g, '_');
     result[`${key}_ms`] = round(ms);
@@ -205,13 +209,15 @@ async function main() {
     maxRss = Math.max(maxRss, rss);
   }
   result.value = round(slowest);
-  result.ratio = round(slowest / bareMs, 2);
+  result.ratio = round(slowest / floorMs, 2);
+  result.ratio_to_bare = round(slowest / bareMs, 2);
   result.slowest = slowestName;
   result.max_rss_mb = round(maxRss);
   result.runs = RUNS;
   // Under the functions framework no deployable can start faster than this: the target is reachable only if it is.
   result.framework_floor_ratio = round(floorMs / bareMs, 2);
-  result.pass = slowest / bareMs <= RATIO_TARGET && maxRss < RSS_LIMIT_MB;
+  result.pass = slowest / floorMs <= RATIO_TARGET && maxRss < RSS_LIMIT_MB;
+  result.load_average = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
   write(JSON.stringify(result));
 }
 

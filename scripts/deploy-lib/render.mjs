@@ -63,6 +63,12 @@ export function autoscalingAnnotations(scale) {
     annotations['autoscaling.knative.dev/scale-down-delay'] = scale.scaleDownDelay;
   if (scale.activationScale !== undefined)
     annotations['autoscaling.knative.dev/activation-scale'] = String(scale.activationScale);
+  if (scale.initialScale !== undefined)
+    annotations['autoscaling.knative.dev/initial-scale'] = String(scale.initialScale);
+  if (scale.panicWindowPercentage !== undefined)
+    annotations['autoscaling.knative.dev/panic-window-percentage'] = String(scale.panicWindowPercentage);
+  if (scale.panicThresholdPercentage !== undefined)
+    annotations['autoscaling.knative.dev/panic-threshold-percentage'] = String(scale.panicThresholdPercentage);
   return annotations;
 }
 

@@ -29,6 +29,7 @@ export function loadValues(file = VALUES_FILE) {
   };
   for (const [name, spec] of Object.entries(values.services ?? {})) check(name, spec);
   if (values.bridge) check(values.bridge.name, values.bridge);
+  if (values.tickGate) check(values.tickGate.name, values.tickGate);
   if (problems.length > 0) throw new Error(`${file}: ${problems.join('; ')}`);
   return values;
 }

@@ -72,7 +72,7 @@ describe('a stricter cluster (test/unit/knative/fixtures/strict-cluster.yaml) is
     });
   const stream = [
     service('wide', {}, 300),
-    service('tall', { 'autoscaling.knative.dev/max-scale': '50' }, 10),
+    service('tall', { 'autoscaling.knative.dev/max-scale': '150' }, 10),
     stringify({
       apiVersion: 'eventing.knative.dev/v1',
       kind: 'Broker',
@@ -97,7 +97,7 @@ describe('a stricter cluster (test/unit/knative/fixtures/strict-cluster.yaml) is
   it('the release defaults admit what the stricter settings refuse', () => {
     expect(defaults.slice(0, 4).map((r) => r.allowed)).toEqual([true, true, true, true]);
     expect(strict[0]!.message).toMatch(/expected 1 <= 300 <= 200: spec.template.spec.containerConcurrency/);
-    expect(strict[1]!.message).toMatch(/expected 1 <= 50 <= 30: .*max-scale/);
+    expect(strict[1]!.message).toMatch(/expected 1 <= 150 <= 100: .*max-scale/);
     expect(strict[3]!.message).toMatch(/the data length of 5000 bytes exceeds limit set at 4096/);
   });
 

@@ -71,8 +71,10 @@ describe('Knative Services', () => {
       expect(Number(annotations[`${A}max-scale`])).toBeGreaterThan(0);
       expect(parseGoDuration(annotations[`${A}scale-down-delay`] ?? '') ?? 0).toBeGreaterThan(0);
       expect(doc.spec.template.spec.containerConcurrency).toBeGreaterThan(0);
-      // Knative admits a soft target above the hard limit, but the limit would win: keep the target below it.
-      expect(Number(annotations[`${A}target`])).toBeLessThanOrEqual(doc.spec.template.spec.containerConcurrency);
+      // Knative admits a soft concurrency target above the hard limit, but the limit would win: keep the target
+      // below it. (An rps target is requests per second, not comparable with the concurrency limit.)
+      if ((annotations[`${A}metric`] ?? 'concurrency') === 'concurrency')
+        expect(Number(annotations[`${A}target`])).toBeLessThanOrEqual(doc.spec.template.spec.containerConcurrency);
       // Only the canonical kebab-case names (Knative also reads the old camelCase aliases).
       for (const key of Object.keys(annotations).filter((k) => k.startsWith(A))) expect(key).toMatch(/^[a-z0-9./-]+$/);
     },

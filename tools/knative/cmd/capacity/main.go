@@ -153,6 +153,7 @@ type Scenario struct {
 	SavingsRatio       float64            `json:"pod_hours_ratio_to_always_on"`
 	P99QueueMsAtPeak   map[string]float64 `json:"p99_queue_ms_at_peak"`
 	P99QueueMsAtPeakMx float64            `json:"p99_queue_ms_at_peak_max"`
+	ScheduledLagS      map[string]float64 `json:"scheduled_work_max_lag_s"`
 	ColdStarts         map[string]int     `json:"cold_starts"`
 	MinutesAtZero      map[string]int     `json:"minutes_at_zero"`
 	Unmodelled         []string           `json:"unmodelled,omitempty"`
@@ -184,11 +185,12 @@ func simulate(revisions []*autoscaling.Revision, valuesFile, modelFile, curveFil
 		}
 		sc := capacity.Scenario{Devices: n, Interval: interval, Curve: curve}
 		line := Scenario{
-			Scenario: fmt.Sprintf("%d devices, 1 message per %s, %gx evening peak", n, interval, curve.Peak()),
+			Scenario: fmt.Sprintf("%d devices, a message every %s each, %gx evening peak", n, every(interval), curve.Peak()),
 			Devices:  n, IntervalS: interval.Seconds(), PeakFactor: curve.Peak(),
 			PeakMessagesPerS: float64(n) / interval.Seconds() * curve.Peak(),
 			PeakReplicas:     map[string]int{}, PodHours: map[string]float64{}, AlwaysOnPods: map[string]int{},
 			P99QueueMsAtPeak: map[string]float64{}, ColdStarts: map[string]int{}, MinutesAtZero: map[string]int{},
+			ScheduledLagS: map[string]float64{},
 		}
 		var results []*capacity.Result
 		for _, rev := range revisions {
@@ -198,7 +200,8 @@ func simulate(revisions []*autoscaling.Revision, valuesFile, modelFile, curveFil
 				continue
 			}
 			load, work, scheduled := model.FunctionOf(rev.Service, sc, m)
-			serviceTime := time.Duration(m.P99Ms * float64(time.Millisecond))
+			// Little's law at the measured point: the latency of an event is the concurrency over the rate.
+			serviceTime := time.Duration(m.Concurrency / m.EventsPerSecond * float64(time.Second))
 			if scheduled {
 				serviceTime = 0
 			}
@@ -217,9 +220,14 @@ func simulate(revisions []*autoscaling.Revision, valuesFile, modelFile, curveFil
 			line.PodHoursTotal += res.PodHours
 			line.AlwaysOnPods[res.Service] = res.AlwaysOnPods
 			line.AlwaysOnPodHours += res.AlwaysOnPodHours
-			line.P99QueueMsAtPeak[res.Service] = res.P99QueueMsAtPeak
-			if res.P99QueueMsAtPeak > line.P99QueueMsAtPeakMx {
-				line.P99QueueMsAtPeakMx = res.P99QueueMsAtPeak
+			if scheduled {
+				// A run's wait is how far the scheduled work (rollups) lags behind, not a request's queueing.
+				line.ScheduledLagS[res.Service] = res.MaxQueueMsDay / 1000
+			} else {
+				line.P99QueueMsAtPeak[res.Service] = res.P99QueueMsAtPeak
+				if res.P99QueueMsAtPeak > line.P99QueueMsAtPeakMx {
+					line.P99QueueMsAtPeakMx = res.P99QueueMsAtPeak
+				}
 			}
 			line.ColdStarts[res.Service] = res.ColdStarts
 			line.MinutesAtZero[res.Service] = res.MinutesAtZero
@@ -246,4 +254,16 @@ func round(v float64, digits int) float64 {
 		p *= 10
 	}
 	return float64(int64(v*p+0.5)) / p
+}
+
+// every spells an interval as people say it: "minute", "30 s", "5 min".
+func every(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "minute"
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	default:
+		return fmt.Sprintf("%g s", d.Seconds())
+	}
 }

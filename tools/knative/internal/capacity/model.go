@@ -16,8 +16,10 @@ import (
 // autoscaling values derived from it (services.<name>.capacity).
 type Measured struct {
 	EventsPerSecond float64 `json:"eventsPerSecond"`
-	P99Ms           float64 `json:"p99Ms"`
-	ColdStartMs     float64 `json:"coldStartMs"`
+	// The concurrency at which it sustained that rate with its p99 at the target.
+	Concurrency float64 `json:"concurrency"`
+	P99Ms       float64 `json:"p99Ms"`
+	ColdStartMs float64 `json:"coldStartMs"`
 }
 
 // Model is the load model: what each device message and each device-day bring each function.

@@ -153,8 +153,12 @@ func Simulate(fn Function, seed int64) (*Result, error) {
 			queue = append(queue, cohort{arrived: s, count: arrivals, work: fn.Work(daySecond)})
 			backlog += arrivals
 		}
-		// Ready pods give a second of capacity each, first come first served.
+		// Ready pods give a second of capacity each, first come first served; a scheduled run is one request,
+		// served by one pod at a time.
 		capacity := float64(ready)
+		if fn.Scheduled {
+			capacity = math.Min(capacity, 1)
+		}
 		served := 0.0
 		for capacity > 1e-12 && len(queue) > 0 {
 			head := &queue[0]
@@ -183,7 +187,7 @@ func Simulate(fn Function, seed int64) (*Result, error) {
 		collector.Record(key, now, metrics.Stat{
 			PodName:                   "simulated",
 			AverageConcurrentRequests: concurrency,
-			RequestCount:              served + backlog,
+			RequestCount:              arrivals,
 		})
 
 		// The activator pokes the autoscaler when a request arrives for a revision without pods; otherwise
@@ -210,7 +214,7 @@ func Simulate(fn Function, seed int64) (*Result, error) {
 					want = current
 				}
 			}
-			if want > 0 && !active {
+			if bounds(lastDesired) > 0 && !active {
 				active, inactive, activeSince = true, false, now
 			}
 			switch {
@@ -246,9 +250,13 @@ func Simulate(fn Function, seed int64) (*Result, error) {
 			res.Replicas[daySecond/60] = pods
 		}
 	}
+	// An always-on deployment sized for the peak: the pods whose seconds of capacity the busiest second needs
+	// (a scheduled run: one pod, however long the run).
 	peakWork := 0.0
 	for s := 0; s < Day; s++ {
-		peakWork = math.Max(peakWork, fn.Load(s)*fn.Work(s))
+		if !fn.Scheduled {
+			peakWork = math.Max(peakWork, fn.Load(s)*fn.Work(s))
+		}
 	}
 	res.AlwaysOnPods = int(math.Max(1, math.Ceil(peakWork-1e-9)))
 	res.AlwaysOnPodHours = float64(res.AlwaysOnPods) * 24

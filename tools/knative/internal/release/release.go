@@ -52,7 +52,13 @@ func Load(dirs map[string]string, paths ...string) (map[string]*Module, error) {
 	if len(paths) == 0 {
 		paths = []string{Serving, Eventing}
 	}
-	versions, err := builtVersions(paths)
+	var missing []string
+	for _, path := range paths {
+		if dirs[path] == "" {
+			missing = append(missing, path)
+		}
+	}
+	versions, err := builtVersions(missing)
 	if err != nil {
 		return nil, err
 	}
