@@ -161,7 +161,8 @@ function renderBridge(values) {
     metadata: { name: bridge.name, namespace: values.namespace, labels },
     spec: {
       serviceName: bridge.name,
-      replicas: bridge.replicas,
+      // With a HorizontalPodAutoscaler the replicas are its to set: an apply must not reset them.
+      ...(bridge.autoscaling ? {} : { replicas: bridge.replicas }),
       // Scale-down removes the highest ordinal first, one at a time, each after it has drained.
       podManagementPolicy: 'OrderedReady',
       updateStrategy: { type: 'RollingUpdate' },
@@ -201,6 +202,28 @@ function renderBridge(values) {
       },
     },
   };
+  const a = bridge.autoscaling;
+  const autoscaler = a && {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: { name: bridge.name, namespace: values.namespace, labels },
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: bridge.name },
+      minReplicas: a.min,
+      maxReplicas: a.max,
+      metrics: [
+        { type: 'Resource', resource: { name: 'cpu', target: { type: 'AverageValue', averageValue: a.cpuAverage } } },
+      ],
+      behavior: {
+        scaleUp: { policies: [{ type: 'Pods', value: a.scaleUpPods, periodSeconds: a.scaleUpPeriodSeconds }] },
+        // One pod at a time, well apart: each retiring member drains its sessions before the next goes.
+        scaleDown: {
+          stabilizationWindowSeconds: a.scaleDownStabilizationSeconds,
+          policies: [{ type: 'Pods', value: a.scaleDownPods, periodSeconds: a.scaleDownPeriodSeconds }],
+        },
+      },
+    },
+  };
   const budget = {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
@@ -224,7 +247,7 @@ function renderBridge(values) {
   };
   return {
     'knative/bridge/statefulset.yaml': yaml(
-      [statefulSet, budget],
+      autoscaler ? [statefulSet, budget, autoscaler] : [statefulSet, budget],
       '# The MQTT⇄CloudEvents bridge: long-running, one MQTT identity per pod (ARCHITECTURE "Bridge sessions").\n' +
         '# Scale down only with `kubectl scale` (never delete pods of a retired ordinal by force): see docs/deploy.md.\n',
     ),

@@ -197,7 +197,18 @@ describe('the bridge', () => {
 
   it('is a StatefulSet of at least two replicas in one share group, each with its pod name as MQTT client id', () => {
     expect(statefulSet!.doc.metadata.name).toBe('mqtt-bridge');
-    expect(statefulSet!.doc.spec.replicas).toBeGreaterThanOrEqual(2);
+    // Its HorizontalPodAutoscaler sets the replicas (never the manifest, which an apply would reset them to).
+    expect(statefulSet!.doc.spec.replicas).toBeUndefined();
+    const [hpa] = of('HorizontalPodAutoscaler');
+    expect(hpa!.doc.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'mqtt-bridge' });
+    expect(hpa!.doc.spec.minReplicas).toBeGreaterThanOrEqual(2);
+    expect(hpa!.doc.spec.maxReplicas).toBeGreaterThan(hpa!.doc.spec.minReplicas);
+    // Down one member at a time, slower than a drain (preStop, then up to the grace period), so none strands its queue.
+    const down = hpa!.doc.spec.behavior.scaleDown;
+    expect(down.policies).toEqual([expect.objectContaining({ type: 'Pods', value: 1 })]);
+    expect(down.policies[0].periodSeconds).toBeGreaterThan(
+      statefulSet!.doc.spec.template.spec.terminationGracePeriodSeconds,
+    );
     expect(container.command).toEqual(['node', 'dist/bridge.js']);
     expect(env.get('BRIDGE_CLIENT_ID')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
     expect(env.get('BRIDGE_SHARE_GROUP')?.value).toMatch(/^[A-Za-z0-9._-]+$/);
