@@ -23,11 +23,12 @@ RUN --mount=type=secret,id=npm-ca,required=false \
  && npm ci --no-audit --no-fund --ignore-scripts \
  && npm ls --omit=optional >/dev/null
 COPY tsconfig.json ./
-COPY scripts/build.mjs scripts/build.mjs
+COPY scripts/build.mjs scripts/build-console.mjs scripts/
 COPY shared shared
 COPY functions functions
 COPY bridge bridge
 COPY tick-gate tick-gate
+COPY console console
 RUN npm run build \
  && rm -f dist/bench-* dist/router.* dist/simulator.* dist/stack.*
 

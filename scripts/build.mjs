@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { decode, encode } from '@jridgewell/sourcemap-codec';
 import { build } from 'esbuild';
+import { buildConsoleAssets } from './build-console.mjs';
 
 /**
  * Bundles `entries` ({ name: source file }) into `<outdir>/<name>.bundle.js` with a linked source map, and
@@ -122,6 +123,7 @@ function entryPoints() {
   };
   add('bridge', 'bridge/index.ts');
   add('tick-gate', 'tick-gate/index.ts');
+  add('console', 'console/server/index.ts');
   for (const name of existsSync('functions') ? readdirSync('functions') : [])
     add(name, join('functions', name, 'index.ts'));
   add('router', 'scripts/router/main.ts');
@@ -137,5 +139,10 @@ function entryPoints() {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   for (const [name, bytes] of await bundleEntries(entryPoints(), 'dist')) {
     console.log(`dist/${`${name}.js`.padEnd(27)} ${(bytes / 1024).toFixed(0).padStart(6)} KiB`);
+  }
+  for (const { file, bytes, gzip } of await buildConsoleAssets('dist/console')) {
+    console.log(
+      `${file.padEnd(32)} ${(bytes / 1024).toFixed(0).padStart(6)} KiB (${(gzip / 1024).toFixed(0)} KiB gzip)`,
+    );
   }
 }

@@ -75,6 +75,7 @@ cleanup() {
 trap cleanup EXIT
 
 npx tsc --noEmit
+npx tsc --noEmit -p console/web
 node scripts/build.mjs >/dev/null
 if [ -n "$topology_dir" ]; then
   wait "$topologies_pid" || { cat "$PWD/.kiot/test/redis-topologies-$$.log" >&2; exit 1; }

@@ -17,6 +17,8 @@ export const stackConfigSchema = z.object({
   /** Sender identity between the components (scripts/stack/event-auth.ts): on unless `off`. */
   KIOT_EVENT_AUTH: z.enum(['oidc', 'off']).default('oidc'),
   BRIDGE_PORT: port(8090),
+  /** The web console (console/): the page and its same-origin proxy to the functions' app APIs. */
+  CONSOLE_PORT: port(8100),
   /** Set when the broker enforces per-device credentials (dynamic security): the registry administers it. */
   KIOT_DYNSEC_ENV: z.string().min(1).optional(),
   /** Broker accounts (dynamic security) of the bridge and the registry, when the broker enforces them. */

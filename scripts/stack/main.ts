@@ -92,6 +92,13 @@ const functionSpecs = functions.map((name) => {
     ...functionSettings(name, port),
   });
 });
+// The web console passes /api/<capability>/… on to each function's app API, as in a cluster (console/README.md).
+const consoleSpec = existsSync('dist/console.js')
+  ? component('console', config.CONSOLE_PORT, {
+      CONSOLE_UPSTREAMS: functions.map((name) => `${name}=${local(FUNCTION_PORTS[name]!)}`).join(','),
+    })
+  : undefined;
+const appSpecs = consoleSpec ? [...functionSpecs, consoleSpec] : functionSpecs;
 
 const supervisor = createSupervisor(say);
 let simulator: ChildProcess | undefined;
@@ -111,7 +118,7 @@ function stopStack(status: number): Promise<never> {
     }
     await supervisor.stop('bridge');
     await supervisor.stop('router');
-    await Promise.all(functions.map((name) => supervisor.stop(name)));
+    await Promise.all([...functions, ...(consoleSpec ? ['console'] : [])].map((name) => supervisor.stop(name)));
     process.exit(status);
   })();
   return stopping;
@@ -120,7 +127,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal
 
 try {
   await supervisor.start(router);
-  await Promise.all([bridge, ...functionSpecs].map((spec) => supervisor.start(spec)));
+  await Promise.all([bridge, ...appSpecs].map((spec) => supervisor.start(spec)));
 } catch (error) {
   say(error instanceof Error ? error.message : String(error));
   await stopStack(1);
@@ -138,6 +145,9 @@ const lines = [
   `  event router       ${ROUTER}   (K_SINK ${K_SINK}; dead letters: GET /dead-letters; journal in ${dir}/router-journal)`,
   `  mqtt-bridge        ${local(config.BRIDGE_PORT)}   (/healthz, /metrics)`,
   ...functions.map((name) => `  ${name.padEnd(18)} ${local(FUNCTION_PORTS[name]!)}`),
+  ...(consoleSpec
+    ? [`  web console        ${local(config.CONSOLE_PORT)}/   (open it and sign in with the app API key below)`]
+    : []),
   `  app API key        ${config.API_KEY}   (every scope: Authorization: Bearer <key>; kept in ${dir}/api-key.env)`,
   '',
 ];
@@ -148,7 +158,7 @@ process.stdout.write(`${lines.join('\n')}\n`);
 // it is stopped.
 if (config.SIM_DEVICES === 0) say('no simulated fleet (SIM_DEVICES=0): the stack runs until it is stopped');
 else {
-  const watched = [router, bridge, ...functionSpecs].map((spec) => `${spec.name}=${spec.healthUrl}`).join(',');
+  const watched = [router, bridge, ...appSpecs].map((spec) => `${spec.name}=${spec.healthUrl}`).join(',');
   simulator = spawn(process.execPath, ['dist/simulator.js'], {
     env: {
       ...process.env,

@@ -8,11 +8,13 @@ export interface Component {
   dir: string;
 }
 
-/** The deployables in the repo now: bridge/, tick-gate/ and every functions/<name>/ with an index.ts. */
+/** The deployables in the repo now: bridge/, tick-gate/, console/server/ and every functions/<name>/ with an index.ts. */
 export function components(): Component[] {
   const out: Component[] = [];
   for (const name of ['bridge', 'tick-gate'])
     if (existsSync(join(ROOT, name, 'index.ts'))) out.push({ name, dir: join(ROOT, name) });
+  if (existsSync(join(ROOT, 'console', 'server', 'index.ts')))
+    out.push({ name: 'console', dir: join(ROOT, 'console', 'server') });
   const functions = join(ROOT, 'functions');
   for (const name of existsSync(functions) ? readdirSync(functions).sort() : []) {
     if (existsSync(join(functions, name, 'index.ts'))) out.push({ name, dir: join(functions, name) });

@@ -9,7 +9,9 @@ import { ROOT } from './manifests.js';
 const CANDIDATES = (name: string) =>
   name === 'bridge' || name === 'tick-gate'
     ? [`${name}/config.ts`]
-    : ['config.ts', 'schema.ts'].map((file) => `functions/${name}/${file}`);
+    : name === 'console'
+      ? ['console/server/config.ts']
+      : ['config.ts', 'schema.ts'].map((file) => `functions/${name}/${file}`);
 
 export interface ConfigSchema {
   file: string;
