@@ -25,6 +25,8 @@ export interface IsolatedStack {
   /** The `unshare` process: its network namespace is the stack's. */
   pid: number;
   output(): string;
+  /** How `npm start` ended (its process group got the Ctrl-C). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Runs `command args` inside the stack's network namespace, in the copy. */
   runInside(
     command: string,
@@ -103,11 +105,14 @@ export async function startIsolatedStack(options: {
   });
   stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => stack.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    stack.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const handle: IsolatedStack = {
     dir,
     pid: stack.pid!,
     output: () => output,
+    exited,
     runInside(command, args, timeoutMs = 30_000) {
       const result = spawnSync('nsenter', [`--net=/proc/${stack.pid}/ns/net`, command, ...args], {
         cwd: dir,

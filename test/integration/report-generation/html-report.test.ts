@@ -1,23 +1,21 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BrowserContext, chromium } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, type TestBrowser } from '../../support/chromium.js';
 import { type Harness, startHarness } from './harness.js';
 import { quarter, random, type SampleDoc, storeDevices, storeSamples } from './telemetry-fixtures.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'report-generation');
-/** Debian's chromium package (`apt-get install chromium`); CHROMIUM_PATH to use another build. Never downloaded. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const HOUR = 3_600_000;
 const D0 = Date.UTC(2026, 4, 4);
 
 describe('the HTML report in real headless Chromium', { timeout: 120_000 }, () => {
   let h: Harness;
   let browser: BrowserContext;
-  let profile: string;
+  let chromiumBrowser: TestBrowser;
 
   beforeAll(async () => {
     h = await startHarness('rg-html');
@@ -43,26 +41,11 @@ describe('the HTML report in real headless Chromium', { timeout: 120_000 }, () =
       }
     }
     await storeSamples(h.mongo, docs, h.now());
-    profile = mkdtempSync(join(tmpdir(), 'kiot-chromium-'));
-    // A fresh --user-data-dir per run; playwright passes it itself through launchPersistentContext.
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    chromiumBrowser = await launchChromium();
+    browser = chromiumBrowser.context;
   }, 60_000);
   afterAll(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await chromiumBrowser?.close();
     await h?.close();
   });
 
