@@ -48,6 +48,8 @@ export async function bundleEntries(entries, outdir) {
       'gcp-metadata',
       'aws4',
       '@aws-sdk/credential-providers',
+      // The browser benchmarks drive Chromium from the repository's node_modules (never part of a deployable).
+      'playwright-core',
     ],
   });
   const sizes = [];

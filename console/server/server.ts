@@ -91,7 +91,10 @@ export function createConsoleServer(options: ConsoleServerOptions): Server {
       }
       if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        return void res.end(JSON.stringify({ status: 'ok', service: 'console' }));
+        // The page is in memory: nothing else to check. (Probing the functions would wake them from zero.)
+        return void res.end(
+          JSON.stringify({ status: 'ok', service: 'console', checks: { page: `${assets.size} files` } }),
+        );
       }
       const asset = assets.get(path);
       if (asset && path !== '/index.html') return serveAsset(req, res, asset);

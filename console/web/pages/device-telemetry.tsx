@@ -45,6 +45,8 @@ function LiveCharts(props: { deviceId: string; spanMs: number }) {
   const [state, setState] = useState<'connecting' | 'live' | 'retrying'>('connecting');
   const [error, setError] = useState<unknown>();
   const frame = useRef<number | undefined>(undefined);
+  /** Sample times heard live since the last redraw: reported with the redraw (`kiot:live-drawn`). */
+  const heard = useRef<number[]>([]);
 
   useEffect(() => {
     const window_ = new LiveWindow(props.spanMs);
@@ -55,6 +57,16 @@ function LiveCharts(props: { deviceId: string; spanMs: number }) {
       frame.current = requestAnimationFrame(() => {
         frame.current = undefined;
         setVersion((n) => n + 1);
+        // Observers (bench:console) learn how late each live sample reached the screen.
+        if (heard.current.length > 0) {
+          const times = heard.current;
+          heard.current = [];
+          window.dispatchEvent(
+            new CustomEvent('kiot:live-drawn', {
+              detail: { deviceId: props.deviceId, sampleTimes: times, drawnAt: Date.now() },
+            }),
+          );
+        }
       });
     };
     let reading: AbortController | undefined;
@@ -78,6 +90,7 @@ function LiveCharts(props: { deviceId: string; spanMs: number }) {
       onReady: reread,
       onGap: reread,
       onSamples: (samples) => {
+        for (const sample of samples) heard.current.push(Date.parse(sample.ts));
         if (window_.add(samples, Date.now()) > 0) redraw();
       },
       onState: setState,

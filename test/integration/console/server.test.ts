@@ -109,7 +109,11 @@ describe('console server', () => {
     expect(again.status).toBe(304);
     expect((await raw(`${base}/assets/nothing.js`)).status).toBe(404);
     expect((await fetch(`${base}/`, { method: 'POST' })).status).toBe(405);
-    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok', service: 'console' });
+    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({
+      status: 'ok',
+      service: 'console',
+      checks: { page: '2 files' },
+    });
   });
 
   it('passes /api/<capability>/… on with the key and the headers an API reads, and nothing else either way', async () => {
