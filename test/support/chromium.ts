@@ -1,7 +1,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium } from 'playwright-core';
 
 /** Debian's chromium package (`apt-get install chromium`); CHROMIUM_PATH to use another build. Never downloaded. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -28,19 +28,43 @@ export interface TestBrowser {
  * inside that process's network namespace (a stack started with `unshare --net`): a wrapper execs it under
  * `nsenter --net`, and playwright still talks to it over its pipe.
  */
+/** The browser's executable: Chromium itself, or a wrapper that runs it in another network namespace. */
+function executableIn(profile: string, networkNamespaceOf: number | undefined): string {
+  if (networkNamespaceOf === undefined) return CHROMIUM;
+  const wrapper = join(profile, 'chromium-in-namespace.sh');
+  writeFileSync(wrapper, `#!/bin/sh\nexec nsenter --net=/proc/${networkNamespaceOf}/ns/net ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
+
+/**
+ * A browser for several independent contexts (each its own cookies, storage and connection pool: several
+ * people at once, where one context would share Chromium's six connections per host among all its pages).
+ */
+export async function launchChromiumBrowser(options: { networkNamespaceOf?: number } = {}): Promise<{
+  browser: Browser;
+  close(): Promise<void>;
+}> {
+  const profile = mkdtempSync(join(tmpdir(), 'kiot-chromium-'));
+  const browser = await chromium.launch({
+    executablePath: executableIn(profile, options.networkNamespaceOf),
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function launchChromium(
   options: { networkNamespaceOf?: number; viewport?: { width: number; height: number } } = {},
 ): Promise<TestBrowser> {
   const profile = mkdtempSync(join(tmpdir(), 'kiot-chromium-'));
-  let executablePath = CHROMIUM;
-  if (options.networkNamespaceOf !== undefined) {
-    executablePath = join(profile, 'chromium-in-namespace.sh');
-    writeFileSync(
-      executablePath,
-      `#!/bin/sh\nexec nsenter --net=/proc/${options.networkNamespaceOf}/ns/net ${CHROMIUM} "$@"\n`,
-    );
-    chmodSync(executablePath, 0o755);
-  }
+  const executablePath = executableIn(profile, options.networkNamespaceOf);
   // A fresh --user-data-dir per run; playwright passes it itself through launchPersistentContext.
   const context = await chromium.launchPersistentContext(join(profile, 'user-data'), {
     executablePath,

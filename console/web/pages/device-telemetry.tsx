@@ -86,15 +86,29 @@ function LiveCharts(props: { deviceId: string; spanMs: number }) {
         },
       );
     };
-    const stop = openLiveStream(api, props.deviceId, {
+    const handlers = {
       onReady: reread,
       onGap: reread,
-      onSamples: (samples) => {
+      onSamples: (samples: Sample[]) => {
         for (const sample of samples) heard.current.push(Date.parse(sample.ts));
         if (window_.add(samples, Date.now()) > 0) redraw();
       },
       onState: setState,
-    });
+    };
+    // A hidden tab lets its stream go (a browser gives one host six HTTP/1.1 connections, and a server holds
+    // every open stream); shown again, it reconnects and reads what it missed.
+    let stopStream: (() => void) | undefined = openLiveStream(api, props.deviceId, handlers);
+    const onVisibility = () => {
+      if (document.visibilityState === 'hidden') {
+        stopStream?.();
+        stopStream = undefined;
+      } else stopStream ??= openLiveStream(api, props.deviceId, handlers);
+    };
+    document.addEventListener('visibilitychange', onVisibility);
+    const stop = () => {
+      document.removeEventListener('visibilitychange', onVisibility);
+      stopStream?.();
+    };
     const trim = setInterval(() => {
       window_.trim(Date.now());
       redraw();
