@@ -48,7 +48,9 @@ const quantile = (values: number[], q: number) =>
 const round = (ms: number) => Math.round(ms);
 
 /** A request made by the page (it runs in the stack's namespace, through the console's proxy). */
-function api(page: Page, authorization: string, path: string, method = 'GET', body?: unknown) {
+// biome-ignore lint/suspicious/noExplicitAny: each caller reads the fields of the answer it asked for
+type Answer = any;
+function api(page: Page, authorization: string, path: string, method = 'GET', body?: unknown): Promise<Answer> {
   return page.evaluate(
     async ({ authorization, path, method, body }) => {
       const response = await fetch(path, {
@@ -58,7 +60,7 @@ function api(page: Page, authorization: string, path: string, method = 'GET', bo
       });
       const text = await response.text();
       if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-      return text ? (JSON.parse(text) as any) : undefined;
+      return text ? (JSON.parse(text) as unknown) : undefined;
     },
     { authorization, path, method, body },
   );

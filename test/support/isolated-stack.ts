@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { takeTurn } from './exclusive.js';
 
 /**
  * `npm start` as a user runs it, in a network namespace of its own (its fixed dev ports never meet anything
@@ -91,6 +92,7 @@ export async function startIsolatedStack(options: {
   const unshare = spawnSync('unshare', ['--net', 'true']);
   if (unshare.status !== 0)
     throw new Error(`this test runs the stack in a network namespace: unshare --net failed (${unshare.stderr})`);
+  const release = await takeTurn('npm-start');
   const dir = copyRepository(options.root, options.prefix ?? 'kiot-stack-');
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   for (const name of ['MQTT_URL', 'REDIS_URL', 'MONGODB_URL', 'KIOT_EXTERNAL_MONGODB', 'KIOT_PROFILE'])
@@ -136,6 +138,7 @@ export async function startIsolatedStack(options: {
       }
       for (const pid of processesIn(dir)) signal(pid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
+      release();
     },
   };
   try {

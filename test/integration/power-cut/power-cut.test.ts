@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBridgeConfig } from '../../../bridge/config.js';
 import { decodeSegment } from '../../../scripts/router/journal-records.js';
+import { takeTurn } from '../../support/exclusive.js';
 
 // The power cut of issue 17, for real. The whole stack of `npm start` (scripts/stack.sh: Mosquitto with
 // per-device credentials, Redis, the MongoDB-compatible server on its H2 file, the router, the bridge and
@@ -185,17 +186,22 @@ async function brokerWindow(stack: Stack): Promise<number> {
 describe('a power cut: every process of the stack SIGKILLed at once, then `npm start` again', () => {
   const stack: Stack = { netns: `kiot-pc-${process.pid}-${Date.now().toString(36)}`, data: '', log: '' };
 
+  let release: (() => void) | undefined;
+
   beforeAll(async () => {
+    // One whole stack at a time on this machine (test/support/exclusive.ts).
+    release = await takeTurn('npm-start');
     stack.data = await mkdtemp(join(tmpdir(), 'kiot-power-cut-'));
     await ip('netns', 'add', stack.netns);
     await ip('netns', 'exec', stack.netns, 'ip', 'link', 'set', 'lo', 'up');
     await startStack(stack);
-  }, 300_000);
+  }, 1_200_000);
 
   afterAll(async () => {
     await powerCut(stack).catch(() => undefined);
     await ip('netns', 'del', stack.netns).catch(() => undefined);
     await rm(stack.data, { recursive: true, force: true });
+    release?.();
   }, 60_000);
 
   it('stores every PUBACKed message exactly once when the cut comes 1 s after the last PUBACK', {

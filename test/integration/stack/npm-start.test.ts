@@ -22,7 +22,7 @@ describe('npm start: a supervised stack', () => {
       },
       ready: /^simulator: 3\/3 online · sent [1-9]/m,
     });
-  }, 300_000);
+  }, 1_200_000);
 
   afterAll(async () => {
     await stack?.stop();
