@@ -1,8 +1,9 @@
-import { type ChildProcess, execFileSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateMosquitto, startMosquitto } from '../../support/mosquitto.js';
 import { uniqueName } from '../../support/services.js';
+import { buildBundles } from '../../unit/knative/lib/build.js';
 import { connectDevice, exited, healthy, spawnBridge, waitUntil } from '../bridge/helpers.js';
 import { type Harness, startHarness, storedSamples } from './harness.js';
 
@@ -20,7 +21,8 @@ describe('a bridge killed with telemetry batches open or in flight', () => {
   let hold: { arrived: () => void; released: Promise<void> } | undefined;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'pipe' });
+    // Under the build lock: another file rebuilding dist/ at the same moment would tear the bundles and maps.
+    buildBundles();
     broker = await startMosquitto({ persistence: false });
     h = await startHarness(
       {},
