@@ -1,5 +1,7 @@
+import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from '../../shared/redis.js';
+import { uniqueName } from './services.js';
 
 /**
  * Every key matching `pattern`, with SCAN (never KEYS) on every master: on a Cluster each master holds
@@ -15,4 +17,20 @@ export async function scanKeys(client: RedisClient, pattern: string): Promise<st
     }),
   );
   return [...new Set(found.flat())];
+}
+
+/**
+ * `count` unique names (at most three) whose hash slots lie in different thirds of the 16,384 slots — the
+ * ranges `redis-cli --cluster create` gives three masters — so that what a test does with them at once (a
+ * batch of several devices, a bulk registration) spans every shard of the test Cluster: one command or
+ * script per slot, on different nodes. On one node or Sentinel they are just unique names.
+ */
+export function namesOnDistinctShards(prefix: string, count: number): string[] {
+  if (count > 3) throw new Error('three shards in the test Cluster');
+  const names = new Map<number, string>();
+  while (names.size < count) {
+    const name = uniqueName(prefix);
+    names.set(Math.floor(calculateSlot(name) / (16_384 / 3)), name);
+  }
+  return [...names.values()];
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { namesOnDistinctShards } from '../../support/redis-keys.js';
 import { uniqueName } from '../../support/services.js';
 import { type Harness, startHarness } from './harness.js';
 
@@ -89,6 +90,20 @@ describe('device-registry broker auth hooks', () => {
     expect((await authn({ clientid: late, username: late, password: created.secret })).result).toBe('allow');
     await h.api(`/devices/${late}`, { method: 'DELETE' });
     expect((await authn({ clientid: late, username: late, password: created.secret })).result).toBe('ignore');
+  });
+
+  it('sees devices registered in bulk after their absence was cached (one DEL per slot on a Cluster)', async () => {
+    const late = namesOnDistinctShards('bulk-late', 3);
+    for (const name of late)
+      expect((await authn({ clientid: name, username: name, password: 'x' })).result).toBe('ignore');
+    const response = await h.api('/devices/bulk', { body: { devices: late.map((name) => ({ id: name })) } });
+    const { results } = (await response.json()) as { results: { id: string; status: string; secret: string }[] };
+    expect(results.map((r) => [r.id, r.status])).toEqual(late.map((name) => [name, 'created']));
+    for (const { id: name, secret: fresh } of results)
+      expect([name, (await authn({ clientid: name, username: name, password: fresh })).result]).toEqual([
+        name,
+        'allow',
+      ]);
   });
 
   it('rejects malformed hook requests with 400', async () => {

@@ -9,6 +9,7 @@ import { createLogger } from '../../../shared/logger.js';
 import { createMongo } from '../../../shared/mongo.js';
 import { createFunctionServer } from '../../../shared/serve.js';
 import { freePort } from '../../support/ports.js';
+import { namesOnDistinctShards } from '../../support/redis-keys.js';
 import { MONGODB_URL, uniqueName } from '../../support/services.js';
 import { type Harness, startHarness, storedSamples } from './harness.js';
 
@@ -24,8 +25,9 @@ describe('telemetry-ingest: telemetry batches', () => {
     .replace(/[^A-Za-z0-9_-]/g, '_')
     .slice(0, 60);
   const dlMongo = createMongo(MONGODB_URL, dbName);
-  const device = uniqueName('bdev');
-  const other = uniqueName('bdev');
+  // On the test Cluster the two devices live on different masters: a batch's admission, presence and live
+  // updates go out as one script per slot.
+  const [device, other] = namesOnDistinctShards('bdev', 2) as [string, string];
 
   beforeAll(async () => {
     const port = await freePort();
