@@ -9,7 +9,7 @@ import { defineConfig } from 'vitest/config';
  * outage, OpenAPI, the registry's API, command-dispatch's MQTT path), or
  * that start private Redis servers of their own (outage, failover) run once.
  */
-const REDIS_SUITES = [
+export const REDIS_SUITES = [
   'test/integration/telemetry-ingest/{alerts,batch,end-to-end,ingest,live,state}.test.ts',
   'test/integration/command-dispatch/{desired-state,idempotency,lifecycle,two-instances}.test.ts',
   'test/integration/device-registry/{auth-hooks,end-to-end}.test.ts',
