@@ -51,6 +51,10 @@ port_of() {
   case $1 in mosquitto) echo "$MQTT_PORT" ;; redis) echo "$REDIS_PORT" ;; mongo) echo "$MONGO_PORT" ;; esac
 }
 
+# A process's command line, NULs as spaces; empty when the process is gone. The 2> comes first: bash applies
+# redirections left to right, so a failed `<` of a missing /proc entry would print before a later 2> applied.
+cmdline_of() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true; }
+
 # Whether a command line (NULs as spaces, one trailing space) is this profile's instance of the service.
 is_service_cmdline() {
   local name=$1 cmdline=$2
@@ -84,7 +88,7 @@ live_pid() {
   [ -f "$file" ] || return 1
   pid=$(cat "$file" 2>/dev/null || true)
   if [[ $pid =~ ^[0-9]+$ ]]; then
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+    cmdline=$(cmdline_of "$pid")
     if [ -n "$cmdline" ] && is_service_cmdline "$name" "$cmdline"; then
       if ! dying "$pid"; then
         echo "$pid"
@@ -130,7 +134,7 @@ adopt() {
   command -v ss >/dev/null 2>&1 || return 1
   pid=$(ss -Htlnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
   [ -n "$pid" ] || return 1
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+  cmdline=$(cmdline_of "$pid")
   is_service_cmdline "$name" "$cmdline" || return 1
   # And ours, not another checkout's on the same port: redis runs in its --dir, mongo where we started it.
   case $name in

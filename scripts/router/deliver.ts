@@ -7,6 +7,7 @@ import type { DeadLetterFile, DeadLetterRecord } from './dead-letter-file.js';
 import { type DeliveryPolicy, retryDelayMs } from './delivery-policy.js';
 import type { TriggerRoute } from './load-manifests.js';
 import type { RouterMetrics } from './metrics.js';
+import type { ServiceReadiness } from './service-readiness.js';
 
 export interface DeliverDeps {
   /**
@@ -37,6 +38,8 @@ export interface DeliverDeps {
       headers?: Record<string, string>;
     },
   ): Promise<PostResult>;
+  /** Holds sends to a local Service that is known to be down (service-readiness.ts); none: never held. */
+  readiness?: ServiceReadiness;
   /** The sender token of a delivery (the Trigger's identity, the target's audience), when sender identity is on. */
   credentials?(trigger: TriggerRoute, target: 'subscriber' | 'dead-letter-sink'): Promise<Record<string, string>>;
 }
@@ -56,6 +59,9 @@ type Attempts =
 /** Knative (eventing pkg/kncloudevents attributes): `knativeerrordata` is at most 1024 characters of base64. */
 export const KNATIVE_ERROR_DATA_MAX_LENGTH = 1024;
 
+/** Network errors that say the process behind the URL is gone (refused, or its socket died with it). */
+const LOST_SERVICE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
 const ceOf = (event: CloudEvent<unknown>) => ({ id: event.id, type: event.type, subject: event.subject });
 
 /**
@@ -71,6 +77,13 @@ async function sendWithRetries(
 ): Promise<Attempts> {
   let last: Attempts = { ok: false, body: Buffer.alloc(0), aborted: false };
   for (let attempt = 1; attempt <= policy.retry + 1; attempt += 1) {
+    // Waiting for a Service to come up holds no send slot and spends no attempt; a stop ends the wait.
+    const held = deps.readiness?.ready(url);
+    if (held) {
+      deps.metrics.held.inc();
+      await held.finally(() => deps.metrics.held.dec());
+    }
+    if (deps.signal.aborted) break;
     try {
       const headers = context.route && (await deps.credentials?.(context.route, context.target));
       const result = await deps.limiter(() =>
@@ -94,6 +107,7 @@ async function sendWithRetries(
     } catch (error) {
       // Knative's dispatcher reports a failed request as 500 with "dispatch error: …" as the body.
       const message = error instanceof Error ? error.message : String(error);
+      if (LOST_SERVICE.has(String((error as { code?: unknown }).code))) deps.readiness?.refused(url);
       last = { ok: false, body: Buffer.from(`dispatch error: ${message}`), error: message, aborted: false };
     }
     const more = attempt <= policy.retry && !deps.signal.aborted;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import pLimit from 'p-limit';
@@ -17,6 +18,7 @@ import { loadTopology, type Topology, type TriggerRoute } from './load-manifests
 import { createRouterMetrics } from './metrics.js';
 import { createLocalIssuer, keepWorkloadTokens, parseWorkloadTokens } from './oidc.js';
 import { sendEvent } from './send.js';
+import { createServiceReadiness } from './service-readiness.js';
 
 /**
  * The local event router: stands in for the Knative Broker on one machine, routing by the Brokers and
@@ -58,6 +60,12 @@ export const routerConfigSchema = baseConfigSchema.extend({
    * one, written to the dead-letter file).
    */
   ROUTER_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /**
+   * How long a delivery to a Service of ROUTER_SERVICES waits for it to answer `GET /healthz` while it is known to
+   * be down (not yet up, or refusing connections), before the Trigger's retries take over (service-readiness.ts).
+   * 0: never wait (Triggers retry at once, as against a cluster Service without the activator).
+   */
+  ROUTER_SERVICE_HOLD_MS: z.coerce.number().int().min(0).default(0),
   /**
    * `on`: the router plays Knative's sender identity on both sides (scripts/router/oidc.ts): the ingress refuses
    * events without a producer token the Broker's EventPolicies allow, every delivery carries a token signed with
@@ -112,6 +120,8 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
   const metrics = createRouterMetrics(deps.registry, () => journal.pending());
   const dispatcher = deps.dispatcher ?? createEventDispatcher(config.ROUTER_CONCURRENCY);
   const stopping = new AbortController();
+  // Every backoff wait and held delivery listens for the stop: thousands at once are normal, not a leak.
+  setMaxListeners(0, stopping.signal);
   // Sender identity: the local issuer, the EventPolicies of knative/ (the `oidc` overlay), the workload tokens.
   const oidc = config.ROUTER_OIDC === 'on' ? await startOidc(config, logger) : undefined;
   const core = createBrokerCore({
@@ -124,6 +134,12 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     limiter: pLimit(config.ROUTER_CONCURRENCY),
     signal: stopping.signal,
     send: sendEvent,
+    readiness: createServiceReadiness({
+      services: config.ROUTER_SERVICES,
+      signal: stopping.signal,
+      logger,
+      holdMs: config.ROUTER_SERVICE_HOLD_MS,
+    }),
     ...(oidc ? { credentials: oidc.credentials } : {}),
   });
   const brokers = [...topology.brokers.keys()];

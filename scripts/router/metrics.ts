@@ -8,6 +8,8 @@ export interface RouterMetrics {
   retried: Counter<'trigger'>;
   deadLettered: Counter<'trigger' | 'destination'>;
   replayed: Counter;
+  /** Deliveries waiting for their Service to answer its health check (service-readiness.ts). */
+  held: Gauge;
 }
 
 /** `journalPending`: events accepted and not yet delivered to every Trigger (read at each scrape). */
@@ -49,6 +51,11 @@ export function createRouterMetrics(registry = new Registry(), journalPending: (
     replayed: new Counter({
       name: 'kiot_router_events_replayed_total',
       help: 'Events an earlier run journaled and did not finish, delivered again at start',
+      registers: [registry],
+    }),
+    held: new Gauge({
+      name: 'kiot_router_deliveries_held',
+      help: 'Deliveries waiting for their Service (starting, or restarting after it died) to answer its health check',
       registers: [registry],
     }),
   };

@@ -63,6 +63,9 @@ const router = component('router', config.ROUTER_PORT, {
   KNATIVE_DIR: 'knative',
   ROUTER_SERVICES: services,
   ROUTER_DEAD_LETTER_FILE: join(config.KIOT_DATA_DIR, 'dead-letters.jsonl'),
+  // A delivery (a journal replayed at start, a backlog) waits up to 2 minutes for a function that is starting
+  // or being restarted, instead of spending its retries on a closed port.
+  ROUTER_SERVICE_HOLD_MS: '120000',
   ...eventAuth?.router,
 });
 const bridge = component('bridge', config.BRIDGE_PORT, {
@@ -125,9 +128,13 @@ function stopStack(status: number): Promise<never> {
 }
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopStack(0));
 
+// The router first: it holds the sender-identity keys and tokens, and holds its deliveries until each
+// function answers its health check. Then the functions; the bridge last, so the backlog its MQTT session
+// kept while the stack was down flows only once there is someone to deliver it to.
 try {
   await supervisor.start(router);
-  await Promise.all([bridge, ...appSpecs].map((spec) => supervisor.start(spec)));
+  await Promise.all(appSpecs.map((spec) => supervisor.start(spec)));
+  await supervisor.start(bridge);
 } catch (error) {
   say(error instanceof Error ? error.message : String(error));
   await stopStack(1);

@@ -59,6 +59,8 @@ describe('services.sh: liveness from pid, command line and port; a restart after
       KIOT_MONGO_PORT: String(ports.mongo),
       KIOT_MQTT_DYNSEC: '0',
     };
+    // Its own services, even when the suite runs against an external MongoDB (MONGODB_URL).
+    delete env.KIOT_EXTERNAL_MONGODB;
     // A live process that is none of the services, as a recycled pid after a reboot would be.
     bystander = spawn('sleep', ['600'], { stdio: 'ignore' });
   });
@@ -80,6 +82,18 @@ describe('services.sh: liveness from pid, command line and port; a restart after
     for (const name of SERVICES) await writeFile(join(dir, `${name}.pid`), `${bystander.pid}\n`);
     expect((await services('stop')).code).toBe(0);
     expect(alive(bystander.pid!)).toBe(true);
+
+    // A pid that is gone altogether (no /proc entry): cleared quietly, with one line saying so.
+    const gone = spawn('true');
+    await new Promise((resolve) => gone.once('exit', resolve));
+    for (const name of SERVICES) await writeFile(join(dir, `${name}.pid`), `${gone.pid}\n`);
+    const cleared = await services('status');
+    expect(cleared.code).toBe(3);
+    for (const name of SERVICES)
+      expect(cleared.out).toContain(
+        `cleared the stale pid file of ${name} (pid '${gone.pid}' is not a running ${name})`,
+      );
+    expect(cleared.out).not.toMatch(/No such file or directory/);
 
     for (const name of SERVICES) await writeFile(join(dir, `${name}.pid`), `${bystander.pid}\n`);
     const started = await services('start');
@@ -117,6 +131,7 @@ describe('services.sh: liveness from pid, command line and port; a restart after
 
     const restarted = await services('start');
     expect(restarted.code, restarted.out).toBe(0);
+    expect(restarted.out).not.toMatch(/No such file or directory/);
     for (const [i, name] of SERVICES.entries()) expect(await pidOf(name)).not.toBe(killed[i]);
 
     const mongoAgain = await new MongoClient(`mongodb://127.0.0.1:${ports.mongo}`).connect();
