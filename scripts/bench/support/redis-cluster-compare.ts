@@ -21,6 +21,8 @@ interface Store {
   name: 'single' | 'cluster';
   url: string;
   pids: number[];
+  /** The ports of its nodes (masters and replicas): commands are counted on the masters. */
+  ports: number[];
 }
 
 interface Outcome {
@@ -29,6 +31,19 @@ interface Outcome {
   storageStep: number;
   /** CPU µs of the store's Redis processes per message through the function (all phases). */
   redisUsPerMessage: number;
+  /** Commands the store's masters executed per message (INFO commandstats; load does not change it). */
+  commandsPerMessage: number;
+}
+
+/** Commands executed so far by the masters among `ports` (a replica's replicated writes are not counted). */
+async function commandsServed(ports: number[]): Promise<number> {
+  let total = 0;
+  for (const port of ports) {
+    const info = (await run('redis-cli', ['-p', String(port), 'INFO', 'all'])).stdout;
+    if (!/^role:master/m.test(info)) continue;
+    for (const match of info.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) total += Number(match[1]);
+  }
+  return total;
 }
 
 const median = (values: number[]) => {
@@ -45,6 +60,7 @@ function messagesPerRun(): number {
 
 async function benchOnce(bundle: string, store: Store): Promise<Outcome> {
   const before = store.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const commandsBefore = await commandsServed(store.ports);
   const child = spawn(process.execPath, [bundle], {
     env: { ...process.env, REDIS_URL: store.url },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -55,11 +71,13 @@ async function benchOnce(bundle: string, store: Store): Promise<Outcome> {
   if (code !== 0) throw new Error(`the ingest benchmark on ${store.name} exited with ${code}`);
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as { value: number; storage_step: number };
   const cpu = store.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
+  const commands = (await commandsServed(store.ports)) - commandsBefore;
   return {
     store: store.name,
     stored: result.value,
     storageStep: result.storage_step,
     redisUsPerMessage: Math.round((cpu * 1e6) / messagesPerRun()),
+    commandsPerMessage: Math.round((commands / messagesPerRun()) * 100) / 100,
   };
 }
 
@@ -73,7 +91,7 @@ async function startSingle(): Promise<{ store: Store; child: ChildProcess }> {
     },
   );
   await waitForPort(port, child);
-  return { store: { name: 'single', url: `redis://127.0.0.1:${port}`, pids: [child.pid!] }, child };
+  return { store: { name: 'single', url: `redis://127.0.0.1:${port}`, pids: [child.pid!], ports: [port] }, child };
 }
 
 async function startCluster(dir: string): Promise<Store> {
@@ -83,8 +101,10 @@ async function startCluster(dir: string): Promise<Store> {
   const { stdout: status } = await run('bash', ['scripts/redis-topologies.sh', 'status'], { env }).catch(
     (error: { stdout: string }) => error,
   );
-  const pids = [...status.matchAll(/^cluster-\d+ running \(pid (\d+)\)/gm)].map((m) => Number(m[1]));
-  return { name: 'cluster', url: /^REDIS_CLUSTER_URL=(.*)$/m.exec(stdout)![1]!, pids };
+  const nodes = [...status.matchAll(/^cluster-(\d+) running \(pid (\d+)\)/gm)];
+  const pids = nodes.map((m) => Number(m[2]));
+  const ports = nodes.map((m) => Number(m[1]));
+  return { name: 'cluster', url: /^REDIS_CLUSTER_URL=(.*)$/m.exec(stdout)![1]!, pids, ports };
 }
 
 export async function compareOnRedisCluster(bundle: string): Promise<void> {
@@ -105,7 +125,7 @@ export async function compareOnRedisCluster(bundle: string): Promise<void> {
         log(`--- run ${outcomes.length + 1}: ${store.name}`);
         const outcome = await benchOnce(bundle, store);
         log(
-          `${store.name}: stored ${outcome.stored} msg/s, storage step ${outcome.storageStep} msg/s, Redis ${outcome.redisUsPerMessage} µs CPU per message`,
+          `${store.name}: stored ${outcome.stored} msg/s, storage step ${outcome.storageStep} msg/s, Redis ${outcome.redisUsPerMessage} µs CPU and ${outcome.commandsPerMessage} commands per message`,
         );
         outcomes.push(outcome);
       }
@@ -136,6 +156,11 @@ export async function compareOnRedisCluster(bundle: string): Promise<void> {
         single: of('single', (o) => o.redisUsPerMessage),
         cluster: of('cluster', (o) => o.redisUsPerMessage),
       },
+      redis_commands_per_msg: {
+        single: of('single', (o) => o.commandsPerMessage),
+        cluster: of('cluster', (o) => o.commandsPerMessage),
+      },
+      load_average: loadavg().map((l) => Math.round(l * 100) / 100),
       runs: outcomes,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
