@@ -9,8 +9,10 @@
 # Node 20 on Debian 12 slim, pinned to the patch release (scripts/image/base.sh reads the version from here).
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
-# 1. Build: all dependencies, then esbuild bundles every deployable into dist/<name>.bundle.js (started by the
-#    launcher dist/<name>.js, which turns source maps on first).
+# 1. Build: all dependencies, then esbuild bundles every deployable, the functions framework included, into
+#    dist/<name>.bundle.cjs (started by the launcher dist/<name>.js), and the build trains each bundle's V8 code
+#    cache by starting it once with its manifest's Node options (knative/deploy-values.json): this image's Node
+#    makes the cache this image's Node reads. docs/performance.md, "Cold start".
 # Behind a TLS-intercepting proxy, pass its CA bundle as the build secret `npm-ca` (`--secret
 # id=npm-ca,src=…`; scripts/image/build.sh does): a secret is mounted for this step only, never stored
 # in a layer. npm 10 can exit 0 after "Exit handler never called!" without installing everything, so
@@ -23,33 +25,24 @@ RUN --mount=type=secret,id=npm-ca,required=false \
  && npm ci --no-audit --no-fund --ignore-scripts \
  && npm ls --omit=optional >/dev/null
 COPY tsconfig.json ./
-COPY scripts/build.mjs scripts/build-console.mjs scripts/
+COPY scripts/build.mjs scripts/build-console.mjs scripts/launcher.mjs scripts/deploy-values.mjs scripts/
+COPY knative/deploy-values.json knative/deploy-values.json
 COPY shared shared
 COPY functions functions
 COPY bridge bridge
 COPY tick-gate tick-gate
 COPY console console
 RUN npm run build \
- && rm -f dist/bench-* dist/router.* dist/simulator.* dist/stack.*
+ && rm -f dist/bench-* dist/router.* dist/simulator.* dist/stack.* \
+ && node -e "const fs=require('fs');const p=require('./package.json');fs.writeFileSync('runtime-package.json',JSON.stringify({name:p.name,version:p.version,private:true,type:p.type},null,2));"
 
-# 2. Runtime dependencies: only what stays outside the bundles (scripts/build.mjs `external`): the functions
-# framework, at the versions the lockfile pins.
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN --mount=type=secret,id=npm-ca,required=false \
-    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi \
- && node -e "const fs=require('fs');const p=require('./package.json');const keep='@google-cloud/functions-framework';p.dependencies={[keep]:p.dependencies[keep]};delete p.devDependencies;delete p.overrides;delete p.scripts;fs.writeFileSync('package.json',JSON.stringify(p,null,2));" \
- && npm install --omit=dev --no-audit --no-fund --ignore-scripts \
- && node --input-type=module -e "await import('@google-cloud/functions-framework')"
-
-# 3. Runtime: non-root, read-only friendly (nothing is written at run time).
+# 2. Runtime: non-root, read-only friendly (nothing is written at run time). No node_modules: the bundles hold
+# every dependency; package.json only says that dist/*.js are ES modules (the launchers).
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     KIOT_DEPLOYABLE=""
 WORKDIR /app
-COPY --from=deps --chown=root:root /app/node_modules ./node_modules
-COPY --from=deps --chown=root:root /app/package.json ./package.json
+COPY --from=build --chown=root:root /app/runtime-package.json ./package.json
 COPY --from=build --chown=root:root /app/dist ./dist
 # The `node` user of the base image, by number so that Kubernetes can verify runAsNonRoot.
 USER 1000:1000

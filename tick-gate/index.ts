@@ -58,8 +58,7 @@ const app = createFunctionApp({
 });
 
 const server = createPlainServer(app, 64 * 1024);
-await new Promise<void>((resolve) => server.listen(config.PORT, resolve));
-logger.info({ port: (server.address() as AddressInfo).port }, 'tick gate listening');
+server.listen(config.PORT, () => logger.info({ port: (server.address() as AddressInfo).port }, 'tick gate listening'));
 
 const stop = (signal: string) => {
   logger.info({ signal }, 'stopping');

@@ -27,4 +27,4 @@ const handler = createApiKeysApp(
     health: { mongodb: async () => (await mongo.db()).command({ ping: 1 }) },
   },
 );
-await serveFunction(SERVICE, handler, { port: config.PORT, logger, onShutdown: () => mongo.close() });
+void serveFunction(SERVICE, handler, { port: config.PORT, logger, onShutdown: () => mongo.close() });

@@ -30,7 +30,7 @@ const stopSweep =
     ? runtime.startSweepTimer(config.COMMAND_SWEEP_INTERVAL_MS, logger)
     : () => undefined;
 
-await serveFunction(SERVICE, handler, {
+void serveFunction(SERVICE, handler, {
   port: config.PORT,
   logger,
   onShutdown: async () => {

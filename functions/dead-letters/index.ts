@@ -12,7 +12,7 @@ const config = loadConfig(deadLettersConfigSchema, process.env);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const mongo = connectMongo(config);
 
-await serveFunction(SERVICE, createDeadLettersApp(config, { mongo, logger }), {
+void serveFunction(SERVICE, createDeadLettersApp(config, { mongo, logger }), {
   port: config.PORT,
   logger,
   onShutdown: () => mongo.close(),

@@ -10,11 +10,11 @@ import { configSchema, SERVICE } from './schema.js';
 
 exitOnFatalErrors(SERVICE);
 if (process.argv[2] === 'mint-api-key') {
-  await mintApiKeyCli(process.argv.slice(3), (line) => process.stdout.write(`${line}\n`));
+  void mintApiKeyCli(process.argv.slice(3), (line) => process.stdout.write(`${line}\n`));
 } else {
   const config = loadConfig(configSchema);
   const logger = createLogger(SERVICE, config.LOG_LEVEL);
   if (config.API_KEYS.length === 0) logger.warn('API_KEYS is empty: every app route answers 401');
   const registry = buildRegistry(config, logger);
-  await serveFunction(SERVICE, registry.handler, { port: config.PORT, logger, onShutdown: registry.close });
+  void serveFunction(SERVICE, registry.handler, { port: config.PORT, logger, onShutdown: registry.close });
 }

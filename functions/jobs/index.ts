@@ -27,7 +27,7 @@ const ctx = { logger, invocationId: 'scheduler' };
 const stopTimer =
   config.JOBS_TICK_INTERVAL_MS > 0 ? runtime.scheduler.startTimer(config.JOBS_TICK_INTERVAL_MS, ctx) : () => undefined;
 
-await serveFunction(SERVICE, handler, {
+void serveFunction(SERVICE, handler, {
   port: config.PORT,
   logger,
   onShutdown: async () => {

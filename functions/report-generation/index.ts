@@ -62,7 +62,7 @@ if (config.SCHEDULE_TICK_SECONDS > 0) {
   timer.unref();
 }
 
-await serveFunction(SERVICE, handler, {
+void serveFunction(SERVICE, handler, {
   port: config.PORT,
   logger,
   onShutdown: async () => {

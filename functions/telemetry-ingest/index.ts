@@ -11,4 +11,4 @@ const config = loadConfig(configSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
 const app = createTelemetryIngestApp({ config, logger });
 app.start();
-await serveFunction(SERVICE, app.handler, { port: config.PORT, logger, onShutdown: () => app.close() });
+void serveFunction(SERVICE, app.handler, { port: config.PORT, logger, onShutdown: () => app.close() });

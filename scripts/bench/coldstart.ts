@@ -2,7 +2,8 @@
 // touches the real services), next to a bare Node HTTP server started the same way in the same run; bundle
 // sizes and resident memory once ready. Beside them the framework floor: the functions framework serving a
 // one-line function, the least any deployable of this architecture can cost. Several runs, in rotating order, medians reported.
-//   npm run bench:coldstart            (BENCH_RUNS=7, services from MQTT_URL / REDIS_URL / MONGODB_URL)
+//   npm run bench:coldstart            (BENCH_RUNS=7, services from MQTT_URL / REDIS_URL / MONGODB_URL;
+//                                      BENCH_ONLY=api-keys,bridge measures those deployables only)
 // The last line is one JSON object: {"bench":"coldstart","value":<slowest ms>,"limit":<framework floor ms>,"ratio",…}.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +35,7 @@ function deployables(): string[] {
   return readdirSync(DIST)
     .filter((file) => /^[a-z-]+\.js$/.test(file) && !/^(bench-|router\.|simulator\.|stack\.)/.test(file))
     .map((file) => file.replace(/\.js$/, ''))
+    .filter((name) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(name))
     .sort();
 }
 
@@ -190,7 +192,7 @@ async function main() {
     const reference = target.name === 'bare' || target.name === 'framework-floor';
     const kib = reference
       ? (statSync(target.file, { throwIfNoEntry: false })?.size ?? 0)
-      : statSync(target.file.replace(/\.js$/, '.bundle.js')).size / 1024;
+      : statSync(target.file.replace(/\.js$/, '.bundle.cjs')).size / 1024;
     write(
       `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${(ms / floorMs).toFixed(2).padStart(8)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
     );

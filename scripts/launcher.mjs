@@ -1,0 +1,92 @@
+// Starts a deployable's CommonJS bundle (dist/<name>.bundle.cjs) the way Node's own loader would, with two
+// differences that make a cold start cheap (docs/performance.md, "Cold start"); scripts/build.mjs copies this
+// file into dist/ and writes `dist/<name>.js`, which calls `launch`.
+// 1. V8's code cache: the bundle is compiled through vm.Script with the bytecode the build recorded
+//    (dist/<name>.bundle.cjs.cache, made by running the bundle once: `train`), so V8 neither parses the
+//    3 MB of JavaScript nor compiles the functions a start runs. Node 20 has no module.enableCompileCache;
+//    V8 checks the cache against the source and its own flags and ignores one that does not match.
+// 2. Source maps only when a stack is read: Node's --enable-source-maps measures every line of the bundle
+//    when it loads it; here the trimmed map (kiot's own sources) is read the first time a stack trace is
+//    formatted, and kiot's frames name the TypeScript sources.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire, SourceMap } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants, Script } from 'node:vm';
+
+/** Runs the bundle at `bundleUrl` as a CommonJS module, compiled with its code cache when V8 accepts it. */
+export function launch(bundleUrl) {
+  const file = fileURLToPath(bundleUrl);
+  mapStacksOnRead(file, `${file}.map`);
+  const cacheFile = `${file}.cache`;
+  let cachedData;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // No cache (a test's own bundle, a build that could not train): V8 compiles the source.
+  }
+  // The bundle is the module's wrapper function (scripts/build.mjs): compiled as read, one copy of the source.
+  const script = new Script(readFileSync(file, 'utf8'), {
+    filename: file,
+    cachedData,
+    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  if (process.env.KIOT_CODE_CACHE_TRAIN === '1') {
+    // scripts/build.mjs trains the cache: after the bundle has started (and answered a request), it sends
+    // SIGUSR2, and the cache written then holds the bytecode of every function the start ran.
+    process.once('SIGUSR2', () => {
+      writeFileSync(`${cacheFile}.tmp`, script.createCachedData());
+      renameSync(`${cacheFile}.tmp`, cacheFile);
+      process.exit(0);
+    });
+  }
+  // The bundle requires only Node's built-ins (and, inside try, optional add-ons that are absent).
+  const module = { exports: {}, id: file, filename: file, loaded: false };
+  const wrapper = script.runInThisContext();
+  wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+  module.loaded = true;
+}
+
+/**
+ * Formats stack traces as V8 does, with the bundle's frames mapped to the TypeScript sources through the
+ * source map next to it. The map is read on the first stack formatted, never at start; frames without a
+ * mapping (library code, which the build's map leaves out) keep their bundle position.
+ */
+function mapStacksOnRead(file, mapFile) {
+  let map;
+  const sourceMap = () => {
+    if (map === undefined) {
+      try {
+        map = new SourceMap(JSON.parse(readFileSync(mapFile, 'utf8')));
+      } catch {
+        map = null;
+      }
+    }
+    return map;
+  };
+  const base = dirname(mapFile);
+  const frame = (site) => {
+    const text = site.toString();
+    if (site.getFileName() !== file) return text;
+    const line = site.getLineNumber();
+    const column = site.getColumnNumber();
+    const entry = sourceMap()?.findEntry(line - 1, column - 1);
+    if (!entry?.originalSource) return text;
+    const position = `${file}:${line}:${column}`;
+    const original = `${resolve(base, entry.originalSource)}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
+    return text.replace(position, original);
+  };
+  Error.prepareStackTrace = (error, sites) => {
+    const head = errorHead(error);
+    return sites.length === 0 ? head : `${head}\n${sites.map((site) => `    at ${frame(site)}`).join('\n')}`;
+  };
+}
+
+/** The first line of a stack, as V8 writes it: `Name: message`, or only the name when there is no message. */
+function errorHead(error) {
+  try {
+    return Error.prototype.toString.call(error);
+  } catch {
+    return '<error>';
+  }
+}
