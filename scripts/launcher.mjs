@@ -78,7 +78,10 @@ function mapStacksOnRead(file, mapFile) {
   };
   Error.prepareStackTrace = (error, sites) => {
     const head = errorHead(error);
-    return sites.length === 0 ? head : `${head}\n${sites.map((site) => `    at ${frame(site)}`).join('\n')}`;
+    // Node's domain module formats a stack as it loads (where it was first required; the functions framework
+    // requires it at every start) that nobody reads unless domains are misused: not worth reading the map for.
+    const format = sites[0]?.getFileName() === 'node:domain' ? (site) => site.toString() : frame;
+    return sites.length === 0 ? head : `${head}\n${sites.map((site) => `    at ${format(site)}`).join('\n')}`;
   };
 }
 

@@ -16,7 +16,11 @@ export interface TtlCache<T> {
 export function createTtlCache<T>(options: { ttlMs: number; maxEntries: number; now?: () => number }): TtlCache<T> {
   if (options.ttlMs <= 0) return { get: () => undefined, set: () => {}, size: 0 };
   const cache = new LRUCache<string, { value: T }>({
-    max: options.maxEntries,
+    // The bound as a size of one per entry, not lru-cache's `max`: `max` allocates its arrays for every entry up
+    // front (100,000 entries with a TTL: ~3 MB and tens of milliseconds of a cold start, per cache), while a
+    // `maxSize` cache grows with what it holds. Eviction is the same: least recently used first.
+    maxSize: options.maxEntries,
+    sizeCalculation: () => 1,
     ttl: options.ttlMs,
     // An injected clock (tests, and the composition root's `now`) is read on every lookup, as lru-cache
     // otherwise memoises the time for `ttlResolution` ms.

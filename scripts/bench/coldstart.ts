@@ -2,7 +2,7 @@
 // touches the real services), next to a bare Node HTTP server started the same way in the same run; bundle
 // sizes and resident memory once ready. Beside them the framework floor: the functions framework serving a
 // one-line function, the least any deployable of this architecture can cost. Several runs, in rotating order, medians reported.
-//   npm run bench:coldstart            (BENCH_RUNS=7, services from MQTT_URL / REDIS_URL / MONGODB_URL;
+//   npm run bench:coldstart            (BENCH_RUNS=7, services from REDIS_URL / MONGODB_URL, a private Mosquitto;
 //                                      BENCH_ONLY=api-keys,bridge measures those deployables only)
 // The last line is one JSON object: {"bench":"coldstart","value":<slowest ms>,"limit":<framework floor ms>,"ratio",…}.
 import { spawn } from 'node:child_process';
@@ -12,11 +12,12 @@ import { createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startMosquitto } from '../../test/support/mosquitto.js';
 import { freePort } from '../../test/support/ports.js';
+import { cpuSeconds } from './support/cpu.js';
 import { productionNodeOptions } from './support/deploy-values.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
-const MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:26379';
 const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
 const RATIO_TARGET = 1.5;
@@ -63,6 +64,8 @@ function rssMb(pid: number): number {
 interface Sample {
   ms: number;
   rssMb: number;
+  /** CPU the process used until ready (10 ms ticks): what a start costs, whatever else runs on the machine. */
+  cpuMs: number;
 }
 
 async function startOnce(
@@ -84,7 +87,7 @@ async function startOnce(
       const status = await probe(port);
       if (status !== undefined && status >= 200 && status < 300) {
         const ms = performance.now() - started;
-        return { ms, rssMb: rssMb(child.pid!) };
+        return { ms, rssMb: rssMb(child.pid!), cpuMs: cpuSeconds(child.pid!) * 1000 };
       }
       if (performance.now() - started > 30_000)
         throw new Error(`${file} not ready in 30 s (last status ${status}): ${stderr.slice(-500)}`);
@@ -113,6 +116,10 @@ async function main() {
   });
   await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
   const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/`;
+  // A broker of its own: the bridge is ready once its sessions have subscribed, and on a shared broker its share
+  // group would also take every other client's device traffic (and what queued for it between two starts).
+  const broker = await startMosquitto({ persistence: false });
+  const MQTT_URL = broker.url;
   const dir = mkdtempSync(join(tmpdir(), 'kiot-coldstart-'));
   const bare = join(dir, 'bare-server.mjs');
   writeFileSync(
@@ -171,17 +178,19 @@ async function main() {
     }
   }
   sink.close();
+  await broker.dispose();
   rmSync(dir, { recursive: true, force: true });
 
   const bareMs = median(samples.get('bare')!.map((s) => s.ms));
   const floorMs = median(samples.get('framework-floor')!.map((s) => s.ms));
+  const floorCpuMs = median(samples.get('framework-floor')!.map((s) => s.cpuMs));
   // The limit is the framework floor of the same run (issue 14): a deployable may cost at most half of it again.
   const result: Record<string, unknown> = { bench: 'coldstart', value: 0, unit: 'ms', limit: round(floorMs), ratio: 0 };
   write(
     `runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the framework floor and < ${RSS_LIMIT_MB} MB resident; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
   );
   write(
-    `${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'× floor'.padStart(8)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`,
+    `${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'× floor'.padStart(8)} ${'CPU ms'.padStart(7)} ${'CPU × floor'.padStart(12)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`,
   );
   let slowest = 0;
   let slowestName = '';
@@ -189,20 +198,23 @@ async function main() {
   for (const target of targets) {
     const ms = median(samples.get(target.name)!.map((s) => s.ms));
     const rss = median(samples.get(target.name)!.map((s) => s.rssMb));
+    const cpuMs = median(samples.get(target.name)!.map((s) => s.cpuMs));
     const reference = target.name === 'bare' || target.name === 'framework-floor';
     const kib = reference
       ? (statSync(target.file, { throwIfNoEntry: false })?.size ?? 0)
       : statSync(target.file.replace(/\.js$/, '.bundle.cjs')).size / 1024;
     write(
-      `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${(ms / floorMs).toFixed(2).padStart(8)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
+      `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${(ms / floorMs).toFixed(2).padStart(8)} ${cpuMs.toFixed(0).padStart(7)} ${(cpuMs / floorCpuMs).toFixed(2).padStart(12)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
     );
     const key = target.name.replace(/-/g, '_');
     result[`${key}_ms`] = round(ms);
     result[`${key}_rss_mb`] = round(rss);
+    result[`${key}_cpu_ms`] = round(cpuMs);
     if (target.name === 'bare') continue;
     result[`${key}_ratio`] = round(ms / bareMs, 2);
     if (reference) continue;
     result[`${key}_ratio_to_floor`] = round(ms / floorMs, 2);
+    result[`${key}_cpu_ratio_to_floor`] = round(cpuMs / floorCpuMs, 2);
     result[`${key}_bundle_kib`] = Math.round(kib);
     if (ms > slowest) {
       slowest = ms;
