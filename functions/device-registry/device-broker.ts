@@ -11,6 +11,11 @@ import type { DynsecClient, DynsecCommand, DynsecResponse } from './dynsec.js';
  * "already exists" on create repairs the existing client, "not found" on delete is success.
  */
 export interface DeviceBroker {
+  /**
+   * Whether the broker keeps credentials of its own (dynsec) that a registration must write before the device
+   * is announced; false when the broker asks the registry (hooks): the stored hash is then the credential.
+   */
+  readonly storesCredentials: boolean;
   /** Creates, or repairs, the clients and roles of these devices (also how a secret is rotated). */
   provision(devices: readonly BrokerDevice[]): Promise<void>;
   /** Disabling kicks a connected client at once (dynsec disableClient). */
@@ -89,6 +94,7 @@ export function createDeviceBroker(dynsec: DynsecClient): DeviceBroker {
   }
 
   return {
+    storesCredentials: true,
     async provision(devices) {
       for (let i = 0; i < devices.length; i += CHUNK) await provisionChunk(devices.slice(i, i + CHUNK));
     },
@@ -115,6 +121,7 @@ export function createDeviceBroker(dynsec: DynsecClient): DeviceBroker {
  */
 export function createHookOnlyBroker(): DeviceBroker {
   return {
+    storesCredentials: false,
     provision: async () => undefined,
     setEnabled: async () => undefined,
     remove: async () => undefined,

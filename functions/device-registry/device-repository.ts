@@ -233,6 +233,8 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
     settleMany: (delivered) =>
       withMongo(async () => {
         if (delivered.length === 0) return;
+        // One update per document by _id, not one updateMany over `_id: {$in: ids}`: mongo-java-server scans for
+        // an $in (measured: 1,000 ids take ~1 s there, this ~0.1 s); MongoDB is fast either way.
         await (await devices()).bulkWrite(
           delivered.map(({ id, eventId }) => ({
             updateOne: { filter: { _id: id }, update: { $pull: { pendingEvents: { id: eventId } } } },

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DEVICE_BATCH_MAX_ITEMS, deviceBatchId } from '../../shared/device-batch.js';
 import { DEVICES_COLLECTION } from '../../shared/devices.js';
 import type { Emitter } from '../../shared/emitter.js';
 import { AppError } from '../../shared/errors.js';
@@ -68,8 +69,10 @@ export interface Outbox {
    */
   deliver(id: string, known?: Pending): Promise<void>;
   /**
-   * The one event each of many new documents owes (a bulk registration): emitted concurrently, then settled in
-   * one write. Stops at the first sink failure and throws it; what was not settled stays for a flush.
+   * The one `registered` event each of many new documents owes (a bulk registration): emitted as
+   * `io.kiot.device.registered.batch` events of up to `DEVICE_BATCH_MAX_ITEMS` (shared/device-batch.ts), then
+   * settled in one write. Stops at the first sink failure and throws it; what was not settled stays for a flush,
+   * which emits those devices' events one by one with the same ids.
    */
   deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void>;
   /** One bounded pass: devices with events older than `staleMs`, at most `limit`; stops when the sink fails. */
@@ -101,6 +104,9 @@ export interface OutboxOptions {
   /** Flush period of the local timer, and the least gap between flushes started by requests; 0: no timer. */
   intervalMs: number;
 }
+
+/** A bulk registration's devices, announced together (shared/device-batch.ts). */
+export const DEVICE_REGISTERED_BATCH = 'io.kiot.device.registered.batch';
 
 const rejectedBySink = (error: unknown) => error instanceof AppError && error.code === 'event_rejected_by_sink';
 
@@ -193,29 +199,24 @@ export function createOutbox(options: OutboxOptions): Outbox {
 
   async function deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void> {
     const delivered: { id: string; eventId: string }[] = [];
-    let next = 0;
     let failure: unknown;
-    const worker = async () => {
-      while (next < fresh.length && failure === undefined) {
-        const { id, event } = fresh[next++]!;
-        try {
-          await emitter.emit({
-            type: event.type,
-            subject: event.subject,
-            id: event.id,
-            time: event.at.toISOString(),
-            data: event.data,
-          });
-          delivered.push({ id, eventId: event.id });
-        } catch (error) {
-          if (rejectedBySink(error)) {
-            logger.error({ err: error, event }, 'event refused by the sink for good; dropped from the outbox');
-            delivered.push({ id, eventId: event.id });
-          } else failure ??= error;
-        }
+    for (let start = 0; start < fresh.length && failure === undefined; start += DEVICE_BATCH_MAX_ITEMS) {
+      const chunk = fresh.slice(start, start + DEVICE_BATCH_MAX_ITEMS);
+      const items = chunk.map(({ event }) => ({
+        id: event.id,
+        subject: event.subject,
+        time: event.at.toISOString(),
+        data: event.data,
+      }));
+      try {
+        await emitter.emit({ type: DEVICE_REGISTERED_BATCH, id: deviceBatchId(items), data: items });
+        for (const { id, event } of chunk) delivered.push({ id, eventId: event.id });
+      } catch (error) {
+        // Refused as a whole (a 4xx): its devices stay pending, and the flush announces each on its own.
+        if (rejectedBySink(error)) logger.error({ err: error }, 'batch of registrations refused by the sink');
+        else failure = error;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(32, fresh.length) }, worker));
+    }
     await store.settleMany(delivered);
     if (failure !== undefined) throw failure;
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { CloudEvent } from '../../shared/cloudevents.js';
 import type { DeviceAuthenticator } from '../../shared/device-auth.js';
+import { DEVICE_BATCH_MAX_ITEMS, deviceBatchItemSchema } from '../../shared/device-batch.js';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import {
@@ -13,7 +14,7 @@ import {
 import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
 import { artifactOperations } from './artifact-routes.js';
 import type { JobDeps } from './deps.js';
-import { deviceChanged, deviceConnected, deviceDeleted } from './device-events.js';
+import { deviceChanged, deviceConnected, deviceDeleted, devicesChanged } from './device-events.js';
 import { handleDeviceRequest } from './device-requests.js';
 import { type DeviceRequest, JOB_REQUEST_TYPES } from './device-topics.js';
 import { jobOperations } from './job-routes.js';
@@ -70,6 +71,20 @@ export function jobEvents(deps: JobDeps, scheduler: Scheduler): EventRoute[] {
         handle: (_event, device, ctx) => deviceChanged(device, deps, ctx),
       }),
     ),
+    eventRoute({
+      type: 'io.kiot.device.registered.batch',
+      // Our registry's own contract: an item that does not match it is a bug, and the batch goes to dead letters.
+      data: z
+        .array(deviceBatchItemSchema.extend({ data: registryDeviceSchema }))
+        .min(1)
+        .max(DEVICE_BATCH_MAX_ITEMS),
+      handle: (_event, items, ctx) =>
+        devicesChanged(
+          items.map((item) => item.data),
+          deps,
+          ctx,
+        ),
+    }),
     eventRoute({
       type: 'io.kiot.device.deleted',
       data: z.unknown(),

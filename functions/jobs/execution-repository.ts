@@ -73,6 +73,8 @@ export interface ExecutionRepository {
   /** Inserts what is new (unordered); a device already in the job is skipped. Returns how many were new. */
   insertMany(docs: ExecutionDocument[]): Promise<number>;
   get(jobId: string, deviceId: string): Promise<ExecutionDocument | undefined>;
+  /** Which of these devices already have an execution of the job. */
+  devicesIn(jobId: string, deviceIds: readonly string[]): Promise<Set<string>>;
   listForJob(
     jobId: string,
     status: ExecutionStatus | undefined,
@@ -142,6 +144,13 @@ export function createExecutionRepository(mongo: MongoHandle): ExecutionReposito
       }),
     get: (jobId, deviceId) =>
       withMongo(async () => (await (await executions()).findOne({ _id: executionId(jobId, deviceId) })) ?? undefined),
+    devicesIn: (jobId, deviceIds) =>
+      withMongo(async () => {
+        const found = await (await executions())
+          .find({ _id: { $in: deviceIds.map((id) => executionId(jobId, id)) } }, { projection: { deviceId: 1 } })
+          .toArray();
+        return new Set(found.map((execution) => execution.deviceId));
+      }),
     listForJob: (jobId, status, afterDeviceId, limit) =>
       withMongo(async () => {
         const query: Filter<ExecutionDocument> = { jobId };

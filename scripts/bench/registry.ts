@@ -2,7 +2,8 @@
 // MongoDB-compatible server, Redis and event sink) and broker auth-hook decisions/s, beside the limit: a bare
 // driver insertMany of the same documents on the same server in the same run. Loopback only, bounded.
 // `value` is the fleet-scale path: 10,000 devices in bulk calls of 1,000 whose broker credentials the broker
-// checks through the registry (BROKER_ACCESS=hooks: the stored hash is the broker's credential). Mosquitto
+// checks through the registry (BROKER_ACCESS=hooks: the stored hash is the broker's credential; one insertMany
+// per call, and the devices announced in io.kiot.device.registered.batch events of 250). Mosquitto
 // 2.0.11's dynamic security is measured beside it on fewer devices: it rewrites its whole config file once per
 // command, so its cost grows with the square of the fleet (docs/performance.md).
 // Ends with one JSON line. Env: MONGODB_URL, REDIS_URL (test services by default), BENCH_SINGLE,
@@ -136,6 +137,7 @@ try {
   const hash = hashGeneratedSecret(generateSecret());
   const raw = (await mongo.connect()).db(dbName).collection<ReturnType<typeof newDevice>>('raw_devices');
   const now = new Date();
+  const rawMeter = cpuMeter({ bench: process.pid, ...pidsByName({ mongo: 'java' }) });
   started = performance.now();
   for (let b = 0; b < BULK_BATCHES; b += 1) {
     await raw.insertMany(
@@ -150,7 +152,8 @@ try {
     );
   }
   const rawPerS = (BULK_BATCHES * BULK_SIZE) / ((performance.now() - started) / 1_000);
-  log(`raw insertMany: ${rawPerS.toFixed(0)}/s`);
+  const rawCpu = rawMeter.perUnit(BULK_BATCHES * BULK_SIZE);
+  log(`raw insertMany: ${rawPerS.toFixed(0)}/s; CPU per document: ${describeCpu(rawCpu)}`);
   log(
     `bulk with broker credentials: ${bulkHooksPerS.toFixed(0)}/s (hooks) = ${(bulkHooksPerS / rawPerS).toFixed(3)} × raw; ` +
       `Mosquitto dynsec ${bulkPerS.toFixed(1)}/s = ${(bulkPerS / rawPerS).toFixed(4)} × raw`,
@@ -187,6 +190,7 @@ try {
       ratio: Math.round((bulkHooksPerS / rawPerS) * 1_000) / 1_000,
       devices: BULK_BATCHES * BULK_SIZE,
       cpu_us_per_device: hooksCpu,
+      raw_cpu_us_per_device: rawCpu,
       dynsec_per_s: round(bulkPerS),
       dynsec_ratio: Math.round((bulkPerS / rawPerS) * 1_000) / 1_000,
       dynsec_devices: DYNSEC_BATCHES * BULK_SIZE,

@@ -19,7 +19,8 @@ export interface BulkItemResult {
  * Registers up to 1,000 devices with one result per item: the valid ones are created even when others
  * fail. Steps: validate each item → drop ids repeated within the call → hash all secrets (one salted SHA-256
  * each: they are generated, see shared/secrets.ts) → one unordered insertMany (duplicate keys map back to their items) →
- * the broker in chunks → mark synced → announce.
+ * the broker in chunks → mark synced → announce (in batch events, shared/device-batch.ts). With a broker that asks
+ * the registry (hooks) there is nothing to write to it: the documents are inserted synced with their event.
  */
 export async function registerBulk(
   items: unknown[],
@@ -32,10 +33,21 @@ export async function registerBulk(
   const now = deps.now();
   const hashes = secrets.map(hashGeneratedSecret);
   const devices = valid.map((item, i) => newDevice(item.input, hashes[i]!, now));
+  // A broker that asks the registry needs nothing written to it: each document is stored synced, its
+  // `registered` event already in its outbox, so one insertMany is the whole write.
+  const announcedAtInsert = !deps.broker.storesCredentials;
+  const events = devices.map((device) => {
+    if (!announcedAtInsert) return undefined;
+    device.brokerSynced = true;
+    const event = deviceEvent(DEVICE_REGISTERED, device, now);
+    device.pendingEvents = [event];
+    return event;
+  });
 
   const duplicates = await deps.devices.insertMany(devices);
   const created: RegistryDevice[] = [];
   const createdSecrets: string[] = [];
+  const createdEvents: (PendingEvent | undefined)[] = [];
   devices.forEach((device, i) => {
     const index = valid[i]!.index;
     if (duplicates.has(i)) {
@@ -43,16 +55,22 @@ export async function registerBulk(
     } else {
       created.push(device);
       createdSecrets.push(secrets[i]!);
+      createdEvents.push(events[i]);
       results.push({ index, status: 'created', id: device._id, secret: secrets[i]! });
     }
   });
 
-  await syncBroker(created, createdSecrets, deps);
-  const synced = created.map((device) => {
-    device.brokerSynced = true;
-    return { id: device._id, event: deviceEvent(DEVICE_REGISTERED, device, now) };
-  });
-  await deps.devices.markSynced(synced);
+  let synced: { id: string; event: PendingEvent }[];
+  if (announcedAtInsert) {
+    synced = created.map((device, i) => ({ id: device._id, event: createdEvents[i]! }));
+  } else {
+    await syncBroker(created, createdSecrets, deps);
+    synced = created.map((device) => {
+      device.brokerSynced = true;
+      return { id: device._id, event: deviceEvent(DEVICE_REGISTERED, device, now) };
+    });
+    await deps.devices.markSynced(synced);
+  }
   await forgetAbsence(
     created.map((device) => device._id),
     deps,

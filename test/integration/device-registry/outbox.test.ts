@@ -267,4 +267,58 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     expect(acceptedFor(id).map((event) => event.type)).toEqual(['io.kiot.device.registered']);
     expect((await h.registry.deps.devices.pendingOf(id))?.events ?? []).toHaveLength(0);
   });
+  it('announces a bulk registration in batch events, one per 250 devices, and keeps nothing pending', async () => {
+    const prefix = uniqueName('batch');
+    const ids = Array.from({ length: 3 }, (_, i) => `${prefix}-${i}`);
+    const bulk = await h.api('/devices/bulk', { body: { devices: ids.map((id) => ({ id, tags: ['batch'] })) } });
+    expect(bulk.status).toBe(200);
+    const batches = accepted.filter((event) => event.type === 'io.kiot.device.registered.batch');
+    expect(batches).toHaveLength(1);
+    const items = batches[0]!.data as { id: string; subject: string; data: { id: string; tags: string[] } }[];
+    expect(items.map((item) => [item.subject, item.data.id, item.data.tags])).toEqual(
+      ids.map((id) => [id, id, ['batch']]),
+    );
+    expect(accepted.filter((event) => ids.includes(event.subject ?? ''))).toHaveLength(0);
+    for (const id of ids) expect((await h.registry.deps.devices.pendingOf(id))?.events).toEqual([]);
+  });
+
+  it('with a broker that asks the registry (hooks), a bulk call writes each device synced with its event once', async () => {
+    const hooks = await startHarness({
+      broker: h.broker,
+      env: { BROKER_ACCESS: 'hooks', OUTBOX_STALE_MS: '100', OUTBOX_FLUSH_INTERVAL_MS: '0' },
+    });
+    const received: CloudEvent<unknown>[] = [];
+    hooks.sink.respond = (request: ReceivedRequest) => {
+      if (request.event) received.push(request.event);
+      return { status: 202 };
+    };
+    try {
+      const prefix = uniqueName('hooks');
+      const devices = Array.from({ length: 300 }, (_, i) => ({ id: `${prefix}-${i}`, type: 'thermo' }));
+      const bulk = await hooks.api('/devices/bulk', { body: { devices } });
+      expect(bulk.status).toBe(200);
+      const { results } = (await bulk.json()) as { results: { id: string; status: string; secret: string }[] };
+      expect(results.every((result) => result.status === 'created')).toBe(true);
+      expect(received.map((event) => [event.type, (event.data as unknown[]).length])).toEqual([
+        ['io.kiot.device.registered.batch', 250],
+        ['io.kiot.device.registered.batch', 50],
+      ]);
+      const own = createMongo(MONGODB_URL, hooks.dbName);
+      const stored = await (await own.db())
+        .collection('devices')
+        .find({ _id: { $in: devices.map((d) => d.id) } as never })
+        .toArray();
+      await own.close();
+      expect(stored).toHaveLength(300);
+      expect(stored.filter((doc) => doc.brokerSynced !== true || (doc.pendingEvents ?? []).length > 0)).toEqual([]);
+      // The stored hash is the broker's credential: the authn hook admits the secret the call returned.
+      const authn = await hooks.api('/broker/authn', {
+        key: hooks.keys.hooks,
+        body: { clientid: results[7]!.id, username: results[7]!.id, password: results[7]!.secret },
+      });
+      expect(((await authn.json()) as { result: string }).result).toBe('allow');
+    } finally {
+      await hooks.close();
+    }
+  });
 });

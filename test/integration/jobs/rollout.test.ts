@@ -335,6 +335,35 @@ describe('scheduling', () => {
     await h.pass();
     expect((await job(jobId)).status).toBe('IN_PROGRESS'); // continuous jobs never complete by themselves
   });
+
+  it("a bulk registration's batch event adds the devices a continuous job targets, once each", async () => {
+    const tag = h.id('bulk');
+    const [first] = await fleet('bulk', 1, [tag]);
+    const jobId = h.id('bulk-job');
+    await h.request('POST', '/jobs', jobBody(jobId, { tags: [tag] }, { targetSelection: 'CONTINUOUS' }));
+    await h.pass();
+    const joining = [h.id('bulk-a'), h.id('bulk-b')];
+    const other = h.id('bulk-other');
+    await h.addDevices([...joining.map((id) => ({ id, tags: [tag] })), { id: other, tags: ['elsewhere'] }]);
+    const item = (id: string, tags: string[]) => ({
+      id: `${id}-registered`,
+      subject: id,
+      time: new Date().toISOString(),
+      data: { id, tags, metadata: {}, status: 'active' },
+    });
+    const batch = {
+      type: 'io.kiot.device.registered.batch',
+      data: [item(joining[0]!, [tag]), item(other, ['elsewhere']), item(joining[1]!, [tag]), item(first!, [tag])],
+    };
+    expect(await h.sendEvent(batch)).toBe(204);
+    expect(await h.sendEvent(batch)).toBe(204); // redelivered: nobody joins twice
+    expect(await h.sendEvent({ type: 'io.kiot.device.registered.batch', data: [{ id: 'x' }] })).toBe(400);
+    await h.pass();
+    const listed = (await h.request('GET', `/jobs/${jobId}/executions`)).body.items as { deviceId: string }[];
+    expect(listed.map((e) => e.deviceId).sort()).toEqual([first, ...joining].sort());
+    expect((await job(jobId)).targetCount).toBe(3);
+    await h.waitFor(joining[1]!, '/jobs/notify-next');
+  });
 });
 
 describe('the app API', () => {

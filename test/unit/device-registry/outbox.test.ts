@@ -175,19 +175,51 @@ describe('device-registry outbox', () => {
     await outbox.close();
   });
 
-  it('delivers the events of fresh documents concurrently and settles them in one write; a sink failure leaves the rest', async () => {
-    const fresh = ['f1', 'f2', 'f3'].map((id) => ({ id, event: event(id, 'io.kiot.device.registered') }));
+  it('announces fresh documents in batch events of 250 and settles them in one write; a sink failure stops there', async () => {
+    const fresh = Array.from({ length: 600 }, (_, i) => `f${i}`).map((id) => ({
+      id,
+      event: event(id, 'io.kiot.device.registered'),
+    }));
     const docs = new Map(fresh.map(({ id, event: e }) => [id, { events: [e], tombstone: false }]));
     const { store } = memoryStore(docs);
-    const { emitter, emitted } = recordingEmitter((input) => (input.subject === 'f3' ? 'down' : 'ok'));
+    let batches = 0;
+    const { emitter, emitted } = recordingEmitter(() => (++batches === 2 ? 'down' : 'ok'));
     const outbox = createOutbox({ store, emitter, logger, staleMs: 5_000, limit: 10, intervalMs: 0 });
     await expect(outbox.deliverFresh(fresh)).rejects.toThrow();
-    expect(emitted.map((e) => [e.subject, e.id])).toEqual(
-      expect.arrayContaining([
-        ['f1', fresh[0]!.event.id],
-        ['f2', fresh[1]!.event.id],
-      ]),
+    expect(emitted.map((e) => e.type)).toEqual(['io.kiot.device.registered.batch']);
+    const items = emitted[0]!.data as { id: string; subject: string; time: string }[];
+    expect(items.map((item) => [item.subject, item.id])).toEqual(fresh.slice(0, 250).map((f) => [f.id, f.event.id]));
+    expect(items[0]!.time).toBe(old.toISOString());
+    const pending = [...docs.entries()].filter(([, doc]) => doc.events.length > 0).map(([id]) => id);
+    expect(pending).toEqual(fresh.slice(250).map((f) => f.id));
+    // The same items make the same batch id: a retried bulk announcement is a duplicate to drop.
+    const again = recordingEmitter();
+    const retry = createOutbox({
+      ...{ store, logger, staleMs: 5_000, limit: 10, intervalMs: 0 },
+      emitter: again.emitter,
+    });
+    await retry.deliverFresh(fresh.slice(0, 250));
+    expect(again.emitted[0]!.id).toBe(emitted[0]!.id);
+  });
+
+  it('a batch the sink refuses for good leaves its devices for the flush, which announces each on its own', async () => {
+    const fresh = Array.from({ length: 300 }, (_, i) => `r${i}`).map((id) => ({
+      id,
+      event: event(id, 'io.kiot.device.registered'),
+    }));
+    const docs = new Map(fresh.map(({ id, event: e }) => [id, { events: [e], tombstone: false }]));
+    const { store } = memoryStore(docs);
+    const { emitter, emitted } = recordingEmitter((input) =>
+      input.type === 'io.kiot.device.registered.batch' && (input.data as unknown[]).length === 250 ? 'refused' : 'ok',
     );
-    expect([...docs.entries()].filter(([, doc]) => doc.events.length > 0).map(([id]) => id)).toEqual(['f3']);
+    const outbox = createOutbox({ store, emitter, logger, staleMs: 5_000, limit: 1_000, intervalMs: 0 });
+    await outbox.deliverFresh(fresh);
+    expect(emitted.map((e) => (e.data as unknown[]).length)).toEqual([50]);
+    expect([...docs.values()].filter((doc) => doc.events.length > 0)).toHaveLength(250);
+    await outbox.flush();
+    expect(emitted.filter((e) => e.type === 'io.kiot.device.registered').map((e) => e.subject)).toEqual(
+      fresh.slice(0, 250).map((f) => f.id),
+    );
+    expect([...docs.values()].filter((doc) => doc.events.length > 0)).toHaveLength(0);
   });
 });
