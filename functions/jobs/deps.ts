@@ -1,6 +1,7 @@
 import type { Emitter } from '../../shared/emitter.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { ArtifactStore } from './artifact-store.js';
+import type { DevicePublisher } from './device-publisher.js';
 import type { ExecutionRepository } from './execution-repository.js';
 import type { JobRepository } from './job-repository.js';
 import type { TargetResolver } from './targets.js';
@@ -21,6 +22,8 @@ export interface JobDeps {
   targets: TargetResolver;
   artifacts: ArtifactStore;
   emitter: Emitter;
+  /** How notifications and answers reach devices. */
+  devicePublisher: DevicePublisher;
   settings: JobSettings;
   clock: () => Date;
 }

@@ -1,15 +1,10 @@
 import type { Ctx, JobDeps } from './deps.js';
+import type { DeviceMessage } from './device-publisher.js';
 import { notifyNextTopic, notifyTopic } from './device-topics.js';
 import type { ExecutionDocument } from './execution-repository.js';
 import { jobConfigOf } from './job-config.js';
 
-export const MQTT_PUBLISH_TYPE = 'io.kiot.mqtt.publish';
-
-export interface DeviceMessage {
-  deviceId: string;
-  topic: string;
-  payload: unknown;
-}
+export type { DeviceMessage } from './device-publisher.js';
 
 /** The summary AWS IoT Jobs calls JobExecutionSummary: what `notify` and `get` list. */
 export function executionSummary(execution: ExecutionDocument) {
@@ -53,23 +48,9 @@ export async function jobDocumentOf(jobId: string, deps: JobDeps): Promise<Recor
   return (await jobConfigOf(jobId, deps))?.document;
 }
 
-/**
- * Publishes to devices through the bridge: one `io.kiot.mqtt.publish` each (QoS 1), a bounded number in
- * flight. A sink that stays down fails the call (503), so the event or tick that caused it is retried.
- */
+/** Publishes to devices (deps.devicePublisher: straight to the broker, or through the Broker and the bridge). */
 export async function publishToDevices(messages: readonly DeviceMessage[], deps: JobDeps, _ctx: Ctx): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < messages.length) {
-      const message = messages[next++]!;
-      await deps.emitter.emit({
-        type: MQTT_PUBLISH_TYPE,
-        subject: message.deviceId,
-        data: { topic: message.topic, payload: message.payload, qos: 1, retain: false },
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(32, messages.length) }, worker));
+  await deps.devicePublisher.publish(messages);
 }
 
 /** The `notify` and `notify-next` messages for a device, from its pending executions (oldest first). */

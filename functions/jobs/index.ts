@@ -12,7 +12,7 @@ import { createJobsRuntime } from './runtime.js';
 exitOnFatalErrors(SERVICE);
 const config = loadConfig(jobsConfigSchema);
 const logger = createLogger(SERVICE, config.LOG_LEVEL);
-const runtime = createJobsRuntime(config);
+const runtime = createJobsRuntime(config, { logger });
 const plane = eventPlaneOf(config);
 runtime.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'could not ensure indexes'));
 

@@ -3,31 +3,44 @@ import { createDeviceAuthenticator } from '../../shared/device-auth.js';
 import { createEmitter } from '../../shared/emitter.js';
 import { bearerHeader, createTokenSource } from '../../shared/event-auth.js';
 import { createEventDispatcher } from '../../shared/event-transport.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
 import { connectMongo } from '../../shared/mongo.js';
 import { verifySecret } from '../../shared/secrets.js';
 import { createArtifactStore } from './artifact-store.js';
 import type { JobsConfig } from './config.js';
 import type { JobDeps } from './deps.js';
+import { createEventPublisher, createMqttPublisher } from './device-publisher.js';
 import { createExecutionRepository } from './execution-repository.js';
 import { createJobRepository } from './job-repository.js';
 import { createScheduler } from './scheduler.js';
 import { createTargetResolver } from './targets.js';
 
 /** Builds the real stores and clients from validated config; everything connects on first use. */
-export function createJobsRuntime(config: JobsConfig, options: { clock?: () => Date } = {}) {
+export function createJobsRuntime(config: JobsConfig, options: { clock?: () => Date; logger?: Logger } = {}) {
   const mongo = connectMongo(config);
   const dispatcher = createEventDispatcher();
+  const emitter = createEmitter({
+    sink: config.K_SINK,
+    source: '/kiot/jobs',
+    dispatcher,
+    headers: bearerHeader(createTokenSource(config.EVENT_TOKEN_FILE)),
+  });
+  const devicePublisher = config.JOBS_MQTT_URL
+    ? createMqttPublisher({
+        url: config.JOBS_MQTT_URL,
+        username: config.JOBS_MQTT_USERNAME,
+        password: config.JOBS_MQTT_PASSWORD,
+        timeoutMs: config.JOBS_MQTT_TIMEOUT_MS,
+        logger: options.logger ?? createLogger('jobs', config.LOG_LEVEL),
+      })
+    : createEventPublisher(emitter);
   const deps: JobDeps = {
     jobs: createJobRepository(mongo),
     executions: createExecutionRepository(mongo),
     targets: createTargetResolver(mongo),
     artifacts: createArtifactStore(mongo),
-    emitter: createEmitter({
-      sink: config.K_SINK,
-      source: '/kiot/jobs',
-      dispatcher,
-      headers: bearerHeader(createTokenSource(config.EVENT_TOKEN_FILE)),
-    }),
+    emitter,
+    devicePublisher,
     settings: {
       batchSize: config.JOBS_BATCH_SIZE,
       artifactMaxBytes: config.ARTIFACT_MAX_BYTES,
@@ -52,7 +65,7 @@ export function createJobsRuntime(config: JobsConfig, options: { clock?: () => D
       await Promise.all([deps.jobs.ensureIndexes(), deps.executions.ensureIndexes(), deps.artifacts.ensureIndexes()]);
     },
     async close() {
-      await Promise.all([mongo.close(), dispatcher.close()]);
+      await Promise.all([mongo.close(), dispatcher.close(), devicePublisher.close()]);
     },
   };
 }

@@ -1,11 +1,12 @@
 // Benchmark of fleet jobs end to end: app POST /jobs → jobs resolves 10,000 targets → notify-next through router
-// → bridge → Mosquitto → devices → update SUCCEEDED → bridge → router → jobs → update/accepted back to the device.
+// (or straight from jobs to Mosquitto) → devices → update SUCCEEDED → bridge → router → jobs → update/accepted back.
 // `value` = executions completed per second from job creation to the last SUCCEEDED; `limit` = the sustained
 // one-by-one command rate through the app API in the same run (an operator looping over devices with
 // synchronous commands on command-dispatch). Then a job with maximumPerMinute: the measured release rate
 // against the policy. Loopback only, bounded; the last line is one JSON object.
 //   Env: MQTT_URL, REDIS_URL, MONGODB_URL (test profile ports by default), BENCH_DEVICES (10000),
-//   BENCH_COMMANDS (300), BENCH_RATE_PER_MINUTE (1200), BENCH_RATE_SECONDS (30), BENCH_FLEET_CONNECTIONS (8).
+//   BENCH_COMMANDS (300), BENCH_RATE_PER_MINUTE (1200), BENCH_RATE_SECONDS (30), BENCH_FLEET_CONNECTIONS (8),
+//   BENCH_JOBS_VIA (mqtt: jobs publishes to devices over its own connection, JOBS_MQTT_URL; events: through the Broker).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,7 @@ const COMMANDS = Number(env.BENCH_COMMANDS ?? 300);
 const RATE = Number(env.BENCH_RATE_PER_MINUTE ?? 1_200);
 const RATE_SECONDS = Number(env.BENCH_RATE_SECONDS ?? 30);
 const CONNECTIONS = Number(env.BENCH_FLEET_CONNECTIONS ?? 8);
+const VIA_EVENTS = env.BENCH_JOBS_VIA === 'events';
 const run = `bj${process.pid}${Date.now().toString(36)}`;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -166,7 +168,14 @@ async function main(): Promise<void> {
     });
     const common = { MONGODB_URL, MONGODB_DB: dbName, K_SINK: ingress, API_KEYS: JSON.stringify([entry]) };
     spawnService('command-dispatch', { ...common, PORT: String(commandsPort), REDIS_URL, REDIS_KEY_PREFIX: `${run}:` });
-    spawnService('jobs', { ...common, PORT: String(jobsPort), JOBS_TICK_INTERVAL_MS: '100', JOBS_PUBLIC_URL: jobsUrl });
+    spawnService('jobs', {
+      ...common,
+      PORT: String(jobsPort),
+      JOBS_TICK_INTERVAL_MS: '100',
+      JOBS_PUBLIC_URL: jobsUrl,
+      // Notifications and answers straight to the broker (JOBS_MQTT_URL); BENCH_JOBS_VIA=events: through the Broker.
+      ...(VIA_EVENTS ? {} : { JOBS_MQTT_URL: MQTT_URL }),
+    });
     await Promise.all([
       waitHealthy(`http://127.0.0.1:${routerPort}/healthz`, 'router'),
       waitHealthy(`http://127.0.0.1:${bridgePort}/healthz`, 'bridge'),
@@ -290,6 +299,7 @@ async function main(): Promise<void> {
         rate_per_minute_set: RATE,
         rate_per_minute_measured: round(measured),
         rate_error: Math.round(rateError * 10_000) / 10_000,
+        device_messages_via: VIA_EVENTS ? 'events' : 'mqtt',
       })}\n`,
     );
   } finally {

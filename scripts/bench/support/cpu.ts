@@ -27,8 +27,17 @@ export type CpuPerUnit = Record<string, number>;
 
 /** CPU µs per unit of work of each process over a phase; `total` is what the whole pipeline spends on one. */
 export function cpuMeter(pids: Record<string, number | undefined>) {
-  const live = Object.entries(pids).filter((entry): entry is [string, number] => entry[1] !== undefined);
-  const before = new Map(live.map(([name, pid]) => [name, cpuSeconds(pid)]));
+  const before = new Map<string, number>();
+  const live: [string, number][] = [];
+  for (const [name, pid] of Object.entries(pids)) {
+    if (pid === undefined) continue;
+    try {
+      before.set(name, cpuSeconds(pid));
+      live.push([name, pid]);
+    } catch {
+      // ended before the phase (another bench's private service found by name): not part of this one
+    }
+  }
   return {
     perUnit(units: number): CpuPerUnit {
       const out: CpuPerUnit = {};
