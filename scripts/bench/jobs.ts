@@ -85,11 +85,13 @@ async function startFleet(stats: FleetStats): Promise<MqttClient[]> {
         times.push(performance.now());
         stats.notified.set(execution.jobId, times);
         if (execution.jobId.startsWith(`${run}-rate`)) return; // the rate phase only watches releases
-        void client.publishAsync(
-          `devices/${deviceId}/jobs/${execution.jobId}/update`,
-          JSON.stringify({ status: 'SUCCEEDED', expectedVersion: execution.versionNumber }),
-          { qos: 1 },
-        );
+        client
+          .publishAsync(
+            `devices/${deviceId}/jobs/${execution.jobId}/update`,
+            JSON.stringify({ status: 'SUCCEEDED', expectedVersion: execution.versionNumber }),
+            { qos: 1 },
+          )
+          .catch((error: unknown) => log(`fleet connection ${i} could not update: ${String(error)}`));
       } else if (rest[1] === 'update' && rest[2] === 'accepted') {
         stats.accepted.set(rest[0]!, (stats.accepted.get(rest[0]!) ?? 0) + 1);
       }
@@ -109,7 +111,9 @@ async function startCommandDevice(id: string): Promise<MqttClient> {
   (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   client.on('message', (topic) => {
     if (!topic.endsWith('/ack'))
-      void client.publishAsync(`${topic}/ack`, JSON.stringify({ status: 'succeeded' }), { qos: 1 });
+      client
+        .publishAsync(`${topic}/ack`, JSON.stringify({ status: 'succeeded' }), { qos: 1 })
+        .catch((error: unknown) => log(`command device ${id} could not ack: ${String(error)}`));
   });
   await client.subscribeAsync(`devices/${id}/commands/+`, { qos: 1 });
   await client.publishAsync(`devices/${id}/status`, 'online', { qos: 1, retain: true });
@@ -210,7 +214,7 @@ async function main(): Promise<void> {
       if (answer.status !== 200 || answer.body.status !== 'SUCCEEDED')
         throw new Error(`command: ${answer.status} ${JSON.stringify(answer.body)}`);
     };
-    const ready = Date.now() + 30_000;
+    const ready = Date.now() + 120_000;
     for (const id of commandDevices) {
       for (;;) {
         try {
@@ -223,7 +227,20 @@ async function main(): Promise<void> {
       }
     }
     let started = performance.now();
-    for (let i = 0; i < COMMANDS; i += 1) await command(commandDevices[i % commandDevices.length]!);
+    let retried = 0;
+    for (let i = 0; i < COMMANDS; i += 1) {
+      // An operator's loop retries a command the device did not answer in time (a loaded machine); the time counts.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await command(commandDevices[i % commandDevices.length]!);
+          break;
+        } catch (error) {
+          if (attempt >= 3) throw error;
+          retried += 1;
+        }
+      }
+    }
+    if (retried > 0) log(`  ${retried} commands retried after a device timeout`);
     const limit = COMMANDS / ((performance.now() - started) / 1_000);
     log(`one-by-one commands through the app API: ${COMMANDS} → ${limit.toFixed(1)}/s`);
 
