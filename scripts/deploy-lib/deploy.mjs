@@ -1,5 +1,6 @@
-// scripts/deploy: build and push the image, apply what kn cannot express with kubectl, then create or
-// replace every function with `kn service create … --force`. Values come from knative/deploy-values.json.
+// scripts/deploy: build and push the image (npm run image, npm run image:push), apply what kn cannot express
+// with kubectl, then create or replace every function with `kn service create … --force`. Values come from
+// knative/deploy-values.json.
 //
 //   scripts/deploy render [--check]                      write (or compare) the manifests from the values
 //   scripts/deploy --registry REG [--tag T] [--overlay base|dev|prod] [--only a,b] [--secrets-env FILE]
@@ -89,9 +90,11 @@ export function deployCommands(values, options) {
     if (!values.services[name]) throw new Error(`no service ${name} in knative/deploy-values.json`);
 
   const commands = [];
+  // The project's image build (docker, podman or buildah, whichever the machine has; its base made locally where
+  // no registry answers), then a push with the same engine and storage (scripts/image/).
   if (!options.skipBuild) {
-    commands.push(line(['docker', 'build', '--tag', image, '.']));
-    commands.push(line(['docker', 'push', image]));
+    commands.push(line(['npm', 'run', '--silent', 'image']));
+    commands.push(line(['npm', 'run', '--silent', 'image:push', '--', image]));
   }
   if (options.secretsEnv) {
     commands.push(

@@ -67,8 +67,10 @@ describe('scripts/deploy --dry-run', () => {
   it('prints the build, the push, the Secret, one kubectl apply and one kn service create per function', () => {
     expect(dry.status).toBe(0);
     expect(dry.stderr).toBe('');
-    expect(lines[0]).toBe(`docker build --tag ${IMAGE} .`);
-    expect(lines[1]).toBe(`docker push ${IMAGE}`);
+    // The project's image build and a push with the same engine: no docker daemon needed.
+    expect(lines[0]).toBe('npm run --silent image');
+    expect(lines[1]).toBe(`npm run --silent image:push -- ${IMAGE}`);
+    expect(lines.filter((l) => /\bdocker\b/.test(l))).toEqual([]);
     expect(
       lines.some((l) =>
         /^kubectl create secret generic kiot-secrets --namespace kiot --from-env-file=secrets.env .*\| kubectl apply -f -$/.test(
