@@ -89,19 +89,22 @@ describe('the stack supervisor', () => {
     expect(readFileSync(spec.logFile, 'utf8')).toContain('restarted by the stack after it was killed by SIGKILL');
   });
 
-  it('backs off and gives up loudly after repeated quick deaths, with the end of its log', async () => {
-    start(fast);
+  it('backs off (doubling up to its cap) and gives up loudly after repeated quick deaths, with the end of its log', async () => {
+    start({ ...fast, initialDelayMs: 100, maxDelayMs: 400, maxRestarts: 4 });
     await supervisor.start(await component('crashy', { EXIT_AFTER_MS: '50', EXIT_STATUS: '3' }));
     await until(() => supervisor.state('crashy') === 'failed', 'giving up');
     const restarting = lines.filter((line) => line.includes('restarting it in'));
-    expect(restarting.map((line) => /restarting it in ([\d.]+ s)/.exec(line)?.[1])).toEqual([
-      '0.0 s',
-      '0.0 s',
-      '0.1 s',
+    expect(restarting.map((line) => /restarting it in ([\d.]+ s) \(restart (\d) of/.exec(line)?.slice(1))).toEqual([
+      ['0.1 s', '1'],
+      ['0.2 s', '2'],
+      ['0.4 s', '3'],
+      ['0.4 s', '4'],
     ]);
+    // Each death is followed by its restart line before the next death: it really ran again each time.
+    expect(lines.filter((line) => line.startsWith('crashy restarted (pid'))).toHaveLength(4);
     const gaveUp = lines.at(-1)!;
     expect(gaveUp).toMatch(
-      /^GIVING UP on crashy: it exited with status 3, the 4th time in a row within 30 s of starting\./,
+      /^GIVING UP on crashy: it exited with status 3, the 5th time in a row within 30 s of starting\./,
     );
     expect(gaveUp).toContain('The rest of the stack runs on without it.');
     expect(gaveUp).toMatch(/Last lines of .*crashy\.log:\n {4}boom/);
