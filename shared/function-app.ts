@@ -136,6 +136,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     let status = 500;
     let problem: ReturnType<typeof toProblem> | undefined;
     let senderSubject: string | undefined;
+    let unexpected: unknown;
     try {
       if (role === 'app') {
         throw new ForbiddenError(
@@ -168,6 +169,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     } catch (error) {
       problem = toProblem(error);
       status = problem.status;
+      // A bug (500): its cause and stack go into the event's line, or nobody can tell what happened.
+      if (status === 500) unexpected = error;
       send(res, status, problem.body, problem.headers);
     } finally {
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
@@ -181,6 +184,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
         status,
         durationMs,
         ...(problem ? { error: problem.body.error } : {}),
+        ...(unexpected === undefined ? {} : { err: unexpected }),
       };
       if (status >= 500) logger.error(line, 'event');
       else if (status >= 400) logger.warn(line, 'event');

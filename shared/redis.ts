@@ -116,6 +116,10 @@ function connect(topology: RedisTopology, options: RedisHandleOptions): RedisCli
     clusterRetryStrategy: retryStrategy,
     shardedSubscribers: options.shardedSubscriber ?? false,
     slotsRefreshTimeout: connectTimeout,
+    // ioredis refreshes its slot map on a redirection it follows, but not on a MOVED it hands back (an
+    // auto-pipeline mixing commands, Pipeline#fillResult; that one is a 503): a periodic refresh heals the map
+    // after a failover whatever path the commands took (off by default in ioredis 5).
+    slotsRefreshInterval: 5_000,
   });
 }
 
@@ -137,7 +141,7 @@ function waitReady(redis: RedisClient, timeoutMs = 2_000): Promise<void> {
  * Replies and client errors that mean "Redis, or the shard holding this key, cannot answer right now"
  * (a failover in progress, a node down or still loading) rather than a bad command: retry later (503).
  */
-const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS)\b/;
+const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS|MOVED|ASK)\b/;
 const UNAVAILABLE_CLIENT =
   /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|not ready|isn't ready|Too many Cluster redirections|None of startup nodes|Failed to refresh slots cache|All sentinels are unreachable|No (sharded )?subscriber|Cluster is ended/i;
 const UNAVAILABLE_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError', 'AbortError']);

@@ -25,6 +25,12 @@ export interface AdmissionPolicy {
 export interface GateItem {
   deviceId: string;
   eventId: string;
+  /**
+   * When the message entered the system (the bridge's receive time, the HTTP ingest's): the device's rate is
+   * judged at that time, not when the message happens to be processed. A backlog (the Broker's retries
+   * during an outage, the router's replay after a crash) was within the rate when it came and stays so.
+   */
+  receivedAt?: Date;
 }
 
 /**
@@ -32,13 +38,16 @@ export interface GateItem {
  * atomically, Redis "EVAL" docs), in the order of the items:
  * 1. dedup: the event id was stored before → `duplicate`; it is being stored now → `in_progress`; it came
  *    earlier in the same call → `duplicate`;
- * 2. a token bucket per device (rate, burst; refilled by elapsed time) → `limited`;
+ * 2. a token bucket per device (rate, burst; refilled by the time elapsed between the messages' receive
+ *    times — the newest so far is the bucket's clock; an older message takes a token without refilling, and
+ *    a time ahead of `now` counts as `now`) → `limited`;
  * 3. else the event is marked in progress (`SET EX`, as powertools' idempotency does) → `admitted`; the mark
  *    holds a token of this call, so only this attempt releases it.
  * A message refused by the bucket leaves no dedup mark, so its redelivery is judged afresh. Each bucket is
  * read once and written once per call, however many of the device's messages the batch holds.
  * KEYS: the dedup key of every item, then each distinct bucket key. ARGV: now, rate, burst, notice interval,
- * pending TTL, the item count, per item the position of its bucket among the bucket keys, then the token.
+ * pending TTL, the item count, per item the position of its bucket among the bucket keys, the token, then
+ * per item its receive time (ms).
  */
 const ADMIT = luaScript(`
 local now = tonumber(ARGV[1])
@@ -60,14 +69,15 @@ for i = 1, n do
   else
     local b = n + tonumber(ARGV[6 + i])
     local s = buckets[b]
+    local at = math.min(tonumber(ARGV[7 + n + i]), now)
     if not s then
       local h = redis.call('HMGET', KEYS[b], 't', 'at', 'n')
-      s = { tokens = tonumber(h[1]) or burst, at = tonumber(h[2]) or now, noticed = tonumber(h[3]) or 0 }
-      if now > s.at then
-        s.tokens = math.min(burst, s.tokens + (now - s.at) * rate)
-        s.at = now
-      end
+      s = { tokens = tonumber(h[1]) or burst, at = tonumber(h[2]) or at, noticed = tonumber(h[3]) or 0 }
       buckets[b] = s
+    end
+    if at > s.at then
+      s.tokens = math.min(burst, s.tokens + (at - s.at) * rate)
+      s.at = at
     end
     if s.tokens < 1 then
       kind, wait = 'limited', math.ceil((1 - s.tokens) / rate)
@@ -89,11 +99,25 @@ end
 return out
 `);
 
-/** Deletes each in-progress mark (KEYS[i]) only while it holds this attempt's token (ARGV[i]). */
+/**
+ * Deletes each in-progress mark (KEYS[i]) only while it holds this attempt's token (ARGV[2 + i]); with a
+ * refund (ARGV[2] = 1), the message's token goes back into its device's bucket (KEYS[n + i], capped at the
+ * burst ARGV[1]), so an attempt that failed on a store costs the device nothing: the Broker's retries of a
+ * batch during an outage would otherwise drain the bucket and the redelivery be refused as over the rate.
+ */
 const RELEASE = luaScript(`
+local burst = tonumber(ARGV[1])
+local refund = ARGV[2] == '1'
+local n = #ARGV - 2
 local released = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i] then released = released + redis.call('DEL', KEYS[i]) end
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
+    released = released + redis.call('DEL', KEYS[i])
+    if refund then
+      local tokens = tonumber(redis.call('HGET', KEYS[n + i], 't'))
+      if tokens then redis.call('HSET', KEYS[n + i], 't', tostring(math.min(burst, tokens + 1))) end
+    end
+  end
 end
 return released
 `);
@@ -109,8 +133,21 @@ export interface AdmissionGate {
   admit(items: readonly GateItem[], now: number): Promise<Admission[]>;
   /** The effects are durable: remember the ids for the dedup window. */
   complete(items: readonly GateItem[]): Promise<void>;
-  /** The events failed: forget them, so that their redeliveries are processed again. */
+  /**
+   * The attempt failed (a store down: 5xx, retried): forget the events and give back what their admission
+   * took from their devices' rates, as if this attempt had never come, so that the redeliveries are
+   * processed again.
+   */
   release(items: readonly GateItem[]): Promise<void>;
+  /** The events were refused for good (4xx): forget them, so that a redelivery is judged afresh; the rate stays spent. */
+  forget(items: readonly GateItem[]): Promise<void>;
+}
+
+/** An in-progress mark this process holds: its key, its attempt's token, and its device's bucket. */
+interface Mark {
+  key: string;
+  token: string;
+  bucket: string;
 }
 
 /**
@@ -124,21 +161,41 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
   const dedupKeys = (items: readonly GateItem[]) => items.map((item) => keys.dedup(item.deviceId, item.eventId));
   // The token of each mark this process holds: admitted, neither completed nor released yet.
   const tokens = new Map<string, string>();
-  const releaseNow = (marks: readonly (readonly [string, string])[]) =>
+  const releaseNow = (marks: readonly Mark[], refund: boolean) =>
     withRedis(async () => {
       const client = await redis.client();
-      const bySlot = groupsForOneCall(marks, ([key]) => slotOf(key), redis.clustered);
+      const bySlot = groupsForOneCall(marks, (mark) => slotOf(mark.key), redis.clustered);
       await Promise.all(
         bySlot.map((group) =>
           RELEASE.run(
             client,
-            group.map(([key]) => key),
-            group.map(([, token]) => token),
+            [...group.map((mark) => mark.key), ...(refund ? group.map((mark) => mark.bucket) : [])],
+            [policy.burst, refund ? 1 : 0, ...group.map((mark) => mark.token)],
           ),
         ),
       );
     });
-  const retries = retryInBackground(releaseNow);
+  const retries = {
+    refund: retryInBackground((marks) => releaseNow(marks, true)),
+    keep: retryInBackground((marks) => releaseNow(marks, false)),
+  };
+  /** Takes this process's marks of `items` (each released once) and releases them, later if Redis is down. */
+  async function releaseMarks(items: readonly GateItem[], refund: boolean): Promise<void> {
+    const marks: Mark[] = [];
+    for (const item of items) {
+      const key = keys.dedup(item.deviceId, item.eventId);
+      const token = tokens.get(key);
+      tokens.delete(key);
+      if (token !== undefined) marks.push({ key, token, bucket: keys.bucket(item.deviceId) });
+    }
+    if (marks.length === 0) return;
+    try {
+      await releaseNow(marks, refund);
+    } catch (error) {
+      if (!isRedisUnavailable(error)) throw error;
+      (refund ? retries.refund : retries.keep).add(marks);
+    }
+  }
 
   async function admitGroup(group: GateItem[], now: number): Promise<Admission[]> {
     const buckets = new Map<string, number>();
@@ -165,6 +222,10 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
         group.length,
         ...positions,
         token,
+        ...group.map((item) => {
+          const at = item.receivedAt?.getTime();
+          return at !== undefined && Number.isFinite(at) ? at : now;
+        }),
       ],
     )) as (string | number)[];
     return group.map((_, i) => {
@@ -209,40 +270,23 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
         // Only now: if marking them done failed, the release that follows still knows the tokens.
         for (const key of dedupKeys(items)) tokens.delete(key);
       }),
-    async release(items) {
-      const marks: [string, string][] = [];
-      for (const key of dedupKeys(items)) {
-        const token = tokens.get(key);
-        tokens.delete(key);
-        if (token !== undefined) marks.push([key, token]);
-      }
-      if (marks.length === 0) return;
-      try {
-        await releaseNow(marks);
-      } catch (error) {
-        if (!isRedisUnavailable(error)) throw error;
-        retries.add(marks);
-      }
-    },
+    release: (items) => releaseMarks(items, true),
+    forget: (items) => releaseMarks(items, false),
   };
 }
 
 /** Releases kept until Redis answers again; bounded (past that, the marks expire on their own). */
-function retryInBackground(
-  release: (marks: readonly (readonly [string, string])[]) => Promise<void>,
-  everyMs = 250,
-  max = 10_000,
-) {
-  const pending = new Map<string, string>();
+function retryInBackground(release: (marks: readonly Mark[]) => Promise<void>, everyMs = 250, max = 10_000) {
+  const pending = new Map<string, Mark>();
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   async function flush() {
     if (running) return;
     running = true;
     try {
-      const marks = [...pending];
+      const marks = [...pending.values()];
       await release(marks);
-      for (const [key] of marks) pending.delete(key);
+      for (const mark of marks) pending.delete(mark.key);
     } catch {
       // Still unreachable: the next tick tries again.
     } finally {
@@ -254,8 +298,8 @@ function retryInBackground(
     }
   }
   return {
-    add(marks: readonly (readonly [string, string])[]) {
-      for (const [key, token] of marks) if (pending.size < max) pending.set(key, token);
+    add(marks: readonly Mark[]) {
+      for (const mark of marks) if (pending.size < max) pending.set(mark.key, mark);
       timer ??= setInterval(() => void flush(), everyMs).unref();
     },
   };

@@ -68,10 +68,11 @@ export async function whileAdmitted<T>(
     await gate.complete([message]);
     return result;
   } catch (error) {
-    // If Redis is down as well, the pending mark expires on its own (pendingTtlSeconds).
-    await gate
-      .release([message])
-      .catch((releaseError: unknown) => ctx.logger.warn({ err: releaseError }, 'could not release the dedup mark'));
+    // Refused for good: forgotten, its rate spent. Failed (retried): released, its rate given back. If Redis
+    // is down as well, the release is retried in the background and the mark expires anyway (pendingTtlSeconds).
+    await (isRejection(error) ? gate.forget([message]) : gate.release([message])).catch((releaseError: unknown) =>
+      ctx.logger.warn({ err: releaseError }, 'could not release the dedup mark'),
+    );
     throw error;
   }
 }

@@ -82,8 +82,9 @@ export async function ingestTelemetryBatch(
     }
   });
 
-  // 2.–5. Check, store, presence and alerts; then remember what is durable. Any failure forgets every
-  //       admitted id, so that the retry of the batch is processed again (stored samples dedup by `_id`).
+  // 2.–5. Check, store, presence and alerts; then remember what is durable. Any failure releases every
+  //       admitted id and gives back its rate, so that the retry of the batch is processed again as if this
+  //       attempt had never come (stored samples dedup by `_id`).
   const accepted = admitted.map((index) => messages[index]!);
   try {
     const checked = await check(admitted, messages, deps, refuse);
@@ -93,7 +94,7 @@ export async function ingestTelemetryBatch(
     const refused = admitted.filter((index) => outcomes[index]?.outcome === 'refused').map((i) => messages[i]!);
     await Promise.all([
       deps.admission.complete([...checked.values()].map((entry) => entry.message)),
-      refused.length > 0 ? deps.admission.release(refused) : undefined,
+      refused.length > 0 ? deps.admission.forget(refused) : undefined,
     ]);
   } catch (error) {
     // If Redis is down as well, the pending marks expire on their own (pendingTtlSeconds).

@@ -22,13 +22,15 @@ describe('createFunctionApp under the functions framework', () => {
   );
   const redis = createRedis(REDIS_URL);
   const handled: string[] = [];
+  /** The function's error lines. */
+  const logged: Record<string, unknown>[] = [];
   let server: Server;
   let base: string;
 
   beforeAll(async () => {
     const handler = createFunctionApp({
       service: 'test-fn',
-      logger: createLogger('test-fn', 'silent'),
+      logger: createLogger('test-fn', 'error', { write: (line: string) => void logged.push(JSON.parse(line)) }),
       maxBodyBytes: 1024,
       health: {
         mongodb: async () => (await mongo.db()).command({ ping: 1 }),
@@ -41,6 +43,7 @@ describe('createFunctionApp under the functions framework', () => {
           async handle(event, data) {
             if (data.n === 503) throw new DependencyUnavailableError('mongodb');
             if (data.n === 422) throw new DomainRefusalError('unknown_device', 'no such device');
+            if (data.n === 500) throw new TypeError('a bug in the handler');
             handled.push(event.id);
             if (data.n === 7)
               return new CloudEvent({
@@ -102,6 +105,16 @@ describe('createFunctionApp under the functions framework', () => {
       expect(response.status).toBe(status);
       expect(await response.json()).toMatchObject({ error: { code } });
     }
+  });
+
+  it('answers a bug with 500 and no detail, and logs its cause and stack with the event', async () => {
+    const event = new CloudEvent({ id: uniqueName('bug'), source: '/t', type: 'io.kiot.test.ping', data: { n: 500 } });
+    const response = await post('/', toBinaryMessage(event));
+    expect(response.status).toBe(500);
+    expect(JSON.stringify(await response.json())).not.toContain('a bug in the handler');
+    const line = logged.find((entry) => (entry.ce as { id?: string } | undefined)?.id === event.id);
+    expect(line).toMatchObject({ status: 500, err: { type: 'TypeError', message: 'a bug in the handler' } });
+    expect((line?.err as { stack?: string }).stack).toContain('function-app.test.ts');
   });
 
   it('rejects an envelope without ce-id, an unknown type and an oversize event with 4xx', async () => {

@@ -81,6 +81,10 @@ describe('Redis errors and slots', () => {
     'connect ECONNREFUSED 127.0.0.1:7000',
     "Cluster isn't ready and enableOfflineQueue options is false",
     'Failed to refresh slots cache.',
+    // A slot moved by a failover, answered to a command that ioredis sent in an auto-pipeline with others it
+    // does not redirect (Pipeline#fillResult retries a pipeline only when every command failed alike).
+    'MOVED 12082 127.0.0.1:40845',
+    'ASK 12082 127.0.0.1:40845',
   ])('treats "%s" as Redis unavailable (503, retried)', async (message) => {
     expect(isRedisUnavailable(new Error(message))).toBe(true);
     await expect(withRedis(() => Promise.reject(new Error(message)))).rejects.toBeInstanceOf(

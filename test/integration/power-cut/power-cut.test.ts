@@ -57,6 +57,11 @@ async function startStack(stack: Stack): Promise<void> {
     KIOT_EXAMPLE_ROLLOUT: '0',
     KIOT_SKIP_BUILD: '1',
     LOG_LEVEL: 'warn',
+    // The devices publish as fast as the broker acknowledges (much in flight at the cut), far above a
+    // device's default rate (20/s, burst 100): telemetry-ingest would refuse the excess for good (422, a
+    // dead letter), which is no loss but would hide one. Every message here must be stored.
+    RATE_LIMIT_PER_SECOND: '100000',
+    RATE_LIMIT_BURST: '100000',
   });
   stack.process = child;
   await new Promise<void>((resolve, reject) => {

@@ -31,5 +31,15 @@ for (;;) {
   await new Promise((resolve) => setTimeout(resolve, 200));
 }
 const docs = await telemetry.find(filter, { projection: { _id: 1, deviceId: 1, msgId: 1 } }).toArray();
+// Messages refused rather than stored (a dead letter each), by reason: said on stderr, so a failure shows why.
+const refused = await mongo
+  .db(env.MONGODB_DB ?? 'kiot')
+  .collection('dead_letters')
+  .aggregate([
+    { $match: { 'event.subject': { $regex: `^${env.RUN}-d` } } },
+    { $group: { _id: '$error.code', n: { $sum: 1 } } },
+  ])
+  .toArray();
+if (refused.length > 0) process.stderr.write(`dead letters of the run by status: ${JSON.stringify(refused)}\n`);
 process.stdout.write(`${JSON.stringify(docs)}\n`);
 await mongo.close();

@@ -103,7 +103,12 @@ export async function startHarness(env: Env = {}, options: HarnessOptions = {}):
   });
   const mongo = connectMongo(config, options.mongoOptions);
   const redis = createRedis(config.REDIS_URL, { autoPipelining: true });
-  const app = createTelemetryIngestApp({ config, logger: createLogger('telemetry-ingest', 'silent'), mongo, redis });
+  const app = createTelemetryIngestApp({
+    config,
+    logger: createLogger('telemetry-ingest', process.env.TEST_LOG_LEVEL ?? 'silent'),
+    mongo,
+    redis,
+  });
   app.start();
   const prefix = options.onlySubjectsStartingWith;
   const before = options.beforeEvent;

@@ -106,6 +106,44 @@ describe('telemetry-ingest: MongoDB and Redis outages', () => {
     expect(new Set(stored.map((doc) => doc._id)).size).toBe(stored.length);
   }, 120_000);
 
+  it('charges no rate for a delivery that failed: retried through an outage, a device within its rate is never refused', async () => {
+    // A second function on the same stores whose devices may send 2 messages, then one per ~17 minutes: any
+    // token a failed attempt kept would refuse the message once MongoDB is back.
+    const strict = await startHarness(
+      { DEVICE_CACHE_TTL_MS: '0', RATE_LIMIT_PER_SECOND: '0.001', RATE_LIMIT_BURST: '2' },
+      { mongoUrl: mongo.url, redisUrl: redis.url },
+    );
+    try {
+      const calm = uniqueName('dev');
+      await strict.addDevice(calm);
+      const deliveries = [
+        [TYPES.telemetry, `${calm}-t`, { metrics: { t: 1 } }],
+        [TYPES.state, `${calm}-s`, { mode: 'eco' }],
+      ] as const;
+      await mongo.stop();
+      const down: number[] = [];
+      for (let attempt = 0; attempt < 3; attempt += 1)
+        for (const [type, id, data] of deliveries) down.push((await strict.send(type, calm, data, { id })).status);
+      expect(down).toEqual([503, 503, 503, 503, 503, 503]);
+      await mongo.start();
+      const statuses: number[] = [];
+      for (const [type, id, data] of deliveries) {
+        for (;;) {
+          const status = (await strict.send(type, calm, data, { id })).status;
+          statuses.push(status);
+          if (status < 300) break;
+          expect([409, 503]).toContain(status);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      expect(await storedSamples(strict, calm)).toHaveLength(1);
+      const view = (await (await strict.get(`/devices/${calm}/state`)).json()) as { shadow: { reported: unknown } };
+      expect(view.shadow.reported).toEqual({ mode: 'eco' });
+    } finally {
+      await strict.close();
+    }
+  }, 120_000);
+
   it('answers 503 while Redis is down; after a restart that lost every key, redeliveries are still stored once', async () => {
     const ids = Array.from({ length: 30 }, (_, i) => `${device}-m-${i}`);
     await redis.stop();

@@ -136,6 +136,24 @@ describe('telemetry-ingest: per-device rate limit', () => {
     expect(metrics).toContain('kiot_telemetry_rejected_total{code="rate_limited"} 3');
   });
 
+  it('judges each message at its receive time: a backlog that came within the rate is stored however late it arrives', async () => {
+    const late = uniqueName('late');
+    await h.addDevice(late);
+    // One message per 1,000 s (the device's rate) over the last 100 minutes, all delivered now (an outage's
+    // backlog, a replay after a crash): each was within the rate when it came.
+    const start = Date.now() - 6_000_000;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const time = new Date(start + i * 1_000_000).toISOString();
+      statuses.push((await h.send(TYPES.telemetry, late, { metrics: { n: i } }, { time })).status);
+    }
+    expect(statuses).toEqual([204, 204, 204, 204, 204, 204]);
+    // Now it sends faster than its rate: the burst (3), then refusals, as for any device.
+    for (let i = 0; i < 4; i += 1) statuses.push((await h.send(TYPES.telemetry, late, { metrics: { now: i } })).status);
+    expect(statuses.slice(6)).toEqual([204, 204, 204, 422]);
+    expect(await storedSamples(h, late)).toHaveLength(9);
+  });
+
   it('does not spend the budget of another device', async () => {
     const calm = uniqueName('calm');
     await h.addDevice(calm);
