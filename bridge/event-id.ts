@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 
 export interface EventIdInput {
   /** The device id from the topic (the request id for provisioning). */
@@ -36,8 +36,7 @@ export interface EventIdInput {
 export function eventIdFor(input: EventIdInput): string {
   if (input.msgId !== undefined) return `${input.subject}:${input.msgId}`;
   if (input.packetId === undefined) return randomUUID();
-  const hash = createHash('sha256');
-  hash.update(`${input.sessionId}\n${input.packetId}\n${input.topic}\n`);
-  hash.update(input.payload);
-  return `mqtt-${hash.digest('hex').slice(0, 32)}`;
+  // One-shot hash (no Hash object per message); the payload joins the header as one buffer.
+  const header = Buffer.from(`${input.sessionId}\n${input.packetId}\n${input.topic}\n`);
+  return `mqtt-${hash('sha256', Buffer.concat([header, input.payload]), 'hex').slice(0, 32)}`;
 }

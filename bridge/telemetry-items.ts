@@ -26,6 +26,18 @@ export interface TelemetryItem {
   bytes: number;
 }
 
+/** The ISO-8601 form of a receive time, formatted once per millisecond (messages arrive many per ms). */
+let lastMs = Number.NaN;
+let lastIso = '';
+function isoOf(date: Date): string {
+  const ms = date.getTime();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = date.toISOString();
+  }
+  return lastIso;
+}
+
 const isPlainMessage = (message: InboundMessage) =>
   message.properties === undefined || !MQTT.isEvent(asBindingMessage(message));
 
@@ -44,7 +56,7 @@ export function telemetryItemOf(message: InboundMessage, options: MappingOptions
   const subject = topic.value.subject;
   const key = messageKeyOf(decoded.value.value);
   const id = eventIdFor({ ...message, subject, ...(key ? { msgId: key } : {}) });
-  const time = message.receivedAt.toISOString();
+  const time = isoOf(message.receivedAt);
   const data = decoded.value.text;
   // Ids and subjects are printable ASCII (topics.ts, payload.ts) and the time is ISO-8601: only the id needs
   // escaping in principle, and JSON.stringify does that for it.

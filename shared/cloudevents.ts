@@ -33,7 +33,12 @@ export function isCloudEventRequest(headers: Headers): boolean {
  * The SDK fills in a missing `id` or `specversion` on its own, so the required attributes
  * (CloudEvents spec §3.1) are checked here first: a producer that omits them gets a 400.
  */
-export function parseCloudEvent(headers: Headers, body: Buffer | string | undefined): CloudEvent<unknown> {
+export function parseCloudEvent(
+  headers: Headers,
+  body: Buffer | string | undefined,
+  /** The body as JSON when the server has parsed it already (the functions framework does): not parsed again. */
+  parsed?: { value: unknown },
+): CloudEvent<unknown> {
   const lower = lowerCaseHeaders(headers);
   const type = mediaType(lower);
   const text = body === undefined ? '' : typeof body === 'string' ? body : body.toString('utf8');
@@ -42,11 +47,13 @@ export function parseCloudEvent(headers: Headers, body: Buffer | string | undefi
 
   let missing: string[];
   if (type === STRUCTURED) {
-    let envelope: unknown;
-    try {
-      envelope = JSON.parse(text);
-    } catch {
-      throw new InvalidInputError('the structured CloudEvent is not valid JSON', undefined, 'invalid_cloudevent');
+    let envelope: unknown = parsed?.value;
+    if (parsed === undefined) {
+      try {
+        envelope = JSON.parse(text);
+      } catch {
+        throw new InvalidInputError('the structured CloudEvent is not valid JSON', undefined, 'invalid_cloudevent');
+      }
     }
     if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
       throw new InvalidInputError('the structured CloudEvent is not a JSON object', undefined, 'invalid_cloudevent');
@@ -71,9 +78,11 @@ export function parseCloudEvent(headers: Headers, body: Buffer | string | undefi
     type.endsWith('json') ||
     type.endsWith('+json') ||
     type.endsWith('xml');
-  const payload = !textual && Buffer.isBuffer(body) ? body : text;
+  // JSON the server parsed goes to the SDK as the value (its JSON parser passes objects through): parsed once.
+  const json = parsed !== undefined && (type === STRUCTURED || type === 'application/json' || type.endsWith('+json'));
+  const payload = json ? parsed.value : !textual && Buffer.isBuffer(body) ? body : text;
   try {
-    const event = HTTP.toEvent({ headers: lower, body: payload });
+    const event = HTTP.toEvent({ headers: lower, body: payload as string });
     if (Array.isArray(event)) throw new Error('batch');
     return event as CloudEvent<unknown>;
   } catch (error) {

@@ -66,6 +66,8 @@ export interface DeviceView {
 
 export interface DeviceDirectory {
   device(id: string): Promise<DeviceView | undefined>;
+  /** Many devices at once: the cached ones as they are, the others with one query (a batch of messages). */
+  devices(ids: Iterable<string>): Promise<Map<string, DeviceView | undefined>>;
   telemetrySchema(type: string): Promise<TelemetrySchema | undefined>;
 }
 
@@ -92,17 +94,47 @@ export function createDeviceDirectory(
     return value;
   }
 
+  const viewOf = (doc: Pick<DeviceDocument, '_id' | 'type' | 'tags' | 'status'> | null): DeviceView | undefined =>
+    // A deleted device is a tombstone until its `deleted` event is out (the registry's outbox): to every
+    // reader it no longer exists.
+    !doc || (doc.status !== 'active' && doc.status !== 'disabled')
+      ? undefined
+      : { id: doc._id, type: doc.type, tags: doc.tags ?? [], status: doc.status };
+  const projection = { type: 1, tags: 1, status: 1 } as const;
+
   return {
     device: (id) =>
-      cached(devices, id, async () => {
-        const doc = await (await mongo.db())
+      cached(devices, id, async () =>
+        viewOf(
+          await (await mongo.db()).collection<DeviceDocument>(DEVICES_COLLECTION).findOne({ _id: id }, { projection }),
+        ),
+      ),
+    async devices(ids) {
+      const found = new Map<string, DeviceView | undefined>();
+      const missing: string[] = [];
+      for (const id of ids) {
+        const hit = devices.get(id);
+        if (hit) found.set(id, hit.value);
+        else if (!found.has(id)) {
+          found.set(id, undefined);
+          missing.push(id);
+        }
+      }
+      if (missing.length === 0) return found;
+      const docs = await withMongo(async () =>
+        (await mongo.db())
           .collection<DeviceDocument>(DEVICES_COLLECTION)
-          .findOne({ _id: id }, { projection: { type: 1, tags: 1, status: 1 } });
-        // A deleted device is a tombstone until its `deleted` event is out (the registry's outbox):
-        // to every reader it no longer exists.
-        if (!doc || (doc.status !== 'active' && doc.status !== 'disabled')) return undefined;
-        return { id: doc._id, type: doc.type, tags: doc.tags ?? [], status: doc.status };
-      }),
+          .find({ _id: { $in: missing } }, { projection })
+          .toArray(),
+      );
+      const loaded = new Map(docs.map((doc) => [doc._id, viewOf(doc)]));
+      for (const id of missing) {
+        const view = loaded.get(id);
+        devices.set(id, view);
+        found.set(id, view);
+      }
+      return found;
+    },
     telemetrySchema: (type) =>
       cached(types, type, async () => {
         const doc = await (await mongo.db())

@@ -22,6 +22,8 @@ export interface HandlerContext {
   logger: Logger;
   /** The id of this invocation: the CloudEvent id, or a generated request id. */
   invocationId: string;
+  /** Adds fields to the one log line of this event (a batch's counts, say); absent outside an event. */
+  annotate?(fields: Record<string, unknown>): void;
 }
 
 export interface HttpRequest {
@@ -77,6 +79,11 @@ export interface Route {
 export interface EventRoute<S extends z.ZodType = z.ZodType> {
   type: string;
   data: S;
+  /**
+   * The level of the event's log line when it succeeds. `debug` for the per-message events of a hot path:
+   * one line per device message would be gigabytes an hour at the evening peak; the metrics count them.
+   */
+  logLevel?: 'info' | 'debug';
   /** Resolves when the effect is durable. May return a reply event for the Broker. */
   // biome-ignore lint/suspicious/noConfusingVoidType: most use cases resolve with nothing; void lets them return their own Promise<void>
   handle(event: CloudEvent<unknown>, data: z.infer<S>, ctx: HandlerContext): Promise<CloudEvent<unknown> | void>;
@@ -133,10 +140,12 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
   async function handleEvent(req: Request, res: Response, headers: Record<string, string>, raw: Buffer) {
     const started = performance.now();
     let event: CloudEvent<unknown> | undefined;
+    let route: EventRoute | AnyEventRoute | undefined;
     let status = 500;
     let problem: ReturnType<typeof toProblem> | undefined;
     let senderSubject: string | undefined;
     let unexpected: unknown;
+    const annotations: Record<string, unknown> = {};
     try {
       if (role === 'app') {
         throw new ForbiddenError(
@@ -150,14 +159,24 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       // The sender first: nothing of a forged event is parsed.
       senderSubject = (await options.authenticateEvent?.(headers))?.subject;
       if (raw.length > maxBodyBytes) throw new PayloadTooLargeError(maxBodyBytes, raw.length);
-      event = parseCloudEvent(headers, raw);
-      const route = events.get(event.type) ?? options.anyEvent;
+      // The framework's body parser read JSON bodies already (req.body): the event is built from that value.
+      const body = (req as { body?: unknown }).body;
+      const parsed =
+        raw.length > 0 && typeof body === 'object' && body !== null && !Buffer.isBuffer(body)
+          ? { value: body }
+          : undefined;
+      event = parseCloudEvent(headers, raw, parsed);
+      route = events.get(event.type) ?? options.anyEvent;
       if (!route) {
         throw new InvalidInputError(`${service} does not consume ${event.type}`, undefined, 'unsupported_event_type');
       }
       const data = route.data.safeParse(event.data);
       if (!data.success) throw InvalidInputError.fromZod(data.error, `the data of ${event.type} is invalid`);
-      const reply = await route.handle(event, data.data, { logger, invocationId: event.id });
+      const reply = await route.handle(event, data.data, {
+        logger,
+        invocationId: event.id,
+        annotate: (fields) => Object.assign(annotations, fields),
+      });
       if (reply) {
         const message = toBinaryMessage(reply);
         status = 200;
@@ -177,18 +196,29 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       const type = event?.type ?? headers['ce-type'] ?? 'unknown';
       eventCounter.inc({ type, status });
       eventDuration.observe({ type }, durationMs / 1000);
-      const line = {
-        ce: { id: event?.id ?? headers['ce-id'], type, subject: event?.subject ?? headers['ce-subject'] },
-        ...(senderSubject ? { sender: senderSubject } : {}),
-        outcome: status < 300 ? 'ok' : status < 500 ? 'rejected' : 'failed',
-        status,
-        durationMs,
-        ...(problem ? { error: problem.body.error } : {}),
-        ...(unexpected === undefined ? {} : { err: unexpected }),
-      };
-      if (status >= 500) logger.error(line, 'event');
-      else if (status >= 400) logger.warn(line, 'event');
-      else logger.info(line, 'event');
+      const level =
+        status >= 500
+          ? 'error'
+          : status >= 400
+            ? 'warn'
+            : route && 'logLevel' in route && route.logLevel === 'debug'
+              ? 'debug'
+              : 'info';
+      if (logger.isLevelEnabled(level)) {
+        logger[level](
+          {
+            ce: { id: event?.id ?? headers['ce-id'], type, subject: event?.subject ?? headers['ce-subject'] },
+            ...(senderSubject ? { sender: senderSubject } : {}),
+            outcome: status < 300 ? 'ok' : status < 500 ? 'rejected' : 'failed',
+            status,
+            durationMs,
+            ...annotations,
+            ...(problem ? { error: problem.body.error } : {}),
+            ...(unexpected === undefined ? {} : { err: unexpected }),
+          },
+          'event',
+        );
+      }
     }
   }
 

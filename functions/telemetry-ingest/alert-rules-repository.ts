@@ -26,6 +26,8 @@ export interface AlertRulesRepository {
    * one query per `ttlMs` and indexed in memory, so the hot path costs no query per device.
    */
   forDevice(deviceId: string, deviceType: string | undefined): Promise<AlertRule[]>;
+  /** The same for many devices with one wait: only devices that have rules are in the answer. */
+  forDevices(devices: Iterable<{ id: string; type?: string }>): Promise<Map<string, AlertRule[]>>;
 }
 
 const toRule = ({ _id, ...rest }: AlertRuleDocument): AlertRule => ({ id: _id, ...rest });
@@ -54,6 +56,23 @@ export function createAlertRulesRepository(
     return { at: now(), byDevice, byType };
   }
   const collection = async () => (await mongo.db()).collection<AlertRuleDocument>(ALERT_RULES_COLLECTION);
+
+  async function forDevices(devices: Iterable<{ id: string; type?: string }>): Promise<Map<string, AlertRule[]>> {
+    if (!cache || now() - cache.at >= options.ttlMs) {
+      // One load at a time: concurrent events wait for the same query.
+      loading ??= load().finally(() => {
+        loading = undefined;
+      });
+      cache = await loading;
+    }
+    const rules = new Map<string, AlertRule[]>();
+    for (const device of devices) {
+      const own = cache.byDevice.get(device.id);
+      const typed = device.type ? cache.byType.get(device.type) : undefined;
+      if (own || typed) rules.set(device.id, [...(own ?? []), ...(typed ?? [])]);
+    }
+    return rules;
+  }
 
   return {
     create: (input, at) =>
@@ -109,15 +128,8 @@ export function createAlertRulesRepository(
           .toArray();
         return docs.map(toRule);
       }),
-    async forDevice(deviceId, deviceType) {
-      if (!cache || now() - cache.at >= options.ttlMs) {
-        // One load at a time: concurrent events wait for the same query.
-        loading ??= load().finally(() => {
-          loading = undefined;
-        });
-        cache = await loading;
-      }
-      return [...(cache.byDevice.get(deviceId) ?? []), ...(deviceType ? (cache.byType.get(deviceType) ?? []) : [])];
-    },
+    forDevice: async (deviceId, deviceType) =>
+      (await forDevices([{ id: deviceId, ...(deviceType ? { type: deviceType } : {}) }])).get(deviceId) ?? [],
+    forDevices,
   };
 }

@@ -65,12 +65,17 @@ export function telemetryBatchRoute(deps: BatchRouteDeps): EventRoute {
       const messages = parsed.flatMap((item) => (item.ok ? [item.message] : []));
       const outcomes = await deps.ingestBatch(messages, ctx);
       const refused: { index: number; error: AppError }[] = [];
+      const counts = { stored: 0, duplicate: 0, refused: 0 };
       let next = 0;
       parsed.forEach((item, index) => {
         const outcome = item.ok ? outcomes[next++]! : { outcome: 'refused' as const, error: item.error };
+        counts[outcome.outcome] += 1;
         if (outcome.outcome === 'refused') refused.push({ index, error: outcome.error });
       });
       deps.metrics.batchItems.observe(items.length);
+      for (const [outcome, count] of Object.entries(counts))
+        if (count > 0) deps.metrics.messages.inc({ outcome }, count);
+      ctx.annotate?.({ messages: { total: items.length, ...counts } });
       await Promise.all(refused.map(({ index, error }) => deadLetter(event, items[index], index, error, deps)));
       if (ctx.logger.isLevelEnabled('debug')) {
         for (const { index, error } of refused)

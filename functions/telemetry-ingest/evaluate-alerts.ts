@@ -53,7 +53,16 @@ export function observe(rule: AlertRule, samples: ValidSample[]): AlertObservati
  * between republishes the same alert (same ids, idempotent) on a later evaluation instead of losing it.
  */
 export async function evaluateAlerts(device: DeviceView, samples: ValidSample[], deps: AlertDeps): Promise<void> {
-  const rules = await deps.alertRules.forDevice(device.id, device.type);
+  await evaluateAlertRules(device, await deps.alertRules.forDevice(device.id, device.type), samples, deps);
+}
+
+/** The same with the device's rules already looked up (a batch looks up every device's at once). */
+export async function evaluateAlertRules(
+  device: DeviceView,
+  rules: AlertRule[],
+  samples: ValidSample[],
+  deps: AlertDeps,
+): Promise<void> {
   await Promise.all(
     rules.map(async (rule) => {
       const observations = observe(rule, samples);

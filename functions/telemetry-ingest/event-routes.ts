@@ -36,12 +36,15 @@ export function eventRoutes(deps: EventRouteDeps): EventRoute[] {
     eventRoute({
       type,
       data: presenceDataSchema,
+      logLevel: 'debug',
       handle: async (event, _data, ctx) => deps.recordPresence({ ...deviceMessage(event, deps.now()), signal }, ctx),
     });
   return [
+    // One device message each: logged at debug, counted in the metrics (a batch is logged per batch).
     eventRoute({
       type: EVENT_TYPES.telemetry,
       data: anyData,
+      logLevel: 'debug',
       async handle(event, data, ctx) {
         await deps.ingest({ ...deviceMessage(event, deps.now()), payload: data }, ctx);
       },
@@ -49,6 +52,7 @@ export function eventRoutes(deps: EventRouteDeps): EventRoute[] {
     eventRoute({
       type: EVENT_TYPES.state,
       data: anyData,
+      logLevel: 'debug',
       async handle(event, data, ctx) {
         await deps.reportState({ ...deviceMessage(event, deps.now()), patch: data }, ctx);
       },

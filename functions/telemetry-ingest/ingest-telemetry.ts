@@ -3,7 +3,7 @@ import type { AppError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { AdmissionGate } from './admission.js';
 import { type DeviceMessage, type NoticeDeps, notifyDevice } from './device-steps.js';
-import { type AlertDeps, evaluateAlerts } from './evaluate-alerts.js';
+import { type AlertDeps, evaluateAlertRules } from './evaluate-alerts.js';
 import type { LiveFeed } from './live-feed.js';
 import type { PresenceRepository } from './presence-repository.js';
 import {
@@ -90,7 +90,7 @@ export async function ingestTelemetryBatch(
     const checked = await check(admitted, messages, deps, refuse);
     await store(checked, deps);
     for (const [index, { samples }] of checked) outcomes[index] = { outcome: 'stored', samples: samples.length };
-    await Promise.all([markSeen(checked, deps), ...alertsPerDevice(checked, deps)]);
+    await Promise.all([markSeen(checked, deps), alertsPerDevice(checked, deps)]);
     const refused = admitted.filter((index) => outcomes[index]?.outcome === 'refused').map((i) => messages[i]!);
     await Promise.all([
       deps.admission.complete([...checked.values()].map((entry) => entry.message)),
@@ -136,9 +136,7 @@ async function check(
   deps: IngestTelemetryDeps,
   refuse: (index: number, error: AppError) => void,
 ): Promise<Map<number, Checked>> {
-  const devices = await lookUp(new Set(admitted.map((index) => messages[index]!.deviceId)), (id) =>
-    deps.devices.device(id),
-  );
+  const devices = await deps.devices.devices(new Set(admitted.map((index) => messages[index]!.deviceId)));
   const types = new Set<string>();
   for (const device of devices.values()) if (device?.type && device.status === 'active') types.add(device.type);
   const schemas = await lookUp(types, (type) => deps.devices.telemetrySchema(type));
@@ -203,15 +201,25 @@ function markSeen(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Pro
   return deps.presence.applyMany([...newest].map(([deviceId, at]) => ({ deviceId, signal: 'seen' as const, at })));
 }
 
-/** Each device's rules see all its samples of the batch at once (observe() orders them by event time). */
-function alertsPerDevice(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<void>[] {
+/**
+ * Each device's rules see all its samples of the batch at once (observe() orders them by event time); the
+ * rules of every device are looked up together, and a device without rules costs nothing more.
+ */
+async function alertsPerDevice(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<void> {
   const byDevice = new Map<string, { device: DeviceView; samples: ValidSample[] }>();
   for (const { device, samples } of checked.values()) {
     const entry = byDevice.get(device.id);
     if (entry) entry.samples.push(...samples);
     else byDevice.set(device.id, { device, samples: [...samples] });
   }
-  return [...byDevice.values()].map(({ device, samples }) => evaluateAlerts(device, samples, deps));
+  if (byDevice.size === 0) return;
+  const rules = await deps.alertRules.forDevices([...byDevice.values()].map((entry) => entry.device));
+  await Promise.all(
+    [...rules].map(([id, deviceRules]) => {
+      const { device, samples } = byDevice.get(id)!;
+      return evaluateAlertRules(device, deviceRules, samples, deps);
+    }),
+  );
 }
 
 /** A refusal the device hears about, as for a single event; a rate limit at most once per interval. */

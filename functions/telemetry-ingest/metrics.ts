@@ -36,6 +36,12 @@ export function createIngestMetrics(registry: Registry) {
       labelNames: ['transition'],
       registers,
     }),
+    messages: new Counter({
+      name: 'kiot_telemetry_batch_messages_total',
+      help: 'Device messages of io.kiot.telemetry.batch events, by outcome (stored, duplicate, refused)',
+      labelNames: ['outcome'],
+      registers,
+    }),
     batchItems: new Histogram({
       name: 'kiot_telemetry_batch_items',
       help: 'Device messages per io.kiot.telemetry.batch event',

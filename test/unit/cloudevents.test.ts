@@ -30,6 +30,22 @@ describe('parseCloudEvent', () => {
     expect(event).toMatchObject({ id: 'e-2', data: { a: 1 } });
   });
 
+  it('takes a body the server parsed already as it is, in both modes (parsed once)', () => {
+    const raw = '[{"id":"a","subject":"d1"}]';
+    const value = JSON.parse(raw) as unknown[];
+    const binary = parseCloudEvent(binaryHeaders, Buffer.from(raw), { value });
+    expect(binary.data).toBe(value);
+    expect(binary).toEqual(parseCloudEvent(binaryHeaders, Buffer.from(raw)));
+    const envelope = { id: 'e-3', source: '/s', type: 't', specversion: '1.0', data: { a: 1 } };
+    const structured = parseCloudEvent({ 'content-type': 'application/cloudevents+json' }, JSON.stringify(envelope), {
+      value: envelope,
+    });
+    expect(structured).toMatchObject({ id: 'e-3', data: { a: 1 } });
+    expect(() =>
+      parseCloudEvent({ 'content-type': 'application/cloudevents+json' }, '{}', { value: { id: 'x' } }),
+    ).toThrow(/source/);
+  });
+
   it.each(['id', 'source', 'type', 'specversion'])('rejects a binary envelope without %s with 400', (name) => {
     const headers: Record<string, string> = { ...binaryHeaders };
     delete headers[`ce-${name}`];
