@@ -2,7 +2,9 @@
 //   simulated devices (several MQTT connections, QoS 1) → a private Mosquitto → bridge (child process,
 //   `node dist/bridge.js`, so its RSS is its own) → a no-op HTTP sink in this process.
 // In the same run it measures the limit: Mosquitto's raw QoS 1 pub→sub rate to one persistent-session
-// subscriber that acknowledges at once. Ends with one JSON line (see the brief of `npm run bench:bridge`).
+// subscriber that acknowledges at once. The bridge runs twice: with its defaults (telemetry batching on), which
+// is `value`, and with BATCH_MAX_COUNT=1 (one event per message, as before batching) beside it. Ends with one
+// JSON line (see the brief of `npm run bench:bridge`). BENCH_BRIDGE_ENV='A=1 B=2' sets more bridge env.
 // Env: BENCH_MESSAGES (30000), BENCH_CONNECTIONS (4), BENCH_WINDOW (64 in flight per connection),
 // BENCH_LATENCY_SECONDS (5), BRIDGE_SESSIONS (the bridge's default), MQTT_URL (instead of a private broker),
 // BENCH_BRIDGE_NODE_ARGS (node flags of the bridge; default a heap cap like a container's), BENCH_BRIDGE_LOG.
@@ -117,11 +119,16 @@ function receiver(): Receiver {
   return state;
 }
 
+/** Records every message a request carried (one event, or each item of a batch): its count and latency. */
 function record(state: Receiver, body: Buffer | string) {
   const at = performance.now();
-  const sentAt = /"sentAt":([0-9.]+)/.exec(typeof body === 'string' ? body : body.toString('latin1'))?.[1];
-  if (sentAt) state.latencies.push(at - Number(sentAt));
-  state.count += 1;
+  const text = typeof body === 'string' ? body : body.toString('latin1');
+  let messages = 0;
+  for (const match of text.matchAll(/"sentAt":([0-9.]+)/g)) {
+    state.latencies.push(at - Number(match[1]));
+    messages += 1;
+  }
+  state.count += Math.max(messages, 1);
   state.lastAt = at;
   const s = state as Receiver & { target: number; resolve?: () => void };
   if (s.count >= s.target) s.resolve?.();
@@ -221,87 +228,115 @@ async function main() {
     log(`raw Mosquitto QoS 1 pub→sub: ${round(raw)} msg/s (${MESSAGES} messages, ${CONNECTIONS} publishers)`);
     log(`  CPU per message (devices and subscriber in this process): ${describeCpu(rawCpu)}`);
 
-    // 2. The bridge as a child process, delivering to a no-op sink here.
+    // 2. The bridge as a child process, delivering to a no-op sink here: with its defaults (batching), then
+    //    one event per message.
     const got = receiver();
     const sink = await startSink(got);
     const sinkPort = (sink.address() as AddressInfo).port;
-    const started = await spawnBridge({
-      MQTT_URL: url,
-      K_SINK: `http://127.0.0.1:${sinkPort}/sink`,
-      DEAD_LETTER_SINK: `http://127.0.0.1:${sinkPort}/dead-letter`,
-      BRIDGE_CLIENT_ID: `${run}-bridge`,
-      BRIDGE_SHARE_GROUP: run,
-      BRIDGE_SESSION_EXPIRY_S: '300',
-      LOG_LEVEL: process.env.BENCH_BRIDGE_LOG ?? 'warn',
-      ...(process.env.BRIDGE_SESSIONS ? { BRIDGE_SESSIONS: process.env.BRIDGE_SESSIONS } : {}),
-    });
-    bridge = started.child;
-    await publishBurst(devices, 0, 2_000); // warm-up
-    await got.waitFor(2_000);
-    got.reset();
-    const pids = { bench: process.pid, bridge: bridge.pid!, mosquitto: broker?.pid() };
-    const meter = cpuMeter(pids);
-    const t0 = performance.now();
-    await publishBurst(devices, 0, MESSAGES);
-    await got.waitFor(MESSAGES);
-    const value = MESSAGES / ((got.lastAt - t0) / 1000);
-    log(`bridge sustained forward rate: ${round(value)} msg/s (${round(value / raw, 3)} of raw)`);
-    // Where the CPU went during that phase (devices and the no-op sink live in this process). With every core
-    // busy, cores ÷ total µs is the most this pipeline can forward on this machine, whatever the bridge does.
-    const cpu = meter.perUnit(MESSAGES);
+    const extraEnv = Object.fromEntries(
+      (process.env.BENCH_BRIDGE_ENV ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+    );
+    const phase = async (name: string, env: Record<string, string>) => {
+      log(`— ${name}`);
+      const started = await spawnBridge({
+        MQTT_URL: url,
+        K_SINK: `http://127.0.0.1:${sinkPort}/sink`,
+        DEAD_LETTER_SINK: `http://127.0.0.1:${sinkPort}/dead-letter`,
+        BRIDGE_CLIENT_ID: `${run}-${name}`,
+        BRIDGE_SHARE_GROUP: `${run}-${name}`,
+        BRIDGE_SESSION_EXPIRY_S: '300',
+        LOG_LEVEL: process.env.BENCH_BRIDGE_LOG ?? 'warn',
+        ...(process.env.BRIDGE_SESSIONS ? { BRIDGE_SESSIONS: process.env.BRIDGE_SESSIONS } : {}),
+        ...extraEnv,
+        ...env,
+      });
+      bridge = started.child;
+      got.reset();
+      await publishBurst(devices, 0, 2_000); // warm-up
+      await got.waitFor(2_000);
+      got.reset();
+      const meter = cpuMeter({ bench: process.pid, bridge: bridge.pid!, mosquitto: broker?.pid() });
+      // The bridge's messages in flight (received, not yet acknowledged), sampled during the burst.
+      let peakInFlight = 0;
+      const sampler = setInterval(async () => {
+        const text = await (await fetch(`${started.url}/metrics`).catch(() => undefined))?.text();
+        const now = Number(/kiot_bridge_in_flight_messages (\d+)/.exec(text ?? '')?.[1] ?? 0);
+        peakInFlight = Math.max(peakInFlight, now);
+      }, 200);
+      const t0 = performance.now();
+      await publishBurst(devices, 0, MESSAGES);
+      await got.waitFor(MESSAGES);
+      clearInterval(sampler);
+      const value = MESSAGES / ((got.lastAt - t0) / 1000);
+      // Where the CPU went (devices and the no-op sink live in this process). With every core busy, cores ÷
+      // total µs is the most this pipeline can forward on this machine, whatever the bridge does.
+      const cpu = meter.perUnit(MESSAGES);
+      const ceiling = (cores * 1e6) / cpu.total!;
+      log(
+        `bridge sustained forward rate: ${round(value)} msg/s (${round(value / raw, 3)} of raw); in flight at most ${peakInFlight}`,
+      );
+      log(
+        `  CPU per message: ${describeCpu(cpu)}; ${cores} cores ⇒ at most ${round(ceiling)} msg/s (${round(ceiling / raw, 3)} of raw)`,
+      );
+      // Latency paced at half the bridge's own sustained rate (the target's load), then at half the raw rate.
+      const paced = async (rate: number, what: string) => {
+        got.reset();
+        const count = Math.round(rate * LATENCY_SECONDS);
+        await publishPaced(devices, 0, count, rate);
+        await got.waitFor(count);
+        const latency = { p50: percentile(got.latencies, 50), p99: percentile(got.latencies, 99) };
+        log(
+          `latency at ${round(rate)} msg/s (${what}): p50 ${round(latency.p50, 2)} ms, p99 ${round(latency.p99, 2)} ms`,
+        );
+        return latency;
+      };
+      const own = await paced(value / 2, "50% of the bridge's rate");
+      const halfRaw = value < raw / 2 ? undefined : await paced(raw / 2, '50% of raw');
+      const rss = peakRssMb(bridge.pid!);
+      const metrics = await (await fetch(`${started.url}/metrics`)).text();
+      const gauge = (metric: string) =>
+        round(Number(new RegExp(`^${metric}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
+      log(
+        `  bridge memory now: heap used ${gauge('kiot_bridge_nodejs_heap_size_used_bytes')} MB of ${gauge('kiot_bridge_nodejs_heap_size_total_bytes')} MB, RSS ${gauge('kiot_bridge_process_resident_memory_bytes')} MB; peak RSS ${round(rss)} MB`,
+      );
+      // A graceful stop (drain), as in production; SIGKILL if it takes too long.
+      const exited = new Promise((resolve) => bridge!.once('exit', resolve));
+      bridge.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      bridge = undefined;
+      return { value, cpu, ceiling, own, halfRaw, rss };
+    };
     const cores = availableParallelism();
-    const ceiling = (cores * 1e6) / cpu.total!;
-    log(
-      `  CPU per message: ${describeCpu(cpu)}; ${cores} cores ⇒ at most ${round(ceiling)} msg/s (${round(ceiling / raw, 3)} of raw)`,
-    );
-
-    // 3. Latency at half the raw rate, paced: publish → the sink has the event.
-    got.reset();
-    const rate = raw / 2;
-    const count = Math.round(rate * LATENCY_SECONDS);
-    await publishPaced(devices, 0, count, rate);
-    await got.waitFor(count);
-    const p50 = percentile(got.latencies, 50);
-    const p99 = percentile(got.latencies, 99);
-    log(
-      `latency at ${round(rate)} msg/s (50% of raw), ${count} messages: p50 ${round(p50, 2)} ms, p99 ${round(p99, 2)} ms`,
-    );
-    // The same at half the bridge's own sustained rate: its latency when it is not the bottleneck.
-    got.reset();
-    const ownCount = Math.round((value / 2) * LATENCY_SECONDS);
-    await publishPaced(devices, 0, ownCount, value / 2);
-    await got.waitFor(ownCount);
-    log(
-      `latency at ${round(value / 2)} msg/s (50% of the bridge's rate): p50 ${round(percentile(got.latencies, 50), 2)} ms, p99 ${round(percentile(got.latencies, 99), 2)} ms`,
-    );
-    const rss = peakRssMb(bridge.pid!);
-    const metrics = await (await fetch(`${started.url}/metrics`)).text();
-    const gauge = (name: string) =>
-      round(Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
-    log(
-      `  bridge memory now: heap used ${gauge('kiot_bridge_nodejs_heap_size_used_bytes')} MB of ${gauge('kiot_bridge_nodejs_heap_size_total_bytes')} MB, RSS ${gauge('kiot_bridge_process_resident_memory_bytes')} MB`,
-    );
-    log(`bridge peak RSS: ${round(rss)} MB`);
-    // A graceful stop (drain), as in production; SIGKILL if it takes too long.
-    const exited = new Promise((resolve) => bridge!.once('exit', resolve));
-    bridge.kill('SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    const batched = await phase('batched', {});
+    const single = await phase('single', { BATCH_MAX_COUNT: '1' });
     sink.close();
     clearTimeout(deadline);
+    log(
+      `batched ${round(batched.value)} msg/s (${round(batched.value / raw, 3)} of raw), one event per message ${round(single.value)} msg/s (${round(single.value / raw, 3)})`,
+    );
     process.stdout.write(
       `${JSON.stringify({
         bench: 'bridge',
-        value: round(value),
+        value: round(batched.value),
         unit: 'msg/s',
         limit: round(raw),
-        ratio: round(value / raw, 3),
-        p50_ms: round(p50, 2),
-        p99_ms: round(p99, 2),
-        rss_mb: round(rss),
-        cpu_us_per_msg: cpu,
+        ratio: round(batched.value / raw, 3),
+        p50_ms: round(batched.own.p50, 2),
+        p99_ms: round(batched.own.p99, 2),
+        p99_ms_at_half_raw: batched.halfRaw ? round(batched.halfRaw.p99, 2) : null,
+        rss_mb: round(batched.rss),
+        cpu_us_per_msg: batched.cpu,
+        cpu_ceiling_msg_s: round(batched.ceiling),
+        single_value: round(single.value),
+        single_ratio: round(single.value / raw, 3),
+        single_p99_ms: round(single.own.p99, 2),
+        single_cpu_us_per_msg: single.cpu,
+        single_rss_mb: round(single.rss),
         raw_cpu_us_per_msg: rawCpu,
         cores,
-        cpu_ceiling_msg_s: round(ceiling),
       })}\n`,
     );
   } finally {

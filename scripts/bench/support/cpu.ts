@@ -1,5 +1,5 @@
 // CPU accounting for benchmarks: where the CPU of a phase went, per process, from /proc (Linux).
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** CPU seconds a process has used so far (utime + stime, /proc/<pid>/stat, 100 ticks per second). */
 export function cpuSeconds(pid: number): number {
@@ -58,3 +58,48 @@ export const describeCpu = (cpu: CpuPerUnit) =>
   Object.entries(cpu)
     .map(([name, us]) => `${name} ${us} µs`)
     .join(', ');
+
+/**
+ * The pid of the process listening on a TCP port of this machine (Linux: /proc/net/tcp{,6} then the socket
+ * inode among /proc/<pid>/fd), or undefined. Finds the very server a bench talks to where several processes
+ * share a name (other people's Mongo or Redis instances on the same host).
+ */
+export function pidListeningOn(port: number): number | undefined {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // local_address is ADDR:PORT in hex; state 0A is LISTEN; field 9 is the inode.
+      if (fields[1]?.endsWith(`:${hexPort}`) && fields[3] === '0A' && fields[9]) inodes.add(fields[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const link = readlinkSync(`/proc/${entry}/fd/${fd}`);
+        if (link.startsWith('socket:[') && inodes.has(link.slice(8, -1))) return Number(entry);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The pid of the server of a URL (`redis://127.0.0.1:26379`, `mongodb://…:27027`) on this machine. */
+export const pidOfServer = (url: string) => pidListeningOn(Number(new URL(url).port));
