@@ -2,10 +2,14 @@ import { Link } from 'wouter-preact';
 import { TimeChart } from '../components/chart.js';
 import { useLoad } from '../components/hooks.js';
 import { PageTitle } from '../components/layout.js';
-import { ErrorNote, Section, Stat } from '../components/ui.js';
+import { CountBars, ShareBar } from '../components/shares.js';
+import { Badge, ErrorNote, Section, Stat } from '../components/ui.js';
 import { formatAgo, formatCount } from '../logic/format.js';
-import { type OverviewInput, overviewFigures } from '../logic/overview.js';
+import { fleetShares, type OverviewInput, overviewFigures, typeRows } from '../logic/overview.js';
 import { useSession } from '../session.js';
+import type { AlertView, Page } from './types.js';
+
+type DeviceSummary = NonNullable<OverviewInput['devices']> & { byType: { type: string | null; devices: number }[] };
 
 interface TelemetrySummary {
   online: number;
@@ -38,10 +42,8 @@ export function OverviewPage() {
   const { api, can } = useSession();
   const overview = useLoad(
     async (signal) => {
-      const [devices, telemetry, commands, jobsRunning, jobsScheduled, deadLetters] = await Promise.all([
-        can.devicesRead
-          ? settle(api.get<OverviewInput['devices']>('device-registry', '/device-summary', signal))
-          : undefined,
+      const [devices, telemetry, commands, jobsRunning, jobsScheduled, deadLetters, alerts] = await Promise.all([
+        can.devicesRead ? settle(api.get<DeviceSummary>('device-registry', '/device-summary', signal)) : undefined,
         can.telemetryRead
           ? settle(api.get<TelemetrySummary>('telemetry-ingest', '/telemetry-summary', signal))
           : undefined,
@@ -57,6 +59,9 @@ export function OverviewPage() {
         can.deadLettersRead
           ? settle(api.get<DeadLetterSummary>('dead-letters', '/dead-letter-summary', signal))
           : undefined,
+        can.telemetryRead
+          ? settle(api.get<Page<AlertView>>('telemetry-ingest', '/alerts?status=active&limit=5', signal))
+          : undefined,
       ]);
       const jobs =
         jobsRunning?.value && jobsScheduled?.value
@@ -69,13 +74,15 @@ export function OverviewPage() {
         ...(jobs ? { jobs } : {}),
         ...(deadLetters?.value ? { deadLetters: deadLetters.value } : {}),
       };
-      const errors = [devices, telemetry, commands, jobsRunning, deadLetters]
+      const errors = [devices, telemetry, commands, jobsRunning, deadLetters, alerts]
         .map((answer) => answer?.error)
         .filter(Boolean);
       return {
         figures: overviewFigures(input),
         rate: telemetry?.value?.rate ?? [],
         failing: deadLetters?.value?.failingDevices ?? [],
+        byType: devices?.value ? typeRows(devices.value.byType) : undefined,
+        latestAlerts: alerts?.value?.items,
         errors,
         at: Date.now(),
       };
@@ -87,6 +94,7 @@ export function OverviewPage() {
   const f = data?.figures ?? {};
   const count = (value: number | undefined) => (value === undefined ? '–' : formatCount(value));
   const rate = data?.rate ?? [];
+  const fleet = fleetShares(f);
   return (
     <>
       <PageTitle
@@ -106,6 +114,9 @@ export function OverviewPage() {
           <Stat label="offline" value={count(f.offline)} href="/devices?status=offline" testId="stat-offline" />
           <Stat label="disabled" value={count(f.disabled)} href="/devices?status=disabled" testId="stat-disabled" />
         </div>
+        {fleet && (f.total ?? 0) > 0 ? (
+          <ShareBar title="The fleet" shares={fleet} hrefOf={(key) => `/devices?status=${key}`} testId="fleet-shares" />
+        ) : null}
       </section>
       <section aria-labelledby="activity-heading" class="panel">
         <h2 id="activity-heading">Activity</h2>
@@ -141,6 +152,60 @@ export function OverviewPage() {
           />
         ) : null}
       </section>
+      <div class="overview-columns">
+        {data?.byType && data.byType.length > 0 ? (
+          <Section title="Devices by type">
+            <CountBars
+              caption="Registered devices per type, most first"
+              what="Type"
+              testId="devices-by-type"
+              rows={data.byType.map((row) => ({
+                key: row.label,
+                label: row.label,
+                count: row.devices,
+                percentOfLargest: row.percentOfLargest,
+                href: row.type === null ? '/devices' : `/devices?type=${encodeURIComponent(row.type)}`,
+              }))}
+            />
+          </Section>
+        ) : null}
+        {data?.latestAlerts ? (
+          <Section title="Latest open alerts" actions={<Link href="/alerts">All alerts</Link>}>
+            {data.latestAlerts.length === 0 ? (
+              <p class="muted">No alert is open.</p>
+            ) : (
+              <table data-testid="latest-alerts">
+                <caption class="visually-hidden">The five most recently raised alerts still open</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Device</th>
+                    <th scope="col">Condition</th>
+                    <th scope="col">Severity</th>
+                    <th scope="col">Raised</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.latestAlerts.map((alert) => (
+                    <tr key={alert.id}>
+                      <td>
+                        <Link href={`/devices/${encodeURIComponent(alert.deviceId)}`}>{alert.deviceId}</Link>
+                      </td>
+                      <td>
+                        {alert.metric} {alert.comparison} {alert.threshold}
+                        {alert.raisedValue === null ? '' : ` (was ${alert.raisedValue})`}
+                      </td>
+                      <td>
+                        <Badge status={alert.severity} />
+                      </td>
+                      <td>{formatAgo(alert.raisedAt, Date.now())}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+          </Section>
+        ) : null}
+      </div>
       {data && data.failing.length > 0 ? (
         <Section title="Failing devices">
           <table>

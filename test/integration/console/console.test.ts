@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
@@ -91,6 +91,15 @@ describe('the web console in real Chromium against npm start', { timeout: 600_00
     await stack?.stop();
   }, 120_000);
 
+  /**
+   * With KIOT_DOCS_SCREENSHOTS=1 the README's screenshots are taken from this run (docs/console-*.png): they show
+   * what the test saw, never a mock-up.
+   */
+  function publishToDocs(name: string, as: string) {
+    if (process.env.KIOT_DOCS_SCREENSHOTS === '1')
+      copyFileSync(join(ARTIFACTS, `${name}.png`), join(ROOT, 'docs', `${as}.png`));
+  }
+
   async function checkPage(name: string) {
     await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
     const results = await new AxeBuilder({ page }).analyze();
@@ -131,6 +140,13 @@ describe('the web console in real Chromium against npm start', { timeout: 600_00
     await expect
       .poll(async () => Number(await page.getByTestId('stat-rate').textContent()), { timeout: 30_000 })
       .toBeGreaterThan(0);
+    // The pictures say the same figures: the fleet bar, the devices per type.
+    expect(await page.getByTestId('fleet-shares').locator('.share-bar').getAttribute('aria-label')).toBe(
+      `The fleet: ${DEVICES} online (100 %), 0 offline (0 %), 0 disabled (0 %)`,
+    );
+    const types = page.getByTestId('devices-by-type').locator('tbody tr');
+    await expect.poll(() => types.count()).toBe(1);
+    expect(await types.first().textContent()).toBe(`sim-sensor${DEVICES}`);
     await checkPage('overview');
   });
 
@@ -158,6 +174,7 @@ describe('the web console in real Chromium against npm start', { timeout: 600_00
     // New samples arrive over the stream (2 per second per device here), not by reloading the page.
     await expect.poll(points, { timeout: 30_000 }).toBeGreaterThan(before + 2);
     await checkPage('device');
+    publishToDocs('device', 'console-device');
   });
 
   it('sends a command from the page and shows it SUCCEEDED', async () => {
@@ -210,6 +227,18 @@ describe('the web console in real Chromium against npm start', { timeout: 600_00
         const open = page.getByTestId('open-alerts');
         await open.getByRole('button', { name: 'Acknowledge' }).first().click({ timeout: 30_000 });
         await expect.poll(() => open.textContent(), { timeout: 15_000 }).toContain('by local-admin');
+        // The overview lists the newest open alerts, each linked to its device.
+        await page
+          .getByRole('navigation', { name: 'Main' })
+          .getByRole('link', { name: 'Overview', exact: true })
+          .click();
+        const latest = page.getByTestId('latest-alerts');
+        await latest.waitFor({ timeout: 30_000 });
+        await expect.poll(() => latest.locator('tbody tr').count()).toBeGreaterThan(0);
+        expect(await latest.locator('tbody tr').first().textContent()).toMatch(/^sim-\d{4}temperature > -100/);
+        expect(Number(await page.getByTestId('stat-alerts').textContent())).toBeGreaterThan(0);
+        await checkPage('overview-alerts');
+        publishToDocs('overview-alerts', 'console-overview');
       }
     }
     // The example rollout npm start runs: its progress, live.

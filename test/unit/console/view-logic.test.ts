@@ -15,7 +15,7 @@ import {
   formatPercent,
   formatTime,
 } from '../../../console/web/logic/format.js';
-import { overviewFigures } from '../../../console/web/logic/overview.js';
+import { fleetShares, overviewFigures, sharesOf, typeRows } from '../../../console/web/logic/overview.js';
 import { allows, isReadOnly, permissionsOf } from '../../../console/web/logic/scopes.js';
 import { HISTORY_POINTS, historyColumns, LiveWindow, rangeOf, seriesQuery } from '../../../console/web/logic/series.js';
 
@@ -34,6 +34,65 @@ describe('console: what a key may do', () => {
     expect(permissionsOf(reader)).toMatchObject({ devicesRead: true, devicesWrite: false, commandsWrite: false });
     expect(isReadOnly([...reader, 'commands:write'])).toBe(false);
     expect(isReadOnly(['*'])).toBe(false);
+  });
+});
+
+describe('console: the overview pictures', () => {
+  it('splits a whole in whole percentages that add up to exactly 100', () => {
+    const thirds = sharesOf([
+      { key: 'a', label: 'a', count: 1 },
+      { key: 'b', label: 'b', count: 1 },
+      { key: 'c', label: 'c', count: 1 },
+    ]);
+    expect(thirds.map((s) => s.percent)).toEqual([34, 33, 33]);
+    const uneven = sharesOf([
+      { key: 'a', label: 'a', count: 995 },
+      { key: 'b', label: 'b', count: 4 },
+      { key: 'c', label: 'c', count: 1 },
+    ]);
+    // 0.1 % stays visible as 1 %, taken from the largest part.
+    expect(uneven.map((s) => s.percent)).toEqual([98, 1, 1]);
+    expect(uneven.reduce((sum, s) => sum + s.percent, 0)).toBe(100);
+    expect(sharesOf([{ key: 'a', label: 'a', count: 0 }]).map((s) => s.percent)).toEqual([0]);
+    for (let n = 1; n < 40; n++) {
+      const parts = [n, 2 * n + 1, 7, n % 3].map((count, i) => ({ key: String(i), label: String(i), count }));
+      expect(
+        sharesOf(parts).reduce((sum, s) => sum + s.percent, 0),
+        `n=${n}`,
+      ).toBe(100);
+    }
+  });
+
+  it('draws the fleet as online, offline and disabled, only once all three are known', () => {
+    expect(fleetShares({ online: 6, offline: 2, disabled: 0, total: 8 })).toEqual([
+      { key: 'online', label: 'online', count: 6, percent: 75 },
+      { key: 'offline', label: 'offline', count: 2, percent: 25 },
+      { key: 'disabled', label: 'disabled', count: 0, percent: 0 },
+    ]);
+    expect(fleetShares({ total: 8, disabled: 0 })).toBeUndefined();
+  });
+
+  it('lists devices per type, most first, as a share of the largest type', () => {
+    expect(
+      typeRows([
+        { type: 'meter', devices: 5 },
+        { type: null, devices: 1 },
+        { type: 'sensor', devices: 20 },
+      ]),
+    ).toEqual([
+      { type: 'sensor', label: 'sensor', devices: 20, percentOfLargest: 100 },
+      { type: 'meter', label: 'meter', devices: 5, percentOfLargest: 25 },
+      { type: null, label: 'no type', devices: 1, percentOfLargest: 5 },
+    ]);
+    expect(
+      typeRows(
+        [
+          { type: 'a', devices: 1 },
+          { type: 'b', devices: 1 },
+        ],
+        1,
+      ),
+    ).toHaveLength(1);
   });
 });
 
