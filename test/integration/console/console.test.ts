@@ -112,6 +112,8 @@ describe('the web console in real Chromium against npm start', { timeout: 600_00
 
   it('signs in with the key npm start printed and shows the overview with the API’s counts', async () => {
     await page.goto(`${CONSOLE}/`);
+    await page.getByLabel('API key').waitFor();
+    await checkPage('sign-in');
     await page.getByLabel('API key').fill(adminKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { level: 1, name: 'Fleet overview' }).waitFor();
