@@ -158,6 +158,8 @@ async function main() {
     BRIDGE_SHARE_GROUP: `bench-${suffix}`,
     BRIDGE_SESSION_EXPIRY_S: '60',
     TICK_GATE_COLLECTIONS: 'commands',
+    // The console's /healthz checks only its page in memory, never the functions it proxies to.
+    CONSOLE_UPSTREAMS: `device-registry=${sinkUrl.replace(/\/$/, '')}`,
   };
 
   const targets = [
@@ -202,7 +204,11 @@ async function main() {
     const reference = target.name === 'bare' || target.name === 'framework-floor';
     const kib = reference
       ? (statSync(target.file, { throwIfNoEntry: false })?.size ?? 0)
-      : statSync(target.file.replace(/\.js$/, '.bundle.cjs')).size / 1024;
+      : // The deployables' CommonJS bundle, or the console's ES module one (scripts/build.mjs).
+        (
+          statSync(target.file.replace(/\.js$/, '.bundle.cjs'), { throwIfNoEntry: false }) ??
+          statSync(target.file.replace(/\.js$/, '.bundle.js'))
+        ).size / 1024;
     write(
       `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${(ms / floorMs).toFixed(2).padStart(8)} ${cpuMs.toFixed(0).padStart(7)} ${(cpuMs / floorCpuMs).toFixed(2).padStart(12)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
     );
