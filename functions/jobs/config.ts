@@ -34,7 +34,7 @@ export const jobsConfigSchema = baseConfigSchema.extend({
   JOBS_MQTT_URL: mqttFields.MQTT_URL.optional(),
   JOBS_MQTT_USERNAME: z.string().min(1).optional(),
   JOBS_MQTT_PASSWORD: z.string().min(1).optional(),
-  /** How long a publish may wait for the broker before the request or tick fails with 503 (and is retried). */
+  /** How long publishing may go without a PUBACK before the request or tick fails with 503 (and is retried). */
   JOBS_MQTT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** How long a verified device credential is remembered for artifact downloads. */
   DEVICE_AUTH_TTL_MS: z.coerce.number().int().min(0).max(600_000).default(60_000),

@@ -49,7 +49,7 @@ export interface MqttPublisherOptions {
   username?: string;
   password?: string;
   logger: Logger;
-  /** How long a batch may wait for the broker's PUBACKs before the call fails with 503. */
+  /** How long a batch may go without a PUBACK before the call fails with 503. */
   timeoutMs?: number;
 }
 
@@ -84,21 +84,30 @@ export function createMqttPublisher(options: MqttPublisherOptions): DevicePublis
     async publish(messages) {
       if (messages.length === 0) return;
       const current = connection();
+      // A stall timeout, not a deadline for the whole batch: a release of thousands of messages on a busy broker
+      // takes as long as it takes, and fails only when no PUBACK came for `timeoutMs` (a deadline per batch made
+      // a slow pass fail, and its repair publish the same batch again, and again).
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
+      let stalled: (error: Error) => void = () => undefined;
+      const stall = new Promise<never>((_, reject) => {
+        stalled = reject;
+      });
+      const arm = () => {
+        clearTimeout(timer);
         timer = setTimeout(
-          () => reject(new DependencyUnavailableError('mqtt broker', new Error('no PUBACK in time'))),
+          () => stalled(new DependencyUnavailableError('mqtt broker', new Error('no PUBACK in time'))),
           timeoutMs,
         );
-      });
+      };
+      arm();
       try {
         await Promise.race([
           Promise.all(
             messages.map((message) =>
-              current.publishAsync(message.topic, JSON.stringify(message.payload), { qos: 1, retain: false }),
+              current.publishAsync(message.topic, JSON.stringify(message.payload), { qos: 1, retain: false }).then(arm),
             ),
           ),
-          timeout,
+          stall,
         ]);
       } catch (error) {
         throw error instanceof DependencyUnavailableError
