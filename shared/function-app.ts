@@ -255,11 +255,11 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       }
       // The cluster-local event receiver serves no app route: the app API lives on the public Service.
       if (role === 'events') throw new NotFoundError(`no route for ${req.method} ${path}: this address takes events`);
-      let pathMatched = false;
+      const allowed = new Set<string>();
       for (const compiled of routes) {
         const match = compiled.pattern.exec(path);
         if (!match) continue;
-        pathMatched = true;
+        allowed.add(compiled.route.method);
         if (compiled.route.method !== req.method) continue;
         routeLabel = `${compiled.route.method} ${compiled.route.path}`;
         if (!compiled.route.streamBody && raw.length > maxBodyBytes)
@@ -291,7 +291,11 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
         else send(res, result.status, result.body, result.headers);
         return;
       }
-      if (pathMatched) throw new AppError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}`);
+      // RFC 9110 §15.5.6: a 405 lists the methods the resource does support.
+      if (allowed.size > 0) {
+        const allow = [...allowed].sort().join(', ');
+        throw new AppError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}`, { allow }, { allow });
+      }
       throw new NotFoundError(`no route for ${req.method} ${path}`);
     } catch (error) {
       const problem = toProblem(error);

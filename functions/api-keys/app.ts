@@ -128,5 +128,7 @@ export function createApiKeysApp(
     routes: [...operations, openApiRoute(document)],
     authorize: options.authorize,
     health: options.health,
+    // No event is ever for this function: it refuses every CloudEvent (403 events_not_accepted).
+    role: 'app',
   });
 }

@@ -159,7 +159,12 @@ describe('createFunctionApp under the functions framework', () => {
     const missing = await fetch(`${base}/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: { code: 'not_found' } });
-    expect((await fetch(`${base}/echo/d-1`)).status).toBe(405);
+    const wrongMethod = await fetch(`${base}/echo/d-1`);
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('POST');
+    expect(await wrongMethod.json()).toMatchObject({
+      error: { code: 'method_not_allowed', details: { allow: 'POST' } },
+    });
   });
 
   it('reports health of real MongoDB and Redis, and metrics', async () => {

@@ -197,4 +197,14 @@ describe('managed API keys across two instances', () => {
     expect((await call(0, 'DELETE', '/api-keys/0000000000000000', boot)).status).toBe(404);
     expect((await call(0, 'GET', '/api-keys/not-hex', boot)).status).toBe(400);
   });
+
+  it('refuses every CloudEvent: no event is ever for this function', async () => {
+    const answer = await fetch(`${bases[0]}/`, {
+      method: 'POST',
+      headers: { 'ce-specversion': '1.0', 'ce-id': 'x', 'ce-source': '/me', 'ce-type': 'io.kiot.anything' },
+      body: '{}',
+    });
+    expect(answer.status).toBe(403);
+    expect(await answer.json()).toMatchObject({ error: { code: 'events_not_accepted' } });
+  });
 });
