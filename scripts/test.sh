@@ -31,6 +31,9 @@ fi
 bash scripts/knative-admission.sh >/dev/null
 bash scripts/knative-capacity.sh >/dev/null
 
+# The contract test runs schemathesis (PyPI, pinned) against every function: installed once into .kiot/venv.
+bash scripts/schemathesis.sh >/dev/null
+
 export KIOT_PROFILE=test
 eval "$(bash scripts/services.sh env | sed 's/^/export DEFAULT_/')"
 export MQTT_URL=${MQTT_URL:-$DEFAULT_MQTT_URL}

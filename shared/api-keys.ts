@@ -24,13 +24,14 @@ import { createTtlCache } from './ttl-cache.js';
  */
 export const PUBLIC_SCOPE = 'public';
 
-const keyIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,32}$/, 'use 1-32 of A-Z a-z 0-9 -');
+/** Any key's id: a bootstrap key's (the Secret's) or a managed one's (16 hex digits). */
+export const anyKeyIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,32}$/, 'use 1-32 of A-Z a-z 0-9 -');
 export const scopeSchema = z
   .string()
   .regex(/^(\*|[a-z]+:(\*|[a-z]+))$/, 'a scope is `resource:action`, `resource:*` or `*`');
 
 export const apiKeyEntrySchema = z
-  .object({ id: keyIdSchema, hash: z.string().startsWith('scrypt$'), scopes: z.array(scopeSchema).min(1) })
+  .object({ id: anyKeyIdSchema, hash: z.string().startsWith('scrypt$'), scopes: z.array(scopeSchema).min(1) })
   .strict();
 export type ApiKeyEntry = z.infer<typeof apiKeyEntrySchema>;
 

@@ -15,7 +15,7 @@ import {
 } from './errors.js';
 import type { EventAuthenticator } from './event-auth.js';
 import { createFunctionMetrics } from './function-metrics.js';
-import { compile, headerRecord, parseJsonBody, rawBodyOf, send, sendStream } from './http-io.js';
+import { type CompiledRoute, compile, headerRecord, parseJsonBody, rawBodyOf, send, sendStream } from './http-io.js';
 import type { Logger } from './logger.js';
 
 export interface HandlerContext {
@@ -67,6 +67,8 @@ export interface Route {
   path: string;
   /** The API-key scope this route needs (enforced by `authorize`). */
   scope?: string;
+  /** `device`: the caller is a device with HTTP Basic (its id and secret), checked by `authorize`, not an app key. */
+  security?: 'device';
   /**
    * The body is read by the handler from `request.stream` (an upload of any size), not buffered and parsed.
    * The server hands such requests over before the framework's body parsers (serve.ts).
@@ -121,6 +123,8 @@ export interface FunctionAppOptions {
 export type FunctionHandler = ((req: Request, res: Response) => Promise<void>) & {
   /** Whether a request goes to a `streamBody` route: the server must not buffer its body. */
   streamsBody?: (method: string, path: string) => boolean;
+  /** The largest body the server reads for it (serve.ts; 413 past it). */
+  maxBodyBytes?: number;
 };
 
 /**
@@ -255,18 +259,32 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       }
       // The cluster-local event receiver serves no app route: the app API lives on the public Service.
       if (role === 'events') throw new NotFoundError(`no route for ${req.method} ${path}: this address takes events`);
-      const allowed = new Set<string>();
-      for (const compiled of routes) {
-        const match = compiled.pattern.exec(path);
-        if (!match) continue;
-        allowed.add(compiled.route.method);
-        if (compiled.route.method !== req.method) continue;
+      // A literal segment names its resource before a parameter does (`/devices/bulk` is not device "bulk"): the
+      // most specific path that matches is the resource, and its methods are the ones served and listed by a 405.
+      const matches = routes
+        .map((compiled) => ({ compiled, match: compiled.pattern.exec(path) }))
+        .filter(
+          (candidate): candidate is { compiled: CompiledRoute; match: RegExpExecArray } => candidate.match !== null,
+        );
+      const specific = Math.min(...matches.map(({ compiled }) => compiled.names.length));
+      const matching = matches.filter(({ compiled }) => compiled.names.length === specific);
+      const chosen = matching.find(({ compiled }) => compiled.route.method === req.method);
+      if (chosen) {
+        const { compiled, match } = chosen;
         routeLabel = `${compiled.route.method} ${compiled.route.path}`;
         if (!compiled.route.streamBody && raw.length > maxBodyBytes)
           throw new PayloadTooLargeError(maxBodyBytes, raw.length);
         const params: Record<string, string> = {};
         compiled.names.forEach((name, index) => {
-          params[name] = decodeURIComponent(match[index + 1]!);
+          try {
+            params[name] = decodeURIComponent(match[index + 1]!);
+          } catch {
+            throw new InvalidInputError(
+              `the path parameter ${name} is not valid percent-encoding`,
+              undefined,
+              'invalid_path_parameter',
+            );
+          }
         });
         const request: HttpRequest = {
           method: req.method,
@@ -292,8 +310,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
         return;
       }
       // RFC 9110 §15.5.6: a 405 lists the methods the resource does support.
-      if (allowed.size > 0) {
-        const allow = [...allowed].sort().join(', ');
+      if (matching.length > 0) {
+        const allow = [...new Set(matching.map(({ compiled }) => compiled.route.method))].sort().join(', ');
         throw new AppError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}`, { allow }, { allow });
       }
       throw new NotFoundError(`no route for ${req.method} ${path}`);
@@ -326,6 +344,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     if (isCloudEventRequest(headers)) await handleEvent(req, res, headers, raw);
     else await handleHttp(req, res, headers, raw);
   };
+  handler.maxBodyBytes = maxBodyBytes;
   const streaming = routes.filter((compiled) => compiled.route.streamBody);
   if (streaming.length > 0) {
     handler.streamsBody = (method, path) =>

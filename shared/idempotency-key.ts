@@ -13,6 +13,11 @@ export const idempotencyKeySchema = z
   )
   .pipe(z.string().regex(/^[\x21-\x7e]{1,255}$/, 'use 1-255 visible ASCII characters'));
 
+/** What `idempotencyKeySchema` accepts, as one pattern (for API documents): bare, or quoted unless empty. */
+export const idempotencyKeyHeaderSchema = z
+  .string()
+  .regex(/^(?!""$)(?:[\x21-\x7e]{1,255}|"[\x21-\x7e]{254,255}")$/, 'use 1-255 visible ASCII characters');
+
 /** JSON with keys sorted and `undefined` left out: the same request always serialises the same way. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import * as functions from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { InvalidInputError, PayloadTooLargeError, toProblem } from './errors.js';
+import { AppError, InvalidInputError, PayloadTooLargeError, toProblem } from './errors.js';
 import type { FunctionHandler } from './function-app.js';
 import type { Logger } from './logger.js';
 
@@ -15,39 +15,50 @@ type ExpressResponse = {
 
 /**
  * The framework's own Express server for a registered function (`getTestServer` builds it with the
- * same `getServer` its CLI uses). One addition: its body parsers answer malformed JSON with an HTML
- * page, so an error handler turns that into our JSON problem body.
+ * same `getServer` its CLI uses), with the request body read by us, not by the framework's body parsers:
+ * they would parse (and answer malformed JSON, or buffer a body of up to 1 GiB) before our handler could
+ * check who is asking. Here the bytes are read up to the function's limit and handed to Express as a
+ * finished stream, which its parsers skip; the handler checks the API key or the event's sender first and
+ * parses the body after (function-app.ts).
  */
 export function createFunctionServer(name: string, handler: FunctionHandler): Server {
   functions.http(name, handler);
   const server = getTestServer(name);
   const app = server.listeners('request')[0] as unknown as ExpressApp;
+  const express = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
+  const limit = handler.maxBodyBytes ?? 1_048_576;
   const streamsBody = handler.streamsBody;
-  if (streamsBody) {
-    // Uploads of any size: the framework's body parsers would buffer the whole body first, so requests for a
-    // `streamBody` route go to the handler straight from Node's server, their body still unread.
-    const express = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
-    server.removeAllListeners('request');
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const path = new URL(req.url ?? '/', 'http://function.local').pathname;
-      if (streamsBody(req.method ?? 'GET', path)) void handler(req as never, res as never);
-      else express(req, res);
-    });
-  }
-  // Express tells error handlers by their four parameters.
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://function.local').pathname;
+    // Uploads of any size go to the handler straight from Node's server, their body still unread.
+    if (streamsBody?.(req.method ?? 'GET', path)) {
+      void handler(req as never, res as never);
+      return;
+    }
+    readBody(req, limit).then(
+      (raw) => {
+        (req as IncomingMessage & { rawBody?: Buffer }).rawBody = raw;
+        express(req, res);
+      },
+      (error: unknown) => {
+        const problem = toProblem(error);
+        res.statusCode = problem.status;
+        res.setHeader('content-type', 'application/json');
+        // The rest of a refused body is never read: the connection cannot carry another request.
+        res.setHeader('connection', 'close');
+        for (const [header, value] of Object.entries(problem.headers)) res.setHeader(header, value);
+        res.end(JSON.stringify(problem.body));
+      },
+    );
+  });
+  // Express tells error handlers by their four parameters; anything its middleware refuses is a problem body.
   app.use((error, _req, res, _next) => {
-    const { type, status, length, limit } = (error ?? {}) as {
-      type?: string;
-      status?: number;
-      length?: number;
-      limit?: number;
-    };
+    const { status } = (error ?? {}) as { status?: number };
     const mapped =
-      type === 'entity.too.large'
-        ? new PayloadTooLargeError(limit ?? 0, length ?? 0)
-        : status !== undefined && status >= 400 && status < 500
-          ? new InvalidInputError('the body could not be parsed', undefined, 'invalid_json')
-          : error;
+      status !== undefined && status >= 400 && status < 500
+        ? new InvalidInputError('the request could not be read', undefined, 'invalid_request')
+        : error;
     const problem = toProblem(mapped);
     if (res.headersSent) return;
     res.status(problem.status);
@@ -56,6 +67,41 @@ export function createFunctionServer(name: string, handler: FunctionHandler): Se
     res.end(JSON.stringify(problem.body));
   });
   return server;
+}
+
+/**
+ * The request's bytes, at most `limit` of them (413 past it, told by Content-Length before anything is read).
+ * A Content-Encoding is refused (415): inflating would let a small body grow past any limit.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (encoding !== 'identity') {
+      req.resume();
+      reject(new AppError(415, 'unsupported_media_type', 'send the body without a content encoding'));
+      return;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      req.resume();
+      reject(new PayloadTooLargeError(limit, declared));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new PayloadTooLargeError(limit, size));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
 }
 
 /**

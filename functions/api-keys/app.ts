@@ -1,4 +1,4 @@
-import type { Authorizer } from '../../shared/api-keys.js';
+import { type Authorizer, anyKeyIdSchema } from '../../shared/api-keys.js';
 import { parseInput as parse, UnauthorizedError } from '../../shared/errors.js';
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
@@ -8,7 +8,6 @@ import * as s from './schema.js';
 import { createKey, describeCaller, getKey, type KeyDeps, revokeKey } from './use-cases.js';
 import { keyView } from './view.js';
 
-const idOf = (request: HttpRequest) => parse(s.keyIdSchema, request.params.id, 'key id');
 const callerOf = (request: HttpRequest) => {
   if (!request.principal) throw new UnauthorizedError();
   return request.principal;
@@ -24,6 +23,7 @@ export function apiKeyOperations(deps: KeyDeps) {
       scope: s.SCOPES.write,
       summary: 'Create an API key; the key is in this answer only',
       body: s.createKeySchema,
+      rules: [`expiresAt lies in the future, at most ${s.MAX_LIFETIME_DAYS} days ahead (400)`],
       responses: {
         201: {
           description: 'created',
@@ -82,15 +82,16 @@ export function apiKeyOperations(deps: KeyDeps) {
       method: 'GET',
       path: '/api-keys/:id',
       scope: s.SCOPES.read,
-      summary: 'Read a managed API key: scopes, expiry, revocation, last use',
+      summary: 'Read a managed API key: scopes, expiry, last use',
+      params: { id: s.keyIdSchema },
       responses: {
         200: { description: 'the key', schema: s.keyViewSchema },
         ...appProblems,
-        404: problem('no such key'),
+        404: problem('no such key, or it is revoked (code revoked; details: the record, who revoked it and when)'),
         503: problem('MongoDB is unavailable'),
       },
       async handle(request) {
-        return { status: 200, body: await getKey(idOf(request), deps) };
+        return { status: 200, body: await getKey(request.params.id!, deps) };
       },
     }),
     operation({
@@ -98,6 +99,7 @@ export function apiKeyOperations(deps: KeyDeps) {
       path: '/api-keys/:id',
       scope: s.SCOPES.write,
       summary: 'Revoke an API key: every instance refuses it within API_KEY_REVOCATION_SECONDS',
+      params: { id: anyKeyIdSchema },
       responses: {
         200: { description: 'revoked (again)', schema: s.keyViewSchema },
         ...appProblems,
@@ -106,7 +108,7 @@ export function apiKeyOperations(deps: KeyDeps) {
         503: problem('MongoDB is unavailable'),
       },
       async handle(request, ctx) {
-        return { status: 200, body: await revokeKey(request.params.id ?? '', callerOf(request), deps, ctx) };
+        return { status: 200, body: await revokeKey(request.params.id!, callerOf(request), deps, ctx) };
       },
     }),
   ];

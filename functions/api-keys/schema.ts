@@ -9,7 +9,7 @@ export const SCOPES = { read: 'keys:read', write: 'keys:write' } as const;
 /** A managed key id: 16 lower-case hex digits (64 random bits), so it never contains the `_` separator. */
 export const keyIdSchema = z.string().regex(/^[0-9a-f]{16}$/, 'a key id is 16 hex digits');
 
-const MAX_LIFETIME_DAYS = 3_650;
+export const MAX_LIFETIME_DAYS = 3_650;
 
 /** `POST /api-keys`: what the key is for, what it may do, and until when. */
 export const createKeySchema = z

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ApiKeyDocument } from '../../shared/api-key-store.js';
 import { type Principal, scopeAllows } from '../../shared/api-keys.js';
-import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../../shared/errors.js';
+import { AppError, ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import { DEFAULT_SCRYPT_N, generateSecret, hashSecret } from '../../shared/secrets.js';
 import type { KeyRepository } from './key-repository.js';
@@ -84,7 +84,17 @@ export async function revokeKey(id: string, caller: Principal, deps: KeyDeps, ct
 export async function getKey(id: string, deps: KeyDeps): Promise<KeyView> {
   const doc = await deps.keys.get(id);
   if (!doc) throw new NotFoundError(`no API key ${id}`);
-  return keyView(doc, deps.now());
+  const view = keyView(doc, deps.now());
+  // A revoked key is no longer a resource (404, code revoked); the record stays for the audit: in the problem's details and
+  // in `GET /api-keys?status=revoked`.
+  if (view.status === 'revoked')
+    throw new AppError(
+      404,
+      'revoked',
+      `API key ${id} is revoked: no longer a resource (the record is in details)`,
+      view,
+    );
+  return view;
 }
 
 /**

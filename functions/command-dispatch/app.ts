@@ -9,6 +9,7 @@ import {
   type HttpResult,
   type Route,
 } from '../../shared/function-app.js';
+import { idempotencyKeyHeaderSchema } from '../../shared/idempotency-key.js';
 import {
   type ApiOperation,
   appProblems,
@@ -59,6 +60,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
     operation({
       method: 'POST',
       path: '/devices/:id/commands',
+      params: { id: deviceIdSchema },
       scope: 'commands:write',
       summary: 'Send a command: 202 at once, or with `wait` the device answer (a direct method)',
       body: createCommandBodySchema,
@@ -66,6 +68,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
         'idempotency-key': {
           description:
             "A retry with the same key gets the first attempt's command (Idempotent-Replayed: true); 1-255 visible ASCII",
+          schema: idempotencyKeyHeaderSchema,
         },
       },
       responses: {
@@ -112,6 +115,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/devices/:id/commands',
+      params: { id: deviceIdSchema },
       scope: 'commands:read',
       summary: "A device's commands, newest first, by status; cursor pagination",
       query: listQuerySchema,
@@ -147,6 +151,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/commands/:commandId',
+      params: { commandId: commandIdSchema },
       scope: 'commands:read',
       summary: 'A command with its status history',
       responses: {
@@ -164,6 +169,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
     operation({
       method: 'PATCH',
       path: '/devices/:id/state/desired',
+      params: { id: deviceIdSchema },
       scope: 'commands:write',
       summary: 'Merge-patch the desired state (RFC 7386); the delta goes to the device, retained',
       body: statePatchSchema,
@@ -196,6 +202,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/devices/:id/state/desired',
+      params: { id: deviceIdSchema },
       scope: 'commands:read',
       summary: 'The desired and reported state and their delta',
       responses: {
@@ -216,6 +223,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
     operation({
       method: 'DELETE',
       path: '/commands/:commandId',
+      params: { commandId: commandIdSchema },
       scope: 'commands:write',
       summary: 'Cancel a command that is still queued',
       responses: {

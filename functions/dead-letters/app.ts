@@ -13,11 +13,23 @@ import {
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
+import { type ApiOperation, openApiDocument, openApiRoute, operation, problem } from '../../shared/openapi.js';
 import type { DeadLettersConfig } from './config.js';
 import { createDeadLetterRepository } from './dead-letter-repository.js';
 import { deadLetterView } from './dead-letter-view.js';
 import { type ReplayDeps, replayDeadLetter, replayDeadLetters } from './replay-dead-letter.js';
-import { listQuerySchema, replayAllBodySchema, replayOneQuerySchema, summaryQuerySchema } from './schema.js';
+import {
+  deadLetterIdSchema,
+  deadLetterPageSchema,
+  deadLetterViewSchema,
+  listQuerySchema,
+  replayAllBodySchema,
+  replayAllResultSchema,
+  replayOneQuerySchema,
+  replayOneResultSchema,
+  summaryQuerySchema,
+  summarySchema,
+} from './schema.js';
 import { storeDeadLetter } from './store-dead-letter.js';
 
 export const SERVICE = 'dead-letters';
@@ -78,6 +90,15 @@ export function createDeadLettersApp(
     brokerOnly: config.EVENT_AUTH === 'oidc',
   };
 
+  const operations = deadLetterOperations(repository, replayDeps, config);
+  const document = openApiDocument(
+    {
+      title: 'kiot dead-letters',
+      version: '1.0.0',
+      description: 'What a Trigger could not deliver: list, read, and replay to the subscriber or the Broker.',
+    },
+    operations,
+  );
   return createFunctionApp({
     service: SERVICE,
     logger: deps.logger,
@@ -89,78 +110,111 @@ export function createDeadLettersApp(
       data: z.unknown(),
       handle: (event, _data, ctx) => storeDeadLetter(event, { repository }, ctx),
     },
-    routes: [
-      {
-        method: 'GET',
-        path: '/dead-letters',
-        scope: SCOPES.read,
-        async handle(request) {
-          const { limit, cursor, ...filter } = queryOf(listQuerySchema, request);
-          const page = await repository.list(filter, { limit, ...(cursor ? { cursor } : {}) });
-          return { status: 200, body: { items: page.items.map(deadLetterView), next: page.next } };
-        },
-      },
-      {
-        method: 'GET',
-        path: '/dead-letter-summary',
-        scope: SCOPES.read,
-        async handle(request) {
-          const query = queryOf(summaryQuerySchema, request);
-          const since = query.since ?? new Date(Date.now() - 3_600_000);
-          const summary = await repository.summary(since, query.devices);
-          return {
-            status: 200,
-            body: {
-              since: since.toISOString(),
-              pending: summary.pending,
-              failingDevices: summary.failingDevices.map((device) => ({
-                ...device,
-                lastAt: device.lastAt.toISOString(),
-              })),
-            },
-          };
-        },
-      },
-      {
-        method: 'GET',
-        path: '/dead-letters/:id',
-        scope: SCOPES.read,
-        async handle(request) {
-          const doc = await repository.get(request.params.id!);
-          if (!doc) throw new NotFoundError(`no dead letter ${request.params.id}`);
-          return { status: 200, body: deadLetterView(doc) };
-        },
-      },
-      {
-        method: 'POST',
-        path: '/dead-letters/:id/replay',
-        scope: SCOPES.replay,
-        async handle(request, ctx) {
-          const { via } = queryOf(replayOneQuerySchema, request);
-          return { status: 200, body: await replayDeadLetter(request.params.id!, via, replayDeps, ctx) };
-        },
-      },
-      {
-        method: 'POST',
-        path: '/dead-letters/replay',
-        scope: SCOPES.replay,
-        async handle(request, ctx) {
-          const parsed = replayAllBodySchema.safeParse(request.body ?? {});
-          if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, 'the replay request is invalid');
-          const { via, limit, ...filter } = parsed.data;
-          const result = await replayDeadLetters(
-            filter,
-            {
-              via,
-              limit: Math.min(limit ?? config.DEAD_LETTERS_REPLAY_MAX, config.DEAD_LETTERS_REPLAY_MAX),
-              concurrency: config.DEAD_LETTERS_REPLAY_CONCURRENCY,
-            },
-            replayDeps,
-            ctx,
-          );
-          return { status: 200, body: result };
-        },
-      },
-    ],
+    routes: [...operations, openApiRoute(document)],
   });
+}
+
+const replayRules = [
+  'a replay goes only to a subscriber in DEAD_LETTERS_REPLAY_HOSTS, else (or with via=broker) to the Broker',
+];
+
+function deadLetterOperations(
+  repository: ReturnType<typeof createDeadLetterRepository>,
+  replayDeps: ReplayDeps,
+  config: DeadLettersConfig,
+): ApiOperation[] {
+  return [
+    operation({
+      method: 'GET',
+      path: '/dead-letters',
+      scope: SCOPES.read,
+      summary: 'List dead letters, newest first, by status, type, source, subject, destination, event id, time',
+      query: listQuerySchema,
+      responses: { 200: { description: 'a page', schema: deadLetterPageSchema } },
+      async handle(request) {
+        const { limit, cursor, ...filter } = queryOf(listQuerySchema, request);
+        const page = await repository.list(filter, { limit, ...(cursor ? { cursor } : {}) });
+        return { status: 200, body: { items: page.items.map(deadLetterView), next: page.next } };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/dead-letter-summary',
+      scope: SCOPES.read,
+      summary: 'How many dead letters wait for a replay, and the devices whose events were refused since a time',
+      query: summaryQuerySchema,
+      rules: ['since defaults to one hour ago'],
+      responses: { 200: { description: 'the summary', schema: summarySchema } },
+      async handle(request) {
+        const query = queryOf(summaryQuerySchema, request);
+        const since = query.since ?? new Date(Date.now() - 3_600_000);
+        const summary = await repository.summary(since, query.devices);
+        return {
+          status: 200,
+          body: {
+            since: since.toISOString(),
+            pending: summary.pending,
+            failingDevices: summary.failingDevices.map((device) => ({ ...device, lastAt: device.lastAt.toISOString() })),
+          },
+        };
+      },
+    }),
+    operation({
+      method: 'GET',
+      path: '/dead-letters/:id',
+      params: { id: deadLetterIdSchema },
+      scope: SCOPES.read,
+      summary: 'Read a dead letter: the event, the failure, the replays',
+      responses: { 200: { description: 'the dead letter', schema: deadLetterViewSchema }, 404: problem('none') },
+      async handle(request) {
+        const doc = await repository.get(request.params.id!);
+        if (!doc) throw new NotFoundError(`no dead letter ${request.params.id}`);
+        return { status: 200, body: deadLetterView(doc) };
+      },
+    }),
+    operation({
+      method: 'POST',
+      path: '/dead-letters/:id/replay',
+      params: { id: deadLetterIdSchema },
+      scope: SCOPES.replay,
+      summary: 'Replay one dead letter to the subscriber that failed (or via=broker to the Broker)',
+      query: replayOneQuerySchema,
+      rules: replayRules,
+      responses: {
+        200: { description: 'replayed', schema: replayOneResultSchema },
+        404: problem('none'),
+        502: problem('the destination refused the replay (details: the outcome); it stays pending'),
+      },
+      async handle(request, ctx) {
+        const { via } = queryOf(replayOneQuerySchema, request);
+        return { status: 200, body: await replayDeadLetter(request.params.id!, via, replayDeps, ctx) };
+      },
+    }),
+    operation({
+      method: 'POST',
+      path: '/dead-letters/replay',
+      scope: SCOPES.replay,
+      summary: 'Replay the dead letters a filter selects (pending by default), at most DEAD_LETTERS_REPLAY_MAX a call',
+      body: replayAllBodySchema,
+      bodyOptional: true,
+      rules: replayRules,
+      responses: { 200: { description: 'what each replay did', schema: replayAllResultSchema } },
+      async handle(request, ctx) {
+        const parsed = replayAllBodySchema.safeParse(request.body === undefined ? {} : request.body);
+        if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, 'the replay request is invalid');
+        const { via, limit, ...filter } = parsed.data;
+        const result = await replayDeadLetters(
+          filter,
+          {
+            via,
+            limit: Math.min(limit ?? config.DEAD_LETTERS_REPLAY_MAX, config.DEAD_LETTERS_REPLAY_MAX),
+            concurrency: config.DEAD_LETTERS_REPLAY_CONCURRENCY,
+          },
+          replayDeps,
+          ctx,
+        );
+        return { status: 200, body: result };
+      },
+    }),
+  ];
 }

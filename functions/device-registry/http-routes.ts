@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
@@ -16,7 +17,7 @@ import { updateDevice } from './use-cases/update-device.js';
 import { etagOf, requiredVersion, toView } from './view.js';
 
 const idParam = (request: HttpRequest) => parse(deviceIdSchema, request.params.id, 'device id');
-const body = (request: HttpRequest) => request.body ?? {};
+const body = (request: HttpRequest) => request.body;
 const common = appProblems;
 
 /** Every app route of the registry, with the contract the OpenAPI document is generated from. */
@@ -28,6 +29,9 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       scope: 'devices:write',
       summary: 'Register a device; its secret is shown this once',
       body: s.registerDeviceSchema,
+      rules: [
+        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; tags unique (400)',
+      ],
       responses: {
         201: { description: 'registered', schema: s.registeredSchema, headers: { etag: 'the device version' } },
         ...common,
@@ -49,6 +53,9 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       scope: 'devices:write',
       summary: 'Register up to 1,000 devices, one result per item',
       body: s.bulkRegisterSchema,
+      rules: [
+        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; tags unique (400) — per item, in its result',
+      ],
       responses: {
         200: { description: 'a result per item', schema: s.bulkResultSchema },
         ...common,
@@ -86,6 +93,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/devices/:id',
+      params: { id: deviceIdSchema },
       scope: 'devices:read',
       summary: 'Read a device',
       responses: {
@@ -101,11 +109,21 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
     operation({
       method: 'PATCH',
       path: '/devices/:id',
+      params: { id: deviceIdSchema },
       scope: 'devices:write',
       summary: 'Change name, tags, metadata (replaced whole) or status',
       body: s.updateDeviceSchema,
+      rules: [
+        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; tags unique (400)',
+        'at least one of name, tags, metadata, status (400)',
+        'If-Match is the current ETag of the device (412)',
+      ],
       headers: {
-        'if-match': { description: 'the ETag read before (required: 428 without, 412 when stale)', required: true },
+        'if-match': {
+          description: 'the ETag read before (required: 428 without, 412 when stale)',
+          required: true,
+          schema: z.string().regex(/^\s*(?:W\/)?"\d{1,12}"\s*$/),
+        },
       },
       responses: {
         200: { description: 'the updated device', schema: s.deviceViewSchema },
@@ -128,6 +146,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
     operation({
       method: 'DELETE',
       path: '/devices/:id',
+      params: { id: deviceIdSchema },
       scope: 'devices:write',
       summary: 'Delete a device; its broker access ends and it is disconnected',
       responses: { 204: { description: 'deleted' }, ...common, 404: problem('no such device') },
@@ -139,6 +158,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
     operation({
       method: 'POST',
       path: '/devices/:id/credentials',
+      params: { id: deviceIdSchema },
       scope: 'devices:write',
       summary: 'Rotate the secret; the old one stops working',
       responses: {
@@ -156,6 +176,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       scope: 'provisioning:write',
       summary: 'Create a fleet claim token, shown once',
       body: s.createTokenSchema,
+      rules: ['tags unique (400)'],
       responses: { 201: { description: 'the token', schema: s.tokenCreatedSchema }, ...common },
       async handle(request) {
         return {
@@ -167,6 +188,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
     operation({
       method: 'PUT',
       path: '/device-types/:type',
+      params: { type: s.typeNameSchema },
       scope: 'devices:write',
       summary: "Set a device type's telemetry schema",
       body: s.deviceTypeSchema,
@@ -180,6 +202,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/device-types/:type',
+      params: { type: s.typeNameSchema },
       scope: 'devices:read',
       summary: "Read a device type's telemetry schema",
       responses: {

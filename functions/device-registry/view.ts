@@ -1,4 +1,4 @@
-import { AppError, PreconditionFailedError } from '../../shared/errors.js';
+import { AppError, InvalidInputError } from '../../shared/errors.js';
 import type { RegistryDevice } from './device-repository.js';
 import type { DeviceView } from './schema.js';
 
@@ -31,6 +31,7 @@ export function requiredVersion(ifMatch: string | undefined): number {
     throw new AppError(428, 'precondition_required', 'send If-Match with the device ETag');
   }
   const match = /^\s*(?:W\/)?"(\d{1,12})"\s*$/.exec(ifMatch);
-  if (!match) throw new PreconditionFailedError('If-Match must be one ETag of this device, e.g. "3"');
+  if (!match)
+    throw new InvalidInputError('If-Match must be one ETag of this device, e.g. "3"', undefined, 'invalid_if_match');
   return Number(match[1]);
 }

@@ -45,6 +45,11 @@ function expectedSha256(header: string | undefined): string | undefined {
   return Buffer.from(match[1]!, 'base64').toString('hex');
 }
 
+const listArtifactsQuerySchema = z.object({
+  cursor: artifactIdSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
 /**
  * One `Range: bytes=…` (RFC 9110 §14.1.2) resolved against the size: the inclusive range to send, 'unsatisfiable',
  * or undefined for the whole body (no header, several ranges, another unit).
@@ -77,8 +82,12 @@ export function artifactOperations(deps: JobDeps, devices: DeviceAuthenticator):
       summary: 'Upload a firmware artifact: the body is streamed into GridFS and its SHA-256 computed',
       query: uploadQuerySchema,
       headers: {
-        'content-digest': { description: 'optional `sha-256=:<base64>:` (RFC 9530); a body that differs is 422' },
+        'content-digest': {
+          description: 'optional `sha-256=:<base64>:` (RFC 9530); a body that differs is 422',
+          schema: z.string().regex(/(^|,)\s*[Ss][Hh][Aa]-256=:[A-Za-z0-9+/=]+:/),
+        },
       },
+      rules: ['Content-Digest carries sha-256=:<base64>: (400)', 'the body matches its Content-Digest (422)'],
       responses: {
         201: { description: 'stored', schema: artifactViewSchema },
         ...appProblems,
@@ -105,24 +114,21 @@ export function artifactOperations(deps: JobDeps, devices: DeviceAuthenticator):
       path: '/artifacts',
       scope: 'artifacts:read',
       summary: 'Artifacts, by id; cursor pagination',
-      query: z.object({
-        cursor: artifactIdSchema.optional(),
-        limit: z.coerce.number().int().min(1).max(500).default(100),
-      }),
+      query: listArtifactsQuerySchema,
       responses: {
         200: { description: 'a page', schema: z.object({ items: z.array(artifactViewSchema) }) },
         ...appProblems,
       },
       async handle(req) {
-        const cursor = req.query.get('cursor') ?? undefined;
-        const limit = Number(req.query.get('limit') ?? 100);
-        const items = await deps.artifacts.list(cursor, Math.min(500, Math.max(1, limit || 100)));
+        const { cursor, limit } = parseInput(listArtifactsQuerySchema, Object.fromEntries(req.query), 'query');
+        const items = await deps.artifacts.list(cursor, limit);
         return { status: 200, body: { items: items.map(toView) } };
       },
     }),
     operation({
       method: 'DELETE',
       path: '/artifacts/:artifactId',
+      params: { artifactId: artifactIdSchema },
       scope: 'artifacts:write',
       summary: 'Delete an artifact no job references (retention)',
       responses: {
@@ -143,6 +149,7 @@ export function artifactOperations(deps: JobDeps, devices: DeviceAuthenticator):
     operation({
       method: 'GET',
       path: '/artifacts/:artifactId/content',
+      params: { artifactId: artifactIdSchema },
       // No API key: the device's own credential (checked in the handler) is what opens it.
       scope: PUBLIC_SCOPE,
       summary:

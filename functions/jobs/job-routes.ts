@@ -37,6 +37,10 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
       scope: 'jobs:write',
       summary: 'Create a job: a document for a set of devices, with rollout, abort, timeout, retry and scheduling',
       body: createJobSchema,
+      rules: [
+        'scheduling.endTime after startTime; the document at most 32 KiB; targets select devices; a cron expression that parses (400)',
+        'a job id is unique (409)',
+      ],
       headers: {
         'idempotency-key': {
           description: "A retry with the same key gets the first attempt's job (Idempotent-Replayed: true)",
@@ -84,6 +88,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/jobs/:jobId',
+      params: { jobId: jobIdSchema },
       scope: 'jobs:read',
       summary: 'A job with its progress: executions counted by status',
       responses: { 200: jobAnswer('the job'), ...appProblems, 404: problem('no such job') },
@@ -94,9 +99,11 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
     operation({
       method: 'POST',
       path: '/jobs/:jobId/cancel',
+      params: { jobId: jobIdSchema },
       scope: 'jobs:write',
       summary: 'Cancel a job: QUEUED executions are canceled; with force, IN_PROGRESS ones too',
       body: cancelJobSchema,
+      bodyOptional: true,
       responses: {
         200: jobAnswer('canceled'),
         ...appProblems,
@@ -113,6 +120,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
     operation({
       method: 'DELETE',
       path: '/jobs/:jobId',
+      params: { jobId: jobIdSchema },
       scope: 'jobs:write',
       summary: 'Delete a job and its executions (an active one only with force=true)',
       query: z.object({ force: z.enum(['true', 'false']).optional() }),
@@ -130,6 +138,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/jobs/:jobId/executions',
+      params: { jobId: jobIdSchema },
       scope: 'jobs:read',
       summary: "A job's executions by device id, filtered by status (PENDING: not yet released by the rollout)",
       query: listExecutionsQuerySchema,
@@ -150,6 +159,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/jobs/:jobId/executions/:deviceId',
+      params: { jobId: jobIdSchema, deviceId: deviceIdSchema },
       scope: 'jobs:read',
       summary: "One device's execution, with the attempts that were retried",
       responses: {
@@ -166,9 +176,11 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
     operation({
       method: 'POST',
       path: '/jobs/:jobId/executions/:deviceId/cancel',
+      params: { jobId: jobIdSchema, deviceId: deviceIdSchema },
       scope: 'jobs:write',
       summary: "Cancel one device's execution (IN_PROGRESS only with force)",
       body: cancelExecutionSchema,
+      bodyOptional: true,
       responses: {
         200: { description: 'canceled', schema: executionViewSchema },
         ...appProblems,
@@ -187,6 +199,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/jobs/:jobId/timeline',
+      params: { jobId: jobIdSchema },
       scope: 'jobs:read',
       summary: "A job's timeline: created, started, rate increases, aborted, canceled, completed",
       responses: { 200: { description: 'oldest first', schema: timelineSchema }, ...appProblems, 404: problem('none') },

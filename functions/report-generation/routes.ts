@@ -15,9 +15,11 @@ import { runRollups } from './run-rollups.js';
 import { createSchedule } from './run-schedules.js';
 import {
   type Format,
+  reportIdSchema,
   reportQuerySchema,
   reportRequestSchema,
   rollupRunSchema,
+  scheduleIdSchema,
   scheduleRequestSchema,
   seriesQuerySchema,
 } from './schema.js';
@@ -49,13 +51,15 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
       path: '/rollups/run',
       scope: 'reports:write',
       summary: 'Bring the minute/hour/day rollups up to date now (the PingSource does it on a schedule)',
+      body: rollupRunSchema,
+      bodyOptional: true,
       responses: {
         200: { description: 'what each rollup level did' },
         ...common,
         503: problem('a store is unavailable'),
       },
       handle: async (request, ctx) => {
-        parse(rollupRunSchema, request.body ?? undefined, 'body');
+        parse(rollupRunSchema, request.body, 'body');
         return { status: 200, body: await runRollups(undefined, deps, ctx) };
       },
     }),
@@ -65,9 +69,11 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
       scope: 'reports:write',
       summary: 'Generate a report over devices or the fleet, from rollups (or raw samples for short ranges)',
       body: reportRequestSchema,
+      rules: ['from before to; at most REPORT_MAX_ROWS rows and REPORT_MAX_DEVICES devices (400/422)'],
       responses: {
         201: { description: 'generated; links to its JSON, CSV and HTML', headers: { location: 'the report' } },
         ...common,
+        422: problem('a device of the scope is unknown, or the report would be larger than the limits'),
         503: problem('a store is unavailable'),
       },
       handle: async (request, ctx) => {
@@ -95,6 +101,7 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/reports/:id',
+      params: { id: reportIdSchema },
       scope: 'reports:read',
       summary: 'A report as JSON, CSV (streamed) or a self-contained HTML page: ?format= or the Accept header',
       query: reportQuerySchema,
@@ -128,6 +135,7 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/jobs/:jobId/outcome',
+      params: { jobId: jobIdParam },
       scope: 'reports:read',
       summary:
         "A job's outcome: executions by status, failures by reason, completions per minute, timeline (JSON or HTML)",
@@ -152,10 +160,12 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/devices/:id/series',
+      params: { id: deviceIdSchema },
       scope: 'reports:read',
       summary: "A device's metric series at an interval chosen from the range (or given), from the rollups",
       query: seriesQuerySchema,
-      responses: { 200: { description: 'the series' }, ...common },
+      rules: ['from before to (400)'],
+      responses: { 200: { description: 'the series' }, ...common, 404: problem('unknown device') },
       handle: async (request) => {
         const deviceId = parse(deviceIdSchema, request.params.id, 'device id');
         const input = parse(seriesQuerySchema, query(request), 'query');
@@ -196,6 +206,7 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/report-schedules/:id',
+      params: { id: scheduleIdSchema },
       scope: 'reports:read',
       summary: 'A report schedule, with a link to the last report it made',
       responses: { 200: { description: 'the schedule' }, ...common, 404: problem('unknown schedule') },
@@ -208,6 +219,7 @@ export function reportRoutes(deps: AppDeps): ApiOperation[] {
     operation({
       method: 'DELETE',
       path: '/report-schedules/:id',
+      params: { id: scheduleIdSchema },
       scope: 'reports:write',
       summary: 'Delete a report schedule',
       responses: { 204: { description: 'deleted' }, ...common, 404: problem('unknown schedule') },

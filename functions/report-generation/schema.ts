@@ -49,11 +49,17 @@ export const scopeSchema = z.union([
 export type Scope = z.infer<typeof scopeSchema>;
 
 // zod 4 keeps refinements inside the schema, so the object stays an object (its shape documents the query).
+// A range with one end invalid reports that end only (zod runs the refinement all the same: both must be Dates).
 const rangeRefine = <S extends z.ZodType<{ from: Date; to: Date }>>(schema: S): S =>
-  schema.refine((value) => value.from.getTime() < value.to.getTime(), {
-    message: '`from` must be before `to`',
-    path: ['to'],
-  });
+  schema.refine(
+    (value) => !(value.from instanceof Date && value.to instanceof Date) || value.from.getTime() < value.to.getTime(),
+    { message: '`from` must be before `to`', path: ['to'] },
+  );
+
+/** The same instant in a query string: ISO-8601 with a zone, or epoch milliseconds as digits. */
+const queryInstantSchema = z
+  .union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0).max(8.64e15)])
+  .transform((value) => new Date(value));
 
 /** `POST /reports` */
 export const reportRequestSchema = rangeRefine(
@@ -97,10 +103,8 @@ export const seriesQuerySchema = rangeRefine(
   z
     .object({
       metric: metricNameSchema,
-      from: z
-        .union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)])
-        .transform((v) => new Date(v)),
-      to: z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]).transform((v) => new Date(v)),
+      from: queryInstantSchema,
+      to: queryInstantSchema,
       points: z.coerce.number().int().min(2).max(10_000).default(500),
     })
     .strict(),
@@ -123,3 +127,8 @@ export type Task = (typeof TASKS)[number];
 
 /** `POST /rollups/run` takes no body, or `{}`. */
 export const rollupRunSchema = z.object({}).strict().optional();
+
+/** A report's id: `r_<32 hex>` when asked for, `s_<schedule id>_<yyyymmdd>` when a schedule made it. */
+export const reportIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'a report id');
+/** A report schedule's id: `sch_<32 hex>`. */
+export const scheduleIdSchema = z.string().regex(/^sch_[0-9a-f]{32}$/, 'a schedule id (sch_ and 32 hex digits)');

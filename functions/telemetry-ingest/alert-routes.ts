@@ -14,6 +14,7 @@ import {
   alertRuleSchema,
   alertViewSchema,
   queryObject,
+  ruleIdSchema,
 } from './schema.js';
 
 export interface AlertRouteDeps {
@@ -86,6 +87,7 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
       scope: 'telemetry:write',
       summary: 'Create an alert rule for a device or a device type',
       body: alertRuleInputSchema,
+      rules: ['exactly one of deviceId or deviceType (400)'],
       responses: { 201: ruleAnswer('created'), ...problems },
       async handle(request) {
         const input = parse(alertRuleInputSchema, request.body, 'alert rule');
@@ -108,6 +110,7 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/alert-rules/:ruleId',
+      params: { ruleId: ruleIdSchema },
       scope: 'telemetry:read',
       summary: 'An alert rule',
       responses: { 200: ruleAnswer('the rule'), ...problems, 404: problem('unknown rule') },
@@ -116,9 +119,11 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
     operation({
       method: 'PUT',
       path: '/alert-rules/:ruleId',
+      params: { ruleId: ruleIdSchema },
       scope: 'telemetry:write',
       summary: 'Replace an alert rule (optimistic concurrency with If-Match)',
       body: alertRuleInputSchema,
+      rules: ['exactly one of deviceId or deviceType (400)'],
       headers: ifMatch,
       responses: {
         200: ruleAnswer('replaced'),
@@ -144,6 +149,7 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
     operation({
       method: 'DELETE',
       path: '/alert-rules/:ruleId',
+      params: { ruleId: ruleIdSchema },
       scope: 'telemetry:write',
       summary: 'Delete an alert rule',
       responses: { 204: { description: 'deleted' }, ...problems, 404: problem('unknown rule') },

@@ -1,4 +1,5 @@
 import { Registry } from 'prom-client';
+import type { Authorizer } from '../../shared/api-keys.js';
 import { createAppAuthorizer } from '../../shared/app-authorizer.js';
 import { createDeviceAuthenticator, type VerifySecret } from '../../shared/device-auth.js';
 import { createDeviceDirectory } from '../../shared/devices.js';
@@ -157,16 +158,23 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     ingestTelemetryBatch(messages, ingestDeps, ctx);
 
   const authorizeApp = createAppAuthorizer(config, mongo, logger);
+  const deviceAuth = createDeviceAuthenticator(mongo, options.verifySecret ?? verifySecret, {
+    ttlMs: config.CREDENTIAL_CACHE_TTL_MS,
+    now,
+  });
+  // A device's own routes take its HTTP Basic credential, every other route an app key: either is checked
+  // before the body is read.
+  const authorize: Authorizer = async (request, route) => {
+    if (route.security !== 'device') return authorizeApp(request, route);
+    await deviceAuth.authenticate(request.params.id ?? '', request.headers.authorization);
+    return undefined;
+  };
   const operations = [
     ...deviceRoutes({
       devices,
       shadows,
       presence,
       telemetry,
-      deviceAuth: createDeviceAuthenticator(mongo, options.verifySecret ?? verifySecret, {
-        ttlMs: config.CREDENTIAL_CACHE_TTL_MS,
-        now,
-      }),
       ingest,
       ingestBatch,
       maxBatchMessages: config.HTTP_INGEST_MAX_MESSAGES,
@@ -202,7 +210,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
       telemetryBatchRoute({ ingestBatch, deadLetters, metrics, now }),
     ],
     routes: [...operations, openApiRoute(openApiDocument(API_INFO, operations))],
-    authorize: authorizeApp,
+    authorize,
     role: plane.role,
     ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),
     health: {

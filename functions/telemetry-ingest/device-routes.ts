@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
-import type { DeviceAuthenticator } from '../../shared/device-auth.js';
 import { type DeviceDirectory, deviceIdSchema } from '../../shared/devices.js';
 import { InvalidInputError, toProblem } from '../../shared/errors.js';
 import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
-import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
+import { idempotencyKeyHeaderSchema, idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { ShadowStore } from '../../shared/shadow-store.js';
 import type { IngestOutcome, ItemOutcome, TelemetryMessage } from './ingest-telemetry.js';
@@ -27,7 +26,6 @@ export interface DeviceRouteDeps {
   shadows: ShadowStore;
   presence: PresenceRepository;
   telemetry: TelemetryRepository;
-  deviceAuth: DeviceAuthenticator;
   ingest(message: TelemetryMessage, ctx: HandlerContext): Promise<IngestOutcome>;
   ingestBatch(messages: TelemetryMessage[], ctx: HandlerContext): Promise<ItemOutcome[]>;
   /** Messages one batch POST may hold. */
@@ -61,8 +59,10 @@ function refusalOf(error: Parameters<typeof toProblem>[0]) {
 }
 
 const INGEST_HEADERS = {
-  authorization: { description: 'Basic base64(deviceId:secret)', required: true },
-  'idempotency-key': { description: 'a retried POST with the same key is the same event(s); 1-255 visible ASCII' },
+  'idempotency-key': {
+    description: 'a retried POST with the same key is the same event(s); 1-255 visible ASCII',
+    schema: idempotencyKeyHeaderSchema,
+  },
 };
 
 export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
@@ -70,6 +70,7 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/devices/:id/state',
+      params: { id: deviceIdSchema },
       scope: 'telemetry:read',
       summary: 'The device shadow (reported, desired, delta, version) and presence',
       responses: {
@@ -82,6 +83,7 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/devices/:id/telemetry',
+      params: { id: deviceIdSchema },
       scope: 'telemetry:read',
       summary: 'Raw samples by time range (default: the last day) and metric; cursor pagination',
       query: telemetryQuerySchema,
@@ -117,7 +119,10 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
       // Devices authenticate themselves (HTTP Basic), not with an app API key.
       method: 'POST',
       path: '/devices/:id/telemetry',
+      params: { id: deviceIdSchema },
       scope: PUBLIC_SCOPE,
+      security: 'device',
+      rules: ['the payload follows the telemetry rules and the device type schema (400/422)'],
       summary: 'HTTP ingest for devices without MQTT: HTTP Basic with the device id and its own secret',
       body: z.unknown(),
       headers: INGEST_HEADERS,
@@ -133,7 +138,6 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
       },
       async handle(request, ctx) {
         const deviceId = request.params.id ?? '';
-        await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
         const key = idempotencyKeyOf(request);
         // With a key, a retried POST is the same event and is stored once (like a redelivered MQTT message).
         const eventId = key === undefined ? `http-${randomUUID()}` : `http:${deviceId}:${key}`;
@@ -151,7 +155,9 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
     operation({
       method: 'POST',
       path: '/devices/:id/telemetry/batch',
+      params: { id: deviceIdSchema },
       scope: PUBLIC_SCOPE,
+      security: 'device',
       summary:
         'HTTP ingest of many messages at once (a JSON array; each one what POST /devices/{id}/telemetry takes), with a result per message',
       body: batchBodySchema(deps.maxBatchMessages),
@@ -169,7 +175,6 @@ export function deviceRoutes(deps: DeviceRouteDeps): ApiOperation[] {
       },
       async handle(request, ctx) {
         const deviceId = request.params.id ?? '';
-        await deps.deviceAuth.authenticate(deviceId, request.headers.authorization);
         const key = idempotencyKeyOf(request);
         const payloads = batchBodySchema(deps.maxBatchMessages).safeParse(request.body);
         if (!payloads.success) throw InvalidInputError.fromZod(payloads.error, 'the batch is invalid');

@@ -297,3 +297,6 @@ export const presencePageSchema = z.object({
   /** With `status=online`: the offset of the next page, or null (a device that connects meanwhile may shift it). */
   nextOffset: z.number().int().nullable(),
 });
+
+/** An alert rule's id (a UUID, made when the rule is created). */
+export const ruleIdSchema = z.uuid();

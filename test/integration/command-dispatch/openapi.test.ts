@@ -31,6 +31,8 @@ describe('command-dispatch OpenAPI document', () => {
       '401',
       '403',
       '404',
+      '413',
+      '415',
       '422',
       '429',
       '503',

@@ -352,6 +352,7 @@ describe('dead-letters: store, list, replay', () => {
     expect((await fetch(`${base}/dead-letters`)).status).toBe(401);
     expect((await api('/dead-letters', { key: reader })).status).toBe(200);
     expect((await api('/dead-letters/replay', { method: 'POST', key: reader, body: '{}' })).status).toBe(403);
-    expect((await api('/dead-letters/nope')).status).toBe(404);
+    expect((await api('/dead-letters/nope')).status).toBe(400);
+    expect((await api('/dead-letters/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).status).toBe(404);
   });
 });

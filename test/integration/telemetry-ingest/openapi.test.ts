@@ -25,14 +25,15 @@ describe('telemetry-ingest OpenAPI document', () => {
       '/telemetry-summary',
     ]);
     expect(Object.keys(doc.paths['/alert-rules/{ruleId}']!).sort()).toEqual(['delete', 'get', 'put']);
-    // Devices post with their own credential: no API key.
+    // Devices post with their own credential (HTTP Basic), not an API key.
     const ingest = doc.paths['/devices/{id}/telemetry']!.post;
-    expect(ingest.security).toEqual([]);
-    expect(ingest.parameters).toEqual(
-      expect.arrayContaining([expect.objectContaining({ name: 'authorization', in: 'header', required: true })]),
-    );
+    expect(ingest.security).toEqual([{ deviceBasic: [] }]);
+    expect(
+      (doc as unknown as { components: { securitySchemes: Record<string, unknown> } }).components.securitySchemes
+        .deviceBasic,
+    ).toEqual(expect.objectContaining({ type: 'http', scheme: 'basic' }));
     const batch = doc.paths['/devices/{id}/telemetry/batch']!.post;
-    expect(batch.security).toEqual([]);
+    expect(batch.security).toEqual([{ deviceBasic: [] }]);
     expect(batch.requestBody.content['application/json'].schema).toMatchObject({ type: 'array', minItems: 1 });
     const items = batch.responses['200'].content['application/json'].schema.properties.items.items;
     expect(items.properties.outcome.enum).toEqual(['stored', 'duplicate', 'refused']);

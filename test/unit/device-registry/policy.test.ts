@@ -57,7 +57,7 @@ describe('device-registry pure logic', () => {
 
   it('requires If-Match (428) and parses strong and weak ETags', () => {
     expect(statusOf(() => requiredVersion(undefined))).toBe(428);
-    expect(statusOf(() => requiredVersion('*'))).toBe(412);
+    expect(statusOf(() => requiredVersion('*'))).toBe(400);
     expect(requiredVersion('"7"')).toBe(7);
     expect(requiredVersion('W/"7"')).toBe(7);
   });
