@@ -291,6 +291,7 @@ function entryPoints() {
   add(tools, 'console', 'console/server/index.ts');
   add(tools, 'router', 'scripts/router/main.ts');
   add(tools, 'simulator', 'scripts/simulator/index.ts');
+  add(tools, 'asyncapi', 'scripts/asyncapi/index.ts');
   add(tools, 'stack', 'scripts/stack/main.ts');
   for (const file of existsSync('scripts/bench') ? readdirSync('scripts/bench') : []) {
     if (/^[a-z-]+\.ts$/.test(file)) add(tools, `bench-${file.replace(/\.ts$/, '')}`, join('scripts/bench', file));
