@@ -154,7 +154,10 @@ function deadLetterOperations(
           body: {
             since: since.toISOString(),
             pending: summary.pending,
-            failingDevices: summary.failingDevices.map((device) => ({ ...device, lastAt: device.lastAt.toISOString() })),
+            failingDevices: summary.failingDevices.map((device) => ({
+              ...device,
+              lastAt: device.lastAt.toISOString(),
+            })),
           },
         };
       },
