@@ -6,6 +6,7 @@ import type { AlertsRepository } from './alerts-repository.js';
 import { alertView, listAlerts } from './queries.js';
 import {
   type AlertRule,
+  alertIdSchema,
   alertPageSchema,
   alertQuerySchema,
   alertRuleInputSchema,
@@ -67,6 +68,7 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
     operation({
       method: 'POST',
       path: '/alerts/:alertId/acknowledge',
+      params: { alertId: alertIdSchema },
       scope: 'telemetry:write',
       summary: 'Acknowledge an alert: someone has seen it (the first acknowledgement stands; repeating it is harmless)',
       responses: {

@@ -300,3 +300,10 @@ export const presencePageSchema = z.object({
 
 /** An alert rule's id (a UUID, made when the rule is created). */
 export const ruleIdSchema = z.uuid();
+/** An alert episode's id: `<rule id>:<device id>:<episode>` (evaluate-alerts.ts). */
+export const alertIdSchema = z
+  .string()
+  .regex(
+    /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[A-Za-z0-9._-]{1,64}:[0-9]{1,15}$/,
+    'an alert id: <rule id>:<device id>:<episode>',
+  );
