@@ -84,6 +84,7 @@ export function fleetRoutes(deps: FleetRouteDeps): ApiOperation[] {
     operation({
       method: 'GET',
       path: '/devices/:id/telemetry/stream',
+      params: { id: deviceIdSchema },
       scope: 'telemetry:read',
       summary:
         "A device's samples as they are stored: server-sent events (`ready` once live, then `samples`; `gap`: re-read the API; `reconnect`: the stream ends, reconnect)",
