@@ -2,6 +2,7 @@
 // rendered knative/services/<name>.yaml carries as well). `--filename` gives kn the rendered Service for what
 // no kn flag expresses (read-only root filesystem, run-as group, seccomp, service links); every flag after it
 // states the same values again, explicitly, so the command reads as the deployment it makes.
+import { eventPlaneOf, loadEventPolicies, withEventPlane, workloadsOf } from './event-plane.mjs';
 import { autoscalingAnnotations } from './render.mjs';
 import { keyRef } from './values.mjs';
 
@@ -19,8 +20,14 @@ const quantities = (map) =>
     .join(',');
 
 /** argv of `kn service create <name> … --force` (without the leading `kn`). */
-export function knServiceCreateArgs(values, name, image) {
-  const spec = values.services[name];
+export function knServiceCreateArgs(values, name, image, policies = loadEventPolicies()) {
+  const plane = eventPlaneOf(
+    values,
+    policies,
+    workloadsOf(values).find((workload) => workload.workload === name),
+  );
+  // The projected token volume has no kn flag: it comes from --filename; the service account and the env do.
+  const spec = withEventPlane(values.services[name], plane);
   const args = [
     'service',
     'create',
@@ -59,6 +66,7 @@ export function knServiceCreateArgs(values, name, image) {
   args.push('--request', quantities(spec.resources.requests), '--limit', quantities(spec.resources.limits));
   args.push('--probe-readiness', `tcp::${values.port}`);
   args.push('--security-context', 'strict', '--user', String(values.runAsUser));
+  args.push('--service-account', plane.serviceAccountName);
   for (const [key, value] of Object.entries({
     'app.kubernetes.io/name': name,
     'app.kubernetes.io/component': 'function',

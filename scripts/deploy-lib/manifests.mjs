@@ -31,7 +31,7 @@ export function filterManifests(text, { image, bareImage }) {
     }
     out.push(doc);
   }
-  return out.map((doc) => stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n');
+  return out.map((doc) => stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' })).join('---\n');
 }
 
 if (process.argv[1]?.endsWith('manifests.mjs')) {

@@ -3,11 +3,14 @@
 //   knative/config/configmap.yaml, secret.template.yaml, secret.example.env, kustomization.yaml
 //   knative/bridge/statefulset.yaml, sinkbinding.yaml, service.yaml, kustomization.yaml
 //   knative/tick-gate/deployment.yaml, sinkbinding.yaml, service.yaml, kustomization.yaml
+//   knative/identity/service-accounts.yaml + kustomization.yaml   (one service account per workload)
+//   knative/overlays/oidc/issuer-discovery.yaml   (the event receivers may read the cluster's JWKS)
 // `node scripts/deploy-lib/render.mjs` writes them; `--check` exits 1 when a file differs (the test does).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
+import { eventPlaneOf, loadEventPolicies, withEventPlane, workloadsOf } from './event-plane.mjs';
 import { keyRef, loadValues, ROOT } from './values.mjs';
 
 const HEADER =
@@ -19,7 +22,9 @@ const LABELS = (name, component) => ({
 });
 
 const yaml = (docs, comment = '') =>
-  HEADER + comment + docs.map((doc) => stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n');
+  HEADER +
+  comment +
+  docs.map((doc) => stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' })).join('---\n');
 
 function envOf(values, spec) {
   const env = Object.entries(spec.env ?? {}).map(([name, value]) => ({ name, value: String(value) }));
@@ -72,8 +77,18 @@ export function autoscalingAnnotations(scale) {
   return annotations;
 }
 
-export function renderService(values, name) {
-  const spec = values.services[name];
+/** The pod spec fields of a workload's identity (event-plane.mjs): its service account and projected tokens. */
+function podIdentity(plane) {
+  return {
+    serviceAccountName: plane.serviceAccountName,
+    automountServiceAccountToken: false,
+    ...(plane.volumes.length ? { volumes: plane.volumes } : {}),
+  };
+}
+const mounts = (plane) => (plane.volumeMounts.length ? { volumeMounts: plane.volumeMounts } : {});
+
+export function renderService(values, name, plane) {
+  const spec = withEventPlane(values.services[name], plane);
   const labels = LABELS(name, 'function');
   const metadataLabels =
     spec.visibility === 'cluster-local' ? { ...labels, 'networking.knative.dev/visibility': 'cluster-local' } : labels;
@@ -93,6 +108,7 @@ export function renderService(values, name) {
           containerConcurrency: spec.containerConcurrency,
           timeoutSeconds: spec.timeoutSeconds,
           enableServiceLinks: false,
+          ...podIdentity(plane),
           containers: [
             {
               name,
@@ -100,6 +116,7 @@ export function renderService(values, name) {
               command: ['node', `dist/${name}.js`],
               ports: [{ name: 'http1', containerPort: values.port }],
               env: envOf(values, spec),
+              ...mounts(plane),
               resources: spec.resources,
               // A GET / on a CloudEvents function is an error; a TCP probe only asks "listening yet?".
               readinessProbe: { tcpSocket: { port: values.port } },
@@ -146,8 +163,8 @@ function renderConfig(values) {
   };
 }
 
-function renderBridge(values) {
-  const bridge = values.bridge;
+function renderBridge(values, plane) {
+  const bridge = withEventPlane(values.bridge, plane);
   const labels = LABELS(bridge.name, 'bridge');
   const selector = { 'app.kubernetes.io/name': bridge.name };
   const env = [
@@ -173,7 +190,7 @@ function renderBridge(values) {
           // preStop, then SIGTERM: unsubscribe from the share group, finish in-flight messages, end the sessions.
           terminationGracePeriodSeconds: bridge.terminationGracePeriodSeconds,
           enableServiceLinks: false,
-          automountServiceAccountToken: false,
+          ...podIdentity(plane),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: values.runAsUser,
@@ -187,6 +204,7 @@ function renderBridge(values) {
               command: ['node', 'dist/bridge.js'],
               ports: [{ name: 'http', containerPort: Number(bridge.env.PORT ?? values.port) }],
               env,
+              ...mounts(plane),
               resources: bridge.resources,
               readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 5, failureThreshold: 2 },
               // Liveness only asks whether the process serves at all: a broker outage must not restart it.
@@ -269,8 +287,8 @@ function renderBridge(values) {
   };
 }
 
-function renderTickGate(values) {
-  const gate = values.tickGate;
+function renderTickGate(values, plane) {
+  const gate = withEventPlane(values.tickGate, plane);
   const labels = LABELS(gate.name, 'tick-gate');
   const selector = { 'app.kubernetes.io/name': gate.name };
   const deployment = {
@@ -284,7 +302,7 @@ function renderTickGate(values) {
         metadata: { labels },
         spec: {
           enableServiceLinks: false,
-          automountServiceAccountToken: false,
+          ...podIdentity(plane),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: values.runAsUser,
@@ -298,6 +316,7 @@ function renderTickGate(values) {
               command: ['node', 'dist/tick-gate.js'],
               ports: [{ name: 'http', containerPort: values.port }],
               env: envOf(values, gate),
+              ...mounts(plane),
               resources: gate.resources,
               readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 10 },
               livenessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 20, failureThreshold: 3 },
@@ -340,13 +359,60 @@ function renderTickGate(values) {
   };
 }
 
+/**
+ * One service account per workload, none of them bound to any Role: a workload's identity is only what its
+ * tokens say (who sent an event). The API is not theirs to call; no token is mounted but the projected ones.
+ * Where receivers check tokens (the oidc overlay) they may read the cluster's JWKS, and nothing else.
+ */
+function renderIdentity(values, planes) {
+  const accounts = planes.map(({ workload, plane }) => ({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: plane.serviceAccountName, namespace: values.namespace, labels: LABELS(workload, 'identity') },
+    automountServiceAccountToken: false,
+  }));
+  const discovery = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: `${values.namespace}-event-receivers-issuer-discovery`, labels: LABELS('kiot', 'identity') },
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'system:service-account-issuer-discovery',
+    },
+    subjects: planes
+      .filter(({ plane }) => plane.receiver)
+      .map(({ plane }) => ({ kind: 'ServiceAccount', name: plane.serviceAccountName, namespace: values.namespace })),
+  };
+  return {
+    'knative/identity/service-accounts.yaml': yaml(
+      accounts,
+      '# Each workload runs as its own service account (event-plane.mjs): the `sub` of the tokens it presents, which the\n' +
+        '# EventPolicies of knative/overlays/oidc name. No Role is bound to any of them.\n',
+    ),
+    'knative/identity/kustomization.yaml': yaml([
+      { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['service-accounts.yaml'] },
+    ]),
+    'knative/overlays/oidc/issuer-discovery.yaml': yaml(
+      [discovery],
+      "# The event receivers read the cluster's JWKS (/openid/v1/jwks) with their own API-server token to check event\n" +
+        '# tokens: the read-only issuer discovery role, nothing else. Harmless where the cluster already grants it.\n',
+    ),
+  };
+}
+
 /** Every generated file: path (relative to the repo) → content. */
-export function renderAll(values = loadValues()) {
+export function renderAll(values = loadValues(), policies = loadEventPolicies()) {
   const files = {};
   const names = Object.keys(values.services);
+  const planes = workloadsOf(values).map((workload) => ({
+    workload: workload.workload,
+    plane: eventPlaneOf(values, policies, workload),
+  }));
+  const planeOf = (workload) => planes.find((entry) => entry.workload === workload).plane;
   for (const name of names) {
     files[`knative/services/${name}.yaml`] = yaml(
-      [renderService(values, name)],
+      [renderService(values, name, planeOf(name))],
       `# ${values.services[name].description}\n`,
     );
   }
@@ -357,7 +423,13 @@ export function renderAll(values = loadValues()) {
       resources: names.map((name) => `${name}.yaml`),
     },
   ]);
-  Object.assign(files, renderConfig(values), renderBridge(values), renderTickGate(values));
+  Object.assign(
+    files,
+    renderConfig(values),
+    renderBridge(values, planeOf(values.bridge.name)),
+    renderTickGate(values, planeOf(values.tickGate.name)),
+    renderIdentity(values, planes),
+  );
   return files;
 }
 

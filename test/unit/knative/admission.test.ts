@@ -12,6 +12,7 @@ import { type K8sObject, parseDocuments, ROOT } from './lib/manifests.js';
 // the schema validation and the validating webhook. Refusals are in admission-refusals.test.ts.
 const DIRS = ['knative', 'knative/overlays/dev', 'knative/overlays/prod'];
 const STRICT = join(ROOT, 'test/unit/knative/fixtures/strict-cluster.yaml');
+const OIDC = join(ROOT, 'test/unit/knative/fixtures/oidc-cluster.yaml');
 const isKnative = (result: AdmissionResult) => /\.knative\.dev\//.test(result.apiVersion ?? '');
 const refusals = (results: AdmissionResult[]) => results.filter((r) => !r.allowed).map((r) => r.message);
 const rendered = new Map(DIRS.map((dir) => [dir, kustomizeYaml(dir)]));
@@ -29,6 +30,22 @@ describe('Knative admission of the manifests', () => {
 
   it.each(DIRS)('admits every object of %s in a cluster stricter than the release defaults', (dir) => {
     expect(refusals(admit(rendered.get(dir)!, { source: dir, configs: [STRICT] }))).toEqual([]);
+  });
+
+  it('admits knative/overlays/oidc where sender identity is on (release defaults with authentication-oidc, and the stricter cluster); without it, exactly the EventPolicies are refused', () => {
+    const yaml = kustomizeYaml('knative/overlays/oidc');
+    const oidc = admit(yaml, { source: 'oidc', configs: [OIDC] });
+    expect(refusals(oidc)).toEqual([]);
+    expect(oidc.length).toBe(parseDocuments(yaml).length);
+    expect(oidc.flatMap((r) => r.warnings ?? [])).toEqual([]);
+    expect(oidc.filter((r) => r.kind === 'EventPolicy').every((r) => r.checked === 'knative')).toBe(true);
+    expect(refusals(admit(yaml, { source: 'oidc', configs: [STRICT] }))).toEqual([]);
+    const without = admit(yaml, { source: 'oidc' }).filter((r) => !r.allowed);
+    expect(without.length).toBeGreaterThan(0);
+    expect(
+      without.every((r) => r.kind === 'EventPolicy' && /oidc-authentication feature not enabled/.test(r.message)),
+    ).toBe(true);
+    expect(without.length).toBe(oidc.filter((r) => r.kind === 'EventPolicy').length);
   });
 
   it('admits what scripts/deploy applies for prod (the pushed image set)', () => {

@@ -150,6 +150,7 @@ describe('scripts/deploy --dry-run', () => {
       expect(one('--probe-readiness')).toBe(`tcp::${container.readinessProbe.tcpSocket.port}`);
       expect(one('--security-context')).toBe('strict');
       expect(Number(one('--user'))).toBe(container.securityContext.runAsUser);
+      expect(one('--service-account')).toBe(template.spec.serviceAccountName);
       expect(f.has('--cluster-local')).toBe(
         doc!.metadata.labels?.['networking.knative.dev/visibility'] === 'cluster-local',
       );
