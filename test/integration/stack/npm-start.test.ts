@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IsolatedStack, processesIn, startIsolatedStack, waitUntil } from '../../support/isolated-stack.js';
 import { ROOT } from '../../unit/knative/lib/manifests.js';
+import { listeningPorts, type PortProbe, PROBE_SCRIPT } from './unauthenticated-probe.js';
 
 // `npm start` as a user runs it — services, router, bridge, functions, simulated fleet — in a network
 // namespace of its own (its dev ports never meet anything else on the machine) and in a copy of the
@@ -51,6 +52,46 @@ describe('npm start: a supervised stack', () => {
     expect(pids, `one ${name} process`).toHaveLength(1);
     return pids[0]!;
   };
+
+  it('no listening port takes an unauthenticated CloudEvent or app request (an MQTT connect without credentials neither)', () => {
+    const inside = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
+      spawnSync('nsenter', [`--net=/proc/${stack.pid}/ns/net`, command, ...args], {
+        cwd: copy,
+        encoding: 'utf8',
+        env,
+        timeout: 240_000,
+      });
+    const ss = inside('ss', ['-ltnH']);
+    expect(ss.status, ss.stderr).toBe(0);
+    const ports = listeningPorts(ss.stdout);
+    const run = inside(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT], {
+      ...process.env,
+      PROBE_PORTS: JSON.stringify(ports),
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const probes = JSON.parse(run.stdout) as PortProbe[];
+    const report = JSON.stringify(probes);
+    // Every answer to a forged event is a refusal: no token (401), not for this receiver (403), or nothing served
+    // there (404/405); never a 2xx, never a 400 that would mean the event was read before its sender was checked.
+    for (const probe of probes)
+      for (const attempt of probe.events)
+        expect([401, 403, 404, 405, 'none'], `port ${probe.port} ${attempt.mode} ${attempt.path}`).toContain(
+          attempt.status,
+        );
+    const refusedAtRoot = probes.filter((p) => p.events.some((e) => e.path === '/' && e.status === 401));
+    expect(refusedAtRoot.length, report).toBeGreaterThanOrEqual(7); // the bridge and the six event receivers
+    expect(probes.some((p) => p.events.some((e) => e.path === '/kiot/default' && e.status === 401))).toBe(true);
+    // Every documented operation that needs a credential answers 401 without one; what is public only reads.
+    const documented = probes.filter((p) => p.app.length > 0);
+    expect(documented.length, report).toBeGreaterThanOrEqual(7);
+    for (const probe of documented)
+      for (const op of probe.app) expect(op.status, `port ${probe.port} ${op.method} ${op.path}`).toBe(401);
+    for (const op of probes.flatMap((p) => p.publicOperations)) expect(op).toMatch(/^GET /);
+    // The MQTT broker refuses an anonymous session (CONNACK 5, not authorized).
+    const mqtt = probes.filter((p) => p.mqtt !== 'none');
+    expect(mqtt.length, report).toBeGreaterThanOrEqual(1);
+    for (const probe of mqtt) expect(probe.mqtt, `port ${probe.port}`).not.toBe(0);
+  }, 300_000);
 
   it('names a component that stops answering in the progress line', async () => {
     const pid = componentPid('telemetry-ingest');
