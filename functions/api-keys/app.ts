@@ -83,11 +83,14 @@ export function apiKeyOperations(deps: KeyDeps) {
       path: '/api-keys/:id',
       scope: s.SCOPES.read,
       summary: 'Read a managed API key: scopes, expiry, last use',
-      params: { id: s.keyIdSchema },
+      // Any key's id, as GET /api-keys/self names it: a bootstrap key (the Secret's) has no record here, a 404.
+      params: { id: anyKeyIdSchema },
       responses: {
         200: { description: 'the key', schema: s.keyViewSchema },
         ...appProblems,
-        404: problem('no such key, or it is revoked (code revoked; details: the record, who revoked it and when)'),
+        404: problem(
+          'no such managed key (a bootstrap key lives in the Secret), or it is revoked (code revoked; details: the record, who revoked it and when)',
+        ),
         503: problem('MongoDB is unavailable'),
       },
       async handle(request) {
