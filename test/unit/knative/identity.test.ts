@@ -92,10 +92,11 @@ const receivers = workloads.filter((w) =>
 );
 
 describe('workload identity (knative/identity)', () => {
-  it('finds every workload: seven functions, the bridge and the tick gate', () => {
+  it('finds every workload: the functions, the console, the bridge and the tick gate', () => {
     expect(workloads.map((w) => w.name).sort()).toEqual(
       [
         'api-keys',
+        'console',
         'command-dispatch',
         'dead-letters',
         'device-registry',
@@ -186,13 +187,13 @@ describe('workload identity (knative/identity)', () => {
     }
   });
 
-  it('a workload that receives no events has no API-server token and no receiver settings; api-keys has no token at all', () => {
+  it('a workload that receives no events has no API-server token and no receiver settings; api-keys and the console have no token at all', () => {
     for (const w of workloads.filter((w) => !receivers.includes(w))) {
       expect(envOf(w, 'EVENT_AUDIENCE'), w.name).toBeUndefined();
       expect(envOf(w, 'EVENT_OIDC_JWKS_TOKEN_FILE'), w.name).toBeUndefined();
     }
-    const apiKeys = workloads.find((w) => w.name === 'api-keys')!;
-    expect(apiKeys.pod.volumes).toBeUndefined();
+    for (const name of ['api-keys', 'console'])
+      expect(workloads.find((w) => w.name === name)!.pod.volumes, name).toBeUndefined();
   });
 });
 
