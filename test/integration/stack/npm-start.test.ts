@@ -54,20 +54,14 @@ describe('npm start: a supervised stack', () => {
   };
 
   it('no listening port takes an unauthenticated CloudEvent or app request (an MQTT connect without credentials neither)', () => {
-    const inside = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
-      spawnSync('nsenter', [`--net=/proc/${stack.pid}/ns/net`, command, ...args], {
-        cwd: copy,
-        encoding: 'utf8',
-        env,
-        timeout: 240_000,
-      });
-    const ss = inside('ss', ['-ltnH']);
+    const ss = stack.runInside('ss', ['-ltnH']);
     expect(ss.status, ss.stderr).toBe(0);
     const ports = listeningPorts(ss.stdout);
-    const run = inside(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT], {
-      ...process.env,
-      PROBE_PORTS: JSON.stringify(ports),
-    });
+    const run = stack.runInside(
+      process.execPath,
+      ['--input-type=module', '-e', PROBE_SCRIPT, JSON.stringify(ports)],
+      240_000,
+    );
     expect(run.status, run.stderr).toBe(0);
     const probes = JSON.parse(run.stdout) as PortProbe[];
     const report = JSON.stringify(probes);

@@ -21,7 +21,7 @@ export interface PortProbe {
 
 export const PROBE_SCRIPT = String.raw`
 import net from 'node:net';
-const ports = JSON.parse(process.env.PROBE_PORTS);
+const ports = JSON.parse(process.argv[1]);
 // A port that does not speak HTTP may hold the connection open forever (a database reading a length): a bound
 // on each attempt only decides "no HTTP here"; every assertion is about what an answer was, never its time.
 const NO_ANSWER_MS = 15000;
