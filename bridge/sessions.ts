@@ -102,7 +102,8 @@ function inboundOf(packet: IPublishPacket, sessionId: string): InboundMessage {
  * at once, so that the next messages can join the batch: up to the session's Receive Maximum (MQTT5
  * §3.1.2.11.3) are in flight on it. The session holds that bound itself: Mosquitto 2.0.11 was measured to send
  * a persistent session more than it asked for (25 unacknowledged with 5 asked; thousands in a burst), so at the
- * limit the session stops reading its connection until a message settles (TCP backpressure). Either way the PUBACK leaves only once a message has settled (its event
+ * limit the session stops reading its connection until a message settles (TCP backpressure). Either way the
+ * PUBACK leaves only once a message has settled (its event
  * or batch accepted: at least once), and PUBACKs leave in the order the messages came, as MQTT 3.1.1 §4.6
  * [MQTT-4.6.0-2] and MQTT5 §4.6 require: a settled message waits for the ones before it.
  */

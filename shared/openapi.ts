@@ -220,9 +220,12 @@ export function openApiDocument(
       };
     }
     paths[path] ??= {};
+    const camelPath = path
+      .replace(/[{}]/g, '')
+      .replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase());
     paths[path][op.method.toLowerCase()] = {
       summary: op.summary,
-      operationId: `${op.method.toLowerCase()}${path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
+      operationId: `${op.method.toLowerCase()}${camelPath}`,
       ...(rulesOf(op).length > 0
         ? { description: `Also enforced: ${rulesOf(op).join('; ')}.`, 'x-kiot-rules': rulesOf(op) }
         : {}),

@@ -142,8 +142,22 @@ function waitReady(redis: RedisClient, timeoutMs = 2_000): Promise<void> {
  * (a failover in progress, a node down or still loading) rather than a bad command: retry later (503).
  */
 const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS|MOVED|ASK)\b/;
-const UNAVAILABLE_CLIENT =
-  /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|not ready|isn't ready|Too many Cluster redirections|None of startup nodes|Failed to refresh slots cache|All sentinels are unreachable|No (sharded )?subscriber|Cluster is ended/i;
+const UNAVAILABLE_CLIENT = new RegExp(
+  [
+    'Connection is closed',
+    "Stream isn't writeable",
+    'ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE',
+    'max retries',
+    "not ready|isn't ready",
+    'Too many Cluster redirections',
+    'None of startup nodes',
+    'Failed to refresh slots cache',
+    'All sentinels are unreachable',
+    'No (sharded )?subscriber',
+    'Cluster is ended',
+  ].join('|'),
+  'i',
+);
 const UNAVAILABLE_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError', 'AbortError']);
 
 export function isRedisUnavailable(error: unknown): boolean {

@@ -12,7 +12,8 @@ import { type AckEventData, ackOf } from './schema.js';
  * `io.kiot.command.acknowledged`: the device accepted (DELIVERED) or answered (SUCCEEDED, FAILED,
  * REJECTED). The transition filters on the allowed previous states, on the device and on the deadline, so a
  * duplicate ack, an ack after the command timed out (or after its deadline passed, which settles it as
- * TIMED_OUT: lazy expiry), or an "accepted" after "succeeded" changes nothing (204). An answer is one write on the hot path; only when it matches nothing is the
+ * TIMED_OUT: lazy expiry), or an "accepted" after "succeeded" changes nothing (204). An answer is one write
+ * on the hot path; only when it matches nothing is the
  * command read, to tell a late ack (ignored) from an unknown command or a foreign device (422).
  */
 export async function acknowledgeCommand(

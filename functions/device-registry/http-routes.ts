@@ -54,7 +54,8 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       summary: 'Register up to 1,000 devices, one result per item',
       body: s.bulkRegisterSchema,
       rules: [
-        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; tags unique (400) — per item, in its result',
+        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; ' +
+          'tags unique (400) — per item, in its result',
       ],
       responses: {
         200: { description: 'a result per item', schema: s.bulkResultSchema },

@@ -87,7 +87,8 @@ export function fleetRoutes(deps: FleetRouteDeps): ApiOperation[] {
       params: { id: deviceIdSchema },
       scope: 'telemetry:read',
       summary:
-        "A device's samples as they are stored: server-sent events (`ready` once live, then `samples`; `gap`: re-read the API; `reconnect`: the stream ends, reconnect)",
+        "A device's samples as they are stored: server-sent events (`ready` once live, then `samples`; " +
+        '`gap`: re-read the API; `reconnect`: the stream ends, reconnect)',
       responses: {
         200: { description: 'text/event-stream' },
         ...problems,

@@ -15,7 +15,8 @@ export interface Presence {
 export type PresenceSignal = 'connected' | 'disconnected' | 'seen';
 
 /**
- * Applies presence signals (one per key; KEYS[i] takes ARGV[2i], ARGV[2i+1]; ARGV[1] is the TTL) by event time, so that events delivered out of order (a retried
+ * Applies presence signals (one per key; KEYS[i] takes ARGV[2i], ARGV[2i+1]; ARGV[1] is the TTL) by event
+ * time, so that events delivered out of order (a retried
  * connect after a later disconnect) cannot turn the status back: a connect or disconnect wins only if
  * it is not older than the current status; a message (`seen`) proves the device online when it is
  * newer than the last disconnect. `lastSeen` only moves forward. Returns the status changes as flat

@@ -300,7 +300,9 @@ async function main() {
       const gauge = (metric: string) =>
         round(Number(new RegExp(`^${metric}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576);
       log(
-        `  bridge memory now: heap used ${gauge('kiot_bridge_nodejs_heap_size_used_bytes')} MB of ${gauge('kiot_bridge_nodejs_heap_size_total_bytes')} MB, RSS ${gauge('kiot_bridge_process_resident_memory_bytes')} MB; peak RSS ${round(rss)} MB`,
+        `  bridge memory now: heap used ${gauge('kiot_bridge_nodejs_heap_size_used_bytes')} MB of ` +
+          `${gauge('kiot_bridge_nodejs_heap_size_total_bytes')} MB, RSS ` +
+          `${gauge('kiot_bridge_process_resident_memory_bytes')} MB; peak RSS ${round(rss)} MB`,
       );
       // A graceful stop (drain), as in production; SIGKILL if it takes too long.
       const exited = new Promise((resolve) => bridge!.once('exit', resolve));
@@ -315,7 +317,8 @@ async function main() {
     sink.close();
     clearTimeout(deadline);
     log(
-      `batched ${round(batched.value)} msg/s (${round(batched.value / raw, 3)} of raw), one event per message ${round(single.value)} msg/s (${round(single.value / raw, 3)})`,
+      `batched ${round(batched.value)} msg/s (${round(batched.value / raw, 3)} of raw), one event per ` +
+        `message ${round(single.value)} msg/s (${round(single.value / raw, 3)})`,
     );
     process.stdout.write(
       `${JSON.stringify({

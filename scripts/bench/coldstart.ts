@@ -189,10 +189,13 @@ async function main() {
   // The limit is the framework floor of the same run (issue 14): a deployable may cost at most half of it again.
   const result: Record<string, unknown> = { bench: 'coldstart', value: 0, unit: 'ms', limit: round(floorMs), ratio: 0 };
   write(
-    `runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the framework floor and < ${RSS_LIMIT_MB} MB resident; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    `runs ${RUNS}, median of each; target ≤ ${RATIO_TARGET}× the framework floor and < ${RSS_LIMIT_MB} MB ` +
+      `resident; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
   );
   write(
-    `${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ${'× floor'.padStart(8)} ${'CPU ms'.padStart(7)} ${'CPU × floor'.padStart(12)} ${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`,
+    `${'deployable'.padEnd(20)} ${'ready ms'.padStart(9)} ${'× bare'.padStart(7)} ` +
+      `${'× floor'.padStart(8)} ${'CPU ms'.padStart(7)} ${'CPU × floor'.padStart(12)} ` +
+      `${'RSS MB'.padStart(7)} ${'bundle KiB'.padStart(11)}`,
   );
   let slowest = 0;
   let slowestName = '';
@@ -210,7 +213,10 @@ async function main() {
           statSync(target.file.replace(/\.js$/, '.bundle.js'))
         ).size / 1024;
     write(
-      `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ${(ms / floorMs).toFixed(2).padStart(8)} ${cpuMs.toFixed(0).padStart(7)} ${(cpuMs / floorCpuMs).toFixed(2).padStart(12)} ${rss.toFixed(1).padStart(7)} ${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
+      `${target.name.padEnd(20)} ${ms.toFixed(1).padStart(9)} ${(ms / bareMs).toFixed(2).padStart(7)} ` +
+        `${(ms / floorMs).toFixed(2).padStart(8)} ${cpuMs.toFixed(0).padStart(7)} ` +
+        `${(cpuMs / floorCpuMs).toFixed(2).padStart(12)} ${rss.toFixed(1).padStart(7)} ` +
+        `${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
     );
     const key = target.name.replace(/-/g, '_');
     result[`${key}_ms`] = round(ms);

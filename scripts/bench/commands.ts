@@ -239,7 +239,8 @@ async function main(): Promise<void> {
     const sequentialCpu = sequentialMeter.perUnit(SAMPLES);
     log(`CPU per command, one at a time: ${describeCpu(sequentialCpu)}`);
     log(
-      `  of which idle upkeep (${describeCpu(idleCpuPerSecond)} per second): ${Math.round((idleCpuPerSecond.total! * sequentialSeconds) / SAMPLES)} µs per command`,
+      `  of which idle upkeep (${describeCpu(idleCpuPerSecond)} per second): ` +
+        `${Math.round((idleCpuPerSecond.total! * sequentialSeconds) / SAMPLES)} µs per command`,
     );
     const commands = summary(latencies);
     log(`sustained: ${COMMANDS} commands, ${CONCURRENCY} callers, ${DEVICES} devices`);
@@ -262,11 +263,25 @@ async function main(): Promise<void> {
 
     const ratio = round(commands.p50 / raw.p50);
     log(
-      `raw p50 ${raw.p50} ms p99 ${raw.p99} ms | command p50 ${commands.p50} ms p99 ${commands.p99} ms | ${perSecond}/s | target p50 <= ${round(3 * raw.p50 + 5)} ms`,
+      `raw p50 ${raw.p50} ms p99 ${raw.p99} ms | command p50 ${commands.p50} ms p99 ${commands.p99} ms | ` +
+        `${perSecond}/s | target p50 <= ${round(3 * raw.p50 + 5)} ms`,
     );
-    process.stdout.write(
-      `${JSON.stringify({ bench: 'commands', value: commands.p50, unit: 'ms', limit: raw.p50, ratio, p99_ms: commands.p99, per_s: perSecond, raw_p99_ms: raw.p99, target_ms: round(3 * raw.p50 + 5), nodelay: NODELAY, cpu_us_per_command: cpu, sequential_cpu_us_per_command: sequentialCpu, idle_cpu_us_per_s: idleCpuPerSecond })}\n`,
-    );
+    const result = {
+      bench: 'commands',
+      value: commands.p50,
+      unit: 'ms',
+      limit: raw.p50,
+      ratio,
+      p99_ms: commands.p99,
+      per_s: perSecond,
+      raw_p99_ms: raw.p99,
+      target_ms: round(3 * raw.p50 + 5),
+      nodelay: NODELAY,
+      cpu_us_per_command: cpu,
+      sequential_cpu_us_per_command: sequentialCpu,
+      idle_cpu_us_per_s: idleCpuPerSecond,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     for (const client of clients) {
       await client

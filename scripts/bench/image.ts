@@ -115,7 +115,9 @@ async function main() {
   );
   const sizes = await imageSizes(built);
   write(
-    `size ${mb(sizes.image).toFixed(1)} MB (base ${mb(sizes.base).toFixed(1)} MB + kiot ${mb(sizes.image - sizes.base).toFixed(1)} MB); gzip-compressed ${mb(sizes.compressed).toFixed(1)} MB (base ${mb(sizes.baseCompressed).toFixed(1)} MB)`,
+    `size ${mb(sizes.image).toFixed(1)} MB (base ${mb(sizes.base).toFixed(1)} MB + kiot ` +
+      `${mb(sizes.image - sizes.base).toFixed(1)} MB); gzip-compressed ${mb(sizes.compressed).toFixed(1)} ` +
+      `MB (base ${mb(sizes.baseCompressed).toFixed(1)} MB)`,
   );
 
   // The host process gets the image's own files (dist/, package.json, node_modules), copied out of it.
@@ -165,7 +167,8 @@ async function main() {
 
   write(`runs ${RUNS}, median of each: start to the first 2xx of GET /healthz, and the process's CPU until then`);
   write(
-    `${'workload'.padEnd(20)} ${'host ms'.padStart(8)} ${'container ms'.padStart(13)} ${'× host'.padStart(7)} ${'+ ms'.padStart(7)} ${'CPU ms host/ctr'.padStart(16)}`,
+    `${'workload'.padEnd(20)} ${'host ms'.padStart(8)} ${'container ms'.padStart(13)} ` +
+      `${'× host'.padStart(7)} ${'+ ms'.padStart(7)} ${'CPU ms host/ctr'.padStart(16)}`,
   );
   const result: Record<string, unknown> = { bench: 'image', value: 0, unit: 'ms', limit: 0, ratio: 0 };
   let slowest = { name: '', host: 0, container: 0 };
@@ -176,7 +179,9 @@ async function main() {
     const cpuHost = median(entry.host.map((s) => s.cpuMs));
     const cpuContainer = median(entry.container.map((s) => s.cpuMs));
     write(
-      `${workload.name.padEnd(20)} ${host.toFixed(0).padStart(8)} ${container.toFixed(0).padStart(13)} ${(container / host).toFixed(2).padStart(7)} ${(container - host).toFixed(0).padStart(7)} ${`${cpuHost.toFixed(0)}/${cpuContainer.toFixed(0)}`.padStart(16)}`,
+      `${workload.name.padEnd(20)} ${host.toFixed(0).padStart(8)} ${container.toFixed(0).padStart(13)} ` +
+        `${(container / host).toFixed(2).padStart(7)} ${(container - host).toFixed(0).padStart(7)} ` +
+        `${`${cpuHost.toFixed(0)}/${cpuContainer.toFixed(0)}`.padStart(16)}`,
     );
     const key = workload.name.replace(/-/g, '_');
     Object.assign(result, {

@@ -296,11 +296,13 @@ async function main(): Promise<void> {
   const e2e = (MESSAGES / (performance.now() - started)) * 1000;
   const batches = await metricValue(fnMetrics, /kiot_telemetry_batch_items_count (\d+)/);
   log(
-    `end to end ${e2e.toFixed(0)} msg/s stored (${(e2e / mqttRaw).toFixed(3)} of raw MQTT QoS 1); ${batches} batches so far, ${((2_000 + MESSAGES) / batches).toFixed(1)} messages per batch`,
+    `end to end ${e2e.toFixed(0)} msg/s stored (${(e2e / mqttRaw).toFixed(3)} of raw MQTT QoS 1); ` +
+      `${batches} batches so far, ${((2_000 + MESSAGES) / batches).toFixed(1)} messages per batch`,
   );
   const e2eCpu = e2eMeter.perUnit(MESSAGES);
   log(
-    `  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`,
+    `  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ` +
+      `${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`,
   );
 
   // The same sustained run without the durable path: the router restarted with its journal off (accepted
@@ -322,7 +324,8 @@ async function main(): Promise<void> {
   );
   const volatile = (MESSAGES / (performance.now() - volatileStarted)) * 1000;
   log(
-    `without the durable path (router journal off) ${volatile.toFixed(0)} msg/s stored; with it ${e2e.toFixed(0)} msg/s (${(e2e / volatile).toFixed(2)} of that)`,
+    `without the durable path (router journal off) ${volatile.toFixed(0)} msg/s stored; with it ` +
+      `${e2e.toFixed(0)} msg/s (${(e2e / volatile).toFixed(2)} of that)`,
   );
   await restartRouter('on');
 
@@ -337,7 +340,9 @@ async function main(): Promise<void> {
   const p50 = percentile(lags, 50);
   const p99 = percentile(lags, 99) + insertP99;
   log(
-    `paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p90 ${percentile(lags, 90)} ms, p95 ${percentile(lags, 95)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms, + insert p99 bucket ${insertP99} ms`,
+    `paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p90 ${percentile(lags, 90)} ms, p95 ` +
+      `${percentile(lags, 95)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms, + ` +
+      `insert p99 bucket ${insertP99} ms`,
   );
 
   const storageMeter = cpuMeter({
@@ -349,7 +354,9 @@ async function main(): Promise<void> {
   const storage = await storageStep(`http://127.0.0.1:${fnPort}/`, ids);
   const storageCpu = storageMeter.perUnit(MESSAGES);
   log(
-    `storage step (batches of ${STORAGE_BATCH} straight to the function) ${storage.toFixed(0)} msg/s (${(storage / limits.raw).toFixed(2)} of raw insertMany); CPU per message: ${describeCpu(storageCpu)}`,
+    `storage step (batches of ${STORAGE_BATCH} straight to the function) ${storage.toFixed(0)} msg/s ` +
+      `(${(storage / limits.raw).toFixed(2)} of raw insertMany); CPU per message: ` +
+      `${describeCpu(storageCpu)}`,
   );
   const peakRss = (pid: number | undefined) =>
     Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);

@@ -158,7 +158,12 @@ async function main(): Promise<void> {
     spawnService('router', {
       PORT: String(routerPort),
       KNATIVE_DIR: 'knative',
-      ROUTER_SERVICES: `command-dispatch=${commandsUrl},jobs=${jobsUrl},mqtt-bridge=http://127.0.0.1:${bridgePort},dead-letters=http://127.0.0.1:${routerPort}/dead-letters`,
+      ROUTER_SERVICES: [
+        `command-dispatch=${commandsUrl}`,
+        `jobs=${jobsUrl}`,
+        `mqtt-bridge=http://127.0.0.1:${bridgePort}`,
+        `dead-letters=http://127.0.0.1:${routerPort}/dead-letters`,
+      ].join(','),
       ROUTER_DEAD_LETTER_FILE: join(root, 'dead-letters.jsonl'),
       LOG_LEVEL: 'error',
     });
@@ -275,7 +280,8 @@ async function main(): Promise<void> {
     const cpu = meter.perUnit(DEVICES);
     const job = await api(jobsUrl, 'GET', `/jobs/${jobId}`);
     log(
-      `job to ${DEVICES} devices: last SUCCEEDED after ${seconds.toFixed(2)} s → ${value.toFixed(1)} executions/s (job ${job.body.status}, ${job.body.counts?.SUCCEEDED} SUCCEEDED)`,
+      `job to ${DEVICES} devices: last SUCCEEDED after ${seconds.toFixed(2)} s → ${value.toFixed(1)} ` +
+        `executions/s (job ${job.body.status}, ${job.body.counts?.SUCCEEDED} SUCCEEDED)`,
     );
     log(`  CPU per execution: ${describeCpu(cpu)}`);
 
@@ -294,7 +300,8 @@ async function main(): Promise<void> {
     const measured = times.length > 1 ? ((times.length - 1) / ((times.at(-1)! - times[0]!) / 1_000)) * 60 : 0;
     const rateError = Math.abs(measured - RATE) / RATE;
     log(
-      `rollout at maximumPerMinute ${RATE}: ${times.length} released in ${RATE_SECONDS} s → ${measured.toFixed(1)}/min (${(rateError * 100).toFixed(2)} % off)`,
+      `rollout at maximumPerMinute ${RATE}: ${times.length} released in ${RATE_SECONDS} s → ` +
+        `${measured.toFixed(1)}/min (${(rateError * 100).toFixed(2)} % off)`,
     );
     await api(jobsUrl, 'POST', `/jobs/${rateJob}/cancel`, {});
     await agent.close();

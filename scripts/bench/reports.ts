@@ -178,7 +178,8 @@ async function main(): Promise<void> {
       metrics: ['temp', 'hum'],
     });
     log(
-      `30-day report: ${round(solo.ms)} ms (interval ${solo.header.interval}, from ${solo.header.sources.join('+')}, ${solo.header.summary.metrics.temp!.count} samples)`,
+      `30-day report: ${round(solo.ms)} ms (interval ${solo.header.interval}, from ` +
+        `${solo.header.sources.join('+')}, ${solo.header.summary.metrics.temp!.count} samples)`,
     );
     const fleet = await timeReport({
       scope: { type: 'bench-fleet' },
@@ -187,7 +188,8 @@ async function main(): Promise<void> {
       metrics: ['temp', 'hum'],
     });
     log(
-      `fleet report: ${round(fleet.ms)} ms (interval ${fleet.header.interval}, from ${fleet.header.sources.join('+')}, ${fleet.header.summary.metrics.temp!.count} samples)`,
+      `fleet report: ${round(fleet.ms)} ms (interval ${fleet.header.interval}, from ` +
+        `${fleet.header.sources.join('+')}, ${fleet.header.summary.metrics.temp!.count} samples)`,
     );
     let t0 = performance.now();
     const csv = await call('GET', `/reports/${fleet.header.id}?format=csv`);
@@ -209,9 +211,19 @@ async function main(): Promise<void> {
     const fleetLimit = median(fleetScans);
     log(`raw scan: 30 days ${round(limit)} ms, fleet day ${round(fleetLimit)} ms`);
     t0 = performance.now();
-    process.stdout.write(
-      `${JSON.stringify({ bench: 'reports', value: round(solo.ms), unit: 'ms', limit: round(limit), ratio: Math.round((solo.ms / limit) * 1000) / 1000, fleet_ms: round(fleet.ms), fleet_limit: round(fleetLimit), fleet_ratio: Math.round((fleet.ms / fleetLimit) * 1000) / 1000, rollup_ms: Math.round(rollupMs), samples })}\n`,
-    );
+    const summary = {
+      bench: 'reports',
+      value: round(solo.ms),
+      unit: 'ms',
+      limit: round(limit),
+      ratio: Math.round((solo.ms / limit) * 1000) / 1000,
+      fleet_ms: round(fleet.ms),
+      fleet_limit: round(fleetLimit),
+      fleet_ratio: Math.round((fleet.ms / fleetLimit) * 1000) / 1000,
+      rollup_ms: Math.round(rollupMs),
+      samples,
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
     server?.closeAllConnections();
     server?.close();

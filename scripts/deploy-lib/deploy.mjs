@@ -97,13 +97,24 @@ export function deployCommands(values, options) {
     commands.push(line(['npm', 'run', '--silent', 'image:push', '--', image]));
   }
   if (options.secretsEnv) {
-    commands.push(
-      `${line(['kubectl', 'create', 'secret', 'generic', values.secret.name, '--namespace', values.namespace, `--from-env-file=${options.secretsEnv}`, '--dry-run=client', '--output=yaml'])} | kubectl apply -f -`,
-    );
+    const createSecret = line([
+      'kubectl',
+      'create',
+      'secret',
+      'generic',
+      values.secret.name,
+      '--namespace',
+      values.namespace,
+      `--from-env-file=${options.secretsEnv}`,
+      '--dry-run=client',
+      '--output=yaml',
+    ]);
+    commands.push(`${createSecret} | kubectl apply -f -`);
   }
   // Namespace, ConfigMap, Broker, Triggers, PingSources, the bridge: before the Services, whose revisions read the ConfigMap.
   commands.push(
-    `${line(['kubectl', 'kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir])} | ${line(['node', 'scripts/deploy-lib/manifests.mjs', '--image', image])} | kubectl apply -f -`,
+    `${line(['kubectl', 'kustomize', '--load-restrictor', 'LoadRestrictionsNone', dir])} | ` +
+      `${line(['node', 'scripts/deploy-lib/manifests.mjs', '--image', image])} | kubectl apply -f -`,
   );
   for (const name of names) commands.push(line(['kn', ...knServiceCreateArgs(values, name, image)]));
   commands.push(

@@ -47,8 +47,14 @@ const rows: Row[] = read('docs/redis.md')
     };
   });
 
-const MULTI_KEY_COMMANDS =
-  /\.(mget|mset|msetnx|del|unlink|exists|touch|rename|renamenx|smove|sdiff|sinter|sunion|sdiffstore|sinterstore|sunionstore|zunionstore|zinterstore|zdiffstore|zunion|zinter|zdiff|lmove|blmove|rpoplpush|brpoplpush|blpop|brpop|copy|pfcount|pfmerge|watch)\(/g;
+const MULTI_KEY_COMMANDS = new RegExp(
+  `\\.(${[
+    'mget|mset|msetnx|del|unlink|exists|touch|rename|renamenx|smove',
+    'sdiff|sinter|sunion|sdiffstore|sinterstore|sunionstore|zunionstore|zinterstore|zdiffstore|zunion|zinter|zdiff',
+    'lmove|blmove|rpoplpush|brpoplpush|blpop|brpop|copy|pfcount|pfmerge|watch',
+  ].join('|')})\\(`,
+  'g',
+);
 
 /** `text` split at its top-level commas (brackets balanced); stops at an unbalanced closing bracket. */
 function topLevelParts(text: string): string[] {

@@ -38,10 +38,19 @@ export function renderJobOutcomeHtml(outcome: JobOutcome): string {
     cumulative += byMinute.get(t) ?? 0;
     points.push({ t, avg: cumulative, min: cumulative, max: cumulative });
   }
+  const ended = job.completedAt ? ` · ended ${escapeHtml(job.completedAt)}` : '';
+  const meta = `${escapeHtml(job.description ?? `${job.type} job`)} · created ${escapeHtml(job.createdAt)}${ended}`;
+  const pending = (counts.PENDING ?? 0) + (counts.QUEUED ?? 0) + (counts.IN_PROGRESS ?? 0);
+  const kpis =
+    kpi('executions', outcome.executions) +
+    kpi('succeeded', counts.SUCCEEDED ?? 0) +
+    kpi('failed', failed) +
+    kpi('canceled', counts.CANCELED ?? 0) +
+    kpi('still pending', pending);
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(`Job ${job.jobId}`)}</title><style>${STYLE}</style></head><body>
 <h1>Job ${escapeHtml(job.jobId)} — ${escapeHtml(job.status)}${job.reasonCode ? ` (${escapeHtml(job.reasonCode)})` : ''}</h1>
-<p class="meta">${escapeHtml(job.description ?? `${job.type} job`)} · created ${escapeHtml(job.createdAt)}${job.completedAt ? ` · ended ${escapeHtml(job.completedAt)}` : ''}</p>
-<div class="kpis">${kpi('executions', outcome.executions)}${kpi('succeeded', counts.SUCCEEDED ?? 0)}${kpi('failed', failed)}${kpi('canceled', counts.CANCELED ?? 0)}${kpi('still pending', (counts.PENDING ?? 0) + (counts.QUEUED ?? 0) + (counts.IN_PROGRESS ?? 0))}</div>
+<p class="meta">${meta}</p>
+<div class="kpis">${kpis}</div>
 <h2>Executions by status</h2>
 ${table(
   ['status', 'executions'],

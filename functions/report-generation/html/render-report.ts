@@ -73,7 +73,14 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
   const summaryRows = report.metrics
     .map((m) => {
       const x = s.metrics[m];
-      return `<tr><td>${escapeHtml(m)}</td><td>${x?.count ?? 0}</td><td>${formatNumber(x?.min)}</td><td>${formatNumber(x?.max)}</td><td>${formatNumber(x?.avg)}</td></tr>`;
+      const cells = [
+        escapeHtml(m),
+        String(x?.count ?? 0),
+        formatNumber(x?.min),
+        formatNumber(x?.max),
+        formatNumber(x?.avg),
+      ];
+      return `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
     })
     .join('');
   const charts = report.metrics
@@ -90,7 +97,16 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
     .flatMap(([deviceId, metrics]) =>
       report.metrics.map((m) => {
         const x = metrics.get(m);
-        return `<tr><td>${escapeHtml(deviceId)}</td><td style="text-align:left">${escapeHtml(m)}</td><td>${x?.count ?? 0}</td><td>${formatNumber(x?.min)}</td><td>${formatNumber(x?.max)}</td><td>${formatNumber(x ? x.sum / x.count : null)}</td></tr>`;
+        const values = [
+          x?.count ?? 0,
+          formatNumber(x?.min),
+          formatNumber(x?.max),
+          formatNumber(x ? x.sum / x.count : null),
+        ];
+        return (
+          `<tr><td>${escapeHtml(deviceId)}</td><td style="text-align:left">${escapeHtml(m)}</td>` +
+          `${values.map((v) => `<td>${v}</td>`).join('')}</tr>`
+        );
       }),
     )
     .join('');
@@ -99,20 +115,35 @@ export async function renderReportHtml(report: ReportDocument, chunks: AsyncIter
       ? `<p class="note">The first ${MAX_DEVICE_ROWS} devices are listed; the CSV holds every device.</p>`
       : '';
 
+  const meta = [
+    escapeHtml(scope),
+    `${escapeHtml(report.from.toISOString())} – ${escapeHtml(report.to.toISOString())} (UTC)`,
+    `interval ${escapeHtml(report.interval)}`,
+    `from ${escapeHtml(report.sources.join(' + ') || 'no data')}`,
+    `generated ${escapeHtml(report.createdAt.toISOString())}`,
+  ].join(' · ');
+  const kpis =
+    kpi('devices', String(s.devices)) +
+    kpi('reporting', String(s.devicesReporting)) +
+    kpi('online ratio', `${(s.onlineRatio * 100).toFixed(1)} %`) +
+    kpi('alerts raised', String(s.alerts.raised));
+  const devicesHead =
+    '<thead><tr><th>device</th><th style="text-align:left">metric</th>' +
+    '<th>count</th><th>min</th><th>max</th><th>avg</th></tr></thead>';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title><link rel="icon" href="data:,"><style>${STYLE}</style></head>
 <body>
 <h1>${escapeHtml(title)}</h1>
-<p class="meta">${escapeHtml(scope)} · ${escapeHtml(report.from.toISOString())} – ${escapeHtml(report.to.toISOString())} (UTC) · interval ${escapeHtml(report.interval)} · from ${escapeHtml(report.sources.join(' + ') || 'no data')} · generated ${escapeHtml(report.createdAt.toISOString())}</p>
-<div class="kpis">${kpi('devices', String(s.devices))}${kpi('reporting', String(s.devicesReporting))}${kpi('online ratio', `${(s.onlineRatio * 100).toFixed(1)} %`)}${kpi('alerts raised', String(s.alerts.raised))}</div>
+<p class="meta">${meta}</p>
+<div class="kpis">${kpis}</div>
 <p>Commands by status: ${commands}</p>
 <h2>Fleet summary</h2>
 <table class="summary"><thead><tr><th>metric</th><th>count</th><th>min</th><th>max</th><th>avg</th></tr></thead><tbody>${summaryRows}</tbody></table>
 <h2>Charts</h2>
 ${charts}
 <h2>Devices</h2>
-<table class="devices"><thead><tr><th>device</th><th style="text-align:left">metric</th><th>count</th><th>min</th><th>max</th><th>avg</th></tr></thead><tbody>${deviceRows}</tbody></table>
+<table class="devices">${devicesHead}<tbody>${deviceRows}</tbody></table>
 ${truncated}
 </body></html>
 `;

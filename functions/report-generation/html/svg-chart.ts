@@ -74,7 +74,9 @@ export function lineChart(points: readonly ChartPoint[], options: ChartOptions):
   const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;
   const title = `<text class="chart-title" x="${MARGIN.left}" y="18">${escapeHtml(options.title)}</text>`;
-  const open = `<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="${escapeHtml(options.title)}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">`;
+  const open =
+    `<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="${escapeHtml(options.title)}" ` +
+    `viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">`;
   if (points.length === 0) {
     return `${open}${title}<text class="empty" x="${width / 2}" y="${height / 2}" text-anchor="middle">no samples in this range</text></svg>`;
   }
@@ -121,16 +123,23 @@ export function lineChart(points: readonly ChartPoint[], options: ChartOptions):
   const yAxis = yTicks
     .map(
       (v) =>
-        `<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${f(y(v))}" y2="${f(y(v))}"/><text class="tick y" x="${MARGIN.left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${escapeHtml(formatNumber(v))}</text>`,
+        `<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${f(y(v))}" y2="${f(y(v))}"/>` +
+        `<text class="tick y" x="${MARGIN.left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${escapeHtml(formatNumber(v))}</text>`,
     )
     .join('');
   const time = timeTicks(options.from, options.to);
   const xAxis = time.ticks
     .map((t) => {
       const anchor = t === options.from ? 'start' : t === options.to ? 'end' : 'middle';
-      return `<line class="tickmark" x1="${f(x(t))}" x2="${f(x(t))}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH + 4}"/><text class="tick x" x="${f(x(t))}" y="${height - 14}" text-anchor="${anchor}">${escapeHtml(timeLabel(t, time.step))}</text>`;
+      const label = escapeHtml(timeLabel(t, time.step));
+      return (
+        `<line class="tickmark" x1="${f(x(t))}" x2="${f(x(t))}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH + 4}"/>` +
+        `<text class="tick x" x="${f(x(t))}" y="${height - 14}" text-anchor="${anchor}">${label}</text>`
+      );
     })
     .join('');
-  const axes = `<line class="axis" x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/><line class="axis" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}"/>`;
+  const axes =
+    `<line class="axis" x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/>` +
+    `<line class="axis" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}"/>`;
   return `${open}${title}${yAxis}${axes}${xAxis}<path class="band" d="${band}"/><path class="line" d="${line}"/>${dots}</svg>`;
 }

@@ -125,7 +125,8 @@ export async function compareOnRedisCluster(bundle: string): Promise<void> {
         log(`--- run ${outcomes.length + 1}: ${store.name}`);
         const outcome = await benchOnce(bundle, store);
         log(
-          `${store.name}: stored ${outcome.stored} msg/s, storage step ${outcome.storageStep} msg/s, Redis ${outcome.redisUsPerMessage} µs CPU and ${outcome.commandsPerMessage} commands per message`,
+          `${store.name}: stored ${outcome.stored} msg/s, storage step ${outcome.storageStep} msg/s, Redis ` +
+            `${outcome.redisUsPerMessage} µs CPU and ${outcome.commandsPerMessage} commands per message`,
         );
         outcomes.push(outcome);
       }

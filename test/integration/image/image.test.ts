@@ -159,7 +159,8 @@ describe('the image', () => {
         container,
         'node',
         '-e',
-        "for (const p of ['/app/x', '/tmp/x', '/home/node/x']) try { require('fs').writeFileSync(p, ''); console.log(p, 'written') } catch (e) { console.log(p, e.code) }",
+        "for (const p of ['/app/x', '/tmp/x', '/home/node/x']) " +
+          "try { require('fs').writeFileSync(p, ''); console.log(p, 'written') } catch (e) { console.log(p, e.code) }",
       ]);
       expect(writes.trim().split('\n')).toEqual(['/app/x EROFS', '/tmp/x EROFS', '/home/node/x EROFS']);
 

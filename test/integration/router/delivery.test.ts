@@ -36,11 +36,15 @@ describe('local event router: delivery, retries and dead letters', () => {
     const r = await router({
       'exponential.yaml': trigger(
         'exponential',
-        `  filters: [{ exact: { type: io.kiot.test.exp } }]\n  subscriber: { uri: "${exponential.url}" }\n  delivery: { retry: 3, backoffPolicy: exponential, backoffDelay: PT0.02S, deadLetterSink: { uri: "${deadLetters.url}" } }\n`,
+        `  filters: [{ exact: { type: io.kiot.test.exp } }]\n  subscriber: { uri: "${exponential.url}" }\n  ` +
+          `delivery: { retry: 3, backoffPolicy: exponential, backoffDelay: PT0.02S, deadLetterSink: { uri: ` +
+          `"${deadLetters.url}" } }\n`,
       ),
       'linear.yaml': trigger(
         'linear',
-        `  filters: [{ exact: { type: io.kiot.test.lin } }]\n  subscriber: { uri: "${linear.url}" }\n  delivery: { retry: 3, backoffPolicy: linear, backoffDelay: PT0.04S, deadLetterSink: { uri: "${deadLetters.url}" } }\n`,
+        `  filters: [{ exact: { type: io.kiot.test.lin } }]\n  subscriber: { uri: "${linear.url}" }\n  ` +
+          `delivery: { retry: 3, backoffPolicy: linear, backoffDelay: PT0.04S, deadLetterSink: { uri: ` +
+          `"${deadLetters.url}" } }\n`,
       ),
     });
     const [exp, lin] = [testEvent('io.kiot.test.exp'), testEvent('io.kiot.test.lin')];
@@ -127,7 +131,8 @@ describe('local event router: delivery, retries and dead letters', () => {
     const r = await router({
       'a.yaml': trigger(
         'unreachable',
-        `  filters: [{ exact: { type: io.kiot.test.a } }]\n  subscriber: { uri: "${closed.url}" }\n  delivery: { retry: 1, deadLetterSink: { uri: "${closed.url}" } }\n`,
+        `  filters: [{ exact: { type: io.kiot.test.a } }]\n  subscriber: { uri: "${closed.url}" }\n  ` +
+          `delivery: { retry: 1, deadLetterSink: { uri: "${closed.url}" } }\n`,
       ),
       'b.yaml': trigger(
         'no-sink',
@@ -135,7 +140,9 @@ describe('local event router: delivery, retries and dead letters', () => {
       ),
       'c.yaml': trigger(
         'unmapped-sink',
-        `  filters: [{ exact: { type: io.kiot.test.c } }]\n  subscriber: { uri: "${closed.url}" }\n  delivery: { deadLetterSink: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: dead-letters } } }\n`,
+        `  filters: [{ exact: { type: io.kiot.test.c } }]\n  subscriber: { uri: "${closed.url}" }\n  ` +
+          `delivery: { deadLetterSink: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: ` +
+          `dead-letters } } }\n`,
       ),
       'd.yaml': trigger(
         'unmapped-subscriber',

@@ -18,7 +18,8 @@ describe('local event router: ingress and routing', () => {
         'triggers.yaml': [
           trigger(
             'telemetry',
-            '  filter: { attributes: { type: io.kiot.telemetry.received } }\n  subscriber: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: telemetry-ingest } }\n',
+            '  filter: { attributes: { type: io.kiot.telemetry.received } }\n' +
+              '  subscriber: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: telemetry-ingest } }\n',
           ),
           trigger(
             'all-kiot',

@@ -32,21 +32,25 @@ describe('Knative admission of the manifests', () => {
     expect(refusals(admit(rendered.get(dir)!, { source: dir, configs: [STRICT] }))).toEqual([]);
   });
 
-  it('admits knative/overlays/oidc where sender identity is on (release defaults with authentication-oidc, and the stricter cluster); without it, exactly the EventPolicies are refused', () => {
-    const yaml = kustomizeYaml('knative/overlays/oidc');
-    const oidc = admit(yaml, { source: 'oidc', configs: [OIDC] });
-    expect(refusals(oidc)).toEqual([]);
-    expect(oidc.length).toBe(parseDocuments(yaml).length);
-    expect(oidc.flatMap((r) => r.warnings ?? [])).toEqual([]);
-    expect(oidc.filter((r) => r.kind === 'EventPolicy').every((r) => r.checked === 'knative')).toBe(true);
-    expect(refusals(admit(yaml, { source: 'oidc', configs: [STRICT] }))).toEqual([]);
-    const without = admit(yaml, { source: 'oidc' }).filter((r) => !r.allowed);
-    expect(without.length).toBeGreaterThan(0);
-    expect(
-      without.every((r) => r.kind === 'EventPolicy' && /oidc-authentication feature not enabled/.test(r.message)),
-    ).toBe(true);
-    expect(without.length).toBe(oidc.filter((r) => r.kind === 'EventPolicy').length);
-  });
+  it(
+    'admits knative/overlays/oidc where sender identity is on (release defaults with authentication-oidc, and the ' +
+      'stricter cluster); without it, exactly the EventPolicies are refused',
+    () => {
+      const yaml = kustomizeYaml('knative/overlays/oidc');
+      const oidc = admit(yaml, { source: 'oidc', configs: [OIDC] });
+      expect(refusals(oidc)).toEqual([]);
+      expect(oidc.length).toBe(parseDocuments(yaml).length);
+      expect(oidc.flatMap((r) => r.warnings ?? [])).toEqual([]);
+      expect(oidc.filter((r) => r.kind === 'EventPolicy').every((r) => r.checked === 'knative')).toBe(true);
+      expect(refusals(admit(yaml, { source: 'oidc', configs: [STRICT] }))).toEqual([]);
+      const without = admit(yaml, { source: 'oidc' }).filter((r) => !r.allowed);
+      expect(without.length).toBeGreaterThan(0);
+      expect(
+        without.every((r) => r.kind === 'EventPolicy' && /oidc-authentication feature not enabled/.test(r.message)),
+      ).toBe(true);
+      expect(without.length).toBe(oidc.filter((r) => r.kind === 'EventPolicy').length);
+    },
+  );
 
   it('admits what scripts/deploy applies for prod (the pushed image set)', () => {
     const applied = spawnSync('node', ['scripts/deploy-lib/manifests.mjs', '--image', 'ghcr.io/acme/kiot:1.2.3'], {
@@ -191,7 +195,12 @@ describe('the command line', () => {
     );
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(
-      /^Error from server \(BadRequest\): error when creating "STDIN": admission webhook "validation\.webhook\.serving\.knative\.dev" denied the request: validation failed: "PORT" is a reserved environment variable/m,
+      new RegExp(
+        /^Error from server \(BadRequest\): error when creating "STDIN": /.source +
+          /admission webhook "validation\.webhook\.serving\.knative\.dev" denied the request: /.source +
+          /validation failed: "PORT" is a reserved environment variable/.source,
+        'm',
+      ),
     );
   });
 });

@@ -80,7 +80,8 @@ describe('scripts/deploy --dry-run', () => {
     ).toBe(true);
     const apply = lines.find((l) => l.startsWith('kubectl kustomize '))!;
     expect(apply).toBe(
-      `kubectl kustomize --load-restrictor LoadRestrictionsNone knative/overlays/prod | node scripts/deploy-lib/manifests.mjs --image ${IMAGE} | kubectl apply -f -`,
+      `kubectl kustomize --load-restrictor LoadRestrictionsNone knative/overlays/prod | node ` +
+        `scripts/deploy-lib/manifests.mjs --image ${IMAGE} | kubectl apply -f -`,
     );
     // The ConfigMap (read by every revision) is applied before kn creates the Services.
     expect(lines.indexOf(apply)).toBeLessThan(lines.indexOf(knLines[0]!));
