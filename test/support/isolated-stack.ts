@@ -95,8 +95,10 @@ export async function startIsolatedStack(options: {
   const release = await takeTurn('npm-start');
   const dir = copyRepository(options.root, options.prefix ?? 'kiot-stack-');
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-  for (const name of ['MQTT_URL', 'REDIS_URL', 'MONGODB_URL', 'KIOT_EXTERNAL_MONGODB', 'KIOT_PROFILE'])
-    delete env[name];
+  // The stack in its namespace runs on npm start's own defaults: the URLs and ports of the test run's services
+  // (KIOT_*_PORT moves them off the defaults when those are taken on the host) are not its own.
+  const inherited = ['MQTT_URL', 'REDIS_URL', 'MONGODB_URL', 'KIOT_EXTERNAL_MONGODB', 'KIOT_PROFILE'];
+  for (const name of [...inherited, 'KIOT_MQTT_PORT', 'KIOT_REDIS_PORT', 'KIOT_MONGO_PORT']) delete env[name];
   let output = '';
   // A process group of its own, as a terminal gives `npm start`: the Ctrl-C at the end goes to all of it.
   const stack: ChildProcess = spawn('unshare', ['--net', 'bash', '-c', 'ip link set lo up && exec npm start'], {
