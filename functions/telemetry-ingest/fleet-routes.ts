@@ -57,17 +57,18 @@ export function fleetRoutes(deps: FleetRouteDeps): ApiOperation[] {
       method: 'GET',
       path: '/presence',
       scope: 'telemetry:read',
-      summary: 'Presence of some devices (?ids=a,b), or the devices online now, most recently connected first',
+      summary:
+        'Presence of some devices (?ids=a,b; with status=online, those of them online), ' +
+        'or the devices online now, most recently connected first',
       query: presenceQuerySchema,
       responses: { 200: { description: 'presence per device', schema: presencePageSchema }, ...problems },
       async handle(request) {
         const query = parse(presenceQuerySchema, queryObject(request.query), 'query');
         if (query.ids) {
           const found = await deps.presence.getMany(query.ids);
-          return {
-            status: 200,
-            body: { items: query.ids.map((deviceId, i) => ({ deviceId, ...found[i]! })), nextOffset: null },
-          };
+          const items = query.ids.map((deviceId, i) => ({ deviceId, ...found[i]! }));
+          const wanted = query.status === undefined ? items : items.filter((item) => item.status === query.status);
+          return { status: 200, body: { items: wanted, nextOffset: null } };
         }
         const page = await deps.presence.listOnline(query.offset, query.limit + 1);
         const items = page.slice(0, query.limit);

@@ -170,11 +170,16 @@ describe('telemetry-ingest: live streams and fleet figures', () => {
       [b, 'offline'],
       [a, 'online'],
     ]);
+    const onlineOfThem = (await (await h.get(`/presence?ids=${b},${a}&status=online`)).json()) as typeof many;
+    expect(onlineOfThem.items.map((p) => p.deviceId)).toEqual([a]);
     // A message proves b online again.
     expect((await h.send(TYPES.telemetry, b, { metrics: { temp: 1 } })).status).toBe(204);
     expect((await summary()).online).toBe(base + 2);
-    expect((await h.get('/presence')).status).toBe(400);
-    expect((await h.get('/presence?ids=a&status=online')).status).toBe(400);
+    // Without a filter: who is online now, as with status=online.
+    const unfiltered = (await (await h.get('/presence?limit=500')).json()) as typeof page1;
+    expect(unfiltered.items.map((p) => p.deviceId)).toEqual(expect.arrayContaining([a, b]));
+    expect(unfiltered.items).toHaveLength(base + 2);
+    expect((await h.get('/presence?status=offline')).status).toBe(400);
   });
 
   it('counts messages stored per second over the last minute', async () => {
