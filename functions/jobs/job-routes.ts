@@ -9,6 +9,7 @@ import { deleteJob } from './delete-job.js';
 import type { JobDeps } from './deps.js';
 import { endJob } from './end-job.js';
 import { getExecution, getJob, listExecutions, listJobs, toExecutionView, toJobView } from './query-jobs.js';
+
 import {
   cancelJobSchema,
   createJobSchema,
@@ -18,6 +19,9 @@ import {
   listExecutionsQuerySchema,
   listJobsQuerySchema,
 } from './schema.js';
+
+/** `DELETE /jobs/{jobId}?force=true|false`: anything else is a 400, as the document says. */
+const deleteJobQuerySchema = z.object({ force: z.enum(['true', 'false']).optional() });
 
 const location = (jobId: string) => ({ location: `/jobs/${encodeURIComponent(jobId)}` });
 const jobAnswer = (description: string) => ({ description, schema: jobViewSchema });
@@ -123,7 +127,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
       params: { jobId: jobIdSchema },
       scope: 'jobs:write',
       summary: 'Delete a job and its executions (an active one only with force=true)',
-      query: z.object({ force: z.enum(['true', 'false']).optional() }),
+      query: deleteJobQuerySchema,
       responses: {
         204: { description: 'deleted' },
         ...appProblems,
@@ -131,7 +135,9 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
         409: problem('active'),
       },
       async handle(req, ctx) {
-        await deleteJob(parse(jobIdSchema, req.params.jobId, 'job id'), req.query.get('force') === 'true', deps, ctx);
+        const jobId = parse(jobIdSchema, req.params.jobId, 'job id');
+        const query = parse(deleteJobQuerySchema, { force: req.query.get('force') ?? undefined }, 'query');
+        await deleteJob(jobId, query.force === 'true', deps, ctx);
         return { status: 204 };
       },
     }),
