@@ -6,6 +6,7 @@ import de.bwaldvogel.mongo.bson.Document;
 import io.netty.channel.Channel;
 import org.h2.mvstore.MVStore;
 import java.util.Set;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Starts mongo-java-server on a chosen host and port (the bundled main classes only bind 27017).
@@ -32,6 +33,15 @@ public class KiotMongoServer {
      * MongoDB's journal with {j: true}: after a command that may have written, the thread waits until a
      * commit and an fsync that started after its write have finished. One thread commits for every
      * waiter at once (a group commit), so concurrent writers share one fsync.
+     *
+     * A commit stores whole commands only. mongo-java-server changes a collection's maps one after another
+     * (an insert puts the document into the data map, then its key into each index map), and an MVStore
+     * commit stores each map as it is at that moment, so a commit running beside a write could store a
+     * document without its `_id` index entry. After a kill -9 that half is what the file holds: the document
+     * is found, but inserting it again fails with a generic "already existed" error instead of E11000, and
+     * a client that retries (telemetry-ingest's batch insert) fails for good. So write commands share a lock
+     * that a commit takes alone: it waits for the commands under way to end and holds new ones back only while
+     * the changes are written (the fsync runs outside it).
      */
     static final class DurableH2Backend extends H2Backend {
         /** Commands that never write: they answer at once. Anything else waits for the disk. */
@@ -45,6 +55,8 @@ public class KiotMongoServer {
         private long requested = 0;
         private long durable = 0;
         private boolean committing = false;
+        /** Shared by write commands while they run; taken alone by a commit (see above). */
+        private final ReentrantReadWriteLock commandsVersusCommit = new ReentrantReadWriteLock();
 
         DurableH2Backend(String fileName) {
             // No background writer: this class decides when changes are stored, and stores them before answering.
@@ -53,11 +65,14 @@ public class KiotMongoServer {
 
         @Override
         public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+            if (READS.contains(command.toLowerCase())) return super.handleCommand(channel, databaseName, command, query);
+            commandsVersusCommit.readLock().lock();
             try {
                 return super.handleCommand(channel, databaseName, command, query);
             } finally {
+                commandsVersusCommit.readLock().unlock();
                 // Also after a failed command: an ordered insert may have written some documents first.
-                if (!READS.contains(command.toLowerCase())) awaitDurable();
+                awaitDurable();
             }
         }
 
@@ -77,7 +92,12 @@ public class KiotMongoServer {
                 }
                 boolean done = false;
                 try {
-                    getMvStore().commit();
+                    commandsVersusCommit.writeLock().lock();
+                    try {
+                        getMvStore().commit();
+                    } finally {
+                        commandsVersusCommit.writeLock().unlock();
+                    }
                     getMvStore().sync();
                     done = true;
                 } finally {

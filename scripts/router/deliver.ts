@@ -119,7 +119,10 @@ async function sendWithRetries(
     if (!more) break;
     if (context.target === 'subscriber') deps.metrics.retried.inc({ trigger: context.trigger });
     // Shutdown must not wait out a backoff: an abort ends the wait at once.
-    await sleep(delayMs!, undefined, { signal: deps.signal }).catch(() => undefined);
+    deps.metrics.backingOff.inc();
+    await sleep(delayMs!, undefined, { signal: deps.signal })
+      .catch(() => undefined)
+      .finally(() => deps.metrics.backingOff.dec());
   }
   return { ...last, aborted: deps.signal.aborted };
 }

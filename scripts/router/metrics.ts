@@ -10,6 +10,8 @@ export interface RouterMetrics {
   replayed: Counter;
   /** Deliveries waiting for their Service to answer its health check (service-readiness.ts). */
   held: Gauge;
+  /** Deliveries waiting out a Trigger's backoff before their next attempt (deliver.ts). */
+  backingOff: Gauge;
 }
 
 /** `journalPending`: events accepted and not yet delivered to every Trigger (read at each scrape). */
@@ -56,6 +58,11 @@ export function createRouterMetrics(registry = new Registry(), journalPending: (
     held: new Gauge({
       name: 'kiot_router_deliveries_held',
       help: 'Deliveries waiting for their Service (starting, or restarting after it died) to answer its health check',
+      registers: [registry],
+    }),
+    backingOff: new Gauge({
+      name: 'kiot_router_deliveries_backing_off',
+      help: 'Deliveries whose last attempt failed, waiting out the backoff before the next (to a subscriber or a dead-letter sink)',
       registers: [registry],
     }),
   };

@@ -130,8 +130,15 @@ function publish(
   return { acked, finished };
 }
 
-/** What the restarted stack stored for `run`, once it has settled (see settle.mjs). */
-async function storedAfterSettling(stack: Stack, run: string, expect = 0): Promise<{ msgIds: string[]; docs: number }> {
+/**
+ * What the restarted stack stored for `run`, once it has settled (see settle.mjs). A stack that does not settle
+ * fails here, with what the router still had and why its last attempts failed (its log, by Trigger and status).
+ */
+async function storedAfterSettling(
+  stack: Stack,
+  run: string,
+  expect = 0,
+): Promise<{ msgIds: string[]; docs: number; waitedMs: number }> {
   const child = inNetns(stack, [process.execPath, `${HERE}/settle.mjs`], {
     RUN: run,
     EXPECT: String(expect),
@@ -145,8 +152,21 @@ async function storedAfterSettling(stack: Stack, run: string, expect = 0): Promi
   child.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()));
   await new Promise((resolve) => child.once('exit', resolve));
   if (errors) process.stderr.write(`[power-cut] ${errors}`);
-  const docs = JSON.parse(out) as { msgId?: string }[];
-  return { msgIds: docs.map((doc) => doc.msgId!), docs: docs.length };
+  const result = JSON.parse(out) as { settled: boolean; waitedMs: number; state: unknown; docs: { msgId?: string }[] };
+  if (!result.settled) {
+    const failures = new Map<string, number>();
+    for (const line of (await readFile(join(stack.data, 'logs', 'router.log'), 'utf8')).split('\n')) {
+      if (!line.includes('"delivery attempt failed"')) continue;
+      const { trigger, status, error } = JSON.parse(line) as { trigger: string; status?: number; error?: string };
+      const key = `${trigger} ${status ?? error}`;
+      failures.set(key, (failures.get(key) ?? 0) + 1);
+    }
+    throw new Error(
+      `the stack did not settle in ${result.waitedMs} ms: ${JSON.stringify(result.state)}; ` +
+        `failed delivery attempts by Trigger and status: ${JSON.stringify(Object.fromEntries(failures))}`,
+    );
+  }
+  return { msgIds: result.docs.map((doc) => doc.msgId!), docs: result.docs.length, waitedMs: result.waitedMs };
 }
 
 /** Every msgId of `run` in the router journal's accepted records (read after the cut, before the restart). */
@@ -210,7 +230,7 @@ describe('a power cut: every process of the stack SIGKILLed at once, then `npm s
   }, 60_000);
 
   it('stores every PUBACKed message exactly once when the cut comes 1 s after the last PUBACK', {
-    timeout: 600_000,
+    timeout: 900_000,
   }, async () => {
     const run = `pc1${Date.now().toString(36)}`;
     const devices = publish(stack, { run, devices: 10, messages: 100, key: await apiKey(stack) });
@@ -227,12 +247,13 @@ describe('a power cut: every process of the stack SIGKILLed at once, then `npm s
     stack.log = '';
     await startStack(stack);
     const stored = await storedAfterSettling(stack, run, 1_000);
+    process.stderr.write(`[power-cut] cut 1 s after: ${stored.docs} stored (settled in ${stored.waitedMs} ms)\n`);
     expect(stored.docs).toBe(new Set(stored.msgIds).size);
     expect(new Set(stored.msgIds)).toEqual(devices.acked);
   });
 
   it('stores every message the broker passed on, once, when the cut comes at a random moment of the publishing', {
-    timeout: 900_000,
+    timeout: 1_800_000,
   }, async () => {
     const bound = await brokerWindow(stack);
     for (let round = 0; round < 2; round += 1) {
@@ -263,7 +284,8 @@ describe('a power cut: every process of the stack SIGKILLed at once, then `npm s
       const lost = [...acked].filter((msgId) => !storedSet.has(msgId));
       process.stderr.write(
         `[power-cut] round ${round}: cut after ${acked.size} PUBACKs; ${journaled.size} in the router journal; ` +
-          `${stored.docs} stored; ${lost.length} PUBACKed and lost (at the MQTT broker; bound ${bound})\n`,
+          `${stored.docs} stored (settled in ${stored.waitedMs} ms); ${lost.length} PUBACKed and lost ` +
+          `(at the MQTT broker; bound ${bound})\n`,
       );
       // Exactly once: one document per message, and only messages that were published.
       expect(stored.docs).toBe(storedSet.size);

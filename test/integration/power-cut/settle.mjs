@@ -1,34 +1,48 @@
-// Run inside the stack's network namespace after a restart: waits until the stack has settled (the
-// router's journal holds nothing undelivered, the bridge has nothing in flight, and the stored count of
-// this run's devices has not changed for QUIET_MS), then prints the stored samples of the run as JSON.
+// Run inside the stack's network namespace after a restart: waits until the stack has settled, then prints
+// `{ settled, waitedMs, state, docs }` as JSON (`docs`: the stored samples of the run). Settled means: the
+// router's journal holds nothing undelivered (so nothing is held for a Service or waiting out a backoff —
+// both gauges are read too, to say which when it does not settle), the bridge has nothing in flight, at
+// least EXPECT samples are stored, and all of that has held for QUIET_MS (right after it connects, the
+// bridge may still be handed what Mosquitto kept for its sessions). A condition, not a clock: TIMEOUT_MS is
+// only the outer bound, far beyond the longest backoff a replay can meet (a telemetry Trigger's 9th attempt
+// comes 102 s after its first: backoffDelay * 2^n, scripts/router/delivery-policy.ts).
 import { MongoClient } from 'mongodb';
 
 const env = process.env;
 const quietMs = Number(env.QUIET_MS ?? 3000);
-const deadline = Date.now() + Number(env.TIMEOUT_MS ?? 240000);
+const started = Date.now();
+const deadline = started + Number(env.TIMEOUT_MS ?? 600_000);
 const expect = Number(env.EXPECT ?? 0);
-const metric = async (url, name) => {
-  const text = await (await fetch(url)).text();
-  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+const GAUGES = {
+  pending: 'kiot_router_journal_pending_events',
+  held: 'kiot_router_deliveries_held',
+  backingOff: 'kiot_router_deliveries_backing_off',
 };
+const value = (text, name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+const scrape = async (url) => (await fetch(url)).text();
 
 const mongo = await new MongoClient(env.MONGODB_URL).connect();
 const telemetry = mongo.db(env.MONGODB_DB ?? 'kiot').collection('telemetry');
 const filter = { deviceId: { $regex: `^${env.RUN}-d` } };
 let last = -1;
 let quietSince = Date.now();
-for (;;) {
+let settled = false;
+let state = {};
+while (!settled && Date.now() <= deadline) {
   const stored = await telemetry.countDocuments(filter);
-  const pending = await metric(env.ROUTER_METRICS, 'kiot_router_journal_pending_events').catch(() => Number.NaN);
-  const inFlight = await metric(env.BRIDGE_METRICS, 'kiot_bridge_in_flight_messages').catch(() => Number.NaN);
-  if (stored !== last || pending !== 0 || inFlight !== 0 || stored < expect) quietSince = Date.now();
+  const router = await scrape(env.ROUTER_METRICS).catch(() => '');
+  const bridge = await scrape(env.BRIDGE_METRICS).catch(() => '');
+  state = {
+    stored,
+    ...Object.fromEntries(Object.entries(GAUGES).map(([key, name]) => [key, value(router, name)])),
+    bridgeInFlight: value(bridge, 'kiot_bridge_in_flight_messages'),
+    retries: router.split('\n').filter((line) => line.startsWith('kiot_router_delivery_retries_total{')),
+  };
+  const idle = state.pending === 0 && state.held === 0 && state.backingOff === 0 && state.bridgeInFlight === 0;
+  if (stored !== last || !idle || stored < expect) quietSince = Date.now();
   last = stored;
-  if (Date.now() - quietSince >= quietMs) break;
-  if (Date.now() > deadline) {
-    process.stderr.write(`not settled: stored ${stored}, journal pending ${pending}, bridge in flight ${inFlight}\n`);
-    break;
-  }
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  settled = Date.now() - quietSince >= quietMs;
+  if (!settled) await new Promise((resolve) => setTimeout(resolve, 200));
 }
 const docs = await telemetry.find(filter, { projection: { _id: 1, deviceId: 1, msgId: 1 } }).toArray();
 // Messages refused rather than stored (a dead letter each), by reason: said on stderr, so a failure shows why.
@@ -41,5 +55,5 @@ const refused = await mongo
   ])
   .toArray();
 if (refused.length > 0) process.stderr.write(`dead letters of the run by status: ${JSON.stringify(refused)}\n`);
-process.stdout.write(`${JSON.stringify(docs)}\n`);
+process.stdout.write(`${JSON.stringify({ settled, waitedMs: Date.now() - started, state, docs })}\n`);
 await mongo.close();

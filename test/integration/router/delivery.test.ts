@@ -29,6 +29,21 @@ describe('local event router: delivery, retries and dead letters', () => {
     expect(metrics).toContain('kiot_router_events_delivered_total{trigger="kiot/t"} 1');
   });
 
+  it('counts a delivery waiting out its backoff (kiot_router_deliveries_backing_off) until its next attempt', async () => {
+    const subscriber = await sink();
+    let busy = true;
+    subscriber.respond = () => ({ status: busy ? 409 : 202 });
+    const r = await router(deliveringTo(subscriber.url, '{ retry: 50, backoffPolicy: linear, backoffDelay: PT0.2S }'));
+    const backingOff = async () =>
+      Number(/^kiot_router_deliveries_backing_off (\S+)/m.exec(await (await fetch(`${r.url}/metrics`)).text())?.[1]);
+    expect((await r.post(testEvent('io.kiot.test.busy'))).status).toBe(202);
+    await waitUntil(async () => (await backingOff()) === 1);
+    busy = false;
+    await r.idle();
+    expect(await backingOff()).toBe(0);
+    expect(subscriber.received.at(-1)?.event?.type).toBe('io.kiot.test.busy');
+  });
+
   it('spaces retries by backoffDelay * 2^n (exponential) or * n (linear): counts, order and lower bounds', async () => {
     const [exponential, linear, deadLetters] = [await sink(), await sink(), await sink()];
     exponential.respond = () => ({ status: 500 });

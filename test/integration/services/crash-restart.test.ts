@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { MongoClient } from 'mongodb';
+import { MongoBulkWriteError, MongoClient } from 'mongodb';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../support/ports.js';
@@ -146,6 +146,67 @@ describe('services.sh: liveness from pid, command line and port; a restart after
       expect(values.filter((value, i) => value === String(i))).toHaveLength(1_000);
     } finally {
       redisAgain.disconnect();
+    }
+  });
+
+  it('keeps whole writes after a kill -9 in the middle of them: a document it kept is found by its _id index too', async () => {
+    expect((await services('status')).code).toBe(0);
+    const url = `mongodb://127.0.0.1:${ports.mongo}`;
+    const mongo = await new MongoClient(url).connect();
+    const batch = (writer: number, n: number) =>
+      Array.from({ length: 100 }, (_, k) => ({ _id: `${writer}-${n}-${k}`, n: k }));
+    // Writers that keep inserting until the kill: the kill finds commands under way beside a commit.
+    const sent = Array.from({ length: 8 }, () => 0);
+    let acknowledged = 0;
+    let killing: Promise<unknown> | undefined;
+    await Promise.all(
+      sent.map(async (_, writer) => {
+        for (;;) {
+          const docs = batch(writer, sent[writer]!);
+          sent[writer]! += 1;
+          try {
+            await mongo
+              .db('crash')
+              .collection<{ _id: string; n: number }>('midwrite')
+              .insertMany(docs, { ordered: false });
+          } catch {
+            return; // killed
+          }
+          acknowledged += docs.length;
+          if (acknowledged >= 4_000) killing ??= killAll();
+        }
+      }),
+    );
+    await killing;
+    await mongo.close(true).catch(() => undefined);
+    const restarted = await services('start');
+    expect(restarted.code, restarted.out).toBe(0);
+
+    // Every batch again: a document the kill left is a duplicate key (E11000), any other is inserted. A document
+    // stored without its index entry would fail the whole insert with another error (mongo-java-server's H2
+    // collection asserts its key is new).
+    const again = await new MongoClient(url).connect();
+    try {
+      const collection = again.db('crash').collection<{ _id: string; n: number }>('midwrite');
+      const kept = await collection.countDocuments();
+      expect(kept).toBeGreaterThanOrEqual(4_000);
+      let duplicates = 0;
+      for (const [writer, batches] of sent.entries()) {
+        for (let n = 0; n < batches; n += 1) {
+          const inserted = await collection.insertMany(batch(writer, n), { ordered: false }).catch((error) => {
+            if (!(error instanceof MongoBulkWriteError)) throw error;
+            const codes = [error.writeErrors].flat().map((writeError) => writeError.code);
+            expect(new Set(codes)).toEqual(new Set([11000]));
+            duplicates += codes.length;
+            return undefined;
+          });
+          if (inserted) expect(inserted.insertedCount).toBe(100);
+        }
+      }
+      expect(duplicates).toBe(kept);
+      expect(await collection.countDocuments()).toBe(sent.reduce((sum, batches) => sum + batches * 100, 0));
+    } finally {
+      await again.close();
     }
   });
 
