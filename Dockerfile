@@ -26,6 +26,7 @@ RUN --mount=type=secret,id=npm-ca,required=false \
  && npm ls --omit=optional >/dev/null
 COPY tsconfig.json ./
 COPY scripts/build.mjs scripts/build-console.mjs scripts/launcher.mjs scripts/deploy-values.mjs scripts/
+COPY scripts/build-shims scripts/build-shims
 COPY knative/deploy-values.json knative/deploy-values.json
 COPY shared shared
 COPY functions functions

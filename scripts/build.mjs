@@ -50,6 +50,20 @@ const COMMON = {
 const LAUNCHER = fileURLToPath(new URL('./launcher.mjs', import.meta.url));
 
 /**
+ * Packages whose entry module requires all of the package as it loads, replaced in the deployables' bundles by an
+ * entry that loads each export on first use (scripts/build-shims/<package>.cjs): what a start does not use is
+ * never evaluated.
+ */
+const LAZY_ENTRIES = {
+  name: 'lazy-package-entries',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^prom-client$/ }, () => ({
+      path: fileURLToPath(new URL('./build-shims/prom-client.cjs', import.meta.url)),
+    }));
+  },
+};
+
+/**
  * Bundles deployables (`entries`: { name: source file }) into `<outdir>/<name>.bundle.cjs` with a trimmed linked
  * source map, and writes the launcher `<outdir>/<name>.js` that `node` starts. A code cache left from an earlier
  * build is removed (V8 checks a cache only against the source's length). Returns [name, bundle bytes] per entry.
@@ -67,6 +81,7 @@ export async function bundleEntries(entries, outdir) {
     banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
     footer: { js: '})' },
     external: OPTIONAL_ADDONS,
+    plugins: [LAZY_ENTRIES],
   });
   copyFileSync(LAUNCHER, join(outdir, 'launcher.mjs'));
   return launchEach(result, '.bundle.cjs', outdir, (file, name) => {

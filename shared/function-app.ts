@@ -125,6 +125,11 @@ export type FunctionHandler = ((req: Request, res: Response) => Promise<void>) &
   streamsBody?: (method: string, path: string) => boolean;
   /** The largest body the server reads for it (serve.ts; 413 past it). */
   maxBodyBytes?: number;
+  /**
+   * Starts connecting to every store `/healthz` checks, without waiting: serve.ts calls it before the server
+   * listens, so a function started from zero connects while the framework sets up (docs/performance.md).
+   */
+  connect?: () => void;
 };
 
 /**
@@ -236,17 +241,16 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     try {
       if (path === '/healthz' && req.method === 'GET') {
         routeLabel = '/healthz';
+        // Every store at once: a cold start's first check waits for the slowest connection, not for their sum.
+        const entries = Object.entries(options.health ?? {});
+        const outcomes = await Promise.allSettled(entries.map(([, check]) => check()));
         const checks: Record<string, string> = {};
-        let healthy = true;
-        for (const [name, check] of Object.entries(options.health ?? {})) {
-          try {
-            await check();
-            checks[name] = 'ok';
-          } catch (error) {
-            healthy = false;
-            checks[name] = error instanceof Error ? error.message : 'failed';
-          }
-        }
+        entries.forEach(([name], i) => {
+          const outcome = outcomes[i]!;
+          checks[name] =
+            outcome.status === 'fulfilled' ? 'ok' : outcome.reason instanceof Error ? outcome.reason.message : 'failed';
+        });
+        const healthy = outcomes.every((outcome) => outcome.status === 'fulfilled');
         status = healthy ? 200 : 503;
         send(res, status, { status: healthy ? 'ok' : 'unavailable', service, checks });
         return;
@@ -345,6 +349,11 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
     else await handleHttp(req, res, headers, raw);
   };
   handler.maxBodyBytes = maxBodyBytes;
+  // The health checks are what connects (each store's handle connects on first use); a failure here is only
+  // the first attempt, and /healthz or the first request tries again.
+  handler.connect = () => {
+    for (const check of Object.values(options.health ?? {})) check().catch(() => undefined);
+  };
   const streaming = routes.filter((compiled) => compiled.route.streamBody);
   if (streaming.length > 0) {
     handler.streamsBody = (method, path) =>

@@ -264,15 +264,22 @@ export function openApiDocument(
   };
 }
 
-/** `GET /openapi.json`, public. */
-export function openApiRoute(document: unknown): Route {
+/**
+ * `GET /openapi.json`, public. The document is generated on its first request, not as the function starts:
+ * converting every operation's schemas to JSON Schema cost 20–110 ms of a cold start (docs/performance.md).
+ */
+export function openApiRoute(
+  info: Parameters<typeof openApiDocument>[0],
+  operations: Parameters<typeof openApiDocument>[1],
+): Route {
+  let document: ReturnType<typeof openApiDocument> | undefined;
   return {
     method: 'GET',
     path: '/openapi.json',
     scope: PUBLIC_SCOPE,
-    handle: async (_request: HttpRequest, _ctx: HandlerContext): Promise<HttpResult> => ({
-      status: 200,
-      body: document,
-    }),
+    handle: async (_request: HttpRequest, _ctx: HandlerContext): Promise<HttpResult> => {
+      document ??= openApiDocument(info, operations);
+      return { status: 200, body: document };
+    },
   };
 }

@@ -114,6 +114,8 @@ export async function serveFunction(
   handler: FunctionHandler,
   options: { port: number; logger: Logger; onShutdown?: () => Promise<void> },
 ): Promise<Server> {
+  // Scaled from zero, a request is waiting: the stores start connecting now, in parallel with the rest of the start.
+  handler.connect?.();
   const server = createFunctionServer(name, handler);
   await new Promise<void>((resolve) => server.listen(options.port, resolve));
   const address = server.address();

@@ -2,7 +2,7 @@ import { type Authorizer, anyKeyIdSchema } from '../../shared/api-keys.js';
 import { parseInput as parse, UnauthorizedError } from '../../shared/errors.js';
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
-import { appProblems, openApiDocument, openApiRoute, operation, problem } from '../../shared/openapi.js';
+import { appProblems, openApiRoute, operation, problem } from '../../shared/openapi.js';
 import { cursorOf } from './key-repository.js';
 import * as s from './schema.js';
 import { createKey, describeCaller, getKey, type KeyDeps, revokeKey } from './use-cases.js';
@@ -123,14 +123,16 @@ export function createApiKeysApp(
   options: { logger: Logger; authorize: Authorizer; health: Record<string, () => Promise<unknown>> },
 ): FunctionHandler {
   const operations = apiKeyOperations(deps);
-  const document = openApiDocument(
-    { title: 'kiot api-keys', version: '1.0.0', description: 'Managed app API keys: create, list, read, revoke.' },
-    operations,
-  );
   return createFunctionApp({
     service: s.SERVICE,
     logger: options.logger,
-    routes: [...operations, openApiRoute(document)],
+    routes: [
+      ...operations,
+      openApiRoute(
+        { title: 'kiot api-keys', version: '1.0.0', description: 'Managed app API keys: create, list, read, revoke.' },
+        operations,
+      ),
+    ],
     authorize: options.authorize,
     health: options.health,
     // No event is ever for this function: it refuses every CloudEvent (403 events_not_accepted).

@@ -10,14 +10,7 @@ import {
   type Route,
 } from '../../shared/function-app.js';
 import { idempotencyKeyHeaderSchema } from '../../shared/idempotency-key.js';
-import {
-  type ApiOperation,
-  appProblems,
-  openApiDocument,
-  openApiRoute,
-  operation,
-  problem,
-} from '../../shared/openapi.js';
+import { type ApiOperation, appProblems, openApiRoute, operation, problem } from '../../shared/openapi.js';
 import { acknowledgeCommand } from './acknowledge-command.js';
 import { cancelCommand } from './cancel-command.js';
 import { createCommand } from './create-command.js';
@@ -289,14 +282,6 @@ export type CommandAppOptions = Pick<
 /** The whole HTTP surface of command-dispatch: app routes and consumed CloudEvents. */
 export function createCommandDispatchApp(deps: CommandDeps, options: CommandAppOptions): FunctionHandler {
   const operations = commandOperations(deps);
-  const document = openApiDocument(
-    {
-      title: 'kiot command-dispatch',
-      version: '1.0.0',
-      description: 'Commands to devices (queued, direct, tracked) and their desired state.',
-    },
-    operations,
-  );
   return createFunctionApp({
     service: SERVICE,
     logger: options.logger,
@@ -305,7 +290,18 @@ export function createCommandDispatchApp(deps: CommandDeps, options: CommandAppO
     registry: options.registry,
     ...(options.role ? { role: options.role } : {}),
     ...(options.authenticateEvent ? { authenticateEvent: options.authenticateEvent } : {}),
-    routes: [...operations, openApiRoute(document), ...(options.extraRoutes ?? [])],
+    routes: [
+      ...operations,
+      openApiRoute(
+        {
+          title: 'kiot command-dispatch',
+          version: '1.0.0',
+          description: 'Commands to devices (queued, direct, tracked) and their desired state.',
+        },
+        operations,
+      ),
+      ...(options.extraRoutes ?? []),
+    ],
     events: [...events(deps), ...(options.extraEvents ?? [])],
   });
 }

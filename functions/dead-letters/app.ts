@@ -13,7 +13,7 @@ import {
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
-import { type ApiOperation, openApiDocument, openApiRoute, operation, problem } from '../../shared/openapi.js';
+import { type ApiOperation, openApiRoute, operation, problem } from '../../shared/openapi.js';
 import type { DeadLettersConfig } from './config.js';
 import { createDeadLetterRepository } from './dead-letter-repository.js';
 import { deadLetterView } from './dead-letter-view.js';
@@ -91,14 +91,6 @@ export function createDeadLettersApp(
   };
 
   const operations = deadLetterOperations(repository, replayDeps, config);
-  const document = openApiDocument(
-    {
-      title: 'kiot dead-letters',
-      version: '1.0.0',
-      description: 'What a Trigger could not deliver: list, read, and replay to the subscriber or the Broker.',
-    },
-    operations,
-  );
   return createFunctionApp({
     service: SERVICE,
     logger: deps.logger,
@@ -110,7 +102,17 @@ export function createDeadLettersApp(
       data: z.unknown(),
       handle: (event, _data, ctx) => storeDeadLetter(event, { repository }, ctx),
     },
-    routes: [...operations, openApiRoute(document)],
+    routes: [
+      ...operations,
+      openApiRoute(
+        {
+          title: 'kiot dead-letters',
+          version: '1.0.0',
+          description: 'What a Trigger could not deliver: list, read, and replay to the subscriber or the Broker.',
+        },
+        operations,
+      ),
+    ],
   });
 }
 

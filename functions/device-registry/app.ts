@@ -4,7 +4,7 @@ import { DependencyUnavailableError, InvalidInputError } from '../../shared/erro
 import type { EventAuthenticator } from '../../shared/event-auth.js';
 import { createFunctionApp, eventRoute, type FunctionHandler } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
-import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
+import { openApiRoute } from '../../shared/openapi.js';
 import type { RegistryDeps } from './deps.js';
 import { registryOperations } from './http-routes.js';
 import { provisioningRequestSchema, requestIdSchema, SERVICE } from './schema.js';
@@ -25,18 +25,20 @@ export function createRegistryApp(
   },
 ): FunctionHandler {
   const operations = registryOperations(deps);
-  const document = openApiDocument(
-    {
-      title: 'kiot device-registry',
-      version: '1.0.0',
-      description: 'Devices, credentials, fleet provisioning and broker auth hooks.',
-    },
-    operations,
-  );
   return createFunctionApp({
     service: SERVICE,
     logger: options.logger,
-    routes: [...operations, openApiRoute(document)],
+    routes: [
+      ...operations,
+      openApiRoute(
+        {
+          title: 'kiot device-registry',
+          version: '1.0.0',
+          description: 'Devices, credentials, fleet provisioning and broker auth hooks.',
+        },
+        operations,
+      ),
+    ],
     authorize: options.authorize,
     ...(options.role ? { role: options.role } : {}),
     ...(options.authenticateEvent ? { authenticateEvent: options.authenticateEvent } : {}),

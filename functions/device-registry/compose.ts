@@ -75,10 +75,14 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
     },
   });
   // Scaled to zero, no timer runs: every request (probes included) may start a flush of what went stale.
-  const handler: FunctionHandler = (req, res) => {
-    outbox.kick();
-    return app(req, res);
-  };
+  // The app's own properties (its body limit, what it connects at start) stay with it.
+  const handler: FunctionHandler = Object.assign(
+    (req: Parameters<FunctionHandler>[0], res: Parameters<FunctionHandler>[1]) => {
+      outbox.kick();
+      return app(req, res);
+    },
+    app,
+  );
   return {
     handler,
     deps,

@@ -57,6 +57,9 @@ export function createDynsecClient(options: DynsecOptions): DynsecClient {
         reconnectPeriod: 1_000,
         connectTimeout: Math.min(timeoutMs, 3_000),
         protocolVersion: 5,
+        // mqtt-packet's default number cache builds 65,536 two-byte Buffers on the first packet written: ~80 ms of
+        // a cold start and its garbage (docs/performance.md, "Cold start"); a few control messages need none.
+        writeCache: false,
       });
       client.on('message', (_topic, payload) => onResponses(payload));
       client.on('error', (error) => options.logger.warn({ err: error }, 'dynsec connection error'));

@@ -11,7 +11,7 @@ import {
   type FunctionAppOptions,
   type FunctionHandler,
 } from '../../shared/function-app.js';
-import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
+import { openApiRoute } from '../../shared/openapi.js';
 import { artifactOperations } from './artifact-routes.js';
 import type { JobDeps } from './deps.js';
 import { deviceChanged, deviceConnected, deviceDeleted, devicesChanged } from './device-events.js';
@@ -101,14 +101,16 @@ export function createJobsApp(
   options: Pick<FunctionAppOptions, 'logger' | 'health' | 'authorize' | 'role' | 'authenticateEvent'>,
 ): FunctionHandler {
   const operations = [...jobOperations(deps), ...artifactOperations(deps, devices)];
-  const document = openApiDocument(
-    { title: 'kiot jobs', version: '1', description: 'Fleet jobs and OTA rollouts (modelled on AWS IoT Jobs)' },
-    operations,
-  );
   return createFunctionApp({
     service: SERVICE,
     ...options,
-    routes: [...operations, openApiRoute(document)],
+    routes: [
+      ...operations,
+      openApiRoute(
+        { title: 'kiot jobs', version: '1', description: 'Fleet jobs and OTA rollouts (modelled on AWS IoT Jobs)' },
+        operations,
+      ),
+    ],
     events: jobEvents(deps, scheduler),
   });
 }

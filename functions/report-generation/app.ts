@@ -5,7 +5,7 @@ import {
   type FunctionAppOptions,
   type FunctionHandler,
 } from '../../shared/function-app.js';
-import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
+import { openApiRoute } from '../../shared/openapi.js';
 import type { AppDeps } from './deps.js';
 import { reportRoutes } from './routes.js';
 import { runRollups } from './run-rollups.js';
@@ -21,18 +21,20 @@ export function createReportApp(
   options: Pick<FunctionAppOptions, 'logger' | 'authorize' | 'health' | 'registry' | 'role' | 'authenticateEvent'>,
 ): FunctionHandler {
   const operations = reportRoutes(deps);
-  const document = openApiDocument(
-    {
-      title: 'kiot report-generation',
-      version: '1.0.0',
-      description: 'Rollups, reports (JSON, CSV, HTML), device series and report schedules.',
-    },
-    operations,
-  );
   return createFunctionApp({
     service: SERVICE,
     ...options,
-    routes: [...operations, openApiRoute(document)],
+    routes: [
+      ...operations,
+      openApiRoute(
+        {
+          title: 'kiot report-generation',
+          version: '1.0.0',
+          description: 'Rollups, reports (JSON, CSV, HTML), device series and report schedules.',
+        },
+        operations,
+      ),
+    ],
     events: [
       eventRoute({
         type: EVENT_TYPES.ping,

@@ -9,7 +9,7 @@ import { createEventDispatcher } from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HandlerContext } from '../../shared/function-app.js';
 import type { Logger } from '../../shared/logger.js';
 import { connectMongo, type MongoHandle } from '../../shared/mongo.js';
-import { openApiDocument, openApiRoute } from '../../shared/openapi.js';
+import { openApiRoute } from '../../shared/openapi.js';
 import { createRedis, type RedisHandle } from '../../shared/redis.js';
 import { verifySecret } from '../../shared/secrets.js';
 import { createShadowStore } from '../../shared/shadow-store.js';
@@ -209,7 +209,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
       }),
       telemetryBatchRoute({ ingestBatch, deadLetters, metrics, now }),
     ],
-    routes: [...operations, openApiRoute(openApiDocument(API_INFO, operations))],
+    routes: [...operations, openApiRoute(API_INFO, operations)],
     authorize,
     role: plane.role,
     ...(plane.authenticateEvent ? { authenticateEvent: plane.authenticateEvent } : {}),

@@ -34,7 +34,7 @@ const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** di
 
 function deployables(): string[] {
   return readdirSync(DIST)
-    .filter((file) => /^[a-z-]+\.js$/.test(file) && !/^(bench-|router\.|simulator\.|stack\.)/.test(file))
+    .filter((file) => /^[a-z-]+\.js$/.test(file) && !/^(bench-|router\.|simulator\.|stack\.|asyncapi\.)/.test(file))
     .map((file) => file.replace(/\.js$/, ''))
     .filter((name) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(name))
     .sort();
