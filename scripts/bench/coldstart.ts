@@ -3,7 +3,10 @@
 // sizes and resident memory once ready. Beside them the framework floor: the functions framework serving a
 // one-line function, the least any deployable of this architecture can cost. Several runs, in rotating order, medians reported.
 //   npm run bench:coldstart            (BENCH_RUNS=7, services from REDIS_URL / MONGODB_URL, a private Mosquitto;
-//                                      BENCH_ONLY=api-keys,bridge measures those deployables only)
+//                                      BENCH_ONLY=api-keys,bridge measures those deployables only;
+//                                      BENCH_BEFORE_DIST=<another build's dist/> starts its deployables too, as
+//                                      <name>@before, in the same rotation: a change measured against its
+//                                      baseline under the same load, which a shared machine's runs never share)
 // The last line is one JSON object: {"bench":"coldstart","value":<slowest ms>,"limit":<framework floor ms>,"ratio",…}.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMosquitto } from '../../test/support/mosquitto.js';
 import { freePort } from '../../test/support/ports.js';
-import { cpuSeconds } from './support/cpu.js';
+import { cpuMsPrecise } from './support/cpu.js';
 import { productionNodeOptions } from './support/deploy-values.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -23,6 +26,7 @@ const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
 const RATIO_TARGET = 1.5;
 const RSS_LIMIT_MB = 100;
 const DIST = join(process.cwd(), 'dist');
+const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
 
 const write = (line: string) => process.stdout.write(`${line}\n`);
 const median = (values: number[]) => {
@@ -32,8 +36,8 @@ const median = (values: number[]) => {
 };
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-function deployables(): string[] {
-  return readdirSync(DIST)
+function deployables(dist = DIST): string[] {
+  return readdirSync(dist)
     .filter((file) => /^[a-z-]+\.js$/.test(file) && !/^(bench-|router\.|simulator\.|stack\.|asyncapi\.)/.test(file))
     .map((file) => file.replace(/\.js$/, ''))
     .filter((name) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(name))
@@ -64,7 +68,7 @@ function rssMb(pid: number): number {
 interface Sample {
   ms: number;
   rssMb: number;
-  /** CPU the process used until ready (10 ms ticks): what a start costs, whatever else runs on the machine. */
+  /** CPU the process used until ready (its threads' scheduled time): what a start costs, whatever else runs. */
   cpuMs: number;
 }
 
@@ -87,7 +91,7 @@ async function startOnce(
       const status = await probe(port);
       if (status !== undefined && status >= 200 && status < 300) {
         const ms = performance.now() - started;
-        return { ms, rssMb: rssMb(child.pid!), cpuMs: cpuSeconds(child.pid!) * 1000 };
+        return { ms, rssMb: rssMb(child.pid!), cpuMs: cpuMsPrecise(child.pid!) };
       }
       if (performance.now() - started > 30_000)
         throw new Error(`${file} not ready in 30 s (last status ${status}): ${stderr.slice(-500)}`);
@@ -166,12 +170,17 @@ async function main() {
     { name: 'bare', file: bare },
     { name: 'framework-floor', file: floor },
     ...names.map((name) => ({ name, file: join(DIST, `${name}.js`) })),
+    ...(BEFORE_DIST
+      ? deployables(BEFORE_DIST).map((name) => ({ name: `${name}@before`, file: join(BEFORE_DIST, `${name}.js`) }))
+      : []),
   ];
   const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   // One warm-up of each (the OS file cache), then RUNS rounds in rotating order so that no target always goes first.
   // Each deployable with the Node flags its manifest gives it (knative/deploy-values.json), as deployed.
-  const flags = (name: string) =>
-    names.includes(name) && productionNodeOptions(name) ? { NODE_OPTIONS: productionNodeOptions(name) } : {};
+  const flags = (target: string) => {
+    const name = target.replace(/@before$/, '');
+    return names.includes(name) && productionNodeOptions(name) ? { NODE_OPTIONS: productionNodeOptions(name) } : {};
+  };
   for (const target of targets) await startOnce(target.file, env, flags(target.name));
   for (let run = 0; run < RUNS; run += 1) {
     for (let i = 0; i < targets.length; i += 1) {
@@ -218,7 +227,7 @@ async function main() {
         `${(cpuMs / floorCpuMs).toFixed(2).padStart(12)} ${rss.toFixed(1).padStart(7)} ` +
         `${reference ? '-'.padStart(11) : kib.toFixed(0).padStart(11)}`,
     );
-    const key = target.name.replace(/-/g, '_');
+    const key = target.name.replace(/[^a-z]/g, '_');
     result[`${key}_ms`] = round(ms);
     result[`${key}_rss_mb`] = round(rss);
     result[`${key}_cpu_ms`] = round(cpuMs);
@@ -228,6 +237,7 @@ async function main() {
     result[`${key}_ratio_to_floor`] = round(ms / floorMs, 2);
     result[`${key}_cpu_ratio_to_floor`] = round(cpuMs / floorCpuMs, 2);
     result[`${key}_bundle_kib`] = Math.round(kib);
+    if (target.name.endsWith('@before')) continue;
     if (ms > slowest) {
       slowest = ms;
       slowestName = target.name;
