@@ -243,7 +243,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
         routeLabel = '/healthz';
         // Every store at once: a cold start's first check waits for the slowest connection, not for their sum.
         const entries = Object.entries(options.health ?? {});
-        const outcomes = await Promise.allSettled(entries.map(([, check]) => check()));
+        const outcomes = await Promise.allSettled(entries.map(([, check]) => Promise.resolve().then(check)));
         const checks: Record<string, string> = {};
         entries.forEach(([name], i) => {
           const outcome = outcomes[i]!;
@@ -352,7 +352,13 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
   // The health checks are what connects (each store's handle connects on first use); a failure here is only
   // the first attempt, and /healthz or the first request tries again.
   handler.connect = () => {
-    for (const check of Object.values(options.health ?? {})) check().catch(() => undefined);
+    for (const check of Object.values(options.health ?? {})) {
+      try {
+        check().catch(() => undefined);
+      } catch {
+        // A check that throws at once: /healthz reports it.
+      }
+    }
   };
   const streaming = routes.filter((compiled) => compiled.route.streamBody);
   if (streaming.length > 0) {
