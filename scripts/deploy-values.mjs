@@ -17,3 +17,15 @@ export function productionNodeOptions(deployable) {
         : values.services?.[deployable]?.env;
   return env?.NODE_OPTIONS ?? '';
 }
+
+/**
+ * The Knative Service a function's Triggers address: `<name>-events`, its cluster-local receiver, where the values
+ * split it (`events`, scripts/deploy-lib/values.mjs knativeServicesOf), else `<name>` itself. Locally one process
+ * serves both (the stack gives it that receiver's audience and senders).
+ * @param {string} fn a function's name
+ * @returns {string}
+ */
+export function eventReceiverOf(fn) {
+  const values = JSON.parse(readFileSync('knative/deploy-values.json', 'utf8'));
+  return values.services?.[fn]?.events ? `${fn}-events` : fn;
+}

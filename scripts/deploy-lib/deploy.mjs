@@ -3,18 +3,18 @@
 // knative/deploy-values.json.
 //
 //   scripts/deploy render [--check]                      write (or compare) the manifests from the values
-//   scripts/deploy --registry REG [--tag T] [--overlay base|dev|prod] [--only a,b] [--secrets-env FILE]
+//   scripts/deploy --registry REG [--tag T] [--overlay base|dev|prod|oidc|prod-oidc] [--only a,b] [--secrets-env FILE]
 //                  [--skip-build] [--dry-run]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { knServiceCreateArgs } from './kn.mjs';
 import { writeRendered } from './render.mjs';
-import { imageRef, loadValues, ROOT } from './values.mjs';
+import { imageRef, knativeServicesOf, loadValues, ROOT } from './values.mjs';
 
 const USAGE = `usage:
   scripts/deploy render [--check]
-  scripts/deploy --registry REGISTRY [--tag TAG] [--overlay base|dev|prod] [--only NAME,…]
+  scripts/deploy --registry REGISTRY [--tag TAG] [--overlay base|dev|prod|oidc|prod-oidc] [--only NAME,…]
                  [--secrets-env FILE] [--skip-build] [--dry-run]
 `;
 
@@ -85,9 +85,14 @@ export function deployCommands(values, options) {
   const image = imageRef(values, options.registry, options.tag);
   const dir = options.overlay === 'base' ? 'knative' : `knative/overlays/${options.overlay}`;
   if (!existsSync(join(ROOT, dir, 'kustomization.yaml'))) throw new Error(`no kustomization in ${dir}`);
-  const names = Object.keys(values.services).filter((name) => !options.only || options.only.includes(name));
+  // --only names functions (both Services of a split one) or single Knative Services (`telemetry-ingest-events`).
+  const services = knativeServicesOf(values);
+  const names = services
+    .filter((s) => !options.only || options.only.includes(s.name) || options.only.includes(s.function))
+    .map((s) => s.name);
   for (const name of options.only ?? [])
-    if (!values.services[name]) throw new Error(`no service ${name} in knative/deploy-values.json`);
+    if (!services.some((s) => s.name === name || s.function === name))
+      throw new Error(`no service ${name} in knative/deploy-values.json`);
 
   const commands = [];
   // The project's image build (docker, podman or buildah, whichever the machine has; its base made locally where

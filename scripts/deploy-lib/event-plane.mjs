@@ -6,14 +6,15 @@
 //             JWKS of the API server, read with its own API-server token and the cluster CA) and the sender
 //             against exactly the subjects those policies allow (EVENT_SENDERS)
 //   producer  it posts to the Broker (K_SINK from the ConfigMap or a SinkBinding): a token for the Broker's audience
-//   dead-letter poster  it posts to dead-letters itself (DEAD_LETTER_SINK): a token for that audience
+//   dead-letter poster  it posts to dead-letters itself (DEAD_LETTER_SINK): a token for that audience; never the
+//             app half of a split function (FUNCTION_ROLE=app): only its events half receives what it dead-letters
 // Whether receivers check at all is the ConfigMap's EVENT_AUTH: `off` in the base, `oidc` in the oidc overlay.
 // The tokens are harmless without it: each is good only for its one audience, for an hour, rotated by the kubelet.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { audienceOf, sendersTo } from './knative-oidc.mjs';
-import { ROOT } from './values.mjs';
+import { knativeServicesOf, ROOT } from './values.mjs';
 
 export const EVENT_POLICIES_FILE = 'knative/overlays/oidc/event-policies.yaml';
 export const IDENTITY_DIR = '/var/run/kiot/identity';
@@ -33,11 +34,11 @@ export function loadEventPolicies(root = ROOT) {
  * The identity settings of one workload: `target` is the resource its senders address (its Knative Service, or
  * the Kubernetes Service in front of the bridge or the tick gate); `producer` whether it posts to the Broker.
  */
-export function eventPlaneOf(values, policies, { workload, spec, target, producer }) {
+export function eventPlaneOf(values, policies, { workload, spec, target, producer, role }) {
   const namespace = values.namespace;
   const senders = sendersTo(policies, { ...target, namespace }, namespace);
   const receiver = !senders.some((sender) => sender.endsWith('*'));
-  const deadLetterPoster = spec.env?.DEAD_LETTER_SINK !== undefined;
+  const deadLetterPoster = spec.env?.DEAD_LETTER_SINK !== undefined && role !== 'app';
   const env = {};
   const fromConfigMap = [];
   const sources = [];
@@ -84,11 +85,15 @@ export function withEventPlane(spec, plane) {
   };
 }
 
-/** Every workload of the values with what its senders address and whether it posts to the Broker. */
+/**
+ * Every workload of the values with what its senders address and whether it posts to the Broker: each Knative
+ * Service (both halves of a split function, each its own service account) and the two long-running workloads.
+ */
 export function workloadsOf(values) {
-  const services = Object.entries(values.services).map(([name, spec]) => ({
+  const services = knativeServicesOf(values).map(({ name, spec, role }) => ({
     workload: name,
     spec,
+    role,
     target: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name },
     producer: (spec.fromConfigMap ?? []).includes('K_SINK'),
   }));

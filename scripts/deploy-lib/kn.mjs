@@ -1,10 +1,11 @@
-// The `kn service create` command of each function, from knative/deploy-values.json (the values the
+// The `kn service create` command of each Knative Service (a function, or each half of a split one), from
+// knative/deploy-values.json (the values the
 // rendered knative/services/<name>.yaml carries as well). `--filename` gives kn the rendered Service for what
 // no kn flag expresses (read-only root filesystem, run-as group, seccomp, service links); every flag after it
 // states the same values again, explicitly, so the command reads as the deployment it makes.
 import { eventPlaneOf, loadEventPolicies, withEventPlane, workloadsOf } from './event-plane.mjs';
-import { autoscalingAnnotations } from './render.mjs';
-import { keyRef } from './values.mjs';
+import { autoscalingAnnotations, serviceLabels } from './render.mjs';
+import { keyRef, knativeServiceOf } from './values.mjs';
 
 const ANNOTATION_FLAGS = new Set([
   'autoscaling.knative.dev/min-scale',
@@ -27,7 +28,8 @@ export function knServiceCreateArgs(values, name, image, policies = loadEventPol
     workloadsOf(values).find((workload) => workload.workload === name),
   );
   // The projected token volume has no kn flag: it comes from --filename; the service account and the env do.
-  const spec = withEventPlane(values.services[name], plane);
+  const service = knativeServiceOf(values, name);
+  const spec = withEventPlane(service.spec, plane);
   const args = [
     'service',
     'create',
@@ -38,7 +40,16 @@ export function knServiceCreateArgs(values, name, image, policies = loadEventPol
     '--filename',
     `knative/services/${name}.yaml`,
   ];
-  args.push('--image', image, '--cmd', 'node', '--arg', `dist/${name}.js`, '--port', `http1:${values.port}`);
+  args.push(
+    '--image',
+    image,
+    '--cmd',
+    'node',
+    '--arg',
+    `dist/${service.function}.js`,
+    '--port',
+    `http1:${values.port}`,
+  );
   for (const [envName, value] of Object.entries(spec.env ?? {})) args.push('--env', `${envName}=${value}`);
   for (const entry of spec.fromConfigMap ?? []) {
     const { name: envName, key } = keyRef(entry);
@@ -67,13 +78,7 @@ export function knServiceCreateArgs(values, name, image, policies = loadEventPol
   args.push('--probe-readiness', `tcp::${values.port}`);
   args.push('--security-context', 'strict', '--user', String(values.runAsUser));
   args.push('--service-account', plane.serviceAccountName);
-  for (const [key, value] of Object.entries({
-    'app.kubernetes.io/name': name,
-    'app.kubernetes.io/component': 'function',
-    'app.kubernetes.io/part-of': 'kiot',
-  })) {
-    args.push('--label', `${key}=${value}`);
-  }
+  for (const [key, value] of Object.entries(serviceLabels(service))) args.push('--label', `${key}=${value}`);
   if (spec.visibility === 'cluster-local') args.push('--cluster-local');
   return args;
 }

@@ -39,3 +39,31 @@ export function imageRef(values, registry, tag) {
   if (!registry) return tag ? `${values.image}:${tag}` : values.image;
   return `${registry.replace(/\/+$/, '')}/${values.image}:${tag ?? 'latest'}`;
 }
+
+/**
+ * Every Knative Service the values make, in order: a function whose entry has `events` is split by audience
+ * (docs/deploy.md "Events only from the eventing plane") into its public app Service `<name>` (FUNCTION_ROLE=app:
+ * refuses every CloudEvent) and the cluster-local `<name>-events` the Triggers address (FUNCTION_ROLE=events: serves
+ * nothing but events), both `node dist/<name>.js` from the same image; `events` may override the app's settings
+ * (description, scale, containerConcurrency, timeoutSeconds, resources, env). Any other function is one Service.
+ * @returns {{ name: string, function: string, role?: 'app' | 'events', spec: any }[]}
+ */
+export function knativeServicesOf(values) {
+  return Object.entries(values.services).flatMap(([name, entry]) => {
+    const { events, ...spec } = entry;
+    if (!events) return [{ name, function: name, spec }];
+    const role = (value, own) => ({ ...own, env: { ...own.env, FUNCTION_ROLE: value } });
+    return [
+      { name, function: name, role: 'app', spec: role('app', { ...spec, visibility: 'public' }) },
+      {
+        name: `${name}-events`,
+        function: name,
+        role: 'events',
+        spec: role('events', { ...spec, ...events, env: { ...spec.env, ...events.env }, visibility: 'cluster-local' }),
+      },
+    ];
+  });
+}
+
+/** The Knative Service of the values named `name` (knativeServicesOf), or undefined. */
+export const knativeServiceOf = (values, name) => knativeServicesOf(values).find((service) => service.name === name);

@@ -51,6 +51,19 @@ function isAbsoluteHttpUrl(text: string): boolean {
 }
 
 /**
+ * In a cluster a function that receives events is two Knative Services from one image: the public app Service
+ * `<name>` (FUNCTION_ROLE=app) and the cluster-local `<name>-events` its Triggers address (FUNCTION_ROLE=events;
+ * knative/deploy-values.json). Locally one process serves both roles (FUNCTION_ROLE=all), so an unmapped
+ * `<name>-events` Knative Service resolves to `<name>`'s URL.
+ */
+function localProcessOf(ref: { apiVersion: string; name: string }): string {
+  return ref.apiVersion === 'serving.knative.dev/v1' && ref.name.endsWith(EVENTS_SUFFIX)
+    ? ref.name.slice(0, -EVENTS_SUFFIX.length)
+    : ref.name;
+}
+const EVENTS_SUFFIX = '-events';
+
+/**
  * Resolves a duckv1.Destination the way Knative's URIResolver does: a `ref` gives the base URL (here from
  * the service map, namespace defaulting to the parent's), a `uri` next to a ref must be relative and is
  * resolved against it (RFC 3986, like Go's `URL.ResolveReference`), a lone `uri` must be absolute.
@@ -79,7 +92,8 @@ export function resolveDestination(
     throw new UnsupportedDestinationError('an absolute uri is not allowed next to a ref');
   }
   const refNamespace = ref.namespace ?? namespace;
-  const base = services.get(`${refNamespace}/${ref.name}`) ?? services.get(ref.name);
+  const mapped = (name: string) => services.get(`${refNamespace}/${name}`) ?? services.get(name);
+  const base = mapped(ref.name) ?? mapped(localProcessOf(ref));
   if (!base) return { unresolved: `Service ${refNamespace}/${ref.name} is not mapped in ROUTER_SERVICES` };
   return { url: uri === undefined ? base : new URL(uri, base).toString() };
 }

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadConfig } from '../../shared/config.js';
 import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
+import { eventReceiverOf } from '../deploy-values.mjs';
 import { FUNCTION_PORTS, stackConfigSchema } from './config.js';
 import { localEventAuth } from './event-auth.js';
 import { startFleetReports } from './fleet-report.js';
@@ -55,6 +56,7 @@ const eventAuth =
         dataDir: config.KIOT_DATA_DIR,
         routerPort: config.ROUTER_PORT,
         producers: ['mqtt-bridge', ...Object.keys(FUNCTION_PORTS)],
+        deadLetterPosterOf: (name) => (name === 'mqtt-bridge' ? name : eventReceiverOf(name)),
         knativeDir: 'knative',
         namespace: 'kiot',
       })
@@ -88,10 +90,14 @@ function functionSettings(name: string, port: number): Record<string, string | u
   if (name === 'jobs') return { JOBS_PUBLIC_URL: local(port) };
   return {};
 }
+// One process per function serves both roles (FUNCTION_ROLE=all): the app API, and the events its Triggers send to
+// its cluster-local `<name>-events` Service in a cluster (the router resolves that name to this process), checked
+// for that Service's audience and senders.
 const functionSpecs = functions.map((name) => {
   const port = FUNCTION_PORTS[name]!;
+  const receiver = eventReceiverOf(name);
   return component(name, port, {
-    ...eventAuth?.receiver(name, `serving.knative.dev/service/kiot/${name}`, 'serving.knative.dev/v1'),
+    ...eventAuth?.receiver(name, `serving.knative.dev/service/kiot/${receiver}`, 'serving.knative.dev/v1', receiver),
     ...functionSettings(name, port),
   });
 });

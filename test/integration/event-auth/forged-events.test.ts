@@ -45,7 +45,9 @@ describe('sender identity (authentication-oidc) at every hop', () => {
   const deviceId = uniqueName('oidc-dev');
   const trigger = (name: string) =>
     subjectOf(namespace, oidcServiceAccount('eventing.knative.dev/v1', 'Trigger', name));
-  const ingestAudience = audienceOf('serving.knative.dev/v1', 'Service', namespace, 'telemetry-ingest');
+  // The Triggers address telemetry-ingest's cluster-local receiver, telemetry-ingest-events (its app Service,
+  // telemetry-ingest, refuses every event): the harness plays that receiver, as the manifests configure it.
+  const ingestAudience = audienceOf('serving.knative.dev/v1', 'Service', namespace, 'telemetry-ingest-events');
   const bridgeAudience = audienceOf('v1', 'Service', namespace, 'mqtt-bridge');
   const brokerAudience = audienceOf('eventing.knative.dev/v1', 'Broker', namespace, 'default');
 
@@ -71,7 +73,12 @@ describe('sender identity (authentication-oidc) at every hop', () => {
       EVENT_OIDC_JWKS_URL: jwks,
       EVENT_AUDIENCE: ingestAudience,
       EVENT_SENDERS: policies
-        .sendersTo({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'telemetry-ingest', namespace })
+        .sendersTo({
+          apiVersion: 'serving.knative.dev/v1',
+          kind: 'Service',
+          name: 'telemetry-ingest-events',
+          namespace,
+        })
         .join(','),
     });
     await ingest.addDevice(deviceId);

@@ -32,18 +32,18 @@ describe('Knative admission of the manifests', () => {
     expect(refusals(admit(rendered.get(dir)!, { source: dir, configs: [STRICT] }))).toEqual([]);
   });
 
-  it(
-    'admits knative/overlays/oidc where sender identity is on (release defaults with authentication-oidc, and the ' +
+  it.each(['knative/overlays/oidc', 'knative/overlays/prod-oidc'])(
+    'admits %s where sender identity is on (release defaults with authentication-oidc, and the ' +
       'stricter cluster); without it, exactly the EventPolicies are refused',
-    () => {
-      const yaml = kustomizeYaml('knative/overlays/oidc');
-      const oidc = admit(yaml, { source: 'oidc', configs: [OIDC] });
+    (dir) => {
+      const yaml = kustomizeYaml(dir);
+      const oidc = admit(yaml, { source: dir, configs: [OIDC] });
       expect(refusals(oidc)).toEqual([]);
       expect(oidc.length).toBe(parseDocuments(yaml).length);
       expect(oidc.flatMap((r) => r.warnings ?? [])).toEqual([]);
       expect(oidc.filter((r) => r.kind === 'EventPolicy').every((r) => r.checked === 'knative')).toBe(true);
-      expect(refusals(admit(yaml, { source: 'oidc', configs: [STRICT] }))).toEqual([]);
-      const without = admit(yaml, { source: 'oidc' }).filter((r) => !r.allowed);
+      expect(refusals(admit(yaml, { source: dir, configs: [STRICT] }))).toEqual([]);
+      const without = admit(yaml, { source: dir }).filter((r) => !r.allowed);
       expect(without.length).toBeGreaterThan(0);
       expect(
         without.every((r) => r.kind === 'EventPolicy' && /oidc-authentication feature not enabled/.test(r.message)),

@@ -85,8 +85,15 @@ describe('scripts/deploy --dry-run', () => {
     );
     // The ConfigMap (read by every revision) is applied before kn creates the Services.
     expect(lines.indexOf(apply)).toBeLessThan(lines.indexOf(knLines[0]!));
-    const values = JSON.parse(readFileSync(join(ROOT, 'knative/deploy-values.json'), 'utf8'));
-    expect(knLines.map((l) => words(l)[3])).toEqual(Object.keys(values.services));
+    // One kn command per Knative Service the manifests hold: each function, and the `<name>-events` receiver of
+    // each one that receives events.
+    const [services] = parseDocuments(readFileSync(join(ROOT, 'knative/services/kustomization.yaml'), 'utf8')) as {
+      resources: string[];
+    }[];
+    expect(knLines.map((l) => words(l)[3])).toEqual(services!.resources.map((file) => file.replace(/\.yaml$/, '')));
+    expect(knLines.map((l) => words(l)[3])).toEqual(
+      expect.arrayContaining(['telemetry-ingest', 'telemetry-ingest-events']),
+    );
     expect(knLines.every((l) => words(l).includes('--force'))).toBe(true);
   });
 
@@ -94,6 +101,31 @@ describe('scripts/deploy --dry-run', () => {
     expect(run('--dry-run').status).toBe(2);
     expect(run('--registry', 'r', '--bogus').status).toBe(2);
     expect(run('render', '--check').status).toBe(0);
+  });
+
+  it('--only a split function creates both its Services; --overlay prod-oidc applies that overlay', () => {
+    const only = run(
+      '--skip-build',
+      '--tag',
+      't1',
+      '--overlay',
+      'prod-oidc',
+      '--only',
+      'telemetry-ingest',
+      '--dry-run',
+    );
+    expect(only.status, only.stderr).toBe(0);
+    const out = only.stdout.trim().split('\n');
+    expect(out.filter((l) => l.startsWith('kn service create ')).map((l) => words(l)[3])).toEqual([
+      'telemetry-ingest',
+      'telemetry-ingest-events',
+    ]);
+    expect(
+      out.some((l) =>
+        l.startsWith('kubectl kustomize --load-restrictor LoadRestrictionsNone knative/overlays/prod-oidc |'),
+      ),
+    ).toBe(true);
+    expect(run('--skip-build', '--only', 'nope', '--dry-run').status).toBe(2);
   });
 
   it.each(knLines.map((l) => [words(l)[3]!, l] as const))(

@@ -8,8 +8,8 @@ import {
 import { kustomize } from './lib/kustomize.js';
 import type { K8sObject } from './lib/manifests.js';
 
-// Sender identity in the cluster (docs/deploy.md "Events only from the eventing plane"): each workload is its own
-// service account, presents a token for the Broker only if it posts there, and each receiver checks tokens for the
+// Sender identity in the cluster (docs/deploy.md "Events only from the eventing plane"): each workload (each Knative
+// Service: a split function's app Service and its `<name>-events` receiver apart) is its own service account, presents a token for the Broker only if it posts there, and each receiver checks tokens for the
 // audience its Triggers and PingSources name, from exactly the senders the EventPolicies of the oidc overlay allow.
 // Least privilege: no Role, no API token but the one a receiver needs to read the JWKS, no token at all for api-keys.
 const NS = 'kiot';
@@ -92,22 +92,54 @@ const receivers = workloads.filter((w) =>
 );
 
 describe('workload identity (knative/identity)', () => {
-  it('finds every workload: the functions, the console, the bridge and the tick gate', () => {
+  it('finds every workload: the functions (both Services of each split one), the console, the bridge and the tick gate', () => {
     expect(workloads.map((w) => w.name).sort()).toEqual(
       [
         'api-keys',
         'console',
         'command-dispatch',
+        'command-dispatch-events',
         'dead-letters',
         'device-registry',
+        'device-registry-events',
         'jobs',
+        'jobs-events',
         'mqtt-bridge',
         'report-generation',
+        'report-generation-events',
         'telemetry-ingest',
+        'telemetry-ingest-events',
         'tick-gate',
       ].sort(),
     );
-    expect(receivers.length).toBe(8);
+    // The receivers: each function's cluster-local `<name>-events`, dead-letters, the bridge, the tick gate.
+    expect(receivers.map((w) => w.name).sort()).toEqual(
+      [
+        'command-dispatch-events',
+        'dead-letters',
+        'device-registry-events',
+        'jobs-events',
+        'mqtt-bridge',
+        'report-generation-events',
+        'telemetry-ingest-events',
+        'tick-gate',
+      ].sort(),
+    );
+  });
+
+  it('a public app Service receives nothing: no Trigger, PingSource or EventPolicy names it, and it holds no receiver token', () => {
+    const publicServices = workloads.filter(
+      (w) =>
+        w.target.apiVersion.startsWith('serving.knative.dev/') &&
+        w.doc.metadata.labels?.['networking.knative.dev/visibility'] !== 'cluster-local',
+    );
+    expect(publicServices.length).toBe(7);
+    for (const w of publicServices) {
+      expect(receivers, w.name).not.toContain(w);
+      expect(policies.sendersTo({ ...w.target, namespace: NS }), w.name).toEqual([subjectOf(NS, '*')]);
+      expect(envOf(w, 'EVENT_OIDC_JWKS_TOKEN_FILE'), w.name).toBeUndefined();
+      expect(envOf(w, 'DEAD_LETTER_TOKEN_FILE'), w.name).toBeUndefined();
+    }
   });
 
   it('each workload runs as its own service account kiot-<workload>, with no automatic API token', () => {
@@ -126,7 +158,7 @@ describe('workload identity (knative/identity)', () => {
 
   it('a producer presents a token for the Broker’s audience; the Broker takes events from exactly the producers', () => {
     const broker = audienceOf('eventing.knative.dev/v1', 'Broker', NS, 'default');
-    expect(producers.length).toBe(8);
+    expect(producers.length).toBe(13);
     for (const w of workloads) {
       const file = envOf(w, 'EVENT_TOKEN_FILE')?.value;
       if (!producers.includes(w)) {
@@ -150,8 +182,11 @@ describe('workload identity (knative/identity)', () => {
     const audience = audienceOf('serving.knative.dev/v1', 'Service', NS, 'dead-letters');
     const deadLetters = workloads.find((w) => w.name === 'dead-letters')!;
     const allowed = envOf(deadLetters, 'EVENT_SENDERS')!.value!.split(',');
-    const posters = workloads.filter((w) => envOf(w, 'DEAD_LETTER_SINK'));
-    expect(posters.map((w) => w.name).sort()).toEqual(['mqtt-bridge', 'telemetry-ingest']);
+    // telemetry-ingest's receiver dead-letters the refused items of a batch; its app Service (the same
+    // DEAD_LETTER_SINK, which its config requires) receives no batch, so it gets no token and no permission.
+    const posters = workloads.filter((w) => envOf(w, 'DEAD_LETTER_TOKEN_FILE'));
+    expect(posters.map((w) => w.name).sort()).toEqual(['mqtt-bridge', 'telemetry-ingest-events']);
+    expect(allowed).not.toContain(subjectOf(NS, 'kiot-telemetry-ingest'));
     for (const w of posters) {
       expect(tokenAt(w, envOf(w, 'DEAD_LETTER_TOKEN_FILE')?.value)?.token, w.name).toMatchObject({ audience });
       expect(allowed).toContain(subjectOf(NS, `kiot-${w.name}`));

@@ -50,6 +50,14 @@ describe('knative/ manifests', () => {
   });
 });
 
+/** The functions that receive events, each split into its app Service and its `<name>-events` receiver. */
+const SPLIT = ['command-dispatch', 'device-registry', 'jobs', 'report-generation', 'telemetry-ingest'];
+const visibility = (doc: K8sObject): string | undefined => doc.metadata.labels?.['networking.knative.dev/visibility'];
+const roleOf = (doc: K8sObject): string | undefined =>
+  (doc.spec.template.spec.containers[0].env as { name: string; value?: string }[]).find(
+    (e) => e.name === 'FUNCTION_ROLE',
+  )?.value;
+
 describe('Knative Services', () => {
   const services = of('Service', 'serving.knative.dev');
   const byName = new Map(services.map((s) => [s.doc.metadata.name, s]));
@@ -81,11 +89,14 @@ describe('Knative Services', () => {
   );
 
   it.each(services.map((s) => [s.doc.metadata.name, s] as const))(
-    '%s: resources, production env from a ConfigMap and a Secret (none for the console), TCP readiness, non-root read-only container, node dist/<name>.js',
+    '%s: resources, production env from a ConfigMap and a Secret (none for the console), TCP readiness, non-root read-only container, node dist/<function>.js',
     (name, { doc }) => {
       const [container, ...others] = doc.spec.template.spec.containers;
       expect(others).toEqual([]);
-      expect(container.command).toEqual(['node', `dist/${name}.js`]);
+      // The function it runs: its own name, or the function a `<name>-events` Service receives events for.
+      const fn = doc.metadata.labels?.['app.kubernetes.io/name'];
+      expect([fn, `${fn}-events`]).toContain(name);
+      expect(container.command).toEqual(['node', `dist/${fn}.js`]);
       for (const kind of ['requests', 'limits'])
         for (const resource of ['cpu', 'memory'])
           expect(container.resources?.[kind]?.[resource], `${kind}.${resource}`).toBeTruthy();
@@ -124,6 +135,44 @@ describe('Knative Services', () => {
     expect(byName.get('dead-letters')?.doc.metadata.labels?.['networking.knative.dev/visibility']).toBe(
       'cluster-local',
     );
+  });
+
+  it.each(SPLIT)(
+    '%s is split by audience: a public app Service (FUNCTION_ROLE=app) and a cluster-local %s-events (FUNCTION_ROLE=events), one image',
+    (name) => {
+      const app = byName.get(name)!.doc;
+      const events = byName.get(`${name}-events`)!.doc;
+      expect(visibility(app)).toBeUndefined();
+      expect(visibility(events)).toBe('cluster-local');
+      expect(roleOf(app)).toBe('app');
+      expect(roleOf(events)).toBe('events');
+      const [a, e] = [app, events].map((doc) => doc.spec.template.spec.containers[0]);
+      expect(e.image).toBe(a.image);
+      expect(e.command).toEqual(a.command);
+      // The same settings but for the role and what only a receiver holds (its audience, senders, JWKS access).
+      const own = new Set(['FUNCTION_ROLE', 'EVENT_AUTH', 'EVENT_AUDIENCE', 'EVENT_SENDERS', 'EVENT_OIDC_ISSUER']);
+      for (const n of [
+        'EVENT_OIDC_JWKS_URL',
+        'EVENT_OIDC_JWKS_TOKEN_FILE',
+        'EVENT_OIDC_CA_FILE',
+        'DEAD_LETTER_TOKEN_FILE',
+      ])
+        own.add(n);
+      const shared = (c: { env: { name: string }[] }) => c.env.filter((v) => !own.has(v.name));
+      expect(shared(e)).toEqual(shared(a));
+      expect(e.resources).toEqual(a.resources);
+    },
+  );
+
+  it('every public Knative Service serves the app API only: FUNCTION_ROLE=app, or (api-keys, the console) takes no events at all', () => {
+    const publicServices = services.filter(({ doc }) => visibility(doc) !== 'cluster-local').map(({ doc }) => doc);
+    expect(publicServices.map((doc) => doc.metadata.name).sort()).toEqual([...SPLIT, 'api-keys', 'console'].sort());
+    for (const doc of publicServices.filter((d) => SPLIT.includes(d.metadata.name)))
+      expect(roleOf(doc), doc.metadata.name).toBe('app');
+    // api-keys consumes no event: its function app is built for the app role, whatever the environment says.
+    expect(readFileSync(join(ROOT, 'functions/api-keys/app.ts'), 'utf8')).toMatch(/\brole: 'app',/);
+    // The console is no function app (a page and a proxy to the app Services): it has no CloudEvent entry.
+    expect(readFileSync(join(ROOT, 'console/server/index.ts'), 'utf8')).not.toMatch(/createFunctionApp|cloudEvent/);
   });
 
   it('the ConfigMap and the Secret template have every key a workload reads; the template holds no value', () => {
@@ -187,6 +236,25 @@ describe('eventing', () => {
           services.has(`${subscriber.apiVersion}/${subscriber.name}`),
           `subscriber ${subscriber.name} exists`,
         ).toBe(true);
+    },
+  );
+
+  it.each(of('Trigger', 'eventing.knative.dev').map((t) => [t.doc.metadata.name, t] as const))(
+    'Trigger %s delivers only inside the cluster: to a cluster-local Knative Service with FUNCTION_ROLE=events, or a ClusterIP Service',
+    (_name, { doc }) => {
+      const ref = doc.spec.subscriber.ref;
+      expect(ref, 'a subscriber ref, never a URI').toBeDefined();
+      const target = manifests.find(
+        (m) => m.doc.kind === 'Service' && m.doc.apiVersion === ref.apiVersion && m.doc.metadata.name === ref.name,
+      )!.doc;
+      if (ref.apiVersion.startsWith('serving.knative.dev/')) {
+        expect(visibility(target)).toBe('cluster-local');
+        expect(roleOf(target)).toBe('events');
+        expect(ref.name).toMatch(/-events$/);
+      } else {
+        expect(ref.apiVersion).toBe('v1');
+        expect(target.spec.type ?? 'ClusterIP').toBe('ClusterIP');
+      }
     },
   );
 });
@@ -286,26 +354,52 @@ describe('kustomize', () => {
     expect(result.status).toBe(0);
   });
 
-  it.each(['knative', 'knative/overlays/dev', 'knative/overlays/prod'])(
-    '%s builds; it has every object of the base and the same Knative Services',
+  it.each([
+    'knative',
+    'knative/overlays/dev',
+    'knative/overlays/prod',
+    'knative/overlays/oidc',
+    'knative/overlays/prod-oidc',
+  ])('%s builds; it has every object of the base and the same Knative Services', (dir) => {
+    const base = kustomize('knative');
+    const built = kustomize(dir);
+    const ids = new Set(built.map(identity));
+    expect(base.map(identity).filter((id) => !ids.has(id))).toEqual([]);
+    const ksvc = (docs: K8sObject[]) =>
+      docs
+        .filter((doc) => doc.apiVersion.startsWith('serving.knative.dev/'))
+        .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    expect(ksvc(built)).toEqual(ksvc(base));
+    expect(ksvc(built).length).toBe(of('Service', 'serving.knative.dev').length);
+  });
+
+  it.each(['knative/overlays/prod', 'knative/overlays/prod-oidc'])(
+    '%s uses a durable (Kafka) Broker with its config',
     (dir) => {
-      const base = kustomize('knative');
-      const built = kustomize(dir);
-      const ids = new Set(built.map(identity));
-      expect(base.map(identity).filter((id) => !ids.has(id))).toEqual([]);
-      const ksvc = (docs: K8sObject[]) =>
-        docs
-          .filter((doc) => doc.apiVersion.startsWith('serving.knative.dev/'))
-          .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-      expect(ksvc(built)).toEqual(ksvc(base));
-      expect(ksvc(built).length).toBe(of('Service', 'serving.knative.dev').length);
+      const broker = kustomize(dir).find((doc) => doc.kind === 'Broker')!;
+      expect(broker.metadata.annotations?.['eventing.knative.dev/broker.class']).toBe('Kafka');
+      expect(broker.spec.config).toMatchObject({ kind: 'ConfigMap', name: 'kafka-broker-config' });
     },
   );
 
-  it('prod uses a durable (Kafka) Broker with its config', () => {
-    const broker = kustomize('knative/overlays/prod').find((doc) => doc.kind === 'Broker')!;
-    expect(broker.metadata.annotations?.['eventing.knative.dev/broker.class']).toBe('Kafka');
-    expect(broker.spec.config).toMatchObject({ kind: 'ConfigMap', name: 'kafka-broker-config' });
+  it('prod-oidc is exactly prod plus the oidc overlay’s additions: its EventPolicies, issuer discovery and EVENT_AUTH oidc', () => {
+    const byId = (docs: K8sObject[]) => new Map(docs.map((doc) => [identity(doc), doc]));
+    const base = byId(kustomize('knative'));
+    const prod = byId(kustomize('knative/overlays/prod'));
+    const oidc = byId(kustomize('knative/overlays/oidc'));
+    const prodOidc = byId(kustomize('knative/overlays/prod-oidc'));
+    const added = [...oidc.keys()].filter((id) => !base.has(id));
+    expect(added.length).toBeGreaterThan(5);
+    expect([...prodOidc.keys()].sort()).toEqual([...new Set([...prod.keys(), ...added])].sort());
+    for (const id of added) expect(prodOidc.get(id), id).toEqual(oidc.get(id));
+    const config = [...prodOidc.values()].find(
+      (doc) => doc.kind === 'ConfigMap' && doc.metadata.name === 'kiot-config',
+    )!;
+    const prodConfig = [...prod.values()].find(
+      (doc) => doc.kind === 'ConfigMap' && doc.metadata.name === 'kiot-config',
+    )!;
+    expect(config.data).toEqual({ ...(prodConfig.data as Record<string, string>), EVENT_AUTH: 'oidc' });
+    for (const [id, doc] of prodOidc) if (!added.includes(id) && doc !== config) expect(doc, id).toEqual(prod.get(id));
   });
 
   it('the YAML files under knative/ that are not kustomizations are all manifests', () => {

@@ -116,6 +116,23 @@ describe('destinations and ROUTER_SERVICES', () => {
     });
   });
 
+  it('resolves a function’s cluster-local `<name>-events` Knative Service to its one local process, unless mapped itself', () => {
+    const ref = (apiVersion: string, name: string) => ({ ref: { apiVersion, kind: 'Service', name } });
+    expect(resolveDestination(ref('serving.knative.dev/v1', 'telemetry-ingest-events'), 'kiot', services)).toEqual({
+      url: 'http://127.0.0.1:8103',
+    });
+    const own = serviceMapSchema.parse(
+      'telemetry-ingest=http://127.0.0.1:1,telemetry-ingest-events=http://127.0.0.1:2',
+    );
+    expect(resolveDestination(ref('serving.knative.dev/v1', 'telemetry-ingest-events'), 'kiot', own)).toEqual({
+      url: 'http://127.0.0.1:2',
+    });
+    // Only Knative Services are split that way; a plain Service must be mapped by its own name.
+    expect(resolveDestination(ref('v1', 'telemetry-ingest-events'), 'kiot', services)).toEqual({
+      unresolved: 'Service kiot/telemetry-ingest-events is not mapped in ROUTER_SERVICES',
+    });
+  });
+
   it('marks an unmapped Service unresolved and rejects what Knative rejects', () => {
     expect(resolveDestination({ ref: { apiVersion: 'v1', kind: 'Service', name: 'nope' } }, 'kiot', services)).toEqual({
       unresolved: 'Service kiot/nope is not mapped in ROUTER_SERVICES',

@@ -91,14 +91,23 @@ export function contract(file = ARCHITECTURE_FILE): ContractRow[] {
   return rows;
 }
 
-/** The component a destination reaches: a Knative Service by name, or the workload behind a plain Service. */
+/**
+ * The component a destination reaches: the bundle a Knative Service runs (a function's app Service and its
+ * `<name>-events` Service both run `node dist/<name>.js`), or the workload behind a plain Service.
+ */
 export function componentOf(
   destination: { ref?: { apiVersion: string; kind: string; name: string } } | undefined,
   manifests: Located[],
 ): string | undefined {
   const ref = destination?.ref;
   if (ref?.kind !== 'Service') return undefined;
-  if (ref.apiVersion.startsWith('serving.knative.dev/')) return ref.name;
+  if (ref.apiVersion.startsWith('serving.knative.dev/')) {
+    const knative = manifests.find(
+      ({ doc }) => doc.apiVersion === ref.apiVersion && doc.kind === 'Service' && doc.metadata.name === ref.name,
+    )?.doc;
+    const command: string[] = knative?.spec?.template?.spec?.containers?.[0]?.command ?? [];
+    return /^dist\/([a-z-]+)\.js$/.exec(command[1] ?? '')?.[1];
+  }
   const service = manifests.find(
     ({ doc }) => doc.apiVersion === 'v1' && doc.kind === 'Service' && doc.metadata.name === ref.name,
   )?.doc;
