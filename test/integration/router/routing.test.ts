@@ -177,6 +177,24 @@ describe('local event router: ingress and routing', () => {
     expect(deadLetters.received).toHaveLength(0);
   });
 
+  it('routes the real Triggers’ <name>-events subscribers to the one local process of each function', async () => {
+    // In a cluster telemetry-ingest's Triggers address its cluster-local telemetry-ingest-events Service; locally one
+    // process serves both roles, mapped by the function's name (as npm start maps it), unless -events is mapped too.
+    const [ingest, registry, deadLetters] = [await sink(), await sink(), await sink()];
+    const r = await router({
+      dir: fileURLToPath(new URL('../../../knative/', import.meta.url)),
+      services: `telemetry-ingest=${ingest.url},device-registry=${registry.url},dead-letters=${deadLetters.url}`,
+    });
+    const sample = testEvent('io.kiot.telemetry.received');
+    const provisioning = testEvent('io.kiot.provisioning.requested');
+    expect((await r.post(sample)).status).toBe(202);
+    expect((await r.post(provisioning)).status).toBe(202);
+    await r.idle();
+    expect(ids(ingest)).toEqual([sample.id]);
+    expect(ids(registry)).toEqual([provisioning.id]);
+    expect(deadLetters.received).toHaveLength(0);
+  });
+
   it('stands in for the dead-letter service: POST /dead-letters appends, GET lists', async () => {
     const r = await router({ manifests: { 'broker.yaml': BROKER } });
     const event = testEvent('io.kiot.telemetry.received', { knativeerrorcode: '422', knativeerrordest: 'http://x/' });
