@@ -66,10 +66,11 @@ describe('knative/report-generation manifests', () => {
         { exact: { type: 'dev.knative.sources.ping' } },
         { exact: { kiottask: task } },
       ]);
+      // Its cluster-local receiver (FUNCTION_ROLE=events); the public report-generation serves the app API only.
       expect(trigger.spec.subscriber.ref).toEqual({
         apiVersion: 'serving.knative.dev/v1',
         kind: 'Service',
-        name: 'report-generation',
+        name: 'report-generation-events',
       });
       expect(trigger.spec.delivery).toMatchObject({
         retry: expect.any(Number),
