@@ -6,6 +6,8 @@
  *   null would delete the field instead of setting it.
  * - A lone UTF-16 surrogate (`"\ud800"`) is valid JSON text but not Unicode: UTF-8 encoding (MQTT, HTTP) and
  *   BSON replace it with U+FFFD, so the device would read back something else than it sent.
+ * - U+0000 in a key: BSON writes a field name as a C string (bsonspec.org: `e_name ::= cstring`), so the
+ *   driver refuses the whole write ("key must not contain null bytes") — a 500 for what is valid JSON.
  * - `__proto__` as a key is an own property after `JSON.parse`, but `target[key] = value` in a merge sets the
  *   object's prototype instead; `constructor` and `prototype` are refused with it (what a state document
  *   never needs, and what every prototype-pollution gadget looks for).
@@ -13,7 +15,7 @@
 export const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 export interface JsonValueIssue {
-  code: 'prototype_key' | 'non_finite_number' | 'invalid_unicode';
+  code: 'prototype_key' | 'non_finite_number' | 'invalid_unicode' | 'null_character';
   message: string;
 }
 
@@ -26,6 +28,8 @@ export function keyIssue(key: string): JsonValueIssue | undefined {
     return { code: 'prototype_key', message: `"${key}" is reserved (it names the prototype of an object)` };
   }
   if (!isWellFormed(key)) return { code: 'invalid_unicode', message: 'the key holds a lone UTF-16 surrogate' };
+  if (key.includes('\u0000'))
+    return { code: 'null_character', message: 'the key holds U+0000 (BSON field names cannot)' };
   return undefined;
 }
 

@@ -166,6 +166,10 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       scope: 'commands:write',
       summary: 'Merge-patch the desired state (RFC 7386); the delta goes to the device, retained',
       body: statePatchSchema,
+      rules: [
+        'state keys are non-empty, without "$", "." or U+0000, and not __proto__, constructor or prototype; strings ' +
+          'and keys well-formed Unicode; nested at most SHADOW_MAX_DEPTH (6) levels; the state at most SHADOW_MAX_BYTES (400)',
+      ],
       headers: {
         'if-match': { description: 'the shadow version last seen (its ETag), e.g. "7"; absent or * for none' },
       },

@@ -30,7 +30,8 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       summary: 'Register a device; its secret is shown this once',
       body: s.registerDeviceSchema,
       rules: [
-        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; tags unique (400)',
+        'metadata keys are 1-64 characters, do not start with $ nor contain . or U+0000 (at any depth, at most 6 levels), ' +
+          'metadata at most 8 KiB; tags unique (400)',
       ],
       responses: {
         201: { description: 'registered', schema: s.registeredSchema, headers: { etag: 'the device version' } },
@@ -54,7 +55,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       summary: 'Register up to 1,000 devices, one result per item',
       body: s.bulkRegisterSchema,
       rules: [
-        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; ' +
+        'metadata keys are 1-64 characters, do not start with $ nor contain . or U+0000 (at any depth, at most 6 levels), metadata at most 8 KiB; ' +
           'tags unique (400) — per item, in its result',
       ],
       responses: {
@@ -115,7 +116,8 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       summary: 'Change name, tags, metadata (replaced whole) or status',
       body: s.updateDeviceSchema,
       rules: [
-        'metadata keys do not start with $ nor contain . (at any depth, at most 6 levels), metadata at most 8 KiB; tags unique (400)',
+        'metadata keys are 1-64 characters, do not start with $ nor contain . or U+0000 (at any depth, at most 6 levels), ' +
+          'metadata at most 8 KiB; tags unique (400)',
         'at least one of name, tags, metadata, status (400)',
         'If-Match is the current ETag of the device (412)',
       ],

@@ -42,7 +42,10 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
       summary: 'Create a job: a document for a set of devices, with rollout, abort, timeout, retry and scheduling',
       body: createJobSchema,
       rules: [
-        'scheduling.endTime after startTime; the document at most 32 KiB; targets select devices; a cron expression that parses (400)',
+        'scheduling.endTime after startTime; the document at most 32 KiB, nested at most 64 levels, its keys without U+0000, ' +
+          '__proto__, constructor or prototype; targets select devices; a registry query names type, tags or metadata ' +
+          '(at most 10 metadata fields); rateIncreaseCriteria names numberOfNotifiedDevices or numberOfSucceededDevices; ' +
+          'an ota job\'s document is { operation: "ota", artifactId, version, sha256, size }; a cron expression that parses (400)',
         'a job id is unique (409)',
       ],
       headers: {

@@ -1,6 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
+import { keyIssue } from '../../shared/json-values.js';
 
 /**
  * The contract of jobs, modelled on AWS IoT Jobs (CreateJob, JobExecutionsRolloutConfig, AbortConfig,
@@ -12,7 +13,9 @@ const RESERVED_JOB_IDS = ['get', 'start-next', 'notify', 'notify-next'];
 export const jobIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ -')
-  .refine((id) => !RESERVED_JOB_IDS.includes(id), `a job id cannot be ${RESERVED_JOB_IDS.join(', ')}`);
+  .refine((id) => !RESERVED_JOB_IDS.includes(id), `a job id cannot be ${RESERVED_JOB_IDS.join(', ')}`)
+  // The refinement as JSON Schema states it, so the OpenAPI documents say which ids are refused (400).
+  .meta({ not: { enum: RESERVED_JOB_IDS } });
 
 export const JOB_STATUSES = ['SCHEDULED', 'IN_PROGRESS', 'CANCELED', 'ABORTED', 'DELETION_IN_PROGRESS', 'COMPLETED'];
 export const jobStatusSchema = z.enum([
@@ -177,10 +180,32 @@ export const otaDocumentSchema = z
   })
   .strict();
 
+/** How deep a job document may nest: MongoDB stores documents nested at most 100 levels (a job holds it at 2). */
+export const JOB_DOCUMENT_MAX_DEPTH = 64;
+
+/** Keys the job record can store (shared/json-values.ts: no U+0000, no prototype key) and the nesting it can hold. */
+function checkDocument(value: unknown, path: PropertyKey[], depth: number, ctx: z.RefinementCtx): void {
+  if (value === null || typeof value !== 'object') return;
+  if (depth > JOB_DOCUMENT_MAX_DEPTH) {
+    ctx.addIssue({ code: 'custom', path, message: `the document nests deeper than ${JOB_DOCUMENT_MAX_DEPTH} levels` });
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) checkDocument(item, [...path, i], depth + 1, ctx);
+  } else {
+    for (const [key, inner] of Object.entries(value)) {
+      const issue = keyIssue(key);
+      if (issue) ctx.addIssue({ code: 'custom', path: [...path, key], message: issue.message });
+      else checkDocument(inner, [...path, key], depth + 1, ctx);
+    }
+  }
+}
+
 /** Any JSON object a device acts on, at most 32 KiB serialised (AWS: 32 KiB). */
 export const jobDocumentSchema = z
   .record(z.string(), z.json())
-  .refine((doc) => Buffer.byteLength(JSON.stringify(doc)) <= 32_768, 'the document is at most 32 KiB');
+  .refine((doc) => Buffer.byteLength(JSON.stringify(doc)) <= 32_768, 'the document is at most 32 KiB')
+  .superRefine((doc, ctx) => checkDocument(doc, [], 1, ctx));
 
 export const createJobSchema = z
   .object({

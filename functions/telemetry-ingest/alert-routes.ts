@@ -18,6 +18,11 @@ import {
   ruleIdSchema,
 } from './schema.js';
 
+/** What alertRuleInputSchema refines beyond its JSON Schema (schema.ts). */
+const ALERT_RULE_RULES =
+  'exactly one of deviceId or deviceType; clearThreshold, if given, on the safe side of threshold ' +
+  '(at or below it for > and >=, at or above it for < and <=) (400)';
+
 export interface AlertRouteDeps {
   alertRules: AlertRulesRepository;
   alerts: AlertsRepository;
@@ -89,7 +94,7 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
       scope: 'telemetry:write',
       summary: 'Create an alert rule for a device or a device type',
       body: alertRuleInputSchema,
-      rules: ['exactly one of deviceId or deviceType (400)'],
+      rules: [ALERT_RULE_RULES],
       responses: { 201: ruleAnswer('created'), ...problems },
       async handle(request) {
         const input = parse(alertRuleInputSchema, request.body, 'alert rule');
@@ -125,7 +130,7 @@ export function alertRoutes(deps: AlertRouteDeps): ApiOperation[] {
       scope: 'telemetry:write',
       summary: 'Replace an alert rule (optimistic concurrency with If-Match)',
       body: alertRuleInputSchema,
-      rules: ['exactly one of deviceId or deviceType (400)'],
+      rules: [ALERT_RULE_RULES],
       headers: ifMatch,
       responses: {
         200: ruleAnswer('replaced'),

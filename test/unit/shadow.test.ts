@@ -57,6 +57,8 @@ describe('shared/shadow.ts: state logic', () => {
     ['{"a":{"constructor":{"prototype":{}}}}', 'prototype_key', 'a.constructor'],
     ['{"prototype":1}', 'prototype_key', 'prototype'],
     ['{"s":"\\udbff"}', 'invalid_unicode', 's'],
+    // BSON field names are C strings: the driver would refuse the whole write (a 500).
+    ['{"a":{"x\\u0000y":1}}', 'null_character', 'a.x\u0000y'],
   ])('refuses %s, which would not round-trip through JSON: %s at %s', (text, code, path) => {
     const limits = { maxBytes: 1000, maxDepth: 4 };
     let refusal: unknown;

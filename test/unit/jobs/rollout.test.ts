@@ -150,4 +150,16 @@ describe('targets and the job contract', () => {
       }).success,
     ).toBe(false);
   });
+
+  it('refuses a document MongoDB cannot store: a key with U+0000 at any depth, or nesting past 64 levels', () => {
+    // schemathesis found the first answered 500 (the driver: "key must not contain null bytes").
+    const job = (document: Record<string, unknown>) => ({ jobId: 'j1', document, targets: { deviceIds: ['a'] } });
+    expect(createJobSchema.safeParse(job({ 'a\u0000b': '' })).success).toBe(false);
+    expect(createJobSchema.safeParse(job({ a: [{ b: { 'c\u0000': null } }] })).success).toBe(false);
+    let deep: unknown = 1;
+    for (let level = 0; level < 64; level += 1) deep = [deep];
+    expect(createJobSchema.safeParse(job({ deep })).success).toBe(false);
+    expect(createJobSchema.safeParse(job({ deep: (deep as unknown[])[0] })).success).toBe(true);
+    expect(createJobSchema.safeParse(job({ 'fw.version': '1.2', $note: 'kept as it is' })).success).toBe(true);
+  });
 });
