@@ -155,6 +155,8 @@ const UNAVAILABLE_CLIENT = new RegExp(
     'All sentinels are unreachable',
     'No (sharded )?subscriber',
     'Cluster is ended',
+    // A script over several slots of one master (redis-script.ts) meeting a key its node no longer serves.
+    'Script attempted to (access a non local key|execute a (write )?command while the cluster is down)',
   ].join('|'),
   'i',
 );
@@ -195,6 +197,25 @@ export function groupsForOneCall<T>(items: readonly T[], hashTagOf: (item: T) =>
     else groups.set(tag, [item]);
   }
   return [...groups.values()];
+}
+
+/**
+ * Splits the items of a batch into the groups one Lua script call takes (`luaScript`, shared/redis-script.ts):
+ * all of them on one node or Sentinel; on a Cluster, the items whose key (`keyOf`: every key of an item shares
+ * its hash tag) one master serves, by the client's slot map — as many calls as masters, however many devices a
+ * batch holds. A map gone stale after a failover or a resharding fails the call as unavailable (503, retried)
+ * until the client's periodic refresh (`slotsRefreshInterval`) or a redirection heals it.
+ */
+export function groupsByNode<T>(client: RedisClient, items: readonly T[], keyOf: (item: T) => string): T[][] {
+  if (!(client instanceof Cluster)) return groupsForOneCall(items, () => '', false);
+  return groupsForOneCall(
+    items,
+    (item) => {
+      const slot = calculateSlot(keyOf(item));
+      return client.slots[slot]?.[0] ?? `slot ${slot}`;
+    },
+    true,
+  );
 }
 
 /** The hash slot of a key as a group name for `groupsForOneCall` (CRC16 of its hash tag, or of the key). */

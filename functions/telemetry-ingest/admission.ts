@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisHandle } from '../../shared/redis.js';
-import { groupsForOneCall, isRedisUnavailable, slotOf, withRedis } from '../../shared/redis.js';
+import type { RedisClient, RedisHandle } from '../../shared/redis.js';
+import { groupsByNode, isRedisUnavailable, withRedis } from '../../shared/redis.js';
 import { luaScript } from '../../shared/redis-script.js';
 import type { RedisKeys } from './redis-keys.js';
 
@@ -145,6 +145,7 @@ export interface AdmissionGate {
 
 /** An in-progress mark this process holds: its key, its attempt's token, and its device's bucket. */
 interface Mark {
+  deviceId: string;
   key: string;
   token: string;
   bucket: string;
@@ -157,16 +158,17 @@ interface Mark {
  * until the marks expire (`pendingTtlSeconds`).
  */
 export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy: AdmissionPolicy): AdmissionGate {
-  const groups = (items: readonly GateItem[]) => groupsForOneCall(items, (item) => item.deviceId, redis.clustered);
+  // One script call per master on a Cluster (a device's dedup marks and bucket share its `{deviceId}` slot).
+  const groups = <T>(client: RedisClient, items: readonly T[], deviceOf: (item: T) => string) =>
+    groupsByNode(client, items, (item) => keys.bucket(deviceOf(item)));
   const dedupKeys = (items: readonly GateItem[]) => items.map((item) => keys.dedup(item.deviceId, item.eventId));
   // The token of each mark this process holds: admitted, neither completed nor released yet.
   const tokens = new Map<string, string>();
   const releaseNow = (marks: readonly Mark[], refund: boolean) =>
     withRedis(async () => {
       const client = await redis.client();
-      const bySlot = groupsForOneCall(marks, (mark) => slotOf(mark.key), redis.clustered);
       await Promise.all(
-        bySlot.map((group) =>
+        groups(client, marks, (mark) => mark.deviceId).map((group) =>
           RELEASE.run(
             client,
             [...group.map((mark) => mark.key), ...(refund ? group.map((mark) => mark.bucket) : [])],
@@ -186,7 +188,7 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
       const key = keys.dedup(item.deviceId, item.eventId);
       const token = tokens.get(key);
       tokens.delete(key);
-      if (token !== undefined) marks.push({ key, token, bucket: keys.bucket(item.deviceId) });
+      if (token !== undefined) marks.push({ deviceId: item.deviceId, key, token, bucket: keys.bucket(item.deviceId) });
     }
     if (marks.length === 0) return;
     try {
@@ -197,7 +199,7 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
     }
   }
 
-  async function admitGroup(group: GateItem[], now: number): Promise<Admission[]> {
+  async function admitGroup(client: RedisClient, group: GateItem[], now: number): Promise<Admission[]> {
     const buckets = new Map<string, number>();
     const positions = group.map((item) => {
       const key = keys.bucket(item.deviceId);
@@ -211,7 +213,7 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
     const token = `pending:${randomUUID()}`;
     const marks = dedupKeys(group);
     const answer = (await ADMIT.run(
-      await redis.client(),
+      client,
       [...marks, ...buckets.keys()],
       [
         now,
@@ -239,14 +241,16 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
   return {
     admit: (items, now) =>
       withRedis(async () => {
-        const positions = groupsForOneCall(
+        const client = await redis.client();
+        const positions = groups(
+          client,
           items.map((_, index) => index),
           (index) => items[index]!.deviceId,
-          redis.clustered,
         );
         const answers = await Promise.all(
           positions.map((group) =>
             admitGroup(
+              client,
               group.map((i) => items[i]!),
               now,
             ),
@@ -265,7 +269,9 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
       withRedis(async () => {
         const client = await redis.client();
         await Promise.all(
-          groups(items).map((group) => COMPLETE.run(client, dedupKeys(group), [policy.dedupTtlSeconds])),
+          groups(client, items, (item) => item.deviceId).map((group) =>
+            COMPLETE.run(client, dedupKeys(group), [policy.dedupTtlSeconds]),
+          ),
         );
         // Only now: if marking them done failed, the release that follows still knows the tokens.
         for (const key of dedupKeys(items)) tokens.delete(key);

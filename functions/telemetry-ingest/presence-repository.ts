@@ -1,5 +1,5 @@
 import type { RedisHandle } from '../../shared/redis.js';
-import { groupsForOneCall, withRedis } from '../../shared/redis.js';
+import { groupsByNode, withRedis } from '../../shared/redis.js';
 import { luaScript } from '../../shared/redis-script.js';
 import type { RedisKeys } from './redis-keys.js';
 
@@ -106,7 +106,7 @@ export function createPresenceRepository(redis: RedisHandle, keys: RedisKeys, tt
       const client = await redis.client();
       const changes: (string | number)[] = [];
       await Promise.all(
-        groupsForOneCall(updates, (update) => update.deviceId, redis.clustered).map(async (group) => {
+        groupsByNode(client, updates, (update) => keys.presence(update.deviceId)).map(async (group) => {
           const changed = (await APPLY.run(
             client,
             group.map((update) => keys.presence(update.deviceId)),

@@ -118,5 +118,9 @@ export function pidListeningOn(port: number): number | undefined {
   return undefined;
 }
 
-/** The pid of the server of a URL (`redis://127.0.0.1:26379`, `mongodb://…:27027`) on this machine. */
-export const pidOfServer = (url: string) => pidListeningOn(Number(new URL(url).port));
+/**
+ * The pid of the server of a URL (`redis://127.0.0.1:26379`, `mongodb://…:27027`) on this machine; none for a URL
+ * naming several servers (a Redis Cluster's seeds: `--redis-cluster` measures its nodes itself).
+ */
+export const pidOfServer = (url: string) =>
+  URL.canParse(url) && new URL(url).port ? pidListeningOn(Number(new URL(url).port)) : undefined;
