@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { withRedis } from '../../shared/redis.js';
 import { type Channels, channelsOf } from '../../shared/redis-pubsub.js';
@@ -19,8 +20,9 @@ export interface LiveHub {
 
 /**
  * The subscribing side of the live feed (live-feed.ts publishes). `subscriber` is a connection of its own: a
- * Redis connection in subscriber mode serves nothing else. When it reconnects, ioredis subscribes again, but
- * what was published meanwhile is gone, so every listener hears `gap` and re-reads the API.
+ * Redis connection in subscriber mode serves nothing else. When it reconnects (or on a Cluster, when one
+ * master's subscriber is replaced after a failover), ioredis subscribes again, but what was published meanwhile
+ * is gone, so every listener hears `gap` and re-reads the API.
  */
 export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub {
   const listeners = new Map<string, Set<(signal: LiveSignal) => void>>();
@@ -44,6 +46,9 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
       const current = { client, channels: channelsOf(client) };
       connected = current;
       current.channels.onMessage(deliver);
+      const gap = () => {
+        for (const set of listeners.values()) for (const listener of [...set]) listener({ kind: 'gap' });
+      };
       let ready = true;
       client.on('close', () => {
         ready = false;
@@ -51,8 +56,22 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
       client.on('ready', () => {
         if (ready) return;
         ready = true;
-        for (const set of listeners.values()) for (const listener of [...set]) listener({ kind: 'gap' });
+        gap();
       });
+      if (client instanceof Cluster) {
+        // On a Cluster each master's channels have a subscriber connection of their own (sharded pub/sub), lost
+        // with its node while the client as a whole stays ready: ioredis drops it (`-subscriber`), and once the
+        // slot map is refreshed subscribes the channels again on the new masters (`subscribersReady`).
+        let lost = false;
+        client.on('-subscriber', () => {
+          lost = true;
+        });
+        client.on('subscribersReady', () => {
+          if (!lost) return;
+          lost = false;
+          gap();
+        });
+      }
     }
     return connected.channels;
   }

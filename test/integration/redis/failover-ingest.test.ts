@@ -1,23 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateTopology, startPrivateTopology } from '../../support/redis-topology.js';
 import { uniqueName } from '../../support/services.js';
+import { openStream, type Stream } from '../../support/sse.js';
 import { type Harness, startHarness, storedSamples, TYPES } from '../telemetry-ingest/harness.js';
 
 // The master holding a device's slot dies while its telemetry and state reports stream in: the function
 // answers 503 (never 500) until a replica takes over, then goes on without a restart, and every message it
-// acknowledged — and, after the router's retries, every message sent — is stored exactly once.
+// acknowledged — and, after the router's retries, every message sent — is stored exactly once. A browser's live
+// stream of the device hears `gap` (its subscription was lost with the master) and then the device's new samples.
 describe.each(['cluster', 'sentinel'] as const)('telemetry-ingest across a Redis %s failover', (kind) => {
   let topology: PrivateTopology;
   let h: Harness;
+  let live: Stream;
   const device = uniqueName('dev');
 
   beforeAll(async () => {
     topology = await startPrivateTopology(kind);
     h = await startHarness({ DEVICE_CACHE_TTL_MS: '0' }, { redisUrl: topology.url });
     await h.addDevice(device);
+    live = await openStream(`${h.base}/devices/${device}/telemetry/stream`, h.apiKey);
   }, 120_000);
 
   afterAll(async () => {
+    live?.close();
     await h?.close();
     await topology?.stop();
   });
@@ -66,10 +71,16 @@ describe.each(['cluster', 'sentinel'] as const)('telemetry-ingest across a Redis
     expect(view.shadow.reported).toEqual(reported);
     const durable = await (await h.mongo.db()).collection('shadows').findOne({ _id: device as never });
     expect(durable?.reported).toEqual(reported);
+    await live.waitFor((events) => events.some((event) => event.event === 'gap'), 'a gap on the live stream');
   }, 120_000);
 
   it('keeps serving after the failover without a restart', async () => {
     const status = (await h.send(TYPES.telemetry, device, { metrics: { after: 1 } }, { id: `${device}-after` })).status;
     expect(status).toBe(204);
+    // The live stream is subscribed again (on the new master): it hears the new sample.
+    await live.waitFor(
+      (events) => events.some((event) => event.event === 'samples' && event.data.includes('"after"')),
+      'the sample stored after the failover, live',
+    );
   });
 });
