@@ -52,13 +52,15 @@ export function createLiveFeed(redis: RedisHandle, keys: RedisKeys, logger: Logg
       void withRedis(async () => {
         const client = await redis.client();
         const channels = channelsOf(client);
-        // Auto-pipelined by the caller's client: one write for all of these.
+        // One script call per master for every device's message (one on one node), auto-pipelined with the counter.
         await Promise.all([
-          ...[...byDevice].map(([deviceId, list]) => {
-            list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
-            const message: LiveMessage = { deviceId, samples: list };
-            return channels.publish(keys.live(deviceId), JSON.stringify(message));
-          }),
+          channels.publishMany(
+            [...byDevice].map(([deviceId, list]) => {
+              list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+              const message: LiveMessage = { deviceId, samples: list };
+              return { channel: keys.live(deviceId), message: JSON.stringify(message) };
+            }),
+          ),
           client.incrby(keys.rate(second), messages),
           client.expire(keys.rate(second), RATE_TTL_SECONDS),
         ]);
