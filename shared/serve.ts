@@ -1,72 +1,55 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import * as functions from '@google-cloud/functions-framework';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { AppError, InvalidInputError, PayloadTooLargeError, toProblem } from './errors.js';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { AppError, PayloadTooLargeError, toProblem } from './errors.js';
 import type { FunctionHandler } from './function-app.js';
 import type { Logger } from './logger.js';
 
-type ExpressApp = { use(handler: (error: unknown, req: unknown, res: ExpressResponse, next: unknown) => void): void };
-type ExpressResponse = {
-  status(code: number): ExpressResponse;
-  setHeader(name: string, value: string): void;
-  end(body: string): void;
-  headersSent: boolean;
-};
-
 /**
- * The framework's own Express server for a registered function (`getTestServer` builds it with the
- * same `getServer` its CLI uses), with the request body read by us, not by the framework's body parsers:
- * they would parse (and answer malformed JSON, or buffer a body of up to 1 GiB) before our handler could
- * check who is asking. Here the bytes are read up to the function's limit and handed to Express as a
- * finished stream, which its parsers skip; the handler checks the API key or the event's sender first and
- * parses the body after (function-app.ts).
+ * The HTTP server of a function: Node's own, handing every request to the capability's one entry
+ * (`createFunctionApp`), which does the routing, the CloudEvents and the error mapping itself. Not the
+ * functions framework's Express server: its per-request wrapper (`wrapHttpFunction`) opens a `domain` for
+ * every request, and the first one switches on Node's domain async hook for every promise of the process for
+ * good (node:domain enables its `createHook` in the Domain constructor). Profiled under bench:ingest's storage
+ * step that hook was a fifth of telemetry-ingest's CPU with telemetry batches, and nothing of the framework is
+ * used besides (its body parsers were already bypassed). The body is read here up to the function's limit
+ * (413, 415 for a content encoding) and handed over as `rawBody`, so the handler checks the API key or the
+ * event's sender before anything is parsed (function-app.ts); uploads of a `streamBody` route reach the
+ * handler with their body unread.
  */
-export function createFunctionServer(name: string, handler: FunctionHandler): Server {
-  functions.http(name, handler);
-  const server = getTestServer(name);
-  const app = server.listeners('request')[0] as unknown as ExpressApp;
-  const express = app as unknown as (req: IncomingMessage, res: ServerResponse) => void;
+export function createFunctionServer(_name: string, handler: FunctionHandler): Server {
   const limit = handler.maxBodyBytes ?? 1_048_576;
   const streamsBody = handler.streamsBody;
-  server.removeAllListeners('request');
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    const request = Object.assign(req, { originalUrl: req.url ?? '/' });
+    const serve = () =>
+      handler(request as never, res as never).catch((error: unknown) => answerProblem(res, error, false));
     const path = new URL(req.url ?? '/', 'http://function.local').pathname;
-    // Uploads of any size go to the handler straight from Node's server, their body still unread.
     if (streamsBody?.(req.method ?? 'GET', path)) {
-      void handler(req as never, res as never);
+      void serve();
       return;
     }
     readBody(req, limit).then(
       (raw) => {
-        (req as IncomingMessage & { rawBody?: Buffer }).rawBody = raw;
-        express(req, res);
+        (request as IncomingMessage & { rawBody?: Buffer }).rawBody = raw;
+        void serve();
       },
-      (error: unknown) => {
-        const problem = toProblem(error);
-        res.statusCode = problem.status;
-        res.setHeader('content-type', 'application/json');
-        // The rest of a refused body is never read: the connection cannot carry another request.
-        res.setHeader('connection', 'close');
-        for (const [header, value] of Object.entries(problem.headers)) res.setHeader(header, value);
-        res.end(JSON.stringify(problem.body));
-      },
+      // The rest of a refused body is never read: the connection cannot carry another request.
+      (error: unknown) => answerProblem(res, error, true),
     );
   });
-  // Express tells error handlers by their four parameters; anything its middleware refuses is a problem body.
-  app.use((error, _req, res, _next) => {
-    const { status } = (error ?? {}) as { status?: number };
-    const mapped =
-      status !== undefined && status >= 400 && status < 500
-        ? new InvalidInputError('the request could not be read', undefined, 'invalid_request')
-        : error;
-    const problem = toProblem(mapped);
-    if (res.headersSent) return;
-    res.status(problem.status);
-    res.setHeader('content-type', 'application/json');
-    for (const [header, value] of Object.entries(problem.headers)) res.setHeader(header, value);
-    res.end(JSON.stringify(problem.body));
-  });
-  return server;
+}
+
+/** A problem body (`toProblem`) for what went wrong before or outside the handler's own error mapping. */
+function answerProblem(res: ServerResponse, error: unknown, closeConnection: boolean): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const problem = toProblem(error);
+  res.statusCode = problem.status;
+  res.setHeader('content-type', 'application/json');
+  if (closeConnection) res.setHeader('connection', 'close');
+  for (const [header, value] of Object.entries(problem.headers)) res.setHeader(header, value);
+  res.end(JSON.stringify(problem.body));
 }
 
 /**
@@ -105,9 +88,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 /**
- * Registers a capability with the functions framework and serves it on `port`, so that
- * `node dist/<name>.js` starts it without the framework's CLI. The framework stays external to the
- * bundle so that registration and server share one function registry.
+ * Serves a capability on `port` (`node dist/<name>.js`), and stops it gracefully on SIGTERM/SIGINT.
  */
 export async function serveFunction(
   name: string,
