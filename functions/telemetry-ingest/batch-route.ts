@@ -61,6 +61,9 @@ export function telemetryBatchRoute(deps: BatchRouteDeps): EventRoute {
     data: telemetryBatchDataSchema,
     async handle(event, items, ctx) {
       const now = deps.now();
+      // The Broker's part of the latency (the router's journal, its queue, retries): the bridge stamps the close.
+      const closedAt = event.time === undefined ? Number.NaN : Date.parse(event.time);
+      if (Number.isFinite(closedAt)) deps.metrics.batchAge.observe(Math.max(0, now - closedAt) / 1000);
       const parsed = items.map((raw) => parseItem(raw, now));
       const messages = parsed.flatMap((item) => (item.ok ? [item.message] : []));
       const outcomes = await deps.ingestBatch(messages, ctx);

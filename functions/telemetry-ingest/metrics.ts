@@ -48,6 +48,12 @@ export function createIngestMetrics(registry: Registry) {
       buckets: [1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 5000],
       registers,
     }),
+    batchAge: new Histogram({
+      name: 'kiot_telemetry_batch_age_seconds',
+      help: 'Age of an io.kiot.telemetry.batch on arrival: from the bridge closing it (its time) to this function',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     batchSize: new Histogram({
       name: 'kiot_telemetry_group_commit_docs',
       help: 'Samples per group-commit insert',

@@ -5,23 +5,32 @@
 //      and paced at 0.03 × the raw MQTT rate of the run (or BENCH_PACED_RATE) for the latency percentiles
 //   3. the storage step alone: telemetry batches (BENCH_STORAGE_BATCH messages each) POSTed straight to the
 //      function over HTTP, against raw insertMany of the same documents
+//   BENCH_ONLY=storage runs the raw insertMany limit and the storage step alone (BENCH_PROFILE_DIR: its profile).
+//   The paced phase prints each hop (device → bridge, bridge → insert issued; the function's histograms of the
+//   phase: batch age on arrival, handling, insert) and device→stored p99 against 100 ms.
 // The bridge runs with its production defaults (batching on) unless BENCH_BRIDGE_* say otherwise.
 // A private Mosquitto (free port) keeps the shared one's other subscribers out; MongoDB and Redis are
 // MONGODB_URL / REDIS_URL (default: the test services), with a database and key prefix of its own.
 // Ends with one JSON line: {"bench":"ingest","value":…,"unit":"msg/s","limit":…,"ratio":…,…}.
 // `npm run bench:ingest -- --redis-cluster` compares one Redis node with a Redis Cluster (support/redis-cluster-compare.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
-import { Agent, request } from 'undici';
-import { CloudEvent, toBinaryMessage } from '../../shared/cloudevents.js';
 import { freePort } from '../../test/support/ports.js';
 import { cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
 import { productionNodeOptions } from './support/deploy-values.js';
+import {
+  bucketQuantileMs,
+  histogramBuckets,
+  hopLatencies,
+  percentile,
+  pooled,
+  type SampleTimes,
+  storageStep,
+} from './support/ingest-steps.js';
 import { compareOnRedisCluster } from './support/redis-cluster-compare.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -34,6 +43,7 @@ const PACED_RATE_SETTING = env('BENCH_PACED_RATE', 0);
 const PACED_SECONDS = env('BENCH_PACED_SECONDS', 10);
 const PUBLISHERS = env('BENCH_PUBLISHERS', 10);
 const STORAGE_BATCH = env('BENCH_STORAGE_BATCH', 100);
+const STORAGE_CONCURRENCY = env('BENCH_STORAGE_CONCURRENCY', 16);
 /** Bridge settings to try (BENCH_BRIDGE_SESSIONS, BENCH_BRIDGE_BATCH_MAX_COUNT, …); unset = the bridge's defaults. */
 const bridgeOverrides = Object.fromEntries(
   Object.entries(process.env)
@@ -41,6 +51,8 @@ const bridgeOverrides = Object.fromEntries(
     .map(([name, value]) => [name.slice('BENCH_BRIDGE_'.length), value ?? '']),
 );
 const RAW_DOCS = env('BENCH_RAW_DOCS', 50_000);
+/** BENCH_ONLY=storage: the raw insertMany limit and the storage step alone (no MQTT phases), e.g. to profile it. */
+const ONLY_STORAGE = process.env.BENCH_ONLY === 'storage';
 const run = `bench-${Date.now().toString(36)}`;
 const dbName = run.replace(/-/g, '_');
 const dir = mkdtempSync(join(tmpdir(), 'kiot-bench-ingest-'));
@@ -75,9 +87,6 @@ function start(name: string, command: string, args: string[], childEnv: Record<s
   return child;
 }
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
-
 /** The document the function stores for one sample, for the raw insert limit. */
 const sampleDoc = (i: number) => ({
   _id: `${run}-raw-${i}#0`,
@@ -89,17 +98,6 @@ const sampleDoc = (i: number) => ({
   ingestedAt: new Date(),
   msgId: `m${i}`,
 });
-
-async function pooled(total: number, concurrency: number, work: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await work(next++);
-    }),
-  );
-  return performance.now() - started;
-}
 
 async function rawMongo(mongo: MongoClient): Promise<{ raw: number; bucket: number }> {
   const db = mongo.db(dbName);
@@ -207,8 +205,8 @@ async function main(): Promise<void> {
   log(
     `raw insertMany ${limits.raw.toFixed(0)} docs/s; hour buckets ($push upserts) ${limits.bucket.toFixed(0)} samples/s`,
   );
-  const mqttRaw = await rawMqtt(mqttUrl, MESSAGES);
-  log(`raw MQTT QoS 1 ${mqttRaw.toFixed(0)} msg/s`);
+  const mqttRaw = ONLY_STORAGE ? NaN : await rawMqtt(mqttUrl, MESSAGES);
+  if (!ONLY_STORAGE) log(`raw MQTT QoS 1 ${mqttRaw.toFixed(0)} msg/s`);
 
   const ids = Array.from({ length: DEVICES }, (_, i) => `${run}-d${i}`);
   const paced = Array.from({ length: DEVICES }, (_, i) => `${run}-p${i}`);
@@ -267,96 +265,136 @@ async function main(): Promise<void> {
   await until('router healthy', () => ok(`http://127.0.0.1:${routerPort}/healthz`));
   await until('bridge healthy', () => ok(`http://127.0.0.1:${bridgePort}/healthz`));
 
-  const clients = await Promise.all(
-    Array.from({ length: PUBLISHERS }, () => mqtt.connectAsync(mqttUrl, { protocolVersion: 5 })),
-  );
-  const telemetry = db.collection('telemetry');
   // Counted by the function (samples MongoDB acknowledged), not by scanning the collection: a scan would
   // compete with the inserts it measures (mongo-java-server runs each command alone per collection).
   const fnMetrics = `http://127.0.0.1:${fnPort}/metrics`;
   const storedTotal = () => metricValue(fnMetrics, /kiot_telemetry_samples_stored_total (\d+)/);
+  const measureEndToEnd = async () => {
+    const clients = await Promise.all(
+      Array.from({ length: PUBLISHERS }, () => mqtt.connectAsync(mqttUrl, { protocolVersion: 5 })),
+    );
+    const telemetry = db.collection('telemetry');
 
-  // Warm-up (JIT, connection pools, device cache), then the sustained run.
-  await publishAll(clients, ids, 2_000, 'w');
-  await until('warm-up stored', async () => (await storedTotal()) >= 2_000);
-  // Where the CPU goes per message end to end; this process is the devices.
-  const pids = {
-    bench: process.pid,
-    mosquitto: broker.pid,
-    bridge: bridgeChild.pid,
-    router: routerChild.pid,
-    'telemetry-ingest': fn.pid,
-    mongo: pidOfServer(MONGODB_URL),
-    redis: pidOfServer(REDIS_URL),
+    // Warm-up (JIT, connection pools, device cache), then the sustained run.
+    await publishAll(clients, ids, 2_000, 'w');
+    await until('warm-up stored', async () => (await storedTotal()) >= 2_000);
+    // Where the CPU goes per message end to end; this process is the devices.
+    const pids = {
+      bench: process.pid,
+      mosquitto: broker.pid,
+      bridge: bridgeChild.pid,
+      router: routerChild.pid,
+      'telemetry-ingest': fn.pid,
+      mongo: pidOfServer(MONGODB_URL),
+      redis: pidOfServer(REDIS_URL),
+    };
+    const e2eMeter = cpuMeter(pids);
+    const started = performance.now();
+    await publishAll(clients, ids, MESSAGES, 's');
+    await until('sustained run stored', async () => (await storedTotal()) >= 2_000 + MESSAGES, 600_000);
+    const e2e = (MESSAGES / (performance.now() - started)) * 1000;
+    const batches = await metricValue(fnMetrics, /kiot_telemetry_batch_items_count (\d+)/);
+    log(
+      `end to end ${e2e.toFixed(0)} msg/s stored (${(e2e / mqttRaw).toFixed(3)} of raw MQTT QoS 1); ` +
+        `${batches} batches so far, ${((2_000 + MESSAGES) / batches).toFixed(1)} messages per batch`,
+    );
+    const e2eCpu = e2eMeter.perUnit(MESSAGES);
+    log(
+      `  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ` +
+        `${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`,
+    );
+
+    // The same sustained run without the durable path: the router restarted with its journal off (accepted
+    // events in memory only, like Knative's InMemoryChannel), then with it on again for the rest.
+    const restartRouter = async (journal: 'on' | 'off') => {
+      const exited = new Promise((resolve) => routerChild.once('exit', resolve));
+      routerChild.kill('SIGTERM');
+      await exited;
+      routerChild = start('router', process.execPath, ['dist/router.js'], { ...routerEnv, ROUTER_JOURNAL: journal });
+      await until('router healthy', () => ok(`http://127.0.0.1:${routerPort}/healthz`));
+    };
+    await restartRouter('off');
+    const volatileStarted = performance.now();
+    await publishAll(clients, ids, MESSAGES, 'v');
+    await until(
+      'run without the durable path stored',
+      async () => (await storedTotal()) >= 2_000 + 2 * MESSAGES,
+      600_000,
+    );
+    const volatile = (MESSAGES / (performance.now() - volatileStarted)) * 1000;
+    log(
+      `without the durable path (router journal off) ${volatile.toFixed(0)} msg/s stored; with it ` +
+        `${e2e.toFixed(0)} msg/s (${(e2e / volatile).toFixed(2)} of that)`,
+    );
+    await restartRouter('on');
+
+    // Paced: latency from the device's publish (`ts`) to the issue of the acknowledged insert (`ingestedAt`), per
+    // hop (the bridge's receive time is the item's `time`, stored as `receivedAt`), plus the p99 of the inserts
+    // of this phase alone (its acknowledgement is what makes a sample stored).
+    const PACED_RATE = PACED_RATE_SETTING > 0 ? PACED_RATE_SETTING : Math.round(0.03 * mqttRaw);
+    const pacedCount = PACED_RATE * PACED_SECONDS;
+    // The function's histograms before and after the phase: the Broker's delivery (batch age on arrival), the
+    // handling of a batch, and the inserts — this phase's observations alone.
+    const histograms = {
+      'batch age on arrival (bridge close → function)': ['kiot_telemetry_batch_age_seconds', ''],
+      'batch handling (arrival → 2xx)': ['kiot_event_duration_seconds', 'type="io.kiot.telemetry.batch"'],
+      'insert (issued → acknowledged)': ['kiot_telemetry_insert_seconds', ''],
+    } as const;
+    const snapshot = () =>
+      Promise.all(Object.values(histograms).map(([name, label]) => histogramBuckets(fnMetrics, name, label)));
+    const before = await snapshot();
+    await publishAll(clients, paced, pacedCount, 'p', PACED_RATE);
+    await until('paced run stored', async () => (await storedTotal()) >= 2_000 + 2 * MESSAGES + pacedCount, 300_000);
+    const after = await snapshot();
+    Object.keys(histograms).forEach((what, i) => {
+      const at = (q: number) => bucketQuantileMs(before[i]!, after[i]!, q);
+      log(`  paced, ${what}: p50 ≤ ${at(0.5)} ms, p99 ≤ ${at(0.99)} ms (histogram bucket bounds)`);
+    });
+    const insertP99 = bucketQuantileMs(before[2]!, after[2]!, 0.99);
+    const docs = (await telemetry
+      .find({ deviceId: { $in: paced } }, { projection: { ts: 1, receivedAt: 1, ingestedAt: 1 } })
+      .toArray()) as unknown as SampleTimes[];
+    const hops = hopLatencies(docs);
+    const lags = docs.map((d) => d.ingestedAt.getTime() - d.ts.getTime()).sort((a, b) => a - b);
+    const p50 = percentile(lags, 50);
+    const p99 = percentile(lags, 99) + insertP99;
+    const hop = (name: string, h: { p50: number; p90: number; p99: number }) =>
+      `${name} p50 ${h.p50} / p90 ${h.p90} / p99 ${h.p99} ms`;
+    log(
+      `paced ${PACED_RATE} msg/s: ${hop('device→bridge', hops.deviceToBridge)}; ` +
+        `${hop('bridge→insert issued', hops.bridgeToInsert)}; ${hop('device→insert issued', hops.deviceToInsert)}; ` +
+        `max ${lags[lags.length - 1]} ms; insert p99 (this phase) ≤ ${insertP99} ms`,
+    );
+    log(`paced device→stored p99: ${p99} ms; limit 100 ms; ratio ${(p99 / 100).toFixed(2)} (target < 1)`);
+    await Promise.all(clients.map((c) => c.endAsync()));
+    return { e2e, e2eCpu, volatile, pacedRate: PACED_RATE, p50, p99 };
   };
-  const e2eMeter = cpuMeter(pids);
-  const started = performance.now();
-  await publishAll(clients, ids, MESSAGES, 's');
-  await until('sustained run stored', async () => (await storedTotal()) >= 2_000 + MESSAGES, 600_000);
-  const e2e = (MESSAGES / (performance.now() - started)) * 1000;
-  const batches = await metricValue(fnMetrics, /kiot_telemetry_batch_items_count (\d+)/);
-  log(
-    `end to end ${e2e.toFixed(0)} msg/s stored (${(e2e / mqttRaw).toFixed(3)} of raw MQTT QoS 1); ` +
-      `${batches} batches so far, ${((2_000 + MESSAGES) / batches).toFixed(1)} messages per batch`,
-  );
-  const e2eCpu = e2eMeter.perUnit(MESSAGES);
-  log(
-    `  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ` +
-      `${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`,
-  );
-
-  // The same sustained run without the durable path: the router restarted with its journal off (accepted
-  // events in memory only, like Knative's InMemoryChannel), then with it on again for the rest.
-  const restartRouter = async (journal: 'on' | 'off') => {
-    const exited = new Promise((resolve) => routerChild.once('exit', resolve));
-    routerChild.kill('SIGTERM');
-    await exited;
-    routerChild = start('router', process.execPath, ['dist/router.js'], { ...routerEnv, ROUTER_JOURNAL: journal });
-    await until('router healthy', () => ok(`http://127.0.0.1:${routerPort}/healthz`));
-  };
-  await restartRouter('off');
-  const volatileStarted = performance.now();
-  await publishAll(clients, ids, MESSAGES, 'v');
-  await until(
-    'run without the durable path stored',
-    async () => (await storedTotal()) >= 2_000 + 2 * MESSAGES,
-    600_000,
-  );
-  const volatile = (MESSAGES / (performance.now() - volatileStarted)) * 1000;
-  log(
-    `without the durable path (router journal off) ${volatile.toFixed(0)} msg/s stored; with it ` +
-      `${e2e.toFixed(0)} msg/s (${(e2e / volatile).toFixed(2)} of that)`,
-  );
-  await restartRouter('on');
-
-  // Paced: latency from the device's publish (`ts`) to the issue of the acknowledged insert (`ingestedAt`).
-  const PACED_RATE = PACED_RATE_SETTING > 0 ? PACED_RATE_SETTING : Math.round(0.03 * mqttRaw);
-  const pacedCount = PACED_RATE * PACED_SECONDS;
-  await publishAll(clients, paced, pacedCount, 'p', PACED_RATE);
-  await until('paced run stored', async () => (await storedTotal()) >= 2_000 + 2 * MESSAGES + pacedCount, 300_000);
-  const docs = await telemetry.find({ deviceId: { $in: paced } }, { projection: { ts: 1, ingestedAt: 1 } }).toArray();
-  const lags = docs.map((d) => (d.ingestedAt as Date).getTime() - (d.ts as Date).getTime()).sort((a, b) => a - b);
-  const insertP99 = await insertP99Ms(fnMetrics);
-  const p50 = percentile(lags, 50);
-  const p99 = percentile(lags, 99) + insertP99;
-  log(
-    `paced ${PACED_RATE} msg/s: device→insert p50 ${p50} ms, p90 ${percentile(lags, 90)} ms, p95 ` +
-      `${percentile(lags, 95)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms, + ` +
-      `insert p99 bucket ${insertP99} ms`,
-  );
-
+  const endToEnd = ONLY_STORAGE ? undefined : await measureEndToEnd();
+  const step = (messages: number, prefix: string) =>
+    storageStep({
+      url: `http://127.0.0.1:${fnPort}/`,
+      ids,
+      messages,
+      batchSize: STORAGE_BATCH,
+      concurrency: STORAGE_CONCURRENCY,
+      prefix: `${run}-${prefix}`,
+    });
+  if (ONLY_STORAGE) await step(2_000, 'sw'); // warm-up: JIT, pools, the device cache
   const storageMeter = cpuMeter({
     bench: process.pid,
     'telemetry-ingest': fn.pid,
     mongo: pidOfServer(MONGODB_URL),
     redis: pidOfServer(REDIS_URL),
   });
-  const storage = await storageStep(`http://127.0.0.1:${fnPort}/`, ids);
+  const storage = await step(MESSAGES, 'st');
   const storageCpu = storageMeter.perUnit(MESSAGES);
   log(
-    `storage step (batches of ${STORAGE_BATCH} straight to the function) ${storage.toFixed(0)} msg/s ` +
-      `(${(storage / limits.raw).toFixed(2)} of raw insertMany); CPU per message: ` +
-      `${describeCpu(storageCpu)}`,
+    `storage step (batches of ${STORAGE_BATCH}, ${STORAGE_CONCURRENCY} at once, straight to the function) ` +
+      `${storage.toFixed(0)} msg/s; CPU per message: ${describeCpu(storageCpu)}`,
+  );
+  log(
+    `storage step: ${storage.toFixed(0)} msg/s; limit (raw insertMany, same run) ${limits.raw.toFixed(0)} docs/s; ` +
+      `ratio ${(storage / limits.raw).toFixed(2)} (target ≥ 0.5)`,
   );
   const peakRss = (pid: number | undefined) =>
     Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
@@ -371,10 +409,15 @@ async function main(): Promise<void> {
       .join(', ')}`,
   );
 
-  await Promise.all(clients.map((c) => c.endAsync()));
   await db.dropDatabase();
   await mongo.close();
   const round = (n: number) => Math.round(n * 100) / 100;
+  const e2e = endToEnd?.e2e ?? NaN;
+  if (endToEnd)
+    log(
+      `stored rate: ${e2e.toFixed(0)} msg/s; limit (raw MQTT QoS 1, same run) ${mqttRaw.toFixed(0)} msg/s; ` +
+        `ratio ${(e2e / mqttRaw).toFixed(2)} (target ≥ 0.15)`,
+    );
   const result = {
     bench: 'ingest',
     value: Math.round(e2e),
@@ -384,72 +427,24 @@ async function main(): Promise<void> {
     ratio: round(e2e / mqttRaw),
     insert_limit: Math.round(limits.raw),
     // The stored rate of the same run with the router's journal off, and the durable path's share of it.
-    value_without_durable: Math.round(volatile),
-    durable_ratio: round(e2e / volatile),
-    paced_rate: PACED_RATE,
-    p50_ms_paced: p50,
-    p99_ms_paced: p99,
+    value_without_durable: Math.round(endToEnd?.volatile ?? NaN),
+    durable_ratio: round(e2e / (endToEnd?.volatile ?? NaN)),
+    paced_rate: endToEnd?.pacedRate ?? null,
+    p50_ms_paced: endToEnd?.p50 ?? null,
+    p99_ms_paced: endToEnd?.p99 ?? null,
     mqtt_raw: Math.round(mqttRaw),
     rss_mb: rss,
     // The storage step (batches straight to the function) against raw insertMany (target ≥ 0.5).
     storage_step: Math.round(storage),
     storage_ratio: round(storage / limits.raw),
     storage_batch: STORAGE_BATCH,
+    storage_concurrency: STORAGE_CONCURRENCY,
     bucket_limit: Math.round(limits.bucket),
-    cpu_us_per_msg: e2eCpu,
+    cpu_us_per_msg: endToEnd?.e2eCpu ?? null,
     storage_cpu_us_per_msg: storageCpu,
     cores: availableParallelism(),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
-}
-
-/** The upper bound of the p99 bucket of the function's insert-duration histogram. */
-async function insertP99Ms(url: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  const buckets = [...text.matchAll(/kiot_telemetry_insert_seconds_bucket\{le="([^"]+)"\} (\d+)/g)].map(
-    (m) => [m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])] as const,
-  );
-  const total = buckets[buckets.length - 1]?.[1] ?? 0;
-  const bound = buckets.find(([, count]) => count >= total * 0.99)?.[0] ?? Infinity;
-  // Beyond the last finite bucket: report that bucket (a lower bound), the log line says so.
-  if (bound === Infinity) log('insert p99 is beyond the largest histogram bucket (2.5 s)');
-  return Math.round((bound === Infinity ? 2.5 : bound) * 1000);
-}
-
-async function storageStep(url: string, ids: string[]): Promise<number> {
-  const agent = new Agent({ connections: 32, keepAliveTimeout: 30_000 });
-  const batches = Math.ceil(MESSAGES / STORAGE_BATCH);
-  const time = new Date().toISOString();
-  const ms = await pooled(batches, 16, async (b) => {
-    const items = Array.from({ length: STORAGE_BATCH }, (_, k) => {
-      const i = b * STORAGE_BATCH + k;
-      return {
-        id: `${run}-st-${i}`,
-        subject: ids[i % ids.length],
-        time,
-        datacontenttype: 'application/json',
-        data: { ts: Date.now(), metrics: { temp: 20 + (i % 10), hum: 40 }, msgId: `st${i}` },
-      };
-    });
-    const event = new CloudEvent({
-      id: randomUUID(),
-      source: '/bench',
-      type: 'io.kiot.telemetry.batch',
-      datacontenttype: 'application/json',
-      data: items,
-    });
-    const message = toBinaryMessage(event);
-    const answer = await request(url, {
-      method: 'POST',
-      headers: message.headers,
-      body: message.body,
-      dispatcher: agent,
-    });
-    await answer.body.dump();
-    if (answer.statusCode !== 204) throw new Error(`function answered ${answer.statusCode}`);
-  });
-  await agent.close();
-  return ((batches * STORAGE_BATCH) / ms) * 1000;
 }
 
 // `-- --redis-cluster`: this benchmark twice per pair, on one Redis node and on a local Redis Cluster.
