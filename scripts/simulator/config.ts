@@ -39,6 +39,11 @@ export const simulatorConfigSchema = baseConfigSchema.extend({
    * progress line names those that do not answer.
    */
   SIM_WATCH: serviceMapSchema.prefault(''),
+  /**
+   * telemetry-ingest's `/metrics` (`npm start` sets it): the progress line shows the samples stored per second
+   * beside the messages sent (each message carries SIM_BATCH samples; the bridge batches messages, BATCH_*).
+   */
+  SIM_STORED_METRICS_URL: z.string().url().optional(),
 });
 
 export type SimulatorConfig = z.infer<typeof simulatorConfigSchema>;

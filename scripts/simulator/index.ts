@@ -6,6 +6,7 @@ import { type DeviceCounters, SimulatedDevice } from './device.js';
 import { exampleRollout } from './example-rollout.js';
 import { watchHealth } from './health-watch.js';
 import { registerFleet } from './register-fleet.js';
+import { watchStoredRate } from './stored-rate.js';
 
 async function fleetCredentials(config: SimulatorConfig): Promise<[string, string | undefined][]> {
   const ids = Array.from(
@@ -82,6 +83,9 @@ async function main(): Promise<void> {
   let lastSent = 0;
   let lastAt = Date.now();
   const health = watchHealth(config.SIM_WATCH, config.SIM_PROGRESS_EVERY * 1000);
+  const stored = config.SIM_STORED_METRICS_URL
+    ? watchStoredRate(config.SIM_STORED_METRICS_URL, config.SIM_PROGRESS_EVERY * 1000)
+    : undefined;
   const progress = setInterval(() => {
     const now = Date.now();
     const rate = ((counters.sent - lastSent) * 1000) / (now - lastAt);
@@ -89,10 +93,12 @@ async function main(): Promise<void> {
     lastAt = now;
     const online = devices.filter((device) => device.connected).length;
     const down = health.down();
+    const storedNow = stored?.sample();
     write(
       [
         `simulator: ${online}/${devices.length} online`,
         `sent ${counters.sent} (${rate.toFixed(1)}/s)`,
+        ...(storedNow ? [`stored ${storedNow.total} samples (${storedNow.perSecond.toFixed(1)}/s)`] : []),
         `commands answered ${counters.commandsAnswered}`,
         `desired applied ${counters.desiredApplied}`,
         `jobs ${counters.jobsSucceeded} ok/${counters.jobsFailed} failed`,
@@ -109,6 +115,7 @@ async function main(): Promise<void> {
     for (const cancel of timers) cancel();
     clearInterval(progress);
     health.stop();
+    stored?.stop();
     await Promise.all(devices.map((device) => device.stop()));
     write(`simulator: stopped after ${counters.sent} messages`);
     process.exit(0);

@@ -180,6 +180,9 @@ else {
       SIM_API_KEY: config.API_KEY,
       SIM_CREDENTIALS_FILE: join(config.KIOT_DATA_DIR, 'sim-credentials.json'),
       SIM_WATCH: watched,
+      ...(FUNCTION_PORTS['telemetry-ingest'] === undefined
+        ? {}
+        : { SIM_STORED_METRICS_URL: `${local(FUNCTION_PORTS['telemetry-ingest'])}/metrics` }),
     },
     // Its own session: a Ctrl-C reaches this process, which stops the devices first.
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -87,6 +87,16 @@ describe('npm start: a supervised stack', () => {
     for (const probe of mqtt) expect(probe.mqtt, `port ${probe.port}`).not.toBe(0);
   }, 300_000);
 
+  it('shows the samples stored per second in the progress line, the bridge batching telemetry', async () => {
+    await waitUntil(
+      () =>
+        /^simulator: 3\/3 online · sent \d+ \([0-9.]+\/s\) · stored [1-9]\d* samples \([0-9.]+\/s\)/m.test(
+          stack.output(),
+        ),
+      'a stored count in the progress line',
+    );
+  }, 120_000);
+
   it('names a component that stops answering in the progress line', async () => {
     const pid = componentPid('telemetry-ingest');
     process.kill(pid, 'SIGSTOP');
