@@ -66,8 +66,14 @@ export async function ingestTelemetryBatch(
     deps.metrics.rejected.inc({ code: error.code });
   };
 
-  // 1. Dedup and rate limit, every message in one round trip.
-  const admissions = await deps.admission.admit(messages, deps.now());
+  // 1. Dedup and rate limit, every message in one round trip; meanwhile the devices are looked up (a MongoDB
+  //    query for those the cache has not seen), so that the two round trips before the insert overlap.
+  const [admitted_, lookup] = await Promise.allSettled([
+    deps.admission.admit(messages, deps.now()),
+    deps.devices.devices(new Set(messages.map((message) => message.deviceId))),
+  ]);
+  if (admitted_.status === 'rejected') throw admitted_.reason;
+  const admissions = admitted_.value;
   const admitted: number[] = [];
   let busy: string | undefined;
   admissions.forEach((admission, index) => {
@@ -87,7 +93,8 @@ export async function ingestTelemetryBatch(
   //       attempt had never come (stored samples dedup by `_id`).
   const accepted = admitted.map((index) => messages[index]!);
   try {
-    const checked = await check(admitted, messages, deps, refuse);
+    if (lookup.status === 'rejected') throw lookup.reason;
+    const checked = await check(admitted, messages, lookup.value, deps, refuse);
     await store(checked, deps);
     for (const [index, { samples }] of checked) outcomes[index] = { outcome: 'stored', samples: samples.length };
     await Promise.all([markSeen(checked, deps), alertsPerDevice(checked, deps)]);
@@ -128,15 +135,16 @@ export async function ingestTelemetry(
 
 /**
  * The admitted messages whose device is registered and active and whose payload is valid, keyed by
- * position; each other one is refused. Every device and device type is looked up once, all at once.
+ * position; each other one is refused. `devices` holds every device of the batch (looked up once, all at once);
+ * each device type is looked up once.
  */
 async function check(
   admitted: number[],
   messages: readonly TelemetryMessage[],
+  devices: Map<string, DeviceView | undefined>,
   deps: IngestTelemetryDeps,
   refuse: (index: number, error: AppError) => void,
 ): Promise<Map<number, Checked>> {
-  const devices = await deps.devices.devices(new Set(admitted.map((index) => messages[index]!.deviceId)));
   const types = new Set<string>();
   for (const device of devices.values()) if (device?.type && device.status === 'active') types.add(device.type);
   const schemas = await lookUp(types, (type) => deps.devices.telemetrySchema(type));
