@@ -43,6 +43,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Pr
     'autosave_interval 1',
     'max_queued_messages 200000',
     'max_inflight_messages 100',
+    // As scripts/services.sh: without it a PUBLISH to a session whose PUBACKs wait (the bridge's batches) sits in
+    // Nagle's buffer until the peer's delayed ACK (~40 ms a hop on loopback).
+    'set_tcp_nodelay true',
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     ...(options.extraConfig ?? []),
