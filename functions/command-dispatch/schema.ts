@@ -82,7 +82,11 @@ export const desiredStateViewSchema = z.object({
   reported: z.record(z.string(), z.unknown()),
   delta: z.record(z.string(), z.unknown()),
   version: z.number().int(),
-  timestamps: z.unknown(),
+  /** When each leaf was last set (epoch ms), per side. */
+  timestamps: z.object({
+    reported: z.record(z.string(), z.number()),
+    desired: z.record(z.string(), z.number()),
+  }),
 });
 
 /** A JSON merge patch (RFC 7386) of the desired state: an object; `null` members remove keys. */

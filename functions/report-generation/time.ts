@@ -31,9 +31,18 @@ export interface Range {
   to: Date;
 }
 
-/** The range widened to whole buckets, so that no bucket covers only part of its data. */
+/** A Date holds at most ±8.64e15 ms from the epoch (ECMA-262 §21.4.1.1, "Time Values and Time Range"). */
+const MAX_TIME_MS = 8.64e15;
+
+/**
+ * The range widened to whole buckets, so that no bucket covers only part of its data; never past the
+ * last whole bucket a Date can hold (a range that ends at the end of time would otherwise round to an
+ * invalid Date).
+ */
 export function alignRange(range: Range, width: number): Range {
-  return { from: new Date(floorTo(range.from.getTime(), width)), to: new Date(ceilTo(range.to.getTime(), width)) };
+  const from = Math.max(floorTo(range.from.getTime(), width), ceilTo(-MAX_TIME_MS, width));
+  const to = Math.min(ceilTo(range.to.getTime(), width), floorTo(MAX_TIME_MS, width));
+  return { from: new Date(from), to: new Date(Math.max(from, to)) };
 }
 
 export function bucketCount(range: Range, width: number): number {

@@ -177,7 +177,13 @@ export const deviceStateSchema = z.object({
     desired: z.record(z.string(), z.unknown()),
     delta: z.record(z.string(), z.unknown()),
     version: z.number().int(),
-    timestamps: z.unknown(),
+    /** When each leaf was last set (epoch ms), per side. */
+    timestamps: z.object({
+      reported: z.record(z.string(), z.number()),
+      desired: z.record(z.string(), z.number()),
+    }),
+    /** The last change; null for a shadow never written. */
+    updatedAt: isoOrNull,
   }),
   presence: z.object({
     status: z.enum(['online', 'offline', 'unknown']),
@@ -214,7 +220,18 @@ export const ingestBatchResultSchema = z.object({
 });
 
 const limitParam = z.coerce.number().int().min(1).max(1_000).default(100);
-const timeParam = z.union([z.iso.datetime({ offset: true }), z.coerce.number().finite().min(0)]);
+/**
+ * ISO-8601 with a zone, or epoch milliseconds as digits. Not `z.coerce.number()`: that reads an empty `to=` as 0
+ * (schemathesis found it accepted), and a number past 8.64e15 is no Date (ECMA-262 §21.4.1.1).
+ */
+const timeParam = z.union([
+  z.iso.datetime({ offset: true }),
+  z
+    .string()
+    .regex(/^\d{1,16}$/, 'epoch milliseconds')
+    .transform(Number)
+    .pipe(z.number().max(8.64e15)),
+]);
 
 /** GET /devices/{id}/telemetry */
 export const telemetryQuerySchema = z

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deviceStateSchema } from '../../../functions/telemetry-ingest/schema.js';
 import { deleteKeys } from '../../../shared/redis.js';
 import { scanKeys } from '../../support/redis-keys.js';
 import { uniqueName } from '../../support/services.js';
@@ -53,6 +54,17 @@ describe('telemetry-ingest: storing telemetry', () => {
     expect(rest.items).toEqual([{ ts: new Date(base + 3_000).toISOString(), metrics: { temp: 3, hum: 30 } }]);
     const humOnly = (await (await h.get(`/devices/${other}/telemetry?from=${base}&metric=hum`)).json()) as any;
     expect(humOnly.items.map((item: { metrics: unknown }) => item.metrics)).toEqual([{ hum: 20 }, { hum: 30 }]);
+
+    // Every field of the shadow it serves is in the contract (OpenAPI says additionalProperties: false).
+    const state = (await (await h.get(`/devices/${other}/state`)).json()) as any;
+    expect(Object.keys(state.shadow).sort()).toEqual(Object.keys(deviceStateSchema.shape.shadow.shape).sort());
+    expect(deviceStateSchema.parse(state).shadow.updatedAt).toBeNull();
+
+    // An empty or out-of-range instant is refused, not read as the epoch (schemathesis found `to=` accepted).
+    for (const bad of ['to=', 'from=', 'to=86400000000000001', 'from=-5', 'to=1e3']) {
+      const refused = await h.get(`/devices/${other}/telemetry?${bad}`);
+      expect(refused.status, bad).toBe(400);
+    }
   });
 
   it('keeps one copy when Redis has forgotten the event (the unique _id in MongoDB decides)', async () => {

@@ -49,6 +49,17 @@ describe('intervals', () => {
     expect(seriesWidth(range(365 * DAY_MS), 500)).toBe(DAY_MS);
   });
 
+  it('keeps a range that reaches the end of time within the Dates JavaScript can hold', () => {
+    // Schemathesis: from=0020-02-29T00:00:00Z&to=8639999999999999 rounded `to` up past 8.64e15 → Invalid Date → 500.
+    const endOfTime = { from: new Date('0020-02-29T00:00:00Z'), to: new Date(8_639_999_999_999_999) };
+    for (const width of [MINUTE_MS, HOUR_MS, DAY_MS, seriesWidth(endOfTime, 500)]) {
+      const aligned = alignRange(endOfTime, width);
+      expect(aligned.to.toISOString()).toMatch(/^\+275\d{3}-/);
+      expect(aligned.to.getTime()).toBeGreaterThan(8.64e15 - width);
+      expect(aligned.from.getTime()).toBeLessThanOrEqual(endOfTime.from.getTime());
+    }
+  });
+
   it('refuses raw over long ranges and reports that would exceed the row limit', () => {
     expect(() => planBuckets({ ...range(8 * DAY_MS), interval: 'raw', metrics: ['a'] }, 1, 1e6)).toThrow(/7 days/);
     expect(() => planBuckets({ ...range(365 * DAY_MS), interval: '1m', metrics: ['a'] }, 10, 1e6)).toThrow(/rows/);
