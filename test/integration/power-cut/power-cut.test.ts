@@ -194,8 +194,9 @@ async function journaledMsgIds(stack: Stack, run: string): Promise<Set<string>> 
  * What a kill can cost at Mosquitto 2.0, which saves its state as a snapshot: the messages it PUBACKed
  * since its last snapshot that the bridge had not yet acknowledged. Snapshots follow every
  * `autosave_interval` changes (a message queued or acknowledged counts one), and a message sent straight
- * to a bridge session counts none until acknowledged, so the bound is that interval plus what can be in
- * flight to the bridge: its sessions × its receive maximum.
+ * to a bridge session counts none until acknowledged. A snapshot is written to `mosquitto.db.new` and renamed
+ * over the old one at the end (persist_write.c), so a kill while one is being written keeps the one before:
+ * the bound is two intervals plus what can be in flight to the bridge (its sessions × its receive maximum).
  */
 async function brokerWindow(stack: Stack): Promise<number> {
   const conf = await readFile(join(stack.data, 'mosquitto', 'mosquitto.conf'), 'utf8');
@@ -205,7 +206,7 @@ async function brokerWindow(stack: Stack): Promise<number> {
     K_SINK: 'http://127.0.0.1:8080',
     DEAD_LETTER_SINK: 'http://127.0.0.1:8105',
   });
-  return Number(/^autosave_interval (\d+)$/m.exec(conf)![1]) + bridge.BRIDGE_SESSIONS * bridge.MAX_IN_FLIGHT;
+  return 2 * Number(/^autosave_interval (\d+)$/m.exec(conf)![1]) + bridge.BRIDGE_SESSIONS * bridge.MAX_IN_FLIGHT;
 }
 
 describe('a power cut: every process of the stack SIGKILLed at once, then `npm start` again', () => {
