@@ -42,7 +42,8 @@ export interface GateItem {
  *    times — the newest so far is the bucket's clock; an older message takes a token without refilling, and
  *    a time ahead of `now` counts as `now`) → `limited`;
  * 3. else the event is marked in progress (`SET EX`, as powertools' idempotency does) → `admitted`; the mark
- *    holds a token of this call, so only this attempt releases it.
+ *    holds a token of this call, so only this attempt releases it. A mark that already holds this call's token
+ *    is `admitted` again without a second draw: the same call sent again (a client resending after a reconnect).
  * A message refused by the bucket leaves no dedup mark, so its redelivery is judged afresh. Each bucket is
  * read once and written once per call, however many of the device's messages the batch holds.
  * KEYS: the dedup key of every item, then each distinct bucket key. ARGV: now, rate, burst, notice interval,
@@ -65,6 +66,7 @@ for i = 1, n do
   local kind, wait, notify = 'admitted', 0, 0
   local seen = marked[key] and 'done' or redis.call('GET', key)
   if seen == 'done' then kind = 'duplicate'
+  elseif seen == token then kind = 'admitted'
   elseif seen then kind = 'in_progress'
   else
     local b = n + tonumber(ARGV[6 + i])
@@ -212,24 +214,42 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
     });
     const token = `pending:${randomUUID()}`;
     const marks = dedupKeys(group);
-    const answer = (await ADMIT.run(
-      client,
-      [...marks, ...buckets.keys()],
-      [
-        now,
-        policy.ratePerSecond,
-        policy.burst,
-        policy.noticeIntervalMs,
-        policy.pendingTtlSeconds,
-        group.length,
-        ...positions,
-        token,
-        ...group.map((item) => {
-          const at = item.receivedAt?.getTime();
-          return at !== undefined && Number.isFinite(at) ? at : now;
-        }),
-      ],
-    )) as (string | number)[];
+    let answer: (string | number)[];
+    try {
+      answer = (await ADMIT.run(
+        client,
+        [...marks, ...buckets.keys()],
+        [
+          now,
+          policy.ratePerSecond,
+          policy.burst,
+          policy.noticeIntervalMs,
+          policy.pendingTtlSeconds,
+          group.length,
+          ...positions,
+          token,
+          ...group.map((item) => {
+            const at = item.receivedAt?.getTime();
+            return at !== undefined && Number.isFinite(at) ? at : now;
+          }),
+        ],
+      )) as (string | number)[];
+    } catch (error) {
+      // The script may have run and its answer been lost with the connection (a master killed mid-call, whose
+      // writes live on in the replica that takes over): its marks would hold the redelivery off as in progress
+      // (409) until they expire. Release whatever this call marked, by its token, once Redis answers again.
+      if (isRedisUnavailable(error)) {
+        retries.refund.add(
+          group.map((item, i) => ({
+            deviceId: item.deviceId,
+            key: marks[i]!,
+            token,
+            bucket: keys.bucket(item.deviceId),
+          })),
+        );
+      }
+      throw error;
+    }
     return group.map((_, i) => {
       const kind = answer[i * 3] as string;
       if (kind === 'admitted') tokens.set(marks[i]!, token);
