@@ -17,7 +17,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import { mintApiKey } from '../../shared/api-keys.js';
 import { freePort } from '../../test/support/ports.js';
-import { cpuMeter, describeCpu, pidsByName } from './support/cpu.js';
+import { cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
 
 const env = process.env;
 const MQTT_URL = env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
@@ -210,7 +210,11 @@ async function main(): Promise<void> {
     const pids = {
       bench: process.pid,
       ...childPids,
-      ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }),
+      // The servers this run talks to, by their ports: other people's Mongo, Redis and Mosquitto on the same host
+      // share the process names (the first `java` found was not always ours).
+      mongo: pidOfServer(MONGODB_URL),
+      redis: pidOfServer(REDIS_URL),
+      mosquitto: pidOfServer(MQTT_URL),
     };
 
     // The limit: an operator's loop, one synchronous command after another, each device answered.
