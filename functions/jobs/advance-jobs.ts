@@ -1,9 +1,9 @@
 import type { Ctx, JobDeps } from './deps.js';
-import { notifyDevices, pendingMessages, publishToDevices } from './device-messages.js';
+import { notifyDevices, pendingMessages, pendingOfDevice, publishToDevices } from './device-messages.js';
 import { abortJob, endJob, finishCleanup } from './end-job.js';
 import { type ExecutionDocument, newExecutions } from './execution-repository.js';
 import { forgetJobConfig } from './job-config.js';
-import type { JobDocument } from './job-repository.js';
+import { activeIn, type JobDocument } from './job-repository.js';
 import { recordOutcome } from './record-outcome.js';
 import { abortVerdict, fullCounts, maintenanceWindow, rampedState, releaseBudget } from './rollout.js';
 import type { StatusCounts } from './schema.js';
@@ -67,7 +67,7 @@ export async function advanceJob(job: JobDocument, deps: JobDeps, ctx: Ctx): Pro
     await reachEndTime(job, deps, ctx);
     return;
   }
-  const counts = await reconciledCounts(job, deps);
+  const { counts, recounted: exact } = await reconciledCounts(job, deps);
   const verdict = abortVerdict(job.abort, counts);
   if (verdict) {
     await abortJob(job._id, verdict, deps, ctx);
@@ -83,9 +83,22 @@ export async function advanceJob(job: JobDocument, deps: JobDeps, ctx: Ctx): Pro
     }
   }
   const finite = job.targetSelection === 'SNAPSHOT' || job.rolloutStopped;
-  if (finite && !(await deps.executions.anyActive(job._id))) {
+  if (finite && mayBeDone(job, counts, exact) && !(await deps.executions.anyActive(job._id))) {
     await endJob(job._id, { status: 'COMPLETED', details: { counts } }, deps, ctx);
   }
+}
+
+/**
+ * Whether the job may have no active execution left, before asking the executions (`anyActive` filters on a
+ * field no unique index has, so mongo-java-server scans the collection for it, and every pass would): a recount
+ * knows; between recounts, the final outcomes counted since reach the targets. A job whose seq has gaps (a device
+ * that joined a continuous job in a race) never reaches them by counting: the next recount, within RECOUNT_MS, ends it.
+ */
+function mayBeDone(job: JobDocument, counts: StatusCounts, recounted: boolean): boolean {
+  if (recounted) return activeIn(counts) === 0;
+  const ended =
+    counts.SUCCEEDED + counts.FAILED + counts.TIMED_OUT + counts.REJECTED + counts.REMOVED + counts.CANCELED;
+  return ended >= job.targetCount;
 }
 
 /** When this process last recounted a job's executions (an aggregation over all of them). */
@@ -97,15 +110,19 @@ const RECOUNT_MS = 5_000;
  * whenever the counters say nothing is active) a recount from the executions that repairs them, so a crash
  * between an outcome and its `$inc` costs accuracy for a few seconds, not forever.
  */
-async function reconciledCounts(job: JobDocument, deps: JobDeps): Promise<StatusCounts> {
+async function reconciledCounts(
+  job: JobDocument,
+  deps: JobDeps,
+): Promise<{ counts: StatusCounts; recounted: boolean }> {
   const now = deps.clock().getTime();
   const last = recounted.get(job._id);
-  if (last !== undefined && now - last < RECOUNT_MS && now >= last) return fullCounts(job.counts);
+  if (last !== undefined && now - last < RECOUNT_MS && now >= last)
+    return { counts: fullCounts(job.counts), recounted: false };
   if (recounted.size > 10_000) recounted.clear();
   recounted.set(job._id, now);
   const counts = fullCounts(await deps.executions.counts(job._id));
   await deps.jobs.setCounts(job._id, counts);
-  return counts;
+  return { counts, recounted: true };
 }
 
 /**
@@ -199,11 +216,24 @@ async function reachEndTime(job: JobDocument, deps: JobDeps, ctx: Ctx): Promise<
   const stopped = await deps.jobs.compareAndSet(job._id, job.version, { $set: { rolloutStopped: true } });
   if (!stopped) return;
   const canceled = await deps.executions.cancelUnreleased(job._id, deps.clock());
+  if (canceled > 0) await deps.jobs.incrementCounts(job._id, { CANCELED: canceled });
   await deps.jobs.record({ jobId: job._id, at: deps.clock(), kind: 'rollout_stopped', details: { canceled } });
 }
 
-/** IN_PROGRESS executions past their timeout become TIMED_OUT (or their next attempt, with retries). */
+/** When this process last swept timeouts, per set of stores (a test may run two instances in one process). */
+const swept = new WeakMap<JobDeps, number>();
+const SWEEP_MS = 1_000;
+
+/**
+ * IN_PROGRESS executions past their timeout become TIMED_OUT (or their next attempt, with retries). Timeouts are
+ * whole minutes, and the query scans the executions on mongo-java-server (no unique index can answer it): at most
+ * once a second of the clock, however often passes run (bench:jobs runs one every 100 ms).
+ */
 async function sweepTimeouts(deps: JobDeps, ctx: Ctx): Promise<void> {
+  const now = deps.clock().getTime();
+  const last = swept.get(deps);
+  if (last !== undefined && now - last < SWEEP_MS && now >= last) return;
+  swept.set(deps, now);
   const expired = await deps.executions.timedOut(deps.clock(), deps.settings.batchSize);
   for (const execution of expired) {
     const outcome = await recordOutcome(execution, 'TIMED_OUT', execution.statusDetails, deps, ctx);
@@ -212,6 +242,6 @@ async function sweepTimeouts(deps: JobDeps, ctx: Ctx): Promise<void> {
 }
 
 async function tellDevice(execution: ExecutionDocument, deps: JobDeps, ctx: Ctx): Promise<void> {
-  const pending = await deps.executions.listForDevice(execution.deviceId, ['QUEUED', 'IN_PROGRESS']);
+  const pending = await pendingOfDevice(execution.deviceId, deps);
   await publishToDevices(await pendingMessages(execution.deviceId, pending, deps), deps, ctx);
 }

@@ -1,6 +1,7 @@
 import { ConflictError, NotFoundError, PreconditionFailedError } from '../../shared/errors.js';
 import type { Ctx, JobDeps } from './deps.js';
 import { notifyDevices } from './device-messages.js';
+import { drainIfIdle } from './end-job.js';
 import type { ExecutionDocument } from './execution-repository.js';
 import { isTerminalExecution } from './states.js';
 
@@ -44,5 +45,7 @@ export async function cancelExecution(
     details: { deviceId: input.deviceId, force: input.force },
   });
   if (execution.released) await notifyDevices([input.deviceId], deps, ctx);
+  // Counted as outcomes are (record-outcome.ts), so a pass sees at once that nothing is left to run.
+  await drainIfIdle(await deps.jobs.incrementCounts(input.jobId, { CANCELED: 1 }), deps);
   return canceled;
 }

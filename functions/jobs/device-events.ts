@@ -1,5 +1,6 @@
 import type { Ctx, JobDeps } from './deps.js';
 import { notifyDevices } from './device-messages.js';
+import { drainIfIdle } from './end-job.js';
 import { newExecutions } from './execution-repository.js';
 import { deviceMatches, type TargetDevice } from './targets.js';
 
@@ -40,5 +41,6 @@ export async function devicesChanged(devices: readonly TargetDevice[], deps: Job
 
 export async function deviceDeleted(deviceId: string, deps: JobDeps, ctx: Ctx): Promise<void> {
   const jobIds = await deps.executions.removeDevice(deviceId, deps.clock());
+  for (const jobId of jobIds) await drainIfIdle(await deps.jobs.incrementCounts(jobId, { REMOVED: 1 }), deps);
   if (jobIds.length > 0) ctx.logger.info({ deviceId, jobIds }, 'executions of a deleted device removed');
 }

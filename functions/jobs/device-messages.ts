@@ -3,6 +3,7 @@ import type { DeviceMessage } from './device-publisher.js';
 import { notifyNextTopic, notifyTopic } from './device-topics.js';
 import type { ExecutionDocument } from './execution-repository.js';
 import { jobConfigOf } from './job-config.js';
+import type { ExecutionStatus } from './schema.js';
 
 export type { DeviceMessage } from './device-publisher.js';
 
@@ -80,6 +81,27 @@ export async function pendingMessages(
   ];
 }
 
+const ACTIVE = ['QUEUED', 'IN_PROGRESS'] as const;
+
+/**
+ * Each device's released executions in these statuses (QUEUED and IN_PROGRESS by default), oldest first: the
+ * executions of the jobs that may still have active ones, by `_id` (`{jobId}:{deviceId}`), in one query for all the
+ * devices — a release wave's thousand devices cost one look-up of each, never a scan of the executions.
+ */
+export async function pendingOf(
+  deviceIds: readonly string[],
+  deps: JobDeps,
+  statuses: readonly ExecutionStatus[] = ACTIVE,
+): Promise<Map<string, ExecutionDocument[]>> {
+  const jobIds = await deps.jobs.mayHaveActive();
+  return deps.executions.listForDevices(jobIds, deviceIds, statuses);
+}
+
+/** One device's pending executions (see `pendingOf`). */
+export async function pendingOfDevice(deviceId: string, deps: JobDeps): Promise<ExecutionDocument[]> {
+  return (await pendingOf([deviceId], deps)).get(deviceId) ?? [];
+}
+
 /** Tells each device its pending executions (after a release, a cancel, a reconnect). */
 export async function notifyDevices(
   deviceIds: readonly string[],
@@ -87,15 +109,10 @@ export async function notifyDevices(
   ctx: Ctx,
   options: { onlyIfPending?: boolean } = {},
 ): Promise<void> {
+  const pending = await pendingOf([...new Set(deviceIds)], deps);
   const messages: DeviceMessage[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < deviceIds.length) {
-      const deviceId = deviceIds[next++]!;
-      const pending = await deps.executions.listForDevice(deviceId, ['QUEUED', 'IN_PROGRESS']);
-      messages.push(...(await pendingMessages(deviceId, pending, deps, options)));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, deviceIds.length) }, worker));
+  for (const [deviceId, executions] of pending) {
+    messages.push(...(await pendingMessages(deviceId, executions, deps, options)));
+  }
   await publishToDevices(messages, deps, ctx);
 }

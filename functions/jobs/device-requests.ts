@@ -8,6 +8,7 @@ import {
   executionSummary,
   jobDocumentOf,
   pendingMessages,
+  pendingOfDevice,
   publishToDevices,
 } from './device-messages.js';
 import { type DeviceRequest, requestTopic } from './device-topics.js';
@@ -38,8 +39,6 @@ type RejectCode =
   | 'InvalidStateTransition'
   | 'TerminalStateReached';
 
-const ACTIVE = ['QUEUED', 'IN_PROGRESS'] as const;
-
 export async function handleDeviceRequest(input: DeviceRequestInput, deps: JobDeps, ctx: Ctx): Promise<void> {
   const topic = requestTopic(input.deviceId, input.request, input.jobId);
   const clientToken = typeof input.payload.clientToken === 'string' ? input.payload.clientToken : undefined;
@@ -61,7 +60,7 @@ export async function handleDeviceRequest(input: DeviceRequestInput, deps: JobDe
         messages = [invalid(parsed.error)];
         break;
       }
-      const pending = await deps.executions.listForDevice(input.deviceId, ACTIVE);
+      const pending = await pendingOfDevice(input.deviceId, deps);
       messages = [
         reply('accepted', {
           inProgressJobs: pending.filter((e) => e.status === 'IN_PROGRESS').map(executionSummary),
@@ -131,7 +130,7 @@ async function startNext(
   deps: JobDeps,
 ): Promise<Record<string, unknown>> {
   for (let attempt = 0; attempt < 5; attempt += 1) {
-    const pending = await deps.executions.listForDevice(deviceId, ACTIVE);
+    const pending = await pendingOfDevice(deviceId, deps);
     const running = pending.find((e) => e.status === 'IN_PROGRESS');
     const next = running ?? pending.find((e) => e.status === 'QUEUED');
     if (!next) return {};
@@ -152,20 +151,16 @@ async function start(
   const config = await jobConfigOf(execution.jobId, deps);
   const now = deps.clock();
   const deadline = timeoutAt(now, now, stepMinutes, config?.timeout?.inProgressTimeoutInMinutes);
-  return deps.executions.compareAndSet(
-    execution._id,
-    execution.versionNumber,
-    {
-      $set: {
-        status: 'IN_PROGRESS',
-        startedAt: now,
-        lastUpdatedAt: now,
-        ...(statusDetails ? { statusDetails } : {}),
-        ...(deadline ? { timeoutAt: deadline } : {}),
-      },
+  // The version read with status QUEUED: every change of status bumps it, so a match is still QUEUED.
+  return deps.executions.compareAndSet(execution._id, execution.versionNumber, {
+    $set: {
+      status: 'IN_PROGRESS',
+      startedAt: now,
+      lastUpdatedAt: now,
+      ...(statusDetails ? { statusDetails } : {}),
+      ...(deadline ? { timeoutAt: deadline } : {}),
     },
-    { status: 'QUEUED' },
-  );
+  });
 }
 
 async function update(
@@ -216,7 +211,7 @@ async function update(
     if (written.status === 'IN_PROGRESS') return [answer];
     // The pending list changed. Told only when something is still pending (its next job, or a retry of this
     // one): a device that has nothing left learns that from the answer.
-    const pending = await deps.executions.listForDevice(deviceId, ['QUEUED', 'IN_PROGRESS']);
+    const pending = await pendingOfDevice(deviceId, deps);
     return [answer, ...(await pendingMessages(deviceId, pending, deps, { onlyIfPending: true }))];
   }
   return [reject('InvalidRequest', 'the execution is changing too fast; try again')];

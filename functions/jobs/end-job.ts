@@ -68,6 +68,17 @@ export async function finishCleanup(job: JobDocument, deps: JobDeps, ctx: Ctx): 
   return cleaned ?? job;
 }
 
+/**
+ * An execution of an ended job reached a final state: when it was the job's last active one, the job is marked
+ * `drained`, and devices' pending executions are no longer looked for in it. (`anyActive` scans on mongo-java-server,
+ * but only here: executions that outlived their job's end — a cancel without force lets IN_PROGRESS ones finish.)
+ */
+export async function drainIfIdle(job: JobDocument | undefined, deps: JobDeps): Promise<void> {
+  if (!job || job.drained || job.cleanupPending || !ENDED.has(job.status)) return;
+  if (!(await deps.executions.anyActive(job._id))) await deps.jobs.markDrained(job._id);
+}
+const ENDED = new Set<string>(['COMPLETED', 'CANCELED', 'ABORTED']);
+
 /** Ends the job because its abort criteria were met (see rollout.ts `abortVerdict`). */
 export function abortJob(jobId: string, verdict: AbortVerdict, deps: JobDeps, ctx: Ctx): Promise<JobDocument> {
   const reasonCode = `abort_${verdict.failureType.toLowerCase()}`;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { type Collection, type Filter, MongoBulkWriteError, type UpdateFilter } from 'mongodb';
 import { JOB_EXECUTIONS_COLLECTION } from '../../shared/jobs.js';
 import { DUPLICATE_KEY, type MongoHandle, withMongo } from '../../shared/mongo.js';
@@ -6,9 +5,16 @@ import type { ExecutionStatus } from './schema.js';
 
 /**
  * The `job_executions` collection: one document per (job, device), `_id` = `{jobId}:{deviceId}` (neither id
- * may contain `:`), so a device is in a job at most once whoever creates it. `seq` is the release order; an
- * execution is visible to its device only once `released` (the rollout notified it). Every status change
- * is a compare-and-set on `versionNumber`: of two instances starting the same execution, one wins.
+ * may contain `:`), so a device is in a job at most once whoever creates it. `seq` is the release order, and
+ * `slot` = `{jobId}#{seq}` finds an execution by it; an execution is visible to its device only once `released`
+ * (the rollout notified it). Every status change is a compare-and-set on `versionNumber`: of two instances
+ * starting the same execution, one wins.
+ *
+ * Nothing a rollout does per execution may scan the collection, which holds every execution of every job: each
+ * such read or write names documents by a unique index — `_id`, `slot`, or `{_id, versionNumber}` for a
+ * compare-and-set — with equality or `$in` only. MongoDB would use any index; mongo-java-server (our test and
+ * development server) looks documents up by a unique index only, and only when the filter's fields are exactly
+ * the index's (AbstractUniqueIndex.canHandle), and scans the collection for every other filter.
  */
 export const EXECUTIONS_COLLECTION = JOB_EXECUTIONS_COLLECTION;
 
@@ -24,6 +30,8 @@ export interface ExecutionDocument {
   jobId: string;
   deviceId: string;
   seq: number;
+  /** `{jobId}#{seq}`: the release of a range finds its executions by this (unique). */
+  slot: string;
   released: boolean;
   status: ExecutionStatus;
   statusDetails?: Record<string, string>;
@@ -35,8 +43,6 @@ export interface ExecutionDocument {
   attempts: AttemptRecord[];
   queuedAt: Date;
   releasedAt?: Date;
-  /** Which release call released it (see `release`). */
-  releaseToken?: string;
   startedAt?: Date;
   lastUpdatedAt: Date;
   completedAt?: Date;
@@ -44,6 +50,9 @@ export interface ExecutionDocument {
 }
 
 export const executionId = (jobId: string, deviceId: string) => `${jobId}:${deviceId}`;
+const slotOf = (jobId: string, seq: number) => `${jobId}#${seq}`;
+const slotsOf = (jobId: string, from: number, to: number) =>
+  Array.from({ length: Math.max(0, to - from) }, (_, i) => slotOf(jobId, from + i));
 
 /** New executions for devices joining a job: QUEUED, not yet released, in `seq` order from `firstSeq`. */
 export function newExecutions(
@@ -57,6 +66,7 @@ export function newExecutions(
     jobId,
     deviceId,
     seq: firstSeq + i,
+    slot: slotOf(jobId, firstSeq + i),
     released: false,
     status: 'QUEUED',
     versionNumber: 1,
@@ -81,8 +91,15 @@ export interface ExecutionRepository {
     afterDeviceId: string | undefined,
     limit: number,
   ): Promise<ExecutionDocument[]>;
-  /** A device's released executions in these statuses, oldest first. */
-  listForDevice(deviceId: string, statuses: readonly ExecutionStatus[]): Promise<ExecutionDocument[]>;
+  /**
+   * Each device's released executions in these statuses, oldest first, among the executions of `jobIds` (the jobs
+   * that may still have active executions: job-repository.ts `mayHaveActive`), looked up by `_id`.
+   */
+  listForDevices(
+    jobIds: readonly string[],
+    deviceIds: readonly string[],
+    statuses: readonly ExecutionStatus[],
+  ): Promise<Map<string, ExecutionDocument[]>>;
   /** Job ids a device has an execution in. */
   jobIdsOfDevice(deviceId: string): Promise<string[]>;
   /** Releases the QUEUED executions with `from <= seq < to`; returns their device ids. */
@@ -94,7 +111,6 @@ export interface ExecutionRepository {
     id: string,
     versionNumber: number,
     update: UpdateFilter<ExecutionDocument>,
-    where?: Filter<ExecutionDocument>,
   ): Promise<ExecutionDocument | undefined>;
   /** Cancels every execution of the job in `statuses`; returns the device ids that were released to a device. */
   cancelAll(jobId: string, statuses: readonly ExecutionStatus[], now: Date): Promise<string[]>;
@@ -115,6 +131,15 @@ export function createExecutionRepository(mongo: MongoHandle): ExecutionReposito
   const executions = async (): Promise<Collection<ExecutionDocument>> =>
     (await mongo.db()).collection<ExecutionDocument>(EXECUTIONS_COLLECTION);
 
+  /** The executions with `from <= seq < to`, by slot (a range of executions written before `slot`: by seq). */
+  async function inRange(jobId: string, from: number, to: number): Promise<ExecutionDocument[]> {
+    const collection = await executions();
+    const projection = { deviceId: 1, versionNumber: 1, status: 1, released: 1 };
+    const found = await collection.find({ slot: { $in: slotsOf(jobId, from, to) } }, { projection }).toArray();
+    if (found.length > 0 || to <= from) return found;
+    return collection.find({ jobId, seq: { $gte: from, $lt: to } }, { projection }).toArray();
+  }
+
   async function findActiveIds(filter: Filter<ExecutionDocument>): Promise<ExecutionDocument[]> {
     return (await executions()).find(filter, { projection: { deviceId: 1, released: 1, jobId: 1 } }).toArray();
   }
@@ -123,11 +148,14 @@ export function createExecutionRepository(mongo: MongoHandle): ExecutionReposito
     ensureIndexes: () =>
       withMongo(async () => {
         const collection = await executions();
+        // Unique, so mongo-java-server looks a compare-and-set's {_id, versionNumber} up instead of scanning.
+        await collection.createIndex({ _id: 1, versionNumber: 1 }, { unique: true });
+        // Sparse: executions written before `slot` existed lack it (their ranges are released by scanning).
+        await collection.createIndex({ slot: 1 }, { unique: true, sparse: true });
         await collection.createIndex({ jobId: 1, seq: 1 });
         await collection.createIndex({ jobId: 1, deviceId: 1 });
         await collection.createIndex({ deviceId: 1, status: 1 });
         await collection.createIndex({ status: 1, timeoutAt: 1 });
-        await collection.createIndex({ jobId: 1, releaseToken: 1 });
       }),
     insertMany: (docs) =>
       withMongo(async () => {
@@ -158,14 +186,26 @@ export function createExecutionRepository(mongo: MongoHandle): ExecutionReposito
         if (afterDeviceId !== undefined) query.deviceId = { $gt: afterDeviceId };
         return (await executions()).find(query).sort({ jobId: 1, deviceId: 1 }).limit(limit).toArray();
       }),
-    listForDevice: (deviceId, statuses) =>
-      withMongo(async () =>
-        (await executions())
-          .find({ deviceId, status: { $in: [...statuses] }, released: true })
-          .sort({ releasedAt: 1, _id: 1 })
-          .limit(100)
-          .toArray(),
-      ),
+    listForDevices: (jobIds, deviceIds, statuses) =>
+      withMongo(async () => {
+        const out = new Map<string, ExecutionDocument[]>(deviceIds.map((id) => [id, []]));
+        if (jobIds.length === 0 || deviceIds.length === 0) return out;
+        const ids = deviceIds.flatMap((deviceId) => jobIds.map((jobId) => executionId(jobId, deviceId)));
+        const wanted = new Set<string>(statuses);
+        const found = await (await executions()).find({ _id: { $in: ids } }).toArray();
+        for (const execution of found) {
+          if (execution.released && wanted.has(execution.status)) out.get(execution.deviceId)?.push(execution);
+        }
+        for (const list of out.values()) {
+          list.sort(
+            (a, b) =>
+              (a.releasedAt?.getTime() ?? 0) - (b.releasedAt?.getTime() ?? 0) ||
+              (a._id < b._id ? -1 : a._id > b._id ? 1 : 0),
+          );
+          list.splice(100);
+        }
+        return out;
+      }),
     jobIdsOfDevice: (deviceId) =>
       withMongo(async () =>
         (
@@ -180,33 +220,32 @@ export function createExecutionRepository(mongo: MongoHandle): ExecutionReposito
     release: (jobId, from, to, now) =>
       withMongo(async () => {
         const collection = await executions();
-        // Each document is matched by one updateMany only (the next sees released: true), and the token tells
-        // which ones this call released: two instances releasing the same range notify each device once.
-        const token = randomUUID();
-        await collection.updateMany(
-          { jobId, seq: { $gte: from, $lt: to }, released: false, status: 'QUEUED' },
-          { $set: { released: true, releasedAt: now, lastUpdatedAt: now, releaseToken: token } },
+        // The range's executions by slot, then one compare-and-set each on {_id, versionNumber} in one bulk write
+        // (no version bump: being released changes nothing a device's update names). The caller claimed the range
+        // on the job first, so only a repair of an unconfirmed range races this: its devices may hear twice.
+        const fresh = (await inRange(jobId, from, to)).filter((doc) => doc.status === 'QUEUED' && !doc.released);
+        if (fresh.length === 0) return [];
+        await collection.bulkWrite(
+          fresh.map((doc) => ({
+            updateOne: {
+              filter: { _id: doc._id, versionNumber: doc.versionNumber },
+              update: { $set: { released: true, releasedAt: now, lastUpdatedAt: now } },
+            },
+          })),
+          { ordered: false },
         );
-        const mine = await collection.find({ jobId, releaseToken: token }, { projection: { deviceId: 1 } }).toArray();
-        return mine.map((doc) => doc.deviceId);
+        return fresh.map((doc) => doc.deviceId);
       }),
     queuedInRange: (jobId, from, to) =>
       withMongo(async () =>
-        (
-          await (
-            await executions()
-          )
-            .find(
-              { jobId, seq: { $gte: from, $lt: to }, released: true, status: 'QUEUED' },
-              { projection: { deviceId: 1 } },
-            )
-            .toArray()
-        ).map((doc) => doc.deviceId),
+        (await inRange(jobId, from, to))
+          .filter((doc) => doc.status === 'QUEUED' && doc.released)
+          .map((doc) => doc.deviceId),
       ),
-    compareAndSet: (id, versionNumber, update, where = {}) =>
+    compareAndSet: (id, versionNumber, update) =>
       withMongo(async () => {
         const next = await (await executions()).findOneAndUpdate(
-          { ...where, _id: id, versionNumber },
+          { _id: id, versionNumber },
           { ...update, $inc: { ...(update.$inc ?? {}), versionNumber: 1 } } as UpdateFilter<ExecutionDocument>,
           { returnDocument: 'after' },
         );

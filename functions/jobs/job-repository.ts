@@ -33,6 +33,11 @@ export interface JobDocument {
   rolloutStopped?: boolean;
   /** The job ended but its executions were not all canceled yet (endJob's second half is owed). */
   cleanupPending?: boolean;
+  /**
+   * The job ended and none of its executions is QUEUED or IN_PROGRESS any more (set once, never cleared): a
+   * device's pending executions are looked for only in the jobs without it (`mayHaveActive`).
+   */
+  drained?: boolean;
   /** The artifact an OTA job names (artifact retention looks here). */
   artifactId?: string;
   /** Whether the targets were resolved into executions (at start). */
@@ -84,8 +89,12 @@ export interface JobRepository {
   setCounts(id: string, counts: Partial<StatusCounts>): Promise<void>;
   /** Records that releases up to `released` reached their executions (no version bump). */
   confirmReleased(id: string, released: number): Promise<void>;
-  /** Clears `cleanupPending` and stores the final counts. */
+  /** Clears `cleanupPending` and stores the final counts (`drained` when they hold nothing active). */
   settleCleanup(id: string, counts: Partial<StatusCounts>): Promise<JobDocument | undefined>;
+  /** The ids of the jobs that may still have QUEUED or IN_PROGRESS executions: every job not `drained`. */
+  mayHaveActive(): Promise<string[]>;
+  /** Records that an ended job has no active execution left. */
+  markDrained(id: string): Promise<void>;
   remove(id: string): Promise<void>;
   referencesArtifact(artifactId: string): Promise<boolean>;
   idsReferencingArtifact(artifactId: string): Promise<string[]>;
@@ -93,6 +102,10 @@ export interface JobRepository {
   timeline(jobId: string, limit: number): Promise<JobEvent[]>;
   removeTimeline(jobId: string): Promise<void>;
 }
+
+/** Executions of these counts still QUEUED (released or not) or IN_PROGRESS. */
+export const activeIn = (counts: Partial<StatusCounts>) =>
+  (counts.pending ?? 0) + (counts.QUEUED ?? 0) + (counts.IN_PROGRESS ?? 0);
 
 const LIVE: Filter<JobDocument> = {
   $or: [{ status: { $in: ['SCHEDULED', 'IN_PROGRESS', 'DELETION_IN_PROGRESS'] } }, { cleanupPending: true }],
@@ -107,6 +120,9 @@ export function createJobRepository(mongo: MongoHandle): JobRepository {
     ensureIndexes: () =>
       withMongo(async () => {
         await (await jobs()).createIndex({ status: 1, _id: 1 });
+        // Unique, so mongo-java-server looks a compare-and-set's {_id, version} up instead of scanning.
+        await (await jobs()).createIndex({ _id: 1, version: 1 }, { unique: true });
+        await (await jobs()).createIndex({ drained: 1 });
         await (await jobs()).createIndex({ artifactId: 1 });
         await (await jobs()).createIndex({ 'idempotency.key': 1 }, { unique: true, sparse: true });
         await (await events()).createIndex({ jobId: 1, at: 1 });
@@ -169,10 +185,26 @@ export function createJobRepository(mongo: MongoHandle): JobRepository {
       withMongo(async () => {
         const next = await (await jobs()).findOneAndUpdate(
           { _id: id },
-          { $set: { counts }, $unset: { cleanupPending: '' } },
+          {
+            $set: { counts, ...(activeIn(counts) === 0 ? { drained: true } : {}) },
+            $unset: { cleanupPending: '' },
+          },
           { returnDocument: 'after' },
         );
         return next ?? undefined;
+      }),
+    mayHaveActive: () =>
+      withMongo(async () =>
+        (await (await jobs()).find({ drained: { $ne: true } }, { projection: { _id: 1 } }).toArray()).map((j) => j._id),
+      ),
+    markDrained: (id) =>
+      withMongo(async () => {
+        await (await jobs()).updateOne(
+          { _id: id, status: { $in: ['COMPLETED', 'CANCELED', 'ABORTED'] } },
+          {
+            $set: { drained: true },
+          },
+        );
       }),
     remove: (id) =>
       withMongo(async () => {

@@ -1,5 +1,5 @@
 import type { Ctx, JobDeps } from './deps.js';
-import { abortJob } from './end-job.js';
+import { abortJob, drainIfIdle } from './end-job.js';
 import type { ExecutionDocument } from './execution-repository.js';
 import { jobConfigOf } from './job-config.js';
 import { abortVerdict, fullCounts, shouldRetry } from './rollout.js';
@@ -49,6 +49,7 @@ export async function recordOutcome(
   });
   if (!ended) return { retried: false };
   const job = await deps.jobs.incrementCounts(execution.jobId, { [status]: 1 });
+  await drainIfIdle(job, deps);
   const verdict = job?.status === 'IN_PROGRESS' ? abortVerdict(job.abort, fullCounts(job.counts)) : undefined;
   if (verdict) {
     await abortJob(execution.jobId, verdict, deps, ctx).catch((error: unknown) =>
