@@ -69,12 +69,16 @@ export async function finishCleanup(job: JobDocument, deps: JobDeps, ctx: Ctx): 
 }
 
 /**
- * An execution of an ended job reached a final state: when it was the job's last active one, the job is marked
- * `drained`, and devices' pending executions are no longer looked for in it. (`anyActive` scans on mongo-java-server,
- * but only here: executions that outlived their job's end — a cancel without force lets IN_PROGRESS ones finish.)
+ * An execution of an ended job reached a final state (a cancel without force, or an abort, lets IN_PROGRESS ones
+ * finish): when it was the job's last active one, the job is marked `drained`, and devices' pending executions are
+ * no longer looked for in it. `activeLeft` counts them down, so the executions are asked (`anyActive`, a scan on
+ * mongo-java-server) once at the end, not on every outcome; an outcome counted by the cleanup as well as here makes
+ * it ask one outcome early, and find one still active.
  */
 export async function drainIfIdle(job: JobDocument | undefined, deps: JobDeps): Promise<void> {
   if (!job || job.drained || job.cleanupPending || !ENDED.has(job.status)) return;
+  const left = await deps.jobs.endedOutcome(job._id);
+  if (left !== undefined && left > 0) return;
   if (!(await deps.executions.anyActive(job._id))) await deps.jobs.markDrained(job._id);
 }
 const ENDED = new Set<string>(['COMPLETED', 'CANCELED', 'ABORTED']);

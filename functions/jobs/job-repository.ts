@@ -38,6 +38,11 @@ export interface JobDocument {
    * device's pending executions are looked for only in the jobs without it (`mayHaveActive`).
    */
   drained?: boolean;
+  /**
+   * Once the job ended: its executions still QUEUED or IN_PROGRESS when its cleanup counted them, less each final
+   * outcome since (`endedOutcome`). At 0 or below the executions are asked once (`anyActive`) before `drained`.
+   */
+  activeLeft?: number;
   /** The artifact an OTA job names (artifact retention looks here). */
   artifactId?: string;
   /** Whether the targets were resolved into executions (at start). */
@@ -95,6 +100,8 @@ export interface JobRepository {
   mayHaveActive(): Promise<string[]>;
   /** Records that an ended job has no active execution left. */
   markDrained(id: string): Promise<void>;
+  /** One more execution of an ended job reached a final state: decrements `activeLeft`, returns what is left. */
+  endedOutcome(id: string): Promise<number | undefined>;
   remove(id: string): Promise<void>;
   referencesArtifact(artifactId: string): Promise<boolean>;
   idsReferencingArtifact(artifactId: string): Promise<string[]>;
@@ -186,7 +193,7 @@ export function createJobRepository(mongo: MongoHandle): JobRepository {
         const next = await (await jobs()).findOneAndUpdate(
           { _id: id },
           {
-            $set: { counts, ...(activeIn(counts) === 0 ? { drained: true } : {}) },
+            $set: { counts, activeLeft: activeIn(counts), ...(activeIn(counts) === 0 ? { drained: true } : {}) },
             $unset: { cleanupPending: '' },
           },
           { returnDocument: 'after' },
@@ -205,6 +212,15 @@ export function createJobRepository(mongo: MongoHandle): JobRepository {
             $set: { drained: true },
           },
         );
+      }),
+    endedOutcome: (id) =>
+      withMongo(async () => {
+        const next = await (await jobs()).findOneAndUpdate(
+          { _id: id },
+          { $inc: { activeLeft: -1 } },
+          { returnDocument: 'after', projection: { activeLeft: 1 } },
+        );
+        return next?.activeLeft;
       }),
     remove: (id) =>
       withMongo(async () => {

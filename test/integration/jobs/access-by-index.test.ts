@@ -102,4 +102,30 @@ describe('a rollout names executions by a unique index', () => {
     expect((await h.request('GET', `/jobs/${jobId}`)).body.status).toBe('COMPLETED');
     expect(scansSince(mark).length).toBeLessThanOrEqual(4);
   });
+
+  it('executions that outlive their job are counted down, and the job drained with one question at the end', async () => {
+    const devices = Array.from({ length: 10 }, (_, i) => h.id(`late${i}`));
+    await h.addDevices(devices.map((id) => ({ id, tags: [h.id('late')] })));
+    const jobId = h.id('outlived');
+    expect((await h.request('POST', '/jobs', jobBody(jobId, { tags: [h.id('late')] }))).status).toBe(201);
+    await h.pass();
+    const versions = new Map<string, number>();
+    for (const device of devices) {
+      expect(await h.deviceRequest(device, 'start-next', {})).toBe(204);
+      versions.set(device, (await h.waitFor(device, '/jobs/start-next/accepted')).payload.execution.versionNumber);
+    }
+    // A cancel without force: the IN_PROGRESS executions may finish.
+    expect((await h.request('POST', `/jobs/${jobId}/cancel`, {})).status).toBe(200);
+    const jobs = (await h.mongo.db()).collection<{ _id: string; drained?: boolean; activeLeft?: number }>('jobs');
+    expect(await jobs.findOne({ _id: jobId })).toMatchObject({ activeLeft: 10 });
+
+    const mark = commands.length;
+    for (const device of devices) {
+      const expectedVersion = versions.get(device)!;
+      expect(await h.deviceRequest(device, 'update', { status: 'SUCCEEDED', expectedVersion }, jobId)).toBe(204);
+      expect((await jobs.findOne({ _id: jobId }))?.drained === true).toBe(device === devices.at(-1));
+    }
+    // The executions were asked once, when the last one ended.
+    expect(scansSince(mark).length).toBe(1);
+  });
 });
