@@ -19,7 +19,8 @@ export type PresenceSignal = 'connected' | 'disconnected' | 'seen';
  * time, so that events delivered out of order (a retried
  * connect after a later disconnect) cannot turn the status back: a connect or disconnect wins only if
  * it is not older than the current status; a message (`seen`) proves the device online when it is
- * newer than the last disconnect. `lastSeen` only moves forward. Returns the status changes as flat
+ * newer than the last disconnect. `lastSeen` only moves forward. The key expires a TTL after its last refresh,
+ * so at least a TTL less an hour after the device was last seen. Returns the status changes as flat
  * triples (key index, new status, event time) for the fleet index.
  */
 const APPLY = luaScript(`
@@ -44,7 +45,11 @@ for i = 1, #KEYS do
       table.insert(changes, i) table.insert(changes, status) table.insert(changes, ARGV[2 * i + 1])
     end
   end
-  redis.call('EXPIRE', KEYS[i], ARGV[1])
+  -- The TTL (the retention: days) is refreshed on a new key, a connect or disconnect, and when lastSeen enters
+  -- a new hour; not on every message, where it was a third of the script's commands per device.
+  if kind ~= 'seen' or not p[1] or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000) then
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+  end
 end
 return changes
 `);
