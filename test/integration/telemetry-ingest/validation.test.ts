@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../../functions/telemetry-ingest/redis-keys.js';
 import { uniqueName } from '../../support/services.js';
 import { type Harness, startHarness, storedSamples, TYPES } from './harness.js';
 
@@ -152,6 +153,20 @@ describe('telemetry-ingest: per-device rate limit', () => {
     for (let i = 0; i < 4; i += 1) statuses.push((await h.send(TYPES.telemetry, late, { metrics: { now: i } })).status);
     expect(statuses.slice(6)).toEqual([204, 204, 204, 422]);
     expect(await storedSamples(h, late)).toHaveLength(9);
+  });
+
+  it('reads a bucket left in the hash layout of earlier releases once, then keeps it as one string', async () => {
+    const upgraded = uniqueName('upgraded');
+    await h.addDevice(upgraded);
+    const key = redisKeys(h.config.REDIS_PREFIX).bucket(upgraded);
+    const client = await h.redis.client();
+    // An empty bucket as the HMGET/HSET script left it: the next message is over the rate.
+    await client.hset(key, 't', '0', 'at', String(Date.now()), 'n', '0');
+    await client.pexpire(key, 60_000);
+    expect((await h.send(TYPES.telemetry, upgraded, { metrics: { n: 1 } })).status).toBe(422);
+    expect(await client.type(key)).toBe('string');
+    expect(await client.pttl(key)).toBeGreaterThan(0);
+    expect((await h.send(TYPES.telemetry, upgraded, { metrics: { n: 2 } })).status).toBe(422);
   });
 
   it('does not spend the budget of another device', async () => {
