@@ -102,6 +102,34 @@ export function createDeviceDirectory(
       : { id: doc._id, type: doc.type, tags: doc.tags ?? [], status: doc.status };
   const projection = { type: 1, tags: 1, status: 1 } as const;
 
+  /** Looks devices up with one query and caches each answer (a missing device too). */
+  async function load(ids: string[]): Promise<Map<string, DeviceView | undefined>> {
+    const docs = await withMongo(async () =>
+      (await mongo.db())
+        .collection<DeviceDocument>(DEVICES_COLLECTION)
+        .find({ _id: { $in: ids } }, { projection })
+        .toArray(),
+    );
+    const loaded = new Map(docs.map((doc) => [doc._id, viewOf(doc)]));
+    for (const id of ids) devices.set(id, loaded.get(id));
+    return loaded;
+  }
+  /**
+   * Devices seen again after half their TTL are looked up again in the background, while their entry still
+   * answers: an active device then never waits for MongoDB on its messages (devices first seen together would
+   * otherwise expire together and stall the batches of that moment), and no entry answers past its TTL, so a
+   * disable still takes effect within it. A failed refresh changes nothing: the entry expires as before.
+   */
+  const refreshing = new Set<string>();
+  function refreshAhead(ids: string[]) {
+    for (const id of ids) refreshing.add(id);
+    load(ids)
+      .catch(() => undefined)
+      .finally(() => {
+        for (const id of ids) refreshing.delete(id);
+      });
+  }
+
   return {
     device: (id) =>
       cached(devices, id, async () =>
@@ -112,27 +140,21 @@ export function createDeviceDirectory(
     async devices(ids) {
       const found = new Map<string, DeviceView | undefined>();
       const missing: string[] = [];
+      const ageing: string[] = [];
       for (const id of ids) {
         const hit = devices.get(id);
-        if (hit) found.set(id, hit.value);
-        else if (!found.has(id)) {
+        if (hit) {
+          found.set(id, hit.value);
+          if (devices.remainingMs(id) < ttlMs / 2 && !refreshing.has(id)) ageing.push(id);
+        } else if (!found.has(id)) {
           found.set(id, undefined);
           missing.push(id);
         }
       }
+      if (ageing.length > 0) refreshAhead(ageing);
       if (missing.length === 0) return found;
-      const docs = await withMongo(async () =>
-        (await mongo.db())
-          .collection<DeviceDocument>(DEVICES_COLLECTION)
-          .find({ _id: { $in: missing } }, { projection })
-          .toArray(),
-      );
-      const loaded = new Map(docs.map((doc) => [doc._id, viewOf(doc)]));
-      for (const id of missing) {
-        const view = loaded.get(id);
-        devices.set(id, view);
-        found.set(id, view);
-      }
+      const loaded = await load(missing);
+      for (const id of missing) found.set(id, loaded.get(id));
       return found;
     },
     telemetrySchema: (type) =>

@@ -10,11 +10,13 @@ export interface TtlCache<T> {
   /** The stored value in a box, or undefined when absent or expired. */
   get(key: string): { value: T } | undefined;
   set(key: string, value: T): void;
+  /** How long the entry has left (ms); 0 when absent or expired. */
+  remainingMs(key: string): number;
   readonly size: number;
 }
 
 export function createTtlCache<T>(options: { ttlMs: number; maxEntries: number; now?: () => number }): TtlCache<T> {
-  if (options.ttlMs <= 0) return { get: () => undefined, set: () => {}, size: 0 };
+  if (options.ttlMs <= 0) return { get: () => undefined, set: () => {}, remainingMs: () => 0, size: 0 };
   const cache = new LRUCache<string, { value: T }>({
     // The bound as a size of one per entry, not lru-cache's `max`: `max` allocates its arrays for every entry up
     // front (100,000 entries with a TTL: ~3 MB and tens of milliseconds of a cold start, per cache), while a
@@ -31,6 +33,7 @@ export function createTtlCache<T>(options: { ttlMs: number; maxEntries: number; 
     set: (key, value) => {
       cache.set(key, { value });
     },
+    remainingMs: (key) => Math.max(0, cache.getRemainingTTL(key)),
     get size() {
       return cache.size;
     },

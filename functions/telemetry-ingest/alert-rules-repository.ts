@@ -57,18 +57,29 @@ export function createAlertRulesRepository(
   }
   const collection = async () => (await mongo.db()).collection<AlertRuleDocument>(ALERT_RULES_COLLECTION);
 
-  async function forDevices(devices: Iterable<{ id: string; type?: string }>): Promise<Map<string, AlertRule[]>> {
-    if (!cache || now() - cache.at >= options.ttlMs) {
-      // One load at a time: concurrent events wait for the same query.
-      loading ??= load().finally(() => {
+  /** One load at a time: concurrent events share the same query. */
+  function reload(): Promise<NonNullable<typeof cache>> {
+    loading ??= load()
+      .then((loaded) => {
+        cache = loaded;
+        return loaded;
+      })
+      .finally(() => {
         loading = undefined;
       });
-      cache = await loading;
-    }
+    return loading;
+  }
+
+  async function forDevices(devices: Iterable<{ id: string; type?: string }>): Promise<Map<string, AlertRule[]>> {
+    const age = cache ? now() - cache.at : Infinity;
+    const index = !cache || age >= options.ttlMs ? await reload() : cache;
+    // Past half its TTL the index is read again in the background while it still answers: every batch of that
+    // moment would otherwise wait for the query. No answer comes from an index older than the TTL.
+    if (age >= options.ttlMs / 2 && age < options.ttlMs) void reload().catch(() => undefined);
     const rules = new Map<string, AlertRule[]>();
     for (const device of devices) {
-      const own = cache.byDevice.get(device.id);
-      const typed = device.type ? cache.byType.get(device.type) : undefined;
+      const own = index.byDevice.get(device.id);
+      const typed = device.type ? index.byType.get(device.type) : undefined;
       if (own || typed) rules.set(device.id, [...(own ?? []), ...(typed ?? [])]);
     }
     return rules;

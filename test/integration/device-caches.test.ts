@@ -60,6 +60,21 @@ describe('device caches: bounded LRU with a TTL', () => {
     expect((await directory.device(a))?.status).toBe('disabled'); // expired, so read again
   });
 
+  it('a batch lookup past half the TTL answers from the entry and reads the device again in the background', async () => {
+    await enableAll();
+    const [a] = ids as [string];
+    const directory = createDeviceDirectory(mongo, { ttlMs: 5_000, now });
+    expect((await directory.devices([a])).get(a)?.status).toBe('active');
+    await disable(a);
+    clock += 2_000; // less than half: the entry answers, nothing is read
+    expect((await directory.devices([a])).get(a)?.status).toBe('active');
+    clock += 1_000; // past half: still the entry's answer, and a refresh starts
+    expect((await directory.devices([a])).get(a)?.status).toBe('active');
+    await expect.poll(async () => (await directory.devices([a])).get(a)?.status).toBe('disabled');
+    clock += 4_000; // the refreshed entry is younger than the TTL: no wait for MongoDB, its answer holds
+    expect((await directory.devices([a])).get(a)?.status).toBe('disabled');
+  });
+
   it('remembers an unknown device as unknown for the TTL, and a TTL of 0 caches nothing', async () => {
     const [, , c] = ids as [string, string, string];
     const absent = uniqueName('cache-absent');
