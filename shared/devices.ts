@@ -77,6 +77,9 @@ export interface DeviceDirectory {
  * The cache is a bounded LRU (`maxEntries` per kind): a fleet larger than the bound keeps its most active
  * devices cached instead of losing every entry at once. A `ttlMs` of 0 caches nothing.
  */
+/** How long ageing devices are gathered before their background refresh goes out as one query. */
+const REFRESH_GATHER_MS = 50;
+
 export function createDeviceDirectory(
   mongo: MongoHandle,
   options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
@@ -118,16 +121,26 @@ export function createDeviceDirectory(
    * Devices seen again after half their TTL are looked up again in the background, while their entry still
    * answers: an active device then never waits for MongoDB on its messages (devices first seen together would
    * otherwise expire together and stall the batches of that moment), and no entry answers past its TTL, so a
-   * disable still takes effect within it. A failed refresh changes nothing: the entry expires as before.
+   * disable still takes effect within it. The ids that age within `REFRESH_GATHER_MS` go in one query: devices
+   * first seen together age together, and a query per batch for them was itself a burst. A failed refresh
+   * changes nothing: the entries expire as before.
    */
   const refreshing = new Set<string>();
+  let gathered: string[] = [];
+  let gathering: NodeJS.Timeout | undefined;
   function refreshAhead(ids: string[]) {
     for (const id of ids) refreshing.add(id);
-    load(ids)
-      .catch(() => undefined)
-      .finally(() => {
-        for (const id of ids) refreshing.delete(id);
-      });
+    gathered.push(...ids);
+    gathering ??= setTimeout(() => {
+      const batch = gathered;
+      gathered = [];
+      gathering = undefined;
+      load(batch)
+        .catch(() => undefined)
+        .finally(() => {
+          for (const id of batch) refreshing.delete(id);
+        });
+    }, REFRESH_GATHER_MS).unref();
   }
 
   return {
