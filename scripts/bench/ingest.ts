@@ -29,6 +29,7 @@ import {
   percentile,
   pooled,
   type SampleTimes,
+  slowByHalfSecond,
   storageStep,
 } from './support/ingest-steps.js';
 import { compareOnRedisCluster } from './support/redis-cluster-compare.js';
@@ -357,6 +358,10 @@ async function main(): Promise<void> {
       .find({ deviceId: { $in: paced } }, { projection: { ts: 1, receivedAt: 1, ingestedAt: 1 } })
       .toArray()) as unknown as SampleTimes[];
     const hops = hopLatencies(docs);
+    // Where in the phase the slow ones were: the first contact of its devices, the caches' refreshes, or spread.
+    log(
+      `  paced, messages over 60 ms (device→insert issued) per half second of the phase: ${slowByHalfSecond(docs, 60)}`,
+    );
     const lags = docs.map((d) => d.ingestedAt.getTime() - d.ts.getTime()).sort((a, b) => a - b);
     const p50 = percentile(lags, 50);
     const p99 = percentile(lags, 99) + insertP99;

@@ -62,6 +62,23 @@ export function hopLatencies(docs: SampleTimes[]) {
   };
 }
 
+/** Per half second of a paced phase (by the devices' `ts`): how many of its messages took over `overMs`, `t:slow/all`. */
+export function slowByHalfSecond(docs: SampleTimes[], overMs: number): string {
+  const start = Math.min(...docs.map((d) => d.ts.getTime()));
+  const bins = new Map<number, { slow: number; all: number }>();
+  for (const d of docs) {
+    const bin = Math.floor((d.ts.getTime() - start) / 500);
+    const counts = bins.get(bin) ?? { slow: 0, all: 0 };
+    counts.all += 1;
+    if (d.ingestedAt.getTime() - d.ts.getTime() > overMs) counts.slow += 1;
+    bins.set(bin, counts);
+  }
+  return [...bins]
+    .sort(([a], [b]) => a - b)
+    .map(([bin, { slow, all }]) => `${bin / 2}s:${slow}/${all}`)
+    .join(' ');
+}
+
 /** Telemetry batches of `batchSize` messages POSTed straight to the function (binary mode), `concurrency` at once. */
 export async function storageStep(options: {
   url: string;
