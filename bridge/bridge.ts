@@ -50,7 +50,14 @@ export interface BridgeHandle {
 const connectWithoutNagle: MqttConnect = (url, options) => {
   // mqtt.js traces every packet through the `debug` package, which costs even when nobody listens (a few
   // percent of the bridge's CPU per message, measured with --cpu-prof): a no-op log unless DEBUG asks for it.
-  const client = mqtt.connect(url, { ...(process.env.DEBUG ? {} : { log: () => {} }), ...options });
+  // writeCache false: mqtt-packet otherwise builds 65,536 two-byte Buffers on the first packet written (for packet
+  // ids and lengths), 8 % of the bridge's start in its profile and ~9 MB of live objects the collector then marks
+  // (docs/performance.md, "Cold start"); uncached, each id is a 2-byte slice of Node's buffer pool.
+  const client = mqtt.connect(url, {
+    ...(process.env.DEBUG ? {} : { log: () => {} }),
+    writeCache: false,
+    ...options,
+  });
   client.on('connect', () => (client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true));
   return client;
 };

@@ -50,16 +50,22 @@ const COMMON = {
 const LAUNCHER = fileURLToPath(new URL('./launcher.mjs', import.meta.url));
 
 /**
- * Packages whose entry module requires all of the package as it loads, replaced in the deployables' bundles by an
- * entry that loads each export on first use (scripts/build-shims/<package>.cjs): what a start does not use is
- * never evaluated.
+ * Packages whose entry module requires all of the package as it loads (prom-client, cloudevents), and a module that
+ * mqtt.js requires on every first connect (its WebSocket builders), replaced in the deployables' bundles by a module
+ * that loads each export on first use (scripts/build-shims/): what a start does not use is never evaluated.
  */
 const LAZY_ENTRIES = {
   name: 'lazy-package-entries',
   setup(pluginBuild) {
-    pluginBuild.onResolve({ filter: /^prom-client$/ }, () => ({
-      path: fileURLToPath(new URL('./build-shims/prom-client.cjs', import.meta.url)),
-    }));
+    const shim = (file) => fileURLToPath(new URL(`./build-shims/${file}`, import.meta.url));
+    pluginBuild.onResolve({ filter: /^prom-client$/ }, () => ({ path: shim('prom-client.cjs') }));
+    pluginBuild.onResolve({ filter: /^cloudevents$/ }, () => ({ path: shim('cloudevents.cjs') }));
+    // mqtt.js's connect/index.js requires its WebSocket builders (`./ws`) on the first connect, whatever the protocol.
+    pluginBuild.onResolve({ filter: /^\.\/ws$/ }, (args) =>
+      /[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]index\.js$/.test(args.importer)
+        ? { path: shim('mqtt-ws.cjs') }
+        : undefined,
+    );
   },
 };
 
