@@ -113,7 +113,9 @@ export function describeConfigIssue(issue: ConfigIssue): string {
  * failing every event it receives. Every problem is reported, not only the first.
  */
 export function loadConfig<S extends z.ZodType>(schema: S, env: Env = process.env): z.infer<S> {
-  const parsed = schema.safeParse(env, { reportInput: true });
+  // jitless: zod compiles an object schema's fast path (new Function) on its first parse, which pays only for a
+  // schema parsed many times; the environment is parsed once, at start (docs/performance.md, "Cold start").
+  const parsed = schema.safeParse(env, { reportInput: true, jitless: true });
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => configIssueOf(schema, issue)));
   return parsed.data;
 }
