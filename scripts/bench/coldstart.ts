@@ -181,16 +181,20 @@ async function main() {
     const name = target.replace(/@before$/, '');
     return names.includes(name) && productionNodeOptions(name) ? { NODE_OPTIONS: productionNodeOptions(name) } : {};
   };
-  for (const target of targets) await startOnce(target.file, env, flags(target.name));
-  for (let run = 0; run < RUNS; run += 1) {
-    for (let i = 0; i < targets.length; i += 1) {
-      const target = targets[(i + run) % targets.length]!;
-      samples.get(target.name)!.push(await startOnce(target.file, env, flags(target.name)));
+  // Whatever happens to a start (a deployable that never gets ready throws), the broker it started goes too.
+  try {
+    for (const target of targets) await startOnce(target.file, env, flags(target.name));
+    for (let run = 0; run < RUNS; run += 1) {
+      for (let i = 0; i < targets.length; i += 1) {
+        const target = targets[(i + run) % targets.length]!;
+        samples.get(target.name)!.push(await startOnce(target.file, env, flags(target.name)));
+      }
     }
+  } finally {
+    sink.close();
+    await broker.dispose();
+    rmSync(dir, { recursive: true, force: true });
   }
-  sink.close();
-  await broker.dispose();
-  rmSync(dir, { recursive: true, force: true });
 
   const bareMs = median(samples.get('bare')!.map((s) => s.ms));
   const floorMs = median(samples.get('framework-floor')!.map((s) => s.ms));
