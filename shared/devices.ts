@@ -71,15 +71,15 @@ export interface DeviceDirectory {
   telemetrySchema(type: string): Promise<TelemetrySchema | undefined>;
 }
 
+/** How long ageing devices are gathered before their background refresh goes out as one query. */
+const REFRESH_GATHER_MS = 50;
+
 /**
  * Read access to the registry for other capabilities, with a short in-process cache: a hot path
  * (telemetry) then reads MongoDB once per device every `ttlMs`, and a disable reaches it within `ttlMs`.
  * The cache is a bounded LRU (`maxEntries` per kind): a fleet larger than the bound keeps its most active
  * devices cached instead of losing every entry at once. A `ttlMs` of 0 caches nothing.
  */
-/** How long ageing devices are gathered before their background refresh goes out as one query. */
-const REFRESH_GATHER_MS = 50;
-
 export function createDeviceDirectory(
   mongo: MongoHandle,
   options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
