@@ -131,7 +131,8 @@ export function createDeviceDirectory(
   function refreshAhead(ids: string[]) {
     for (const id of ids) refreshing.add(id);
     gathered.push(...ids);
-    gathering ??= setTimeout(() => {
+    if (gathering !== undefined) return;
+    gathering = setTimeout(() => {
       const batch = gathered;
       gathered = [];
       gathering = undefined;

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BuiltImage, buildImage, engine, runArgs, runOnce } from '../../support/image.js';
 import { freePort } from '../../support/ports.js';
@@ -7,7 +5,6 @@ import { uniqueName } from '../../support/services.js';
 import { type SinkServer, startSinkServer } from '../../support/sink-server.js';
 import { manifestWorkloads, testValues, type Workload } from '../../support/workloads.js';
 import { components } from '../../unit/knative/lib/components.js';
-import { ROOT } from '../../unit/knative/lib/manifests.js';
 
 // The Dockerfile built (scripts/image/build.sh: docker, podman or buildah; the base made from Debian packages
 // where no registry answers) and every workload of knative/ run from it as its manifest declares: the bridge

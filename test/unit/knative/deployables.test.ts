@@ -184,6 +184,7 @@ describe('deployables', () => {
     // the build trains each cache with the manifest's NODE_OPTIONS (scripts/build.mjs), and this checks it holds.
     const accepted =
       "const { Script } = require('node:vm'); const fs = require('node:fs'); const f = process.argv[1];" +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the template literal belongs to the child's code
       "const s = new Script(fs.readFileSync(f, 'utf8'), { filename: f, cachedData: fs.readFileSync(`${f}.cache`) });" +
       'process.stdout.write(String(!s.cachedDataRejected));';
     for (const workload of workloads) {
