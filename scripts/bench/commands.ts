@@ -19,7 +19,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import { mintApiKey } from '../../shared/api-keys.js';
 import { freePort } from '../../test/support/ports.js';
-import { cpuMeter, describeCpu, pidsByName } from './support/cpu.js';
+import { cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
 
 const env = process.env;
 const MQTT_URL = env.MQTT_URL ?? 'mqtt://127.0.0.1:21883';
@@ -224,7 +224,10 @@ async function main(): Promise<void> {
     const stackPids = {
       bench: process.pid,
       ...childPids,
-      ...pidsByName({ mongo: 'java', redis: 'redis-server', mosquitto: 'mosquitto' }),
+      // By listening port, not by process name: on a shared host another `java` or `redis-server` may come first.
+      mongo: pidOfServer(MONGODB_URL),
+      redis: pidOfServer(REDIS_URL),
+      mosquitto: pidOfServer(MQTT_URL),
     };
     const latencies: number[] = [];
     for (let i = 0; i < WARMUP; i += 1) await call(devices[0]!, i);

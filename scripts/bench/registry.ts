@@ -22,7 +22,7 @@ import { generateSecret, hashGeneratedSecret } from '../../shared/secrets.js';
 import { createFunctionServer } from '../../shared/serve.js';
 import { startDynsecMosquitto } from '../../test/support/dynsec-mosquitto.js';
 import { startSinkServer } from '../../test/support/sink-server.js';
-import { cpuMeter, describeCpu, pidsByName } from './support/cpu.js';
+import { cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
 
 const MONGODB_URL = process.env.MONGODB_URL ?? 'mongodb://127.0.0.1:27027';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:26379';
@@ -115,7 +115,12 @@ try {
   const singlePerS = SINGLE / ((performance.now() - started) / 1_000);
   log(`single: ${SINGLE} in ${(performance.now() - started).toFixed(0)} ms → ${singlePerS.toFixed(1)}/s`);
 
-  const meter = cpuMeter({ 'bench+registry': process.pid, ...pidsByName({ mongo: 'java', redis: 'redis-server' }) });
+  // The servers found by their listening ports: by process name, a shared host's other `java` could come first.
+  const meter = cpuMeter({
+    'bench+registry': process.pid,
+    mongo: pidOfServer(MONGODB_URL),
+    redis: pidOfServer(REDIS_URL),
+  });
   const bulkHooksPerS = await bulk('hooks', `${run}-h`, baseOf(hooksServer), BULK_BATCHES);
   const hooksCpu = meter.perUnit(BULK_BATCHES * BULK_SIZE);
   log(`  CPU per registration (hooks bulk): ${describeCpu(hooksCpu)}`);
@@ -137,7 +142,7 @@ try {
   const hash = hashGeneratedSecret(generateSecret());
   const raw = (await mongo.connect()).db(dbName).collection<ReturnType<typeof newDevice>>('raw_devices');
   const now = new Date();
-  const rawMeter = cpuMeter({ bench: process.pid, ...pidsByName({ mongo: 'java' }) });
+  const rawMeter = cpuMeter({ bench: process.pid, mongo: pidOfServer(MONGODB_URL) });
   started = performance.now();
   for (let b = 0; b < BULK_BATCHES; b += 1) {
     await raw.insertMany(

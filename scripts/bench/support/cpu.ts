@@ -24,22 +24,6 @@ export function cpuMsPrecise(pid: number): number {
   return ns / 1e6;
 }
 
-/** The pids of the processes whose command name is one of `names` (e.g. the loopback services). */
-export function pidsByName(names: Record<string, string>): Record<string, number> {
-  const found: Record<string, number> = {};
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
-      for (const [label, name] of Object.entries(names))
-        if (comm === name && found[label] === undefined) found[label] = Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
 export type CpuPerUnit = Record<string, number>;
 
 /** CPU µs per unit of work of each process over a phase; `total` is what the whole pipeline spends on one. */
@@ -52,7 +36,7 @@ export function cpuMeter(pids: Record<string, number | undefined>) {
       before.set(name, cpuSeconds(pid));
       live.push([name, pid]);
     } catch {
-      // ended before the phase (another bench's private service found by name): not part of this one
+      // ended before the phase (a server gone since it was found): not part of this one
     }
   }
   return {
