@@ -43,12 +43,16 @@ export function channelsOf(client: RedisClient): Channels {
 /**
  * Publishes ARGV[1+i] on channel KEYS[i] with the command ARGV[1]. The channels are declared as keys: a sharded
  * channel lives in its name's slot (Redis "Sharded Pub/Sub"), so they route the call to their master, where a
- * channel of another master fails the call like a key would (redis-script.ts).
+ * channel of another master fails the call like a key would (redis-script.ts). Without the Cluster probe: the
+ * publications are best effort (a listener that misses one re-reads), so a call cut short is harmless.
  */
-const PUBLISH_ALL = luaScript(`
+const PUBLISH_ALL = luaScript(
+  `
 for i = 1, #KEYS do redis.call(ARGV[1], KEYS[i], ARGV[i + 1]) end
 return #KEYS
-`);
+`,
+  { probe: false },
+);
 
 async function publishMany(
   client: RedisClient,

@@ -17,9 +17,7 @@ export interface LuaScript {
  * span slots (CROSSSLOT) even with the flag, but a script with the flag `allow-cross-slot-keys` (Redis 7.0,
  * "Script flags") may touch keys of every slot its node serves. So the call declares one key, which routes it
  * to its master, and passes the whole key list first in ARGV: `n, key1..keyn, args…`; this prologue rebinds
- * KEYS and ARGV to them, so the body reads as on one node. It first reads every key (EXISTS): a key the node
- * does not serve (a slot moved since the client's map, a Cluster down) fails the call there, before any write,
- * so a refused call has changed nothing (Redis does not roll a script back, "EVAL" docs, "Error handling").
+ * KEYS and ARGV to them, so the body reads as on one node.
  */
 const ON_ONE_NODE = `#!lua flags=allow-cross-slot-keys
 local KEYS, ARGV = (function(all)
@@ -28,8 +26,40 @@ local KEYS, ARGV = (function(all)
   for i = n + 2, #all do args[#args + 1] = all[i] end
   return keys, args
 end)(ARGV)
-for i = 1, #KEYS do redis.call('EXISTS', KEYS[i]) end
 `;
+
+/**
+ * The probe, unless the script does without (`LuaScriptOptions.probe`): a key the node does not serve (a slot
+ * moved since the client's map, a Cluster down) must fail the call before any write, so that a refused call has
+ * changed nothing (Redis does not roll a script back, "EVAL" docs, "Error handling"). It reads (EXISTS) one key
+ * per hash tag — keys of one tag share a slot (Redis Cluster spec, "Hash tags": the text between the first `{`
+ * and the next `}`, if not empty, else the whole key) — so a batch's several keys per device cost one command
+ * per device, not one per key.
+ */
+const PROBE = `do
+  local probed = {}
+  for i = 1, #KEYS do
+    local key = KEYS[i]
+    local open = string.find(key, '{', 1, true)
+    local close = open and string.find(key, '}', open + 1, true)
+    local tag = (close and close > open + 1) and string.sub(key, open + 1, close - 1) or key
+    if not probed[tag] then
+      probed[tag] = true
+      redis.call('EXISTS', key)
+    end
+  end
+end
+`;
+
+export interface LuaScriptOptions {
+  /**
+   * false: the Cluster variant skips the probe, each EXISTS a command per device and call. Only for a script
+   * that itself reads a key of every hash tag before its first write (the read fails the call as the probe
+   * would), or one whose call cut short after some writes is harmless (idempotent writes that the 503's retry
+   * repeats, or best effort); the script's comment says which. Default true.
+   */
+  probe?: boolean;
+}
 
 /** A script by SHA1 with its source, for `EVALSHA` and the `EVAL` fallback. */
 function bySha(source: string) {
@@ -42,9 +72,9 @@ function bySha(source: string) {
  * that never saw it) loads it again. Every key a script touches must be in `keys`; on a Cluster they share a
  * hash slot (a `{device}` hash tag) or at least a master (`groupsByNode`).
  */
-export function luaScript(source: string): LuaScript {
+export function luaScript(source: string, options: LuaScriptOptions = {}): LuaScript {
   const plain = bySha(source);
-  const onOneNode = bySha(ON_ONE_NODE + source);
+  const onOneNode = bySha(ON_ONE_NODE + (options.probe === false ? '' : PROBE) + source);
   async function call(
     client: RedisClient,
     script: { source: string; sha: string },

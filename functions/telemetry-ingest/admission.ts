@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { groupsByNode, isRedisUnavailable, withRedis } from '../../shared/redis.js';
-import { luaScript } from '../../shared/redis-script.js';
+import { ADMIT, COMPLETE, RELEASE } from './admission-scripts.js';
 import type { RedisKeys } from './redis-keys.js';
 
 export type Admission =
@@ -32,129 +32,6 @@ export interface GateItem {
    */
   receivedAt?: Date;
 }
-
-/**
- * A device's token bucket is one string key, `tokens at noticed` (space-separated), written with its idle
- * expiry in the same `SET … PX`: one command to read it and one to write it, where a hash took three (HMGET,
- * HSET, PEXPIRE). A bucket still in the hash layout of earlier releases (a WRONGTYPE on GET) is read from its
- * fields once and overwritten as a string; buckets live seconds (burst / rate + 1 s), so that path is only
- * taken right after an upgrade.
- */
-const BUCKET_LUA = `
-local function readBucket(key)
-  local raw = redis.pcall('GET', key)
-  if type(raw) == 'string' then
-    local t, at, n = string.match(raw, '^(%S+) (%S+) (%S+)$')
-    return tonumber(t), tonumber(at), tonumber(n)
-  elseif type(raw) == 'table' and raw.err then
-    local h = redis.call('HMGET', key, 't', 'at', 'n')
-    return tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
-  end
-  return nil, nil, nil
-end
-`;
-
-/**
- * The gate in front of device messages, for a whole batch in one call (a Lua script runs alone and
- * atomically, Redis "EVAL" docs), in the order of the items:
- * 1. dedup, in one command per item (`SET key token NX GET EX pending`, Redis 7.0: sets the mark only if there
- *    is none and answers the one there was): the event id was stored before → `duplicate`; it is being stored
- *    now → `in_progress`; it came earlier in the same call → `duplicate`;
- * 2. a token bucket per device (rate, burst; refilled by the time elapsed between the messages' receive
- *    times — the newest so far is the bucket's clock; an older message takes a token without refilling, and
- *    a time ahead of `now` counts as `now`) → `limited`, and the mark just set is deleted again;
- * 3. else the event stays marked in progress (the `SET … EX` of step 1, as powertools' idempotency does) →
- *    `admitted`; the mark holds a token of this call, so only this attempt releases it. A mark that already
- *    holds this call's token is `admitted` again without a second draw: the same call sent again (a client
- *    resending after a reconnect).
- * A message refused by the bucket leaves no dedup mark, so its redelivery is judged afresh. Each bucket is
- * read once and written once per call, however many of the device's messages the batch holds.
- * KEYS: the dedup key of every item, then each distinct bucket key. ARGV: now, rate, burst, notice interval,
- * pending TTL, the item count, per item the position of its bucket among the bucket keys, the token, then
- * per item its receive time (ms).
- */
-const ADMIT = luaScript(`${BUCKET_LUA}
-local now = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2]) / 1000
-local burst = tonumber(ARGV[3])
-local interval = tonumber(ARGV[4])
-local n = tonumber(ARGV[6])
-local idle = math.ceil(burst / rate) + 1000
-local token = ARGV[7 + n]
-local buckets = {}
-local marked = {}
-local out = {}
-for i = 1, n do
-  local key = KEYS[i]
-  local kind, wait, notify = 'admitted', 0, 0
-  local seen = marked[key] and 'done' or redis.call('SET', key, token, 'NX', 'GET', 'EX', ARGV[5])
-  if seen == 'done' then kind = 'duplicate'
-  elseif seen == token then kind = 'admitted'
-  elseif seen then kind = 'in_progress'
-  else
-    local b = n + tonumber(ARGV[6 + i])
-    local s = buckets[b]
-    local at = math.min(tonumber(ARGV[7 + n + i]), now)
-    if not s then
-      local t, bat, noticed = readBucket(KEYS[b])
-      s = { tokens = t or burst, at = bat or at, noticed = noticed or 0 }
-      buckets[b] = s
-    end
-    if at > s.at then
-      s.tokens = math.min(burst, s.tokens + (at - s.at) * rate)
-      s.at = at
-    end
-    if s.tokens < 1 then
-      kind, wait = 'limited', math.ceil((1 - s.tokens) / rate)
-      if now - s.noticed >= interval then notify = 1; s.noticed = now end
-      redis.call('DEL', key)
-    else
-      s.tokens = s.tokens - 1
-      marked[key] = true
-    end
-  end
-  out[#out + 1] = kind
-  out[#out + 1] = wait
-  out[#out + 1] = notify
-end
-for b, s in pairs(buckets) do
-  redis.call('SET', KEYS[b], tostring(s.tokens) .. ' ' .. tostring(s.at) .. ' ' .. tostring(s.noticed), 'PX', idle)
-end
-return out
-`);
-
-/**
- * Deletes each in-progress mark (KEYS[i]) only while it holds this attempt's token (ARGV[2 + i]); with a
- * refund (ARGV[2] = 1), the message's token goes back into its device's bucket (KEYS[n + i], capped at the
- * burst ARGV[1]; its expiry kept), so an attempt that failed on a store costs the device nothing: the Broker's
- * retries of a batch during an outage would otherwise drain the bucket and the redelivery be refused as over
- * the rate.
- */
-const RELEASE = luaScript(`${BUCKET_LUA}
-local burst = tonumber(ARGV[1])
-local refund = ARGV[2] == '1'
-local n = #ARGV - 2
-local released = 0
-for i = 1, n do
-  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
-    released = released + redis.call('DEL', KEYS[i])
-    if refund then
-      local tokens, at, noticed = readBucket(KEYS[n + i])
-      if tokens and at and noticed then
-        local value = tostring(math.min(burst, tokens + 1)) .. ' ' .. tostring(at) .. ' ' .. tostring(noticed)
-        redis.call('SET', KEYS[n + i], value, 'KEEPTTL')
-      end
-    end
-  end
-end
-return released
-`);
-
-/** Marks every key `done` for the dedup window (ARGV[1] seconds). */
-const COMPLETE = luaScript(`
-for i = 1, #KEYS do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[1]) end
-return #KEYS
-`);
 
 export interface AdmissionGate {
   /** Admissions in the order of `items`: one round trip for the batch. */

@@ -22,37 +22,54 @@ export type PresenceSignal = 'connected' | 'disconnected' | 'seen';
  * newer than the last disconnect. `lastSeen` only moves forward. The key expires a TTL after its last refresh,
  * so at least a TTL less an hour after the device was last seen. Returns the status changes as flat
  * triples (key index, new status, event time) for the fleet index.
+ * Every key is read before the first write: on a Cluster that read is the probe (`probe: false`), so a call
+ * refused for a slot its node no longer serves has applied nothing — one applied in part would have its status
+ * changes lost to the fleet index, which only hears of the changes a call returns.
  */
-const APPLY = luaScript(`
+const APPLY = luaScript(
+  `
+local current = {}
+for i = 1, #KEYS do
+  if not current[KEYS[i]] then
+    local p = redis.call('HMGET', KEYS[i], 'status', 'since', 'lastSeen')
+    current[KEYS[i]] = { status = p[1], since = tonumber(p[2]) or -1, lastSeen = tonumber(p[3]) or -1 }
+  end
+end
 local changes = {}
 for i = 1, #KEYS do
   local kind = ARGV[2 * i]
   local at = tonumber(ARGV[2 * i + 1])
-  local p = redis.call('HMGET', KEYS[i], 'status', 'since', 'lastSeen')
-  local since = tonumber(p[2]) or -1
-  local lastSeen = tonumber(p[3]) or -1
-  if kind ~= 'disconnected' and at > lastSeen then redis.call('HSET', KEYS[i], 'lastSeen', ARGV[2 * i + 1]) end
+  local p = current[KEYS[i]]
+  local fresh, lastSeen = not p.status, p.lastSeen
+  if kind ~= 'disconnected' and at > p.lastSeen then
+    redis.call('HSET', KEYS[i], 'lastSeen', ARGV[2 * i + 1])
+    p.lastSeen = at
+  end
   if kind == 'seen' then
-    if p[1] ~= 'online' and at > since then
+    if p.status ~= 'online' and at > p.since then
       redis.call('HSET', KEYS[i], 'status', 'online', 'since', ARGV[2 * i + 1])
+      p.status, p.since = 'online', at
       table.insert(changes, i) table.insert(changes, 'online') table.insert(changes, ARGV[2 * i + 1])
     end
-  elseif at >= since then
+  elseif at >= p.since then
     local status = (kind == 'connected') and 'online' or 'offline'
     local field = (kind == 'connected') and 'connectedAt' or 'disconnectedAt'
     redis.call('HSET', KEYS[i], 'status', status, 'since', ARGV[2 * i + 1], field, ARGV[2 * i + 1])
-    if status ~= p[1] then
+    if status ~= p.status then
       table.insert(changes, i) table.insert(changes, status) table.insert(changes, ARGV[2 * i + 1])
     end
+    p.status, p.since = status, at
   end
   -- The TTL (the retention: days) is refreshed on a new key, a connect or disconnect, and when lastSeen enters
   -- a new hour; not on every message, where it was a third of the script's commands per device.
-  if kind ~= 'seen' or not p[1] or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000) then
+  if kind ~= 'seen' or fresh or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000) then
     redis.call('EXPIRE', KEYS[i], ARGV[1])
   end
 end
 return changes
-`);
+`,
+  { probe: false },
+);
 
 /**
  * The fleet index (KEYS[1] the online set, KEYS[2] the last applied change per device), fed with the changes

@@ -2,7 +2,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { createRedis, deleteKeys, groupsByNode, type RedisClient, withRedis } from '../../shared/redis.js';
-import { luaScript } from '../../shared/redis-script.js';
+import { type LuaScript, luaScript } from '../../shared/redis-script.js';
 import { REDIS_URL, uniqueName } from '../support/services.js';
 
 // A script over many devices' keys (shared/redis-script.ts, groupsByNode in shared/redis.ts): one call for the
@@ -11,6 +11,16 @@ const SET_ALL = luaScript(`
 for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1] .. i) end
 return #KEYS
 `);
+
+// The same, reading every key before its first write: on a Cluster those reads are the probe (`probe: false`).
+const READ_THEN_SET = luaScript(
+  `
+for i = 1, #KEYS do redis.call('GET', KEYS[i]) end
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1] .. i) end
+return #KEYS
+`,
+  { probe: false },
+);
 
 describe('Lua scripts over the keys of many devices', () => {
   const redis = createRedis(REDIS_URL);
@@ -50,5 +60,29 @@ describe('Lua scripts over the keys of many devices', () => {
       // One node serves every key: nothing to refuse.
       await expect(call).resolves.toBe(keys.length);
     }
+  });
+
+  /** One call per master over `keys` runs; all of `others` in one call is refused on a Cluster with nothing written. */
+  async function runsGroupedRefusesMixed(script: LuaScript, keys: string[], others: string[]) {
+    written.push(...keys, ...others);
+    const groups = groupsByNode(client, keys, (key) => key);
+    const counts = await Promise.all(groups.map((group) => script.run(client, group, ['v'])));
+    expect(counts.reduce((sum: number, count) => sum + Number(count), 0)).toBe(keys.length);
+    const call = withRedis(() => script.run(client, others, ['v']));
+    if (client instanceof Cluster) {
+      await expect(call).rejects.toBeInstanceOf(DependencyUnavailableError);
+      expect(await Promise.all(others.map((key) => client.exists(key)))).toEqual(others.map(() => 0));
+    } else await expect(call).resolves.toBe(others.length);
+  }
+
+  it('probes one key per hash tag: several keys of a device, refused before any write when off its node', async () => {
+    // Three keys per device (one tag), sixty devices.
+    const keysOf3 = (name: string) =>
+      Array.from({ length: 60 }, (_, i) => [0, 1, 2].map((k) => `${prefix}:{${name}-${i}}:k${k}`)).flat();
+    await runsGroupedRefusesMixed(SET_ALL, keysOf3('tagged'), keysOf3('tagged-all'));
+  });
+
+  it('runs a script without the probe, whose own reads refuse a call off its node before any write', async () => {
+    await runsGroupedRefusesMixed(READ_THEN_SET, keysOf('reads-first'), keysOf('reads-first-all'));
   });
 });

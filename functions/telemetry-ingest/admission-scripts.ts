@@ -1,0 +1,142 @@
+import { luaScript } from '../../shared/redis-script.js';
+
+/**
+ * A device's token bucket is one string key, `tokens at noticed` (space-separated), written with its idle
+ * expiry in the same `SET … PX`: one command to read it and one to write it, where a hash took three (HMGET,
+ * HSET, PEXPIRE). A bucket still in the hash layout of earlier releases (a WRONGTYPE on GET) is read from its
+ * fields once and overwritten as a string; buckets live seconds (burst / rate + 1 s), so that path is only
+ * taken right after an upgrade. `encodeBucket` is the one writer of the layout `readBucket` parses.
+ */
+const BUCKET_LUA = `
+local function readBucket(key)
+  local raw = redis.pcall('GET', key)
+  if type(raw) == 'string' then
+    local t, at, n = string.match(raw, '^(%S+) (%S+) (%S+)$')
+    return tonumber(t), tonumber(at), tonumber(n)
+  elseif type(raw) == 'table' and raw.err then
+    local h = redis.call('HMGET', key, 't', 'at', 'n')
+    return tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+  end
+  return nil, nil, nil
+end
+local function encodeBucket(tokens, at, noticed)
+  return tostring(tokens) .. ' ' .. tostring(at) .. ' ' .. tostring(noticed)
+end
+`;
+
+/**
+ * The gate in front of device messages, for a whole batch in one call (a Lua script runs alone and
+ * atomically, Redis "EVAL" docs), in the order of the items:
+ * 1. dedup, in one command per item (`SET key token NX GET EX pending`, Redis 7.0: sets the mark only if there
+ *    is none and answers the one there was): the event id was stored before → `duplicate`; it is being stored
+ *    now → `in_progress`; it came earlier in the same call → `duplicate`;
+ * 2. a token bucket per device (rate, burst; refilled by the time elapsed between the messages' receive
+ *    times — the newest so far is the bucket's clock; an older message takes a token without refilling, and
+ *    a time ahead of `now` counts as `now`) → `limited`, and the mark just set is deleted again;
+ * 3. else the event stays marked in progress (the `SET … EX` of step 1, as powertools' idempotency does) →
+ *    `admitted`; the mark holds a token of this call, so only this attempt releases it. A mark that already
+ *    holds this call's token is `admitted` again without a second draw: the same call sent again (a client
+ *    resending after a reconnect).
+ * A message refused by the bucket leaves no dedup mark, so its redelivery is judged afresh. Each bucket is
+ * read once, before anything is written, and written once per call (if one of its messages drew on it),
+ * however many of the device's messages the batch holds. Reading every device's bucket first is also what
+ * makes the call safe on a Cluster without the probe (`probe: false`): a device's marks share its bucket's
+ * hash tag, so a slot its node no longer serves fails the call on that read, before any write.
+ * KEYS: the dedup key of every item, then each distinct bucket key. ARGV: now, rate, burst, notice interval,
+ * pending TTL, the item count, per item the position of its bucket among the bucket keys, the token, then
+ * per item its receive time (ms).
+ */
+export const ADMIT = luaScript(
+  `${BUCKET_LUA}
+local now = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2]) / 1000
+local burst = tonumber(ARGV[3])
+local interval = tonumber(ARGV[4])
+local n = tonumber(ARGV[6])
+local idle = math.ceil(burst / rate) + 1000
+local token = ARGV[7 + n]
+local buckets = {}
+for b = n + 1, #KEYS do
+  local t, at, noticed = readBucket(KEYS[b])
+  buckets[b] = { tokens = t, at = at, noticed = noticed or 0, used = false }
+end
+local marked = {}
+local out = {}
+for i = 1, n do
+  local key = KEYS[i]
+  local kind, wait, notify = 'admitted', 0, 0
+  local seen = marked[key] and 'done' or redis.call('SET', key, token, 'NX', 'GET', 'EX', ARGV[5])
+  if seen == 'done' then kind = 'duplicate'
+  elseif seen == token then kind = 'admitted'
+  elseif seen then kind = 'in_progress'
+  else
+    local s = buckets[n + tonumber(ARGV[6 + i])]
+    local at = math.min(tonumber(ARGV[7 + n + i]), now)
+    if not s.used then
+      -- A device without a bucket starts full, its clock at its first message.
+      s.tokens, s.at, s.used = s.tokens or burst, s.at or at, true
+    end
+    if at > s.at then
+      s.tokens = math.min(burst, s.tokens + (at - s.at) * rate)
+      s.at = at
+    end
+    if s.tokens < 1 then
+      kind, wait = 'limited', math.ceil((1 - s.tokens) / rate)
+      if now - s.noticed >= interval then notify = 1; s.noticed = now end
+      redis.call('DEL', key)
+    else
+      s.tokens = s.tokens - 1
+      marked[key] = true
+    end
+  end
+  out[#out + 1] = kind
+  out[#out + 1] = wait
+  out[#out + 1] = notify
+end
+for b, s in pairs(buckets) do
+  if s.used then redis.call('SET', KEYS[b], encodeBucket(s.tokens, s.at, s.noticed), 'PX', idle) end
+end
+return out
+`,
+  { probe: false },
+);
+
+/**
+ * Deletes each in-progress mark (KEYS[i]) only while it holds this attempt's token (ARGV[2 + i]); with a
+ * refund (ARGV[2] = 1), the message's token goes back into its device's bucket (KEYS[n + i], capped at the
+ * burst ARGV[1]; its expiry kept), so an attempt that failed on a store costs the device nothing: the Broker's
+ * retries of a batch during an outage would otherwise drain the bucket and the redelivery be refused as over
+ * the rate. A rare path (a failed attempt): it keeps the Cluster probe.
+ */
+export const RELEASE = luaScript(`${BUCKET_LUA}
+local burst = tonumber(ARGV[1])
+local refund = ARGV[2] == '1'
+local n = #ARGV - 2
+local released = 0
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
+    released = released + redis.call('DEL', KEYS[i])
+    if refund then
+      local tokens, at, noticed = readBucket(KEYS[n + i])
+      if tokens and at and noticed then
+        redis.call('SET', KEYS[n + i], encodeBucket(math.min(burst, tokens + 1), at, noticed), 'KEEPTTL')
+      end
+    end
+  end
+end
+return released
+`);
+
+/**
+ * Marks every key `done` for the dedup window (ARGV[1] seconds). Without the Cluster probe: a call cut short
+ * (a slot moved) has marked some of the batch's events done, all of them durable already; the 503 releases the
+ * others' marks (by token: a `done` mark is not released) and the retry of the batch finds the former
+ * duplicates and stores the latter, as after any failure between the insert and this call.
+ */
+export const COMPLETE = luaScript(
+  `
+for i = 1, #KEYS do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[1]) end
+return #KEYS
+`,
+  { probe: false },
+);
