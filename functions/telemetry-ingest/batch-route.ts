@@ -4,6 +4,7 @@ import type { Emitter } from '../../shared/emitter.js';
 import { type AppError, InvalidInputError, toProblem } from '../../shared/errors.js';
 import { type EventRoute, eventRoute, type HandlerContext } from '../../shared/function-app.js';
 import { isJsonContentType, telemetryBatchDataSchema, telemetryBatchItemSchema } from '../../shared/telemetry-batch.js';
+import { fastBatchItem } from './fast-parse.js';
 import type { ItemOutcome, TelemetryMessage } from './ingest-telemetry.js';
 import type { IngestMetrics } from './metrics.js';
 import { EVENT_TYPES } from './schema.js';
@@ -23,6 +24,11 @@ type ParsedItem = { ok: true; message: TelemetryMessage } | { ok: false; error: 
 
 /** One item of a batch as the message it carries, or why it is no message at all (it cannot reach a device). */
 function parseItem(raw: unknown, now: number): ParsedItem {
+  const fast = fastBatchItem(raw);
+  if (fast) {
+    const { id: eventId, deviceId, receivedAt, data: payload } = fast;
+    return { ok: true, message: { eventId, deviceId, receivedAt: new Date(receivedAt), payload } };
+  }
   const item = telemetryBatchItemSchema.safeParse(raw);
   if (!item.success) return { ok: false, error: InvalidInputError.fromZod(item.error, 'the batch item is invalid') };
   const subject = deviceIdSchema.safeParse(item.data.subject);

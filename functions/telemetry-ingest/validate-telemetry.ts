@@ -1,5 +1,6 @@
 import type { TelemetrySchema } from '../../shared/devices.js';
 import { InvalidInputError, type ProblemIssue, zodIssues } from '../../shared/errors.js';
+import { fastSamples } from './fast-parse.js';
 import { type TelemetryLimits, type TelemetrySample, telemetryPayloadSchema } from './schema.js';
 
 export interface ValidationPolicy extends TelemetryLimits {
@@ -64,6 +65,9 @@ function parseShape(payload: unknown, policy: ValidationPolicy): TelemetrySample
       'too_many_samples',
     );
   }
+  // The usual shapes without zod; zod decides the rest and words the refusals.
+  const fast = fastSamples(payload, policy);
+  if (fast) return fast;
   const parsed = telemetryPayloadSchema(policy, payload).safeParse(payload);
   if (!parsed.success) {
     const issues = zodIssues(parsed.error).slice(0, MAX_REPORTED_ISSUES);
