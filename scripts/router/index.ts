@@ -19,6 +19,7 @@ import { createRouterMetrics } from './metrics.js';
 import { createLocalIssuer, keepWorkloadTokens, parseWorkloadTokens } from './oidc.js';
 import { sendEvent } from './send.js';
 import { createServiceReadiness } from './service-readiness.js';
+import { warmDelivery } from './warm-up.js';
 
 /**
  * The local event router: stands in for the Knative Broker on one machine, routing by the Brokers and
@@ -181,6 +182,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDeps = {}): 
     metrics.replayed.inc(journal.unfinished.length);
     core.replay(journal.unfinished);
   }
+  await warmDelivery({ dispatcher, self: url, logger });
 
   let closing: Promise<void> | undefined;
   return {
