@@ -128,15 +128,24 @@ return released
 `);
 
 /**
- * Marks every key `done` for the dedup window (ARGV[1] seconds). Without the Cluster probe: a call cut short
- * (a slot moved) has marked some of the batch's events done, all of them durable already; the 503 releases the
- * others' marks (by token: a `done` mark is not released) and the retry of the batch finds the former
- * duplicates and stores the latter, as after any failure between the insert and this call.
+ * Marks the first ARGV[2] keys `done` for the dedup window (ARGV[1] seconds), and answers which of the other keys
+ * (the batch's devices' `watched` keys, live-hub.ts) exist, as their positions among them (1-based): only those
+ * devices' samples are published live. It runs after the insert was acknowledged, and a hub sets a device's key
+ * before it subscribes, so a sample whose device was not watched yet was stored before the listener read the API.
+ * Without the Cluster probe: a call cut short (a slot moved) has marked some of the batch's events done, all of
+ * them durable already; the 503 releases the others' marks (by token: a `done` mark is not released) and the
+ * retry of the batch finds the former duplicates and stores the latter, as after any failure between the insert
+ * and this call.
  */
 export const COMPLETE = luaScript(
   `
-for i = 1, #KEYS do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[1]) end
-return #KEYS
+local n = tonumber(ARGV[2])
+for i = 1, n do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[1]) end
+local watched = {}
+for i = n + 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then watched[#watched + 1] = i - n end
+end
+return watched
 `,
   { probe: false },
 );

@@ -36,8 +36,11 @@ export interface GateItem {
 export interface AdmissionGate {
   /** Admissions in the order of `items`: one round trip for the batch. */
   admit(items: readonly GateItem[], now: number): Promise<Admission[]>;
-  /** The effects are durable: remember the ids for the dedup window. */
-  complete(items: readonly GateItem[]): Promise<void>;
+  /**
+   * The effects are durable: remember the ids for the dedup window. Answers the items' devices a live hub
+   * watches (`keys.watched`), whose samples are published live; the one round trip serves both.
+   */
+  complete(items: readonly GateItem[]): Promise<Set<string>>;
   /**
    * The attempt failed (a store down: 5xx, retried): forget the events and give back what their admission
    * took from their devices' rates, as if this attempt had never come, so that the redeliveries are
@@ -191,13 +194,21 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
     complete: (items) =>
       withRedis(async () => {
         const client = await redis.client();
+        const watched = new Set<string>();
         await Promise.all(
-          groups(client, items, (item) => item.deviceId).map((group) =>
-            COMPLETE.run(client, dedupKeys(group), [policy.dedupTtlSeconds]),
-          ),
+          groups(client, items, (item) => item.deviceId).map(async (group) => {
+            const devices = [...new Set(group.map((item) => item.deviceId))];
+            const positions = (await COMPLETE.run(
+              client,
+              [...dedupKeys(group), ...devices.map((deviceId) => keys.watched(deviceId))],
+              [policy.dedupTtlSeconds, group.length],
+            )) as number[];
+            for (const position of positions) watched.add(devices[position - 1]!);
+          }),
         );
         // Only now: if marking them done failed, the release that follows still knows the tokens.
         for (const key of dedupKeys(items)) tokens.delete(key);
+        return watched;
       }),
     release: (items) => releaseMarks(items, true),
     forget: (items) => releaseMarks(items, false),

@@ -122,7 +122,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const live = createLiveFeed(redis, keys, logger);
   // A connection of its own in subscriber mode, opened by the first live stream this replica serves.
   const subscriber = options.subscriber ?? createRedis(config.REDIS_URL, { shardedSubscriber: true });
-  const hub = createLiveHub(subscriber, keys);
+  const hub = createLiveHub(subscriber, redis, keys);
   const ingestDeps: IngestTelemetryDeps = {
     admission,
     devices,

@@ -20,7 +20,8 @@ export interface LiveFeed {
   /**
    * Announces samples that are durable now: one message per device on its channel (Redis pub/sub, so
    * whichever replica holds a browser's stream hears it) and the fleet's count of stored messages in this
-   * second. Best effort: a live view that misses one re-reads the API; it never fails the ingest.
+   * second. The caller passes only the samples of watched devices (`keys.watched`); `messages` counts every
+   * stored message. Best effort: a live view that misses one re-reads the API; it never fails the ingest.
    */
   stored(
     samples: readonly { deviceId: string; ts: Date; metrics: Record<string, number> }[],
@@ -41,7 +42,7 @@ export function createLiveFeed(redis: RedisHandle, keys: RedisKeys, logger: Logg
   };
   return {
     stored(samples, messages, now) {
-      if (samples.length === 0) return;
+      if (messages === 0) return;
       const byDevice = new Map<string, LiveSample[]>();
       for (const sample of samples) {
         const list = byDevice.get(sample.deviceId) ?? [];
@@ -54,13 +55,14 @@ export function createLiveFeed(redis: RedisHandle, keys: RedisKeys, logger: Logg
         const channels = channelsOf(client);
         // One script call per master for every device's message (one on one node), auto-pipelined with the counter.
         await Promise.all([
-          channels.publishMany(
-            [...byDevice].map(([deviceId, list]) => {
-              list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
-              const message: LiveMessage = { deviceId, samples: list };
-              return { channel: keys.live(deviceId), message: JSON.stringify(message) };
-            }),
-          ),
+          byDevice.size > 0 &&
+            channels.publishMany(
+              [...byDevice].map(([deviceId, list]) => {
+                list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+                const message: LiveMessage = { deviceId, samples: list };
+                return { channel: keys.live(deviceId), message: JSON.stringify(message) };
+              }),
+            ),
           client.incrby(keys.rate(second), messages),
           client.expire(keys.rate(second), RATE_TTL_SECONDS),
         ]);

@@ -18,15 +18,45 @@ export interface LiveHub {
   close(): Promise<void>;
 }
 
+/** How long a device stays watched without a refresh; the hub refreshes its devices every third of it. */
+export const WATCHED_TTL_SECONDS = 60;
+
 /**
  * The subscribing side of the live feed (live-feed.ts publishes). `subscriber` is a connection of its own: a
  * Redis connection in subscriber mode serves nothing else. When it reconnects (or on a Cluster, when one
  * master's subscriber is replaced after a failover), ioredis subscribes again, but what was published meanwhile
  * is gone, so every listener hears `gap` and re-reads the API.
+ * Only watched devices are published: before it subscribes, the hub sets the device's `watched` key (through
+ * `redis`, with a TTL it refreshes while it listens); the ingest reads those keys after each insert is
+ * acknowledged (admission's COMPLETE). A refresh that fails is a `gap` for the listeners: their device may have
+ * gone unpublished.
  */
-export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub {
+export function createLiveHub(subscriber: RedisHandle, redis: RedisHandle, keys: RedisKeys): LiveHub {
   const listeners = new Map<string, Set<(signal: LiveSignal) => void>>();
+  /** The device of each channel listened to. */
+  const devices = new Map<string, string>();
   let connected: { client: RedisClient; channels: Channels } | undefined;
+  const markWatched = (ids: readonly string[]) =>
+    withRedis(async () => {
+      const client = await redis.client();
+      await Promise.all(ids.map((id) => client.set(keys.watched(id), '1', 'EX', WATCHED_TTL_SECONDS)));
+    });
+  const gap = () => {
+    for (const set of listeners.values()) for (const listener of [...set]) listener({ kind: 'gap' });
+  };
+  const remark = () => markWatched([...devices.values()]);
+  const refresh = setInterval(
+    () => {
+      if (devices.size > 0) remark().catch(gap);
+    },
+    (WATCHED_TTL_SECONDS * 1000) / 3,
+  ).unref();
+  // After a reconnection or a failover (which may have lost marks: replication is asynchronous), the devices are
+  // marked again before the listeners hear `gap` and re-read the API; if that fails, the refresh tries again.
+  const remarkThenGap = () =>
+    void remark()
+      .catch(() => undefined)
+      .then(gap);
 
   function deliver(channel: string, text: string) {
     const set = listeners.get(channel);
@@ -46,9 +76,6 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
       const current = { client, channels: channelsOf(client) };
       connected = current;
       current.channels.onMessage(deliver);
-      const gap = () => {
-        for (const set of listeners.values()) for (const listener of [...set]) listener({ kind: 'gap' });
-      };
       let ready = true;
       client.on('close', () => {
         ready = false;
@@ -56,7 +83,7 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
       client.on('ready', () => {
         if (ready) return;
         ready = true;
-        gap();
+        remarkThenGap();
       });
       if (client instanceof Cluster) {
         // On a Cluster each master's channels have a subscriber connection of their own (sharded pub/sub), lost
@@ -69,7 +96,7 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
         client.on('subscribersReady', () => {
           if (!lost) return;
           lost = false;
-          gap();
+          remarkThenGap();
         });
       }
     }
@@ -80,6 +107,8 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
     const set = listeners.get(channel);
     if (!set?.delete(listener) || set.size > 0) return;
     listeners.delete(channel);
+    // The key is left to expire: another replica may watch the device too.
+    devices.delete(channel);
     void connected?.channels.unsubscribe(channel).catch(() => undefined);
   }
 
@@ -89,7 +118,11 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
       const set = listeners.get(channel) ?? new Set();
       set.add(listener);
       listeners.set(channel, set);
+      devices.set(channel, deviceId);
       try {
+        // Watched first, then subscribed: a sample stored before the mark is in the API's answer, one after it
+        // is published (complete() reads the mark after the insert).
+        await markWatched([deviceId]);
         // Every listener waits for a SUBSCRIBE (a repeated one is harmless): ioredis resolves it once the server
         // confirmed it, so the subscription is live for this listener too.
         await withRedis(async () => (await channels()).subscribe(channel));
@@ -100,7 +133,9 @@ export function createLiveHub(subscriber: RedisHandle, keys: RedisKeys): LiveHub
       return () => leave(channel, listener);
     },
     async close() {
+      clearInterval(refresh);
       listeners.clear();
+      devices.clear();
       connected = undefined;
       await subscriber.close();
     },

@@ -1,6 +1,9 @@
 import type { EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueName } from '../../support/services.js';
+import { redisKeys } from '../../../functions/telemetry-ingest/redis-keys.js';
+import { createRedis } from '../../../shared/redis.js';
+import { channelsOf } from '../../../shared/redis-pubsub.js';
+import { REDIS_URL, uniqueName } from '../../support/services.js';
 import { openStream } from '../../support/sse.js';
 import { type Harness, startHarness, TYPES } from './harness.js';
 
@@ -82,6 +85,36 @@ describe('telemetry-ingest: live streams and fleet figures', () => {
 
     expect((await h.get(`/devices/${uniqueName('nobody')}/telemetry/stream`)).status).toBe(404);
     expect((await fetch(`${h.base}/devices/${device}/telemetry/stream`)).status).toBe(401);
+  });
+
+  it('publishes only the devices a hub watches: a subscriber without the mark hears nothing', async () => {
+    const device = uniqueName('watched');
+    await h.addDevice(device);
+    const keys = redisKeys(h.config.REDIS_PREFIX);
+    const redis = createRedis(REDIS_URL);
+    const subscriber = createRedis(REDIS_URL, { shardedSubscriber: true });
+    try {
+      const channels = channelsOf(await subscriber.client());
+      const heard: { samples: { metrics: Record<string, number> }[] }[] = [];
+      channels.onMessage((_channel, text) => heard.push(JSON.parse(text)));
+      await channels.subscribe(keys.live(device));
+      expect((await h.send(TYPES.telemetry, device, { metrics: { n: 1 } })).status).toBe(204);
+      // Marked as a hub marks it: the next sample is published. One channel's messages arrive in order, so had the
+      // first been published it would be heard first.
+      await (await redis.client()).set(keys.watched(device), '1', 'EX', 60);
+      expect((await h.send(TYPES.telemetry, device, { metrics: { n: 2 } })).status).toBe(204);
+      await until(async () => (heard.length > 0 ? true : undefined), 'the watched sample');
+      expect(heard.map((message) => message.samples.map((sample) => sample.metrics.n))).toEqual([[2]]);
+      // A hub's listener sets the mark before it subscribes.
+      await (await redis.client()).del(keys.watched(device));
+      const stream = await openStream(`${h.base}/devices/${device}/telemetry/stream`, h.apiKey);
+      await stream.waitFor((events) => events.some((e) => e.event === 'ready'), 'ready');
+      expect(await (await redis.client()).ttl(keys.watched(device))).toBeGreaterThan(0);
+      stream.close();
+    } finally {
+      await subscriber.close();
+      await redis.close();
+    }
   });
 
   it('counts devices online by event time, lists them, and reads presence for many ids at once', async () => {
