@@ -29,6 +29,15 @@ export function topicAllowed(id: string, topic: string, action: HookAction): boo
   return rest.every((level) => !level.includes('#') && !level.includes('+'));
 }
 
+/**
+ * The same rule in the `acl` of an HTTP authn answer (EMQX ≥ 5.8, docs.emqx.com "Access Control List"): the broker
+ * enforces it without asking /broker/authz per publish. MQTT's `#` also matches the parent level `devices/{id}`
+ * (§4.7.1.2), one topic `topicAllowed` refuses; nothing is published there.
+ */
+export function deviceAclRules(id: string) {
+  return [{ permission: 'allow' as const, action: 'all' as const, topic: `devices/${id}/#` }];
+}
+
 export type Decision = 'allow' | 'deny' | 'ignore';
 
 /** Connect: only an active device, with its own client id, and the right secret. */

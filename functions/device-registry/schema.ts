@@ -230,6 +230,19 @@ export const deviceTypeViewSchema = z.object({
   version: z.number().int(),
   updatedAt: z.string(),
 });
-export const authnResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']), is_superuser: z.boolean() });
+export const authnResultSchema = z.object({
+  result: z.enum(['allow', 'deny', 'ignore']),
+  is_superuser: z.boolean(),
+  /** With `allow`: what the device may do, as EMQX ≥ 5.8 reads it from an HTTP authn answer. */
+  acl: z
+    .array(
+      z.object({
+        permission: z.enum(['allow', 'deny']),
+        action: z.enum(['publish', 'subscribe', 'all']),
+        topic: z.string(),
+      }),
+    )
+    .optional(),
+});
 export const authzResultSchema = z.object({ result: z.enum(['allow', 'deny', 'ignore']) });
 export { problemSchema } from '../../shared/errors.js';

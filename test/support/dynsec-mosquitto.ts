@@ -26,7 +26,12 @@ export interface DynsecMosquitto {
   close(): Promise<void>;
 }
 
-export async function startDynsecMosquitto(options: { adminPassword?: string } = {}): Promise<DynsecMosquitto> {
+export async function startDynsecMosquitto(
+  options: {
+    adminPassword?: string /** Config lines before the dynsec plugin's (a plugin asked first). */;
+    before?: string[];
+  } = {},
+): Promise<DynsecMosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'kiot-dynsec-'));
   const port = await freePort();
   const admin = { username: 'admin', password: options.adminPassword ?? `pw-${Math.random().toString(36).slice(2)}` };
@@ -42,6 +47,7 @@ export async function startDynsecMosquitto(options: { adminPassword?: string } =
       `listener ${port} 127.0.0.1`,
       'allow_anonymous false',
       'persistence false',
+      ...(options.before ?? []),
       `plugin ${DYNSEC_PLUGIN}`,
       `plugin_opt_config_file ${configFile}`,
       '',

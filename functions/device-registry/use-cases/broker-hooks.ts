@@ -1,12 +1,19 @@
 import { verifySecret } from '../../../shared/secrets.js';
 import { type CachedStatus, passwordDigest } from '../auth-cache.js';
-import { accessDecision, connectDecision, type HookAction, isDeviceUsername } from '../broker-policy.js';
+import {
+  accessDecision,
+  connectDecision,
+  deviceAclRules,
+  type HookAction,
+  isDeviceUsername,
+} from '../broker-policy.js';
 import type { RegistryDeps } from '../deps.js';
 
 /**
  * EMQX HTTP authentication and authorization hooks (docs.emqx.com: "Use HTTP Service" for authn and authz):
  * authn answers `{"result":"allow"|"deny"|"ignore","is_superuser":false}`, authz `{"result":"allow"|"deny"|"ignore"}`,
- * always with 200. `ignore` hands a username that is not a device (the bridge, the registry's admin, the
+ * always with 200. An `allow` carries the device's ACL (`acl`, EMQX ≥ 5.8's format), so the broker checks publishes and
+ * subscriptions without calling /broker/authz until it re-checks (scripts/mosquitto/kiot-auth/). `ignore` hands a username that is not a device (the bridge, the registry's admin, the
  * fleet claim client) to the next authenticator in EMQX's chain. Answers come from the registry and are
  * cached in Redis for AUTH_CACHE_TTL_SECONDS; rotate, disable and delete drop the device's cache entry.
  */
@@ -31,7 +38,9 @@ export async function authenticate(
     clientIdMatches: clientid === username,
     secretMatches: secretMatches === true,
   });
-  return { result, is_superuser: false };
+  return result === 'allow'
+    ? { result, is_superuser: false, acl: deviceAclRules(username) }
+    : { result, is_superuser: false };
 }
 
 export async function authorize(

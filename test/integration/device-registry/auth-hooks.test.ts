@@ -22,14 +22,17 @@ describe('device-registry broker auth hooks', () => {
     (await (await h.api('/broker/authn', { key: h.keys.hooks, body })).json()) as {
       result: string;
       is_superuser: boolean;
+      acl?: unknown[];
     };
   const authz = async (body: Record<string, string>) =>
     ((await (await h.api('/broker/authz', { key: h.keys.hooks, body })).json()) as { result: string }).result;
 
   it('allows connect with the secret and own client id; denies otherwise; ignores non-devices', async () => {
+    // The allow carries the device's ACL (EMQX ≥ 5.8 format), which the broker enforces without authz calls.
     expect(await authn({ clientid: id, username: id, password: secret })).toEqual({
       result: 'allow',
       is_superuser: false,
+      acl: [{ permission: 'allow', action: 'all', topic: `devices/${id}/#` }],
     });
     // Twice: the second answer comes from the Redis cache and must agree.
     expect((await authn({ clientid: id, username: id, password: secret })).result).toBe('allow');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { buildRegistry, type Registry } from '../../../functions/device-registry/compose.js';
 import { configSchema } from '../../../functions/device-registry/schema.js';
-import { mintApiKey } from '../../../shared/api-keys.js';
+import { type ApiKeyEntry, mintApiKey } from '../../../shared/api-keys.js';
 import { loadConfig } from '../../../shared/config.js';
 import { createLogger } from '../../../shared/logger.js';
 import { createFunctionServer } from '../../../shared/serve.js';
@@ -38,6 +38,8 @@ export interface HarnessOptions {
   port?: number;
   /** More configuration (e.g. OUTBOX_*). */
   env?: Record<string, string>;
+  /** More API keys the registry accepts (e.g. the broker's, minted before the broker starts). */
+  keys?: ApiKeyEntry[];
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -58,7 +60,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     MQTT_USERNAME: broker.admin.username,
     MQTT_PASSWORD: broker.admin.password,
     K_SINK: options.kSink ?? sink.url,
-    API_KEYS: JSON.stringify([admin.entry, reader.entry, hooks.entry]),
+    API_KEYS: JSON.stringify([admin.entry, reader.entry, hooks.entry, ...(options.keys ?? [])]),
     PROVISIONING_REPLY_KEY: randomBytes(32).toString('base64url'),
     ...options.env,
   });
