@@ -31,6 +31,9 @@ install() {
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
+  # What the kiot-auth broker plugin is built with (C: the compiler, Mosquitto's, libcurl's and cJSON's headers).
+  read -ra plugin_packages <<<"$(bash scripts/mosquitto/kiot-auth/build.sh --missing-packages)"
+  missing+=("${plugin_packages[@]}")
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq
@@ -40,6 +43,7 @@ install() {
     log "resolving mongo-java-server 1.47.0 from Maven Central"
     (cd scripts/mongo && mvn -q -B -Dstyle.color=never dependency:build-classpath -Dmdep.outputFile="$MONGO_CP_FILE" >/dev/null)
   fi
+  bash scripts/mosquitto/kiot-auth/build.sh >/dev/null
 }
 
 mosquitto_bin() { command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto; }
@@ -162,10 +166,19 @@ already_running() {
   return 1
 }
 
-# The dev profile enforces per-device credentials with the dynamic-security plugin (the registry
-# administers it); the test profile stays anonymous, and tests that need dynsec start a private broker.
-DYNSEC=${KIOT_MQTT_DYNSEC:-$([ "$PROFILE" = dev ] && echo 1 || echo 0)}
+# KIOT_MQTT_AUTH, how the broker authenticates: hooks (dev) — the kiot-auth plugin asks device-registry about
+# devices (BROKER_ACCESS=hooks, registration writes nothing to the broker), kiot's service accounts stay in dynamic
+# security behind it; dynsec — the registry writes a client and role per device there; none (test) — anonymous
+# (tests that need either start a private broker). KIOT_MQTT_DYNSEC=1/0, from before hooks, selects dynsec/none.
+case "${KIOT_MQTT_DYNSEC:-}" in 1) legacy_auth=dynsec ;; 0) legacy_auth=none ;; *) legacy_auth= ;; esac
+MQTT_AUTH=${KIOT_MQTT_AUTH:-${legacy_auth:-$([ "$PROFILE" = dev ] && echo hooks || echo none)}}
+case "$MQTT_AUTH" in hooks | dynsec | none) ;; *) echo "unknown KIOT_MQTT_AUTH=$MQTT_AUTH (hooks|dynsec|none)" >&2; exit 2 ;; esac
+DYNSEC=$([ "$MQTT_AUTH" = none ] && echo 0 || echo 1)
 ANONYMOUS=${KIOT_MQTT_ANONYMOUS:-$([ "$DYNSEC" = 1 ] && echo false || echo true)}
+# Where kiot-auth asks: the stack's device-registry (scripts/stack/config.ts FUNCTION_PORTS), and how long a
+# connected device's access stands before the plugin asks again (the bound on a disable's effect).
+BROKER_AUTH_URL=${KIOT_BROKER_AUTH_URL:-http://127.0.0.1:8101}
+BROKER_AUTH_TTL=${KIOT_BROKER_AUTH_TTL:-30}
 MQTT_AUTOSAVE_CHANGES=${KIOT_MQTT_AUTOSAVE_CHANGES:-100}
 # Redis (dev): the append-only file, fsynced before every reply (group commit per event loop turn). With
 # everysec a reply can go out while its write still waits behind a slow background fsync (up to 2 s, Redis
@@ -210,8 +223,12 @@ start_mosquitto() {
   if already_running mosquitto; then log "mosquitto already running on $MQTT_PORT"; return; fi
   port_taken "$MQTT_PORT" mosquitto MQTT
   write_mosquitto_conf
-  rm -f "$DATA/mosquitto/conf.d/dynsec.conf"
+  rm -f "$DATA/mosquitto/conf.d/dynsec.conf" "$DATA/mosquitto/conf.d/00-kiot-auth.conf"
   if [ "$DYNSEC" = 1 ]; then bash scripts/mosquitto/dynsec-init.sh "$DATA/mosquitto" >/dev/null; fi
+  if [ "$MQTT_AUTH" = hooks ]; then
+    node scripts/mosquitto/kiot-auth/init.mjs "$DATA/mosquitto" "$(bash scripts/mosquitto/kiot-auth/build.sh)" \
+      "$BROKER_AUTH_URL" "$BROKER_AUTH_TTL"
+  fi
   # Each service in a session of its own: a Ctrl-C meant for `npm start` must not kill the broker under the
   # components that are still shutting down in order (they stop it last).
   setsid "$(mosquitto_bin)" -c "$DATA/mosquitto/mosquitto.conf" >"$DATA/mosquitto.log" 2>&1 &
@@ -269,7 +286,9 @@ status() {
 
 print_env() {
   echo "MQTT_URL=mqtt://127.0.0.1:$MQTT_PORT"
+  echo "KIOT_MQTT_AUTH=$MQTT_AUTH"
   if [ "$DYNSEC" = 1 ]; then echo "KIOT_DYNSEC_ENV=$DATA/mosquitto/dynsec.env"; fi
+  if [ "$MQTT_AUTH" = hooks ]; then echo "KIOT_BROKER_KEY_ENTRY=$DATA/mosquitto/broker-api-key.json"; fi
   echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
   echo "MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT"
 }

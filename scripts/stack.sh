@@ -27,7 +27,8 @@ bash scripts/services.sh start
 eval "$(bash scripts/services.sh env | sed 's/^/export /')"
 [ "${KIOT_SKIP_BUILD:-0}" = 1 ] || node scripts/build.mjs >/dev/null
 
-# Broker credentials (dynamic security) for the registry and the bridge, made by services.sh.
+# Broker credentials (dynamic security) for the registry and the bridge, made by services.sh; with
+# KIOT_MQTT_AUTH=hooks (the default) devices are not there: the broker asks device-registry about them.
 if [ -n "${KIOT_DYNSEC_ENV:-}" ]; then set -a; . "$KIOT_DYNSEC_ENV"; set +a; fi
 # One app API key with every scope for this machine; functions get only its scrypt hash (API_KEYS).
 API_KEY_FILE=$DATA/api-key.env

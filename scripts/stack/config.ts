@@ -19,8 +19,15 @@ export const stackConfigSchema = z.object({
   BRIDGE_PORT: port(8090),
   /** The web console (console/): the page and its same-origin proxy to the functions' app APIs. */
   CONSOLE_PORT: port(8100),
-  /** Set when the broker enforces per-device credentials (dynamic security): the registry administers it. */
+  /**
+   * How the broker authenticates devices (scripts/services.sh): `hooks` asks device-registry (the kiot-auth plugin),
+   * `dynsec` holds a client per device that the registry writes, `none` lets anyone in.
+   */
+  KIOT_MQTT_AUTH: z.enum(['hooks', 'dynsec', 'none']).default('none'),
+  /** The service accounts' broker credentials (dynamic security; hooks and dynsec). */
   KIOT_DYNSEC_ENV: z.string().min(1).optional(),
+  /** With hooks: the API_KEYS entry of the key the broker presents to device-registry (scope broker:auth). */
+  KIOT_BROKER_KEY_ENTRY: z.string().min(1).optional(),
   /** Broker accounts (dynamic security) of the bridge and the registry, when the broker enforces them. */
   BRIDGE_MQTT_USERNAME: z.string().min(1).optional(),
   BRIDGE_MQTT_PASSWORD: z.string().min(1).optional(),

@@ -2,7 +2,7 @@
 // the bundles and minted the API key): the router, the bridge and every function, each restarted when it
 // dies; then the simulated fleet in the foreground. Ctrl-C stops everything in order.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadConfig } from '../../shared/config.js';
 import { exitOnFatalErrors } from '../../shared/fatal-errors.js';
@@ -76,13 +76,24 @@ const bridge = component('bridge', config.BRIDGE_PORT, {
   MQTT_USERNAME: config.BRIDGE_MQTT_USERNAME,
   MQTT_PASSWORD: config.BRIDGE_MQTT_PASSWORD,
 });
+/** The app API keys plus the broker's (scope broker:auth), which only device-registry needs to accept. */
+function withBrokerKey(keys: string | undefined, entryFile: string): string {
+  const entry = JSON.parse(readFileSync(entryFile, 'utf8')) as { id: string };
+  const list = (JSON.parse(keys ?? '[]') as { id: string }[]).filter((key) => key.id !== entry.id);
+  return JSON.stringify([...list, entry]);
+}
 /** What a function needs beyond the common settings. */
 function functionSettings(name: string, port: number): Record<string, string | undefined> {
   if (name === 'device-registry')
     return {
       MQTT_USERNAME: config.REGISTRY_MQTT_USERNAME,
       MQTT_PASSWORD: config.REGISTRY_MQTT_PASSWORD,
-      BROKER_ACCESS: config.KIOT_DYNSEC_ENV ? 'dynsec' : 'hooks',
+      // With hooks (the default) the broker asks the registry about each device, and registration writes nothing
+      // to the broker; dynsec writes a client and a role per device (~25 devices/s).
+      BROKER_ACCESS: config.KIOT_MQTT_AUTH === 'dynsec' ? 'dynsec' : 'hooks',
+      ...(config.KIOT_BROKER_KEY_ENTRY
+        ? { API_KEYS: withBrokerKey(process.env.API_KEYS, config.KIOT_BROKER_KEY_ENTRY) }
+        : {}),
     };
   if (name === 'report-generation')
     return { SCHEDULE_TICK_SECONDS: String(config.SCHEDULE_TICK_SECONDS), PUBLIC_BASE_URL: local(port) };
@@ -149,10 +160,15 @@ try {
 // The data folder as the user would type it: relative inside the repository, absolute elsewhere.
 const inside = relative(process.cwd(), config.KIOT_DATA_DIR);
 const dir = inside.startsWith('..') ? config.KIOT_DATA_DIR : inside;
+const brokerAuth = {
+  hooks: 'devices: asks device-registry (kiot-auth plugin); service accounts: dynamic security',
+  dynsec: 'devices and service accounts: dynamic security, written by device-registry',
+  none: 'anonymous',
+};
 const lines = [
   '',
   `kiot is running (logs in ${dir}/logs/; a component that dies is restarted, and a line here says so):`,
-  `  mosquitto          ${config.MQTT_URL}`,
+  `  mosquitto          ${config.MQTT_URL}   (${brokerAuth[config.KIOT_MQTT_AUTH]})`,
   `  redis              ${config.REDIS_URL}`,
   `  mongodb            ${config.MONGODB_URL}   (mongo-java-server, data in ${dir}/mongo.h2)`,
   `  event router       ${ROUTER}   (K_SINK ${K_SINK}; dead letters: GET /dead-letters; journal in ${dir}/router-journal)`,
