@@ -174,6 +174,8 @@ export const authnHookSchema = z.looseObject({
   clientid: z.string(),
   username: z.string().default(''),
   password: z.string().default(''),
+  /** Answer an `allow` with the device's ACL (`acl`), for a broker that re-checks it (kiot-auth). */
+  with_acl: z.boolean().optional(),
 });
 export const authzHookSchema = z.looseObject({
   clientid: z.string(),
@@ -233,7 +235,7 @@ export const deviceTypeViewSchema = z.object({
 export const authnResultSchema = z.object({
   result: z.enum(['allow', 'deny', 'ignore']),
   is_superuser: z.boolean(),
-  /** With `allow`: what the device may do, as EMQX ≥ 5.8 reads it from an HTTP authn answer. */
+  /** With `allow` when asked `with_acl`: what the device may do, as EMQX ≥ 5.8 reads it from an HTTP authn answer. */
   acl: z
     .array(
       z.object({

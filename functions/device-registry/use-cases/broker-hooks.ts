@@ -12,13 +12,15 @@ import type { RegistryDeps } from '../deps.js';
 /**
  * EMQX HTTP authentication and authorization hooks (docs.emqx.com: "Use HTTP Service" for authn and authz):
  * authn answers `{"result":"allow"|"deny"|"ignore","is_superuser":false}`, authz `{"result":"allow"|"deny"|"ignore"}`,
- * always with 200. An `allow` carries the device's ACL (`acl`, EMQX ≥ 5.8's format), so the broker checks publishes and
- * subscriptions without calling /broker/authz until it re-checks (scripts/mosquitto/kiot-auth/). `ignore` hands a username that is not a device (the bridge, the registry's admin, the
- * fleet claim client) to the next authenticator in EMQX's chain. Answers come from the registry and are
+ * always with 200. Asked `with_acl: true` (the kiot-auth Mosquitto plugin asks), an `allow` carries the device's ACL
+ * (`acl`, EMQX ≥ 5.8's format), so the broker checks publishes and subscriptions without calling /broker/authz until
+ * it re-checks. Not by default: EMQX holds an authn ACL for the whole session and never asks again, so a disable
+ * would wait for the device's next connect instead of EMQX's authz cache TTL. `ignore` hands a username that is
+ * not a device (the bridge, the registry's admin, the fleet claim client) to the next authenticator in the chain. Answers come from the registry and are
  * cached in Redis for AUTH_CACHE_TTL_SECONDS; rotate, disable and delete drop the device's cache entry.
  */
 export async function authenticate(
-  input: { clientid: string; username: string; password: string },
+  input: { clientid: string; username: string; password: string; with_acl?: boolean },
   deps: RegistryDeps,
 ) {
   const { clientid, username, password } = input;
@@ -38,7 +40,7 @@ export async function authenticate(
     clientIdMatches: clientid === username,
     secretMatches: secretMatches === true,
   });
-  return result === 'allow'
+  return result === 'allow' && input.with_acl
     ? { result, is_superuser: false, acl: deviceAclRules(username) }
     : { result, is_superuser: false };
 }

@@ -1,7 +1,7 @@
 /*
  * kiot-auth: Mosquitto 2.0 plugin (API v5, mosquitto_plugin.h) that enforces per-device credentials by asking
  * kiot's device registry, with EMQX's HTTP authn/authz contract (docs.emqx.com "Use HTTP Service"):
- *   connect      POST <url>/broker/authn {clientid, username, password}
+ *   connect      POST <url>/broker/authn {clientid, username, password, with_acl: true}
  *                -> {result: allow|deny|ignore, is_superuser, acl: [EMQX rules]}
  *   ACL checks   answered from the client's `acl` in memory; no network per publish. Once `ttl` seconds have
  *                passed since the registry last confirmed a client, the next check it would allow asks
@@ -119,6 +119,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	cJSON_AddStringToObject(body, "clientid", id);
 	cJSON_AddStringToObject(body, "username", ed->username);
 	cJSON_AddStringToObject(body, "password", ed->password ? ed->password : "");
+	cJSON_AddTrueToObject(body, "with_acl");
 	cJSON *answer = kiot_http_post(http, "/broker/authn", body);
 	cJSON_Delete(body);
 	/* Registry unreachable: no answer of ours; the rest of the chain decides (for a device: refused). */

@@ -18,7 +18,7 @@ describe('device-registry broker auth hooks', () => {
   });
   afterAll(async () => h?.close());
 
-  const authn = async (body: Record<string, string>) =>
+  const authn = async (body: Record<string, string | boolean>) =>
     (await (await h.api('/broker/authn', { key: h.keys.hooks, body })).json()) as {
       result: string;
       is_superuser: boolean;
@@ -28,8 +28,12 @@ describe('device-registry broker auth hooks', () => {
     ((await (await h.api('/broker/authz', { key: h.keys.hooks, body })).json()) as { result: string }).result;
 
   it('allows connect with the secret and own client id; denies otherwise; ignores non-devices', async () => {
-    // The allow carries the device's ACL (EMQX ≥ 5.8 format), which the broker enforces without authz calls.
     expect(await authn({ clientid: id, username: id, password: secret })).toEqual({
+      result: 'allow',
+      is_superuser: false,
+    });
+    // Asked for (kiot-auth asks; EMQX would hold it for the whole session), the allow carries the device's ACL.
+    expect(await authn({ clientid: id, username: id, password: secret, with_acl: true })).toEqual({
       result: 'allow',
       is_superuser: false,
       acl: [{ permission: 'allow', action: 'all', topic: `devices/${id}/#` }],
