@@ -26,7 +26,7 @@ for source in "$HERE"/*.c "$HERE"/*.h "$HERE/build.sh"; do [ "$source" -nt "$OUT
 if [ "$stale" = 1 ]; then
   # -Wl,--no-undefined is not used: the mosquitto_* functions are resolved from the broker at load time.
   gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror -fPIC -shared -o "$OUT.tmp" \
-    "$HERE/kiot_auth.c" "$HERE/acl.c" "$HERE/http.c" -lcurl -lcjson
+    "$HERE/kiot_auth.c" "$HERE/clients.c" "$HERE/acl.c" "$HERE/http.c" -lcurl -lcjson
   mv "$OUT.tmp" "$OUT"
 fi
 echo "$OUT"

@@ -24,25 +24,10 @@
 
 #include "kiot_auth.h"
 
-/* A client the registry admitted. Keyed by the broker's client pointer, not the client id: when a device takes
- * over its own session, the new connection authenticates before the old one's DISCONNECT event arrives. */
-struct client {
-	struct client *next;
-	const struct mosquitto *mosq;
-	char *id;
-	char *username;
-	bool superuser;
-	bool revoked;
-	struct kiot_acl acl;
-	time_t confirmed; /* when the registry last said yes (monotonic seconds) */
-};
-
-#define BUCKETS 65536
 #define RETRY_SECONDS 5
 
 static mosquitto_plugin_id_t *plugin_id;
 static struct kiot_http *http;
-static struct client *table[BUCKETS];
 static long ttl_seconds = 30;
 /* Client ids to disconnect at the next tick: kicking inside the ACL check of that very client would free the
  * connection under the broker's feet. */
@@ -54,37 +39,6 @@ static time_t now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
-}
-
-static size_t bucket(const struct mosquitto *mosq)
-{
-	uintptr_t p = (uintptr_t)mosq;
-	return (size_t)((p >> 4) ^ (p >> 20)) % BUCKETS;
-}
-
-static struct client *find(const struct mosquitto *mosq)
-{
-	for(struct client *c = table[bucket(mosq)]; c; c = c->next){
-		if(c->mosq == mosq) return c;
-	}
-	return NULL;
-}
-
-static void forget(const struct mosquitto *mosq)
-{
-	struct client **link = &table[bucket(mosq)];
-	while(*link){
-		struct client *c = *link;
-		if(c->mosq == mosq){
-			*link = c->next;
-			kiot_acl_free(&c->acl);
-			free(c->id);
-			free(c->username);
-			free(c);
-			return;
-		}
-		link = &c->next;
-	}
 }
 
 static void queue_kick(const char *id)
@@ -111,7 +65,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 	struct mosquitto_evt_basic_auth *ed = event_data;
-	forget(ed->client); /* whatever an earlier connection at this address left */
+	kiot_client_forget(ed->client); /* whatever an earlier connection at this address left */
 	const char *id = mosquitto_client_id(ed->client);
 	if(ed->username == NULL || ed->username[0] == '\0' || id == NULL) return MOSQ_ERR_PLUGIN_DEFER;
 
@@ -137,15 +91,17 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_WARNING, "kiot-auth: refusing %s: its acl is not understood", id);
 			free(c);
 			rc = MOSQ_ERR_AUTH;
+		}else if((c->id = strdup(id)) == NULL || (c->username = strdup(ed->username)) == NULL){
+			kiot_acl_free(&c->acl);
+			free(c->id);
+			free(c);
+			rc = MOSQ_ERR_NOMEM;
 		}else{
+			kiot_client_forget_id(id);
 			c->mosq = ed->client;
-			c->id = strdup(id);
-			c->username = strdup(ed->username);
 			c->superuser = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "is_superuser"));
 			c->confirmed = now_s();
-			size_t b = bucket(ed->client);
-			c->next = table[b];
-			table[b] = c;
+			kiot_client_add(c);
 			rc = MOSQ_ERR_SUCCESS;
 		}
 	}
@@ -174,7 +130,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 	struct mosquitto_evt_acl_check *ed = event_data;
-	struct client *c = find(ed->client);
+	struct client *c = kiot_client_find(ed->client);
 	if(c == NULL) return MOSQ_ERR_PLUGIN_DEFER;
 	if(c->revoked) return MOSQ_ERR_ACL_DENIED;
 	if(c->superuser || ed->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
@@ -201,15 +157,6 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	c->revoked = true;
 	queue_kick(c->id);
 	return MOSQ_ERR_ACL_DENIED;
-}
-
-static int on_disconnect(int event, void *event_data, void *userdata)
-{
-	(void)event;
-	(void)userdata;
-	struct mosquitto_evt_disconnect *ed = event_data;
-	forget(ed->client);
-	return MOSQ_ERR_SUCCESS;
 }
 
 static int on_tick(int event, void *event_data, void *userdata)
@@ -274,7 +221,6 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 	plugin_id = identifier;
 	mosquitto_callback_register(plugin_id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, NULL);
 	mosquitto_callback_register(plugin_id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
-	mosquitto_callback_register(plugin_id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
 	mosquitto_callback_register(plugin_id, MOSQ_EVT_TICK, on_tick, NULL, NULL);
 	mosquitto_log_printf(MOSQ_LOG_INFO, "kiot-auth: asking %s (ttl %lds, timeout %ldms)", url, ttl_seconds, timeout_ms);
 	return MOSQ_ERR_SUCCESS;
@@ -287,11 +233,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	(void)option_count;
 	mosquitto_callback_unregister(plugin_id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
 	mosquitto_callback_unregister(plugin_id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
-	mosquitto_callback_unregister(plugin_id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
 	mosquitto_callback_unregister(plugin_id, MOSQ_EVT_TICK, on_tick, NULL);
-	for(size_t b = 0; b < BUCKETS; b++){
-		while(table[b]) forget(table[b]->mosq);
-	}
+	kiot_client_forget_all();
 	for(size_t i = 0; i < kick_count; i++) free(kicks[i]);
 	free(kicks);
 	kicks = NULL;

@@ -1,4 +1,6 @@
-import type { MqttClient } from 'mqtt';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import mqtt, { type MqttClient } from 'mqtt';
 import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintApiKey } from '../../../shared/api-keys.js';
@@ -39,6 +41,30 @@ describe('Mosquitto with the kiot-auth plugin', () => {
       (granted) => granted[0]?.qos,
       (error: Error) => error.message,
     );
+
+  /** A dynsec client with a role of these (acltype, topic) pairs, created with mosquitto_ctrl, connected. */
+  const serviceAccount = async (...acls: [string, string][]) => {
+    const name = uniqueName('svc');
+    const ctrl = (...args: string[]) =>
+      promisify(execFile)('mosquitto_ctrl', [
+        '-p',
+        String(broker.port),
+        '-u',
+        broker.admin.username,
+        '-P',
+        broker.admin.password,
+        'dynsec',
+        ...args,
+      ]);
+    await ctrl('createRole', name);
+    for (const [type, topic] of acls) await ctrl('addRoleACL', name, type, topic, 'allow');
+    await ctrl('createClient', name, '-p', 'pw-svc');
+    await ctrl('addClientRole', name, name);
+    const outcome = await connectDevice(broker.url, name, 'pw-svc', name);
+    if (!outcome.ok) throw new Error(outcome.reason);
+    clients.push(outcome.client);
+    return outcome.client;
+  };
 
   beforeAll(async () => {
     const port = await freePort();
@@ -101,6 +127,37 @@ describe('Mosquitto with the kiot-auth plugin', () => {
     const seen = new Promise<string>((resolve) => admin.client.once('message', (topic) => resolve(topic)));
     await publish(await connect(id, secret), `devices/${id}/telemetry`);
     expect(await seen).toBe(`devices/${id}/telemetry`);
+  });
+
+  it('queues for a device that is offline with a persistent session, and delivers when it returns', async () => {
+    const id = uniqueName('dev');
+    const { secret } = await register(id);
+    const session = { clean: false, properties: { sessionExpiryInterval: 300 } };
+    const first = await mqtt.connectAsync(broker.url, {
+      ...session,
+      clientId: id,
+      username: id,
+      password: secret,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    await first.subscribeAsync(`devices/${id}/commands/#`, { qos: 1 });
+    await first.endAsync();
+    // A service account in dynamic security that may publish to devices, as command-dispatch's path through the bridge.
+    const sender = await serviceAccount(['publishClientSend', 'devices/#']);
+    // Mosquitto checks READ for the offline session when it queues the message: it must still be the device's.
+    await sender.publishAsync(`devices/${id}/commands/reboot`, 'now', { qos: 1 });
+    const second = mqtt.connect(broker.url, {
+      ...session,
+      clientId: id,
+      username: id,
+      password: secret,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    clients.push(second);
+    const [topic] = await new Promise<[string]>((resolve) => second.once('message', (t) => resolve([t])));
+    expect(topic).toBe(`devices/${id}/commands/reboot`);
   });
 
   it('cuts off a connected device once it is disabled, within the re-check time', async () => {
