@@ -132,29 +132,24 @@ describe('Mosquitto with the kiot-auth plugin', () => {
   it('queues for a device that is offline with a persistent session, and delivers when it returns', async () => {
     const id = uniqueName('dev');
     const { secret } = await register(id);
-    const session = { clean: false, properties: { sessionExpiryInterval: 300 } };
-    const first = await mqtt.connectAsync(broker.url, {
-      ...session,
+    // A persistent session (MQTT 5 §3.1.2.11.2): the broker keeps it, and queues for it, for 300 s offline.
+    const options = {
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
       clientId: id,
       username: id,
       password: secret,
-      protocolVersion: 5,
+      protocolVersion: 5 as const,
       reconnectPeriod: 0,
-    });
+    };
+    const first = await mqtt.connectAsync(broker.url, options);
     await first.subscribeAsync(`devices/${id}/commands/#`, { qos: 1 });
     await first.endAsync();
     // A service account in dynamic security that may publish to devices, as command-dispatch's path through the bridge.
     const sender = await serviceAccount(['publishClientSend', 'devices/#']);
     // Mosquitto checks READ for the offline session when it queues the message: it must still be the device's.
     await sender.publishAsync(`devices/${id}/commands/reboot`, 'now', { qos: 1 });
-    const second = mqtt.connect(broker.url, {
-      ...session,
-      clientId: id,
-      username: id,
-      password: secret,
-      protocolVersion: 5,
-      reconnectPeriod: 0,
-    });
+    const second = mqtt.connect(broker.url, options);
     clients.push(second);
     const [topic] = await new Promise<[string]>((resolve) => second.once('message', (t) => resolve([t])));
     expect(topic).toBe(`devices/${id}/commands/reboot`);
