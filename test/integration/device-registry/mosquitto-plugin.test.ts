@@ -101,6 +101,31 @@ describe('Mosquitto with the kiot-auth plugin', () => {
     expect(await publish(client, 'provisioning/requests')).toMatch(/not authorized/i);
   });
 
+  it('checks publishes against the connect answer, without asking the registry per message', async () => {
+    const id = uniqueName('dev');
+    const { secret } = await register(id);
+    let asked = 0;
+    const lookup = h.registry.deps.authCache.lookup;
+    // Every /broker/authn and /broker/authz answer starts with a cache lookup.
+    h.registry.deps.authCache.lookup = (...args) => {
+      asked += 1;
+      return lookup(...args);
+    };
+    try {
+      const client = await connect(id, secret);
+      expect(asked).toBe(1);
+      const started = performance.now();
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => publish(client, `devices/${id}/telemetry/${i % 4}`)),
+      );
+      expect(results.every((result) => result === 'ok')).toBe(true);
+      // At most one re-check per ttl (1 s here) on a slow machine; none per message.
+      expect(asked - 1).toBeLessThanOrEqual(Math.ceil((performance.now() - started) / 1_000));
+    } finally {
+      h.registry.deps.authCache.lookup = lookup;
+    }
+  });
+
   it('refuses a wrong secret, an unknown device, another client id and a disabled device', async () => {
     const id = uniqueName('dev');
     const { secret, etag } = await register(id);
