@@ -17,7 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { decode, encode } from '@jridgewell/sourcemap-codec';
 import { build } from 'esbuild';
 import { buildConsoleAssets } from './build-console.mjs';
-import { productionNodeOptions } from './deploy-values.mjs';
+import { productionNodeArgs } from './deploy-values.mjs';
 
 // Optional MongoDB driver add-ons, loaded only when installed. (Not `socks`: mqtt requires it on every TCP
 // connect, and the image has nothing beyond the bundles.)
@@ -117,13 +117,13 @@ function launchEach(result, extension, outdir, launcherLines) {
 }
 
 /**
- * Removes the code cache of `bundle` unless it was trained on exactly this bundle, Node and Node options (V8 checks
+ * Removes the code cache of `bundle` unless it was trained on exactly this bundle, Node and Node arguments (V8 checks
  * a cache only against the source's length): a build that changes nothing keeps its caches and trains nothing.
  */
 function keepCacheOnlyFor(bundle, name) {
   const digest = createHash('sha256')
     .update(readFileSync(bundle))
-    .update(`\0${process.version}\0${nodeOptionsOf(name)}`)
+    .update(`\0${process.version}\0${nodeArgsOf(name).join(' ')}`)
     .digest('hex');
   const key = existsSync(`${bundle}.cache.sha256`) ? readFileSync(`${bundle}.cache.sha256`, 'utf8') : '';
   if (key !== digest || !existsSync(`${bundle}.cache`)) {
@@ -178,8 +178,8 @@ const TRAINING_ENV = {
   TICK_GATE_COLLECTIONS: 'commands',
 };
 
-/** V8 checks its flags: a cache is made with the manifest's Node options (knative/deploy-values.json). */
-const nodeOptionsOf = (name) => (existsSync('knative/deploy-values.json') ? productionNodeOptions(name) : '');
+/** V8 checks its flags: a cache is made with the manifest's Node arguments (knative/deploy-values.json). */
+const nodeArgsOf = (name) => (existsSync('knative/deploy-values.json') ? productionNodeArgs(name) : []);
 
 const freePort = () =>
   new Promise((resolve, reject) => {
@@ -212,21 +212,19 @@ const getHealth = (port) =>
   });
 
 /**
- * Trains the code cache of a deployable: starts `<outdir>/<name>.js` with the Node options of its manifest (a
+ * Trains the code cache of a deployable: starts `<outdir>/<name>.js` with the Node arguments of its manifest (a
  * cache made under other V8 flags is ignored), waits until it listens and has taken `GET /healthz` (its stores
  * are unreachable, so the check runs the code a real start runs and then waits), then has the launcher write the
  * cache.
  */
 async function trainCodeCache(name, outdir) {
   const port = await freePort();
-  const nodeOptions = nodeOptionsOf(name);
-  const child = spawn(process.execPath, [join(outdir, `${name}.js`)], {
+  const child = spawn(process.execPath, [...nodeArgsOf(name), join(outdir, `${name}.js`)], {
     env: {
       PATH: process.env.PATH ?? '',
       ...TRAINING_ENV,
       PORT: String(port),
       KIOT_CODE_CACHE_TRAIN: '1',
-      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -325,6 +323,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const { deployables, tools } = entryPoints();
   const sizes = [...(await bundleEntries(deployables, 'dist')), ...(await bundleTools(tools, 'dist'))];
   await trainCodeCaches(Object.keys(deployables), 'dist');
+  // The image's default command (`docker run`, Dockerfile) reads a deployable's Node arguments from here.
+  for (const name of [...Object.keys(deployables), ...(tools.console ? ['console'] : [])])
+    writeFileSync(`dist/${name}.node-args`, `${nodeArgsOf(name).join(' ')}\n`);
   for (const [name, bytes] of sizes) {
     console.log(`dist/${`${name}.js`.padEnd(27)} ${(bytes / 1024).toFixed(0).padStart(6)} KiB`);
   }

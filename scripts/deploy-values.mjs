@@ -2,20 +2,22 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * NODE_OPTIONS a deployable runs with in production (its heap cap under the memory limit), from
- * knative/deploy-values.json; '' when it sets none.
+ * The Node arguments a deployable runs with in production (`nodeArgs`, knative/deploy-values.json: its heap, sized
+ * under its memory limit), which the manifests put between `node` and `dist/<name>.js` (scripts/deploy-lib/values.mjs
+ * nodeCommandOf); [] when it has none. The build trains each code cache under them, and the benches start each
+ * deployable with them: V8 ignores a code cache made under other flags.
  * @param {string} deployable bridge, tick-gate or a function's name
- * @returns {string}
+ * @returns {string[]}
  */
-export function productionNodeOptions(deployable) {
+export function productionNodeArgs(deployable) {
   const values = JSON.parse(readFileSync('knative/deploy-values.json', 'utf8'));
-  const env =
+  const spec =
     deployable === 'bridge'
-      ? values.bridge?.env
+      ? values.bridge
       : deployable === 'tick-gate'
-        ? values.tickGate?.env
-        : values.services?.[deployable]?.env;
-  return env?.NODE_OPTIONS ?? '';
+        ? values.tickGate
+        : values.services?.[deployable];
+  return spec?.nodeArgs ?? [];
 }
 
 /**

@@ -1,4 +1,4 @@
-// What one instance of each function sustains: the bundle started as its manifest runs it (NODE_OPTIONS and env of
+// What one instance of each function sustains: the bundle started as its manifest runs it (nodeArgs and env of
 // knative/deploy-values.json), the real stores, and closed-loop clients at rising concurrency (1, 2, 4, … up to
 // its containerConcurrency), each level for BENCH_SECONDS. A function's capacity is the highest throughput whose
 // p99 latency meets its target (capacity.p99TargetMs in the values), with the concurrency at that level: the
@@ -29,6 +29,7 @@ const children: ChildProcess[] = [];
 
 interface ServiceValues {
   containerConcurrency: number;
+  nodeArgs?: string[];
   env?: Record<string, string>;
   capacity?: { p99TargetMs: number };
 }
@@ -165,7 +166,7 @@ async function level(
 async function startFunction(name: string, env: Record<string, string>): Promise<{ base: string; pid: number }> {
   const port = await freePort();
   const own = values.services[name]!.env ?? {};
-  const child = spawn(process.execPath, [`dist/${name}.js`], {
+  const child = spawn(process.execPath, [...(values.services[name]!.nodeArgs ?? []), `dist/${name}.js`], {
     env: { PATH: process.env.PATH ?? '', ...env, ...own, PORT: String(port), ...pick(env, ['DEAD_LETTER_SINK']) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

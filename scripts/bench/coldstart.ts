@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { startMosquitto } from '../../test/support/mosquitto.js';
 import { freePort } from '../../test/support/ports.js';
 import { cpuMsPrecise } from './support/cpu.js';
-import { productionNodeOptions } from './support/deploy-values.js';
+import { productionNodeArgs } from './support/deploy-values.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:26379';
@@ -72,15 +72,12 @@ interface Sample {
   cpuMs: number;
 }
 
-async function startOnce(
-  file: string,
-  env: Record<string, string>,
-  nodeOptions: { NODE_OPTIONS?: string } = {},
-): Promise<Sample> {
+/** Starts `node <nodeArgs> <file>` and waits for its first 2xx. */
+async function startOnce(file: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Sample> {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [file], {
-    env: { ...env, PORT: String(port), ...nodeOptions },
+  const child = spawn(process.execPath, [...nodeArgs, file], {
+    env: { ...env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -176,10 +173,12 @@ async function main() {
   ];
   const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   // One warm-up of each (the OS file cache), then RUNS rounds in rotating order so that no target always goes first.
-  // Each deployable with the Node flags its manifest gives it (knative/deploy-values.json), as deployed.
+  // Each deployable with the command line of its manifest, `node <nodeArgs> dist/<name>.js` (its heap flags,
+  // knative/deploy-values.json), as deployed: its code cache was trained under those flags, and a heap sized for
+  // this machine rather than the pod's would flatter it. The bare server and the floor run with Node's defaults.
   const flags = (target: string) => {
     const name = target.replace(/@before$/, '');
-    return names.includes(name) && productionNodeOptions(name) ? { NODE_OPTIONS: productionNodeOptions(name) } : {};
+    return names.includes(name) ? productionNodeArgs(name) : [];
   };
   // Whatever happens to a start (a deployable that never gets ready throws), the broker it started goes too.
   try {

@@ -23,7 +23,7 @@ import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../../test/support/ports.js';
 import { cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
-import { productionNodeOptions } from './support/deploy-values.js';
+import { productionNodeArgs } from './support/deploy-values.js';
 import { measurePaced } from './support/ingest-paced.js';
 import { pooled, storageStep } from './support/ingest-steps.js';
 import { compareOnRedisCluster } from './support/redis-cluster-compare.js';
@@ -224,21 +224,25 @@ async function main(): Promise<void> {
   );
 
   const ingress = `http://127.0.0.1:${routerPort}/kiot/default`;
-  const fn = start('telemetry-ingest', process.execPath, ['dist/telemetry-ingest.js'], {
-    PORT: String(fnPort),
-    MONGODB_URL,
-    MONGODB_DB: dbName,
-    REDIS_URL,
-    REDIS_PREFIX: `kiot:${run}`,
-    K_SINK: ingress,
-    DEAD_LETTER_SINK: `http://127.0.0.1:${dlqPort}/`,
-    LOG_LEVEL: 'warn',
-    RATE_LIMIT_PER_SECOND: '100000',
-    RATE_LIMIT_BURST: '100000',
-    NODE_ENV: 'production',
-    // The Knative Service's own Node flags (its heap cap under the 256 MiB limit), as deployed.
-    NODE_OPTIONS: productionNodeOptions('telemetry-ingest'),
-  });
+  // The Knative Service's own command line (its heap flags under the 256 MiB limit), as deployed.
+  const fn = start(
+    'telemetry-ingest',
+    process.execPath,
+    [...productionNodeArgs('telemetry-ingest'), 'dist/telemetry-ingest.js'],
+    {
+      PORT: String(fnPort),
+      MONGODB_URL,
+      MONGODB_DB: dbName,
+      REDIS_URL,
+      REDIS_PREFIX: `kiot:${run}`,
+      K_SINK: ingress,
+      DEAD_LETTER_SINK: `http://127.0.0.1:${dlqPort}/`,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_SECOND: '100000',
+      RATE_LIMIT_BURST: '100000',
+      NODE_ENV: 'production',
+    },
+  );
   // The router journals every event (fdatasync, group commit) before its 202: the durable path, as npm start runs it.
   const routerEnv = {
     PORT: String(routerPort),

@@ -5,7 +5,7 @@
 // states the same values again, explicitly, so the command reads as the deployment it makes.
 import { eventPlaneOf, loadEventPolicies, withEventPlane, workloadsOf } from './event-plane.mjs';
 import { autoscalingAnnotations, serviceLabels } from './render.mjs';
-import { keyRef, knativeServiceOf } from './values.mjs';
+import { keyRef, knativeServiceOf, nodeCommandOf } from './values.mjs';
 
 const ANNOTATION_FLAGS = new Set([
   'autoscaling.knative.dev/min-scale',
@@ -45,8 +45,10 @@ export function knServiceCreateArgs(values, name, image, policies = loadEventPol
     image,
     '--cmd',
     'node',
-    '--arg',
-    `dist/${service.function}.js`,
+    // `--arg=…`: a value that starts with `--` (the heap flags) must not read as a flag of kn's.
+    ...nodeCommandOf(spec, service.function)
+      .slice(1)
+      .map((arg) => `--arg=${arg}`),
     '--port',
     `http1:${values.port}`,
   );

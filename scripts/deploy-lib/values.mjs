@@ -13,6 +13,18 @@ export function keyRef(entry) {
   return { name, key: key ?? name };
 }
 
+/**
+ * The container's command: `node`, the deployable's Node arguments (`nodeArgs`: its heap, sized under its memory
+ * limit, as command-line flags because `--initial-old-space-size` is not allowed in NODE_OPTIONS), its launcher.
+ * The build trains each code cache under these flags and bench:coldstart starts each deployable with them
+ * (scripts/deploy-values.mjs): V8 ignores a code cache made under other flags.
+ * @param {{ nodeArgs?: string[] }} spec a function's, the bridge's or the tick gate's values
+ * @param {string} deployable the bundle it runs: dist/<deployable>.js
+ */
+export function nodeCommandOf(spec, deployable) {
+  return ['node', ...(spec.nodeArgs ?? []), `dist/${deployable}.js`];
+}
+
 export function loadValues(file = VALUES_FILE) {
   const values = JSON.parse(readFileSync(file, 'utf8'));
   const problems = [];

@@ -65,7 +65,7 @@ export function manifestWorkloads(local: (name: string, key: string) => string |
     if (!knative && doc.kind !== 'StatefulSet' && doc.kind !== 'Deployment') return [];
     const pod = doc.spec.template.spec;
     const container = pod.containers[0];
-    const bundle = /^dist\/([a-z-]+)\.js$/.exec(container.command[1])![1]!;
+    const bundle = /^dist\/([a-z-]+)\.js$/.exec(container.command.at(-1))![1]!;
     const env: Record<string, string> = {};
     for (const entry of container.env ?? []) {
       const ref = entry.valueFrom?.configMapKeyRef ?? entry.valueFrom?.secretKeyRef;

@@ -1,2 +1,2 @@
-// The benches start each deployable with its manifest's Node options (scripts/deploy-values.mjs, shared with the build).
-export { productionNodeOptions } from '../../deploy-values.mjs';
+// The benches start each deployable with its manifest's Node arguments (scripts/deploy-values.mjs, shared with the build).
+export { productionNodeArgs } from '../../deploy-values.mjs';

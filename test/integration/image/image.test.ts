@@ -75,15 +75,15 @@ describe('the image', () => {
     expect(lines.at(-1)).toBe('no-secret');
   }, 120_000);
 
-  it("has each deployable's code cache, which the image's Node accepts under the manifest's Node options", async () => {
+  it("has each deployable's code cache, which the image's Node accepts under the manifest's Node arguments", async () => {
     // The build stage trains the caches with the image's own Node; V8 ignores a cache from another Node or flags,
     // and a deployable would still start, only slower: this is where that would show.
     const check = `const { Script } = require('node:vm'); const fs = require('node:fs'); const out = {};
-      for (const [name, options] of JSON.parse(process.argv[1])) {
+      for (const [name, nodeArgs] of JSON.parse(process.argv[1])) {
         const f = '/app/dist/' + name + '.bundle.cjs';
-        const r = require('node:child_process').spawnSync(process.execPath, ['-e',
+        const r = require('node:child_process').spawnSync(process.execPath, [...nodeArgs, '-e',
           "const s = new (require('node:vm').Script)(require('node:fs').readFileSync(process.argv[1], 'utf8'), { cachedData: require('node:fs').readFileSync(process.argv[1] + '.cache') }); process.stdout.write(String(!s.cachedDataRejected))", f],
-          { env: { NODE_OPTIONS: options }, encoding: 'utf8' });
+          { encoding: 'utf8' });
         out[name] = r.stdout + r.stderr;
       }
       console.log(JSON.stringify(out));`;
@@ -91,7 +91,8 @@ describe('the image', () => {
     const deployables = manifestWorkloads(() => undefined).filter(
       (w) => landed.has(w.bundle) && w.bundle !== 'console',
     );
-    const options = deployables.map((w) => [w.bundle, w.env.NODE_OPTIONS ?? '']);
+    // `node <heap flags> dist/<name>.js`: the words between node and the bundle.
+    const options = deployables.map((w) => [w.bundle, w.command.slice(1, -1)]);
     const accepted = JSON.parse(await runOnce(built, 'node', ['-e', check, JSON.stringify(options)]));
     expect(accepted).toEqual(Object.fromEntries(deployables.map((w) => [w.bundle, 'true'])));
   }, 120_000);

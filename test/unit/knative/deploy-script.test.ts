@@ -53,6 +53,13 @@ function flags(argv: string[]): Map<string, string[]> {
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) continue;
+    // `--flag=value` (kn's --arg=--max-old-space-size=…)
+    const equals = arg.indexOf('=');
+    if (equals > 0) {
+      const name = arg.slice(0, equals);
+      map.set(name, [...(map.get(name) ?? []), arg.slice(equals + 1)]);
+      continue;
+    }
     const next = argv[i + 1];
     const value = next !== undefined && !next.startsWith('--') ? next : '';
     if (value !== '') i += 1;

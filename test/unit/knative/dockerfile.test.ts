@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { productionNodeArgs } from '../../../scripts/deploy-values.mjs';
 import { buildBundles } from './lib/build.js';
 import { components } from './lib/components.js';
 import { ROOT } from './lib/manifests.js';
@@ -153,8 +154,25 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('the runtime default command picks the deployable by KIOT_DEPLOYABLE; the manifests give node dist/<name>.js', () => {
-    expect(ops(runtime, 'CMD').join()).toMatch(/KIOT_DEPLOYABLE/);
+  it("the runtime default command picks the deployable by KIOT_DEPLOYABLE and runs it with its manifest's Node arguments", () => {
+    const cmd = JSON.parse(ops(runtime, 'CMD').at(-1)!) as string[];
+    expect(cmd.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(cmd[2]).toMatch(/KIOT_DEPLOYABLE/);
     expect(ops(runtime, 'ENV').join()).toMatch(/NODE_ENV=production/);
+    // The command as a shell runs it in the image, for each deployable: `node <nodeArgs> dist/<name>.js`, the
+    // words of its manifest's command (the code cache was trained under those flags).
+    for (const component of components()) {
+      const result = spawnSync('sh', ['-c', cmd[2]!.replace(/\bexec node\b/, 'echo node')], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '', KIOT_DEPLOYABLE: component.name },
+        encoding: 'utf8',
+      });
+      expect(result.stderr, component.name).toBe('');
+      expect(result.stdout.trim().split(/\s+/), component.name).toEqual([
+        'node',
+        ...productionNodeArgs(component.name),
+        `dist/${component.name}.js`,
+      ]);
+    }
   });
 });

@@ -96,7 +96,7 @@ describe('Knative Services', () => {
       // The function it runs: its own name, or the function a `<name>-events` Service receives events for.
       const fn = doc.metadata.labels?.['app.kubernetes.io/name'];
       expect([fn, `${fn}-events`]).toContain(name);
-      expect(container.command).toEqual(['node', `dist/${fn}.js`]);
+      expect(container.command).toEqual(['node', ...heapFlags(container), `dist/${fn}.js`]);
       for (const kind of ['requests', 'limits'])
         for (const resource of ['cpu', 'memory'])
           expect(container.resources?.[kind]?.[resource], `${kind}.${resource}`).toBeTruthy();
@@ -280,7 +280,7 @@ describe('the bridge', () => {
     expect(down.policies[0].periodSeconds).toBeGreaterThan(
       statefulSet!.doc.spec.template.spec.terminationGracePeriodSeconds,
     );
-    expect(container.command).toEqual(['node', 'dist/bridge.js']);
+    expect(container.command).toEqual(['node', ...heapFlags(container), 'dist/bridge.js']);
     expect(env.get('BRIDGE_CLIENT_ID')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
     expect(env.get('BRIDGE_SHARE_GROUP')?.value).toMatch(/^[A-Za-z0-9._-]+$/);
     expect(container.securityContext).toMatchObject({
@@ -427,4 +427,23 @@ function toBytes(quantity: string): number {
   const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|K|M|G)?$/.exec(quantity);
   const unit: Record<string, number> = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, K: 1e3, M: 1e6, G: 1e9 };
   return match ? Number(match[1]) * (match[2] ? unit[match[2]]! : 1) : Number.NaN;
+}
+
+/**
+ * The heap flags between `node` and the bundle in a container's command (`nodeArgs` in knative/deploy-values.json):
+ * the old generation capped at no more than 5/8 of the memory limit (V8 collects before the kernel kills the pod),
+ * and an initial old generation of at most half the cap, so that no full collection runs before a start is ready
+ * (docs/performance.md, "Cold start"). Command-line flags, not NODE_OPTIONS, which refuses --initial-old-space-size.
+ */
+function heapFlags(container: { command: string[]; resources: { limits: { memory: string } } }): string[] {
+  const flags = container.command.slice(1, -1);
+  const mb = (name: string) =>
+    Number(new RegExp(`^--${name}=(\\d+)$`).exec(flags.find((f) => f.startsWith(`--${name}=`)) ?? '')?.[1]);
+  const max = mb('max-old-space-size');
+  const initial = mb('initial-old-space-size');
+  expect(flags, container.command.join(' ')).toHaveLength(2);
+  expect(max * 2 ** 20).toBeLessThanOrEqual((toBytes(container.resources.limits.memory) * 5) / 8);
+  expect(initial).toBeGreaterThan(0);
+  expect(initial).toBeLessThanOrEqual(max / 2);
+  return flags;
 }

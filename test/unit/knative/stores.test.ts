@@ -25,7 +25,7 @@ function workloads(objects: K8sObject[]) {
     .filter((doc) => doc.kind === 'Service' && doc.apiVersion.startsWith('serving.knative.dev/'))
     .map((doc) => ({
       name: doc.metadata.name,
-      bundle: /^dist\/([a-z-]+)\.js$/.exec(doc.spec.template.spec.containers[0].command[1])![1]!,
+      bundle: /^dist\/([a-z-]+)\.js$/.exec(doc.spec.template.spec.containers[0].command.at(-1))![1]!,
       env: doc.spec.template.spec.containers[0].env as EnvVar[],
     }));
 }

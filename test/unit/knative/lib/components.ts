@@ -106,7 +106,7 @@ export function componentOf(
       ({ doc }) => doc.apiVersion === ref.apiVersion && doc.kind === 'Service' && doc.metadata.name === ref.name,
     )?.doc;
     const command: string[] = knative?.spec?.template?.spec?.containers?.[0]?.command ?? [];
-    return /^dist\/([a-z-]+)\.js$/.exec(command[1] ?? '')?.[1];
+    return /^dist\/([a-z-]+)\.js$/.exec(command.at(-1) ?? '')?.[1];
   }
   const service = manifests.find(
     ({ doc }) => doc.apiVersion === 'v1' && doc.kind === 'Service' && doc.metadata.name === ref.name,
@@ -119,7 +119,7 @@ export function componentOf(
     );
   })?.doc;
   const command: string[] = workload?.spec?.template?.spec?.containers?.[0]?.command ?? [];
-  return /^dist\/([a-z-]+)\.js$/.exec(command[1] ?? '')?.[1];
+  return /^dist\/([a-z-]+)\.js$/.exec(command.at(-1) ?? '')?.[1];
 }
 
 export const isBrokerRef = (destination: { ref?: { kind?: string } } | undefined) =>
