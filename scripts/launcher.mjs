@@ -18,6 +18,7 @@ import { constants, Script } from 'node:vm';
 /** Runs the bundle at `bundleUrl` as a CommonJS module, compiled with its code cache when V8 accepts it. */
 export function launch(bundleUrl) {
   const file = fileURLToPath(bundleUrl);
+  if (process.env.KIOT_CPU_PROF) profileUntilFirstSuccess(process.env.KIOT_CPU_PROF);
   mapStacksOnRead(file, `${file}.map`);
   const cacheFile = `${file}.cache`;
   let cachedData;
@@ -49,6 +50,34 @@ export function launch(bundleUrl) {
   const wrapper = script.runInThisContext();
   wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
   module.loaded = true;
+}
+
+/**
+ * KIOT_CPU_PROF=<file>: a CPU profile of the start, from here (before the bundle is read) to the first 2xx response
+ * the process sends (what bench:coldstart measures), written to `file` (open it in Chrome's DevTools or speedscope;
+ * docs/performance.md, "Cold start"). Node's --cpu-prof would run to the exit, and a flag of its own changes nothing
+ * V8 checks a code cache against. Unset, nothing here is loaded.
+ */
+function profileUntilFirstSuccess(profileFile) {
+  const require = createRequire(import.meta.url);
+  const { Session } = require('node:inspector');
+  const { ServerResponse } = require('node:http');
+  const session = new Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.setSamplingInterval', { interval: 100 });
+  session.post('Profiler.start');
+  const end = ServerResponse.prototype.end;
+  ServerResponse.prototype.end = function endAndProfile(...args) {
+    if (this.statusCode >= 200 && this.statusCode < 300) {
+      ServerResponse.prototype.end = end;
+      session.post('Profiler.stop', (error, result) => {
+        if (!error) writeFileSync(profileFile, JSON.stringify(result.profile));
+        session.disconnect();
+      });
+    }
+    return end.apply(this, args);
+  };
 }
 
 /**
