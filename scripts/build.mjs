@@ -117,12 +117,14 @@ function launchEach(result, extension, outdir, launcherLines) {
 }
 
 /**
- * Removes the code cache of `bundle` unless it was trained on exactly this bundle, Node and Node arguments (V8 checks
+ * Removes the code cache of `bundle` unless it was trained on exactly this bundle, launcher, Node and Node arguments (V8 checks
  * a cache only against the source's length): a build that changes nothing keeps its caches and trains nothing.
  */
 function keepCacheOnlyFor(bundle, name) {
   const digest = createHash('sha256')
     .update(readFileSync(bundle))
+    // The launcher decides which flags V8 compiles under (it resets the heap flags first).
+    .update(readFileSync(LAUNCHER))
     .update(`\0${process.version}\0${nodeArgsOf(name).join(' ')}`)
     .digest('hex');
   const key = existsSync(`${bundle}.cache.sha256`) ? readFileSync(`${bundle}.cache.sha256`, 'utf8') : '';

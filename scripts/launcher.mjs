@@ -13,7 +13,20 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire, SourceMap } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { constants, Script } from 'node:vm';
+
+// The heap flags of the command line (`node --max-old-space-size=… --initial-old-space-size=… dist/<name>.js`, the
+// manifests' nodeArgs) have configured the heap by now, and V8 reads them nowhere else. Set back to their defaults,
+// they leave V8's flag hash as it is without flags: Node's own code cache for its built-in modules is keyed on that
+// hash, and under any non-default flag every built-in required from here on (http, net, crypto, zlib…) was compiled
+// from source, ~50 ms of a start (docs/performance.md, "Cold start"). The heap keeps its cap and initial size
+// (v8.getHeapStatistics().heap_size_limit); the bundle's code cache is trained and read under the same reset.
+export const HEAP_FLAG = /^--(max-old-space-size|initial-old-space-size|max-semi-space-size|min-semi-space-size)=\d+$/;
+for (const arg of process.execArgv) {
+  const flag = HEAP_FLAG.exec(arg)?.[1];
+  if (flag) setFlagsFromString(`--${flag}=0`);
+}
 
 /** Runs the bundle at `bundleUrl` as a CommonJS module, compiled with its code cache when V8 accepts it. */
 export function launch(bundleUrl) {

@@ -82,7 +82,7 @@ describe('the image', () => {
       for (const [name, nodeArgs] of JSON.parse(process.argv[1])) {
         const f = '/app/dist/' + name + '.bundle.cjs';
         const r = require('node:child_process').spawnSync(process.execPath, [...nodeArgs, '-e',
-          "const s = new (require('node:vm').Script)(require('node:fs').readFileSync(process.argv[1], 'utf8'), { cachedData: require('node:fs').readFileSync(process.argv[1] + '.cache') }); process.stdout.write(String(!s.cachedDataRejected))", f],
+          "for (const a of process.execArgv) { const f = /^--([a-z-]+-space-size)=\\\\d+$/.exec(a)?.[1]; if (f) require('node:v8').setFlagsFromString('--' + f + '=0'); } const s = new (require('node:vm').Script)(require('node:fs').readFileSync(process.argv[1], 'utf8'), { cachedData: require('node:fs').readFileSync(process.argv[1] + '.cache') }); process.stdout.write(String(!s.cachedDataRejected))", f],
           { encoding: 'utf8' });
         out[name] = r.stdout + r.stderr;
       }

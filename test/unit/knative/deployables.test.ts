@@ -187,7 +187,11 @@ describe('deployables', () => {
   it("every bundle's code cache is accepted by V8 under the Node arguments of its manifest's command", () => {
     // V8 ignores a cache made under other flags (the heap flags are some) or for another source: the build trains
     // each cache with the manifest's `node <nodeArgs>` (scripts/build.mjs), and this checks it holds.
+    // As the launcher does first (scripts/launcher.mjs): the heap flags, once they have configured the heap, are set
+    // back to their defaults, so V8 compiles (and checks the cache) under its default flag hash.
     const accepted =
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the template literal belongs to the child's code
+      'for (const a of process.execArgv) { const f = /^--([a-z-]+-space-size)=\\d+$/.exec(a)?.[1]; if (f) require("node:v8").setFlagsFromString(`--${f}=0`); }' +
       "const { Script } = require('node:vm'); const fs = require('node:fs'); const f = process.argv[1];" +
       // biome-ignore lint/suspicious/noTemplateCurlyInString: the template literal belongs to the child's code
       "const s = new Script(fs.readFileSync(f, 'utf8'), { filename: f, cachedData: fs.readFileSync(`${f}.cache`) });" +
