@@ -11,12 +11,14 @@ export const DEVICES_COLLECTION = 'devices';
 export const DEVICE_TYPES_COLLECTION = 'device_types';
 
 /** Device ids are safe in MQTT topics, Mongo keys and URLs: no `$`, no `/`, no wildcards. */
-export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 . _ -');
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const deviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, 'use 1-64 of A-Z a-z 0-9 . _ -');
 export const deviceStatusSchema = z.enum(['active', 'disabled']);
 /** Metric and state key names: no `$` or `.` (they become Mongo field paths). */
+export const METRIC_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 export const metricNameSchema = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'use a letter or _ then up to 63 of A-Z a-z 0-9 _ -');
+  .regex(METRIC_NAME_PATTERN, 'use a letter or _ then up to 63 of A-Z a-z 0-9 _ -');
 
 /** What a device type may declare about its telemetry: known metrics with units and ranges. */
 export const telemetrySchemaSchema = z

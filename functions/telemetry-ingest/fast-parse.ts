@@ -1,4 +1,5 @@
-import type { TelemetryLimits, TelemetrySample } from './schema.js';
+import { DEVICE_ID_PATTERN as DEVICE_ID, METRIC_NAME_PATTERN as METRIC_NAME } from '../../shared/devices.js';
+import { MSG_ID_PATTERN as MSG_ID, type TelemetryLimits, type TelemetrySample } from './schema.js';
 
 /**
  * Fast paths in front of zod for the shapes nearly every message has: a batch item exactly as the bridge writes
@@ -6,17 +7,11 @@ import type { TelemetryLimits, TelemetrySample } from './schema.js';
  * the date regex were 8 % of telemetry-ingest's CPU in the storage step (issue 12). Each function answers
  * `undefined` for anything it is not sure of, and zod decides as before, so the errors a device hears are zod's;
  * what it accepts, zod accepts with the same result (test/unit/telemetry-ingest/fast-parse.test.ts compares them
- * over generated inputs). The patterns are the schemas' own or narrower.
+ * over generated inputs). The id, metric-name and msgId patterns are the schemas' own (imported).
  */
 
-/** deviceIdSchema (shared/devices.ts); also within the item's `subject` bounds (1–256). */
-const DEVICE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** What `Date#toISOString` writes for the years 0–9999: the bridge's `time`. */
 const ISO_MILLIS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-/** metricNameSchema (shared/devices.ts). */
-const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
-/** sampleSchema's msgId (schema.ts). */
-const MSG_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** timestampSchema's number branch (schema.ts). */
 const MAX_TS = 8.64e15;
 

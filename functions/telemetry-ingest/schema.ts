@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { deviceIdSchema, metricNameSchema } from '../../shared/devices.js';
 import { problemSchema } from '../../shared/errors.js';
 
+/** A sample's optional message id (sampleSchema's `msgId`). */
+export const MSG_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /** The event types this capability consumes (ARCHITECTURE.md, CloudEvents table). */
 export const EVENT_TYPES = {
   telemetry: 'io.kiot.telemetry.received',
@@ -46,10 +49,7 @@ export function sampleSchema(limits: TelemetryLimits) {
         .refine((metrics) => Object.keys(metrics).length <= limits.maxMetrics, {
           message: `at most ${limits.maxMetrics} metrics per sample`,
         }),
-      msgId: z
-        .string()
-        .regex(/^[A-Za-z0-9._:-]{1,128}$/)
-        .optional(),
+      msgId: z.string().regex(MSG_ID_PATTERN).optional(),
     })
     .strict();
 }
