@@ -1,4 +1,5 @@
 import { luaScript } from '../../shared/redis-script.js';
+import { PRESENCE_LUA } from './presence-repository.js';
 
 /**
  * A device's token bucket is one string key, `tokens at noticed` (space-separated), written with its idle
@@ -128,24 +129,31 @@ return released
 `);
 
 /**
- * Marks the first ARGV[2] keys `done` for the dedup window (ARGV[1] seconds), and answers which of the other keys
- * (the batch's devices' `watched` keys, live-hub.ts) exist, as their positions among them (1-based): only those
- * devices' samples are published live. It runs after the insert was acknowledged, and a hub sets a device's key
- * before it subscribes, so a sample whose device was not watched yet was stored before the listener read the API.
- * Without the Cluster probe: a call cut short (a slot moved) has marked some of the batch's events done, all of
- * them durable already; the 503 releases the others' marks (by token: a `done` mark is not released) and the
- * retry of the batch finds the former duplicates and stores the latter, as after any failure between the insert
- * and this call.
+ * After the insert was acknowledged, one call per master for the batch: marks the first ARGV[2] keys (the stored
+ * events' dedup marks) `done` for the dedup window (ARGV[1] seconds); marks each device of the other keys (their
+ * presence hashes) seen at its ARGV[3 + position] (ms, its newest message; `PRESENCE_LUA`, TTL ARGV[3]); and answers
+ * { the positions (1-based, among the devices) of those a live hub watches — the hash's `watched` field, until when
+ * in Redis TIME seconds (live-hub.ts) — , the status changes as flat triples (position, status, event time) for the
+ * fleet index }. Presence and the `watched` read were a call of their own (APPLY) and an EXISTS of a key per device:
+ * one call and one read per device now. A hub sets the field before it subscribes, so a sample whose device was
+ * not watched yet was stored before the listener read the API.
+ * Without the Cluster probe: every presence hash is read before the first write, and each mark shares its device's
+ * hash tag, so a call refused for a slot its node no longer serves has written nothing.
  */
 export const COMPLETE = luaScript(
-  `
+  `${PRESENCE_LUA}
 local n = tonumber(ARGV[2])
+local current = {}
+for i = n + 1, #KEYS do current[i] = readPresence(KEYS[i]) end
 for i = 1, n do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[1]) end
-local watched = {}
+local now = tonumber(redis.call('TIME')[1])
+local watched, changes = {}, {}
 for i = n + 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then watched[#watched + 1] = i - n end
+  local p = current[i]
+  if p.watched > now then watched[#watched + 1] = i - n end
+  applyPresence(KEYS[i], p, 'seen', ARGV[3 + i - n], ARGV[3], i - n, changes)
 end
-return watched
+return { watched, changes }
 `,
   { probe: false },
 );

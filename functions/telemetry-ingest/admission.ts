@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { groupsByNode, isRedisUnavailable, withRedis } from '../../shared/redis.js';
 import { ADMIT, COMPLETE, RELEASE } from './admission-scripts.js';
+import type { PresenceRepository, StatusChanges } from './presence-repository.js';
 import type { RedisKeys } from './redis-keys.js';
 
 export type Admission =
@@ -19,6 +20,8 @@ export interface AdmissionPolicy {
   dedupTtlSeconds: number;
   /** How long an event may stay "in progress" before another delivery may take it over. */
   pendingTtlSeconds: number;
+  /** The presence hashes' TTL (presence-repository.ts): `complete` marks the devices seen. */
+  presenceTtlSeconds: number;
 }
 
 /** One device message at the gate: the device whose bucket it draws from, and its event id. */
@@ -37,8 +40,10 @@ export interface AdmissionGate {
   /** Admissions in the order of `items`: one round trip for the batch. */
   admit(items: readonly GateItem[], now: number): Promise<Admission[]>;
   /**
-   * The effects are durable: remember the ids for the dedup window. Answers the items' devices a live hub
-   * watches (`keys.watched`), whose samples are published live; the one round trip serves both.
+   * The effects are durable: remember the ids for the dedup window, and mark each device seen at its newest
+   * message's receive time (presence). Answers the items' devices a live hub watches (the presence hash's
+   * `watched` field), whose samples are published live. One round trip serves all three (per master on a
+   * Cluster); a status change then feeds the fleet index (a second one, rare: a device's first message).
    */
   complete(items: readonly GateItem[]): Promise<Set<string>>;
   /**
@@ -65,7 +70,12 @@ interface Mark {
  * redelivery is processed as soon as the store is back instead of being refused as in progress (409)
  * until the marks expire (`pendingTtlSeconds`).
  */
-export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy: AdmissionPolicy): AdmissionGate {
+export function createAdmissionGate(
+  redis: RedisHandle,
+  keys: RedisKeys,
+  policy: AdmissionPolicy,
+  presence: Pick<PresenceRepository, 'index'>,
+): AdmissionGate {
   // One script call per master on a Cluster (a device's dedup marks and bucket share its `{deviceId}` slot).
   const groups = <T>(client: RedisClient, items: readonly T[], deviceOf: (item: T) => string) =>
     groupsByNode(client, items, (item) => keys.bucket(deviceOf(item)));
@@ -195,19 +205,28 @@ export function createAdmissionGate(redis: RedisHandle, keys: RedisKeys, policy:
       withRedis(async () => {
         const client = await redis.client();
         const watched = new Set<string>();
+        const changes: StatusChanges = [];
         await Promise.all(
           groups(client, items, (item) => item.deviceId).map(async (group) => {
-            const devices = [...new Set(group.map((item) => item.deviceId))];
-            const positions = (await COMPLETE.run(
+            const seen = new Map<string, number>();
+            for (const item of group) {
+              const at = item.receivedAt?.getTime() ?? Date.now();
+              if (!(seen.get(item.deviceId)! >= at)) seen.set(item.deviceId, at);
+            }
+            const devices = [...seen.keys()];
+            const [positions, changed] = (await COMPLETE.run(
               client,
-              [...dedupKeys(group), ...devices.map((deviceId) => keys.watched(deviceId))],
-              [policy.dedupTtlSeconds, group.length],
-            )) as number[];
+              [...dedupKeys(group), ...devices.map((deviceId) => keys.presence(deviceId))],
+              [policy.dedupTtlSeconds, group.length, policy.presenceTtlSeconds, ...seen.values()],
+            )) as [number[], (number | string)[]];
             for (const position of positions) watched.add(devices[position - 1]!);
+            for (let i = 0; i < changed.length; i += 3)
+              changes.push(devices[Number(changed[i]) - 1]!, changed[i + 1]!, changed[i + 2]!);
           }),
         );
         // Only now: if marking them done failed, the release that follows still knows the tokens.
         for (const key of dedupKeys(items)) tokens.delete(key);
+        await presence.index(changes);
         return watched;
       }),
     release: (items) => releaseMarks(items, true),

@@ -106,18 +106,25 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     },
   });
   const devices = createDeviceDirectory(mongo, { ttlMs: config.DEVICE_CACHE_TTL_MS, now });
-  const presence = createPresenceRepository(redis, keys, Math.ceil(retentionMs / 1000));
+  const presenceTtlSeconds = Math.ceil(retentionMs / 1000);
+  const presence = createPresenceRepository(redis, keys, presenceTtlSeconds);
   // The same hashes and documents command-dispatch writes `desired` into (its SHADOW_REDIS_PREFIX).
   const shadows = createShadowStore(redis, mongo, config.REDIS_PREFIX);
   const alertRules = createAlertRulesRepository(mongo, { ttlMs: config.ALERT_RULE_CACHE_TTL_MS, now });
   const alerts = createAlertsRepository(mongo);
-  const admission = createAdmissionGate(redis, keys, {
-    ratePerSecond: config.RATE_LIMIT_PER_SECOND,
-    burst: config.RATE_LIMIT_BURST,
-    noticeIntervalMs: config.RATE_LIMIT_NOTICE_INTERVAL_MS,
-    dedupTtlSeconds: config.DEDUP_TTL_SECONDS,
-    pendingTtlSeconds: 60,
-  });
+  const admission = createAdmissionGate(
+    redis,
+    keys,
+    {
+      ratePerSecond: config.RATE_LIMIT_PER_SECOND,
+      burst: config.RATE_LIMIT_BURST,
+      noticeIntervalMs: config.RATE_LIMIT_NOTICE_INTERVAL_MS,
+      dedupTtlSeconds: config.DEDUP_TTL_SECONDS,
+      pendingTtlSeconds: 60,
+      presenceTtlSeconds,
+    },
+    presence,
+  );
 
   const live = createLiveFeed(redis, keys, logger);
   // A connection of its own in subscriber mode, opened by the first live stream this replica serves.
@@ -127,7 +134,6 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     admission,
     devices,
     samples: { store: (docs) => groupCommit.add(docs) },
-    presence,
     live,
     policy: {
       maxSamples: config.TELEMETRY_MAX_SAMPLES_PER_MESSAGE,
@@ -146,7 +152,6 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
     admission,
     devices,
     shadows,
-    presence,
     limits: { maxBytes: config.SHADOW_MAX_BYTES, maxDepth: config.SHADOW_MAX_DEPTH },
     emitter,
     metrics,

@@ -5,7 +5,6 @@ import type { AdmissionGate } from './admission.js';
 import { type DeviceMessage, type NoticeDeps, notifyDevice } from './device-steps.js';
 import { type AlertDeps, evaluateAlertRules } from './evaluate-alerts.js';
 import type { LiveFeed } from './live-feed.js';
-import type { PresenceRepository } from './presence-repository.js';
 import {
   DisabledDeviceError,
   EventInProgressError,
@@ -26,7 +25,6 @@ export interface IngestTelemetryDeps extends NoticeDeps, AlertDeps {
   devices: DeviceDirectory;
   /** The group commit in front of the `telemetry` collection: resolves once MongoDB acknowledged. */
   samples: { store(docs: SampleDocument[]): Promise<void> };
-  presence: PresenceRepository;
   /** Live views hear of stored samples (best effort, never awaited). */
   live?: Pick<LiveFeed, 'stored'>;
   policy: ValidationPolicy;
@@ -48,7 +46,7 @@ interface Checked {
  * Telemetry messages from devices (a batch event of the bridge, a single event, an HTTP ingest), with work
  * sized by the batch rather than by the message: one admission round trip to Redis for every id, one
  * `insertMany` (through the group commit, which also merges concurrent batches), one presence update per
- * device, alert evaluation per device over its samples in event-time order.
+ * device (in admission's post-insert call), alert evaluation per device over its samples in event-time order.
  *
  * Resolves, in the order of `messages`, once every valid message is durable; a message that is refused for
  * good (unknown or disabled device, invalid payload, over its rate) is an outcome of its own and its device
@@ -97,8 +95,9 @@ export async function ingestTelemetryBatch(
     const checked = await check(admitted, messages, lookup.value, deps, refuse);
     const docs = await store(checked, deps);
     for (const [index, { samples }] of checked) outcomes[index] = { outcome: 'stored', samples: samples.length };
-    await Promise.all([markSeen(checked, deps), alertsPerDevice(checked, deps)]);
+    await alertsPerDevice(checked, deps);
     const refused = admitted.filter((index) => outcomes[index]?.outcome === 'refused').map((i) => messages[i]!);
+    // `complete` also marks the devices seen (presence), in the same round trip.
     const [watched] = await Promise.all([
       deps.admission.complete([...checked.values()].map((entry) => entry.message)),
       refused.length > 0 ? deps.admission.forget(refused) : undefined,
@@ -203,17 +202,6 @@ async function store(checked: Map<number, Checked>, deps: IngestTelemetryDeps): 
   await deps.samples.store(docs);
   deps.metrics.samplesStored.inc(docs.length);
   return docs;
-}
-
-/** Presence: each device seen at the newest event time of its messages, one update per device. */
-function markSeen(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<void> {
-  const newest = new Map<string, number>();
-  for (const { message } of checked.values()) {
-    const at = message.receivedAt.getTime();
-    if (!(newest.get(message.deviceId)! >= at)) newest.set(message.deviceId, at);
-  }
-  if (newest.size === 0) return Promise.resolve();
-  return deps.presence.applyMany([...newest].map(([deviceId, at]) => ({ deviceId, signal: 'seen' as const, at })));
 }
 
 /**

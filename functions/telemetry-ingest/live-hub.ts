@@ -2,6 +2,7 @@ import { Cluster } from 'ioredis';
 import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { withRedis } from '../../shared/redis.js';
 import { type Channels, channelsOf } from '../../shared/redis-pubsub.js';
+import { luaScript } from '../../shared/redis-script.js';
 import type { LiveMessage } from './live-feed.js';
 import type { RedisKeys } from './redis-keys.js';
 
@@ -22,13 +23,26 @@ export interface LiveHub {
 export const WATCHED_TTL_SECONDS = 60;
 
 /**
+ * Marks a device watched for ARGV[1] seconds: the `watched` field of its presence hash holds until when (Redis
+ * TIME seconds, so no replica's clock is involved), and admission's COMPLETE reads it with the presence it updates
+ * after each insert — a key of its own cost an EXISTS per device and batch. A hash that holds no presence yet (a
+ * device never seen) expires with the mark instead of staying; the device's first message gives it presence's TTL.
+ */
+const WATCH = luaScript(`
+local expiry = tonumber(redis.call('TIME')[1]) + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'watched', expiry)
+if redis.call('HEXISTS', KEYS[1], 'status') == 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return 0
+`);
+
+/**
  * The subscribing side of the live feed (live-feed.ts publishes). `subscriber` is a connection of its own: a
  * Redis connection in subscriber mode serves nothing else. When it reconnects (or on a Cluster, when one
  * master's subscriber is replaced after a failover), ioredis subscribes again, but what was published meanwhile
  * is gone, so every listener hears `gap` and re-reads the API.
- * Only watched devices are published: before it subscribes, the hub sets the device's `watched` key (through
- * `redis`, with a TTL it refreshes while it listens); the ingest reads those keys after each insert is
- * acknowledged (admission's COMPLETE). A refresh that fails is a `gap` for the listeners: their device may have
+ * Only watched devices are published: before it subscribes, the hub marks the device watched (`WATCH`, through
+ * `redis`, for a time it renews while it listens); the ingest reads the marks after each insert is acknowledged
+ * (admission's COMPLETE). A refresh that fails is a `gap` for the listeners: their device may have
  * gone unpublished.
  */
 export function createLiveHub(subscriber: RedisHandle, redis: RedisHandle, keys: RedisKeys): LiveHub {
@@ -39,7 +53,7 @@ export function createLiveHub(subscriber: RedisHandle, redis: RedisHandle, keys:
   const markWatched = (ids: readonly string[]) =>
     withRedis(async () => {
       const client = await redis.client();
-      await Promise.all(ids.map((id) => client.set(keys.watched(id), '1', 'EX', WATCHED_TTL_SECONDS)));
+      await Promise.all(ids.map((id) => WATCH.run(client, [keys.presence(id)], [WATCHED_TTL_SECONDS])));
     });
   const gap = () => {
     for (const set of listeners.values()) for (const listener of [...set]) listener({ kind: 'gap' });
@@ -107,7 +121,7 @@ export function createLiveHub(subscriber: RedisHandle, redis: RedisHandle, keys:
     const set = listeners.get(channel);
     if (!set?.delete(listener) || set.size > 0) return;
     listeners.delete(channel);
-    // The key is left to expire: another replica may watch the device too.
+    // The mark is left to expire: another replica may watch the device too.
     devices.delete(channel);
     void connected?.channels.unsubscribe(channel).catch(() => undefined);
   }

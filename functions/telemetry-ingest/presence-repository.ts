@@ -15,56 +15,65 @@ export interface Presence {
 export type PresenceSignal = 'connected' | 'disconnected' | 'seen';
 
 /**
- * Applies presence signals (one per key; KEYS[i] takes ARGV[2i], ARGV[2i+1]; ARGV[1] is the TTL) by event
- * time, so that events delivered out of order (a retried
- * connect after a later disconnect) cannot turn the status back: a connect or disconnect wins only if
- * it is not older than the current status; a message (`seen`) proves the device online when it is
- * newer than the last disconnect. `lastSeen` only moves forward. The key expires a TTL after its last refresh,
- * so at least a TTL less an hour after the device was last seen. Returns the status changes as flat
- * triples (key index, new status, event time) for the fleet index.
- * Every key is read before the first write: on a Cluster that read is the probe (`probe: false`), so a call
- * refused for a slot its node no longer serves has applied nothing — one applied in part would have its status
- * changes lost to the fleet index, which only hears of the changes a call returns.
+ * Presence by event time, for APPLY here and admission's COMPLETE (which marks a batch's devices seen in its
+ * post-insert call): events delivered out of order (a retried connect after a later disconnect) cannot turn the
+ * status back: a connect or disconnect wins only if it is not older than the current status; a message (`seen`)
+ * proves the device online when it is newer than the last disconnect. `lastSeen` only moves forward. The key
+ * expires a TTL after its last refresh, so at least a TTL less an hour after the device was last seen.
+ * `readPresence` also answers the live hub's `watched` field (live-hub.ts: until when, Redis TIME seconds, a hub
+ * listens to the device). `applyPresence` appends a status change (position, new status, event time) to `changes`.
  */
-const APPLY = luaScript(
-  `
-local current = {}
-for i = 1, #KEYS do
-  if not current[KEYS[i]] then
-    local p = redis.call('HMGET', KEYS[i], 'status', 'since', 'lastSeen')
-    current[KEYS[i]] = { status = p[1], since = tonumber(p[2]) or -1, lastSeen = tonumber(p[3]) or -1 }
-  end
+export const PRESENCE_LUA = `
+local function readPresence(key)
+  local p = redis.call('HMGET', key, 'status', 'since', 'lastSeen', 'watched')
+  return { status = p[1], since = tonumber(p[2]) or -1, lastSeen = tonumber(p[3]) or -1, watched = tonumber(p[4]) or 0 }
 end
-local changes = {}
-for i = 1, #KEYS do
-  local kind = ARGV[2 * i]
-  local at = tonumber(ARGV[2 * i + 1])
-  local p = current[KEYS[i]]
+local function applyPresence(key, p, kind, atText, ttl, position, changes)
+  local at = tonumber(atText)
   local fresh, lastSeen = not p.status, p.lastSeen
   if kind ~= 'disconnected' and at > p.lastSeen then
-    redis.call('HSET', KEYS[i], 'lastSeen', ARGV[2 * i + 1])
+    redis.call('HSET', key, 'lastSeen', atText)
     p.lastSeen = at
   end
   if kind == 'seen' then
     if p.status ~= 'online' and at > p.since then
-      redis.call('HSET', KEYS[i], 'status', 'online', 'since', ARGV[2 * i + 1])
+      redis.call('HSET', key, 'status', 'online', 'since', atText)
       p.status, p.since = 'online', at
-      table.insert(changes, i) table.insert(changes, 'online') table.insert(changes, ARGV[2 * i + 1])
+      table.insert(changes, position) table.insert(changes, 'online') table.insert(changes, atText)
     end
   elseif at >= p.since then
     local status = (kind == 'connected') and 'online' or 'offline'
     local field = (kind == 'connected') and 'connectedAt' or 'disconnectedAt'
-    redis.call('HSET', KEYS[i], 'status', status, 'since', ARGV[2 * i + 1], field, ARGV[2 * i + 1])
+    redis.call('HSET', key, 'status', status, 'since', atText, field, atText)
     if status ~= p.status then
-      table.insert(changes, i) table.insert(changes, status) table.insert(changes, ARGV[2 * i + 1])
+      table.insert(changes, position) table.insert(changes, status) table.insert(changes, atText)
     end
     p.status, p.since = status, at
   end
   -- The TTL (the retention: days) is refreshed on a new key, a connect or disconnect, and when lastSeen enters
   -- a new hour; not on every message, where it was a third of the script's commands per device.
   if kind ~= 'seen' or fresh or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000) then
-    redis.call('EXPIRE', KEYS[i], ARGV[1])
+    redis.call('EXPIRE', key, ttl)
   end
+end
+`;
+
+/**
+ * Applies presence signals (one per key; KEYS[i] takes ARGV[2i], ARGV[2i+1]; ARGV[1] is the TTL) by event time
+ * (`PRESENCE_LUA`). Returns the status changes as flat triples (key index, new status, event time) for the fleet
+ * index. Every key is read before the first write: on a Cluster that read is the probe (`probe: false`), so a
+ * call refused for a slot its node no longer serves has applied nothing — one applied in part would have its
+ * status changes lost to the fleet index, which only hears of the changes a call returns.
+ */
+const APPLY = luaScript(
+  `${PRESENCE_LUA}
+local current = {}
+for i = 1, #KEYS do
+  if not current[KEYS[i]] then current[KEYS[i]] = readPresence(KEYS[i]) end
+end
+local changes = {}
+for i = 1, #KEYS do
+  applyPresence(KEYS[i], current[KEYS[i]], ARGV[2 * i], ARGV[2 * i + 1], ARGV[1], i, changes)
 end
 return changes
 `,
@@ -73,8 +82,8 @@ return changes
 
 /**
  * The fleet index (KEYS[1] the online set, KEYS[2] the last applied change per device), fed with the changes
- * APPLY returned (ARGV: device id, status, event time, …). It runs after APPLY, in another slot on a
- * Cluster, so two changes of one device may reach it in either order: the newer event time wins, as in
+ * APPLY or admission's COMPLETE returned (ARGV: device id, status, event time, …). It runs after them, in another
+ * slot on a Cluster, so two changes of one device may reach it in either order: the newer event time wins, as in
  * APPLY itself (a change of the same millisecond arriving out of order is the one case it can miss).
  */
 const INDEX = luaScript(`
@@ -90,16 +99,22 @@ return 0
 `);
 
 /** One presence signal of a device at its event time. */
-export interface PresenceUpdate {
+interface PresenceUpdate {
   deviceId: string;
   signal: PresenceSignal;
   at: number;
 }
 
+/** Status changes as flat triples: device id, new status, event time (ms), … */
+export type StatusChanges = (string | number)[];
+
 export interface PresenceRepository {
   apply(deviceId: string, signal: PresenceSignal, at: number): Promise<void>;
-  /** Several devices' signals in one round trip (one per device: give each device its newest). */
-  applyMany(updates: readonly PresenceUpdate[]): Promise<void>;
+  /**
+   * The fleet index hears of status changes applied elsewhere: telemetry marks its devices seen in admission's
+   * post-insert call (COMPLETE, with `PRESENCE_LUA`), which answers the changes.
+   */
+  index(changes: StatusChanges): Promise<void>;
   get(deviceId: string): Promise<Presence>;
   /** Several devices' presence in one round trip, in the order asked. */
   getMany(deviceIds: readonly string[]): Promise<Presence[]>;
@@ -126,7 +141,7 @@ export function createPresenceRepository(redis: RedisHandle, keys: RedisKeys, tt
   const applyMany = (updates: readonly PresenceUpdate[]) =>
     withRedis(async () => {
       const client = await redis.client();
-      const changes: (string | number)[] = [];
+      const changes: StatusChanges = [];
       await Promise.all(
         groupsByNode(client, updates, (update) => keys.presence(update.deviceId)).map(async (group) => {
           const changed = (await APPLY.run(
@@ -138,12 +153,18 @@ export function createPresenceRepository(redis: RedisHandle, keys: RedisKeys, tt
             changes.push(group[Number(changed[i]) - 1]!.deviceId, changed[i + 1]!, changed[i + 2]!);
         }),
       );
-      // Status changes are rare next to messages: the index is written only when one happened.
-      if (changes.length > 0) await INDEX.run(client, [keys.online, keys.presenceSince], changes);
+      await index(changes);
     });
+  // Status changes are rare next to messages: the index is written only when one happened.
+  const index = (changes: StatusChanges) =>
+    changes.length === 0
+      ? Promise.resolve()
+      : withRedis(async () => {
+          await INDEX.run(await redis.client(), [keys.online, keys.presenceSince], changes);
+        });
   return {
     apply: (deviceId, signal, at) => applyMany([{ deviceId, signal, at }]),
-    applyMany,
+    index,
     get: (deviceId) => withRedis(async () => toPresence(await (await redis.client()).hgetall(keys.presence(deviceId)))),
     getMany: (deviceIds) =>
       withRedis(async () => {

@@ -10,12 +10,11 @@ export function redisKeys(prefix: string) {
   return {
     dedup: (deviceId: string, eventId: string) => `${device(deviceId)}:event:${eventId}`,
     bucket: (deviceId: string) => `${device(deviceId)}:rate`,
+    /** Presence (presence-repository.ts); its `watched` field says until when a live hub listens (live-hub.ts). */
     presence: (deviceId: string) => `${device(deviceId)}:presence`,
     alert: (deviceId: string, ruleId: string) => `${device(deviceId)}:alert:${ruleId}`,
     /** The pub/sub channel of a device's stored samples (sharded pub/sub on a Cluster: the device's slot). */
     live: (deviceId: string) => `${device(deviceId)}:live`,
-    /** Present (with a TTL, refreshed) while a live hub listens to the device: only then is it published. */
-    watched: (deviceId: string) => `${device(deviceId)}:watched`,
     /** The devices online now (sorted set, score = since, ms): a fleet overview counts and lists them. */
     online: `${fleet}:online`,
     /** Per device, the event time of its last status change the index applied (orders late updates). */

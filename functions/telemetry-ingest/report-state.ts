@@ -11,7 +11,6 @@ import {
   requireDevice,
   whileAdmitted,
 } from './device-steps.js';
-import type { PresenceRepository } from './presence-repository.js';
 
 export interface StateMessage extends DeviceMessage {
   patch: unknown;
@@ -21,7 +20,6 @@ export interface ReportStateDeps extends NoticeDeps {
   admission: AdmissionGate;
   devices: DeviceDirectory;
   shadows: ShadowStore;
-  presence: PresenceRepository;
   limits: StateLimits;
   now(): number;
 }
@@ -44,11 +42,8 @@ export function reportState(
       checkStatePatch(message.patch, deps.limits);
       const patch = message.patch;
       const at = message.receivedAt.getTime();
-      const shadow = await updateShadow(deps.shadows, message.deviceId, (current) =>
-        applyReport(current, patch, at, deps.limits),
-      );
-      await deps.presence.apply(message.deviceId, 'seen', at);
-      return shadow;
+      // Presence: whileAdmitted's `complete` marks the device seen at its receive time, in the same round trip.
+      return updateShadow(deps.shadows, message.deviceId, (current) => applyReport(current, patch, at, deps.limits));
     });
   });
 }

@@ -57,13 +57,19 @@ describe('telemetry-ingest admission: an answer lost with the connection', () =>
 
   it('lets the redelivery in at once instead of refusing it as in progress until the mark expires', async () => {
     const keys = redisKeys(uniqueName('adm'));
-    const gate = createAdmissionGate(redis, keys, {
-      ratePerSecond: 1_000,
-      burst: 1_000,
-      noticeIntervalMs: 60_000,
-      dedupTtlSeconds: 600,
-      pendingTtlSeconds: 60,
-    });
+    const gate = createAdmissionGate(
+      redis,
+      keys,
+      {
+        ratePerSecond: 1_000,
+        burst: 1_000,
+        noticeIntervalMs: 60_000,
+        dedupTtlSeconds: 600,
+        pendingTtlSeconds: 60,
+        presenceTtlSeconds: 600,
+      },
+      { index: async () => undefined },
+    );
     const device = uniqueName('dev');
     // The script is loaded first, so the call whose answer is lost really runs it.
     expect(await gate.admit([{ deviceId: device, eventId: 'warm-up' }], Date.now())).toEqual([{ kind: 'admitted' }]);

@@ -89,28 +89,45 @@ describe('telemetry-ingest: live streams and fleet figures', () => {
 
   it('publishes only the devices a hub watches: a subscriber without the mark hears nothing', async () => {
     const device = uniqueName('watched');
+    const unseen = uniqueName('unseen');
     await h.addDevice(device);
+    await h.addDevice(unseen);
     const keys = redisKeys(h.config.REDIS_PREFIX);
     const redis = createRedis(REDIS_URL);
     const subscriber = createRedis(REDIS_URL, { shardedSubscriber: true });
     try {
+      const client = await redis.client();
+      const redisNow = async () => Number((await client.time())[0]);
       const channels = channelsOf(await subscriber.client());
       const heard: { samples: { metrics: Record<string, number> }[] }[] = [];
       channels.onMessage((_channel, text) => heard.push(JSON.parse(text)));
       await channels.subscribe(keys.live(device));
       expect((await h.send(TYPES.telemetry, device, { metrics: { n: 1 } })).status).toBe(204);
-      // Marked as a hub marks it: the next sample is published. One channel's messages arrive in order, so had the
-      // first been published it would be heard first.
-      await (await redis.client()).set(keys.watched(device), '1', 'EX', 60);
+      // A mark that has run out (the presence hash's `watched` field: until when, Redis seconds) publishes nothing.
+      await client.hset(keys.presence(device), 'watched', (await redisNow()) - 1);
       expect((await h.send(TYPES.telemetry, device, { metrics: { n: 2 } })).status).toBe(204);
+      // Marked as a hub marks it: the next sample is published. One channel's messages arrive in order, so had an
+      // earlier one been published it would be heard first.
+      await client.hset(keys.presence(device), 'watched', (await redisNow()) + 60);
+      expect((await h.send(TYPES.telemetry, device, { metrics: { n: 3 } })).status).toBe(204);
       await until(async () => (heard.length > 0 ? true : undefined), 'the watched sample');
-      expect(heard.map((message) => message.samples.map((sample) => sample.metrics.n))).toEqual([[2]]);
+      expect(heard.map((message) => message.samples.map((sample) => sample.metrics.n))).toEqual([[3]]);
       // A hub's listener sets the mark before it subscribes.
-      await (await redis.client()).del(keys.watched(device));
+      await client.hdel(keys.presence(device), 'watched');
       const stream = await openStream(`${h.base}/devices/${device}/telemetry/stream`, h.apiKey);
       await stream.waitFor((events) => events.some((e) => e.event === 'ready'), 'ready');
-      expect(await (await redis.client()).ttl(keys.watched(device))).toBeGreaterThan(0);
+      expect(Number(await client.hget(keys.presence(device), 'watched'))).toBeGreaterThan(await redisNow());
+      expect(await client.ttl(keys.presence(device))).toBeGreaterThan(3600);
       stream.close();
+      // A device never seen: its hash holds only the mark, and goes with it rather than staying.
+      const other = await openStream(`${h.base}/devices/${unseen}/telemetry/stream`, h.apiKey);
+      await other.waitFor((events) => events.some((e) => e.event === 'ready'), 'ready');
+      expect(await client.ttl(keys.presence(unseen))).toBeGreaterThan(0);
+      expect(await client.ttl(keys.presence(unseen))).toBeLessThanOrEqual(60);
+      expect(
+        ((await (await h.get(`/devices/${unseen}/state`)).json()) as { presence: { status: string } }).presence.status,
+      ).toBe('unknown');
+      other.close();
     } finally {
       await subscriber.close();
       await redis.close();
