@@ -36,6 +36,8 @@ const RATE_TTL_SECONDS = 120;
 
 export function createLiveFeed(redis: RedisHandle, keys: RedisKeys, logger: Logger): LiveFeed {
   let failures = 0;
+  // The second whose counter this process has given its expiry: one EXPIRE per second, not one per batch.
+  let expiring = -1;
   const warn = (error: unknown) => {
     // One line per hundred failures: Redis being down is already what every other step reports.
     if (failures++ % 100 === 0) logger.warn({ err: error, failures }, 'could not publish stored samples live');
@@ -50,6 +52,8 @@ export function createLiveFeed(redis: RedisHandle, keys: RedisKeys, logger: Logg
         byDevice.set(sample.deviceId, list);
       }
       const second = Math.floor(now / 1000);
+      const expire = second !== expiring;
+      expiring = second;
       void withRedis(async () => {
         const client = await redis.client();
         const channels = channelsOf(client);
@@ -64,9 +68,13 @@ export function createLiveFeed(redis: RedisHandle, keys: RedisKeys, logger: Logg
               }),
             ),
           client.incrby(keys.rate(second), messages),
-          client.expire(keys.rate(second), RATE_TTL_SECONDS),
+          expire && client.expire(keys.rate(second), RATE_TTL_SECONDS),
         ]);
-      }).catch(warn);
+      }).catch((error: unknown) => {
+        // The expiry may not have been set: the next batch of this second sets it again.
+        if (expire && expiring === second) expiring = -1;
+        warn(error);
+      });
     },
     rate: (seconds, now) =>
       withRedis(async () => {

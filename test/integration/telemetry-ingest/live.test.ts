@@ -196,6 +196,21 @@ describe('telemetry-ingest: live streams and fleet figures', () => {
     }, 'the batch in the per-second counts');
     expect(after.rate).toHaveLength(60);
     expect(after.messagesPerSecond).toBeGreaterThan(0);
+    // Each second's counter expires (its EXPIRE goes with the process's first batch of that second, not every one).
+    expect((await h.sendBatch(messages.slice(0, 2))).status).toBe(204);
+    expect((await h.sendBatch(messages.slice(2, 4))).status).toBe(204);
+    const keys = redisKeys(h.config.REDIS_PREFIX);
+    const redis = createRedis(REDIS_URL);
+    try {
+      const client = await redis.client();
+      const now = Math.floor(Date.now() / 1000);
+      const ttls = await Promise.all(Array.from({ length: 70 }, (_, i) => client.ttl(keys.rate(now + 2 - i))));
+      const counters = ttls.filter((ttl) => ttl !== -2);
+      expect(counters.length).toBeGreaterThan(0);
+      for (const ttl of counters) expect(ttl).toBeGreaterThan(0);
+    } finally {
+      await redis.close();
+    }
   });
 
   it('acknowledges an alert once, names the key, and counts open alerts', async () => {
