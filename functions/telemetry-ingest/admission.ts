@@ -130,7 +130,7 @@ export function createAdmissionGate(
     });
     const token = `pending:${randomUUID()}`;
     const marks = dedupKeys(group);
-    let answer: (string | number)[];
+    let answer: [string, ...number[]];
     try {
       answer = (await ADMIT.run(
         client,
@@ -149,7 +149,7 @@ export function createAdmissionGate(
             return at !== undefined && Number.isFinite(at) ? at : now;
           }),
         ],
-      )) as (string | number)[];
+      )) as [string, ...number[]];
     } catch (error) {
       // The script may have run and its answer been lost with the connection (a master killed mid-call, whose
       // writes live on in the replica that takes over): its marks would hold the redelivery off as in progress
@@ -166,11 +166,17 @@ export function createAdmissionGate(
       }
       throw error;
     }
-    return group.map((_, i) => {
-      const kind = answer[i * 3] as string;
-      if (kind === 'admitted') tokens.set(marks[i]!, token);
-      if (kind === 'duplicate' || kind === 'in_progress' || kind === 'admitted') return { kind };
-      return { kind: 'limited', retryAfterMs: Number(answer[i * 3 + 1]), notify: answer[i * 3 + 2] === 1 };
+    const [kinds] = answer;
+    let waits = 1;
+    return group.map((_, i): Admission => {
+      const kind = kinds[i];
+      if (kind === 'a') {
+        tokens.set(marks[i]!, token);
+        return { kind: 'admitted' };
+      }
+      if (kind === 'd') return { kind: 'duplicate' };
+      if (kind === 'p') return { kind: 'in_progress' };
+      return { kind: 'limited', retryAfterMs: Number(answer[waits++]), notify: kind === 'L' };
     });
   }
 
