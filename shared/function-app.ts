@@ -15,6 +15,7 @@ import {
 } from './errors.js';
 import type { EventAuthenticator } from './event-auth.js';
 import { createFunctionMetrics } from './function-metrics.js';
+import { joinInFlight } from './health-checks.js';
 import { type CompiledRoute, compile, headerRecord, parseJsonBody, rawBodyOf, send, sendStream } from './http-io.js';
 import type { Logger } from './logger.js';
 
@@ -145,6 +146,7 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
   const registry = options.registry ?? new Registry();
   const { eventCounter, eventDuration, httpCounter } = createFunctionMetrics(registry);
   const role = options.role ?? 'all';
+  const health = joinInFlight(options.health ?? {});
 
   async function handleEvent(req: Request, res: Response, headers: Record<string, string>, raw: Buffer) {
     const started = performance.now();
@@ -242,8 +244,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
       if (path === '/healthz' && req.method === 'GET') {
         routeLabel = '/healthz';
         // Every store at once: a cold start's first check waits for the slowest connection, not for their sum.
-        const entries = Object.entries(options.health ?? {});
-        const outcomes = await Promise.allSettled(entries.map(([, check]) => Promise.resolve().then(check)));
+        const entries = Object.entries(health);
+        const outcomes = await Promise.allSettled(entries.map(([, check]) => check()));
         const checks: Record<string, string> = {};
         entries.forEach(([name], i) => {
           const outcome = outcomes[i]!;
@@ -352,13 +354,8 @@ export function createFunctionApp(options: FunctionAppOptions): FunctionHandler 
   // The health checks are what connects (each store's handle connects on first use); a failure here is only
   // the first attempt, and /healthz or the first request tries again.
   handler.connect = () => {
-    for (const check of Object.values(options.health ?? {})) {
-      try {
-        check().catch(() => undefined);
-      } catch {
-        // A check that throws at once: /healthz reports it.
-      }
-    }
+    // A check that throws or fails: /healthz reports it.
+    for (const check of Object.values(health)) check().catch(() => undefined);
   };
   const streaming = routes.filter((compiled) => compiled.route.streamBody);
   if (streaming.length > 0) {

@@ -60,4 +60,33 @@ describe('a function app at start', () => {
       server.close();
     }
   });
+
+  it('/healthz joins a check still in flight from connect(), and runs a fresh one once it has settled', async () => {
+    const pings: (() => void)[] = [];
+    const handler = createFunctionApp({
+      service: 'test-start',
+      logger,
+      health: { mongodb: () => new Promise<void>((resolve) => pings.push(resolve)) },
+    });
+    const server = createFunctionServer(uniqueName('start'), handler);
+    handler.connect?.();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`;
+    try {
+      const first = fetch(url);
+      // The probe is in the handler, waiting on connect()'s ping: answered when that ping is, with no ping of its own.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(pings).toHaveLength(1);
+      pings[0]!();
+      expect((await first).status).toBe(200);
+      // Settled: the next probe asks the store again.
+      const second = fetch(url);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(pings).toHaveLength(2);
+      pings[1]!();
+      expect((await second).status).toBe(200);
+    } finally {
+      server.close();
+    }
+  });
 });
