@@ -26,7 +26,7 @@ RUN --mount=type=secret,id=npm-ca,required=false \
  && npm ci --no-audit --no-fund --ignore-scripts \
  && npm ls --omit=optional >/dev/null
 COPY tsconfig.json ./
-COPY scripts/build.mjs scripts/build-console.mjs scripts/launcher.mjs scripts/deploy-values.mjs scripts/
+COPY scripts/build.mjs scripts/build-console.mjs scripts/launcher.cjs scripts/deploy-values.mjs scripts/
 COPY scripts/build-shims scripts/build-shims
 COPY knative/deploy-values.json knative/deploy-values.json
 COPY shared shared
@@ -35,16 +35,14 @@ COPY bridge bridge
 COPY tick-gate tick-gate
 COPY console console
 RUN npm run build \
- && rm -f dist/bench-* dist/router.* dist/simulator.* dist/stack.* \
- && node -e "const fs=require('fs');const p=require('./package.json');fs.writeFileSync('runtime-package.json',JSON.stringify({name:p.name,version:p.version,private:true,type:p.type},null,2));"
+ && rm -f dist/bench-* dist/router.* dist/simulator.* dist/stack.*
 
 # 2. Runtime: non-root, read-only friendly (nothing is written at run time). No node_modules: the bundles hold
-# every dependency; package.json only says that dist/*.js are ES modules (the launchers).
+# every dependency. Only dist/, whose own package.json says that its launchers dist/*.js are CommonJS.
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     KIOT_DEPLOYABLE=""
 WORKDIR /app
-COPY --from=build --chown=root:root /app/runtime-package.json ./package.json
 COPY --from=build --chown=root:root /app/dist ./dist
 # The `node` user of the base image, by number so that Kubernetes can verify runAsNonRoot.
 USER 1000:1000

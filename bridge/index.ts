@@ -7,7 +7,7 @@ import { loadBridgeConfig } from './config.js';
 exitOnFatalErrors('bridge');
 const config = loadBridgeConfig(process.env);
 const logger = createLogger('bridge', config.LOG_LEVEL);
-// No top-level await: the bundle is CommonJS, for V8's code cache (scripts/launcher.mjs). A failed start rejects,
+// No top-level await: the bundle is CommonJS, for V8's code cache (scripts/launcher.cjs). A failed start rejects,
 // which exitOnFatalErrors turns into a fatal log line and exit status 1.
 void startBridge(config, { logger }).then((bridge) => {
   // SIGTERM (Kubernetes stop): drain, so no session vanishes with messages assigned to it.

@@ -219,9 +219,11 @@ async function main() {
     const reference = target.name === 'bare' || target.name === 'framework-floor';
     const kib = reference
       ? (statSync(target.file, { throwIfNoEntry: false })?.size ?? 0)
-      : // The deployables' CommonJS bundle, or the console's ES module one (scripts/build.mjs).
+      : // The deployables' CommonJS bundle, or the console's ES module one (scripts/build.mjs; `.bundle.js` in a
+        // BENCH_BEFORE_DIST built before the launchers were CommonJS).
         (
           statSync(target.file.replace(/\.js$/, '.bundle.cjs'), { throwIfNoEntry: false }) ??
+          statSync(target.file.replace(/\.js$/, '.bundle.mjs'), { throwIfNoEntry: false }) ??
           statSync(target.file.replace(/\.js$/, '.bundle.js'))
         ).size / 1024;
     write(

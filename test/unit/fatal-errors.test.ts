@@ -41,7 +41,7 @@ describe('fatal errors of a bundled entry point', () => {
     const frames = record.err.stack.split('\n').filter((line) => line.trimStart().startsWith('at '));
     const source = resolve(FIXTURE);
     // kiot's frames point at the TypeScript: the throw, and the call into the library.
-    // V8's own frame format (dist/launcher.mjs maps only the position): zod calls it as its `transform`.
+    // V8's own frame format (dist/launcher.cjs maps only the position): zod calls it as its `transform`.
     expect(frames[0]).toBe(`    at Object.failInsideLibrary [as transform] (${source}:10:9)`);
     expect(frames.filter((frame) => frame.includes(source))).toEqual([
       frames[0],

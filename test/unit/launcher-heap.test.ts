@@ -1,19 +1,19 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-// scripts/launcher.mjs sets the heap flags of the command line back to their defaults once they have sized the
+// scripts/launcher.cjs sets the heap flags of the command line back to their defaults once they have sized the
 // heap (for Node's built-in code cache). The pod's memory budget rests on the heap keeping the cap it was given:
 // this reads V8's own limit after the reset, with and without the flags, and checks that a heap filled past the
 // cap still dies of it.
-const launcher = pathToFileURL(resolve('scripts/launcher.mjs')).href;
+// Required as the CommonJS launchers dist/<name>.js require it.
+const launcher = JSON.stringify(resolve('scripts/launcher.cjs'));
 const MB = 1024 * 1024;
 
 function heapLimitAfterLauncher(flags: string[]): number {
-  const script = `await import(${JSON.stringify(launcher)}); const { getHeapStatistics } = await import('node:v8');
+  const script = `require(${launcher}); const { getHeapStatistics } = require('node:v8');
     process.stdout.write(String(getHeapStatistics().heap_size_limit));`;
-  const child = spawnSync(process.execPath, [...flags, '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8' });
   expect(child.status, child.stderr).toBe(0);
   return Number(child.stdout);
 }
@@ -28,9 +28,9 @@ describe('launcher: heap flags reset after they sized the heap', () => {
   });
 
   it('still stops a heap that grows past the cap', () => {
-    const script = `await import(${JSON.stringify(launcher)}); const keep = [];
+    const script = `require(${launcher}); const keep = [];
       for (;;) keep.push(new Array(100_000).fill(keep.length));`;
-    const child = spawnSync(process.execPath, ['--max-old-space-size=64', '--input-type=module', '-e', script], {
+    const child = spawnSync(process.execPath, ['--max-old-space-size=64', '-e', script], {
       encoding: 'utf8',
       timeout: 60_000,
     });

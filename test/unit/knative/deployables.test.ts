@@ -69,13 +69,19 @@ describe('deployables', () => {
       // `node dist/<name>.js` is the launcher, which runs dist/<name>.bundle.cjs with its code cache.
       const launcher = join(ROOT, 'dist', `${workload.bundle}.js`);
       expect(existsSync(launcher), launcher).toBe(true);
-      const bundle = esModules.has(workload.bundle) ? `${workload.bundle}.bundle.js` : `${workload.bundle}.bundle.cjs`;
+      const bundle = esModules.has(workload.bundle) ? `${workload.bundle}.bundle.mjs` : `${workload.bundle}.bundle.cjs`;
       expect(readFileSync(launcher, 'utf8')).toContain(
-        esModules.has(workload.bundle) ? `import("./${bundle}")` : `launch(new URL("./${bundle}"`,
+        esModules.has(workload.bundle)
+          ? `import("./${bundle}")`
+          : `launch(require('node:path').join(__dirname, "${bundle}"))`,
       );
       expect(statSync(join(ROOT, 'dist', bundle)).size).toBeGreaterThan(1_000);
     },
   );
+
+  it("the launchers are CommonJS whatever the repository's package type, so that the heap flags' reset runs before Node compiles its ES module loader", () => {
+    expect(JSON.parse(readFileSync(join(ROOT, 'dist', 'package.json'), 'utf8'))).toEqual({ type: 'commonjs' });
+  });
 
   it('every deployable in the repo has a workload', () => {
     const deployed = new Set(workloads.map((w) => w.bundle));
@@ -187,7 +193,7 @@ describe('deployables', () => {
   it("every bundle's code cache is accepted by V8 under the Node arguments of its manifest's command", () => {
     // V8 ignores a cache made under other flags (the heap flags are some) or for another source: the build trains
     // each cache with the manifest's `node <nodeArgs>` (scripts/build.mjs), and this checks it holds.
-    // As the launcher does first (scripts/launcher.mjs): the heap flags, once they have configured the heap, are set
+    // As the launcher does first (scripts/launcher.cjs): the heap flags, once they have configured the heap, are set
     // back to their defaults, so V8 compiles (and checks the cache) under its default flag hash.
     const accepted =
       // biome-ignore lint/suspicious/noTemplateCurlyInString: the template literal belongs to the child's code
@@ -210,7 +216,7 @@ describe('deployables', () => {
   it('the bundles are pure ASCII, so V8 keeps their source at one byte per character', () => {
     for (const name of new Set(workloads.map((w) => w.bundle))) {
       if (!landed.has(name)) continue;
-      const file = esModules.has(name) ? `${name}.bundle.js` : `${name}.bundle.cjs`;
+      const file = esModules.has(name) ? `${name}.bundle.mjs` : `${name}.bundle.cjs`;
       const text = readFileSync(join(ROOT, 'dist', file), 'utf8');
       // biome-ignore lint/suspicious/noControlCharactersInRegex: the range names everything beyond ASCII
       const wide = /[^\x00-\x7f]/.exec(text);

@@ -1,6 +1,7 @@
 // Starts a deployable's CommonJS bundle (dist/<name>.bundle.cjs) the way Node's own loader would, with two
 // differences that make a cold start cheap (docs/performance.md, "Cold start"); scripts/build.mjs copies this
-// file into dist/ and writes `dist/<name>.js`, which calls `launch`.
+// file into dist/ and writes `dist/<name>.js`, which calls `launch`. CommonJS, as the launchers are (dist/package.json):
+// an ES module entry would have Node compile its ES module loader before this file could reset the heap flags (below).
 // 1. V8's code cache: the bundle is compiled through vm.Script with the bytecode the build recorded
 //    (dist/<name>.bundle.cjs.cache, made by running the bundle once: `train`), so V8 neither parses the
 //    3 MB of JavaScript nor compiles the functions a start runs. Node 20 has no module.enableCompileCache;
@@ -8,29 +9,32 @@
 // 2. Source maps only when a stack is read: Node's --enable-source-maps measures every line of the bundle
 //    when it loads it; here the trimmed map (kiot's own sources) is read the first time a stack trace is
 //    formatted, and kiot's frames name the TypeScript sources.
-import { isAscii } from 'node:buffer';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createRequire, SourceMap } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { constants, Script } from 'node:vm';
+'use strict';
 
 // The heap flags of the command line (`node --max-old-space-size=… --initial-old-space-size=… dist/<name>.js`, the
 // manifests' nodeArgs) have configured the heap by now, and V8 reads them nowhere else. Set back to their defaults,
 // they leave V8's flag hash as it is without flags: Node's own code cache for its built-in modules is keyed on that
 // hash, and under any non-default flag every built-in required from here on (http, net, crypto, zlib…) was compiled
 // from source, ~50 ms of a start (docs/performance.md, "Cold start"). The heap keeps its cap and initial size
-// (v8.getHeapStatistics().heap_size_limit); the bundle's code cache is trained and read under the same reset.
-export const HEAP_FLAG = /^--(max-old-space-size|initial-old-space-size|max-semi-space-size|min-semi-space-size)=\d+$/;
+// (v8.getHeapStatistics().heap_size_limit); the bundle's code cache is trained and read under the same reset. First
+// of all, before any other built-in is required: what loads before the reset misses Node's cache (node:v8 itself,
+// and the streams it requires, do).
+const { setFlagsFromString } = require('node:v8');
+
+const HEAP_FLAG = /^--(max-old-space-size|initial-old-space-size|max-semi-space-size|min-semi-space-size)=\d+$/;
 for (const arg of process.execArgv) {
   const flag = HEAP_FLAG.exec(arg)?.[1];
   if (flag) setFlagsFromString(`--${flag}=0`);
 }
 
-/** Runs the bundle at `bundleUrl` as a CommonJS module, compiled with its code cache when V8 accepts it. */
-export function launch(bundleUrl) {
-  const file = fileURLToPath(bundleUrl);
+const { isAscii } = require('node:buffer');
+const { readFileSync, renameSync, writeFileSync } = require('node:fs');
+const { createRequire, SourceMap } = require('node:module');
+const { dirname, resolve } = require('node:path');
+const { constants, Script } = require('node:vm');
+
+/** Runs the bundle `file` (an absolute path) as a CommonJS module, compiled with its code cache when V8 accepts it. */
+function launch(file) {
   if (process.env.KIOT_CPU_PROF) profileUntilFirstSuccess(process.env.KIOT_CPU_PROF);
   mapStacksOnRead(file, `${file}.map`);
   const cacheFile = `${file}.cache`;
@@ -59,10 +63,10 @@ export function launch(bundleUrl) {
     });
   }
   // The bundle requires only Node's built-ins (and, inside try, optional add-ons that are absent).
-  const module = { exports: {}, id: file, filename: file, loaded: false };
+  const bundleModule = { exports: {}, id: file, filename: file, loaded: false };
   const wrapper = script.runInThisContext();
-  wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
-  module.loaded = true;
+  wrapper.call(bundleModule.exports, bundleModule.exports, createRequire(file), bundleModule, file, dirname(file));
+  bundleModule.loaded = true;
 }
 
 /**
@@ -72,7 +76,6 @@ export function launch(bundleUrl) {
  * V8 checks a code cache against. Unset, nothing here is loaded.
  */
 function profileUntilFirstSuccess(profileFile) {
-  const require = createRequire(import.meta.url);
   const { Session } = require('node:inspector');
   const { ServerResponse } = require('node:http');
   const session = new Session();
@@ -139,3 +142,5 @@ function errorHead(error) {
     return '<error>';
   }
 }
+
+module.exports = { launch };
