@@ -53,9 +53,10 @@ const COMMON = {
 const LAUNCHER = fileURLToPath(new URL('./launcher.cjs', import.meta.url));
 
 /**
- * Packages whose entry module requires all of the package as it loads (prom-client, cloudevents), and a module that
- * mqtt.js requires on every first connect (its WebSocket builders), replaced in the deployables' bundles by a module
- * that loads each export on first use (scripts/build-shims/): what a start does not use is never evaluated.
+ * Packages whose entry module requires all of the package as it loads (prom-client, cloudevents), modules that
+ * mqtt.js requires on every first connect (its WebSocket builders, its SOCKS proxy support) and one that the MongoDB
+ * driver requires at load for a password it may never prepare (saslprep), replaced in the deployables' bundles by a
+ * module that loads each export on first use (scripts/build-shims/): what a start does not use is never evaluated.
  */
 const LAZY_ENTRIES = {
   name: 'lazy-package-entries',
@@ -67,6 +68,18 @@ const LAZY_ENTRIES = {
     pluginBuild.onResolve({ filter: /^\.\/ws$/ }, (args) =>
       /[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]index\.js$/.test(args.importer)
         ? { path: shim('mqtt-ws.cjs') }
+        : undefined,
+    );
+    // Its TCP and TLS builders require the SOCKS proxy support (`./socks`) whatever the connection.
+    pluginBuild.onResolve({ filter: /^\.\/socks$/ }, (args) =>
+      /[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/](tcp|tls)\.js$/.test(args.importer)
+        ? { path: shim('mqtt-socks.cjs') }
+        : undefined,
+    );
+    // The MongoDB driver's SCRAM module requires saslprep, which builds its Unicode tables as it loads.
+    pluginBuild.onResolve({ filter: /^@mongodb-js\/saslprep$/ }, (args) =>
+      /[\\/]mongodb[\\/]lib[\\/]cmap[\\/]auth[\\/]scram\.js$/.test(args.importer)
+        ? { path: shim('saslprep.cjs') }
         : undefined,
     );
   },

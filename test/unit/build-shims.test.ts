@@ -34,4 +34,21 @@ describe('build shims', () => {
     const shim = require('../../scripts/build-shims/prom-client.cjs') as object;
     expect(exportsOf(shim)).toEqual(exportsOf(real));
   });
+
+  it('saslprep: the package exports, the function preparing as the package does (RFC 4013) on its first call', () => {
+    const real = require('@mongodb-js/saslprep') as object;
+    const shim = require('../../scripts/build-shims/saslprep.cjs') as typeof import('@mongodb-js/saslprep');
+    expect(exportsOf(shim)).toEqual(exportsOf(real));
+    // RFC 4013, section 3: a soft hyphen maps to nothing, a non-ASCII space to a space; a control character is refused.
+    expect(shim.saslprep('I\u00ADX')).toBe('IX');
+    expect(shim('a\u00A0b')).toBe('a b');
+    expect(() => shim.default('\u0007')).toThrow();
+  });
+
+  it("mqtt-socks: what mqtt.js's stream builders import from ./socks", () => {
+    const real = require('mqtt/lib/connect/socks') as object;
+    const shim = require('../../scripts/build-shims/mqtt-socks.cjs') as { default: unknown };
+    expect(exportsOf(shim)).toEqual(exportsOf(real));
+    expect(typeof shim.default).toBe('function');
+  });
 });
