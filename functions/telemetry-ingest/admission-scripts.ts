@@ -44,10 +44,11 @@ end
  * makes the call safe on a Cluster without the probe (`probe: false`): a device's marks share its bucket's
  * hash tag, so a slot its node no longer serves fails the call on that read, before any write.
  * KEYS: the dedup key of every item, then each distinct bucket key. ARGV: now, rate, burst, notice interval,
- * pending TTL, the item count, per item the position of its bucket among the bucket keys, the token, then
- * per item its receive time (ms). Answers one letter per item — `a` admitted, `d` duplicate, `p` in progress, `l`
- * limited, `L` limited and to be told — followed by each limited item's wait (ms), in order: one string to
- * parse for the batch, where a triple per item was 300 values for a hundred.
+ * pending TTL, the item count, per item the position of its bucket among the bucket keys (left out when there are
+ * as many bucket keys as items: each item's own, in order), the token, then per item its receive time (ms).
+ * Answers one letter per item — `a` admitted, `d` duplicate, `p` in progress, `l` limited, `L` limited and to be
+ * told — followed by each limited item's wait (ms), in order: one string to parse for the batch, where a triple
+ * per item was 300 values for a hundred.
  */
 export const ADMIT = luaScript(
   `${BUCKET_LUA}
@@ -56,8 +57,10 @@ local rate = tonumber(ARGV[2]) / 1000
 local burst = tonumber(ARGV[3])
 local interval = tonumber(ARGV[4])
 local n = tonumber(ARGV[6])
+-- Every item its own device (as in a bridge's batch): no positions were sent, item i draws on bucket n + i.
+local m = (#KEYS == 2 * n) and 0 or n
 local idle = math.ceil(burst / rate) + 1000
-local token = ARGV[7 + n]
+local token = ARGV[7 + m]
 local buckets = {}
 for b = n + 1, #KEYS do
   local t, at, noticed = readBucket(KEYS[b])
@@ -73,8 +76,8 @@ for i = 1, n do
   elseif seen == token then kind = 'a'
   elseif seen then kind = 'p'
   else
-    local s = buckets[n + tonumber(ARGV[6 + i])]
-    local at = math.min(tonumber(ARGV[7 + n + i]), now)
+    local s = buckets[n + (m == 0 and i or tonumber(ARGV[6 + i]))]
+    local at = math.min(tonumber(ARGV[7 + m + i]), now)
     if not s.used then
       -- A device without a bucket starts full, its clock at its first message.
       s.tokens, s.at, s.used = s.tokens or burst, s.at or at, true

@@ -142,7 +142,8 @@ export function createAdmissionGate(
           policy.noticeIntervalMs,
           policy.pendingTtlSeconds,
           group.length,
-          ...positions,
+          // One bucket per item (each its own device, the usual batch): ADMIT knows the positions without them.
+          ...(buckets.size === group.length ? [] : positions),
           token,
           ...group.map((item) => {
             const at = item.receivedAt?.getTime();
