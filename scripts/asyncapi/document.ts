@@ -5,6 +5,7 @@ import { ackEventDataSchema, ackPayloadSchema, devicePayloadSchema } from '../..
 import { provisioningRequestSchema } from '../../functions/device-registry/schema.js';
 import { getRequestSchema, startNextRequestSchema, updateRequestSchema } from '../../functions/jobs/schema.js';
 import { sampleSchema } from '../../functions/telemetry-ingest/schema.js';
+import { DEVICE_BATCH_MAX_ITEMS, deviceBatchItemSchema } from '../../shared/device-batch.js';
 import { telemetryBatchItemSchema } from '../../shared/telemetry-batch.js';
 
 // The AsyncAPI 3.0 document of kiot's asynchronous contracts: the device-facing MQTT topics (what a device may
@@ -243,6 +244,12 @@ function cloudEventTypes(): { type: string; summary: string; data: { $ref: strin
       summary: `A device was ${what} in the registry`,
       data: anyJson,
     })),
+    {
+      type: 'io.kiot.device.registered.batch',
+      summary:
+        'The devices of one bulk registration (shared/device-batch.ts); each item is what its io.kiot.device.registered would be',
+      data: component('DeviceRegisteredBatch', z.array(deviceBatchItemSchema).min(1).max(DEVICE_BATCH_MAX_ITEMS)),
+    },
     ...['queued', 'sent', 'delivered', 'succeeded', 'failed', 'rejected', 'expired', 'timed_out', 'cancelled'].map(
       (status) => ({ type: `io.kiot.command.${status}`, summary: `A command became ${status}`, data: anyJson }),
     ),
