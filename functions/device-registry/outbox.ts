@@ -70,9 +70,9 @@ export interface Outbox {
   deliver(id: string, known?: Pending): Promise<void>;
   /**
    * The one `registered` event each of many new documents owes (a bulk registration): emitted as
-   * `io.kiot.device.registered.batch` events of up to `DEVICE_BATCH_MAX_ITEMS` (shared/device-batch.ts), then
-   * settled in one write. Stops at the first sink failure and throws it; what was not settled stays for a flush,
-   * which emits those devices' events one by one with the same ids.
+   * `io.kiot.device.registered.batch` events of up to `DEVICE_BATCH_MAX_ITEMS` (shared/device-batch.ts), sent side
+   * by side, then the accepted ones settled in one write. Throws the first sink failure after that; what was not
+   * settled stays for a flush, which emits those devices' events one by one with the same ids.
    */
   deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void>;
   /** One bounded pass: devices with events older than `staleMs`, at most `limit`; stops when the sink fails. */
@@ -198,27 +198,40 @@ export function createOutbox(options: OutboxOptions): Outbox {
   }
 
   async function deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void> {
+    const chunks: { id: string; event: PendingEvent }[][] = [];
+    for (let start = 0; start < fresh.length; start += DEVICE_BATCH_MAX_ITEMS)
+      chunks.push(fresh.slice(start, start + DEVICE_BATCH_MAX_ITEMS));
+    // The batches of one call side by side: they hold different devices, so no device's events can overtake each
+    // other, and a sink that journals before it accepts (the local router, a Broker) syncs them together.
+    const outcomes = await Promise.allSettled(chunks.map(emitBatch));
     const delivered: { id: string; eventId: string }[] = [];
     let failure: unknown;
-    for (let start = 0; start < fresh.length && failure === undefined; start += DEVICE_BATCH_MAX_ITEMS) {
-      const chunk = fresh.slice(start, start + DEVICE_BATCH_MAX_ITEMS);
-      const items = chunk.map(({ event }) => ({
-        id: event.id,
-        subject: event.subject,
-        time: event.at.toISOString(),
-        data: event.data,
-      }));
-      try {
-        await emitter.emit({ type: DEVICE_REGISTERED_BATCH, id: deviceBatchId(items), data: items });
-        for (const { id, event } of chunk) delivered.push({ id, eventId: event.id });
-      } catch (error) {
-        // Refused as a whole (a 4xx): its devices stay pending, and the flush announces each on its own.
-        if (rejectedBySink(error)) logger.error({ err: error }, 'batch of registrations refused by the sink');
-        else failure = error;
-      }
-    }
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === 'fulfilled') {
+        if (outcome.value) for (const { id, event } of chunks[i]!) delivered.push({ id, eventId: event.id });
+      } else failure ??= outcome.reason;
+    });
     await store.settleMany(delivered);
     if (failure !== undefined) throw failure;
+  }
+
+  /** True once the sink took the batch; false when it refused it for good (its devices stay for the flush). */
+  async function emitBatch(chunk: { id: string; event: PendingEvent }[]): Promise<boolean> {
+    const items = chunk.map(({ event }) => ({
+      id: event.id,
+      subject: event.subject,
+      time: event.at.toISOString(),
+      data: event.data,
+    }));
+    try {
+      await emitter.emit({ type: DEVICE_REGISTERED_BATCH, id: deviceBatchId(items), data: items });
+      return true;
+    } catch (error) {
+      // Refused as a whole (a 4xx): its devices stay pending, and the flush announces each on its own.
+      if (!rejectedBySink(error)) throw error;
+      logger.error({ err: error }, 'batch of registrations refused by the sink');
+      return false;
+    }
   }
 
   return {

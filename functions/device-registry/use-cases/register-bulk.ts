@@ -19,8 +19,9 @@ export interface BulkItemResult {
  * Registers up to 1,000 devices with one result per item: the valid ones are created even when others
  * fail. Steps: validate each item → drop ids repeated within the call → hash all secrets (one salted SHA-256
  * each: they are generated, see shared/secrets.ts) → one unordered insertMany (duplicate keys map back to their items) →
- * the broker in chunks → mark synced → announce (in batch events, shared/device-batch.ts). With a broker that asks
- * the registry (hooks) there is nothing to write to it: the documents are inserted synced with their event.
+ * the broker in chunks → mark synced → announce (in batch events, shared/device-batch.ts) while the broker hooks'
+ * cached "no such device" answers are dropped. With a broker that asks the registry (hooks) there is nothing to
+ * write to it: the documents are inserted synced with their event.
  */
 export async function registerBulk(
   items: unknown[],
@@ -71,12 +72,16 @@ export async function registerBulk(
     });
     await deps.devices.markSynced(synced);
   }
-  await forgetAbsence(
-    created.map((device) => device._id),
-    deps,
-    ctx,
-  );
-  await announceAll(synced, deps, ctx);
+  // Both need only the write before them, not each other; both are done before the answer (a device may connect
+  // as soon as it has its secret).
+  await Promise.all([
+    forgetAbsence(
+      created.map((device) => device._id),
+      deps,
+      ctx,
+    ),
+    announceAll(synced, deps, ctx),
+  ]);
   results.sort((a, b) => a.index - b.index);
   return { created: created.length, results };
 }

@@ -175,7 +175,7 @@ describe('device-registry outbox', () => {
     await outbox.close();
   });
 
-  it('announces fresh documents in batch events of 250 and settles them in one write; a sink failure stops there', async () => {
+  it('announces fresh documents in batch events of 250 side by side and settles the accepted ones in one write; a batch the sink failed stays pending', async () => {
     const fresh = Array.from({ length: 600 }, (_, i) => `f${i}`).map((id) => ({
       id,
       event: event(id, 'io.kiot.device.registered'),
@@ -186,12 +186,16 @@ describe('device-registry outbox', () => {
     const { emitter, emitted } = recordingEmitter(() => (++batches === 2 ? 'down' : 'ok'));
     const outbox = createOutbox({ store, emitter, logger, staleMs: 5_000, limit: 10, intervalMs: 0 });
     await expect(outbox.deliverFresh(fresh)).rejects.toThrow();
-    expect(emitted.map((e) => e.type)).toEqual(['io.kiot.device.registered.batch']);
+    expect(emitted.map((e) => e.type)).toEqual(['io.kiot.device.registered.batch', 'io.kiot.device.registered.batch']);
     const items = emitted[0]!.data as { id: string; subject: string; time: string }[];
     expect(items.map((item) => [item.subject, item.id])).toEqual(fresh.slice(0, 250).map((f) => [f.id, f.event.id]));
     expect(items[0]!.time).toBe(old.toISOString());
+    expect((emitted[1]!.data as { subject: string }[]).map((item) => item.subject)).toEqual(
+      fresh.slice(500).map((f) => f.id),
+    );
+    // Only the second batch (the sink was down for it) is left for the flush.
     const pending = [...docs.entries()].filter(([, doc]) => doc.events.length > 0).map(([id]) => id);
-    expect(pending).toEqual(fresh.slice(250).map((f) => f.id));
+    expect(pending).toEqual(fresh.slice(250, 500).map((f) => f.id));
     // The same items make the same batch id: a retried bulk announcement is a duplicate to drop.
     const again = recordingEmitter();
     const retry = createOutbox({
