@@ -238,7 +238,7 @@ export function createCommandRepository(mongo: MongoHandle): CommandRepository {
     ensureIndexes: () =>
       withMongo(async () => {
         const commands = await collection();
-        // Non-unique: real MongoDB builds them; mongo-java-server accepts and scans (ARCHITECTURE.md).
+        // Non-unique: real MongoDB builds them; mongo-java-server accepts and scans (docs/architecture.md).
         await commands.createIndex({ deviceId: 1, status: 1, createdAt: 1 });
         await commands.createIndex({ deviceId: 1, createdAt: -1, _id: -1 });
         await commands.createIndex({ status: 1, expiresAt: 1 });

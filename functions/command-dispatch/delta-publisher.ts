@@ -5,7 +5,7 @@ import type { JsonObject } from '../../shared/shadow.js';
 import { MQTT_PUBLISH_TYPE } from './delivery.js';
 import { commandKeys } from './redis-keys.js';
 
-/** Where a device finds what it still has to change (ARCHITECTURE.md, retained). */
+/** Where a device finds what it still has to change (docs/architecture.md, retained). */
 export const desiredTopic = (deviceId: string) => `devices/${deviceId}/state/desired`;
 
 /** The delta last published per device, so an unchanged delta is not published again on every report. */

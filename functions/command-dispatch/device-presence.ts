@@ -4,7 +4,7 @@ import type { HandlerContext } from '../../shared/function-app.js';
 import type { CommandDeps } from './deps.js';
 import { flushDevice } from './device-queue.js';
 
-/** The device of a presence event: the subject (ARCHITECTURE.md), else `data.deviceId`. */
+/** The device of a presence event: the subject (docs/architecture.md), else `data.deviceId`. */
 function deviceOf(event: CloudEvent<unknown>, data: { deviceId?: string } | null | undefined): string {
   const deviceId = event.subject ?? data?.deviceId;
   if (!deviceId)

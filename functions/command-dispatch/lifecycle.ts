@@ -58,7 +58,7 @@ export function canTransition(from: CommandStatus, to: CommandStatus): boolean {
   return ALLOWED_FROM[to].includes(from);
 }
 
-/** The device's ack status (ARCHITECTURE.md, `devices/{id}/commands/{commandId}/ack`) as a lifecycle status. */
+/** The device's ack status (docs/architecture.md, `devices/{id}/commands/{commandId}/ack`) as a lifecycle status. */
 export const ACK_TO_STATUS = {
   accepted: 'DELIVERED',
   succeeded: 'SUCCEEDED',
@@ -71,7 +71,7 @@ export function lifecycleEventType(status: CommandStatus): string {
   return `io.kiot.command.${status.toLowerCase()}`;
 }
 
-/** Where a device receives a command (ARCHITECTURE.md, MQTT topics). */
+/** Where a device receives a command (docs/architecture.md, MQTT topics). */
 export function commandTopic(deviceId: string, commandId: string): string {
   return `devices/${deviceId}/commands/${commandId}`;
 }

@@ -109,11 +109,11 @@ export const listQuerySchema = z.object({
 });
 export type ListQuery = z.infer<typeof listQuerySchema>;
 
-/** The payload published to `devices/{id}/commands/{commandId}` (ARCHITECTURE.md). */
+/** The payload published to `devices/{id}/commands/{commandId}` (docs/architecture.md). */
 export const devicePayloadSchema = z.object({ name: z.string(), params: z.unknown(), expiresAt: z.string() });
 export type DevicePayload = z.infer<typeof devicePayloadSchema>;
 
-/** The ack a device publishes on `devices/{id}/commands/{commandId}/ack` (ARCHITECTURE.md). */
+/** The ack a device publishes on `devices/{id}/commands/{commandId}/ack` (docs/architecture.md). */
 export const ackPayloadSchema = z.object({
   status: z.enum(['accepted', 'succeeded', 'failed', 'rejected']),
   result: z.unknown().optional(),

@@ -8,7 +8,7 @@ import { INTERVALS } from './time.js';
 export const SERVICE = 'report-generation';
 export const SOURCE = '/kiot/report-generation';
 
-/** The event types this capability consumes and produces (ARCHITECTURE.md, CloudEvents table). */
+/** The event types this capability consumes and produces (docs/architecture.md, CloudEvents table). */
 export const EVENT_TYPES = { ping: 'dev.knative.sources.ping', generated: 'io.kiot.report.generated' } as const;
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);

@@ -5,7 +5,7 @@ import { problemSchema } from '../../shared/errors.js';
 /** A sample's optional message id (sampleSchema's `msgId`). */
 export const MSG_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The event types this capability consumes (ARCHITECTURE.md, CloudEvents table). */
+/** The event types this capability consumes (docs/architecture.md, CloudEvents table). */
 export const EVENT_TYPES = {
   telemetry: 'io.kiot.telemetry.received',
   /** Many device messages in one event (shared/telemetry-batch.ts). */
@@ -25,7 +25,7 @@ export const EMITTED_TYPES = {
 
 export const SOURCE = '/kiot/telemetry-ingest';
 
-/** `ts`: ISO-8601 with a zone, or epoch milliseconds (ARCHITECTURE.md, MQTT topics). */
+/** `ts`: ISO-8601 with a zone, or epoch milliseconds (docs/architecture.md, MQTT topics). */
 export const timestampSchema = z.union([z.iso.datetime({ offset: true }), z.number().finite().min(0).max(8.64e15)]);
 
 /** The limits a message is checked against; from the config, so that they are one place. */

@@ -76,7 +76,7 @@ export class SimulatedDevice {
       protocolVersion: this.options.protocolVersion,
       clean: true,
       reconnectPeriod: 2_000,
-      // ARCHITECTURE.md: birth message and last will on devices/{id}/status, retained.
+      // docs/architecture.md: birth message and last will on devices/{id}/status, retained.
       will: { topic: statusTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
     });
     const client = this.client;

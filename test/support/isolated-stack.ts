@@ -96,8 +96,9 @@ export async function startIsolatedStack(options: {
   const dir = copyRepository(options.root, options.prefix ?? 'kiot-stack-');
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   // The stack in its namespace runs on npm start's own defaults: the URLs and ports of the test run's services
-  // (KIOT_*_PORT moves them off the defaults when those are taken on the host) are not its own.
-  const inherited = ['MQTT_URL', 'REDIS_URL', 'MONGODB_URL', 'KIOT_EXTERNAL_MONGODB', 'KIOT_PROFILE'];
+  // (KIOT_*_PORT moves them off the defaults when those are taken on the host) are not its own, nor is their data
+  // folder (KIOT_DATA_DIR): the stack's services would take over the test services' pid files and stop them.
+  const inherited = ['MQTT_URL', 'REDIS_URL', 'MONGODB_URL', 'KIOT_EXTERNAL_MONGODB', 'KIOT_PROFILE', 'KIOT_DATA_DIR'];
   for (const name of [...inherited, 'KIOT_MQTT_PORT', 'KIOT_REDIS_PORT', 'KIOT_MONGO_PORT']) delete env[name];
   let output = '';
   // A process group of its own, as a terminal gives `npm start`: the Ctrl-C at the end goes to all of it.

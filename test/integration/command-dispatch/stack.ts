@@ -84,7 +84,7 @@ export interface ReceivedCommand {
 export type Answer = { status: 'succeeded' | 'failed' | 'rejected'; result?: unknown; error?: unknown } | 'silent';
 
 /**
- * A device as ARCHITECTURE.md describes it: subscribes to `devices/{id}/commands/+` (QoS 1), announces
+ * A device as docs/architecture.md describes it: subscribes to `devices/{id}/commands/+` (QoS 1), announces
  * itself on `devices/{id}/status` (retained `online`, last will `offline`), acks `accepted` and then its
  * answer on `…/{commandId}/ack`, and handles a command id once (a re-send gets no second ack).
  */
