@@ -5,7 +5,7 @@
 //      sustained (as fast as it goes) with the router's journal on (the durable path) and again with it off,
 //      and paced at 0.03 × the raw MQTT rate of the run (or BENCH_PACED_RATE) for the latency percentiles
 //   3. the storage step alone: telemetry batches (BENCH_STORAGE_BATCH messages each) POSTed straight to the
-//      function over HTTP, against raw insertMany of the same documents
+//      function over HTTP, against raw insertMany of the same documents (the best of the run's three passes)
 //   BENCH_ONLY=storage runs the raw insertMany limit and the storage step alone (BENCH_PROFILE_DIR: its profile).
 //   The paced phase (support/ingest-paced.ts) first sends its never-seen devices' first contact for
 //   BENCH_PACED_WARMUP_SECONDS (default 2; its p50/p99 printed apart, not in the target), then measures: each hop
@@ -411,10 +411,15 @@ async function main(): Promise<void> {
       `${storage.toFixed(0)} msg/s; CPU per message: ${describeCpu(storageCpu)}; ${storageInserts} inserts, ` +
       `${(MESSAGES / storageInserts).toFixed(0)} docs each`,
   );
+  // The storage target's limit is the best of the run's three insertMany passes: the first one often meets a JVM
+  // that has not warmed up yet (13k–129k docs/s between runs, session 8), and a cold server's low figure would let
+  // the step pass a target it misses against the same server warm.
+  const storageLimit = Math.max(limits.raw, limits.indexed, limits.warm);
   log(
-    `storage step: ${storage.toFixed(0)} msg/s; limit (raw insertMany, same run) ${limits.raw.toFixed(0)} docs/s; ` +
-      `ratio ${(storage / limits.raw).toFixed(2)} (target ≥ 0.5); against raw insertMany into an indexed collection ` +
-      `${limits.indexed.toFixed(0)} docs/s: ${(storage / limits.indexed).toFixed(2)}`,
+    `storage step: ${storage.toFixed(0)} msg/s; limit (best raw insertMany pass, same run) ` +
+      `${storageLimit.toFixed(0)} docs/s; ratio ${(storage / storageLimit).toFixed(2)} (target ≥ 0.5); against the ` +
+      `first pass ${limits.raw.toFixed(0)} docs/s: ${(storage / limits.raw).toFixed(2)}; against raw insertMany into ` +
+      `an indexed collection ${limits.indexed.toFixed(0)} docs/s: ${(storage / limits.indexed).toFixed(2)}`,
   );
   const peakRss = (pid: number | undefined) =>
     Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024);
@@ -458,9 +463,11 @@ async function main(): Promise<void> {
     p99_ms_first_contact: endToEnd?.paced.firstContact?.p99 ?? null,
     mqtt_raw: Math.round(mqttRaw),
     rss_mb: rss,
-    // The storage step (batches straight to the function) against raw insertMany (target ≥ 0.5).
+    // The storage step (batches straight to the function) against the best raw insertMany pass (target ≥ 0.5).
     storage_step: Math.round(storage),
-    storage_ratio: round(storage / limits.raw),
+    storage_limit: Math.round(storageLimit),
+    storage_ratio: round(storage / storageLimit),
+    storage_ratio_first_pass: round(storage / limits.raw),
     // The same limit measured into a collection with the telemetry collection's indexes, and the ratio to it.
     insert_limit_indexed: Math.round(limits.indexed),
     storage_ratio_indexed: round(storage / limits.indexed),
