@@ -14,6 +14,7 @@ import { createDeviceRepository } from './device-repository.js';
 import { createDynsecClient } from './dynsec.js';
 import { createOutbox, type Outbox } from './outbox.js';
 import { createProvisioningRepository } from './provisioning-repository.js';
+import { createRegistrationBatchStore } from './registration-batches.js';
 import { type RegistryConfig, SERVICE } from './schema.js';
 
 export interface Registry {
@@ -36,6 +37,8 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   const dispatcher = createEventDispatcher(16);
   const devices = createDeviceRepository(mongo);
   devices.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'outbox index not created'));
+  const batches = createRegistrationBatchStore(mongo);
+  batches.ensureIndexes().catch((error: unknown) => logger.warn({ err: error }, 'outbox batch index not created'));
   const plane = eventPlaneOf(config);
   const emitter = createEmitter({
     sink: config.K_SINK,
@@ -45,6 +48,7 @@ export function buildRegistry(config: RegistryConfig, logger: Logger): Registry 
   });
   const outbox = createOutbox({
     store: devices,
+    batches,
     emitter,
     logger,
     now: () => deps.now(),

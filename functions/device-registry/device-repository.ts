@@ -8,6 +8,7 @@ import {
 } from '../../shared/devices.js';
 import { DUPLICATE_KEY, insertIfAbsent, type MongoHandle, withMongo } from '../../shared/mongo.js';
 import type { OutboxStore, Pending, PendingEvent } from './outbox.js';
+import type { Registration } from './registration-batches.js';
 import type { DeviceSummary } from './schema.js';
 
 /**
@@ -20,6 +21,8 @@ export type RegistryDevice = DeviceDocument & {
   brokerSynced?: boolean;
   provisionedBy?: { tokenId: string; requestId: string };
   pendingEvents?: PendingEvent[];
+  /** A bulk registration's event, owed while its batch record exists (registration-batches.ts); a tombstone keeps it. */
+  registeredIn?: Registration;
 };
 
 /**
@@ -166,7 +169,7 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
       withMongo(async () => {
         const { _id, pendingEvents: _ignored, ...fields } = next;
         const gone = Object.keys(previous).filter(
-          (key) => key !== '_id' && key !== 'pendingEvents' && !(key in fields),
+          (key) => key !== '_id' && key !== 'pendingEvents' && key !== 'registeredIn' && !(key in fields),
         );
         const result = await (await devices()).updateOne(
           { _id: previous._id, version: previous.version, brokerSynced: false },
@@ -214,12 +217,23 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
           { $set: { status: TOMBSTONE_STATUS, deletedAt: now }, $unset: unsetAll, $push: { pendingEvents: event } },
           { returnDocument: 'after' },
         );
-        return tomb ? { events: tomb.pendingEvents ?? [], tombstone: true } : undefined;
+        return tomb
+          ? { events: tomb.pendingEvents ?? [], tombstone: true, registration: tomb.registeredIn }
+          : undefined;
       }),
     pendingOf: (id) =>
       withMongo(async () => {
-        const doc = await (await devices()).findOne({ _id: id }, { projection: { status: 1, pendingEvents: 1 } });
-        return doc ? { events: doc.pendingEvents ?? [], tombstone: doc.status === TOMBSTONE_STATUS } : undefined;
+        const doc = await (await devices()).findOne(
+          { _id: id },
+          { projection: { status: 1, pendingEvents: 1, registeredIn: 1 } },
+        );
+        return doc
+          ? {
+              events: doc.pendingEvents ?? [],
+              tombstone: doc.status === TOMBSTONE_STATUS,
+              registration: doc.registeredIn,
+            }
+          : undefined;
       }),
     withEventsBefore: (before, limit) =>
       withMongo(async () => {
@@ -231,7 +245,11 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
       }),
     settle: (id, eventId) =>
       withMongo(async () => {
-        await (await devices()).updateOne({ _id: id }, { $pull: { pendingEvents: { id: eventId } } });
+        // A bulk registration's event, if any, went out before this one: the device owes it no more.
+        await (await devices()).updateOne(
+          { _id: id },
+          { $pull: { pendingEvents: { id: eventId } }, $unset: { registeredIn: '' } },
+        );
       }),
     settleMany: (delivered) =>
       withMongo(async () => {

@@ -1,10 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { DEVICE_BATCH_MAX_ITEMS, deviceBatchId } from '../../shared/device-batch.js';
 import { DEVICES_COLLECTION } from '../../shared/devices.js';
 import type { Emitter } from '../../shared/emitter.js';
-import { AppError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { PendingWork } from '../../shared/pending-work.js';
+import {
+  chunked,
+  deliverBatches,
+  emitBatch,
+  openBatches,
+  REGISTRATION_BATCHES_COLLECTION,
+  type Registration,
+  type RegistrationBatchStore,
+  rejectedBySink,
+} from './registration-batches.js';
 
 /**
  * A single-document outbox for `io.kiot.device.*` events (MongoDB without transactions).
@@ -16,7 +24,8 @@ import type { PendingWork } from '../../shared/pending-work.js';
  * tombstone as absent. Then each pending event is emitted with the id stored in its entry and `$pull`ed once
  * the sink took it (and an emptied tombstone is removed). A crash or a sink outage between the two leaves
  * the entry in place: a flush re-emits it with the same id, which consumers drop if they saw it already
- * (at least once, never lost, never reordered per device).
+ * (at least once, never lost, never reordered per device). A bulk registration's `registered` events are owned
+ * by batch records instead (registration-batches.ts): one write per 250 devices, not one settle per device.
  */
 export interface PendingEvent {
   /** The CloudEvent id, a uuid fixed when the change is written: a re-emit is a duplicate to drop. */
@@ -35,10 +44,11 @@ export function pendingEvent(type: string, subject: string, data: unknown, at: D
 /**
  * What the outbox tick has to do, as the tick gate checks it before the tick may wake device-registry
  * (knative/device-registry/ping-source-outbox.yaml carries it; a test compares): an event older than `staleMs`
- * still waits in a device document (a sink outage left it behind).
+ * still waits in a device document, or a bulk registration's batch record older than that was left behind.
  */
 export const outboxPendingWork = (staleMs: number): PendingWork => [
   { collection: DEVICES_COLLECTION, due: { field: 'pendingEvents.at', graceSeconds: Math.ceil(staleMs / 1000) } },
+  { collection: REGISTRATION_BATCHES_COLLECTION, due: { field: 'at', graceSeconds: Math.ceil(staleMs / 1000) } },
 ];
 
 /** The events waiting in one device document, in the order they were written. */
@@ -46,6 +56,8 @@ export interface Pending {
   events: PendingEvent[];
   /** The document is a tombstone: it goes once its events are out. */
   tombstone: boolean;
+  /** A bulk registration's event, owed ahead of `events` while its batch record exists (registration-batches.ts). */
+  registration?: Registration | undefined;
 }
 
 /** What the outbox needs from the device documents (device-repository.ts implements it). */
@@ -53,7 +65,7 @@ export interface OutboxStore {
   pendingOf(id: string): Promise<Pending | undefined>;
   /** Ids of documents holding an event written before `before`, at most `limit`. */
   withEventsBefore(before: Date, limit: number): Promise<string[]>;
-  /** `$pull`s one delivered event. */
+  /** `$pull`s one delivered event (and drops `registeredIn`: every event before it is out). */
   settle(id: string, eventId: string): Promise<void>;
   /** `$pull`s delivered events of many documents in one round trip. */
   settleMany(delivered: { id: string; eventId: string }[]): Promise<void>;
@@ -75,7 +87,14 @@ export interface Outbox {
    * settled stays for a flush, which emits those devices' events one by one with the same ids.
    */
   deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void>;
-  /** One bounded pass: devices with events older than `staleMs`, at most `limit`; stops when the sink fails. */
+  /** Writes the batch records of a bulk call about to insert `fresh` (registration-batches.ts): each one's `registeredIn`. */
+  openBatches(fresh: { id: string; event: PendingEvent }[], at: Date): Promise<Registration[]>;
+  /** Emits the batch events of the devices inserted and deletes their records; throws the first sink failure. */
+  deliverBatches(batches: string[], inserted: { id: string; registration: Registration }[]): Promise<void>;
+  /**
+   * One bounded pass: batch records older than `staleMs` (their devices one by one), then devices with events
+   * older than that, at most `limit` of each; stops when the sink fails.
+   */
   flush(): Promise<FlushResult>;
   /**
    * Starts a flush in the background unless one runs or ran within `intervalMs` (called on every request),
@@ -94,6 +113,7 @@ export interface FlushResult {
 
 export interface OutboxOptions {
   store: OutboxStore;
+  batches: RegistrationBatchStore;
   emitter: Emitter;
   logger: Logger;
   now?: () => Date;
@@ -104,11 +124,6 @@ export interface OutboxOptions {
   /** Flush period of the local timer, and the least gap between flushes started by requests; 0: no timer. */
   intervalMs: number;
 }
-
-/** A bulk registration's devices, announced together (shared/device-batch.ts). */
-export const DEVICE_REGISTERED_BATCH = 'io.kiot.device.registered.batch';
-
-const rejectedBySink = (error: unknown) => error instanceof AppError && error.code === 'event_rejected_by_sink';
 
 export function createOutbox(options: OutboxOptions): Outbox {
   const now = options.now ?? (() => new Date());
@@ -122,7 +137,11 @@ export function createOutbox(options: OutboxOptions): Outbox {
   async function deliverNow(id: string, known: Pending | undefined): Promise<void> {
     const pending = known ?? (await store.pendingOf(id));
     if (!pending) return;
-    for (const event of pending.events) {
+    const events = [...pending.events];
+    // Its bulk registration not announced yet: that event comes first (the settle of the next one drops it).
+    if (pending.registration && (await options.batches.isOpen(pending.registration.batch)))
+      events.unshift(pending.registration.event);
+    for (const event of events) {
       try {
         await emitter.emit({
           type: event.type,
@@ -137,7 +156,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
         // of the device. Logged whole at error level (never silently) and settled.
         logger.error({ err: error, event }, 'event refused by the sink for good; dropped from the outbox');
       }
-      await store.settle(id, event.id);
+      if (event !== pending.registration?.event) await store.settle(id, event.id);
     }
     if (pending.tombstone) await store.dropSettledTombstone(id);
   }
@@ -159,7 +178,23 @@ export function createOutbox(options: OutboxOptions): Outbox {
 
   async function flushOnce(): Promise<FlushResult> {
     const result: FlushResult = { devices: 0, delivered: 0, failed: false };
-    const ids = await store.withEventsBefore(new Date(now().getTime() - options.staleMs), options.limit);
+    const before = new Date(now().getTime() - options.staleMs);
+    // Batch records first: a device of one that also has events of its own gets its registration out before them.
+    for (const record of await options.batches.before(before, options.limit)) {
+      try {
+        for (const id of await options.batches.devicesOf(record)) {
+          result.devices += 1;
+          await deliver(id);
+          result.delivered += 1;
+        }
+        await options.batches.close([record._id]);
+      } catch (error) {
+        logger.warn({ err: error, batch: record._id }, 'outbox flush stopped; the batch stays for the next one');
+        result.failed = true;
+        break;
+      }
+    }
+    const ids = result.failed ? [] : await store.withEventsBefore(before, options.limit);
     for (const id of ids) {
       result.devices += 1;
       try {
@@ -198,12 +233,10 @@ export function createOutbox(options: OutboxOptions): Outbox {
   }
 
   async function deliverFresh(fresh: { id: string; event: PendingEvent }[]): Promise<void> {
-    const chunks: { id: string; event: PendingEvent }[][] = [];
-    for (let start = 0; start < fresh.length; start += DEVICE_BATCH_MAX_ITEMS)
-      chunks.push(fresh.slice(start, start + DEVICE_BATCH_MAX_ITEMS));
+    const chunks = chunked(fresh);
     // The batches of one call side by side: they hold different devices, so no device's events can overtake each
     // other, and a sink that journals before it accepts (the local router, a Broker) syncs them together.
-    const outcomes = await Promise.allSettled(chunks.map(emitBatch));
+    const outcomes = await Promise.allSettled(chunks.map((chunk) => emitBatch(emitter, logger, chunk)));
     const delivered: { id: string; eventId: string }[] = [];
     let failure: unknown;
     outcomes.forEach((outcome, i) => {
@@ -215,28 +248,12 @@ export function createOutbox(options: OutboxOptions): Outbox {
     if (failure !== undefined) throw failure;
   }
 
-  /** True once the sink took the batch; false when it refused it for good (its devices stay for the flush). */
-  async function emitBatch(chunk: { id: string; event: PendingEvent }[]): Promise<boolean> {
-    const items = chunk.map(({ event }) => ({
-      id: event.id,
-      subject: event.subject,
-      time: event.at.toISOString(),
-      data: event.data,
-    }));
-    try {
-      await emitter.emit({ type: DEVICE_REGISTERED_BATCH, id: deviceBatchId(items), data: items });
-      return true;
-    } catch (error) {
-      // Refused as a whole (a 4xx): its devices stay pending, and the flush announces each on its own.
-      if (!rejectedBySink(error)) throw error;
-      logger.error({ err: error }, 'batch of registrations refused by the sink');
-      return false;
-    }
-  }
-
   return {
     deliver,
     deliverFresh,
+    openBatches: (fresh, at) => openBatches(options.batches, fresh, at),
+    deliverBatches: (batches, inserted) =>
+      deliverBatches({ store: options.batches, emitter, logger }, batches, inserted),
     flush,
     kick() {
       startTimer();

@@ -2,7 +2,6 @@ import { zodIssues } from '../../../shared/errors.js';
 import { generateSecret, hashGeneratedSecret } from '../../../shared/secrets.js';
 import type { Ctx, RegistryDeps } from '../deps.js';
 import type { RegistryDevice } from '../device-repository.js';
-import type { PendingEvent } from '../outbox.js';
 import { type RegisterDeviceInput, registerDeviceSchema } from '../schema.js';
 import { DEVICE_REGISTERED, deviceEvent } from './announce.js';
 import { forgetAbsence, newDevice, syncBroker } from './register-device.js';
@@ -21,7 +20,8 @@ export interface BulkItemResult {
  * each: they are generated, see shared/secrets.ts) → one unordered insertMany (duplicate keys map back to their items) →
  * the broker in chunks → mark synced → announce (in batch events, shared/device-batch.ts) while the broker hooks'
  * cached "no such device" answers are dropped. With a broker that asks the registry (hooks) there is nothing to
- * write to it: the documents are inserted synced with their event.
+ * write to it: the documents are inserted synced, their events owed by batch records written just before
+ * (registration-batches.ts), so that announcing them needs no second write per device.
  */
 export async function registerBulk(
   items: unknown[],
@@ -35,20 +35,24 @@ export async function registerBulk(
   const hashes = secrets.map(hashGeneratedSecret);
   const devices = valid.map((item, i) => newDevice(item.input, hashes[i]!, now));
   // A broker that asks the registry needs nothing written to it: each document is stored synced, its
-  // `registered` event already in its outbox, so one insertMany is the whole write.
+  // `registered` event owed by its batch record (written first), so one insertMany is the devices' whole write.
   const announcedAtInsert = !deps.broker.storesCredentials;
-  const events = devices.map((device) => {
-    if (!announcedAtInsert) return undefined;
-    device.brokerSynced = true;
-    const event = deviceEvent(DEVICE_REGISTERED, device, now);
-    device.pendingEvents = [event];
-    return event;
-  });
+  let batches: string[] = [];
+  if (announcedAtInsert) {
+    const fresh = devices.map((device) => {
+      device.brokerSynced = true;
+      return { id: device._id, event: deviceEvent(DEVICE_REGISTERED, device, now) };
+    });
+    const registrations = await deps.outbox.openBatches(fresh, now);
+    devices.forEach((device, i) => {
+      device.registeredIn = registrations[i]!;
+    });
+    batches = [...new Set(registrations.map((registration) => registration.batch))];
+  }
 
   const duplicates = await deps.devices.insertMany(devices);
   const created: RegistryDevice[] = [];
   const createdSecrets: string[] = [];
-  const createdEvents: (PendingEvent | undefined)[] = [];
   devices.forEach((device, i) => {
     const index = valid[i]!.index;
     if (duplicates.has(i)) {
@@ -56,21 +60,23 @@ export async function registerBulk(
     } else {
       created.push(device);
       createdSecrets.push(secrets[i]!);
-      createdEvents.push(events[i]);
       results.push({ index, status: 'created', id: device._id, secret: secrets[i]! });
     }
   });
 
-  let synced: { id: string; event: PendingEvent }[];
+  let announced: Promise<void>;
   if (announcedAtInsert) {
-    synced = created.map((device, i) => ({ id: device._id, event: createdEvents[i]! }));
+    // A refused (duplicate) item's document is someone else's: only the inserted ones are in the batch events.
+    const inserted = created.map((device) => ({ id: device._id, registration: device.registeredIn! }));
+    announced = deps.outbox.deliverBatches(batches, inserted);
   } else {
     await syncBroker(created, createdSecrets, deps);
-    synced = created.map((device) => {
+    const synced = created.map((device) => {
       device.brokerSynced = true;
       return { id: device._id, event: deviceEvent(DEVICE_REGISTERED, device, now) };
     });
     await deps.devices.markSynced(synced);
+    announced = deps.outbox.deliverFresh(synced);
   }
   // Both need only the write before them, not each other; both are done before the answer (a device may connect
   // as soon as it has its secret).
@@ -80,7 +86,9 @@ export async function registerBulk(
       deps,
       ctx,
     ),
-    announceAll(synced, deps, ctx),
+    announced.catch((error: unknown) => {
+      ctx.logger.warn({ err: error }, 'events not emitted yet; they stay pending for the outbox flush');
+    }),
   ]);
   results.sort((a, b) => a.index - b.index);
   return { created: created.length, results };
@@ -101,15 +109,4 @@ function validateItems(items: unknown[], results: BulkItemResult[]): { index: nu
     }
   });
   return valid;
-}
-
-/**
- * Fresh inserts owe nothing but their own `registered`, so no read back is needed: emitted concurrently and
- * settled in one write. Once the sink fails, the rest are left to the outbox flush: a thousand retries against a
- * sink that is down would only delay the answer.
- */
-async function announceAll(synced: { id: string; event: PendingEvent }[], deps: RegistryDeps, ctx: Ctx): Promise<void> {
-  await deps.outbox.deliverFresh(synced).catch((error: unknown) => {
-    ctx.logger.warn({ err: error }, 'events not emitted yet; they stay pending for the outbox flush');
-  });
 }

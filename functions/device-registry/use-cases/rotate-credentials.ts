@@ -27,7 +27,11 @@ export async function rotateCredentials(id: string, deps: RegistryDeps, ctx: Ctx
     const updated = await deps.devices.update(id, current.version, set, event);
     if (updated) {
       await deps.authCache.invalidate([id]);
-      await announce(deps, ctx, id, { events: updated.pendingEvents ?? [], tombstone: false });
+      await announce(deps, ctx, id, {
+        events: updated.pendingEvents ?? [],
+        tombstone: false,
+        registration: updated.registeredIn,
+      });
       return { device: toView(updated), secret };
     }
   }

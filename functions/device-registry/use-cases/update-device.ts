@@ -37,7 +37,11 @@ export async function updateDevice(
   }
   if (status === 'active') await deps.broker.setEnabled(updated._id, true);
   if (status !== undefined) await deps.authCache.invalidate([updated._id]);
-  await announce(deps, ctx, updated._id, { events: updated.pendingEvents ?? [], tombstone: false });
+  await announce(deps, ctx, updated._id, {
+    events: updated.pendingEvents ?? [],
+    tombstone: false,
+    registration: updated.registeredIn,
+  });
   return updated;
 }
 

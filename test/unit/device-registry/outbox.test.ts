@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   createOutbox,
+  type OutboxOptions,
   type OutboxStore,
   type PendingEvent,
   pendingEvent,
 } from '../../../functions/device-registry/outbox.js';
+import type { RegistrationBatchStore } from '../../../functions/device-registry/registration-batches.js';
 import type { EmitInput, Emitter } from '../../../shared/emitter.js';
 import { AppError, DependencyUnavailableError } from '../../../shared/errors.js';
 import { createLogger } from '../../../shared/logger.js';
@@ -39,6 +41,18 @@ function memoryStore(docs: Map<string, { events: PendingEvent[]; tombstone: bool
   return { store, calls };
 }
 
+/** No bulk registration's batch record is open (registration-batches.ts has its own integration tests). */
+const noBatches: RegistrationBatchStore = {
+  open: async () => undefined,
+  isOpen: async () => false,
+  before: async () => [],
+  devicesOf: async () => [],
+  close: async () => undefined,
+  ensureIndexes: async () => undefined,
+};
+
+const outboxOf = (options: Omit<OutboxOptions, 'batches'>) => createOutbox({ batches: noBatches, ...options });
+
 function recordingEmitter(answer: (input: EmitInput) => 'ok' | 'down' | 'refused' = () => 'ok') {
   const emitted: EmitInput[] = [];
   const emitter: Emitter = {
@@ -63,7 +77,7 @@ describe('device-registry outbox', () => {
     const events = [event('d1', 'io.kiot.device.updated'), event('d1', 'io.kiot.device.deleted')];
     const docs = new Map([['d1', { events: [...events], tombstone: true }]]);
     const { emitter, emitted } = recordingEmitter();
-    const outbox = createOutbox({
+    const outbox = outboxOf({
       store: memoryStore(docs).store,
       emitter,
       logger,
@@ -83,7 +97,7 @@ describe('device-registry outbox', () => {
     const docs = new Map([['d1', { events: [...events], tombstone: false }]]);
     let calls = 0;
     const { emitter, emitted } = recordingEmitter(() => (++calls === 2 ? 'down' : 'ok'));
-    const outbox = createOutbox({
+    const outbox = outboxOf({
       store: memoryStore(docs).store,
       emitter,
       logger,
@@ -102,7 +116,7 @@ describe('device-registry outbox', () => {
     const events = [event('d1'), event('d1')];
     const docs = new Map([['d1', { events: [...events], tombstone: false }]]);
     const { emitter, emitted } = recordingEmitter((input) => (input.id === events[0]!.id ? 'refused' : 'ok'));
-    const outbox = createOutbox({
+    const outbox = outboxOf({
       store: memoryStore(docs).store,
       emitter,
       logger,
@@ -119,7 +133,7 @@ describe('device-registry outbox', () => {
     const events = [event('d1'), event('d1')];
     const docs = new Map([['d1', { events: [...events], tombstone: false }]]);
     const { emitter, emitted } = recordingEmitter();
-    const outbox = createOutbox({
+    const outbox = outboxOf({
       store: memoryStore(docs).store,
       emitter,
       logger,
@@ -144,7 +158,7 @@ describe('device-registry outbox', () => {
     ]);
     let down = true;
     const { emitter, emitted } = recordingEmitter(() => (down ? 'down' : 'ok'));
-    const outbox = createOutbox({
+    const outbox = outboxOf({
       store: memoryStore(docs).store,
       emitter,
       logger,
@@ -165,7 +179,14 @@ describe('device-registry outbox', () => {
     const docs = new Map([['a', { events: [event('a')], tombstone: false }]]);
     const { store, calls } = memoryStore(docs);
     const { emitter, emitted } = recordingEmitter();
-    const outbox = createOutbox({ store, emitter, logger, staleMs: 0, limit: 10, intervalMs: 10 });
+    const outbox = outboxOf({
+      store,
+      emitter,
+      logger,
+      staleMs: 0,
+      limit: 10,
+      intervalMs: 10,
+    });
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(calls).toEqual([]);
     outbox.kick();
@@ -184,7 +205,14 @@ describe('device-registry outbox', () => {
     const { store } = memoryStore(docs);
     let batches = 0;
     const { emitter, emitted } = recordingEmitter(() => (++batches === 2 ? 'down' : 'ok'));
-    const outbox = createOutbox({ store, emitter, logger, staleMs: 5_000, limit: 10, intervalMs: 0 });
+    const outbox = outboxOf({
+      store,
+      emitter,
+      logger,
+      staleMs: 5_000,
+      limit: 10,
+      intervalMs: 0,
+    });
     await expect(outbox.deliverFresh(fresh)).rejects.toThrow();
     expect(emitted.map((e) => e.type)).toEqual(['io.kiot.device.registered.batch', 'io.kiot.device.registered.batch']);
     const items = emitted[0]!.data as { id: string; subject: string; time: string }[];
@@ -198,7 +226,7 @@ describe('device-registry outbox', () => {
     expect(pending).toEqual(fresh.slice(250, 500).map((f) => f.id));
     // The same items make the same batch id: a retried bulk announcement is a duplicate to drop.
     const again = recordingEmitter();
-    const retry = createOutbox({
+    const retry = outboxOf({
       ...{ store, logger, staleMs: 5_000, limit: 10, intervalMs: 0 },
       emitter: again.emitter,
     });
@@ -216,7 +244,14 @@ describe('device-registry outbox', () => {
     const { emitter, emitted } = recordingEmitter((input) =>
       input.type === 'io.kiot.device.registered.batch' && (input.data as unknown[]).length === 250 ? 'refused' : 'ok',
     );
-    const outbox = createOutbox({ store, emitter, logger, staleMs: 5_000, limit: 1_000, intervalMs: 0 });
+    const outbox = outboxOf({
+      store,
+      emitter,
+      logger,
+      staleMs: 5_000,
+      limit: 1_000,
+      intervalMs: 0,
+    });
     await outbox.deliverFresh(fresh);
     expect(emitted.map((e) => (e.data as unknown[]).length)).toEqual([50]);
     expect([...docs.values()].filter((doc) => doc.events.length > 0)).toHaveLength(250);

@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { outboxPendingWork } from '../../../functions/device-registry/outbox.js';
+import { REGISTRATION_BATCHES_COLLECTION } from '../../../functions/device-registry/registration-batches.js';
+import type { CloudEvent } from '../../../shared/cloudevents.js';
+import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
+import { hasPendingWork } from '../../../shared/pending-work.js';
+import { MONGODB_URL, uniqueName } from '../../support/services.js';
+import type { ReceivedRequest } from '../../support/sink-server.js';
+import { type Harness, startHarness } from './harness.js';
+
+// A bulk registration's `registered` events owned by batch records (registration-batches.ts), with a broker that
+// asks the registry (hooks: the path that writes them). The sink fails between the insert and the emit, which is
+// what a crash there leaves behind: the records and the inserted devices, nothing announced.
+describe('device-registry bulk registration outbox (batch records)', () => {
+  let h: Harness;
+  let mongo: MongoHandle;
+  let sinkDown = false;
+  let accepted: CloudEvent<unknown>[] = [];
+  const STALE_MS = 100;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      env: { BROKER_ACCESS: 'hooks', OUTBOX_STALE_MS: String(STALE_MS), OUTBOX_FLUSH_INTERVAL_MS: '0' },
+    });
+    h.sink.respond = (request: ReceivedRequest) => {
+      if (sinkDown) return { status: 503 };
+      if (request.event) accepted.push(request.event);
+      return { status: 202 };
+    };
+    mongo = createMongo(MONGODB_URL, h.dbName);
+  });
+  afterAll(async () => {
+    await mongo?.close();
+    await h?.close();
+  });
+  beforeEach(() => {
+    sinkDown = false;
+    accepted = [];
+  });
+
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const records = async () => (await mongo.db()).collection(REGISTRATION_BATCHES_COLLECTION);
+  /** What each device was announced with, single events and batch items alike, in the order accepted. */
+  const announced = () =>
+    accepted.flatMap((event) =>
+      event.type === 'io.kiot.device.registered.batch'
+        ? (event.data as { id: string; subject: string }[]).map((item) => ({
+            id: item.id,
+            subject: item.subject,
+            type: 'io.kiot.device.registered',
+          }))
+        : [{ id: event.id, subject: event.subject ?? '', type: event.type }],
+    );
+  const bulk = async (devices: unknown[]) => {
+    const response = await h.api('/devices/bulk', { body: { devices } });
+    expect(response.status).toBe(200);
+    return (await response.json()) as { results: { id?: string; status: string }[] };
+  };
+  const registeredIn = async (id: string) =>
+    (
+      (await (await mongo.db()).collection('devices').findOne({ _id: id as never })) as {
+        registeredIn?: { batch: string; event: { id: string } };
+      } | null
+    )?.registeredIn;
+
+  it('after a failure between insert and emit, the flush announces every inserted device once and nothing refused', async () => {
+    const prefix = uniqueName('crash');
+    const existing = `${prefix}-taken`;
+    await bulk([{ id: existing }]);
+    const existingEvent = announced().find((item) => item.subject === existing)!;
+    expect(existingEvent).toBeDefined();
+    expect(await (await records()).countDocuments({})).toBe(0);
+
+    sinkDown = true;
+    accepted = [];
+    const ids = Array.from({ length: 300 }, (_, i) => `${prefix}-${i}`);
+    const { results } = await bulk([...ids.map((id) => ({ id })), { id: existing }, { id: 'not valid!' }]);
+    expect(results.filter((result) => result.status === 'created')).toHaveLength(300);
+    expect(results[300]).toMatchObject({ status: 'conflict', id: existing });
+    expect(results[301]).toMatchObject({ status: 'invalid' });
+    // Two records (250 + 51 candidates) wait; the inserted devices hold nothing in their own outbox.
+    expect(await (await records()).countDocuments({})).toBe(2);
+    const owed = new Map<string, string>();
+    for (const id of ids) {
+      const registration = await registeredIn(id);
+      expect(registration).toBeDefined();
+      owed.set(id, registration!.event.id);
+      expect((await h.registry.deps.devices.pendingOf(id))?.events).toEqual([]);
+    }
+    // The refused item's document is the earlier device's, untouched.
+    expect(await registeredIn(existing)).toMatchObject({ event: { id: existingEvent.id } });
+
+    // The tick gate sees the records once they are older than the stale age (no device holds pendingEvents).
+    const db = await mongo.db();
+    const work = outboxPendingWork(STALE_MS);
+    await sleep(STALE_MS + 1_100); // graceSeconds rounds up to whole seconds
+    expect(await hasPendingWork(work, db, new Date())).toBe(true);
+
+    // A flush while the sink is down announces nothing and keeps the records.
+    expect((await h.registry.outbox.flush()).failed).toBe(true);
+    expect(await (await records()).countDocuments({})).toBe(2);
+
+    sinkDown = false;
+    accepted = [];
+    const result = await h.registry.outbox.flush();
+    expect(result.failed).toBe(false);
+    // Exactly as before the records: each inserted device on its own, with the id its document was written with.
+    const items = announced();
+    expect(items.map((item) => item.type).every((type) => type === 'io.kiot.device.registered')).toBe(true);
+    expect(items.map((item) => item.subject).sort()).toEqual([...ids].sort());
+    for (const item of items) expect(item.id).toBe(owed.get(item.subject));
+    expect(await (await records()).countDocuments({})).toBe(0);
+    expect(await hasPendingWork(work, db, new Date())).toBe(false);
+
+    // Nothing goes out again.
+    accepted = [];
+    await h.registry.outbox.flush();
+    expect(accepted).toEqual([]);
+  });
+
+  it('keeps per-device order when a device is deleted right after its bulk registration (not announced yet)', async () => {
+    const prefix = uniqueName('order');
+    const [first, second] = [`${prefix}-a`, `${prefix}-b`];
+    sinkDown = true;
+    await bulk([{ id: first }, { id: second }]);
+    expect(await (await records()).countDocuments({})).toBe(1);
+
+    sinkDown = false;
+    accepted = [];
+    expect((await h.api(`/devices/${first}`, { method: 'DELETE' })).status).toBe(204);
+    // The delete's delivery sent the registration it still owed first, then the deletion, and dropped the tombstone.
+    expect(announced().map((item) => [item.subject, item.type])).toEqual([
+      [first, 'io.kiot.device.registered'],
+      [first, 'io.kiot.device.deleted'],
+    ]);
+    expect(await h.registry.deps.devices.pendingOf(first)).toBeUndefined();
+
+    await sleep(STALE_MS + 50);
+    await h.registry.outbox.flush();
+    // The record's other device is announced by the flush; the deleted one is not announced again.
+    expect(announced().map((item) => [item.subject, item.type])).toEqual([
+      [first, 'io.kiot.device.registered'],
+      [first, 'io.kiot.device.deleted'],
+      [second, 'io.kiot.device.registered'],
+    ]);
+    expect(await (await records()).countDocuments({})).toBe(0);
+  });
+
+  it('keeps per-device order across an outage: registered, then deleted, from the flush', async () => {
+    const id = uniqueName('outage');
+    sinkDown = true;
+    await bulk([{ id }]);
+    expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(204);
+    // The tombstone carries the registration still owed, ahead of its own deletion.
+    expect(await h.registry.deps.devices.pendingOf(id)).toMatchObject({
+      tombstone: true,
+      registration: { event: { type: 'io.kiot.device.registered' } },
+      events: [expect.objectContaining({ type: 'io.kiot.device.deleted' })],
+    });
+
+    sinkDown = false;
+    accepted = [];
+    await sleep(STALE_MS + 50);
+    await h.registry.outbox.flush();
+    expect(announced().map((item) => item.type)).toEqual(['io.kiot.device.registered', 'io.kiot.device.deleted']);
+    expect(await h.registry.deps.devices.pendingOf(id)).toBeUndefined();
+    expect(await (await records()).countDocuments({})).toBe(0);
+  });
+
+  it('a bulk call with the sink up leaves no record and writes each device once', async () => {
+    const prefix = uniqueName('up');
+    const ids = Array.from({ length: 260 }, (_, i) => `${prefix}-${i}`);
+    await bulk(ids.map((id) => ({ id })));
+    expect(accepted.map((event) => event.type)).toEqual([
+      'io.kiot.device.registered.batch',
+      'io.kiot.device.registered.batch',
+    ]);
+    expect(
+      announced()
+        .map((item) => item.subject)
+        .sort(),
+    ).toEqual([...ids].sort());
+    expect(await (await records()).countDocuments({})).toBe(0);
+    accepted = [];
+    await sleep(STALE_MS + 50);
+    await h.registry.outbox.flush();
+    expect(accepted).toEqual([]);
+  });
+});
