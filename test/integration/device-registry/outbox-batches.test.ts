@@ -1,48 +1,35 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { outboxPendingWork } from '../../../functions/device-registry/outbox.js';
 import { REGISTRATION_BATCHES_COLLECTION } from '../../../functions/device-registry/registration-batches.js';
-import type { CloudEvent } from '../../../shared/cloudevents.js';
-import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
+import type { MongoHandle } from '../../../shared/mongo.js';
 import { hasPendingWork } from '../../../shared/pending-work.js';
-import { MONGODB_URL, uniqueName } from '../../support/services.js';
-import type { ReceivedRequest } from '../../support/sink-server.js';
-import { type Harness, startHarness } from './harness.js';
+import { uniqueName } from '../../support/services.js';
+import type { Harness } from './harness.js';
+import { useOutboxSuite } from './outbox-harness.js';
 
 // A bulk registration's `registered` events owned by batch records (registration-batches.ts), with a broker that
 // asks the registry (hooks: the path that writes them). The sink fails between the insert and the emit, which is
 // what a crash there leaves behind: the records and the inserted devices, nothing announced.
 describe('device-registry bulk registration outbox (batch records)', () => {
+  const STALE_MS = 100;
+  const suite = useOutboxSuite({
+    BROKER_ACCESS: 'hooks',
+    OUTBOX_STALE_MS: String(STALE_MS),
+    OUTBOX_FLUSH_INTERVAL_MS: '0',
+  });
+  const { sink } = suite;
   let h: Harness;
   let mongo: MongoHandle;
-  let sinkDown = false;
-  let accepted: CloudEvent<unknown>[] = [];
-  const STALE_MS = 100;
-
-  beforeAll(async () => {
-    h = await startHarness({
-      env: { BROKER_ACCESS: 'hooks', OUTBOX_STALE_MS: String(STALE_MS), OUTBOX_FLUSH_INTERVAL_MS: '0' },
-    });
-    h.sink.respond = (request: ReceivedRequest) => {
-      if (sinkDown) return { status: 503 };
-      if (request.event) accepted.push(request.event);
-      return { status: 202 };
-    };
-    mongo = createMongo(MONGODB_URL, h.dbName);
-  });
-  afterAll(async () => {
-    await mongo?.close();
-    await h?.close();
-  });
-  beforeEach(() => {
-    sinkDown = false;
-    accepted = [];
+  beforeAll(() => {
+    h = suite.harness();
+    mongo = suite.mongo();
   });
 
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const records = async () => (await mongo.db()).collection(REGISTRATION_BATCHES_COLLECTION);
   /** What each device was announced with, single events and batch items alike, in the order accepted. */
   const announced = () =>
-    accepted.flatMap((event) =>
+    sink.accepted.flatMap((event) =>
       event.type === 'io.kiot.device.registered.batch'
         ? (event.data as { id: string; subject: string }[]).map((item) => ({
             id: item.id,
@@ -81,8 +68,8 @@ describe('device-registry bulk registration outbox (batch records)', () => {
     expect(existingEvent).toBeDefined();
     expect(await (await records()).countDocuments({})).toBe(0);
 
-    sinkDown = true;
-    accepted = [];
+    sink.down = true;
+    sink.accepted = [];
     const ids = Array.from({ length: 300 }, (_, i) => `${prefix}-${i}`);
     const { results } = await bulk([...ids.map((id) => ({ id })), { id: existing }, { id: 'not valid!' }]);
     expect(results.filter((result) => result.status === 'created')).toHaveLength(300);
@@ -110,8 +97,8 @@ describe('device-registry bulk registration outbox (batch records)', () => {
     expect((await h.registry.outbox.flush()).failed).toBe(true);
     expect(await (await records()).countDocuments({})).toBe(2);
 
-    sinkDown = false;
-    accepted = [];
+    sink.down = false;
+    sink.accepted = [];
     const result = await h.registry.outbox.flush();
     expect(result.failed).toBe(false);
     // Exactly as before the records: each inserted device on its own, with the id its document was written with.
@@ -123,20 +110,20 @@ describe('device-registry bulk registration outbox (batch records)', () => {
     expect(await hasPendingWork(work, db, new Date())).toBe(false);
 
     // Nothing goes out again.
-    accepted = [];
+    sink.accepted = [];
     await h.registry.outbox.flush();
-    expect(accepted).toEqual([]);
+    expect(sink.accepted).toEqual([]);
   });
 
   it('keeps per-device order when a device is deleted right after its bulk registration (not announced yet)', async () => {
     const prefix = uniqueName('order');
     const [first, second] = [`${prefix}-a`, `${prefix}-b`];
-    sinkDown = true;
+    sink.down = true;
     await bulk([{ id: first }, { id: second }]);
     expect(await (await records()).countDocuments({})).toBe(1);
 
-    sinkDown = false;
-    accepted = [];
+    sink.down = false;
+    sink.accepted = [];
     expect((await h.api(`/devices/${first}`, { method: 'DELETE' })).status).toBe(204);
     // The delete's delivery sent the registration it still owed first, then the deletion, and dropped the tombstone.
     expect(sequenceOf(first)).toEqual(['io.kiot.device.registered', 'io.kiot.device.deleted']);
@@ -152,7 +139,7 @@ describe('device-registry bulk registration outbox (batch records)', () => {
 
   it('keeps per-device order across an outage: registered, then deleted, from the flush', async () => {
     const id = uniqueName('outage');
-    sinkDown = true;
+    sink.down = true;
     await bulk([{ id }]);
     expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(204);
     // The tombstone carries the registration still owed, ahead of its own deletion.
@@ -162,8 +149,8 @@ describe('device-registry bulk registration outbox (batch records)', () => {
       events: [expect.objectContaining({ type: 'io.kiot.device.deleted' })],
     });
 
-    sinkDown = false;
-    accepted = [];
+    sink.down = false;
+    sink.accepted = [];
     await sleep(STALE_MS + 50);
     await h.registry.outbox.flush();
     expect(sequenceOf(id)).toEqual(['io.kiot.device.registered', 'io.kiot.device.deleted']);
@@ -175,7 +162,7 @@ describe('device-registry bulk registration outbox (batch records)', () => {
     const prefix = uniqueName('up');
     const ids = Array.from({ length: 260 }, (_, i) => `${prefix}-${i}`);
     await bulk(ids.map((id) => ({ id })));
-    expect(accepted.map((event) => event.type)).toEqual([
+    expect(sink.accepted.map((event) => event.type)).toEqual([
       'io.kiot.device.registered.batch',
       'io.kiot.device.registered.batch',
     ]);
@@ -185,9 +172,9 @@ describe('device-registry bulk registration outbox (batch records)', () => {
         .sort(),
     ).toEqual([...ids].sort());
     expect(await (await records()).countDocuments({})).toBe(0);
-    accepted = [];
+    sink.accepted = [];
     await sleep(STALE_MS + 50);
     await h.registry.outbox.flush();
-    expect(accepted).toEqual([]);
+    expect(sink.accepted).toEqual([]);
   });
 });

@@ -1,42 +1,28 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CloudEvent, toBinaryMessage } from '../../../shared/cloudevents.js';
 import { createDeviceDirectory } from '../../../shared/devices.js';
 import { createMongo, type MongoHandle } from '../../../shared/mongo.js';
 import { MONGODB_URL, uniqueName } from '../../support/services.js';
 import type { ReceivedRequest } from '../../support/sink-server.js';
 import { type Harness, startHarness } from './harness.js';
+import { useOutboxSuite } from './outbox-harness.js';
 
 // io.kiot.device.* through the single-document outbox, against a K_SINK that answers 503 and then recovers.
 // No local timer here (OUTBOX_FLUSH_INTERVAL_MS=0): what reaches the sink after the outage was flushed by a
 // later request, or by an explicit flush.
 describe('device-registry outbox (nothing dropped while K_SINK is down)', () => {
+  const suite = useOutboxSuite({ OUTBOX_STALE_MS: '100', OUTBOX_FLUSH_INTERVAL_MS: '0' });
+  const { sink } = suite;
   let h: Harness;
   let mongo: MongoHandle;
-  let sinkDown = false;
-  /** Every event the sink accepted (2xx), in order. */
-  let accepted: CloudEvent<unknown>[] = [];
-
-  beforeAll(async () => {
-    h = await startHarness({ env: { OUTBOX_STALE_MS: '100', OUTBOX_FLUSH_INTERVAL_MS: '0' } });
-    h.sink.respond = (request: ReceivedRequest) => {
-      if (sinkDown) return { status: 503 };
-      if (request.event) accepted.push(request.event);
-      return { status: 202 };
-    };
-    mongo = createMongo(MONGODB_URL, h.dbName);
-  });
-  afterAll(async () => {
-    await mongo?.close();
-    await h?.close();
-  });
-  beforeEach(() => {
-    sinkDown = false;
-    accepted = [];
+  beforeAll(() => {
+    h = suite.harness();
+    mongo = suite.mongo();
   });
 
   // `accepted` restarts whenever the sink goes down: the tests look at what the outage held back.
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-  const acceptedFor = (id: string) => accepted.filter((event) => event.subject === id);
+  const acceptedFor = (id: string) => sink.accepted.filter((event) => event.subject === id);
   /** Makes ordinary requests (each may start a flush of stale events) until `done` holds. */
   async function requestUntil(done: () => boolean): Promise<void> {
     for (let i = 0; i < 300 && !done(); i += 1) {
@@ -58,8 +44,8 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
 
   it('answers 201 while the sink is down, keeps the event, and delivers it once after recovery', async () => {
     const id = uniqueName('down');
-    sinkDown = true;
-    accepted = [];
+    sink.down = true;
+    sink.accepted = [];
     const refusedBefore = h.sink.received.length;
     await register({ id, tags: ['outbox'] });
     // The sink was asked (and said 503); the change is durable and readable, the event waits in the document.
@@ -80,7 +66,7 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     expect((await h.registry.outbox.flush()).failed).toBe(true);
     expect((await h.registry.deps.devices.pendingOf(id))?.events).toHaveLength(1);
 
-    sinkDown = false;
+    sink.down = false;
     await requestUntil(() => acceptedFor(id).length > 0);
     expect(acceptedFor(id).map((event) => [event.id, event.type])).toEqual([[eventId, 'io.kiot.device.registered']]);
     expect(acceptedFor(id)[0]!.data).toMatchObject({ id, tags: ['outbox'], version: 1 });
@@ -95,8 +81,8 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
 
   it('keeps the order of registered, updated and rotated events of one device across an outage', async () => {
     const id = uniqueName('order');
-    sinkDown = true;
-    accepted = [];
+    sink.down = true;
+    sink.accepted = [];
     const { device } = await register({ id });
     const patched = await h.api(`/devices/${id}`, {
       method: 'PATCH',
@@ -113,7 +99,7 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
       'io.kiot.device.updated',
     ]);
 
-    sinkDown = false;
+    sink.down = false;
     await requestUntil(
       () =>
         acceptedFor(id).length === 3 && acceptedFor(`${id}-b1`).length === 1 && acceptedFor(`${id}-b2`).length === 1,
@@ -126,15 +112,15 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     ]);
     expect(events[1]!.data).toMatchObject({ name: 'renamed', changed: ['name'] });
     expect(events[2]!.data).toMatchObject({ changed: ['credential'] });
-    expectOncePerId(accepted);
+    expectOncePerId(sink.accepted);
     await waitSettled(id);
   });
 
   it('leaves a tombstone on delete that no read path returns, and removes it after the flush', async () => {
     const id = uniqueName('tomb');
     const { secret } = await register({ id, tags: ['tomb'] });
-    sinkDown = true;
-    accepted = [];
+    sink.down = true;
+    sink.accepted = [];
     expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(204);
 
     // Still in MongoDB as a tombstone owing its event…
@@ -169,7 +155,7 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     // Other capabilities read devices through shared/devices.ts: there the tombstone is absent too.
     expect(await createDeviceDirectory(mongo, { ttlMs: 0 }).device(id)).toBeUndefined();
 
-    sinkDown = false;
+    sink.down = false;
     await requestUntil(() => acceptedFor(id).some((event) => event.type === 'io.kiot.device.deleted'));
     expect(acceptedFor(id).filter((event) => event.type === 'io.kiot.device.deleted')).toHaveLength(1);
     expect(acceptedFor(id)[0]!.data).toMatchObject({ id, tags: ['tomb'], version: 2 });
@@ -178,14 +164,14 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     expect(await h.registry.deps.devices.pendingOf(id)).toBeUndefined();
     expect(await createDeviceDirectory(mongo, { ttlMs: 0 }).device(id)).toBeUndefined();
     await h.registry.outbox.flush();
-    expectOncePerId(accepted);
+    expectOncePerId(sink.accepted);
   });
 
   it('re-registers a deleted id while its deletion is still pending: deleted goes out before registered', async () => {
     const id = uniqueName('again');
     await register({ id, name: 'first' });
-    sinkDown = true;
-    accepted = [];
+    sink.down = true;
+    sink.accepted = [];
     expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(204);
     const second = await register({ id, name: 'second' });
     expect((await (await h.api(`/devices/${id}`)).json()) as Record<string, unknown>).toMatchObject({
@@ -197,7 +183,7 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
       'io.kiot.device.registered',
     ]);
 
-    sinkDown = false;
+    sink.down = false;
     await requestUntil(() => acceptedFor(id).length === 2);
     expect(acceptedFor(id).map((event) => [event.type, (event.data as { name: string }).name])).toEqual([
       ['io.kiot.device.deleted', 'first'],
@@ -211,8 +197,8 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
   it('gives a claimed tombstone back, with its pending deletion, when the broker refuses the new registration', async () => {
     const id = uniqueName('giveback');
     await register({ id });
-    sinkDown = true;
-    accepted = [];
+    sink.down = true;
+    sink.accepted = [];
     expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(204);
     await h.broker.stop();
     try {
@@ -226,7 +212,7 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     });
     expect((await h.api(`/devices/${id}`)).status).toBe(404);
 
-    sinkDown = false;
+    sink.down = false;
     await requestUntil(() => acceptedFor(id).length === 1);
     for (let i = 0; i < 100 && (await h.registry.deps.devices.pendingOf(id)); i += 1) await sleep(50);
     expect(await h.registry.deps.devices.pendingOf(id)).toBeUndefined();
@@ -240,7 +226,7 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
   }
   it('a PingSource tick flushes what an outage left behind, for a registry that nobody calls', async () => {
     const id = uniqueName('tick');
-    sinkDown = true;
+    sink.down = true;
     await register({ id, tags: ['outbox'] });
     expect((await h.registry.deps.devices.pendingOf(id))?.events).toHaveLength(1);
     // While the sink is down the tick fails (503: the Trigger retries it) and the event stays.
@@ -260,8 +246,8 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     expect((await tick()).status).toBe(503);
     expect((await h.registry.deps.devices.pendingOf(id))?.events).toHaveLength(1);
 
-    sinkDown = false;
-    accepted = [];
+    sink.down = false;
+    sink.accepted = [];
     expect((await tick()).status).toBe(204);
     // Flushed by the tick itself, before it answered: no other request was made.
     expect(acceptedFor(id).map((event) => event.type)).toEqual(['io.kiot.device.registered']);
@@ -272,13 +258,13 @@ describe('device-registry outbox (nothing dropped while K_SINK is down)', () => 
     const ids = Array.from({ length: 3 }, (_, i) => `${prefix}-${i}`);
     const bulk = await h.api('/devices/bulk', { body: { devices: ids.map((id) => ({ id, tags: ['batch'] })) } });
     expect(bulk.status).toBe(200);
-    const batches = accepted.filter((event) => event.type === 'io.kiot.device.registered.batch');
+    const batches = sink.accepted.filter((event) => event.type === 'io.kiot.device.registered.batch');
     expect(batches).toHaveLength(1);
     const items = batches[0]!.data as { id: string; subject: string; data: { id: string; tags: string[] } }[];
     expect(items.map((item) => [item.subject, item.data.id, item.data.tags])).toEqual(
       ids.map((id) => [id, id, ['batch']]),
     );
-    expect(accepted.filter((event) => ids.includes(event.subject ?? ''))).toHaveLength(0);
+    expect(sink.accepted.filter((event) => ids.includes(event.subject ?? ''))).toHaveLength(0);
     for (const id of ids) expect((await h.registry.deps.devices.pendingOf(id))?.events).toEqual([]);
   });
 
