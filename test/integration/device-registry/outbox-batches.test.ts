@@ -158,6 +158,37 @@ describe('device-registry bulk registration outbox (batch records)', () => {
     expect(await (await records()).countDocuments({})).toBe(0);
   });
 
+  it('re-registers a deleted id that still owes its batched registration: registered, deleted, registered', async () => {
+    const id = uniqueName('reclaim');
+    sink.down = true;
+    await bulk([{ id, name: 'first' }]);
+    expect((await h.api(`/devices/${id}`, { method: 'DELETE' })).status).toBe(204);
+    // The new registration claims the tombstone, which still owes the first registration and the deletion.
+    const again = await h.api('/devices', { body: { id, name: 'second' } });
+    expect(again.status).toBe(201);
+
+    sink.down = false;
+    sink.accepted = [];
+    await sleep(STALE_MS + 50);
+    await h.registry.outbox.flush();
+    expect(sequenceOf(id)).toEqual([
+      'io.kiot.device.registered',
+      'io.kiot.device.deleted',
+      'io.kiot.device.registered',
+    ]);
+    const registrations = announced().filter(
+      (item) => item.subject === id && item.type === 'io.kiot.device.registered',
+    );
+    expect(new Set(registrations.map((item) => item.id)).size).toBe(2);
+    expect((await h.registry.deps.devices.pendingOf(id))?.events ?? []).toEqual([]);
+    expect(await (await records()).countDocuments({})).toBe(0);
+    // Nothing goes out again.
+    sink.accepted = [];
+    await sleep(STALE_MS + 50);
+    await h.registry.outbox.flush();
+    expect(sequenceOf(id)).toEqual([]);
+  });
+
   it('a bulk call with the sink up leaves no record and writes each device once', async () => {
     const prefix = uniqueName('up');
     const ids = Array.from({ length: 260 }, (_, i) => `${prefix}-${i}`);
