@@ -5,7 +5,7 @@ import { type ExecutionDocument, newExecutions } from './execution-repository.js
 import { forgetJobConfig } from './job-config.js';
 import { activeIn, type JobDocument } from './job-repository.js';
 import { recordOutcome } from './record-outcome.js';
-import { abortVerdict, fullCounts, maintenanceWindow, rampedState, releaseBudget } from './rollout.js';
+import { abortVerdict, fullCounts, maintenanceWindow, rampedState, releaseBudget, releaseStalled } from './rollout.js';
 import type { StatusCounts } from './schema.js';
 
 /**
@@ -76,7 +76,11 @@ export async function advanceJob(job: JobDocument, deps: JobDeps, ctx: Ctx): Pro
   job = (await release(job, counts.SUCCEEDED, deps, ctx)) ?? job;
   const ramped = rampedState(job.rolloutState, job.rollout, counts.SUCCEEDED, now);
   if (ramped) {
-    const next = await deps.jobs.compareAndSet(job._id, job.version, { $set: { rolloutState: ramped } });
+    // Field by field: `confirmed` moves without a version bump (confirmReleased), and a whole-object $set
+    // of the state read at the pass's start could take it back.
+    const next = await deps.jobs.compareAndSet(job._id, job.version, {
+      $set: { 'rolloutState.rate': ramped.rate, 'rolloutState.segment': ramped.segment },
+    });
     if (next) {
       await deps.jobs.record({ jobId: job._id, at: now, kind: 'rate_increased', details: { rate: ramped.rate } });
       ctx.logger.info({ jobId: job._id, rate: ramped.rate }, 'rollout rate increased');
@@ -150,14 +154,15 @@ async function resolveTargets(job: JobDocument, deps: JobDeps, ctx: Ctx): Promis
 /**
  * Releases what the rollout rate allows now (all at once without a rate, a batch per pass), inside a
  * maintenance window only. The range is claimed on the job first (compare-and-set of `released`), then its
- * executions are marked released and their devices notified; a crash in between is healed on the next pass
- * from `confirmed`.
+ * executions are marked released and their devices notified; a crash in between is healed from `confirmed` by
+ * the first pass after RELEASE_STALL_MS (not sooner: another instance's pass may still be notifying it).
  */
 async function release(job: JobDocument, succeeded: number, deps: JobDeps, ctx: Ctx): Promise<JobDocument | undefined> {
   const now = deps.clock();
   let state = job.rolloutState;
-  const confirmed = state.confirmed ?? 0;
-  if (confirmed < state.released) await releaseRange(job._id, confirmed, state.released, deps, ctx, { repair: true });
+  if (releaseStalled(state, now)) {
+    await releaseRange(job._id, state.confirmed ?? 0, state.released, deps, ctx, { repair: true });
+  }
   if (job.rolloutStopped) return undefined;
   const window = maintenanceWindow(job.scheduling, now);
   if (!window.open) return undefined;
@@ -169,13 +174,20 @@ async function release(job: JobDocument, succeeded: number, deps: JobDeps, ctx: 
   const count = Math.min(releaseBudget(state, now), job.targetCount - state.released, deps.settings.batchSize);
   if (count <= 0) {
     if (state !== job.rolloutState) {
-      current = (await deps.jobs.compareAndSet(job._id, job.version, { $set: { rolloutState: state } })) ?? job;
+      current =
+        (await deps.jobs.compareAndSet(job._id, job.version, { $set: { 'rolloutState.segment': state.segment } })) ??
+        job;
     }
     return current;
   }
   const from = state.released;
   const claimed = await deps.jobs.compareAndSet(job._id, job.version, {
-    $set: { rolloutState: { ...state, released: from + count }, lastUpdatedAt: now },
+    $set: {
+      'rolloutState.released': from + count,
+      'rolloutState.segment': state.segment,
+      'rolloutState.claimedAt': now,
+      lastUpdatedAt: now,
+    },
   });
   if (!claimed) return undefined;
   await releaseRange(job._id, from, from + count, deps, ctx);

@@ -15,6 +15,8 @@ export interface RolloutState {
   released: number;
   /** Releases known to have reached their executions; between it and `released` a crash may have cut in. */
   confirmed?: number;
+  /** When the last range was claimed: a pass may still be notifying it until RELEASE_STALL_MS later. */
+  claimedAt?: Date;
   /** The current rate per minute; absent: no limit. */
   rate?: number;
   /** Where the current rate segment began: its time, and the released and succeeded counts then. */
@@ -30,6 +32,21 @@ function rateOf(rollout: Rollout | undefined): { rate?: number } {
   const base = rollout.exponentialRate?.baseRatePerMinute ?? rollout.maximumPerMinute;
   if (base === undefined) return {};
   return { rate: rollout.maximumPerMinute === undefined ? base : Math.min(base, rollout.maximumPerMinute) };
+}
+
+/**
+ * How long a claimed range may stay unconfirmed before another pass takes it for a crash and notifies its
+ * still-QUEUED executions again. Until then the claiming pass may simply still be at work (a second instance's
+ * concurrent pass, or the same one notifying a large batch): repairing at once would notify devices twice.
+ */
+export const RELEASE_STALL_MS = 30_000;
+
+/** Whether releases were claimed but not confirmed, and long enough ago that their pass must have died. */
+export function releaseStalled(state: RolloutState, now: Date): boolean {
+  if ((state.confirmed ?? 0) >= state.released) return false;
+  // A job claimed before claimedAt was recorded: the pass that claimed it is long gone.
+  if (state.claimedAt === undefined) return true;
+  return now.getTime() - state.claimedAt.getTime() >= RELEASE_STALL_MS;
 }
 
 /** How many more executions may be released at `now` (Infinity without a rate). */
@@ -59,7 +76,7 @@ export function rampedState(
   const bySucceeded = succeededNeeded !== undefined && succeeded - state.segment.succeeded >= succeededNeeded;
   if (!byNotified && !bySucceeded) return undefined;
   return {
-    released: state.released,
+    ...state,
     rate: Math.min(cap, Math.ceil(state.rate * ramp.incrementFactor)),
     segment: { at: now, released: state.released, succeeded },
   };

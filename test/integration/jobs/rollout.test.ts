@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RELEASE_STALL_MS } from '../../../functions/jobs/rollout.js';
 import { type JobsHarness, jobBody, startJobsHarness } from './harness.js';
 
 // Rollout policy, abort, timeouts, retries, cancel, scheduling: driven by scheduler passes on a test clock.
@@ -140,9 +141,13 @@ describe('failures on the way', () => {
     } finally {
       h.sink.respond = answer;
     }
-    // The sink saw (and refused) the attempts; the device got nothing. The next pass sends them again.
+    // The sink saw (and refused) the attempts; the device got nothing. A pass at once leaves the range alone (its
+    // claimer could be another instance still notifying it); the first pass once it has stalled sends them again.
     const refused = h.published(device!, '/jobs/notify-next').length;
     expect(refused).toBeGreaterThan(0);
+    await h.pass();
+    expect(h.published(device!, '/jobs/notify-next')).toHaveLength(refused);
+    h.clock.advance(RELEASE_STALL_MS);
     await h.pass();
     const next = await h.waitFor(device!, '/jobs/notify-next', refused);
     expect(next.payload.execution).toMatchObject({ jobId, status: 'QUEUED' });

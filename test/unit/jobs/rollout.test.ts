@@ -4,8 +4,10 @@ import {
   fullCounts,
   initialRolloutState,
   maintenanceWindow,
+  RELEASE_STALL_MS,
   rampedState,
   releaseBudget,
+  releaseStalled,
   shouldRetry,
 } from '../../../functions/jobs/rollout.js';
 import { createJobSchema } from '../../../functions/jobs/schema.js';
@@ -55,6 +57,15 @@ describe('rollout rate', () => {
     expect(bySuccess).toMatchObject({ rate: 15, segment: { at: at(2), released: 1, succeeded: 3 } });
     expect(rampedState({ ...bySuccess!, rate: 20, released: 100 }, rollout, 3, at(3))?.rate).toBe(25);
     expect(rampedState({ ...bySuccess!, rate: 25, released: 100 }, rollout, 3, at(3))).toBeUndefined();
+  });
+
+  it('takes an unconfirmed range for a crash only once its claim has stalled, not while a pass may hold it', () => {
+    const state = { ...initialRolloutState({ maximumPerMinute: 60 }, t0), released: 50, confirmed: 10 };
+    expect(releaseStalled({ ...state, confirmed: 50, claimedAt: t0 }, at(RELEASE_STALL_MS * 10))).toBe(false);
+    expect(releaseStalled({ ...state, claimedAt: t0 }, at(RELEASE_STALL_MS - 1))).toBe(false);
+    expect(releaseStalled({ ...state, claimedAt: t0 }, at(RELEASE_STALL_MS))).toBe(true);
+    // Claimed by a release that did not record the time: long gone.
+    expect(releaseStalled(state, t0)).toBe(true);
   });
 });
 
