@@ -1,7 +1,8 @@
 /**
  * Group commit: concurrent callers' documents are collected for at most `maxWaitMs` or until
  * `maxDocs` are waiting, then written with one call; each caller resolves only after the store has
- * acknowledged its own documents (or rejects with the error of the first that failed). At most
+ * acknowledged its own documents (or rejects with the error of the first that failed), with the positions
+ * of those it found stored already (a duplicate key: the insert is the dedup). At most
  * `maxInFlight` writes run at once; while they do, the next batch keeps growing, so under load the
  * batches get bigger instead of the queue of writes getting longer.
  */
@@ -9,22 +10,34 @@ export interface GroupCommitOptions<T> {
   maxWaitMs: number;
   maxDocs: number;
   maxInFlight: number;
-  /** Writes a batch; resolves with the failures by position in `docs` (an empty map: all stored). */
-  write(docs: T[]): Promise<Map<number, unknown>>;
+  /** Writes a batch; resolves with what failed and what was stored already, by position in `docs`. */
+  write(docs: T[]): Promise<WriteOutcome>;
   /** Observes every batch (size, milliseconds), e.g. for a histogram. */
   onBatch?(size: number, ms: number): void;
 }
 
+/** A batch's write: failures (an empty map: all durable) and the documents that existed already, by position. */
+export interface WriteOutcome {
+  failures: Map<number, unknown>;
+  /** Positions of documents the store already held (a duplicate key), in any order: durable, not written again. */
+  existing: readonly number[];
+}
+
+/** Positions (in one caller's `docs`) of the documents that were stored already; usually none. */
+export type Existing = ReadonlySet<number>;
+
+const NONE: Existing = new Set();
+
 export interface GroupCommit<T> {
-  /** Resolves when all of `docs` are durable. */
-  add(docs: T[]): Promise<void>;
+  /** Resolves when all of `docs` are durable, with the positions of those that were stored before. */
+  add(docs: T[]): Promise<Existing>;
   /** Writes whatever is waiting and resolves when every write in flight has finished. */
   drain(): Promise<void>;
 }
 
 interface Entry<T> {
   docs: T[];
-  resolve(): void;
+  resolve(existing: Existing): void;
   reject(error: unknown): void;
 }
 
@@ -75,12 +88,20 @@ export function createGroupCommit<T>(options: GroupCommitOptions<T>): GroupCommi
     const docs = batch.flatMap((entry) => entry.docs);
     const started = performance.now();
     try {
-      const failures = await options.write(docs);
+      const { failures, existing } = await options.write(docs);
+      const stored = existing.length === 0 ? [] : [...existing].sort((a, b) => a - b);
       let offset = 0;
+      let next = 0;
       for (const entry of batch) {
+        const end = offset + entry.docs.length;
         const failure = firstFailure(failures, offset, entry.docs.length);
-        offset += entry.docs.length;
-        if (failure === undefined) entry.resolve();
+        let mine: Set<number> | undefined;
+        for (; next < stored.length && stored[next]! < end; next += 1) {
+          mine ??= new Set();
+          mine.add(stored[next]! - offset);
+        }
+        offset = end;
+        if (failure === undefined) entry.resolve(mine ?? NONE);
         else entry.reject(failure.error);
       }
     } catch (error) {
@@ -97,8 +118,8 @@ export function createGroupCommit<T>(options: GroupCommitOptions<T>): GroupCommi
 
   return {
     add(docs) {
-      if (docs.length === 0) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
+      if (docs.length === 0) return Promise.resolve(NONE);
+      return new Promise<Existing>((resolve, reject) => {
         waiting.push({ docs, resolve, reject });
         waitingDocs += docs.length;
         schedule();

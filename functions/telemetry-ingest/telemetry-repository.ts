@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { DUPLICATE_KEY, withMongo } from '../../shared/mongo.js';
 import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
+import type { WriteOutcome } from './group-commit.js';
 
 export { TELEMETRY_COLLECTION };
 
@@ -19,8 +20,13 @@ export interface SampleQuery {
 }
 
 export interface TelemetryRepository {
-  /** Inserts a batch; duplicates of stored samples count as stored. Failures by position. */
-  insertBatch(docs: SampleDocument[]): Promise<Map<number, unknown>>;
+  /**
+   * Inserts a batch (unordered): failures by position, and the positions of the samples stored already (the
+   * unique `_id`'s duplicate-key errors): they count as durable, and they are how a redelivery is told apart.
+   */
+  insertBatch(docs: SampleDocument[]): Promise<WriteOutcome>;
+  /** Which of `ids` are stored (one query, `_id` only). */
+  existing(ids: readonly string[]): Promise<Set<string>>;
   find(query: SampleQuery): Promise<SampleDocument[]>;
   deleteOlderThan(cutoff: Date): Promise<number>;
   ensureIndexes(retentionSeconds: number, logger: Logger): Promise<void>;
@@ -48,6 +54,7 @@ export function createTelemetryRepository(mongo: MongoHandle): TelemetryReposito
     insertBatch: (docs) =>
       withMongo(async () => {
         const failures = new Map<number, unknown>();
+        const existing: number[] = [];
         const at = new Date();
         for (const doc of docs) doc.ingestedAt = at;
         try {
@@ -58,12 +65,20 @@ export function createTelemetryRepository(mongo: MongoHandle): TelemetryReposito
           const writeErrors = [error.writeErrors].flat().filter((item) => item !== undefined);
           // Nothing attributable to single documents (a write concern error, say): the batch is unacknowledged.
           if (writeErrors.length === 0 || error.result.getWriteConcernError() !== undefined) throw error;
+          // With ordered:false every other document was inserted (a BulkWriteError lists only the ones that were not).
           for (const writeError of writeErrors) {
-            if (writeError.code !== DUPLICATE_KEY)
-              failures.set(writeError.index, new Error(writeError.errmsg ?? 'write failed'));
+            if (writeError.code === DUPLICATE_KEY) existing.push(writeError.index);
+            else failures.set(writeError.index, new Error(writeError.errmsg ?? 'write failed'));
           }
         }
-        return failures;
+        return { failures, existing };
+      }),
+
+    existing: (ids) =>
+      withMongo(async () => {
+        if (ids.length === 0) return new Set<string>();
+        const found = await (await collection()).find({ _id: { $in: [...ids] } }, { projection: { _id: 1 } }).toArray();
+        return new Set(found.map((doc) => doc._id));
       }),
 
     find: (query) =>

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createGroupCommit } from '../../../functions/telemetry-ingest/group-commit.js';
 
+const allNew = () => ({ failures: new Map(), existing: [] });
+
 function deferred() {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
@@ -16,7 +18,7 @@ describe('group commit', () => {
       maxInFlight: 1,
       write: async (docs) => {
         writes.push(docs);
-        return new Map();
+        return allNew();
       },
     });
     await Promise.all([commit.add([1, 2]), commit.add([3]), commit.add([4, 5, 6])]);
@@ -31,7 +33,7 @@ describe('group commit', () => {
       maxInFlight: 4,
       write: async (docs) => {
         writes.push(docs);
-        return new Map();
+        return allNew();
       },
     });
     await Promise.all([commit.add([1, 2]), commit.add([3, 4]), commit.add([5, 6])]);
@@ -51,8 +53,12 @@ describe('group commit', () => {
       maxWaitMs: 1,
       maxDocs: 100,
       maxInFlight: 1,
-      write: async (docs) =>
-        new Map(docs.flatMap((doc, index) => (doc === 'bad' ? [[index, new Error('bad doc')] as const] : []))),
+      write: async (docs) => ({
+        failures: new Map(
+          docs.flatMap((doc, index) => (doc === 'bad' ? [[index, new Error('bad doc')] as const] : [])),
+        ),
+        existing: [],
+      }),
     });
     const results = await Promise.allSettled([commit.add(['a']), commit.add(['b', 'bad']), commit.add(['c'])]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
@@ -81,7 +87,7 @@ describe('group commit', () => {
         writes.push(docs);
         await gates[writes.length - 1]!.promise;
         running -= 1;
-        return new Map();
+        return allNew();
       },
     });
     const first = commit.add([1]);
@@ -93,5 +99,26 @@ describe('group commit', () => {
     await commit.drain();
     expect(maxRunning).toBe(1);
     expect(writes).toEqual([[1], [2, 3, 4]]);
+  });
+
+  it("tells each caller which of its own documents were stored already (the store's duplicate keys)", async () => {
+    const commit = createGroupCommit<string>({
+      maxWaitMs: 5,
+      maxDocs: 100,
+      maxInFlight: 1,
+      // The store answers duplicates in any order: positions 5, 0, 3 and 4 of the merged batch were stored before.
+      write: async (docs) => {
+        expect(docs).toEqual(['old', 'a', 'b', 'old', 'old', 'old', 'c']);
+        return { failures: new Map(), existing: [5, 0, 3, 4] };
+      },
+    });
+    const answers = await Promise.all([
+      commit.add(['old', 'a']),
+      commit.add(['b']),
+      commit.add(['old', 'old', 'old']),
+      commit.add(['c']),
+    ]);
+    expect(answers.map((existing) => [...existing].sort())).toEqual([[0], [], [0, 1, 2], []]);
+    expect(await commit.add([])).toEqual(new Set());
   });
 });
