@@ -28,24 +28,27 @@ end
 /**
  * The gate in front of device messages, for a whole batch in one call (a Lua script runs alone and
  * atomically, Redis "EVAL" docs), in the order of the items:
- * 1. dedup, in one command per item (`SET key token NX GET EX pending`, Redis 7.0: sets the mark only if there
- *    is none and answers the one there was): the event id was stored before → `duplicate`; it is being stored
- *    now → `in_progress`; it came earlier in the same call → `duplicate`;
+ * 1. only with marks (state reports; a pending TTL > 0): dedup, in one command per item (`SET key token NX GET
+ *    EX pending`, Redis 7.0: sets the mark only if there is none and answers the one there was): the event id
+ *    was stored before → `duplicate`; it is being stored now → `in_progress`; it came earlier in the same call →
+ *    `duplicate`. Telemetry has no marks (pending TTL 0, no mark keys): MongoDB's unique `_id` is its dedup
+ *    (ingest-telemetry.ts), so each of its items costs only its bucket's arithmetic here;
  * 2. a token bucket per device (rate, burst; refilled by the time elapsed between the messages' receive
  *    times — the newest so far is the bucket's clock; an older message takes a token without refilling, and
- *    a time ahead of `now` counts as `now`) → `limited`, and the mark just set is deleted again;
- * 3. else the event stays marked in progress (the `SET … EX` of step 1, as powertools' idempotency does) →
- *    `admitted`; the mark holds a token of this call, so only this attempt releases it. A mark that already
- *    holds this call's token is `admitted` again without a second draw: the same call sent again (a client
- *    resending after a reconnect).
+ *    a time ahead of `now` counts as `now`) → `limited`, and the mark just set (if any) is deleted again;
+ * 3. else `admitted`; with marks, the event stays marked in progress (the `SET … EX` of step 1, as powertools'
+ *    idempotency does); the mark holds a token of this call, so only this attempt releases it. A mark that
+ *    already holds this call's token is `admitted` again without a second draw: the same call sent again (a
+ *    client resending after a reconnect).
  * A message refused by the bucket leaves no dedup mark, so its redelivery is judged afresh. Each bucket is
  * read once, before anything is written, and written once per call (if one of its messages drew on it),
  * however many of the device's messages the batch holds. Reading every device's bucket first is also what
  * makes the call safe on a Cluster without the probe (`probe: false`): a device's marks share its bucket's
  * hash tag, so a slot its node no longer serves fails the call on that read, before any write.
- * KEYS: the dedup key of every item, then each distinct bucket key. ARGV: now, rate, burst, notice interval,
- * pending TTL, the item count, per item the position of its bucket among the bucket keys (left out when there are
- * as many bucket keys as items: each item's own, in order), the token, then per item its receive time (ms).
+ * KEYS: with marks the dedup key of every item, then each distinct bucket key. ARGV: now, rate, burst, notice
+ * interval, pending TTL (0: no marks), the item count, per item the position of its bucket among the bucket keys
+ * (left out when there are as many bucket keys as items: each item's own, in order), the token, then per item
+ * its receive time (ms).
  * Answers one letter per item — `a` admitted, `d` duplicate, `p` in progress, `l` limited, `L` limited and to be
  * told — followed by each limited item's wait (ms), in order: one string to parse for the batch, where a triple
  * per item was 300 values for a hundred.
@@ -57,26 +60,29 @@ local rate = tonumber(ARGV[2]) / 1000
 local burst = tonumber(ARGV[3])
 local interval = tonumber(ARGV[4])
 local n = tonumber(ARGV[6])
--- Every item its own device (as in a bridge's batch): no positions were sent, item i draws on bucket n + i.
-local m = (#KEYS == 2 * n) and 0 or n
+-- With marks, the first n keys are the items' marks and the buckets follow them.
+local k = (tonumber(ARGV[5]) > 0) and n or 0
+-- Every item its own device (as in a bridge's batch): no positions were sent, item i draws on bucket k + i.
+local m = (#KEYS == k + n) and 0 or n
 local idle = math.ceil(burst / rate) + 1000
 local token = ARGV[7 + m]
 local buckets = {}
-for b = n + 1, #KEYS do
+for b = k + 1, #KEYS do
   local t, at, noticed = readBucket(KEYS[b])
   buckets[b] = { tokens = t, at = at, noticed = noticed or 0, used = false }
 end
 local marked = {}
 local kinds, out = {}, { '' }
 for i = 1, n do
-  local key = KEYS[i]
+  local key = k > 0 and KEYS[i]
   local kind = 'a'
-  local seen = marked[key] and 'done' or redis.call('SET', key, token, 'NX', 'GET', 'EX', ARGV[5])
+  local seen = false
+  if key then seen = marked[key] and 'done' or redis.call('SET', key, token, 'NX', 'GET', 'EX', ARGV[5]) end
   if seen == 'done' then kind = 'd'
   elseif seen == token then kind = 'a'
   elseif seen then kind = 'p'
   else
-    local s = buckets[n + (m == 0 and i or tonumber(ARGV[6 + i]))]
+    local s = buckets[k + (m == 0 and i or tonumber(ARGV[6 + i]))]
     local at = math.min(tonumber(ARGV[7 + m + i]), now)
     if not s.used then
       -- A device without a bucket starts full, its clock at its first message.
@@ -90,10 +96,10 @@ for i = 1, n do
       kind = 'l'
       if now - s.noticed >= interval then kind = 'L'; s.noticed = now end
       out[#out + 1] = math.ceil((1 - s.tokens) / rate)
-      redis.call('DEL', key)
+      if key then redis.call('DEL', key) end
     else
       s.tokens = s.tokens - 1
-      marked[key] = true
+      if key then marked[key] = true end
     end
   end
   kinds[i] = kind
@@ -106,6 +112,23 @@ return out
 `,
   { probe: false },
 );
+
+/**
+ * Gives tokens back: ARGV[1 + i] tokens into the bucket KEYS[i] (capped at the burst ARGV[1]; its expiry kept).
+ * For telemetry, which holds no marks: a failed attempt's admitted messages (5xx, retried), and a redelivery's
+ * messages that turned out stored already, cost their device nothing. A bucket that expired meanwhile is full
+ * again anyway. A rare path: it keeps the Cluster probe.
+ */
+export const REFUND = luaScript(`${BUCKET_LUA}
+local burst = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local tokens, at, noticed = readBucket(KEYS[i])
+  if tokens and at and noticed then
+    redis.call('SET', KEYS[i], encodeBucket(math.min(burst, tokens + tonumber(ARGV[1 + i])), at, noticed), 'KEEPTTL')
+  end
+end
+return #KEYS
+`);
 
 /**
  * Deletes each in-progress mark (KEYS[i]) only while it holds this attempt's token (ARGV[2 + i]); with a
@@ -134,8 +157,8 @@ return released
 `);
 
 /**
- * After the insert was acknowledged, one call per master for the batch: marks the first ARGV[2] keys (the stored
- * events' dedup marks) `done` for the dedup window (ARGV[1] seconds); marks each device of the other keys (their
+ * After the insert was acknowledged, one call per master for the batch: marks the first ARGV[2] keys (a state
+ * report's dedup mark; telemetry sends none) `done` for the dedup window (ARGV[1] seconds); marks each device of the other keys (their
  * presence hashes) seen at its ARGV[3 + position] (ms, its newest message; `PRESENCE_LUA`, TTL ARGV[3]); and answers
  * { the positions (1-based, among the devices) of those a live hub watches — the hash's `watched` field, until when
  * in Redis TIME seconds (live-hub.ts) — , the status changes as flat triples (position, status, event time) for the

@@ -1,24 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { groupsByNode, isRedisUnavailable, withRedis } from '../../shared/redis.js';
-import { ADMIT, COMPLETE, RELEASE } from './admission-scripts.js';
+import { ADMIT, COMPLETE, REFUND, RELEASE } from './admission-scripts.js';
 import type { PresenceRepository, StatusChanges } from './presence-repository.js';
 import type { RedisKeys } from './redis-keys.js';
 
-export type Admission =
+/** The rate alone (telemetry: MongoDB's unique `_id` is its dedup, ingest-telemetry.ts). */
+export type RateAdmission =
   | { kind: 'admitted' }
-  | { kind: 'duplicate' }
-  /** Another delivery of the same event is being processed right now. */
-  | { kind: 'in_progress' }
   /** Over the device's rate; `notify` is true for at most one refusal per notice interval. */
   | { kind: 'limited'; retryAfterMs: number; notify: boolean };
+
+/** Dedup marks and the rate (state reports, whose merge is not idempotent). */
+export type Admission =
+  | RateAdmission
+  | { kind: 'duplicate' }
+  /** Another delivery of the same event is being processed right now. */
+  | { kind: 'in_progress' };
 
 export interface AdmissionPolicy {
   ratePerSecond: number;
   burst: number;
   noticeIntervalMs: number;
+  /** How long a state report's event id is remembered (telemetry's dedup is its stored samples' `_id`). */
   dedupTtlSeconds: number;
-  /** How long an event may stay "in progress" before another delivery may take it over. */
+  /** How long a state report may stay "in progress" before another delivery may take it over. */
   pendingTtlSeconds: number;
   /** The presence hashes' TTL (presence-repository.ts): `complete` marks the devices seen. */
   presenceTtlSeconds: number;
@@ -37,22 +43,35 @@ export interface GateItem {
 }
 
 export interface AdmissionGate {
-  /** Admissions in the order of `items`: one round trip for the batch. */
-  admit(items: readonly GateItem[], now: number): Promise<Admission[]>;
   /**
-   * The effects are durable: remember the ids for the dedup window, and mark each device seen at its newest
-   * message's receive time (presence). Answers the items' devices a live hub watches (the presence hash's
-   * `watched` field), whose samples are published live. One round trip serves all three (per master on a
+   * Telemetry: the rate alone, no dedup marks (one round trip for the batch, per master on a Cluster). A
+   * redelivery draws again; the caller gives back what stored messages drew (`refund`).
+   */
+  admit(items: readonly GateItem[], now: number): Promise<RateAdmission[]>;
+  /**
+   * State reports: dedup marks and the rate, in the order of `items`. An admitted item holds an in-progress mark
+   * until `complete({ marked: true })`, `release` or `forget`.
+   */
+  admitOnce(items: readonly GateItem[], now: number): Promise<Admission[]>;
+  /**
+   * The effects are durable: mark each device seen at its newest message's receive time (presence), and with
+   * `marked` remember the ids for the dedup window. Answers the items' devices a live hub watches (the presence
+   * hash's `watched` field), whose samples are published live. One round trip serves all three (per master on a
    * Cluster); a status change then feeds the fleet index (a second one, rare: a device's first message).
    */
-  complete(items: readonly GateItem[]): Promise<Set<string>>;
+  complete(items: readonly GateItem[], options?: { marked: boolean }): Promise<Set<string>>;
   /**
-   * The attempt failed (a store down: 5xx, retried): forget the events and give back what their admission
+   * Gives back one token per item to its device's bucket (items `admit` admitted): the attempt failed (5xx,
+   * retried) or the message was stored already, so it costs the device nothing.
+   */
+  refund(items: readonly GateItem[]): Promise<void>;
+  /**
+   * A marked attempt failed (a store down: 5xx, retried): forget the events and give back what their admission
    * took from their devices' rates, as if this attempt had never come, so that the redeliveries are
    * processed again.
    */
   release(items: readonly GateItem[]): Promise<void>;
-  /** The events were refused for good (4xx): forget them, so that a redelivery is judged afresh; the rate stays spent. */
+  /** Marked events refused for good (4xx): forget them, so that a redelivery is judged afresh; the rate stays spent. */
   forget(items: readonly GateItem[]): Promise<void>;
 }
 
@@ -66,7 +85,7 @@ interface Mark {
 
 /**
  * The gate on Redis. An attempt that fails because Redis is unreachable (a failover, a restart) cannot
- * release its marks then; the release is retried in the background until Redis answers, so the Broker's
+ * release its marks (state reports) then; the release is retried in the background until Redis answers, so the Broker's
  * redelivery is processed as soon as the store is back instead of being refused as in progress (409)
  * until the marks expire (`pendingTtlSeconds`).
  */
@@ -117,7 +136,12 @@ export function createAdmissionGate(
     }
   }
 
-  async function admitGroup(client: RedisClient, group: GateItem[], now: number): Promise<Admission[]> {
+  async function admitGroup(
+    client: RedisClient,
+    group: GateItem[],
+    now: number,
+    marked: boolean,
+  ): Promise<Admission[]> {
     const buckets = new Map<string, number>();
     const positions = group.map((item) => {
       const key = keys.bucket(item.deviceId);
@@ -128,8 +152,8 @@ export function createAdmissionGate(
       }
       return position;
     });
-    const token = `pending:${randomUUID()}`;
-    const marks = dedupKeys(group);
+    const token = marked ? `pending:${randomUUID()}` : '';
+    const marks = marked ? dedupKeys(group) : [];
     let answer: [string, ...number[]];
     try {
       answer = (await ADMIT.run(
@@ -140,7 +164,7 @@ export function createAdmissionGate(
           policy.ratePerSecond,
           policy.burst,
           policy.noticeIntervalMs,
-          policy.pendingTtlSeconds,
+          marked ? policy.pendingTtlSeconds : 0,
           group.length,
           // One bucket per item (each its own device, the usual batch): ADMIT knows the positions without them.
           ...(buckets.size === group.length ? [] : positions),
@@ -155,7 +179,8 @@ export function createAdmissionGate(
       // The script may have run and its answer been lost with the connection (a master killed mid-call, whose
       // writes live on in the replica that takes over): its marks would hold the redelivery off as in progress
       // (409) until they expire. Release whatever this call marked, by its token, once Redis answers again.
-      if (isRedisUnavailable(error)) {
+      // Telemetry holds no marks; a lost answer may have drawn its tokens, which stay spent (the bucket refills).
+      if (marked && isRedisUnavailable(error)) {
         retries.refund.add(
           group.map((item, i) => ({
             deviceId: item.deviceId,
@@ -172,7 +197,7 @@ export function createAdmissionGate(
     return group.map((_, i): Admission => {
       const kind = kinds[i];
       if (kind === 'a') {
-        tokens.set(marks[i]!, token);
+        if (marked) tokens.set(marks[i]!, token);
         return { kind: 'admitted' };
       }
       if (kind === 'd') return { kind: 'duplicate' };
@@ -181,35 +206,40 @@ export function createAdmissionGate(
     });
   }
 
-  return {
-    admit: (items, now) =>
-      withRedis(async () => {
-        const client = await redis.client();
-        const positions = groups(
-          client,
-          items.map((_, index) => index),
-          (index) => items[index]!.deviceId,
-        );
-        const answers = await Promise.all(
-          positions.map((group) =>
-            admitGroup(
-              client,
-              group.map((i) => items[i]!),
-              now,
-            ),
+  const admitAll = (items: readonly GateItem[], now: number, marked: boolean) =>
+    withRedis(async () => {
+      const client = await redis.client();
+      const positions = groups(
+        client,
+        items.map((_, index) => index),
+        (index) => items[index]!.deviceId,
+      );
+      const answers = await Promise.all(
+        positions.map((group) =>
+          admitGroup(
+            client,
+            group.map((i) => items[i]!),
+            now,
+            marked,
           ),
-        );
-        // Back into the order of `items`: a group keeps its items' order.
-        const out: Admission[] = new Array(items.length);
-        positions.forEach((group, g) => {
-          group.forEach((index, i) => {
-            out[index] = answers[g]![i]!;
-          });
+        ),
+      );
+      // Back into the order of `items`: a group keeps its items' order.
+      const out: Admission[] = new Array(items.length);
+      positions.forEach((group, g) => {
+        group.forEach((index, i) => {
+          out[index] = answers[g]![i]!;
         });
-        return out;
-      }),
-    complete: (items) =>
+      });
+      return out;
+    });
+
+  return {
+    admit: (items, now) => admitAll(items, now, false) as Promise<RateAdmission[]>,
+    admitOnce: (items, now) => admitAll(items, now, true),
+    complete: (items, options) =>
       withRedis(async () => {
+        const marked = options?.marked === true;
         const client = await redis.client();
         const watched = new Set<string>();
         const changes: StatusChanges = [];
@@ -223,8 +253,8 @@ export function createAdmissionGate(
             const devices = [...seen.keys()];
             const [positions, changed] = (await COMPLETE.run(
               client,
-              [...dedupKeys(group), ...devices.map((deviceId) => keys.presence(deviceId))],
-              [policy.dedupTtlSeconds, group.length, policy.presenceTtlSeconds, ...seen.values()],
+              [...(marked ? dedupKeys(group) : []), ...devices.map((deviceId) => keys.presence(deviceId))],
+              [policy.dedupTtlSeconds, marked ? group.length : 0, policy.presenceTtlSeconds, ...seen.values()],
             )) as [number[], (number | string)[]];
             for (const position of positions) watched.add(devices[position - 1]!);
             for (let i = 0; i < changed.length; i += 3)
@@ -232,9 +262,28 @@ export function createAdmissionGate(
           }),
         );
         // Only now: if marking them done failed, the release that follows still knows the tokens.
-        for (const key of dedupKeys(items)) tokens.delete(key);
+        if (marked) for (const key of dedupKeys(items)) tokens.delete(key);
         await presence.index(changes);
         return watched;
+      }),
+    refund: (items) =>
+      withRedis(async () => {
+        if (items.length === 0) return;
+        const counts = new Map<string, number>();
+        for (const item of items) {
+          const bucket = keys.bucket(item.deviceId);
+          counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+        }
+        const client = await redis.client();
+        await Promise.all(
+          groupsByNode(client, [...counts], ([bucket]) => bucket).map((group) =>
+            REFUND.run(
+              client,
+              group.map(([bucket]) => bucket),
+              [policy.burst, ...group.map(([, count]) => count)],
+            ),
+          ),
+        );
       }),
     release: (items) => releaseMarks(items, true),
     forget: (items) => releaseMarks(items, false),

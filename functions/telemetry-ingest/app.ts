@@ -133,7 +133,7 @@ export function createTelemetryIngestApp(options: AppOptions): TelemetryIngestAp
   const ingestDeps: IngestTelemetryDeps = {
     admission,
     devices,
-    samples: { store: async (docs) => void (await groupCommit.add(docs)) },
+    samples: { store: (docs) => groupCommit.add(docs), existing: (ids) => telemetry.existing(ids) },
     live,
     policy: {
       maxSamples: config.TELEMETRY_MAX_SAMPLES_PER_MESSAGE,

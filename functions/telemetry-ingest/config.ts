@@ -36,7 +36,7 @@ export const configSchema = baseConfigSchema.extend({
   RATE_LIMIT_BURST: int(1, 1_000_000, 100),
   /** At most one `rate_limited` notice per device on its errors topic per this interval. */
   RATE_LIMIT_NOTICE_INTERVAL_MS: int(0, 3_600_000, 1_000),
-  /** How long a processed event id is remembered in Redis; MongoDB's unique `_id` covers the rest. */
+  /** How long a state report's event id is remembered in Redis (telemetry's dedup is its samples' unique `_id`). */
   DEDUP_TTL_SECONDS: int(10, 7 * 86_400, 900),
   /** Group commit: one insertMany per this many ms or this many samples, this many at once. */
   GROUP_COMMIT_MAX_WAIT_MS: int(0, 1_000, 2),

@@ -23,14 +23,17 @@ export interface DeviceMessage {
 
 /** Steps shared by the telemetry and state use cases. */
 
-/** Dedup and rate limit in one step: `false` when the event was already stored. */
+/**
+ * Dedup (a mark in Redis) and rate limit in one step: `false` when the event was already applied. For state
+ * reports, whose merge bumps the shadow's version and so is not idempotent; telemetry dedups by its samples' `_id`.
+ */
 export async function admit(
   message: DeviceMessage,
   gate: AdmissionGate,
   now: number,
   metrics: IngestMetrics,
 ): Promise<boolean> {
-  const admission = (await gate.admit([message], now))[0]!;
+  const admission = (await gate.admitOnce([message], now))[0]!;
   switch (admission.kind) {
     case 'admitted':
       return true;
@@ -65,7 +68,7 @@ export async function whileAdmitted<T>(
 ): Promise<T> {
   try {
     const result = await work();
-    await gate.complete([message]);
+    await gate.complete([message], { marked: true });
     return result;
   } catch (error) {
     // Refused for good: forgotten, its rate spent. Failed (retried): released, its rate given back. If Redis

@@ -5,13 +5,7 @@ import type { AdmissionGate } from './admission.js';
 import { type DeviceMessage, type NoticeDeps, notifyDevice } from './device-steps.js';
 import { type AlertDeps, evaluateAlertRules } from './evaluate-alerts.js';
 import type { LiveFeed } from './live-feed.js';
-import {
-  DisabledDeviceError,
-  EventInProgressError,
-  isRejection,
-  RateLimitRefusal,
-  UnknownDeviceError,
-} from './refusals.js';
+import { DisabledDeviceError, isRejection, RateLimitRefusal, UnknownDeviceError } from './refusals.js';
 import { type SampleDocument, sampleId } from './telemetry-repository.js';
 import { type ValidationPolicy, type ValidSample, validateTelemetry } from './validate-telemetry.js';
 
@@ -23,8 +17,15 @@ export interface TelemetryMessage extends DeviceMessage {
 export interface IngestTelemetryDeps extends NoticeDeps, AlertDeps {
   admission: AdmissionGate;
   devices: DeviceDirectory;
-  /** The group commit in front of the `telemetry` collection: resolves once MongoDB acknowledged. */
-  samples: { store(docs: SampleDocument[]): Promise<void> };
+  samples: {
+    /**
+     * The group commit in front of the `telemetry` collection: resolves once MongoDB acknowledged, with the
+     * positions of the documents it held already (a duplicate `_id`).
+     */
+    store(docs: SampleDocument[]): Promise<ReadonlySet<number>>;
+    /** Which of the ids are stored (one query; only for messages over their rate). */
+    existing(ids: readonly string[]): Promise<Set<string>>;
+  };
   /** Live views hear of stored samples (best effort, never awaited). */
   live?: Pick<LiveFeed, 'stored'>;
   policy: ValidationPolicy;
@@ -40,18 +41,28 @@ interface Checked {
   message: TelemetryMessage;
   device: DeviceView;
   samples: ValidSample[];
+  docs: SampleDocument[];
 }
 
 /**
  * Telemetry messages from devices (a batch event of the bridge, a single event, an HTTP ingest), with work
- * sized by the batch rather than by the message: one admission round trip to Redis for every id, one
+ * sized by the batch rather than by the message: one rate-limit round trip to Redis for every message, one
  * `insertMany` (through the group commit, which also merges concurrent batches), one presence update per
  * device (in admission's post-insert call), alert evaluation per device over its samples in event-time order.
  *
+ * Dedup is the insert: every sample has a deterministic `_id` (`sampleId`), and a message whose samples were
+ * all stored already (a duplicate-key error for each) is a `duplicate`, for as long as its samples are stored
+ * (the retention; older samples are refused anyway). Its after-store effects run again, because the attempt
+ * that stored it may have failed after the insert (5xx, retried) before they ran, and each is idempotent:
+ * presence keeps the newest time, alert evaluation counts a sample only if it is newer than the last one the
+ * rule saw (alert-state-repository.ts) and publishes through its outbox with stable ids, and the live feed is
+ * best effort (a view may hear a redelivered sample twice). Concurrent deliveries of the same messages both
+ * insert; each sample is stored by one of them, and both answer 2xx.
+ *
  * Resolves, in the order of `messages`, once every valid message is durable; a message that is refused for
- * good (unknown or disabled device, invalid payload, over its rate) is an outcome of its own and its device
- * hears why on `devices/{id}/errors`. A store failure, or a message that another delivery is storing right
- * now, rejects the whole call (503 / 409: retried); what was stored by then is a duplicate on the retry.
+ * good (unknown or disabled device, invalid payload, over its rate and not stored before) is an outcome of its
+ * own and its device hears why on `devices/{id}/errors`. A store failure rejects the whole call (503:
+ * retried) and gives back the rate its messages drew; what was stored by then is a duplicate on the retry.
  */
 export async function ingestTelemetryBatch(
   messages: readonly TelemetryMessage[],
@@ -63,68 +74,95 @@ export async function ingestTelemetryBatch(
     outcomes[index] = { outcome: 'refused', error };
     deps.metrics.rejected.inc({ code: error.code });
   };
+  const duplicate = (index: number) => {
+    outcomes[index] = { outcome: 'duplicate' };
+    deps.metrics.duplicates.inc();
+  };
 
-  // 1. Dedup and rate limit, every message in one round trip; meanwhile the devices are looked up (a MongoDB
-  //    query for those the cache has not seen), so that the two round trips before the insert overlap.
+  // 1. The rate limit, every message in one round trip; meanwhile the devices are looked up (a MongoDB query
+  //    for those the cache has not seen), so that the two round trips before the insert overlap.
   const [admitted_, lookup] = await Promise.allSettled([
     deps.admission.admit(messages, deps.now()),
     deps.devices.devices(new Set(messages.map((message) => message.deviceId))),
   ]);
   if (admitted_.status === 'rejected') throw admitted_.reason;
-  const admissions = admitted_.value;
   const admitted: number[] = [];
-  let busy: string | undefined;
-  admissions.forEach((admission, index) => {
+  const limited = new Map<number, RateLimitRefusal>();
+  admitted_.value.forEach((admission, index) => {
     if (admission.kind === 'admitted') admitted.push(index);
-    else if (admission.kind === 'duplicate') {
-      outcomes[index] = { outcome: 'duplicate' };
-      deps.metrics.duplicates.inc();
-    } else if (admission.kind === 'in_progress') busy ??= messages[index]!.eventId;
-    else {
-      deps.metrics.rateLimited.inc();
-      refuse(index, new RateLimitRefusal(admission.retryAfterMs, admission.notify));
-    }
+    else limited.set(index, new RateLimitRefusal(admission.retryAfterMs, admission.notify));
   });
 
-  // 2.–5. Check, store, presence and alerts; then remember what is durable. Any failure releases every
-  //       admitted id and gives back its rate, so that the retry of the batch is processed again as if this
-  //       attempt had never come (stored samples dedup by `_id`).
-  const accepted = admitted.map((index) => messages[index]!);
+  // 2.–5. Check, store, alerts, presence, live. Any failure gives back the rate every admitted message drew, so
+  //       that the retry of the batch is judged as if this attempt had never come (what it stored is a duplicate).
+  // Admitted messages that were stored already (redeliveries): the token they drew is given back afterwards.
+  const redelivered: TelemetryMessage[] = [];
   try {
     if (lookup.status === 'rejected') throw lookup.reason;
-    const checked = await check(admitted, messages, lookup.value, deps, refuse);
-    const docs = await store(checked, deps);
-    for (const [index, { samples }] of checked) outcomes[index] = { outcome: 'stored', samples: samples.length };
-    await alertsPerDevice(checked, deps);
-    const refused = admitted.filter((index) => outcomes[index]?.outcome === 'refused').map((i) => messages[i]!);
-    // `complete` also marks the devices seen (presence), in the same round trip.
-    const [watched] = await Promise.all([
-      deps.admission.complete([...checked.values()].map((entry) => entry.message)),
-      refused.length > 0 ? deps.admission.forget(refused) : undefined,
+    const [checked, overRate] = await Promise.all([
+      check(admitted, messages, lookup.value, deps, refuse),
+      // A redelivery draws on the rate again: the ones over it are looked up before they are refused (rare).
+      limited.size === 0 ? undefined : check([...limited.keys()], messages, lookup.value, deps, () => undefined),
     ]);
+    const [existing, storedBefore] = await Promise.all([
+      store(checked, deps),
+      overRate && storedAlready(overRate, deps),
+    ]);
+    const effects: Checked[] = [];
+    let stored = 0;
+    let offset = 0;
+    for (const [index, entry] of checked) {
+      const count = entry.docs.length;
+      let found = 0;
+      if (existing.size > 0) for (let i = offset; i < offset + count; i += 1) if (existing.has(i)) found += 1;
+      offset += count;
+      if (count > 0 && found === count) {
+        duplicate(index);
+        redelivered.push(entry.message);
+      } else {
+        outcomes[index] = { outcome: 'stored', samples: entry.samples.length };
+        stored += 1;
+      }
+      effects.push(entry);
+    }
+    for (const [index, refusal] of limited) {
+      const entry = overRate?.get(index);
+      if (entry && storedBefore?.has(index)) {
+        duplicate(index);
+        effects.push(entry);
+      } else {
+        deps.metrics.rateLimited.inc();
+        refuse(index, refusal);
+      }
+    }
+    await alertsPerDevice(effects, deps);
+    // `complete` marks the devices seen (presence) and answers which of them a live view watches.
+    const watched = await deps.admission.complete(effects.map((entry) => entry.message));
     // Live views hear of the samples of the devices someone watches (the answer of `complete`); building and
     // publishing every device's message was ~4 % of the function's CPU for listeners that mostly did not exist.
     deps.live?.stored(
-      watched.size === 0 ? [] : docs.filter((doc) => watched.has(doc.deviceId)),
-      checked.size,
+      watched.size === 0 ? [] : effects.flatMap((entry) => (watched.has(entry.device.id) ? entry.docs : [])),
+      stored,
       deps.now(),
     );
   } catch (error) {
-    // If Redis is down as well, the pending marks expire on their own (pendingTtlSeconds).
+    // If Redis is down as well, the tokens stay spent; the buckets refill at the device's rate.
     await deps.admission
-      .release(accepted)
-      .catch((releaseError: unknown) => ctx.logger.warn({ err: releaseError }, 'could not release the dedup marks'));
+      .refund(admitted.map((index) => messages[index]!))
+      .catch((refundError: unknown) => ctx.logger.warn({ err: refundError }, 'could not give back the rate'));
     throw error;
   }
 
-  // 6. Another delivery holds one of the messages: the batch is retried (409) once that one has finished, and
-  //    the refusals are told then, so a device hears about each once.
-  if (busy !== undefined) throw new EventInProgressError(busy);
-  await Promise.all(
-    outcomes.map((outcome, index) =>
+  // 6. A redelivery of stored messages costs their devices no rate; then the refusals are told.
+  await Promise.all([
+    redelivered.length > 0 &&
+      deps.admission
+        .refund(redelivered)
+        .catch((refundError: unknown) => ctx.logger.warn({ err: refundError }, 'could not give back the rate')),
+    ...outcomes.map((outcome, index) =>
       outcome.outcome === 'refused' ? tellDevice(messages[index]!, outcome.error, deps, ctx) : undefined,
     ),
-  );
+  ]);
   return outcomes;
 }
 
@@ -140,12 +178,12 @@ export async function ingestTelemetry(
 }
 
 /**
- * The admitted messages whose device is registered and active and whose payload is valid, keyed by
- * position; each other one is refused. `devices` holds every device of the batch (looked up once, all at once);
+ * The messages (at `indexes`) whose device is registered and active and whose payload is valid, keyed by
+ * position, with their documents; each other one is refused. `devices` holds every device of the batch (looked up once, all at once);
  * each device type is looked up once.
  */
 async function check(
-  admitted: number[],
+  indexes: number[],
   messages: readonly TelemetryMessage[],
   devices: Map<string, DeviceView | undefined>,
   deps: IngestTelemetryDeps,
@@ -156,7 +194,7 @@ async function check(
   const schemas = await lookUp(types, (type) => deps.devices.telemetrySchema(type));
   const checked = new Map<number, Checked>();
   const now = deps.now();
-  for (const index of admitted) {
+  for (const index of indexes) {
     const message = messages[index]!;
     const device = devices.get(message.deviceId);
     try {
@@ -164,7 +202,7 @@ async function check(
       if (device.status !== 'active') throw new DisabledDeviceError(message.deviceId);
       const schema: TelemetrySchema | undefined = device.type ? schemas.get(device.type) : undefined;
       const samples = validateTelemetry(message.payload, deps.policy, schema, message.receivedAt, now);
-      checked.set(index, { message, device, samples });
+      checked.set(index, { message, device, samples, docs: documentsOf(message, samples) });
     } catch (error) {
       if (!isRejection(error)) throw error;
       refuse(index, error);
@@ -178,39 +216,53 @@ async function lookUp<K, V>(keys: Set<K>, load: (key: K) => Promise<V>): Promise
   return new Map(entries);
 }
 
-/** Every sample of the batch in one group-commit entry: resolves with them once MongoDB acknowledged all. */
-async function store(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<SampleDocument[]> {
+/** A message's samples as stored, each under its deterministic `_id`. */
+function documentsOf(message: TelemetryMessage, samples: ValidSample[]): SampleDocument[] {
+  return samples.map((sample) => ({
+    _id: sampleId(
+      message.deviceId,
+      message.eventId,
+      sample.index,
+      sample.msgId !== undefined && sample.deviceTimed ? { msgId: sample.msgId, deviceTs: sample.ts } : undefined,
+    ),
+    deviceId: message.deviceId,
+    ts: sample.ts,
+    metrics: sample.metrics,
+    eventId: message.eventId,
+    receivedAt: message.receivedAt,
+    ...(sample.msgId === undefined ? {} : { msgId: sample.msgId }),
+  }));
+}
+
+/**
+ * Every sample of the batch in one group-commit entry: resolves once MongoDB acknowledged all, with the
+ * positions (in the order of `checked`'s documents) of those it held already.
+ */
+async function store(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<ReadonlySet<number>> {
   const docs: SampleDocument[] = [];
-  for (const { message, samples } of checked.values()) {
-    for (const sample of samples) {
-      docs.push({
-        _id: sampleId(
-          message.deviceId,
-          message.eventId,
-          sample.index,
-          sample.msgId !== undefined && sample.deviceTimed ? { msgId: sample.msgId, deviceTs: sample.ts } : undefined,
-        ),
-        deviceId: message.deviceId,
-        ts: sample.ts,
-        metrics: sample.metrics,
-        eventId: message.eventId,
-        receivedAt: message.receivedAt,
-        ...(sample.msgId === undefined ? {} : { msgId: sample.msgId }),
-      });
-    }
-  }
-  await deps.samples.store(docs);
-  deps.metrics.samplesStored.inc(docs.length);
-  return docs;
+  for (const entry of checked.values()) for (const doc of entry.docs) docs.push(doc);
+  const existing = await deps.samples.store(docs);
+  deps.metrics.samplesStored.inc(docs.length - existing.size);
+  return existing;
+}
+
+/** The positions of the messages whose every sample is stored already (one `_id` query for them all). */
+async function storedAlready(entries: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<Set<number>> {
+  const ids = [...entries.values()].flatMap((entry) => entry.docs.map((doc) => doc._id));
+  const found = ids.length === 0 ? new Set<string>() : await deps.samples.existing(ids);
+  const out = new Set<number>();
+  for (const [index, entry] of entries)
+    if (entry.docs.length > 0 && entry.docs.every((doc) => found.has(doc._id))) out.add(index);
+  return out;
 }
 
 /**
  * Each device's rules see all its samples of the batch at once (observe() orders them by event time); the
  * rules of every device are looked up together, and a device without rules costs nothing more.
  */
-async function alertsPerDevice(checked: Map<number, Checked>, deps: IngestTelemetryDeps): Promise<void> {
+async function alertsPerDevice(checked: readonly Checked[], deps: IngestTelemetryDeps): Promise<void> {
   const byDevice = new Map<string, { device: DeviceView; samples: ValidSample[] }>();
-  for (const { device, samples } of checked.values()) {
+  for (const { device, samples } of checked) {
     const entry = byDevice.get(device.id);
     if (entry) entry.samples.push(...samples);
     else byDevice.set(device.id, { device, samples: [...samples] });

@@ -8,6 +8,7 @@ export function redisKeys(prefix: string) {
   const device = (deviceId: string) => `${prefix}:{${deviceId}}`;
   const fleet = `${prefix}:{fleet}`;
   return {
+    /** A state report's dedup mark (telemetry has none: its samples' unique `_id` in MongoDB is its dedup). */
     dedup: (deviceId: string, eventId: string) => `${device(deviceId)}:event:${eventId}`,
     bucket: (deviceId: string) => `${device(deviceId)}:rate`,
     /** Presence (presence-repository.ts); its `watched` field says until when a live hub listens (live-hub.ts). */

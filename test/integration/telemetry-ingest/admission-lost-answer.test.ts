@@ -72,11 +72,13 @@ describe('telemetry-ingest admission: an answer lost with the connection', () =>
     );
     const device = uniqueName('dev');
     // The script is loaded first, so the call whose answer is lost really runs it.
-    expect(await gate.admit([{ deviceId: device, eventId: 'warm-up' }], Date.now())).toEqual([{ kind: 'admitted' }]);
+    expect(await gate.admitOnce([{ deviceId: device, eventId: 'warm-up' }], Date.now())).toEqual([
+      { kind: 'admitted' },
+    ]);
 
     const item = { deviceId: device, eventId: 'lost-answer' };
     dropNextScriptAnswer = true;
-    const first = await gate.admit([item], Date.now()).then(
+    const first = await gate.admitOnce([item], Date.now()).then(
       (answers) => answers,
       (error: Error) => error,
     );
@@ -87,7 +89,7 @@ describe('telemetry-ingest admission: an answer lost with the connection', () =>
       let answer: unknown;
       do {
         await new Promise((resolve) => setTimeout(resolve, 100));
-        answer = await gate.admit([item], Date.now()).catch((error: Error) => error.message);
+        answer = await gate.admitOnce([item], Date.now()).catch((error: Error) => error.message);
       } while (JSON.stringify(answer) !== JSON.stringify([{ kind: 'admitted' }]) && Date.now() < deadline);
       expect(answer).toEqual([{ kind: 'admitted' }]);
     } else {
@@ -96,6 +98,6 @@ describe('telemetry-ingest admission: an answer lost with the connection', () =>
     }
     expect(dropNextScriptAnswer).toBe(false);
     // Admitted once: a later delivery of the same event, while this one is in progress, is told so.
-    expect(await gate.admit([item], Date.now())).toEqual([{ kind: 'in_progress' }]);
+    expect(await gate.admitOnce([item], Date.now())).toEqual([{ kind: 'in_progress' }]);
   });
 });

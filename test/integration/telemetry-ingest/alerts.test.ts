@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../../support/services.js';
-import { type Harness, startHarness, TYPES } from './harness.js';
+import { type Harness, startHarness, storedSamples, TYPES } from './harness.js';
 
 // Alerts transition once per crossing, not once per sample, with hysteresis and a consecutive count.
 describe('telemetry-ingest: alerts', () => {
@@ -141,5 +141,40 @@ describe('telemetry-ingest: alerts', () => {
     expect(raised()).toHaveLength(1);
     const active = (await (await api('GET', `/alerts?ruleId=${rule.id}&status=active`)).json()) as any;
     expect(active.items).toHaveLength(1);
+  });
+
+  it('raises the alert of a message whose first delivery stored it and then failed: the redelivery is a duplicate and still raises it, once', async () => {
+    const flaky = uniqueName('boiler');
+    await h.addDevice(flaky);
+    const rule = (await (
+      await api('POST', '/alert-rules', { deviceId: flaky, metric: 'temp', comparison: '>', threshold: 50 })
+    ).json()) as any;
+    const raised = () =>
+      h.sink.received.filter(
+        (r) => r.event?.type === 'io.kiot.alert.raised' && r.event.subject === flaky && r.event.id?.startsWith(rule.id),
+      );
+    const id = uniqueName('ev');
+    const data = { ts: Date.now() - 5_000, metrics: { temp: 80 } };
+    // The sink refuses the alert: the first delivery stored the sample, evaluated it, and answers 5xx.
+    h.sink.respond = (request) => (request.event?.type === 'io.kiot.alert.raised' ? { status: 503 } : { status: 202 });
+    try {
+      expect((await h.send(TYPES.telemetry, flaky, data, { id })).status).toBeGreaterThanOrEqual(500);
+    } finally {
+      h.sink.respond = () => ({ status: 202 });
+    }
+    expect(await storedSamples(h, flaky)).toHaveLength(1);
+    const refused = raised().length;
+    expect(refused).toBeGreaterThan(0);
+
+    // The redelivery finds its sample stored (a duplicate) and still publishes the alert; later ones add nothing.
+    expect((await h.send(TYPES.telemetry, flaky, data, { id })).status).toBe(204);
+    expect((await h.send(TYPES.telemetry, flaky, data, { id })).status).toBe(204);
+    expect(raised()).toHaveLength(refused + 1);
+    const active = (await (await api('GET', `/alerts?ruleId=${rule.id}&status=active`)).json()) as any;
+    expect(active.items).toEqual([expect.objectContaining({ deviceId: flaky, raisedValue: 80 })]);
+    expect(await storedSamples(h, flaky)).toHaveLength(1);
+    // Presence ran for the duplicate too.
+    const state = (await (await h.get(`/devices/${flaky}/state`)).json()) as { presence: { status: string } };
+    expect(state.presence.status).toBe('online');
   });
 });

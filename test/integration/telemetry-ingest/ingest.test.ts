@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceStateSchema } from '../../../functions/telemetry-ingest/schema.js';
-import { deleteKeys } from '../../../shared/redis.js';
 import { scanKeys } from '../../support/redis-keys.js';
 import { uniqueName } from '../../support/services.js';
 import { type Harness, startHarness, storedSamples, TYPES } from './harness.js';
 
-// Telemetry over CloudEvents: stored once per event id, with the device's own timestamps.
+// Telemetry over CloudEvents: stored once per event id (each sample's unique `_id` in MongoDB is the dedup), with
+// the device's own timestamps.
 describe('telemetry-ingest: storing telemetry', () => {
   let h: Harness;
   const device = uniqueName('dev');
@@ -39,9 +39,10 @@ describe('telemetry-ingest: storing telemetry', () => {
       { ts: base + 2_000, metrics: { hum: 20 } },
     ];
     const id = uniqueName('batch');
-    // Concurrent redeliveries: one stores, the others see it in progress (409, retried) or done (204).
+    // Concurrent redeliveries all insert: each sample is stored by one of them, and every one answers 204 (no
+    // "in progress" 409 any more: nothing is marked in Redis).
     const answers = await Promise.all([1, 2, 3].map(() => h.send(TYPES.telemetry, other, batch, { id })));
-    for (const answer of answers) expect([204, 409]).toContain(answer.status);
+    expect(answers.map((answer) => answer.status)).toEqual([204, 204, 204]);
     expect((await h.send(TYPES.telemetry, other, batch, { id })).status).toBe(204);
     const stored = await storedSamples(h, other);
     expect(stored.map((doc) => doc.ts.getTime())).toEqual([base + 1_000, base + 2_000, base + 3_000]);
@@ -67,16 +68,47 @@ describe('telemetry-ingest: storing telemetry', () => {
     }
   });
 
-  it('keeps one copy when Redis has forgotten the event (the unique _id in MongoDB decides)', async () => {
+  it('keeps no per-message key in Redis: the unique _id in MongoDB decides what is a duplicate', async () => {
     const id = uniqueName('ev');
     const payload = [{ metrics: { temp: 1 } }, { metrics: { temp: 2 } }];
+    const duplicates = async () =>
+      Number(/kiot_telemetry_duplicates_total (\d+)/.exec(await (await fetch(`${h.base}/metrics`)).text())?.[1] ?? 0);
+    const before = await duplicates();
     expect((await h.send(TYPES.telemetry, device, payload, { id })).status).toBe(204);
     const client = await h.redis.client();
-    const keys = await scanKeys(client, `${h.config.REDIS_PREFIX}:{${device}}:event:*`);
-    expect(keys.length).toBeGreaterThan(0);
-    await deleteKeys(client, keys);
+    expect(await scanKeys(client, `${h.config.REDIS_PREFIX}:{${device}}:event:*`)).toEqual([]);
     expect((await h.send(TYPES.telemetry, device, payload, { id })).status).toBe(204);
     expect((await storedSamples(h, device)).filter((doc) => doc.eventId === id)).toHaveLength(2);
+    expect(await duplicates()).toBe(before + 1);
+  });
+
+  it('answers a redelivery over the rate as the duplicate it is, and charges no rate for a stored message', async () => {
+    // Two messages at once, then one per ~17 minutes; every refusal is told (no notice interval).
+    const strict = await startHarness({
+      RATE_LIMIT_PER_SECOND: '0.001',
+      RATE_LIMIT_BURST: '2',
+      RATE_LIMIT_NOTICE_INTERVAL_MS: '0',
+    });
+    try {
+      const calm = uniqueName('dev');
+      await strict.addDevice(calm);
+      const [m1, m2, m3] = [uniqueName('m1'), uniqueName('m2'), uniqueName('m3')];
+      const send = (id: string) => strict.send(TYPES.telemetry, calm, { metrics: { n: 1 } }, { id });
+      expect((await send(m1)).status).toBe(204); // one token left
+      // A redelivery of a stored message draws a token and gets it back: still one left, so m2 is admitted.
+      expect((await send(m1)).status).toBe(204);
+      expect((await send(m2)).status).toBe(204); // the bucket is empty now
+      // Over the rate, but stored: a duplicate (looked up by _id), not refused, not told.
+      expect((await send(m1)).status).toBe(204);
+      expect((await send(m2)).status).toBe(204);
+      // A new message is refused: the bucket really is empty.
+      expect((await send(m3)).status).toBe(422);
+      expect((await storedSamples(strict, calm)).map((doc) => doc.eventId).sort()).toEqual([m1, m2].sort());
+      await strict.sink.waitFor(() => strict.notices(calm).length > 0);
+      expect(strict.notices(calm)).toEqual([expect.objectContaining({ code: 'rate_limited', eventId: m3 })]);
+    } finally {
+      await strict.close();
+    }
   });
 
   it('treats a msgId and ts the device repeats under a new event id as the same sample', async () => {
