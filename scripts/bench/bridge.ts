@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
 // The test helper that runs a private Mosquitto on a free port: the bench needs exactly that.
 import { freePort, startMosquitto } from '../../test/support/mosquitto.js';
+import { bridgeBatchMeter, describeBatches } from './support/bridge-batches.js';
 import { type CpuPerUnit, cpuMeter, describeCpu } from './support/cpu.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 30_000);
@@ -266,11 +267,13 @@ async function main() {
         const now = Number(/kiot_bridge_in_flight_messages (\d+)/.exec(text ?? '')?.[1] ?? 0);
         peakInFlight = Math.max(peakInFlight, now);
       }, 200);
+      const batchMeter = await bridgeBatchMeter(`${started.url}/metrics`);
       const t0 = performance.now();
       await publishBurst(devices, 0, MESSAGES);
       await got.waitFor(MESSAGES);
       clearInterval(sampler);
       const value = MESSAGES / ((got.lastAt - t0) / 1000);
+      const batches = await batchMeter.since();
       // Where the CPU went (devices and the no-op sink live in this process). With every core busy, cores ÷
       // total µs is the most this pipeline can forward on this machine, whatever the bridge does.
       const cpu = meter.perUnit(MESSAGES);
@@ -278,6 +281,7 @@ async function main() {
       log(
         `bridge sustained forward rate: ${round(value)} msg/s (${round(value / raw, 3)} of raw); in flight at most ${peakInFlight}`,
       );
+      if (batches.batches > 0) log(`  telemetry batches: ${describeBatches(batches)}`);
       log(
         `  CPU per message: ${describeCpu(cpu)}; ${cores} cores ⇒ at most ${round(ceiling)} msg/s (${round(ceiling / raw, 3)} of raw)`,
       );
@@ -309,7 +313,7 @@ async function main() {
       bridge.kill('SIGTERM');
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
       bridge = undefined;
-      return { value, cpu, ceiling, own, halfRaw, rss };
+      return { value, cpu, ceiling, own, halfRaw, rss, batches };
     };
     const cores = availableParallelism();
     const batched = await phase('batched', {});
@@ -333,6 +337,10 @@ async function main() {
         rss_mb: round(batched.rss),
         cpu_us_per_msg: batched.cpu,
         cpu_ceiling_msg_s: round(batched.ceiling),
+        // The burst's batches: how many, messages per batch, and what closed them (count, bytes, linger).
+        batches: batched.batches.batches,
+        messages_per_batch: round(batched.batches.messages / Math.max(1, batched.batches.batches)),
+        batch_close_reasons: batched.batches.byReason,
         single_value: round(single.value),
         single_ratio: round(single.value / raw, 3),
         single_p99_ms: round(single.own.p99, 2),

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../../test/support/ports.js';
+import { bridgeBatchMeter, describeBatches } from './support/bridge-batches.js';
 import { cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
 import { productionNodeArgs } from './support/deploy-values.js';
 import { measurePaced } from './support/ingest-paced.js';
@@ -323,6 +324,7 @@ async function main(): Promise<void> {
       redis: pidOfServer(REDIS_URL),
     };
     const e2eMeter = cpuMeter(pids);
+    const batchMeter = await bridgeBatchMeter(`http://127.0.0.1:${bridgePort}/metrics`);
     const started = performance.now();
     await publishAll(clients, ids, MESSAGES, 's');
     await until('sustained run stored', async () => (await storedTotal()) >= 2_000 + MESSAGES, 600_000);
@@ -333,6 +335,8 @@ async function main(): Promise<void> {
         `${batches} batches so far, ${((2_000 + MESSAGES) / batches).toFixed(1)} messages per batch`,
     );
     const e2eCpu = e2eMeter.perUnit(MESSAGES);
+    const e2eBatches = await batchMeter.since();
+    log(`  the bridge's batches in it: ${describeBatches(e2eBatches)}`);
     log(
       `  CPU per message: ${describeCpu(e2eCpu)}; ${availableParallelism()} cores ⇒ at most ` +
         `${Math.round((availableParallelism() * 1e6) / e2eCpu.total!)} msg/s`,
@@ -381,7 +385,7 @@ async function main(): Promise<void> {
       log,
     });
     await Promise.all(clients.map((c) => c.endAsync()));
-    return { e2e, e2eCpu, volatile, pacedRate: PACED_RATE, paced: pacedResult };
+    return { e2e, e2eCpu, e2eBatches, volatile, pacedRate: PACED_RATE, paced: pacedResult };
   };
   const endToEnd = ONLY_STORAGE ? undefined : await measureEndToEnd();
   const step = (messages: number, prefix: string) =>
@@ -478,6 +482,11 @@ async function main(): Promise<void> {
     storage_inserts: storageInserts,
     bucket_limit: Math.round(limits.bucket),
     cpu_us_per_msg: endToEnd?.e2eCpu ?? null,
+    // The bridge's batches in the sustained run: messages per batch and what closed them (count, bytes, linger).
+    bridge_messages_per_batch: endToEnd
+      ? round(endToEnd.e2eBatches.messages / Math.max(1, endToEnd.e2eBatches.batches))
+      : null,
+    bridge_batch_close_reasons: endToEnd?.e2eBatches.byReason ?? null,
     storage_cpu_us_per_msg: storageCpu,
     cores: availableParallelism(),
   };
