@@ -4,8 +4,9 @@
 //   2. end to end: devices → Mosquitto → dist/bridge.js → dist/router.js → dist/telemetry-ingest.js → stores,
 //      sustained (as fast as it goes) with the router's journal on (the durable path) and again with it off,
 //      and paced at 0.03 × the raw MQTT rate of the run (or BENCH_PACED_RATE) for the latency percentiles
-//   3. the storage step alone: telemetry batches (BENCH_STORAGE_BATCH messages each) POSTed straight to the
-//      function over HTTP, against raw insertMany of the same documents (the best of the run's three passes)
+//   3. the storage step alone: telemetry batches POSTed straight to the function over HTTP, against raw insertMany
+//      of the same documents (the best of the run's three passes); each batch holds the bridge's BATCH_MAX_COUNT
+//      (its default, or BENCH_BRIDGE_BATCH_MAX_COUNT) messages unless BENCH_STORAGE_BATCH says otherwise
 //   BENCH_ONLY=storage runs the raw insertMany limit and the storage step alone (BENCH_PROFILE_DIR: its profile).
 //   The paced phase (support/ingest-paced.ts) first sends its never-seen devices' first contact for
 //   BENCH_PACED_WARMUP_SECONDS (default 2; its p50/p99 printed apart, not in the target), then measures: each hop
@@ -22,6 +23,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import mqtt, { type MqttClient } from 'mqtt';
+import { bridgeConfigSchema } from '../../bridge/config.js';
 import { freePort } from '../../test/support/ports.js';
 import { bridgeBatchMeter, describeBatches } from './support/bridge-batches.js';
 import { cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
@@ -41,14 +43,18 @@ const PACED_SECONDS = env('BENCH_PACED_SECONDS', 10);
 /** The paced devices' first contact, at the paced rate before the measured seconds (0: measure from the first message). */
 const PACED_WARMUP_SECONDS = env('BENCH_PACED_WARMUP_SECONDS', 2);
 const PUBLISHERS = env('BENCH_PUBLISHERS', 10);
-const STORAGE_BATCH = env('BENCH_STORAGE_BATCH', 100);
-const STORAGE_CONCURRENCY = env('BENCH_STORAGE_CONCURRENCY', 16);
 /** Bridge settings to try (BENCH_BRIDGE_SESSIONS, BENCH_BRIDGE_BATCH_MAX_COUNT, …); unset = the bridge's defaults. */
-const bridgeOverrides = Object.fromEntries(
+const bridgeOverrides: Record<string, string | undefined> = Object.fromEntries(
   Object.entries(process.env)
     .filter(([name]) => name.startsWith('BENCH_BRIDGE_') && name !== 'BENCH_BRIDGE_NODE_ARGS')
     .map(([name, value]) => [name.slice('BENCH_BRIDGE_'.length), value ?? '']),
 );
+/** The storage step's batches are the bridge's: its BATCH_MAX_COUNT as this run sets it (the schema's default). */
+const STORAGE_BATCH = env(
+  'BENCH_STORAGE_BATCH',
+  bridgeConfigSchema.shape.BATCH_MAX_COUNT.parse(bridgeOverrides.BATCH_MAX_COUNT),
+);
+const STORAGE_CONCURRENCY = env('BENCH_STORAGE_CONCURRENCY', 16);
 const RAW_DOCS = env('BENCH_RAW_DOCS', 50_000);
 /** BENCH_ONLY=storage: the raw insertMany limit and the storage step alone (no MQTT phases), e.g. to profile it. */
 const ONLY_STORAGE = process.env.BENCH_ONLY === 'storage';
