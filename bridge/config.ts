@@ -54,9 +54,11 @@ export const bridgeConfigSchema = baseConfigSchema.extend({
    * `io.kiot.telemetry.batch` event, closed at this many messages, at this many bytes of JSON (well under
    * the 1 MB a Kafka broker takes by default), or this long after its first message, whichever comes first.
    * BATCH_MAX_COUNT=1 sends each message as its own `io.kiot.telemetry.received`, as before batching.
-   * The defaults are the benchmark's choice (docs/performance.md).
+   * The defaults are the benchmark's choice (docs/performance.md). A count closes a batch only if that many
+   * messages can be unacknowledged at once: 250 fits the default window (BRIDGE_SESSIONS × MAX_IN_FLIGHT =
+   * 256); a larger count with this window closes every busy batch by linger, with the window full meanwhile.
    */
-  BATCH_MAX_COUNT: int(1, 10_000).default(100),
+  BATCH_MAX_COUNT: int(1, 10_000).default(250),
   BATCH_MAX_BYTES: int(1_024, 4 * 1_048_576).default(512 * 1024),
   BATCH_LINGER_MS: int(0, 60_000).default(10),
   /** Capped exponential backoff with full jitter for transient sink failures, retried indefinitely. */

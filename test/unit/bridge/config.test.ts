@@ -24,6 +24,13 @@ describe('bridge config', () => {
     expect(loadBridgeConfig({ ...env, MQTT_PROTOCOL_VERSION: '4' }).MQTT_PROTOCOL_VERSION).toBe(4);
   });
 
+  it('batches telemetry by default with a count the default window can fill', () => {
+    const config = loadBridgeConfig(env);
+    expect(config).toMatchObject({ BATCH_MAX_COUNT: 250, BATCH_MAX_BYTES: 524_288, BATCH_LINGER_MS: 10 });
+    // A batch closes by count only if that many messages can be unacknowledged at once (docs/telemetry-batch.md).
+    expect(config.BATCH_MAX_COUNT).toBeLessThanOrEqual(config.BRIDGE_SESSIONS * config.MAX_IN_FLIGHT);
+  });
+
   it('fails at start on a bad environment', () => {
     expect(() => loadBridgeConfig({ ...env, DEAD_LETTER_SINK: undefined })).toThrow(ConfigError);
     expect(() => loadBridgeConfig({ ...env, BRIDGE_SESSIONS: '0' })).toThrow(ConfigError);
