@@ -94,6 +94,24 @@ describe('parseCloudEvent', () => {
     expect(Buffer.from(parsed.data as Uint8Array).equals(bytes)).toBe(true);
   });
 
+  it('captures no stack while the SDK runs, and leaves the limit as it was (also when the SDK refuses)', () => {
+    const limit = Error.stackTraceLimit;
+    parseCloudEvent(binaryHeaders, Buffer.from('{"metrics":{"t":1}}'));
+    expect(Error.stackTraceLimit).toBe(limit);
+    // Binary mode whose JSON the SDK cannot parse: its refusal, worded by its message.
+    let refusal: unknown;
+    try {
+      parseCloudEvent(binaryHeaders, Buffer.from('{not json'));
+    } catch (error) {
+      refusal = error;
+    }
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(refusal).toBeInstanceOf(InvalidInputError);
+    expect((refusal as Error).message).toMatch(/the CloudEvent is invalid: .*JSON/);
+    // The 400 itself keeps its stack: it is built after the limit is back.
+    expect((refusal as Error).stack).toMatch(/\n\s+at /);
+  });
+
   it('knows a plain JSON request is not a CloudEvent', () => {
     expect(isCloudEventRequest({ 'content-type': 'application/json' })).toBe(false);
   });
