@@ -77,6 +77,23 @@ describe('fastBatchItem', () => {
     expect(fastBatchItem(bridge)).toEqual(zodItem(bridge));
     for (const raw of [null, [], 'x', 1, { id: 'a', subject: 'b' }]) expect(fastBatchItem(raw)).toBeUndefined();
   });
+
+  it('reads each time on its own, whatever time came before (the last one is remembered)', () => {
+    const item = (time: unknown) => fastBatchItem({ id: 'a', subject: 'dev-1', time, data: 1 });
+    // Each time read fresh: after a time of its own that no other item has.
+    const fresh = new Map(
+      TIMES.map((time) => {
+        item(`not ${String(time)}`);
+        return [time, item(time)] as const;
+      }),
+    );
+    expect([...fresh.values()].some((answer) => answer !== undefined)).toBe(true);
+    for (const before of TIMES)
+      for (const time of [...TIMES, before]) {
+        item(before);
+        expect(item(time), `${before} then ${time}`).toEqual(fresh.get(time));
+      }
+  });
 });
 
 describe('fastSamples', () => {
