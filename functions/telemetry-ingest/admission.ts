@@ -42,22 +42,32 @@ export interface GateItem {
   receivedAt?: Date;
 }
 
+/** Telemetry's admission of a batch: each item's, in order, and the devices marked seen that a live hub watches. */
+export interface RateAdmissions {
+  admissions: RateAdmission[];
+  watched: Set<string>;
+}
+
 export interface AdmissionGate {
   /**
-   * Telemetry: the rate alone, no dedup marks (one round trip for the batch, per master on a Cluster). A
-   * redelivery draws again; the caller gives back what stored messages drew (`refund`).
+   * Telemetry: the rate alone, no dedup marks, and presence: each device of `seen` is marked seen at its newest
+   * message's receive time in the same call, whatever becomes of its messages (one round trip for
+   * the batch, per master on a Cluster; a status change then feeds the fleet index, a second one, rare). Answers
+   * which of those devices a live hub watches, as read in that call (before the insert: see live-feed.ts for why a
+   * sample stored after a hub set its mark is still published). A redelivery draws again; the caller gives back
+   * what stored messages drew (`refund`).
    */
-  admit(items: readonly GateItem[], now: number): Promise<RateAdmission[]>;
+  admit(items: readonly GateItem[], now: number, seen?: ReadonlySet<string>): Promise<RateAdmissions>;
   /**
    * State reports: dedup marks and the rate, in the order of `items`. An admitted item holds an in-progress mark
    * until `complete({ marked: true })`, `release` or `forget`.
    */
   admitOnce(items: readonly GateItem[], now: number): Promise<Admission[]>;
   /**
-   * The effects are durable: mark each device seen at its newest message's receive time (presence), and with
-   * `marked` remember the ids for the dedup window. Answers the items' devices a live hub watches (the presence
-   * hash's `watched` field), whose samples are published live. One round trip serves all three (per master on a
-   * Cluster); a status change then feeds the fleet index (a second one, rare: a device's first message).
+   * State reports, whose effects are durable: mark each device seen at its newest message's receive time
+   * (presence), and with `marked` remember the ids for the dedup window. Answers the items' devices a live hub
+   * watches (the presence hash's `watched` field). One round trip serves all three (per master on a Cluster); a
+   * status change then feeds the fleet index (a second one, rare: a device's first message).
    */
   complete(items: readonly GateItem[], options?: { marked: boolean }): Promise<Set<string>>;
   /**
@@ -75,7 +85,7 @@ export interface AdmissionGate {
   forget(items: readonly GateItem[]): Promise<void>;
 }
 
-/** An in-progress mark this process holds: its key, its attempt's token, and its device's bucket. */
+/** An in-progress mark this process holds: its key, its attempt's token, and its device's hash (its bucket). */
 interface Mark {
   deviceId: string;
   key: string;
@@ -95,9 +105,9 @@ export function createAdmissionGate(
   policy: AdmissionPolicy,
   presence: Pick<PresenceRepository, 'index'>,
 ): AdmissionGate {
-  // One script call per master on a Cluster (a device's dedup marks and bucket share its `{deviceId}` slot).
+  // One script call per master on a Cluster (a device's dedup marks and hash share its `{deviceId}` slot).
   const groups = <T>(client: RedisClient, items: readonly T[], deviceOf: (item: T) => string) =>
-    groupsByNode(client, items, (item) => keys.bucket(deviceOf(item)));
+    groupsByNode(client, items, (item) => keys.presence(deviceOf(item)));
   const dedupKeys = (items: readonly GateItem[]) => items.map((item) => keys.dedup(item.deviceId, item.eventId));
   // The token of each mark this process holds: admitted, neither completed nor released yet.
   const tokens = new Map<string, string>();
@@ -125,7 +135,8 @@ export function createAdmissionGate(
       const key = keys.dedup(item.deviceId, item.eventId);
       const token = tokens.get(key);
       tokens.delete(key);
-      if (token !== undefined) marks.push({ deviceId: item.deviceId, key, token, bucket: keys.bucket(item.deviceId) });
+      if (token !== undefined)
+        marks.push({ deviceId: item.deviceId, key, token, bucket: keys.presence(item.deviceId) });
     }
     if (marks.length === 0) return;
     try {
@@ -141,20 +152,23 @@ export function createAdmissionGate(
     group: GateItem[],
     now: number,
     marked: boolean,
-  ): Promise<Admission[]> {
+    seen: ReadonlySet<string> | undefined,
+  ): Promise<GroupAnswer> {
     const buckets = new Map<string, number>();
+    const devices: string[] = [];
     const positions = group.map((item) => {
-      const key = keys.bucket(item.deviceId);
+      const key = keys.presence(item.deviceId);
       let position = buckets.get(key);
       if (position === undefined) {
         position = buckets.size + 1;
         buckets.set(key, position);
+        devices.push(item.deviceId);
       }
       return position;
     });
     const token = marked ? `pending:${randomUUID()}` : '';
     const marks = marked ? dedupKeys(group) : [];
-    let answer: [string, ...number[]];
+    let answer: [string, number[], number[], (number | string)[]];
     try {
       answer = (await ADMIT.run(
         client,
@@ -173,8 +187,11 @@ export function createAdmissionGate(
             const at = item.receivedAt?.getTime();
             return at !== undefined && Number.isFinite(at) ? at : now;
           }),
+          ...(seen
+            ? [policy.presenceTtlSeconds, devices.map((deviceId) => (seen.has(deviceId) ? '1' : '0')).join('')]
+            : []),
         ],
-      )) as [string, ...number[]];
+      )) as typeof answer;
     } catch (error) {
       // The script may have run and its answer been lost with the connection (a master killed mid-call, whose
       // writes live on in the replica that takes over): its marks would hold the redelivery off as in progress
@@ -186,15 +203,18 @@ export function createAdmissionGate(
             deviceId: item.deviceId,
             key: marks[i]!,
             token,
-            bucket: keys.bucket(item.deviceId),
+            bucket: keys.presence(item.deviceId),
           })),
         );
       }
       throw error;
     }
-    const [kinds] = answer;
-    let waits = 1;
-    return group.map((_, i): Admission => {
+    const [kinds, waits, watched, changed] = answer;
+    let w = 0;
+    const changes: StatusChanges = [];
+    for (let i = 0; i < changed.length; i += 3)
+      changes.push(devices[Number(changed[i]) - 1]!, changed[i + 1]!, changed[i + 2]!);
+    const admissions = group.map((_, i): Admission => {
       const kind = kinds[i];
       if (kind === 'a') {
         if (marked) tokens.set(marks[i]!, token);
@@ -202,11 +222,12 @@ export function createAdmissionGate(
       }
       if (kind === 'd') return { kind: 'duplicate' };
       if (kind === 'p') return { kind: 'in_progress' };
-      return { kind: 'limited', retryAfterMs: Number(answer[waits++]), notify: kind === 'L' };
+      return { kind: 'limited', retryAfterMs: Number(waits[w++]), notify: kind === 'L' };
     });
+    return { admissions, watched: watched.map((position) => devices[position - 1]!), changes };
   }
 
-  const admitAll = (items: readonly GateItem[], now: number, marked: boolean) =>
+  const admitAll = (items: readonly GateItem[], now: number, marked: boolean, seen?: ReadonlySet<string>) =>
     withRedis(async () => {
       const client = await redis.client();
       const positions = groups(
@@ -221,22 +242,30 @@ export function createAdmissionGate(
             group.map((i) => items[i]!),
             now,
             marked,
+            seen,
           ),
         ),
       );
       // Back into the order of `items`: a group keeps its items' order.
       const out: Admission[] = new Array(items.length);
+      const watched = new Set<string>();
+      const changes: StatusChanges = [];
       positions.forEach((group, g) => {
+        const answer = answers[g]!;
         group.forEach((index, i) => {
-          out[index] = answers[g]![i]!;
+          out[index] = answer.admissions[i]!;
         });
+        for (const deviceId of answer.watched) watched.add(deviceId);
+        for (const change of answer.changes) changes.push(change);
       });
-      return out;
+      // A status change (rare: a device's first message, or its first after a disconnect) feeds the fleet index.
+      await presence.index(changes);
+      return { admissions: out, watched };
     });
 
   return {
-    admit: (items, now) => admitAll(items, now, false) as Promise<RateAdmission[]>,
-    admitOnce: (items, now) => admitAll(items, now, true),
+    admit: (items, now, seen) => admitAll(items, now, false, seen) as Promise<RateAdmissions>,
+    admitOnce: async (items, now) => (await admitAll(items, now, true)).admissions,
     complete: (items, options) =>
       withRedis(async () => {
         const marked = options?.marked === true;
@@ -271,7 +300,7 @@ export function createAdmissionGate(
         if (items.length === 0) return;
         const counts = new Map<string, number>();
         for (const item of items) {
-          const bucket = keys.bucket(item.deviceId);
+          const bucket = keys.presence(item.deviceId);
           counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
         }
         const client = await redis.client();
@@ -288,6 +317,13 @@ export function createAdmissionGate(
     release: (items) => releaseMarks(items, true),
     forget: (items) => releaseMarks(items, false),
   };
+}
+
+/** One master's part of an admission: its items' answers, its watched devices, its status changes. */
+interface GroupAnswer {
+  admissions: Admission[];
+  watched: string[];
+  changes: StatusChanges;
 }
 
 /** Releases kept until Redis answers again; bounded (past that, the marks expire on their own). */

@@ -27,7 +27,7 @@ export interface IngestTelemetryDeps extends NoticeDeps, AlertDeps {
     existing(ids: readonly string[]): Promise<Set<string>>;
   };
   /** Live views hear of stored samples (best effort, never awaited). */
-  live?: Pick<LiveFeed, 'stored'>;
+  live?: Pick<LiveFeed, 'stored' | 'epoch'>;
   policy: ValidationPolicy;
   now(): number;
 }
@@ -46,9 +46,14 @@ interface Checked {
 
 /**
  * Telemetry messages from devices (a batch event of the bridge, a single event, an HTTP ingest), with work
- * sized by the batch rather than by the message: one rate-limit round trip to Redis for every message, one
- * `insertMany` (through the group commit, which also merges concurrent batches), one presence update per
- * device (in admission's post-insert call), alert evaluation per device over its samples in event-time order.
+ * sized by the batch rather than by the message: one round trip to Redis for every message (per master on a
+ * Cluster) that judges the rate and marks the devices seen (presence), one `insertMany` (through the group commit,
+ * which also merges concurrent batches), alert evaluation per device over its samples in event-time order.
+ *
+ * Presence says the device was heard from: every registered device of the batch is marked seen at its newest
+ * message's receive time in the admission call, before the insert, whatever becomes of its messages (over the
+ * rate, invalid, disabled, or the insert failing: they arrived all the same). A device that is not registered is
+ * not marked (stray ids would fill Redis), so the devices are looked up first (the directory's cache, mostly).
  *
  * Dedup is the insert: every sample has a deterministic `_id` (`sampleId`), and a message whose samples were
  * all stored already (a duplicate-key error for each) is a `duplicate`, for as long as its samples are stored
@@ -79,16 +84,17 @@ export async function ingestTelemetryBatch(
     deps.metrics.duplicates.inc();
   };
 
-  // 1. The rate limit, every message in one round trip; meanwhile the devices are looked up (a MongoDB query
-  //    for those the cache has not seen), so that the two round trips before the insert overlap.
-  const [admitted_, lookup] = await Promise.allSettled([
-    deps.admission.admit(messages, deps.now()),
-    deps.devices.devices(new Set(messages.map((message) => message.deviceId))),
-  ]);
-  if (admitted_.status === 'rejected') throw admitted_.reason;
+  // 1. The devices (a MongoDB query for those the cache has not seen), then the rate limit and presence of every
+  //    message in one round trip.
+  const devices = await deps.devices.devices(new Set(messages.map((message) => message.deviceId)));
+  const seen = new Set<string>();
+  for (const [id, device] of devices) if (device) seen.add(id);
+  // Before the call is sent: live-feed.ts reads the marks again after the insert if a hub changed it since.
+  const epoch = deps.live?.epoch();
+  const { admissions, watched } = await deps.admission.admit(messages, deps.now(), seen);
   const admitted: number[] = [];
   const limited = new Map<number, RateLimitRefusal>();
-  admitted_.value.forEach((admission, index) => {
+  admissions.forEach((admission, index) => {
     if (admission.kind === 'admitted') admitted.push(index);
     else limited.set(index, new RateLimitRefusal(admission.retryAfterMs, admission.notify));
   });
@@ -98,11 +104,10 @@ export async function ingestTelemetryBatch(
   // Admitted messages that were stored already (redeliveries): the token they drew is given back afterwards.
   const redelivered: TelemetryMessage[] = [];
   try {
-    if (lookup.status === 'rejected') throw lookup.reason;
     const [checked, overRate] = await Promise.all([
-      check(admitted, messages, lookup.value, deps, refuse),
+      check(admitted, messages, devices, deps, refuse),
       // A redelivery draws on the rate again: the ones over it are looked up before they are refused (rare).
-      limited.size === 0 ? undefined : check([...limited.keys()], messages, lookup.value, deps, () => undefined),
+      limited.size === 0 ? undefined : check([...limited.keys()], messages, devices, deps, () => undefined),
     ]);
     const [existing, storedBefore] = await Promise.all([
       store(checked, deps),
@@ -136,12 +141,16 @@ export async function ingestTelemetryBatch(
       }
     }
     await alertsPerDevice(effects, deps);
-    // `complete` marks the devices seen (presence) and answers which of them a live view watches.
-    const watched = await deps.admission.complete(effects.map((entry) => entry.message));
-    // Live views hear of the samples of the devices someone watches (the answer of `complete`); building and
-    // publishing every device's message was ~4 % of the function's CPU for listeners that mostly did not exist.
+    // Live views hear of the samples of the devices someone watches (the admission's answer, checked after the
+    // insert by the live feed); building and publishing every device's message was ~4 % of the function's CPU for
+    // listeners that mostly did not exist.
     deps.live?.stored(
-      watched.size === 0 ? [] : effects.flatMap((entry) => (watched.has(entry.device.id) ? entry.docs : [])),
+      {
+        devices: [...new Set(effects.map((entry) => entry.device.id))],
+        samplesOf: (devices) => effects.flatMap((entry) => (devices.has(entry.device.id) ? entry.docs : [])),
+        watched,
+        epoch,
+      },
       stored,
       deps.now(),
     );

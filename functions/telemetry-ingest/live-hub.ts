@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { withRedis } from '../../shared/redis.js';
@@ -24,9 +25,10 @@ export const WATCHED_TTL_SECONDS = 60;
 
 /**
  * Marks a device watched for ARGV[1] seconds: the `watched` field of its presence hash holds until when (Redis
- * TIME seconds, so no replica's clock is involved), and admission's COMPLETE reads it with the presence it updates
- * after each insert — a key of its own cost an EXISTS per device and batch. A hash that holds no presence yet (a
- * device never seen) expires with the mark instead of staying; the device's first message gives it presence's TTL.
+ * TIME seconds, so no replica's clock is involved), and telemetry's admission call (ADMIT) reads it with the presence
+ * and the rate it updates before each insert — a key of its own cost an EXISTS per device and batch. A hash that holds
+ * no presence yet (a device never seen) expires with the mark instead of staying; the device's first message gives
+ * it presence's TTL.
  */
 const WATCH = luaScript(`
 local expiry = tonumber(redis.call('TIME')[1]) + tonumber(ARGV[1])
@@ -41,34 +43,38 @@ return 0
  * master's subscriber is replaced after a failover), ioredis subscribes again, but what was published meanwhile
  * is gone, so every listener hears `gap` and re-reads the API.
  * Only watched devices are published: before it subscribes, the hub marks the device watched (`WATCH`, through
- * `redis`, for a time it renews while it listens); the ingest reads the marks after each insert is acknowledged
- * (admission's COMPLETE). A refresh that fails is a `gap` for the listeners: their device may have
- * gone unpublished.
+ * `redis`, for a time it renews while it listens) and then changes the watch epoch; the ingest reads the marks
+ * before each insert (telemetry's admission call) and again after it if the epoch changed meanwhile (live-feed.ts),
+ * so a sample stored after the mark is published. A refresh that fails is a `gap` for the listeners: their device
+ * may have gone unpublished.
  */
 export function createLiveHub(subscriber: RedisHandle, redis: RedisHandle, keys: RedisKeys): LiveHub {
   const listeners = new Map<string, Set<(signal: LiveSignal) => void>>();
   /** The device of each channel listened to. */
   const devices = new Map<string, string>();
   let connected: { client: RedisClient; channels: Channels } | undefined;
-  const markWatched = (ids: readonly string[]) =>
+  // `fresh`: devices not marked until now (a listen, a remark after a reconnection), so the epoch changes after
+  // the marks are set; a periodic refresh of marks that hold already need not.
+  const markWatched = (ids: readonly string[], fresh: boolean) =>
     withRedis(async () => {
       const client = await redis.client();
       await Promise.all(ids.map((id) => WATCH.run(client, [keys.presence(id)], [WATCHED_TTL_SECONDS])));
+      if (fresh) await client.set(keys.watchEpoch, randomUUID());
     });
   const gap = () => {
     for (const set of listeners.values()) for (const listener of [...set]) listener({ kind: 'gap' });
   };
-  const remark = () => markWatched([...devices.values()]);
+  const remark = (fresh: boolean) => markWatched([...devices.values()], fresh);
   const refresh = setInterval(
     () => {
-      if (devices.size > 0) remark().catch(gap);
+      if (devices.size > 0) remark(false).catch(gap);
     },
     (WATCHED_TTL_SECONDS * 1000) / 3,
   ).unref();
   // After a reconnection or a failover (which may have lost marks: replication is asynchronous), the devices are
   // marked again before the listeners hear `gap` and re-read the API; if that fails, the refresh tries again.
   const remarkThenGap = () =>
-    void remark()
+    void remark(true)
       .catch(() => undefined)
       .then(gap);
 
@@ -134,9 +140,9 @@ export function createLiveHub(subscriber: RedisHandle, redis: RedisHandle, keys:
       listeners.set(channel, set);
       devices.set(channel, deviceId);
       try {
-        // Watched first, then subscribed: a sample stored before the mark is in the API's answer, one after it
-        // is published (complete() reads the mark after the insert).
-        await markWatched([deviceId]);
+        // Watched first (and the epoch changed), then subscribed: a sample stored before the mark is in the API's
+        // answer, one after it is published (the ingest reads the mark again after its insert if the epoch changed).
+        await markWatched([deviceId], true);
         // Every listener waits for a SUBSCRIBE (a repeated one is harmless): ioredis resolves it once the server
         // confirmed it, so the subscription is live for this listener too.
         await withRedis(async () => (await channels()).subscribe(channel));

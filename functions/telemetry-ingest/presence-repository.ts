@@ -15,36 +15,48 @@ export interface Presence {
 export type PresenceSignal = 'connected' | 'disconnected' | 'seen';
 
 /**
- * Presence by event time, for APPLY here and admission's COMPLETE (which marks a batch's devices seen in its
- * post-insert call): events delivered out of order (a retried connect after a later disconnect) cannot turn the
- * status back: a connect or disconnect wins only if it is not older than the current status; a message (`seen`)
- * proves the device online when it is newer than the last disconnect. `lastSeen` only moves forward. The key
- * expires a TTL after its last refresh, so at least a TTL less an hour after the device was last seen.
+ * Presence by event time, for APPLY here, admission's ADMIT (telemetry: a batch's devices are marked seen in the
+ * call that judges their rate) and COMPLETE (state reports, after the store): events delivered out of order (a
+ * retried connect after a later disconnect) cannot turn the status back: a connect or disconnect wins only if it
+ * is not older than the current status; a message (`seen`) proves the device online when it is newer than the last
+ * disconnect. `lastSeen` only moves forward. The key expires a TTL after its last refresh, so at least a TTL less
+ * an hour after the device was last seen.
  * `readPresence` also answers the live hub's `watched` field (live-hub.ts: until when, Redis TIME seconds, a hub
- * listens to the device). `applyPresence` appends a status change (position, new status, event time) to `changes`.
+ * listens to the device). `applyPresence` appends the fields to write to `fields` (the caller writes them in one
+ * HSET, with whatever else the hash holds for the device: its rate bucket) and a status change (position, new
+ * status, event time) to `changes`; it answers whether the key's TTL is to be refreshed.
  */
 export const PRESENCE_LUA = `
 local function readPresence(key)
   local p = redis.call('HMGET', key, 'status', 'since', 'lastSeen', 'watched')
   return { status = p[1], since = tonumber(p[2]) or -1, lastSeen = tonumber(p[3]) or -1, watched = tonumber(p[4]) or 0 }
 end
-local function applyPresence(key, p, kind, atText, ttl, position, changes)
+local function applyPresence(p, kind, atText, position, changes, fields)
   local at = tonumber(atText)
   local fresh, lastSeen = not p.status, p.lastSeen
   if kind ~= 'disconnected' and at > p.lastSeen then
-    redis.call('HSET', key, 'lastSeen', atText)
+    fields[#fields + 1] = 'lastSeen'
+    fields[#fields + 1] = atText
     p.lastSeen = at
   end
   if kind == 'seen' then
     if p.status ~= 'online' and at > p.since then
-      redis.call('HSET', key, 'status', 'online', 'since', atText)
+      fields[#fields + 1] = 'status'
+      fields[#fields + 1] = 'online'
+      fields[#fields + 1] = 'since'
+      fields[#fields + 1] = atText
       p.status, p.since = 'online', at
       table.insert(changes, position) table.insert(changes, 'online') table.insert(changes, atText)
     end
   elseif at >= p.since then
     local status = (kind == 'connected') and 'online' or 'offline'
     local field = (kind == 'connected') and 'connectedAt' or 'disconnectedAt'
-    redis.call('HSET', key, 'status', status, 'since', atText, field, atText)
+    fields[#fields + 1] = 'status'
+    fields[#fields + 1] = status
+    fields[#fields + 1] = 'since'
+    fields[#fields + 1] = atText
+    fields[#fields + 1] = field
+    fields[#fields + 1] = atText
     if status ~= p.status then
       table.insert(changes, position) table.insert(changes, status) table.insert(changes, atText)
     end
@@ -52,9 +64,11 @@ local function applyPresence(key, p, kind, atText, ttl, position, changes)
   end
   -- The TTL (the retention: days) is refreshed on a new key, a connect or disconnect, and when lastSeen enters
   -- a new hour; not on every message, where it was a third of the script's commands per device.
-  if kind ~= 'seen' or fresh or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000) then
-    redis.call('EXPIRE', key, ttl)
-  end
+  return kind ~= 'seen' or fresh or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000)
+end
+local function writePresence(key, fields, expire, ttl)
+  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+  if expire then redis.call('EXPIRE', key, ttl) end
 end
 `;
 
@@ -73,7 +87,9 @@ for i = 1, #KEYS do
 end
 local changes = {}
 for i = 1, #KEYS do
-  applyPresence(KEYS[i], current[KEYS[i]], ARGV[2 * i], ARGV[2 * i + 1], ARGV[1], i, changes)
+  local fields = {}
+  local expire = applyPresence(current[KEYS[i]], ARGV[2 * i], ARGV[2 * i + 1], i, changes, fields)
+  writePresence(KEYS[i], fields, expire, ARGV[1])
 end
 return changes
 `,

@@ -1,6 +1,8 @@
 import type { EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLiveFeed, type LiveBatch, type LiveMessage } from '../../../functions/telemetry-ingest/live-feed.js';
 import { redisKeys } from '../../../functions/telemetry-ingest/redis-keys.js';
+import { createLogger } from '../../../shared/logger.js';
 import { createRedis } from '../../../shared/redis.js';
 import { channelsOf } from '../../../shared/redis-pubsub.js';
 import { REDIS_URL, uniqueName } from '../../support/services.js';
@@ -128,6 +130,45 @@ describe('telemetry-ingest: live streams and fleet figures', () => {
         ((await (await h.get(`/devices/${unseen}/state`)).json()) as { presence: { status: string } }).presence.status,
       ).toBe('unknown');
       other.close();
+    } finally {
+      await subscriber.close();
+      await redis.close();
+    }
+  });
+
+  it('publishes a sample whose mark a hub set after the admission read the marks, once the hub changed the epoch', async () => {
+    const device = uniqueName('late-mark');
+    const keys = redisKeys(h.config.REDIS_PREFIX);
+    const redis = createRedis(REDIS_URL);
+    const subscriber = createRedis(REDIS_URL, { shardedSubscriber: true });
+    const feed = createLiveFeed(redis, keys, createLogger('test-live', 'silent'));
+    try {
+      const client = await redis.client();
+      const heard: LiveMessage[] = [];
+      const channels = channelsOf(await subscriber.client());
+      channels.onMessage((_channel, text) => heard.push(JSON.parse(text) as LiveMessage));
+      await channels.subscribe(keys.live(device));
+      // A batch whose admission call found the device unwatched (its `watched` set empty), sent under `epoch`.
+      const batch = (n: number, epoch: string | undefined): LiveBatch => ({
+        devices: [device],
+        samplesOf: (watched) => (watched.has(device) ? [{ deviceId: device, ts: new Date(), metrics: { n } }] : []),
+        watched: new Set(),
+        epoch,
+      });
+      feed.stored(batch(0, undefined), 1, Date.now());
+      const known = await until(async () => feed.epoch(), 'the epoch read after an insert');
+      // Marked after the admission read the marks, the epoch unchanged (as no hub does it): not read again.
+      await client.hset(keys.presence(device), 'watched', Number((await client.time())[0]) + 60);
+      // (Counted in a second of its own: once its count is there, its epoch read, pipelined before it, was made.)
+      const second = 1_000_000 + Math.floor(Math.random() * 1_000_000);
+      feed.stored(batch(1, known), 1, second * 1000);
+      await until(async () => ((await client.get(keys.rate(second))) === '1' ? true : undefined), 'batch 1 counted');
+      // A hub changes the epoch after its mark: a batch admitted under the old one reads the marks again.
+      await client.set(keys.watchEpoch, `test:${device}`);
+      feed.stored(batch(2, known), 1, Date.now());
+      await until(async () => (heard.length > 0 ? true : undefined), 'the late-marked sample');
+      expect(heard.map((message) => message.samples.map((sample) => sample.metrics.n))).toEqual([[2]]);
+      expect(feed.epoch()).toBe(`test:${device}`);
     } finally {
       await subscriber.close();
       await redis.close();

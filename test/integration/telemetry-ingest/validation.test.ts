@@ -155,18 +155,39 @@ describe('telemetry-ingest: per-device rate limit', () => {
     expect(await storedSamples(h, late)).toHaveLength(9);
   });
 
-  it('reads a bucket left in the hash layout of earlier releases once, then keeps it as one string', async () => {
+  it('keeps the bucket in the presence hash, and ignores the bucket keys of earlier releases', async () => {
     const upgraded = uniqueName('upgraded');
     await h.addDevice(upgraded);
-    const key = redisKeys(h.config.REDIS_PREFIX).bucket(upgraded);
+    const keys = redisKeys(h.config.REDIS_PREFIX);
     const client = await h.redis.client();
-    // An empty bucket as the HMGET/HSET script left it: the next message is over the rate.
-    await client.hset(key, 't', '0', 'at', String(Date.now()), 'n', '0');
-    await client.pexpire(key, 60_000);
-    expect((await h.send(TYPES.telemetry, upgraded, { metrics: { n: 1 } })).status).toBe(422);
-    expect(await client.type(key)).toBe('string');
-    expect(await client.pttl(key)).toBeGreaterThan(0);
-    expect((await h.send(TYPES.telemetry, upgraded, { metrics: { n: 2 } })).status).toBe(422);
+    // Empty buckets as earlier releases left them (a string, and the hash before it): no longer read, so the
+    // device's bucket starts full (burst 3) once, and the old keys are left to expire.
+    const old = `${h.config.REDIS_PREFIX}:{${upgraded}}:rate`;
+    await client.set(old, `0 ${Date.now()} 0`, 'PX', 60_000);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1)
+      statuses.push((await h.send(TYPES.telemetry, upgraded, { metrics: { n: i } })).status);
+    expect(statuses).toEqual([204, 204, 204, 422]);
+    expect(await client.get(old)).toMatch(/^0 /);
+    const hash = await client.hgetall(keys.presence(upgraded));
+    expect(Number(hash.tokens)).toBeLessThan(1);
+    expect(hash.status).toBe('online');
+    // The presence hash keeps presence's TTL (days), not the bucket's seconds.
+    expect(await client.ttl(keys.presence(upgraded))).toBeGreaterThan(3600);
+  });
+
+  it('marks an unregistered device nothing but its bucket, which goes with it', async () => {
+    const stray = uniqueName('stray');
+    const keys = redisKeys(h.config.REDIS_PREFIX);
+    const client = await h.redis.client();
+    expect((await h.send(TYPES.telemetry, stray, { metrics: { n: 1 } })).status).toBe(422);
+    const hash = await client.hgetall(keys.presence(stray));
+    expect(hash.status).toBeUndefined();
+    expect(Number(hash.tokens)).toBe(2);
+    // The bucket's idle time: burst / rate + 1 s (3 / 0.001 + 1 = 3,001 s here), not presence's days.
+    const ttl = await client.pttl(keys.presence(stray));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(3_001_000);
   });
 
   it('does not spend the budget of another device', async () => {
