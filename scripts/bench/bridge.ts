@@ -1,8 +1,11 @@
 // Benchmark of the MQTT⇄CloudEvents bridge, loopback only, bounded in count and time.
 //   simulated devices (several MQTT connections, QoS 1) → a private Mosquitto → bridge (child process,
 //   `node dist/bridge.js`, so its RSS is its own) → a no-op HTTP sink in this process.
-// In the same run it measures the limit: Mosquitto's raw QoS 1 pub→sub rate to one persistent-session
-// subscriber that acknowledges at once. The bridge runs twice: with its defaults (telemetry batching on), which
+// In the same run it measures the limit: Mosquitto's raw QoS 1 pub→sub rate to as many persistent-session
+// subscribers, in one shared subscription, as the bridge has sessions (BRIDGE_SESSIONS), each acknowledging at
+// once: the broker's delivery in the bridge's own shape. (One subscriber was the limit until session 9; with the
+// broker's max_inflight_messages 100 for it against the bridge's 8 × 32, it measured the window, not the broker,
+// and the bridge ran at 1.4–2.3 × that "limit".) The bridge runs twice: with its defaults (telemetry batching on), which
 // is `value`, and with BATCH_MAX_COUNT=1 (one event per message, as before batching) beside it. Ends with one
 // JSON line (see the brief of `npm run bench:bridge`). BENCH_BRIDGE_ENV='A=1 B=2' sets more bridge env.
 // Env: BENCH_MESSAGES (30000), BENCH_CONNECTIONS (4), BENCH_WINDOW (64 in flight per connection),
@@ -15,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
+import { bridgeConfigSchema } from '../../bridge/config.js';
 // The test helper that runs a private Mosquitto on a free port: the bench needs exactly that.
 import { freePort, startMosquitto } from '../../test/support/mosquitto.js';
 import { bridgeBatchMeter, describeBatches } from './support/bridge-batches.js';
@@ -25,6 +29,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
 const DEVICES = 200;
+/** The raw limit's subscribers: as many as the bridge has sessions in this run. */
+const RAW_SUBSCRIBERS = bridgeConfigSchema.shape.BRIDGE_SESSIONS.parse(process.env.BRIDGE_SESSIONS);
 const DEADLINE_MS = 240_000;
 const run = `b${process.pid}`;
 const log = (line: string) => process.stderr.write(`[bench:bridge] ${line}\n`);
@@ -142,15 +148,22 @@ async function measureRaw(
   pids: Record<string, number | undefined>,
 ): Promise<{ rate: number; cpu: CpuPerUnit }> {
   const got = receiver();
-  const subscriber = await mqtt.connectAsync(url, {
-    clientId: `${run}-raw`,
-    protocolVersion: 5,
-    clean: false,
-    properties: { sessionExpiryInterval: 300 },
-    reconnectPeriod: 0,
-  });
-  subscriber.on('message', (_topic, payload) => record(got, payload));
-  await subscriber.subscribeAsync(`devices/+/telemetry`, { qos: 1 });
+  const subscribers = await Promise.all(
+    Array.from({ length: RAW_SUBSCRIBERS }, (_, i) =>
+      mqtt.connectAsync(url, {
+        clientId: `${run}-raw-${i}`,
+        protocolVersion: 5,
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+        reconnectPeriod: 0,
+      }),
+    ),
+  );
+  const filter = `$share/${run}-raw/devices/+/telemetry`;
+  for (const subscriber of subscribers) {
+    subscriber.on('message', (_topic, payload) => record(got, payload));
+    await subscriber.subscribeAsync(filter, { qos: 1 });
+  }
   await publishBurst(devices, 0, 2_000); // warm-up
   await got.waitFor(2_000);
   got.reset();
@@ -160,8 +173,8 @@ async function measureRaw(
   await got.waitFor(MESSAGES);
   const rate = MESSAGES / ((got.lastAt - started) / 1000);
   const cpu = meter.perUnit(MESSAGES);
-  await subscriber.unsubscribeAsync('devices/+/telemetry');
-  await subscriber.endAsync();
+  await Promise.all(subscribers.map((subscriber) => subscriber.unsubscribeAsync(filter)));
+  await Promise.all(subscribers.map((subscriber) => subscriber.endAsync()));
   return { rate, cpu };
 }
 
@@ -226,7 +239,10 @@ async function main() {
   try {
     // 1. The limit: the broker's raw QoS 1 pub→sub rate.
     const { rate: raw, cpu: rawCpu } = await measureRaw(url, devices, { bench: process.pid, mosquitto: broker?.pid() });
-    log(`raw Mosquitto QoS 1 pub→sub: ${round(raw)} msg/s (${MESSAGES} messages, ${CONNECTIONS} publishers)`);
+    log(
+      `raw Mosquitto QoS 1 pub→sub: ${round(raw)} msg/s (${MESSAGES} messages, ${CONNECTIONS} publishers, ` +
+        `${RAW_SUBSCRIBERS} subscribers sharing the subscription)`,
+    );
     log(`  CPU per message (devices and subscriber in this process): ${describeCpu(rawCpu)}`);
 
     // 2. The bridge as a child process, delivering to a no-op sink here: with its defaults (batching), then
