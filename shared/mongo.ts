@@ -11,6 +11,7 @@ import {
   MongoWriteConcernError,
   type OptionalUnlessRequiredId,
   type ReadPreferenceMode,
+  type WriteError,
 } from 'mongodb';
 import { DependencyUnavailableError } from './errors.js';
 
@@ -103,6 +104,25 @@ export const DUPLICATE_KEY = 11000;
 /** Whether a write failed only because a document with that unique key already exists. */
 export function isDuplicateKey(error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
+}
+
+/**
+ * The per-document errors of a failed unordered `insertMany`, split into duplicate keys and the rest (with
+ * `ordered: false` every document not listed was inserted: MongoDB insert command, `ordered`), and whether the
+ * write concern was met; undefined for any error that is not a bulk write's.
+ */
+export function unorderedInsertErrors(
+  error: unknown,
+): { duplicates: number[]; others: WriteError[]; acknowledged: boolean } | undefined {
+  if (!(error instanceof MongoBulkWriteError)) return undefined;
+  const duplicates: number[] = [];
+  const others: WriteError[] = [];
+  for (const writeError of [error.writeErrors].flat()) {
+    if (writeError === undefined) continue;
+    if (writeError.code === DUPLICATE_KEY) duplicates.push(writeError.index);
+    else others.push(writeError);
+  }
+  return { duplicates, others, acknowledged: error.result.getWriteConcernError() === undefined };
 }
 
 /** Inserts a document under its `_id`; false (and nothing written) when one with that id exists already. */

@@ -1,4 +1,4 @@
-import { type Collection, type Filter, MongoBulkWriteError } from 'mongodb';
+import type { Collection, Filter } from 'mongodb';
 import {
   DEVICE_TYPES_COLLECTION,
   DEVICES_COLLECTION,
@@ -6,7 +6,7 @@ import {
   type DeviceTypeDocument,
   type TelemetrySchema,
 } from '../../shared/devices.js';
-import { DUPLICATE_KEY, insertIfAbsent, type MongoHandle, withMongo } from '../../shared/mongo.js';
+import { insertIfAbsent, type MongoHandle, unorderedInsertErrors, withMongo } from '../../shared/mongo.js';
 import type { OutboxStore, Pending, PendingEvent } from './outbox.js';
 import type { Registration } from './registration-batches.js';
 import type { DeviceSummary } from './schema.js';
@@ -117,11 +117,9 @@ export function createDeviceRepository(mongo: MongoHandle): DeviceRepository {
           await (await devices()).insertMany(docs, { ordered: false });
           return new Set<number>();
         } catch (error) {
-          if (!(error instanceof MongoBulkWriteError)) throw error;
-          const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-          const other = writeErrors.find((w) => w.code !== DUPLICATE_KEY);
-          if (other) throw error;
-          return new Set(writeErrors.map((w) => w.index));
+          const errors = unorderedInsertErrors(error);
+          if (!errors || errors.others.length > 0) throw error;
+          return new Set(errors.duplicates);
         }
       }),
     // By `_id` alone, tombstones dropped by `live`: mongo-java-server answers from an index only a filter whose keys

@@ -1,6 +1,6 @@
-import { type Collection, type Filter, MongoBulkWriteError, type UpdateFilter } from 'mongodb';
+import type { Collection, Filter, UpdateFilter } from 'mongodb';
 import { JOB_EXECUTIONS_COLLECTION } from '../../shared/jobs.js';
-import { DUPLICATE_KEY, type MongoHandle, withMongo } from '../../shared/mongo.js';
+import { type MongoHandle, unorderedInsertErrors, withMongo } from '../../shared/mongo.js';
 import type { ExecutionStatus } from './schema.js';
 
 /**
@@ -164,10 +164,9 @@ export function createExecutionRepository(mongo: MongoHandle): ExecutionReposito
           const result = await (await executions()).insertMany(docs, { ordered: false });
           return result.insertedCount;
         } catch (error) {
-          if (!(error instanceof MongoBulkWriteError)) throw error;
-          const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-          if (writeErrors.some((w) => w.code !== DUPLICATE_KEY)) throw error;
-          return docs.length - writeErrors.length;
+          const errors = unorderedInsertErrors(error);
+          if (!errors || errors.others.length > 0) throw error;
+          return docs.length - errors.duplicates.length;
         }
       }),
     get: (jobId, deviceId) =>

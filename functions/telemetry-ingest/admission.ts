@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { RedisClient, RedisHandle } from '../../shared/redis.js';
 import { groupsByNode, isRedisUnavailable, withRedis } from '../../shared/redis.js';
 import { ADMIT, COMPLETE, REFUND, RELEASE } from './admission-scripts.js';
-import type { PresenceRepository, StatusChanges } from './presence-repository.js';
+import { type Mark, retryInBackground } from './mark-releases.js';
+import { type PresenceRepository, type StatusChanges, statusChanges } from './presence-repository.js';
 import type { RedisKeys } from './redis-keys.js';
 
 /** The rate alone (telemetry: MongoDB's unique `_id` is its dedup, ingest-telemetry.ts). */
@@ -83,14 +84,6 @@ export interface AdmissionGate {
   release(items: readonly GateItem[]): Promise<void>;
   /** Marked events refused for good (4xx): forget them, so that a redelivery is judged afresh; the rate stays spent. */
   forget(items: readonly GateItem[]): Promise<void>;
-}
-
-/** An in-progress mark this process holds: its key, its attempt's token, and its device's hash (its bucket). */
-interface Mark {
-  deviceId: string;
-  key: string;
-  token: string;
-  bucket: string;
 }
 
 /**
@@ -211,9 +204,7 @@ export function createAdmissionGate(
     }
     const [kinds, waits, watched, changed] = answer;
     let w = 0;
-    const changes: StatusChanges = [];
-    for (let i = 0; i < changed.length; i += 3)
-      changes.push(devices[Number(changed[i]) - 1]!, changed[i + 1]!, changed[i + 2]!);
+    const changes = statusChanges(changed, devices);
     const admissions = group.map((_, i): Admission => {
       const kind = kinds[i];
       if (kind === 'a') {
@@ -286,8 +277,7 @@ export function createAdmissionGate(
               [policy.dedupTtlSeconds, marked ? group.length : 0, policy.presenceTtlSeconds, ...seen.values()],
             )) as [number[], (number | string)[]];
             for (const position of positions) watched.add(devices[position - 1]!);
-            for (let i = 0; i < changed.length; i += 3)
-              changes.push(devices[Number(changed[i]) - 1]!, changed[i + 1]!, changed[i + 2]!);
+            changes.push(...statusChanges(changed, devices));
           }),
         );
         // Only now: if marking them done failed, the release that follows still knows the tokens.
@@ -324,34 +314,4 @@ interface GroupAnswer {
   admissions: Admission[];
   watched: string[];
   changes: StatusChanges;
-}
-
-/** Releases kept until Redis answers again; bounded (past that, the marks expire on their own). */
-function retryInBackground(release: (marks: readonly Mark[]) => Promise<void>, everyMs = 250, max = 10_000) {
-  const pending = new Map<string, Mark>();
-  let timer: NodeJS.Timeout | undefined;
-  let running = false;
-  async function flush() {
-    if (running) return;
-    running = true;
-    try {
-      const marks = [...pending.values()];
-      await release(marks);
-      for (const mark of marks) pending.delete(mark.key);
-    } catch {
-      // Still unreachable: the next tick tries again.
-    } finally {
-      running = false;
-      if (pending.size === 0 && timer) {
-        clearInterval(timer);
-        timer = undefined;
-      }
-    }
-  }
-  return {
-    add(marks: readonly Mark[]) {
-      for (const mark of marks) if (pending.size < max) pending.set(mark.key, mark);
-      timer ??= setInterval(() => void flush(), everyMs).unref();
-    },
-  };
 }

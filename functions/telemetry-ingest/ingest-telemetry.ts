@@ -79,6 +79,11 @@ export async function ingestTelemetryBatch(
     outcomes[index] = { outcome: 'refused', error };
     deps.metrics.rejected.inc({ code: error.code });
   };
+  // A token given back is a courtesy to the device: if Redis is down as well, it stays spent (the bucket refills).
+  const refundQuietly = (items: readonly TelemetryMessage[]) =>
+    deps.admission
+      .refund(items)
+      .catch((refundError: unknown) => ctx.logger.warn({ err: refundError }, 'could not give back the rate'));
   const duplicate = (index: number) => {
     outcomes[index] = { outcome: 'duplicate' };
     deps.metrics.duplicates.inc();
@@ -155,19 +160,13 @@ export async function ingestTelemetryBatch(
       deps.now(),
     );
   } catch (error) {
-    // If Redis is down as well, the tokens stay spent; the buckets refill at the device's rate.
-    await deps.admission
-      .refund(admitted.map((index) => messages[index]!))
-      .catch((refundError: unknown) => ctx.logger.warn({ err: refundError }, 'could not give back the rate'));
+    await refundQuietly(admitted.map((index) => messages[index]!));
     throw error;
   }
 
   // 6. A redelivery of stored messages costs their devices no rate; then the refusals are told.
   await Promise.all([
-    redelivered.length > 0 &&
-      deps.admission
-        .refund(redelivered)
-        .catch((refundError: unknown) => ctx.logger.warn({ err: refundError }, 'could not give back the rate')),
+    redelivered.length > 0 && refundQuietly(redelivered),
     ...outcomes.map((outcome, index) =>
       outcome.outcome === 'refused' ? tellDevice(messages[index]!, outcome.error, deps, ctx) : undefined,
     ),

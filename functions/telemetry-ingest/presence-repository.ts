@@ -124,6 +124,14 @@ interface PresenceUpdate {
 /** Status changes as flat triples: device id, new status, event time (ms), … */
 export type StatusChanges = (string | number)[];
 
+/** A script's status changes (flat triples: device position, 1-based, among `devices`; status; time) by device id. */
+export function statusChanges(changed: readonly (number | string)[], devices: readonly string[]): StatusChanges {
+  const changes: StatusChanges = [];
+  for (let i = 0; i < changed.length; i += 3)
+    changes.push(devices[Number(changed[i]) - 1]!, changed[i + 1]!, changed[i + 2]!);
+  return changes;
+}
+
 export interface PresenceRepository {
   apply(deviceId: string, signal: PresenceSignal, at: number): Promise<void>;
   /**
@@ -165,8 +173,12 @@ export function createPresenceRepository(redis: RedisHandle, keys: RedisKeys, tt
             group.map((update) => keys.presence(update.deviceId)),
             [ttlSeconds, ...group.flatMap((update) => [update.signal, update.at])],
           )) as (number | string)[];
-          for (let i = 0; i < changed.length; i += 3)
-            changes.push(group[Number(changed[i]) - 1]!.deviceId, changed[i + 1]!, changed[i + 2]!);
+          changes.push(
+            ...statusChanges(
+              changed,
+              group.map((update) => update.deviceId),
+            ),
+          );
         }),
       );
       await index(changes);

@@ -1,7 +1,7 @@
-import { type Collection, type Filter, MongoBulkWriteError } from 'mongodb';
+import type { Collection, Filter } from 'mongodb';
 import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
-import { DUPLICATE_KEY, withMongo } from '../../shared/mongo.js';
+import { unorderedInsertErrors, withMongo } from '../../shared/mongo.js';
 import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
 import type { WriteOutcome } from './group-commit.js';
 
@@ -61,15 +61,11 @@ export function createTelemetryRepository(mongo: MongoHandle): TelemetryReposito
           // ordered:false: one bad document does not stop the others (MongoDB insert command, `ordered`).
           await (await collection()).insertMany(docs, { ordered: false });
         } catch (error) {
-          if (!(error instanceof MongoBulkWriteError)) throw error;
-          const writeErrors = [error.writeErrors].flat().filter((item) => item !== undefined);
+          const errors = unorderedInsertErrors(error);
           // Nothing attributable to single documents (a write concern error, say): the batch is unacknowledged.
-          if (writeErrors.length === 0 || error.result.getWriteConcernError() !== undefined) throw error;
-          // With ordered:false every other document was inserted (a BulkWriteError lists only the ones that were not).
-          for (const writeError of writeErrors) {
-            if (writeError.code === DUPLICATE_KEY) existing.push(writeError.index);
-            else failures.set(writeError.index, new Error(writeError.errmsg ?? 'write failed'));
-          }
+          if (!errors?.acknowledged || errors.duplicates.length + errors.others.length === 0) throw error;
+          existing.push(...errors.duplicates);
+          for (const other of errors.others) failures.set(other.index, new Error(other.errmsg ?? 'write failed'));
         }
         return { failures, existing };
       }),
