@@ -11,6 +11,7 @@ import {
   MongoWriteConcernError,
   type OptionalUnlessRequiredId,
   type ReadPreferenceMode,
+  WriteConcern,
   type WriteError,
 } from 'mongodb';
 import { DependencyUnavailableError } from './errors.js';
@@ -123,6 +124,81 @@ export function unorderedInsertErrors(
     else others.push(writeError);
   }
   return { duplicates, others, acknowledged: error.result.getWriteConcernError() === undefined };
+}
+
+/**
+ * The documents of one `insert` command at most: maxWriteBatchSize, 100,000 since MongoDB 3.6 (and on DocumentDB,
+ * FerretDB); a longer list goes in several commands.
+ */
+export const INSERT_COMMAND_MAX_DOCS = 100_000;
+/**
+ * The estimated BSON bytes of one `insert` command's documents at most: half of maxBsonObjectSize (16 MiB, the
+ * bound of a command document, plus 16 KiB of headroom for the command itself), so that an estimate off by half
+ * still fits.
+ */
+export const INSERT_COMMAND_MAX_BYTES = 8 * 1024 * 1024;
+
+/** What an unordered insert left unwritten, by position in its documents: duplicate keys, and the rest. */
+export interface UnorderedInsertErrors {
+  duplicates: number[];
+  others: { index: number; code?: number; errmsg?: string }[];
+}
+
+/**
+ * An unordered insert as the raw `insert` command (MongoDB manual, "insert"; `ordered: false`: every document not
+ * in `writeErrors` was inserted) rather than `insertMany`, whose bulk-write layer computes every document's BSON
+ * size and keeps per-document bookkeeping before the driver serializes them again: ~5 % of telemetry-ingest's CPU
+ * in bench:ingest's storage step (issue 12). Its bounds are the caller's here: the documents are split into
+ * commands of at most INSERT_COMMAND_MAX_DOCS and INSERT_COMMAND_MAX_BYTES by `bytesOf`, an upper bound of a
+ * document's BSON size. The database's write concern goes with each command (a command does not inherit it); a
+ * write concern error is thrown (the driver's `MongoWriteConcernError`: `isMongoUnavailable`), as is any failure
+ * of a command as a whole. No session, no retryable write: a failed insert is retried by the caller (a 503, the
+ * event redelivered), and the documents' keys make that harmless.
+ */
+export async function insertUnordered<T extends Document>(
+  db: Db,
+  collection: string,
+  docs: readonly T[],
+  bytesOf: (doc: T) => number,
+): Promise<UnorderedInsertErrors> {
+  const chunks: { offset: number; documents: T[] }[] = [];
+  let documents: T[] = [];
+  let offset = 0;
+  let bytes = 0;
+  for (let index = 0; index < docs.length; index += 1) {
+    const doc = docs[index]!;
+    const size = bytesOf(doc);
+    if (
+      documents.length > 0 &&
+      (documents.length >= INSERT_COMMAND_MAX_DOCS || bytes + size > INSERT_COMMAND_MAX_BYTES)
+    ) {
+      chunks.push({ offset, documents });
+      documents = [];
+      offset = index;
+      bytes = 0;
+    }
+    documents.push(doc);
+    bytes += size;
+  }
+  if (documents.length > 0) chunks.push({ offset, documents });
+  const concern = db.writeConcern;
+  const answers = await Promise.all(
+    chunks.map(async (chunk) => {
+      const command: Document = { insert: collection, documents: chunk.documents, ordered: false };
+      if (concern) WriteConcern.apply(command, concern);
+      return { offset: chunk.offset, answer: await db.command(command) };
+    }),
+  );
+  const errors: UnorderedInsertErrors = { duplicates: [], others: [] };
+  for (const { offset: start, answer } of answers) {
+    const writeErrors = answer.writeErrors as { index: number; code?: number; errmsg?: string }[] | undefined;
+    if (!Array.isArray(writeErrors)) continue;
+    for (const { index, code, errmsg } of writeErrors) {
+      if (code === DUPLICATE_KEY) errors.duplicates.push(start + index);
+      else errors.others.push({ index: start + index, code, errmsg });
+    }
+  }
+  return errors;
 }
 
 /** Inserts a document under its `_id`; false (and nothing written) when one with that id exists already. */

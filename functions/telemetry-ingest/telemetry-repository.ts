@@ -1,7 +1,7 @@
 import type { Collection, Filter } from 'mongodb';
 import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
-import { unorderedInsertErrors, withMongo } from '../../shared/mongo.js';
+import { insertUnordered, withMongo } from '../../shared/mongo.js';
 import { TELEMETRY_COLLECTION, type TelemetrySampleDocument } from '../../shared/telemetry.js';
 import type { WriteOutcome } from './group-commit.js';
 
@@ -46,6 +46,18 @@ export function sampleId(
   return named === undefined ? `${eventId}#${index}` : `${deviceId}~${named.msgId}~${named.deviceTs.getTime()}`;
 }
 
+/**
+ * An upper bound of a sample document's BSON size inside an insert command (shared/mongo.ts `insertUnordered`
+ * splits by it): 256 bytes for the field names, types, lengths, dates and the array entry (~130 in fact), three
+ * bytes for each UTF-16 unit of a string (UTF-8's most), each metric's name the same and 10 for its type, name
+ * terminator and double.
+ */
+export function sampleDocumentBytes(doc: SampleDocument): number {
+  let bytes = 256 + 3 * (doc._id.length + doc.deviceId.length + doc.eventId.length + (doc.msgId?.length ?? 0));
+  for (const name in doc.metrics) bytes += 3 * name.length + 10;
+  return bytes;
+}
+
 export function createTelemetryRepository(mongo: MongoHandle): TelemetryRepository {
   const collection = async (): Promise<Collection<SampleDocument>> =>
     (await mongo.db()).collection<SampleDocument>(TELEMETRY_COLLECTION);
@@ -53,21 +65,14 @@ export function createTelemetryRepository(mongo: MongoHandle): TelemetryReposito
   return {
     insertBatch: (docs) =>
       withMongo(async () => {
-        const failures = new Map<number, unknown>();
-        const existing: number[] = [];
         const at = new Date();
         for (const doc of docs) doc.ingestedAt = at;
-        try {
-          // ordered:false: one bad document does not stop the others (MongoDB insert command, `ordered`).
-          await (await collection()).insertMany(docs, { ordered: false });
-        } catch (error) {
-          const errors = unorderedInsertErrors(error);
-          // Nothing attributable to single documents (a write concern error, say): the batch is unacknowledged.
-          if (!errors?.acknowledged || errors.duplicates.length + errors.others.length === 0) throw error;
-          existing.push(...errors.duplicates);
-          for (const other of errors.others) failures.set(other.index, new Error(other.errmsg ?? 'write failed'));
-        }
-        return { failures, existing };
+        // Unordered: one bad document does not stop the others. Any failure of the command as a whole (the server
+        // out of reach, a write concern error: nothing attributable to single documents) throws: unacknowledged.
+        const errors = await insertUnordered(await mongo.db(), TELEMETRY_COLLECTION, docs, sampleDocumentBytes);
+        const failures = new Map<number, unknown>();
+        for (const other of errors.others) failures.set(other.index, new Error(other.errmsg ?? 'write failed'));
+        return { failures, existing: errors.duplicates };
       }),
 
     existing: (ids) =>
