@@ -10,7 +10,7 @@ import { defineConfig } from 'vitest/config';
  * that start private Redis servers of their own (outage, failover) run once.
  */
 export const REDIS_SUITES = [
-  'test/integration/telemetry-ingest/{alerts,batch,end-to-end,ingest,live,state}.test.ts',
+  'test/integration/telemetry-ingest/{admission,alerts,batch,end-to-end,ingest,live,state}.test.ts',
   'test/integration/command-dispatch/{desired-state,idempotency,lifecycle,two-instances}.test.ts',
   'test/integration/device-registry/{auth-hooks,end-to-end}.test.ts',
   'test/integration/{shadow,function-app,emitter-and-stores,redis-scripts}.test.ts',

@@ -17,7 +17,8 @@ const BUCKET_FIELDS = `'tokens', 'tokensAt', 'noticedAt'`;
 
 /**
  * The gate in front of device messages, for a whole batch in one call (a Lua script runs alone and
- * atomically, Redis "EVAL" docs), in the order of the items:
+ * atomically, Redis "EVAL" docs). The items come grouped by device (each device's in their order; devices are
+ * independent of each other, so this judges every item as the batch's order would):
  * 1. only with marks (state reports; a pending TTL > 0): dedup, in one command per item (`SET key token NX GET
  *    EX pending`, Redis 7.0: sets the mark only if there is none and answers the one there was): the event id
  *    was stored before → `duplicate`; it is being stored now → `in_progress`; it came earlier in the same call →
@@ -35,94 +36,115 @@ const BUCKET_FIELDS = `'tokens', 'tokensAt', 'noticedAt'`;
  * a message that arrived says the device was heard from, over its rate, invalid or not stored. The call answers the
  * devices a live hub watches too (read before the insert: live-feed.ts keeps that sound with the hubs' epoch).
  * A message refused by the bucket leaves no dedup mark, so its redelivery is judged afresh. Each device's hash is
- * read once, before anything is written, and written once per call (HSET of its bucket and presence fields),
- * however many of the device's messages the batch holds. Reading every device's hash first is also what makes the
- * call safe on a Cluster without the probe (`probe: false`): a device's marks share its hash's hash tag, so a slot
- * its node no longer serves fails the call on that read, before any write.
- * KEYS: with marks the dedup key of every item, then each distinct device's presence hash. ARGV: now, rate, burst,
- * notice interval, pending TTL (0: no marks), the item count, per item the position of its device among the hash
- * keys (left out when there are as many hash keys as items: each item's own, in order), the token, per item its
- * receive time (ms), then (optional) the presence TTL (s) and a string of one flag per hash key (`1`: its device is
- * marked seen, `0`: not).
- * Answers { one letter per item — `a` admitted, `d` duplicate, `p` in progress, `l` limited, `L` limited and to be
- * told — , each limited item's wait (ms) in order, the positions (1-based, among the hash keys) of the marked
- * devices a hub watches, the status changes as flat triples (position, status, event time) for the fleet index }.
+ * read once, before anything is written, and written once per call (one HSET of the bucket and presence fields
+ * that changed), however many of the device's messages the batch holds. Reading every device's hash first is also
+ * what makes the call safe on a Cluster without the probe (`probe: false`): a device's marks share its hash's hash
+ * tag, so a slot its node no longer serves fails the call on that read, before any write.
+ * Per device the script costs one HMGET and one HSET and little Lua besides (session 10, issue 12): no table of its
+ * own (one `fields` table serves every device's HSET), the times written as the texts that came (no number
+ * formatting, which was a tenth of Redis' CPU), and one argument per device rather than per item.
+ * KEYS: with marks the dedup key of every item (grouped by device), then each device's presence hash. ARGV: now,
+ * rate, burst, notice interval, pending TTL (0: no marks), the token, the presence TTL (s; 0: no presence), a
+ * string of one flag per device (`1`: marked seen), then per device its items' receive times (ms), comma-separated
+ * (mostly one).
+ * Answers { one letter per item, grouped by device as sent — `a` admitted, `d` duplicate, `p` in progress,
+ * `l` limited, `L` limited and to be told — , each limited item's wait (ms) in that order, the positions (1-based,
+ * among the devices) of the marked devices a hub watches, the status changes as flat triples (position, status,
+ * event time) for the fleet index }.
  */
 export const ADMIT = luaScript(
   `${PRESENCE_LUA}
-local now = tonumber(ARGV[1])
+local now, nowText = tonumber(ARGV[1]), ARGV[1]
 local rate = tonumber(ARGV[2]) / 1000
 local burst = tonumber(ARGV[3])
 local interval = tonumber(ARGV[4])
-local n = tonumber(ARGV[6])
--- With marks, the first n keys are the items' marks and the devices' hashes follow them.
-local k = (tonumber(ARGV[5]) > 0) and n or 0
--- Every item its own device (as in a bridge's batch): no positions were sent, item i draws on hash k + i.
-local m = (#KEYS == k + n) and 0 or n
+local pending = ARGV[5]
+local token = ARGV[6]
+local ttl = tonumber(ARGV[7])
+local flags = ARGV[8]
+local devices = #ARGV - 8
+-- With marks, the first keys are the items' marks and the devices' hashes follow them.
+local k = #KEYS - devices
 local idle = math.ceil(burst / rate) + 1000
-local token = ARGV[7 + m]
-local ttl = tonumber(ARGV[8 + m + n]) or 0
-local flags = ARGV[9 + m + n] or ''
-local buckets = {}
-for b = k + 1, #KEYS do
-  local h = redis.call('HMGET', KEYS[b], ${BUCKET_FIELDS}, 'status', 'since', 'lastSeen', 'watched')
-  buckets[b] = {
-    tokens = tonumber(h[1]), at = tonumber(h[2]), noticed = tonumber(h[3]) or 0, used = false, newest = -1,
-    p = { status = h[4], since = tonumber(h[5]) or -1, lastSeen = tonumber(h[6]) or -1, watched = tonumber(h[7]) or 0 },
-  }
-end
-local marked = {}
-local kinds, waits = {}, {}
-for i = 1, n do
-  local key = k > 0 and KEYS[i]
-  local kind = 'a'
-  local seen = false
-  local s = buckets[k + (m == 0 and i or tonumber(ARGV[6 + i]))]
-  local received = tonumber(ARGV[7 + m + i])
-  if received > s.newest then s.newest, s.newestText = received, ARGV[7 + m + i] end
-  if key then seen = marked[key] and 'done' or redis.call('SET', key, token, 'NX', 'GET', 'EX', ARGV[5]) end
-  if seen == 'done' then kind = 'd'
-  elseif seen == token then kind = 'a'
-  elseif seen then kind = 'p'
-  else
-    local at = math.min(received, now)
-    if not s.used then
-      -- A device without a bucket starts full, its clock at its first message.
-      s.tokens, s.at, s.used = s.tokens or burst, s.at or at, true
-    end
-    if at > s.at then
-      s.tokens = math.min(burst, s.tokens + (at - s.at) * rate)
-      s.at = at
-    end
-    if s.tokens < 1 then
-      kind = 'l'
-      if now - s.noticed >= interval then kind = 'L'; s.noticed = now end
-      waits[#waits + 1] = math.ceil((1 - s.tokens) / rate)
-      if key then redis.call('DEL', key) end
-    else
-      s.tokens = s.tokens - 1
-      if key then marked[key] = true end
-    end
-  end
-  kinds[i] = kind
+local hashes = {}
+for b = 1, devices do
+  hashes[b] = redis.call('HMGET', KEYS[k + b], ${BUCKET_FIELDS}, 'status', 'since', 'lastSeen', 'watched')
 end
 local clock = ttl > 0 and tonumber(redis.call('TIME')[1]) or 0
-local watched, changes = {}, {}
-for b = k + 1, #KEYS do
-  local s = buckets[b]
-  local fields = {}
-  if s.used then
-    fields = { 'tokens', tostring(s.tokens), 'tokensAt', tostring(s.at), 'noticedAt', tostring(s.noticed) }
+local marked = {}
+local kinds, waits, watched, changes, fields = {}, {}, {}, {}, {}
+local item = 0
+for b = 1, devices do
+  local h, key = hashes[b], KEYS[k + b]
+  local tokens, at, noticed = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]) or 0
+  -- What changed, as the texts to write: the clock moves to an item's receive time (or now's).
+  local used, atText, noticedText = false, false, false
+  local newest, newestText = -1, false
+  local times, from = ARGV[8 + b], 1
+  repeat
+    local comma = string.find(times, ',', from, true)
+    local text = comma and string.sub(times, from, comma - 1) or (from == 1 and times or string.sub(times, from))
+    from = comma and comma + 1
+    local received = tonumber(text)
+    if received > newest then newest, newestText = received, text end
+    item = item + 1
+    local kind = 'a'
+    local mark = k > 0 and KEYS[item]
+    local seen = false
+    if mark then seen = marked[mark] and 'done' or redis.call('SET', mark, token, 'NX', 'GET', 'EX', pending) end
+    if seen == 'done' then kind = 'd'
+    elseif seen == token then kind = 'a'
+    elseif seen then kind = 'p'
+    else
+      local t, tText = received, text
+      if received > now then t, tText = now, nowText end
+      if not used then
+        -- A device without a bucket starts full, its clock at its first message.
+        used = true
+        tokens = tokens or burst
+        if not at then at, atText = t, tText end
+      end
+      if t > at then
+        tokens = math.min(burst, tokens + (t - at) * rate)
+        at, atText = t, tText
+      end
+      if tokens < 1 then
+        kind = 'l'
+        if now - noticed >= interval then kind, noticed, noticedText = 'L', now, nowText end
+        waits[#waits + 1] = math.ceil((1 - tokens) / rate)
+        if mark then redis.call('DEL', mark) end
+      else
+        tokens = tokens - 1
+        if mark then marked[mark] = true end
+      end
+    end
+    kinds[item] = kind
+  until not from
+  local nf = 0
+  if used then
+    -- Whole numbers (a bucket that refilled to its burst) skip the float formatting of tostring.
+    fields[1], fields[2] = 'tokens', tokens % 1 == 0 and string.format('%d', tokens) or tostring(tokens)
+    nf = 2
+    if atText then
+      fields[3], fields[4] = 'tokensAt', atText
+      nf = 4
+    end
+    if noticedText then
+      fields[nf + 1], fields[nf + 2] = 'noticedAt', noticedText
+      nf = nf + 2
+    end
   end
-  local expire = false
-  if ttl > 0 and string.byte(flags, b - k) == 49 and s.newestText then
-    if s.p.watched > clock then watched[#watched + 1] = b - k end
-    expire = applyPresence(s.p, 'seen', s.newestText, b - k, changes, fields)
+  local expire, status = false, h[4]
+  if ttl > 0 and string.byte(flags, b) == 49 then
+    if h[7] and tonumber(h[7]) > clock then watched[#watched + 1] = b end
+    local p = { status = status, since = tonumber(h[5]) or -1, lastSeen = tonumber(h[6]) or -1 }
+    expire, nf = applyPresence(p, 'seen', newestText, b, changes, fields, nf)
+    status = p.status
   end
-  writePresence(KEYS[b], fields, expire, ttl)
-  if s.used and not s.p.status then
+  writePresence(key, fields, nf, expire, ttl)
+  if used and not status then
     -- No presence: the hash goes with its bucket, or with a hub's mark (live-hub.ts) if that is later.
-    if s.p.watched > 0 then redis.call('PEXPIRE', KEYS[b], idle, 'GT') else redis.call('PEXPIRE', KEYS[b], idle) end
+    if (tonumber(h[7]) or 0) > 0 then redis.call('PEXPIRE', key, idle, 'GT') else redis.call('PEXPIRE', key, idle) end
   end
 end
 return { table.concat(kinds), waits, watched, changes }
@@ -185,13 +207,12 @@ local current = {}
 for i = n + 1, #KEYS do current[i] = readPresence(KEYS[i]) end
 for i = 1, n do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[1]) end
 local now = tonumber(redis.call('TIME')[1])
-local watched, changes = {}, {}
+local watched, changes, fields = {}, {}, {}
 for i = n + 1, #KEYS do
   local p = current[i]
   if p.watched > now then watched[#watched + 1] = i - n end
-  local fields = {}
-  local expire = applyPresence(p, 'seen', ARGV[3 + i - n], i - n, changes, fields)
-  writePresence(KEYS[i], fields, expire, ARGV[3])
+  local expire, nf = applyPresence(p, 'seen', ARGV[3 + i - n], i - n, changes, fields, 0)
+  writePresence(KEYS[i], fields, nf, expire, ARGV[3])
 end
 return { watched, changes }
 `,

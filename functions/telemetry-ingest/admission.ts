@@ -86,6 +86,9 @@ export interface AdmissionGate {
   forget(items: readonly GateItem[]): Promise<void>;
 }
 
+/** Shared by every admitted item (nothing changes an admission). */
+const ADMITTED: Admission = Object.freeze({ kind: 'admitted' });
+
 /**
  * The gate on Redis. An attempt that fails because Redis is unreachable (a failover, a restart) cannot
  * release its marks (state reports) then; the release is retried in the background until Redis answers, so the Broker's
@@ -147,42 +150,41 @@ export function createAdmissionGate(
     marked: boolean,
     seen: ReadonlySet<string> | undefined,
   ): Promise<GroupAnswer> {
-    const buckets = new Map<string, number>();
-    const devices: string[] = [];
-    const positions = group.map((item) => {
-      const key = keys.presence(item.deviceId);
-      let position = buckets.get(key);
-      if (position === undefined) {
-        position = buckets.size + 1;
-        buckets.set(key, position);
-        devices.push(item.deviceId);
-      }
-      return position;
+    // The items by device, each device's in their order: ADMIT takes one argument per device (its items' receive
+    // times) and answers in that order.
+    const byDevice = new Map<string, { positions: number[]; times: string }>();
+    group.forEach((item, position) => {
+      const at = item.receivedAt?.getTime();
+      const time = String(at !== undefined && Number.isFinite(at) ? at : now);
+      const entry = byDevice.get(item.deviceId);
+      if (entry) {
+        entry.positions.push(position);
+        entry.times += `,${time}`;
+      } else byDevice.set(item.deviceId, { positions: [position], times: time });
     });
+    const devices = [...byDevice.keys()];
+    const entries = [...byDevice.values()];
     const token = marked ? `pending:${randomUUID()}` : '';
-    const marks = marked ? dedupKeys(group) : [];
+    // With marks (state reports), the items' dedup marks come first, in the same order.
+    const ordered = marked ? entries.flatMap((entry) => entry.positions.map((position) => group[position]!)) : [];
+    const marks = dedupKeys(ordered);
+    let flags = '';
+    if (seen) for (const deviceId of devices) flags += seen.has(deviceId) ? '1' : '0';
     let answer: [string, number[], number[], (number | string)[]];
     try {
       answer = (await ADMIT.run(
         client,
-        [...marks, ...buckets.keys()],
+        [...marks, ...devices.map((deviceId) => keys.presence(deviceId))],
         [
           now,
           policy.ratePerSecond,
           policy.burst,
           policy.noticeIntervalMs,
           marked ? policy.pendingTtlSeconds : 0,
-          group.length,
-          // One bucket per item (each its own device, the usual batch): ADMIT knows the positions without them.
-          ...(buckets.size === group.length ? [] : positions),
           token,
-          ...group.map((item) => {
-            const at = item.receivedAt?.getTime();
-            return at !== undefined && Number.isFinite(at) ? at : now;
-          }),
-          ...(seen
-            ? [policy.presenceTtlSeconds, devices.map((deviceId) => (seen.has(deviceId) ? '1' : '0')).join('')]
-            : []),
+          seen ? policy.presenceTtlSeconds : 0,
+          flags,
+          ...entries.map((entry) => entry.times),
         ],
       )) as typeof answer;
     } catch (error) {
@@ -192,7 +194,7 @@ export function createAdmissionGate(
       // Telemetry holds no marks; a lost answer may have drawn its tokens, which stay spent (the bucket refills).
       if (marked && isRedisUnavailable(error)) {
         retries.refund.add(
-          group.map((item, i) => ({
+          ordered.map((item, i) => ({
             deviceId: item.deviceId,
             key: marks[i]!,
             token,
@@ -203,19 +205,28 @@ export function createAdmissionGate(
       throw error;
     }
     const [kinds, waits, watched, changed] = answer;
+    const admissions: Admission[] = new Array(group.length);
+    let letter = 0;
     let w = 0;
-    const changes = statusChanges(changed, devices);
-    const admissions = group.map((_, i): Admission => {
-      const kind = kinds[i];
-      if (kind === 'a') {
-        if (marked) tokens.set(marks[i]!, token);
-        return { kind: 'admitted' };
+    for (const entry of entries) {
+      for (const position of entry.positions) {
+        const kind = kinds[letter];
+        let admission: Admission;
+        if (kind === 'a') {
+          if (marked) tokens.set(marks[letter]!, token);
+          admission = ADMITTED;
+        } else if (kind === 'd') admission = { kind: 'duplicate' };
+        else if (kind === 'p') admission = { kind: 'in_progress' };
+        else admission = { kind: 'limited', retryAfterMs: Number(waits[w++]), notify: kind === 'L' };
+        admissions[position] = admission;
+        letter += 1;
       }
-      if (kind === 'd') return { kind: 'duplicate' };
-      if (kind === 'p') return { kind: 'in_progress' };
-      return { kind: 'limited', retryAfterMs: Number(waits[w++]), notify: kind === 'L' };
-    });
-    return { admissions, watched: watched.map((position) => devices[position - 1]!), changes };
+    }
+    return {
+      admissions,
+      watched: watched.map((position) => devices[position - 1]!),
+      changes: statusChanges(changed, devices),
+    };
   }
 
   const admitAll = (items: readonly GateItem[], now: number, marked: boolean, seen?: ReadonlySet<string>) =>

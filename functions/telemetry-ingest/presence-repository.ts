@@ -22,41 +22,37 @@ export type PresenceSignal = 'connected' | 'disconnected' | 'seen';
  * disconnect. `lastSeen` only moves forward. The key expires a TTL after its last refresh, so at least a TTL less
  * an hour after the device was last seen.
  * `readPresence` also answers the live hub's `watched` field (live-hub.ts: until when, Redis TIME seconds, a hub
- * listens to the device). `applyPresence` appends the fields to write to `fields` (the caller writes them in one
- * HSET, with whatever else the hash holds for the device: its rate bucket) and a status change (position, new
- * status, event time) to `changes`; it answers whether the key's TTL is to be refreshed.
+ * listens to the device). `applyPresence` appends the fields to write to `fields` after its first `nf` entries (the
+ * caller writes them in one HSET, with whatever else the hash holds for the device: its rate bucket; one table
+ * serves every key of a call, hence the count) and a status change (position, new status, event time) to
+ * `changes`; it answers whether the key's TTL is to be refreshed, and the new count.
  */
 export const PRESENCE_LUA = `
 local function readPresence(key)
   local p = redis.call('HMGET', key, 'status', 'since', 'lastSeen', 'watched')
   return { status = p[1], since = tonumber(p[2]) or -1, lastSeen = tonumber(p[3]) or -1, watched = tonumber(p[4]) or 0 }
 end
-local function applyPresence(p, kind, atText, position, changes, fields)
+local function applyPresence(p, kind, atText, position, changes, fields, nf)
   local at = tonumber(atText)
   local fresh, lastSeen = not p.status, p.lastSeen
   if kind ~= 'disconnected' and at > p.lastSeen then
-    fields[#fields + 1] = 'lastSeen'
-    fields[#fields + 1] = atText
+    fields[nf + 1], fields[nf + 2] = 'lastSeen', atText
+    nf = nf + 2
     p.lastSeen = at
   end
   if kind == 'seen' then
     if p.status ~= 'online' and at > p.since then
-      fields[#fields + 1] = 'status'
-      fields[#fields + 1] = 'online'
-      fields[#fields + 1] = 'since'
-      fields[#fields + 1] = atText
+      fields[nf + 1], fields[nf + 2], fields[nf + 3], fields[nf + 4] = 'status', 'online', 'since', atText
+      nf = nf + 4
       p.status, p.since = 'online', at
       table.insert(changes, position) table.insert(changes, 'online') table.insert(changes, atText)
     end
   elseif at >= p.since then
     local status = (kind == 'connected') and 'online' or 'offline'
     local field = (kind == 'connected') and 'connectedAt' or 'disconnectedAt'
-    fields[#fields + 1] = 'status'
-    fields[#fields + 1] = status
-    fields[#fields + 1] = 'since'
-    fields[#fields + 1] = atText
-    fields[#fields + 1] = field
-    fields[#fields + 1] = atText
+    fields[nf + 1], fields[nf + 2], fields[nf + 3], fields[nf + 4] = 'status', status, 'since', atText
+    fields[nf + 5], fields[nf + 6] = field, atText
+    nf = nf + 6
     if status ~= p.status then
       table.insert(changes, position) table.insert(changes, status) table.insert(changes, atText)
     end
@@ -64,10 +60,10 @@ local function applyPresence(p, kind, atText, position, changes, fields)
   end
   -- The TTL (the retention: days) is refreshed on a new key, a connect or disconnect, and when lastSeen enters
   -- a new hour; not on every message, where it was a third of the script's commands per device.
-  return kind ~= 'seen' or fresh or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000)
+  return kind ~= 'seen' or fresh or math.floor(at / 3600000) ~= math.floor(lastSeen / 3600000), nf
 end
-local function writePresence(key, fields, expire, ttl)
-  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+local function writePresence(key, fields, nf, expire, ttl)
+  if nf > 0 then redis.call('HSET', key, unpack(fields, 1, nf)) end
   if expire then redis.call('EXPIRE', key, ttl) end
 end
 `;
@@ -85,11 +81,10 @@ local current = {}
 for i = 1, #KEYS do
   if not current[KEYS[i]] then current[KEYS[i]] = readPresence(KEYS[i]) end
 end
-local changes = {}
+local changes, fields = {}, {}
 for i = 1, #KEYS do
-  local fields = {}
-  local expire = applyPresence(current[KEYS[i]], ARGV[2 * i], ARGV[2 * i + 1], i, changes, fields)
-  writePresence(KEYS[i], fields, expire, ARGV[1])
+  local expire, nf = applyPresence(current[KEYS[i]], ARGV[2 * i], ARGV[2 * i + 1], i, changes, fields, 0)
+  writePresence(KEYS[i], fields, nf, expire, ARGV[1])
 end
 return changes
 `,
