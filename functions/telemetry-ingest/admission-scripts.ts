@@ -137,9 +137,20 @@ for b = 1, devices do
   local expire, status = false, h[4]
   if ttl > 0 and string.byte(flags, b) == 49 then
     if h[7] and tonumber(h[7]) > clock then watched[#watched + 1] = b end
-    local p = { status = status, since = tonumber(h[5]) or -1, lastSeen = tonumber(h[6]) or -1 }
-    expire, nf = applyPresence(p, 'seen', newestText, b, changes, fields, nf)
-    status = p.status
+    local lastSeen = tonumber(h[6]) or -1
+    if status == 'online' then
+      -- applyPresence's 'seen' of a device online already, without a table: lastSeen only moves forward, and the
+      -- TTL is refreshed when it enters a new hour.
+      if newest > lastSeen then
+        fields[nf + 1], fields[nf + 2] = 'lastSeen', newestText
+        nf = nf + 2
+      end
+      expire = math.floor(newest / 3600000) ~= math.floor(lastSeen / 3600000)
+    else
+      local p = { status = status, since = tonumber(h[5]) or -1, lastSeen = lastSeen }
+      expire, nf = applyPresence(p, 'seen', newestText, b, changes, fields, nf)
+      status = p.status
+    end
   end
   writePresence(key, fields, nf, expire, ttl)
   if used and not status then
