@@ -37,13 +37,10 @@ export interface TelemetryRepository {
  * carries the same `ts`; a device that restarted its counter after a reboot stamps new times, so its new
  * data is never taken for old), else event id and position. A msgId without a device `ts` names nothing.
  */
-export function sampleId(
-  deviceId: string,
-  eventId: string,
-  index: number,
-  named?: { msgId: string; deviceTs: Date },
-): string {
-  return named === undefined ? `${eventId}#${index}` : `${deviceId}~${named.msgId}~${named.deviceTs.getTime()}`;
+export function sampleId(deviceId: string, eventId: string, index: number, msgId?: string, deviceTs?: Date): string {
+  return msgId === undefined || deviceTs === undefined
+    ? `${eventId}#${index}`
+    : `${deviceId}~${msgId}~${deviceTs.getTime()}`;
 }
 
 /**
