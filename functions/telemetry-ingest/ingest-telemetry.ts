@@ -48,6 +48,8 @@ const DUPLICATE: IngestOutcome = Object.freeze({ outcome: 'duplicate' as const }
 const storedOutcome = (samples: number): IngestOutcome => STORED[samples] ?? { outcome: 'stored', samples };
 
 interface Checked {
+  /** The message's position in the call's `messages`. */
+  index: number;
   message: TelemetryMessage;
   device: DeviceView;
   samples: ValidSample[];
@@ -101,9 +103,13 @@ export async function ingestTelemetryBatch(
 
   // 1. The devices (a MongoDB query for those the cache has not seen), then the rate limit and presence of every
   //    message in one round trip.
-  const devices = await deps.devices.devices(new Set(messages.map((message) => message.deviceId)));
+  const ids = new Set<string>();
+  for (const message of messages) ids.add(message.deviceId);
+  const devices = await deps.devices.devices(ids);
   const seen = new Set<string>();
-  for (const [id, device] of devices) if (device) seen.add(id);
+  devices.forEach((device, id) => {
+    if (device) seen.add(id);
+  });
   // Before the call is sent: live-feed.ts reads the marks again after the insert if a hub changed it since.
   const epoch = deps.live?.epoch();
   const { admissions, watched } = await deps.admission.admit(messages, deps.now(), seen);
@@ -131,7 +137,9 @@ export async function ingestTelemetryBatch(
     const effects: Checked[] = [];
     let stored = 0;
     let offset = 0;
-    for (const [index, entry] of checked) {
+    // Values, not entries: an entry is an array per message.
+    for (const entry of checked.values()) {
+      const index = entry.index;
       const count = entry.docs.length;
       let found = 0;
       if (existing.size > 0) for (let i = offset; i < offset + count; i += 1) if (existing.has(i)) found += 1;
@@ -176,13 +184,17 @@ export async function ingestTelemetryBatch(
     throw error;
   }
 
-  // 6. A redelivery of stored messages costs their devices no rate; then the refusals are told.
-  await Promise.all([
-    redelivered.length > 0 && refundQuietly(redelivered),
-    ...outcomes.map((outcome, index) =>
-      outcome.outcome === 'refused' ? tellDevice(messages[index]!, outcome.error, deps, ctx) : undefined,
-    ),
-  ]);
+  // 6. A redelivery of stored messages costs their devices no rate; then the refusals are told. Only what there
+  //    is to wait for is awaited: Promise.all makes a promise of every value it is given, one per message.
+  const pending: Promise<unknown>[] = [];
+  if (redelivered.length > 0) pending.push(refundQuietly(redelivered));
+  for (let index = 0; index < outcomes.length; index += 1) {
+    const outcome = outcomes[index]!;
+    if (outcome.outcome !== 'refused') continue;
+    const told = tellDevice(messages[index]!, outcome.error, deps, ctx);
+    if (told) pending.push(told);
+  }
+  if (pending.length > 0) await Promise.all(pending);
   return outcomes;
 }
 
@@ -222,7 +234,7 @@ async function check(
       if (device.status !== 'active') throw new DisabledDeviceError(message.deviceId);
       const schema: TelemetrySchema | undefined = device.type ? schemas.get(device.type) : undefined;
       const samples = validateTelemetry(message.payload, deps.policy, schema, message.receivedAt, now);
-      checked.set(index, { message, device, samples, docs: documentsOf(message, samples) });
+      checked.set(index, { index, message, device, samples, docs: documentsOf(message, samples) });
     } catch (error) {
       if (!isRejection(error)) throw error;
       refuse(index, error);
