@@ -1,7 +1,7 @@
 import { luaScript } from '../../shared/redis-script.js';
 import { PRESENCE_LUA } from './presence-repository.js';
 
-/**
+/*
  * A device's token bucket lives in its presence hash (`keys.presence`), in three fields: `tokens`, `tokensAt`
  * (the bucket's clock, ms) and `noticedAt` (the last refusal the device was told of, ms). Telemetry's one call per
  * batch (ADMIT with presence) then reads and writes one key per device for its rate, its presence and the live
@@ -13,7 +13,6 @@ import { PRESENCE_LUA } from './presence-repository.js';
  * Upgrade: the bucket keys of earlier releases (`…:rate`, a string or a hash) are no longer read; they expire
  * within seconds, and the device's bucket starts full once (at most one extra burst per device).
  */
-const BUCKET_FIELDS = `'tokens', 'tokensAt', 'noticedAt'`;
 
 /**
  * The gate in front of device messages, for a whole batch in one call (a Lua script runs alone and
@@ -40,9 +39,11 @@ const BUCKET_FIELDS = `'tokens', 'tokensAt', 'noticedAt'`;
  * that changed), however many of the device's messages the batch holds. Reading every device's hash first is also
  * what makes the call safe on a Cluster without the probe (`probe: false`): a device's marks share its hash's hash
  * tag, so a slot its node no longer serves fails the call on that read, before any write.
- * Per device the script costs one HMGET and one HSET and little Lua besides (session 10, issue 12): no table of its
- * own (one `fields` table serves every device's HSET), the times written as the texts that came (no number
- * formatting, which was a tenth of Redis' CPU), and one argument per device rather than per item.
+ * Per device the script costs one HMGET (of the five fields every device needs; `noticedAt` is read by an HGET
+ * when the device is refused, `since` when its status changes) and one HSET, and little Lua besides (session 10,
+ * issue 12): no table of its own (one `fields` table serves every device's HSET), the times written as the texts
+ * that came (no number formatting, which was a tenth of Redis' CPU), one argument per device rather than per item.
+ * A later HGET of a key the HMGET read cannot meet a slot gone elsewhere: a script runs alone.
  * KEYS: with marks the dedup key of every item (grouped by device), then each device's presence hash. ARGV: now,
  * rate, burst, notice interval, pending TTL (0: no marks), the token, the presence TTL (s; 0: no presence), a
  * string of one flag per device (`1`: marked seen), then per device its items' receive times (ms), comma-separated
@@ -68,7 +69,8 @@ local k = #KEYS - devices
 local idle = math.ceil(burst / rate) + 1000
 local hashes = {}
 for b = 1, devices do
-  hashes[b] = redis.call('HMGET', KEYS[k + b], ${BUCKET_FIELDS}, 'status', 'since', 'lastSeen', 'watched')
+  -- What every device needs; noticedAt (a refusal) and since (a status change) are read when needed (HGET), rarely.
+  hashes[b] = redis.call('HMGET', KEYS[k + b], 'tokens', 'tokensAt', 'status', 'lastSeen', 'watched')
 end
 local clock = ttl > 0 and tonumber(redis.call('TIME')[1]) or 0
 local marked = {}
@@ -76,7 +78,7 @@ local kinds, waits, watched, changes, fields = {}, {}, {}, {}, {}
 local item = 0
 for b = 1, devices do
   local h, key = hashes[b], KEYS[k + b]
-  local tokens, at, noticed = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]) or 0
+  local tokens, at, noticed = tonumber(h[1]), tonumber(h[2]), false
   -- What changed, as the texts to write: the clock moves to an item's receive time (or now's).
   local used, atText, noticedText = false, false, false
   local newest, newestText = -1, false
@@ -110,6 +112,7 @@ for b = 1, devices do
       end
       if tokens < 1 then
         kind = 'l'
+        noticed = noticed or tonumber(redis.call('HGET', key, 'noticedAt')) or 0
         if now - noticed >= interval then kind, noticed, noticedText = 'L', now, nowText end
         waits[#waits + 1] = math.ceil((1 - tokens) / rate)
         if mark then redis.call('DEL', mark) end
@@ -134,10 +137,10 @@ for b = 1, devices do
       nf = nf + 2
     end
   end
-  local expire, status = false, h[4]
+  local expire, status = false, h[3]
   if ttl > 0 and string.byte(flags, b) == 49 then
-    if h[7] and tonumber(h[7]) > clock then watched[#watched + 1] = b end
-    local lastSeen = tonumber(h[6]) or -1
+    if h[5] and tonumber(h[5]) > clock then watched[#watched + 1] = b end
+    local lastSeen = tonumber(h[4]) or -1
     if status == 'online' then
       -- applyPresence's 'seen' of a device online already, without a table: lastSeen only moves forward, and the
       -- TTL is refreshed when it enters a new hour.
@@ -147,7 +150,7 @@ for b = 1, devices do
       end
       expire = math.floor(newest / 3600000) ~= math.floor(lastSeen / 3600000)
     else
-      local p = { status = status, since = tonumber(h[5]) or -1, lastSeen = lastSeen }
+      local p = { status = status, since = tonumber(redis.call('HGET', key, 'since')) or -1, lastSeen = lastSeen }
       expire, nf = applyPresence(p, 'seen', newestText, b, changes, fields, nf)
       status = p.status
     end
@@ -155,7 +158,7 @@ for b = 1, devices do
   writePresence(key, fields, nf, expire, ttl)
   if used and not status then
     -- No presence: the hash goes with its bucket, or with a hub's mark (live-hub.ts) if that is later.
-    if (tonumber(h[7]) or 0) > 0 then redis.call('PEXPIRE', key, idle, 'GT') else redis.call('PEXPIRE', key, idle) end
+    if (tonumber(h[5]) or 0) > 0 then redis.call('PEXPIRE', key, idle, 'GT') else redis.call('PEXPIRE', key, idle) end
   end
 end
 return { table.concat(kinds), waits, watched, changes }
