@@ -56,6 +56,8 @@ const STORAGE_BATCH = env(
   bridgeConfigSchema.shape.BATCH_MAX_COUNT.parse(bridgeOverrides.BATCH_MAX_COUNT),
 );
 const STORAGE_CONCURRENCY = env('BENCH_STORAGE_CONCURRENCY', 16);
+/** Node flags to try on telemetry-ingest beside its manifest's (e.g. GC settings); unset = as deployed. */
+const FUNCTION_NODE_ARGS = (process.env.BENCH_FUNCTION_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /**
  * Documents in each raw insertMany pass, and messages in the storage step (BENCH_STORAGE_MESSAGES): the same work
  * for the same time, so both are sustained rates. 50,000-document passes took 0.3–0.7 s and landed anywhere between
@@ -298,7 +300,7 @@ async function main(): Promise<void> {
   const fn = start(
     'telemetry-ingest',
     process.execPath,
-    [...productionNodeArgs('telemetry-ingest'), 'dist/telemetry-ingest.js'],
+    [...productionNodeArgs('telemetry-ingest'), ...FUNCTION_NODE_ARGS, 'dist/telemetry-ingest.js'],
     {
       PORT: String(fnPort),
       MONGODB_URL,

@@ -423,6 +423,8 @@ function podContainers(doc: K8sObject): {
   return doc.spec?.template?.spec?.containers ?? [];
 }
 
+const toCpus = (quantity: string) => (quantity.endsWith('m') ? Number(quantity.slice(0, -1)) / 1000 : Number(quantity));
+
 function toBytes(quantity: string): number {
   const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|K|M|G)?$/.exec(quantity);
   const unit: Record<string, number> = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, K: 1e3, M: 1e6, G: 1e9 };
@@ -435,13 +437,21 @@ function toBytes(quantity: string): number {
  * and an initial old generation of at most half the cap, so that no full collection runs before a start is ready
  * (docs/performance.md, "Cold start"). Command-line flags, not NODE_OPTIONS, which refuses --initial-old-space-size.
  */
-function heapFlags(container: { command: string[]; resources: { limits: { memory: string } } }): string[] {
+function heapFlags(container: { command: string[]; resources: { limits: { memory: string; cpu: string } } }): string[] {
   const flags = container.command.slice(1, -1);
   const mb = (name: string) =>
     Number(new RegExp(`^--${name}=(\\d+)$`).exec(flags.find((f) => f.startsWith(`--${name}=`)) ?? '')?.[1]);
   const max = mb('max-old-space-size');
   const initial = mb('initial-old-space-size');
-  expect(flags, container.command.join(' ')).toHaveLength(2);
+  // Beside the heap, only --single-threaded-gc, and only in a container of at most one CPU: there V8's parallel
+  // collector's helper threads only take turns with the main thread (docs/performance.md, "One CPU, one GC thread").
+  const others = flags.filter((f) => !/^--(max|initial)-old-space-size=\d+$/.test(f));
+  expect(
+    others.filter((f) => f !== '--single-threaded-gc'),
+    container.command.join(' '),
+  ).toEqual([]);
+  if (others.length > 0) expect(toCpus(container.resources.limits.cpu)).toBeLessThanOrEqual(1);
+  expect(flags, container.command.join(' ')).toHaveLength(2 + others.length);
   expect(max * 2 ** 20).toBeLessThanOrEqual((toBytes(container.resources.limits.memory) * 5) / 8);
   expect(initial).toBeGreaterThan(0);
   expect(initial).toBeLessThanOrEqual(max / 2);
