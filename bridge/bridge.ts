@@ -128,6 +128,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps = {}): 
     protocolVersion: config.MQTT_PROTOCOL_VERSION,
     sessionExpirySeconds: config.BRIDGE_SESSION_EXPIRY_S,
     receiveMaximum: config.MAX_IN_FLIGHT,
+    maxHeldBytes: config.MAX_IN_FLIGHT_BYTES,
     reconnectPeriod: config.MQTT_RECONNECT_MS,
     connect,
     handler,

@@ -50,6 +50,13 @@ export const bridgeConfigSchema = baseConfigSchema.extend({
    */
   MAX_IN_FLIGHT: int(1, 65_535).default(32),
   /**
+   * The payload bytes of unacknowledged messages the replica holds at most, over all its sessions: at this
+   * bound the sessions stop reading from the broker (TCP backpressure) until messages settle, so what waits in
+   * memory is bounded by this (plus one message per session) whatever the window and the payload sizes.
+   * 64 MiB is today's worst case of the default window (8 × 32 × MAX_PAYLOAD_BYTES 256 KiB).
+   */
+  MAX_IN_FLIGHT_BYTES: int(1_024, 4 * 1_073_741_824).default(64 * 1_048_576),
+  /**
    * Telemetry batching (docs/telemetry-batch.md): plain telemetry messages travel together in one
    * `io.kiot.telemetry.batch` event, closed at this many messages, at this many bytes of JSON (well under
    * the 1 MB a Kafka broker takes by default), or this long after its first message, whichever comes first.

@@ -7,6 +7,8 @@ export interface BridgeMetrics {
   retried: Counter<'target'>;
   deadLettered: Counter<'reason'>;
   inFlight: Gauge;
+  inFlightBytes: Gauge;
+  readsHeld: Counter<'bound'>;
   sessionsConnected: Gauge;
   forwardLatency: Histogram;
   batches: Counter<'reason'>;
@@ -47,6 +49,17 @@ export function createBridgeMetrics(registry = new Registry(), defaults = true):
     inFlight: new Gauge({
       name: 'kiot_bridge_in_flight_messages',
       help: 'MQTT messages received and not yet acknowledged',
+      registers,
+    }),
+    inFlightBytes: new Gauge({
+      name: 'kiot_bridge_in_flight_bytes',
+      help: 'Payload bytes of the MQTT messages received and not yet settled (bounded by MAX_IN_FLIGHT_BYTES)',
+      registers,
+    }),
+    readsHeld: new Counter({
+      name: 'kiot_bridge_reads_held_total',
+      help: 'Times a session stopped reading its connection, by the bound it reached (messages: MAX_IN_FLIGHT, bytes: MAX_IN_FLIGHT_BYTES)',
+      labelNames: ['bound'],
       registers,
     }),
     sessionsConnected: new Gauge({

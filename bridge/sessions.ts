@@ -16,6 +16,12 @@ export interface SessionPoolOptions {
   protocolVersion: 4 | 5;
   sessionExpirySeconds: number;
   receiveMaximum: number;
+  /**
+   * The payload bytes of unsettled messages the pool holds at most, whatever the sessions' windows allow: at
+   * this bound every session stops reading until messages settle. Each session may still take the one message
+   * its last read let in, so the payloads held stay under this plus one message per session.
+   */
+  maxHeldBytes: number;
   reconnectPeriod: number;
   username?: string;
   password?: string;
@@ -47,7 +53,7 @@ interface Session {
   unacknowledged: Slot[];
   /** Messages handed to the handler and not yet settled (any QoS, any connection). */
   unsettled: number;
-  /** mqtt.js's go-ahead for the next packet, held while `unsettled` is at the limit. */
+  /** mqtt.js's go-ahead for the next packet, held while `unsettled` or the pool's held bytes are at the limit. */
   heldRead: (() => void) | undefined;
   lastActivity: number;
 }
@@ -102,8 +108,10 @@ function inboundOf(packet: IPublishPacket, sessionId: string): InboundMessage {
  * at once, so that the next messages can join the batch: up to the session's Receive Maximum (MQTT5
  * §3.1.2.11.3) are in flight on it. The session holds that bound itself: Mosquitto 2.0.11 was measured to send
  * a persistent session more than it asked for (25 unacknowledged with 5 asked; thousands in a burst), so at the
- * limit the session stops reading its connection until a message settles (TCP backpressure). Either way the
- * PUBACK leaves only once a message has settled (its event
+ * limit the session stops reading its connection until a message settles (TCP backpressure). The pool bounds
+ * the bytes too: while the payloads of its unsettled messages reach `maxHeldBytes`, every session stops reading
+ * (what may wait in memory no longer grows with the windows: sessions × Receive Maximum × the largest payload).
+ * Either way the PUBACK leaves only once a message has settled (its event
  * or batch accepted: at least once), and PUBACKs leave in the order the messages came, as MQTT 3.1.1 §4.6
  * [MQTT-4.6.0-2] and MQTT5 §4.6 require: a settled message waits for the ones before it.
  */
@@ -114,6 +122,20 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
   let stopped = false;
   const sessions: Session[] = [];
   const readyWaiters: (() => void)[] = [];
+  /** The payload bytes of the messages handed to the handler and not yet settled, over all sessions. */
+  let heldBytes = 0;
+  const heldOn = { messages: metrics.readsHeld.labels('messages'), bytes: metrics.readsHeld.labels('bytes') };
+  const mayRead = (session: Session) => session.unsettled < options.receiveMaximum && heldBytes < options.maxHeldBytes;
+  /** Gives the held sessions their go-ahead again, as far as the bounds allow. */
+  const resumeReading = () => {
+    for (const session of sessions) {
+      const held = session.heldRead;
+      if (held && mayRead(session)) {
+        session.heldRead = undefined;
+        held();
+      }
+    }
+  };
 
   const updateGauge = () => metrics.sessionsConnected.set(sessions.filter((s) => s.client.connected).length);
   const allSubscribed = () => sessions.every((s) => s.subscribed);
@@ -160,14 +182,20 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
     if (packet.qos > 0) slots.push(slot);
     session.lastActivity = Date.now();
     session.unsettled += 1;
+    const bytes = message.payload.length;
+    heldBytes += bytes;
+    metrics.inFlightBytes.set(heldBytes);
     let reading = false;
     const readNext = () => {
       if (reading) return;
       reading = true;
-      // At the limit the session stops reading until a message settles: TCP backpressure, whatever the broker
-      // makes of the Receive Maximum.
-      if (session.unsettled >= options.receiveMaximum) session.heldRead = readOn;
-      else readOn();
+      // At a bound the session stops reading until a message settles: TCP backpressure, whatever the broker
+      // makes of the Receive Maximum, and whatever size the next messages are.
+      if (mayRead(session)) readOn();
+      else {
+        session.heldRead = readOn;
+        heldOn[session.unsettled >= options.receiveMaximum ? 'messages' : 'bytes'].inc();
+      }
     };
     let settled = false;
     const settle = (acknowledge: boolean) => {
@@ -177,11 +205,9 @@ export function createSessionPool(options: SessionPoolOptions): SessionPool {
       if (!settled) {
         settled = true;
         session.unsettled -= 1;
-        const held = session.heldRead;
-        if (held && session.unsettled < options.receiveMaximum) {
-          session.heldRead = undefined;
-          held();
-        }
+        heldBytes -= bytes;
+        metrics.inFlightBytes.set(heldBytes);
+        resumeReading();
       }
       readNext();
     };

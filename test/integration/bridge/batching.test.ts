@@ -132,6 +132,45 @@ describe('bridge: telemetry batches', () => {
     expect(deadLetter.received.filter((r) => r.body.includes(id))).toHaveLength(0);
   });
 
+  it('holds at most MAX_IN_FLIGHT_BYTES of unacknowledged payload (plus the one message read last), then reads on', async () => {
+    const id = uniqueName('dev');
+    const padding = 'p'.repeat(1_000);
+    const size = json({ metrics: { n: 10 }, msgId: 'm10', ts: 1, padding }).length;
+    // The sink is down for this device: its batches are retried, so every message read stays unacknowledged.
+    let down = true;
+    sink.respond = (request) => ({ status: down && carries(request, id) ? 503 : 202 });
+    // A window of 32 messages, but room for only 4 KiB of them.
+    const bridge = await start({
+      BRIDGE_SESSIONS: '1',
+      MAX_IN_FLIGHT: '32',
+      MAX_IN_FLIGHT_BYTES: '4096',
+      BATCH_MAX_COUNT: '1000',
+      BATCH_LINGER_MS: '20',
+    });
+    await Promise.all(Array.from({ length: 20 }, (_, n) => publish(id, n + 10, { padding })));
+    await sink.waitFor((received) => received.filter((r) => carries(r, id)).length >= 3);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The session reads while less than 4,096 bytes are held: 4 messages of ~1 KB, not the 20 its window allows.
+    const held = await metric(bridge, /^kiot_bridge_in_flight_messages (\d+)/m);
+    const heldBytes = await metric(bridge, /^kiot_bridge_in_flight_bytes (\d+)/m);
+    expect(held).toBe(Math.ceil(4096 / size));
+    expect(heldBytes).toBe(held * size);
+    expect(heldBytes).toBeLessThan(4096 + size);
+    expect(await metric(bridge, /kiot_bridge_reads_held_total\{bound="bytes"\} (\d+)/)).toBeGreaterThanOrEqual(1);
+
+    // Once batches are accepted the session reads on: every message arrives, and nothing stays held.
+    down = false;
+    await sink.waitFor(
+      (received) =>
+        new Set(
+          forwardedIn(received)
+            .filter((m) => m.subject === id)
+            .map((m) => m.id),
+        ).size === 20,
+    );
+    await waitUntil(async () => (await metric(bridge, /^kiot_bridge_in_flight_bytes (\d+)/m)) === 0, 'nothing held');
+  });
+
   it('acknowledges every message of a batch only after the sink accepted it, retrying 503s', async () => {
     const id = uniqueName('dev');
     const journal: string[] = [];
