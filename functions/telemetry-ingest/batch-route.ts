@@ -38,9 +38,8 @@ function receivedDates(): (at: number) => Date {
  * AppError, told apart by `instanceof` rather than wrapped (an object less per item; issue 12's garbage).
  */
 function parseItem(raw: unknown, now: number, dateOf: (at: number) => Date): TelemetryMessage | AppError {
-  const fast = fastBatchItem(raw);
-  if (fast)
-    return { eventId: fast.id, deviceId: fast.deviceId, receivedAt: dateOf(fast.receivedAt), payload: fast.data };
+  const fast = fastBatchItem(raw, dateOf);
+  if (fast) return fast;
   const item = telemetryBatchItemSchema.safeParse(raw);
   if (!item.success) return InvalidInputError.fromZod(item.error, 'the batch item is invalid');
   const subject = deviceIdSchema.safeParse(item.data.subject);
