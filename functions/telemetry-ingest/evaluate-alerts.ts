@@ -7,6 +7,9 @@ import type { IngestMetrics } from './metrics.js';
 import { type AlertRule, type Comparison, EMITTED_TYPES } from './schema.js';
 import type { ValidSample } from './validate-telemetry.js';
 
+/** What a rule reads of a sample: a validated one or its stored document (a batch hands its documents). */
+export type AlertSample = Pick<ValidSample, 'ts' | 'metrics'>;
+
 export interface AlertDeps {
   alertRules: AlertRulesRepository;
   alertState: AlertStateRepository;
@@ -30,7 +33,7 @@ export function compare(value: number, comparison: Comparison, threshold: number
 }
 
 /** The samples of one message as the rule sees them, in time order. */
-export function observe(rule: AlertRule, samples: ValidSample[]): AlertObservation[] {
+export function observe(rule: AlertRule, samples: readonly AlertSample[]): AlertObservation[] {
   const clearAt = rule.clearThreshold ?? rule.threshold;
   return samples
     .filter((sample) => sample.metrics[rule.metric] !== undefined)
@@ -52,7 +55,11 @@ export function observe(rule: AlertRule, samples: ValidSample[]): AlertObservati
  * `io.kiot.alert.raised|cleared` with a stable id, and only then marks it published, so a failure in
  * between republishes the same alert (same ids, idempotent) on a later evaluation instead of losing it.
  */
-export async function evaluateAlerts(device: DeviceView, samples: ValidSample[], deps: AlertDeps): Promise<void> {
+export async function evaluateAlerts(
+  device: DeviceView,
+  samples: readonly AlertSample[],
+  deps: AlertDeps,
+): Promise<void> {
   await evaluateAlertRules(device, await deps.alertRules.forDevice(device.id, device.type), samples, deps);
 }
 
@@ -60,7 +67,7 @@ export async function evaluateAlerts(device: DeviceView, samples: ValidSample[],
 export async function evaluateAlertRules(
   device: DeviceView,
   rules: AlertRule[],
-  samples: ValidSample[],
+  samples: readonly AlertSample[],
   deps: AlertDeps,
 ): Promise<void> {
   await Promise.all(

@@ -3,7 +3,7 @@ import type { AppError } from '../../shared/errors.js';
 import type { HandlerContext } from '../../shared/function-app.js';
 import type { AdmissionGate } from './admission.js';
 import { type DeviceMessage, type NoticeDeps, notifyDevice } from './device-steps.js';
-import { type AlertDeps, evaluateAlertRules } from './evaluate-alerts.js';
+import { type AlertDeps, type AlertSample, evaluateAlertRules } from './evaluate-alerts.js';
 import type { LiveFeed } from './live-feed.js';
 import { DisabledDeviceError, isRejection, RateLimitRefusal, UnknownDeviceError } from './refusals.js';
 import { type SampleDocument, sampleId } from './telemetry-repository.js';
@@ -52,7 +52,10 @@ interface Checked {
   index: number;
   message: TelemetryMessage;
   device: DeviceView;
-  samples: ValidSample[];
+  /**
+   * The message's samples as stored, one per valid sample in order; alert evaluation reads them too (ts, metrics),
+   * so the validated samples die with the check rather than living through the insert (issue 12's garbage).
+   */
   docs: SampleDocument[];
 }
 
@@ -148,7 +151,7 @@ export async function ingestTelemetryBatch(
         duplicate(index);
         redelivered.push(entry.message);
       } else {
-        outcomes[index] = storedOutcome(entry.samples.length);
+        outcomes[index] = storedOutcome(count);
         stored += 1;
       }
       effects.push(entry);
@@ -234,7 +237,7 @@ async function check(
       if (device.status !== 'active') throw new DisabledDeviceError(message.deviceId);
       const schema: TelemetrySchema | undefined = device.type ? schemas.get(device.type) : undefined;
       const samples = validateTelemetry(message.payload, deps.policy, schema, message.receivedAt, now);
-      checked.set(index, { index, message, device, samples, docs: documentsOf(message, samples) });
+      checked.set(index, { index, message, device, docs: documentsOf(message, samples) });
     } catch (error) {
       if (!isRejection(error)) throw error;
       refuse(index, error);
@@ -302,12 +305,12 @@ async function alertsPerDevice(
   if (devices.size === 0) return;
   const rules = await deps.alertRules.forDevices(devices.values());
   if (rules.size === 0) return;
-  const samplesOf = new Map<string, ValidSample[]>();
-  for (const { device, samples } of checked) {
+  const samplesOf = new Map<string, AlertSample[]>();
+  for (const { device, docs } of checked) {
     if (!rules.has(device.id)) continue;
     const gathered = samplesOf.get(device.id);
-    if (gathered) for (const sample of samples) gathered.push(sample);
-    else samplesOf.set(device.id, [...samples]);
+    if (gathered) for (const doc of docs) gathered.push(doc);
+    else samplesOf.set(device.id, [...docs]);
   }
   await Promise.all(
     [...rules].map(([id, deviceRules]) => evaluateAlertRules(devices.get(id)!, deviceRules, samplesOf.get(id)!, deps)),
