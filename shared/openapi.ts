@@ -153,6 +153,8 @@ function standardResponses(op: ApiOperation): ApiOperation['responses'] {
     standard[413] = problem('the body is larger than the limit (1 MiB)');
     standard[415] = problem('the body is not application/json, or is sent with a content encoding');
   }
+  // Any request: Node's parser refuses a request line and headers over 16 KiB (shared/serve.ts).
+  standard[431] = problem('the request line and headers are larger than the server reads (16 KiB)');
   if (op.scope !== PUBLIC_SCOPE || op.security) standard[503] = problem('a store is unavailable; retry');
   return standard;
 }

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { AppError, PayloadTooLargeError, toProblem } from './errors.js';
 import type { FunctionHandler } from './function-app.js';
 import type { Logger } from './logger.js';
@@ -18,7 +19,7 @@ import type { Logger } from './logger.js';
 export function createFunctionServer(_name: string, handler: FunctionHandler): Server {
   const limit = handler.maxBodyBytes ?? 1_048_576;
   const streamsBody = handler.streamsBody;
-  return createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const request = Object.assign(req, { originalUrl: req.url ?? '/' });
     const serve = () =>
       handler(request as never, res as never).catch((error: unknown) => answerProblem(res, error, false));
@@ -36,6 +37,32 @@ export function createFunctionServer(_name: string, handler: FunctionHandler): S
       (error: unknown) => answerProblem(res, error, true),
     );
   });
+  server.on('clientError', answerClientError);
+  return server;
+}
+
+/**
+ * A request Node's parser refuses before any handler sees it: the answer Node itself gives (431 for a request
+ * line and headers over its 16 KiB limit, RFC 6585 §5; 408 for a head that came too slowly; 400 for the rest),
+ * with kiot's problem body instead of an empty one, and only where no answer of an earlier request on the
+ * connection has begun (Node's own rule, `socketOnError` in lib/_http_server.js). The connection closes.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (error.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
+    const [status, code] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'request_head_too_large']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout']
+          : [400, 'malformed_request'];
+    const body = JSON.stringify({ error: { code, message: `${STATUS_CODES[status]}: the request was not read` } });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** A problem body (`toProblem`) for what went wrong before or outside the handler's own error mapping. */

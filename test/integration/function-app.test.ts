@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { CloudEvent, parseCloudEvent, toBinaryMessage, toStructuredMessage } from '../../shared/cloudevents.js';
@@ -164,6 +164,25 @@ describe('createFunctionApp under the functions framework', () => {
     expect(wrongMethod.headers.get('allow')).toBe('POST');
     expect(await wrongMethod.json()).toMatchObject({
       error: { code: 'method_not_allowed', details: { allow: 'POST' } },
+    });
+  });
+
+  it('refuses a request head over 16 KiB with 431 and a malformed request with 400, each with a problem body', async () => {
+    const long = await fetch(`${base}/echo/d-1?cursor=${'%C2%90'.repeat(4_000)}`, { method: 'POST', body: '{}' });
+    expect(long.status).toBe(431);
+    expect(long.headers.get('content-type')).toBe('application/json');
+    expect(await long.json()).toMatchObject({ error: { code: 'request_head_too_large' } });
+    const { port } = new URL(base);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost x\r\n\r\n'));
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      error: { code: 'malformed_request' },
     });
   });
 

@@ -35,6 +35,7 @@ describe('command-dispatch OpenAPI document', () => {
       '415',
       '422',
       '429',
+      '431',
       '503',
       '504',
     ]);

@@ -19,6 +19,7 @@ const MAX_EXAMPLES = Number(process.env.KIOT_SCHEMATHESIS_EXAMPLES ?? 10);
 // schemathesis' defaults (config/_checks.py of 4.32.5).
 const DEFAULT_POSITIVE = ['2xx', '3xx', '401', '403', '404', '409', '429', '5xx'];
 const MISSING_HEADER_DEFAULT = ['400', '401', '403', '406', '415', '422'];
+const NEGATIVE_DEFAULT = ['400', '401', '403', '404', '405', '406', '409', '415', '422', '428', '429', '5xx'];
 
 interface Operation {
   operationId?: string;
@@ -68,6 +69,11 @@ function configFor(doc: Document): string {
     // RFC 6585 §3: 428 Precondition Required is the answer to a write without its required If-Match.
     '[checks.missing_required_header]',
     `expected-statuses = ${JSON.stringify([...MISSING_HEADER_DEFAULT, '428'])}`,
+    '',
+    // RFC 6585 §5: 431 refuses a request whose line and headers pass the server's limit (16 KiB), as long
+    // schema-violating query values can (shared/serve.ts answers it with a problem body; every document lists it).
+    '[checks.negative_data_rejection]',
+    `expected-statuses = ${JSON.stringify([...NEGATIVE_DEFAULT, '431'])}`,
     '',
   ];
   for (const operations of Object.values(doc.paths)) {
