@@ -108,25 +108,6 @@ export function isDuplicateKey(error: unknown): boolean {
 }
 
 /**
- * The per-document errors of a failed unordered `insertMany`, split into duplicate keys and the rest (with
- * `ordered: false` every document not listed was inserted: MongoDB insert command, `ordered`), and whether the
- * write concern was met; undefined for any error that is not a bulk write's.
- */
-export function unorderedInsertErrors(
-  error: unknown,
-): { duplicates: number[]; others: WriteError[]; acknowledged: boolean } | undefined {
-  if (!(error instanceof MongoBulkWriteError)) return undefined;
-  const duplicates: number[] = [];
-  const others: WriteError[] = [];
-  for (const writeError of [error.writeErrors].flat()) {
-    if (writeError === undefined) continue;
-    if (writeError.code === DUPLICATE_KEY) duplicates.push(writeError.index);
-    else others.push(writeError);
-  }
-  return { duplicates, others, acknowledged: error.result.getWriteConcernError() === undefined };
-}
-
-/**
  * The documents of one `insert` command at most: maxWriteBatchSize, 100,000 since MongoDB 3.6 (and on DocumentDB,
  * FerretDB); a longer list goes in several commands.
  */
@@ -142,6 +123,37 @@ export const INSERT_COMMAND_MAX_BYTES = 8 * 1024 * 1024;
 export interface UnorderedInsertErrors {
   duplicates: number[];
   others: { index: number; code?: number; errmsg?: string }[];
+}
+
+/** One write error of an insert command's answer (MongoDB manual, "insert": `writeErrors`). */
+type InsertWriteError = Pick<WriteError, 'index' | 'code' | 'errmsg'>;
+
+/**
+ * Sorts an unordered insert's write errors into `into`: duplicate keys, and the rest; `offset` places a command's
+ * positions in the caller's whole list of documents (one list may go in several commands).
+ */
+function sortWriteErrors(writeErrors: Iterable<InsertWriteError>, offset: number, into: UnorderedInsertErrors): void {
+  for (const { index, code, errmsg } of writeErrors) {
+    if (code === DUPLICATE_KEY) into.duplicates.push(offset + index);
+    else into.others.push({ index: offset + index, code, errmsg });
+  }
+}
+
+/**
+ * What a failed unordered `insertMany` left unwritten (with `ordered: false` every document not listed was
+ * inserted: MongoDB insert command, `ordered`); undefined for any other error, and for a bulk write whose write
+ * concern was not met (the caller rethrows it: `withMongo` makes it a 503, and the documents' keys make the retry
+ * harmless).
+ */
+export function unorderedInsertErrors(error: unknown): UnorderedInsertErrors | undefined {
+  if (!(error instanceof MongoBulkWriteError) || error.result.getWriteConcernError() !== undefined) return undefined;
+  const errors: UnorderedInsertErrors = { duplicates: [], others: [] };
+  sortWriteErrors(
+    [error.writeErrors].flat().filter((writeError) => writeError !== undefined),
+    0,
+    errors,
+  );
+  return errors;
 }
 
 /**
@@ -191,12 +203,8 @@ export async function insertUnordered<T extends Document>(
   );
   const errors: UnorderedInsertErrors = { duplicates: [], others: [] };
   for (const { offset: start, answer } of answers) {
-    const writeErrors = answer.writeErrors as { index: number; code?: number; errmsg?: string }[] | undefined;
-    if (!Array.isArray(writeErrors)) continue;
-    for (const { index, code, errmsg } of writeErrors) {
-      if (code === DUPLICATE_KEY) errors.duplicates.push(start + index);
-      else errors.others.push({ index: start + index, code, errmsg });
-    }
+    const writeErrors = answer.writeErrors as InsertWriteError[] | undefined;
+    if (Array.isArray(writeErrors)) sortWriteErrors(writeErrors, start, errors);
   }
   return errors;
 }

@@ -5,6 +5,7 @@ import {
   INSERT_COMMAND_MAX_BYTES,
   insertUnordered,
   type MongoHandle,
+  unorderedInsertErrors,
   withMongo,
 } from '../../shared/mongo.js';
 import { MONGODB_URL, uniqueName } from '../support/services.js';
@@ -69,5 +70,28 @@ describe('insertUnordered: the raw insert command (shared/mongo.ts)', () => {
       /mongodb/i,
     );
     await down.close();
+  });
+
+  it("sorts a failed insertMany's write errors as the raw command's are sorted (one classifier for both)", async () => {
+    const collection = (await mongo.db()).collection<{ _id: unknown; v: number }>('bulk');
+    await collection.insertMany(docs(['a', 'b']));
+    const failed = await collection
+      .insertMany(
+        [
+          { _id: 'c', v: 1 },
+          { _id: 'a', v: 1 },
+          { _id: [1, 2], v: 1 },
+          { _id: 'b', v: 1 },
+        ],
+        { ordered: false },
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    const errors = unorderedInsertErrors(failed);
+    expect(errors?.duplicates).toEqual([1, 3]);
+    expect(errors?.others.map((other) => other.index)).toEqual([2]);
+    expect(unorderedInsertErrors(new Error('not a bulk write'))).toBeUndefined();
   });
 });
