@@ -30,7 +30,7 @@ import { bridgeBatchMeter, describeBatches } from './support/bridge-batches.js';
 import { type CpuPerUnit, cpuMeter, describeCpu, pidOfServer } from './support/cpu.js';
 import { productionNodeArgs } from './support/deploy-values.js';
 import { measurePaced } from './support/ingest-paced.js';
-import { pooled, storageStep } from './support/ingest-steps.js';
+import { pooled, prepareStorageStep } from './support/ingest-steps.js';
 import { compareOnRedisCluster } from './support/redis-cluster-compare.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -103,17 +103,25 @@ function start(name: string, command: string, args: string[], childEnv: Record<s
   return child;
 }
 
-/** The document the function stores for one sample, for the raw insert limit. */
-const sampleDoc = (i: number) => ({
-  _id: `${run}-raw-${i}#0`,
-  deviceId: `${run}-d${i % DEVICES}`,
-  ts: new Date(),
-  metrics: { temp: 20 + (i % 10), hum: 40 },
-  eventId: `${run}-raw-${i}`,
-  receivedAt: new Date(),
-  ingestedAt: new Date(),
-  msgId: `m${i}`,
-});
+/**
+ * The document the function stores for one sample, for the raw insert limit: the storage step's samples carry a
+ * device time and a msgId, so their `_id` is `device~msgId~ts` (telemetry-repository.ts `sampleId`).
+ */
+const sampleDoc = (i: number) => {
+  const deviceId = `${run}-d${i % DEVICES}`;
+  const ts = new Date();
+  const msgId = `m${i}`;
+  return {
+    _id: `${deviceId}~${msgId}~${ts.getTime()}`,
+    deviceId,
+    ts,
+    metrics: { temp: 20 + (i % 10), hum: 40 },
+    eventId: `${run}-raw-${i}`,
+    receivedAt: new Date(),
+    ingestedAt: new Date(),
+    msgId,
+  };
+};
 
 async function rawMongo(mongo: MongoClient): Promise<{
   raw: number;
@@ -130,12 +138,15 @@ async function rawMongo(mongo: MongoClient): Promise<{
   const serverCpu: Record<string, number> = {};
   const passCpu: Record<string, CpuPerUnit> = {};
   const insertAll = async (collection: string, offset: number) => {
+    // The documents are built before the clock starts, as the storage step's requests are encoded before its own
+    // (support/ingest-steps.ts): each side times the inserts (the driver's BSON and the server), not the bench's
+    // making of its load.
+    const batches: ReturnType<typeof sampleDoc>[][] = Array.from({ length: RAW_DOCS / batch }, (_, b) =>
+      Array.from({ length: batch }, (_, k) => sampleDoc(offset + b * batch + k)),
+    );
     const meter = cpuMeter({ bench: process.pid, mongo: pidOfServer(MONGODB_URL) });
-    const ms = await pooled(RAW_DOCS / batch, 4, async (b) => {
-      await db.collection<{ _id: string }>(collection).insertMany(
-        Array.from({ length: batch }, (_, k) => sampleDoc(offset + b * batch + k)),
-        { ordered: false },
-      );
+    const ms = await pooled(batches.length, 4, async (b) => {
+      await db.collection<{ _id: string }>(collection).insertMany(batches[b]!, { ordered: false });
     });
     const cpu = meter.perUnit(RAW_DOCS);
     serverCpu[collection] = cpu.mongo ?? NaN;
@@ -429,7 +440,7 @@ async function main(): Promise<void> {
   };
   const endToEnd = ONLY_STORAGE ? undefined : await measureEndToEnd();
   const step = (messages: number, prefix: string) =>
-    storageStep({
+    prepareStorageStep({
       url: `http://127.0.0.1:${fnPort}/`,
       ids,
       messages,
@@ -438,10 +449,11 @@ async function main(): Promise<void> {
       prefix: `${run}-${prefix}`,
     });
   if (ONLY_STORAGE)
-    await step(2_000, 'sw'); // warm-up: JIT, pools, the device cache
+    await step(2_000, 'sw').send(); // warm-up: JIT, pools, the device cache
   // The end-to-end phases' samples leave the server, as each raw pass's did before the next: the step meets a
   // server holding what the passes met, not ~75,000 more documents.
   else await db.collection('telemetry').deleteMany({});
+  const storageStep = step(STORAGE_MESSAGES, 'st');
   const storageMeter = cpuMeter({
     bench: process.pid,
     'telemetry-ingest': fn.pid,
@@ -451,7 +463,7 @@ async function main(): Promise<void> {
   // The function's group commit: how many inserts the step's messages became (fewer, larger ones cost less per doc).
   const inserts = () => metricValue(fnMetrics, /kiot_telemetry_group_commit_docs_count (\d+)/);
   const insertsBefore = await inserts();
-  const storage = await step(STORAGE_MESSAGES, 'st');
+  const storage = await storageStep.send();
   const storageCpu = storageMeter.perUnit(STORAGE_MESSAGES);
   const storageInserts = (await inserts()) - insertsBefore;
   log(

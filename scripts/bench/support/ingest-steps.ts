@@ -79,46 +79,72 @@ export function slowByHalfSecond(docs: SampleTimes[], overMs: number): string {
     .join(' ');
 }
 
-/** Telemetry batches of `batchSize` messages POSTed straight to the function (binary mode), `concurrency` at once. */
-export async function storageStep(options: {
+/**
+ * Telemetry batches of `batchSize` messages POSTed straight to the function (binary mode), `concurrency` at once.
+ * Every request is encoded when the step is prepared, before its clock and CPU meters start, as an HTTP load
+ * generator sends prepared requests: the poster
+ * stands in for the bridge, whose CPU is not the step's, and on two cores each microsecond it spent encoding was
+ * taken from the function and the stores (3–5 µs per message, session 10). The raw insertMany passes build their
+ * documents before their clock starts too (ingest.ts), so both sides time only what they measure.
+ */
+export function prepareStorageStep(options: {
   url: string;
   ids: string[];
   messages: number;
   batchSize: number;
   concurrency: number;
   prefix: string;
-}): Promise<number> {
-  const agent = new Agent({ connections: 32, keepAliveTimeout: 30_000 });
+}): { send(): Promise<number> } {
   const batches = Math.ceil(options.messages / options.batchSize);
   const time = new Date().toISOString();
-  const ms = await pooled(batches, options.concurrency, async (b) => {
-    const items = Array.from({ length: options.batchSize }, (_, k) => {
-      const i = b * options.batchSize + k;
-      return {
-        id: `${options.prefix}-${i}`,
-        subject: options.ids[i % options.ids.length],
-        time,
+  const requests: ({ headers: Record<string, string>; body: Buffer } | undefined)[] = Array.from(
+    { length: batches },
+    (_, b) => {
+      const items = Array.from({ length: options.batchSize }, (_, k) => {
+        const i = b * options.batchSize + k;
+        return {
+          id: `${options.prefix}-${i}`,
+          subject: options.ids[i % options.ids.length],
+          time,
+          datacontenttype: 'application/json',
+          data: { ts: Date.now(), metrics: { temp: 20 + (i % 10), hum: 40 }, msgId: `st${i}` },
+        };
+      });
+      const event = new CloudEvent({
+        id: randomUUID(),
+        source: '/bench',
+        type: 'io.kiot.telemetry.batch',
         datacontenttype: 'application/json',
-        data: { ts: Date.now(), metrics: { temp: 20 + (i % 10), hum: 40 }, msgId: `st${i}` },
-      };
-    });
-    const event = new CloudEvent({
-      id: randomUUID(),
-      source: '/bench',
-      type: 'io.kiot.telemetry.batch',
-      datacontenttype: 'application/json',
-      data: items,
-    });
-    const message = toBinaryMessage(event);
-    const answer = await request(options.url, {
+        data: items,
+      });
+      const message = toBinaryMessage(event);
+      return { headers: message.headers as Record<string, string>, body: Buffer.from(message.body as string) };
+    },
+  );
+  return { send: () => sendAll(options.url, requests, options.concurrency, options.batchSize) };
+}
+
+/** Sends prepared requests, `concurrency` at once: messages per second. */
+async function sendAll(
+  url: string,
+  requests: ({ headers: Record<string, string>; body: Buffer } | undefined)[],
+  concurrency: number,
+  batchSize: number,
+): Promise<number> {
+  const agent = new Agent({ connections: 32, keepAliveTimeout: 30_000 });
+  const batches = requests.length;
+  const ms = await pooled(batches, concurrency, async (b) => {
+    const prepared = requests[b]!;
+    requests[b] = undefined; // sent once: its memory goes
+    const answer = await request(url, {
       method: 'POST',
-      headers: message.headers,
-      body: message.body,
+      headers: prepared.headers,
+      body: prepared.body,
       dispatcher: agent,
     });
     await answer.body.dump();
     if (answer.statusCode !== 204) throw new Error(`function answered ${answer.statusCode}`);
   });
   await agent.close();
-  return ((batches * options.batchSize) / ms) * 1000;
+  return ((batches * batchSize) / ms) * 1000;
 }
