@@ -10,7 +10,7 @@
 // JSON line (see the brief of `npm run bench:bridge`). BENCH_BRIDGE_ENV='A=1 B=2' sets more bridge env.
 // Env: BENCH_MESSAGES (30000), BENCH_CONNECTIONS (4), BENCH_WINDOW (64 in flight per connection),
 // BENCH_LATENCY_SECONDS (5), BRIDGE_SESSIONS (the bridge's default), MQTT_URL (instead of a private broker),
-// BENCH_BRIDGE_NODE_ARGS (node flags of the bridge; default a heap cap like a container's), BENCH_BRIDGE_LOG.
+// BENCH_BRIDGE_NODE_ARGS (node flags of the bridge; default its deployed ones), BENCH_BRIDGE_LOG.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -23,6 +23,7 @@ import { bridgeConfigSchema } from '../../bridge/config.js';
 import { freePort, startMosquitto } from '../../test/support/mosquitto.js';
 import { bridgeBatchMeter, describeBatches } from './support/bridge-batches.js';
 import { type CpuPerUnit, cpuMeter, describeCpu } from './support/cpu.js';
+import { productionNodeArgs } from './support/deploy-values.js';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 30_000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
@@ -194,9 +195,9 @@ async function startSink(got: Receiver): Promise<Server> {
 
 async function spawnBridge(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
-  // The bridge runs in a container with a memory limit, from which Node sizes its heap; on this large host a
-  // heap cap stands in for that limit, or V8 lets garbage pile up lazily (no leak: the used heap stays ~30 MB).
-  const nodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? '--max-old-space-size=64').split(' ').filter(Boolean);
+  // The bridge's command line as deployed (knative/deploy-values.json: its heap flags under the container's memory
+  // limit; on this large host V8 would otherwise size the heap for the machine and let garbage pile up lazily).
+  const nodeArgs = process.env.BENCH_BRIDGE_NODE_ARGS?.split(' ').filter(Boolean) ?? productionNodeArgs('bridge');
   const child = spawn(process.execPath, [...nodeArgs, 'dist/bridge.js'], {
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

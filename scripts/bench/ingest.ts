@@ -336,7 +336,9 @@ async function main(): Promise<void> {
     ROUTER_DEAD_LETTER_FILE: join(dir, 'dead-letters.jsonl'),
   };
   let routerChild = start('router', process.execPath, ['dist/router.js'], routerEnv);
-  const bridgeChild = start('bridge', process.execPath, ['dist/bridge.js'], {
+  // The bridge's command line as deployed too (its heap flags), unless BENCH_BRIDGE_NODE_ARGS says otherwise.
+  const bridgeNodeArgs = process.env.BENCH_BRIDGE_NODE_ARGS?.split(' ').filter(Boolean) ?? productionNodeArgs('bridge');
+  const bridgeChild = start('bridge', process.execPath, [...bridgeNodeArgs, 'dist/bridge.js'], {
     PORT: String(bridgePort),
     MQTT_URL: mqttUrl,
     K_SINK: ingress,
