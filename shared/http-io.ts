@@ -107,3 +107,18 @@ export async function sendStream(
     res.destroy(error instanceof Error ? error : undefined);
   }
 }
+
+/**
+ * A request's query as the object its schema parses: a parameter given once is its value; one given more than once
+ * is the list of its values, so a schema that wants one value refuses it (400) instead of silently taking the first
+ * or the last (RFC 3986 §3.4 leaves repetition to the application; schemathesis' ST201 found `GET /presence` taking
+ * the first of several `offset`s). The parameters in `repeated` may be repeated: always a list.
+ */
+export function queryObject(query: URLSearchParams, repeated: readonly string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of new Set(query.keys())) {
+    const values = query.getAll(key);
+    out[key] = values.length > 1 || repeated.includes(key) ? values : values[0];
+  }
+  return out;
+}

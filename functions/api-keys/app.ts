@@ -1,6 +1,7 @@
 import { type Authorizer, anyKeyIdSchema } from '../../shared/api-keys.js';
 import { parseInput as parse, UnauthorizedError } from '../../shared/errors.js';
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import type { Logger } from '../../shared/logger.js';
 import { appProblems, openApiRoute, operation, problem } from '../../shared/openapi.js';
 import { cursorOf } from './key-repository.js';
@@ -51,7 +52,7 @@ export function apiKeyOperations(deps: KeyDeps) {
         503: problem('MongoDB is unavailable'),
       },
       async handle(request) {
-        const query = parse(s.listQuerySchema, Object.fromEntries(request.query), 'query');
+        const query = parse(s.listQuerySchema, queryObject(request.query), 'query');
         const now = deps.now();
         const docs = await deps.keys.list(query, now);
         const page = docs.slice(0, query.limit);

@@ -9,6 +9,7 @@ import {
   type HttpResult,
   type Route,
 } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import { idempotencyKeyHeaderSchema } from '../../shared/idempotency-key.js';
 import { type ApiOperation, appProblems, openApiRoute, operation, problem } from '../../shared/openapi.js';
 import { acknowledgeCommand } from './acknowledge-command.js';
@@ -115,7 +116,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       responses: { 200: { description: 'a page', schema: commandPageSchema }, ...common },
       async handle(req, ctx) {
         const deviceId = parse(deviceIdSchema, req.params.id, 'device id');
-        const query = parse(listQuerySchema, Object.fromEntries(req.query), 'query');
+        const query = parse(listQuerySchema, queryObject(req.query), 'query');
         return { status: 200, body: await listCommands(deviceId, query, deps, ctx) };
       },
     }),
@@ -127,7 +128,7 @@ export function commandOperations(deps: CommandDeps): ApiOperation[] {
       query: listQuerySchema,
       responses: { 200: { description: 'a page', schema: commandPageSchema }, ...common },
       async handle(req, ctx) {
-        const query = parse(listQuerySchema, Object.fromEntries(req.query), 'query');
+        const query = parse(listQuerySchema, queryObject(req.query), 'query');
         return { status: 200, body: await listCommands(undefined, query, deps, ctx) };
       },
     }),

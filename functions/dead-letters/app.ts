@@ -11,6 +11,7 @@ import {
   postMessage,
 } from '../../shared/event-transport.js';
 import { createFunctionApp, type FunctionHandler, type HttpRequest } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MongoHandle } from '../../shared/mongo.js';
 import { type ApiOperation, openApiRoute, operation, problem } from '../../shared/openapi.js';
@@ -57,7 +58,7 @@ function postStructured(
 }
 
 function queryOf<S extends z.ZodType>(schema: S, request: HttpRequest): z.infer<S> {
-  const parsed = schema.safeParse(Object.fromEntries(request.query));
+  const parsed = schema.safeParse(queryObject(request.query));
   if (!parsed.success) throw InvalidInputError.fromZod(parsed.error, 'the query is invalid');
   return parsed.data;
 }

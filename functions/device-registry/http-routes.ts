@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import { type ApiOperation, appProblems, operation, problem } from '../../shared/openapi.js';
 import type { RegistryDeps } from './deps.js';
 import * as s from './schema.js';
@@ -78,7 +79,7 @@ export function registryOperations(deps: RegistryDeps): ApiOperation[] {
       async handle(request) {
         return {
           status: 200,
-          body: await listDevices(parse(s.listQuerySchema, Object.fromEntries(request.query), 'query'), deps),
+          body: await listDevices(parse(s.listQuerySchema, queryObject(request.query), 'query'), deps),
         };
       },
     }),

@@ -5,6 +5,7 @@ import { type DeviceAuthenticator, parseBasic } from '../../shared/device-auth.j
 import { deviceIdSchema } from '../../shared/devices.js';
 import { AppError, ConflictError, NotFoundError, parseInput } from '../../shared/errors.js';
 import type { HttpResult } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import { type ApiOperation, appProblems, operation, problem } from '../../shared/openapi.js';
 import type { ArtifactDocument } from './artifact-store.js';
 import type { JobDeps } from './deps.js';
@@ -95,7 +96,7 @@ export function artifactOperations(deps: JobDeps, devices: DeviceAuthenticator):
         422: problem('the body does not match its Content-Digest'),
       },
       async handle(req): Promise<HttpResult> {
-        const query = parseInput(uploadQuerySchema, Object.fromEntries(req.query), 'query');
+        const query = parseInput(uploadQuerySchema, queryObject(req.query), 'query');
         const artifact = await deps.artifacts.upload(
           {
             ...query,
@@ -120,7 +121,7 @@ export function artifactOperations(deps: JobDeps, devices: DeviceAuthenticator):
         ...appProblems,
       },
       async handle(req) {
-        const { cursor, limit } = parseInput(listArtifactsQuerySchema, Object.fromEntries(req.query), 'query');
+        const { cursor, limit } = parseInput(listArtifactsQuerySchema, queryObject(req.query), 'query');
         const items = await deps.artifacts.list(cursor, limit);
         return { status: 200, body: { items: items.map(toView) } };
       },

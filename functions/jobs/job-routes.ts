@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { parseInput as parse } from '../../shared/errors.js';
+import { queryObject } from '../../shared/http-io.js';
 import { idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import { type ApiOperation, appProblems, operation, problem } from '../../shared/openapi.js';
 import { cancelExecution } from './cancel-execution.js';
@@ -9,7 +10,6 @@ import { deleteJob } from './delete-job.js';
 import type { JobDeps } from './deps.js';
 import { endJob } from './end-job.js';
 import { getExecution, getJob, listExecutions, listJobs, toExecutionView, toJobView } from './query-jobs.js';
-
 import {
   cancelJobSchema,
   createJobSchema,
@@ -88,7 +88,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
         ...appProblems,
       },
       async handle(req) {
-        const query = parse(listJobsQuerySchema, Object.fromEntries(req.query), 'query');
+        const query = parse(listJobsQuerySchema, queryObject(req.query), 'query');
         return { status: 200, body: await listJobs(query, deps) };
       },
     }),
@@ -139,7 +139,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
       },
       async handle(req, ctx) {
         const jobId = parse(jobIdSchema, req.params.jobId, 'job id');
-        const query = parse(deleteJobQuerySchema, { force: req.query.get('force') ?? undefined }, 'query');
+        const query = parse(deleteJobQuerySchema, queryObject(req.query), 'query');
         await deleteJob(jobId, query.force === 'true', deps, ctx);
         return { status: 204 };
       },
@@ -161,7 +161,7 @@ export function jobOperations(deps: JobDeps): ApiOperation[] {
       },
       async handle(req) {
         const jobId = parse(jobIdSchema, req.params.jobId, 'job id');
-        const query = parse(listExecutionsQuerySchema, Object.fromEntries(req.query), 'query');
+        const query = parse(listExecutionsQuerySchema, queryObject(req.query), 'query');
         return { status: 200, body: await listExecutions(jobId, query, deps) };
       },
     }),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { NotFoundError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest, HttpResult } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import { type ApiOperation, appProblems, operation, problem } from '../../shared/openapi.js';
 import { CSV_MEDIA_TYPE, csvRows } from './csv.js';
 import type { AppDeps } from './deps.js';
@@ -24,7 +25,7 @@ import {
   seriesQuerySchema,
 } from './schema.js';
 
-const query = (request: HttpRequest) => Object.fromEntries(request.query.entries());
+const query = (request: HttpRequest) => queryObject(request.query);
 /** `?limit&cursor` of the listings: newest first. */
 const pageQuerySchema = z
   .object({ limit: z.coerce.number().int().min(1).max(200).default(50), cursor: z.string().max(512).optional() })

@@ -1,5 +1,6 @@
 import { InvalidInputError, NotFoundError, PreconditionFailedError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { AlertRulesRepository } from './alert-rules-repository.js';
 import type { AlertsRepository } from './alerts-repository.js';
@@ -14,7 +15,6 @@ import {
   alertRuleQuerySchema,
   alertRuleSchema,
   alertViewSchema,
-  queryObject,
   ruleIdSchema,
 } from './schema.js';
 

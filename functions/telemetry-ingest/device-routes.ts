@@ -4,6 +4,7 @@ import { PUBLIC_SCOPE } from '../../shared/api-keys.js';
 import { type DeviceDirectory, deviceIdSchema } from '../../shared/devices.js';
 import { InvalidInputError, toProblem } from '../../shared/errors.js';
 import type { HandlerContext, HttpRequest } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import { idempotencyKeyHeaderSchema, idempotencyKeySchema } from '../../shared/idempotency-key.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import type { ShadowStore } from '../../shared/shadow-store.js';
@@ -15,7 +16,6 @@ import {
   deviceStateSchema,
   ingestBatchResultSchema,
   ingestResultSchema,
-  queryObject,
   telemetryPageSchema,
   telemetryQuerySchema,
 } from './schema.js';

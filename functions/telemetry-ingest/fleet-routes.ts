@@ -2,13 +2,14 @@ import type { DeviceDirectory } from '../../shared/devices.js';
 import { deviceIdSchema } from '../../shared/devices.js';
 import { InvalidInputError, NotFoundError, parseInput as parse } from '../../shared/errors.js';
 import type { HttpRequest } from '../../shared/function-app.js';
+import { queryObject } from '../../shared/http-io.js';
 import { type ApiOperation, operation, problem, appProblems as problems } from '../../shared/openapi.js';
 import { createSseStream } from '../../shared/sse-stream.js';
 import type { AlertsRepository } from './alerts-repository.js';
 import type { LiveFeed } from './live-feed.js';
 import type { LiveHub } from './live-hub.js';
 import type { PresenceRepository } from './presence-repository.js';
-import { presencePageSchema, presenceQuerySchema, queryObject, telemetrySummarySchema } from './schema.js';
+import { presencePageSchema, presenceQuerySchema, telemetrySummarySchema } from './schema.js';
 
 export interface FleetRouteDeps {
   devices: DeviceDirectory;

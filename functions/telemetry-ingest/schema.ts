@@ -260,13 +260,6 @@ export const alertRuleQuerySchema = z
   .object({ deviceId: deviceIdSchema.optional(), deviceType: z.string().max(128).optional(), limit: limitParam })
   .strict();
 
-/** Query parameters as an object; `metric` may repeat (`?metric=a&metric=b`). */
-export function queryObject(query: URLSearchParams, repeated: string[] = []): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of new Set(query.keys())) out[key] = repeated.includes(key) ? query.getAll(key) : query.get(key);
-  return out;
-}
-
 /** The message on `devices/{id}/errors`: why a message was refused. */
 export interface RejectionNotice {
   code: string;

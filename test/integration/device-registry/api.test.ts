@@ -168,6 +168,8 @@ describe('device-registry HTTP API', () => {
     expect(seen).toEqual([...ids, `${tag}-99`]);
     await expectProblem(await h.api('/devices?cursor=!!'), 400);
     await expectProblem(await h.api('/devices?limit=0'), 400);
+    // One value given twice is refused, not read as its last.
+    await expectProblem(await h.api('/devices?limit=5&limit=7'), 400);
     const disabled = (await (await h.api(`/devices?tag=${tag}&status=disabled`)).json()) as { items: unknown[] };
     expect(disabled.items).toEqual([]);
   });

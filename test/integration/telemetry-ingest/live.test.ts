@@ -220,6 +220,10 @@ describe('telemetry-ingest: live streams and fleet figures', () => {
     expect(unfiltered.items.map((p) => p.deviceId)).toEqual(expect.arrayContaining([a, b]));
     expect(unfiltered.items).toHaveLength(base + 2);
     expect((await h.get('/presence?status=offline')).status).toBe(400);
+    // A parameter of one value given twice is refused, not read as its first (schemathesis ST201, session 11).
+    const twice = await h.get('/presence?offset=&offset=3');
+    expect(twice.status).toBe(400);
+    expect(((await twice.json()) as { error: { code: string } }).error.code).toBeDefined();
   });
 
   it('counts messages stored per second over the last minute', async () => {
