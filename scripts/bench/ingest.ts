@@ -4,9 +4,10 @@
 //   2. end to end: devices → Mosquitto → dist/bridge.js → dist/router.js → dist/telemetry-ingest.js → stores,
 //      sustained (as fast as it goes) with the router's journal on (the durable path) and again with it off,
 //      and paced at 0.03 × the raw MQTT rate of the run (or BENCH_PACED_RATE) for the latency percentiles
-//   3. the storage step alone: telemetry batches POSTed straight to the function over HTTP, against raw insertMany
-//      of the same documents (the best of the run's four passes, each as many documents as the step stores:
-//      BENCH_RAW_DOCS, default 100,000); each batch holds the bridge's BATCH_MAX_COUNT
+//   3. the storage step alone: telemetry batches POSTed straight to the function over HTTP, its best of
+//      BENCH_STORAGE_RUNS runs (default 4) against raw insertMany of the same documents (the best of the run's four
+//      passes, each as many documents as a step run stores: BENCH_RAW_DOCS, default 100,000); each batch holds the
+//      bridge's BATCH_MAX_COUNT
 //      (its default, or BENCH_BRIDGE_BATCH_MAX_COUNT) messages unless BENCH_STORAGE_BATCH says otherwise
 //   BENCH_ONLY=storage runs the raw insertMany limit and the storage step alone (BENCH_PROFILE_DIR: its profile).
 //   The paced phase (support/ingest-paced.ts) first sends its never-seen devices' first contact for
@@ -65,6 +66,8 @@ const FUNCTION_NODE_ARGS = (process.env.BENCH_FUNCTION_NODE_ARGS ?? '').split(' 
  */
 const RAW_DOCS = env('BENCH_RAW_DOCS', 100_000);
 const STORAGE_MESSAGES = env('BENCH_STORAGE_MESSAGES', RAW_DOCS);
+/** Runs of the storage step: as many as the limit's insertMany passes (4), the best of each side compared. */
+const STORAGE_RUNS = env('BENCH_STORAGE_RUNS', 4);
 /** The hour-bucket pass grows its documents with every sample ($push), so it stays short (200,000: ~7 min). */
 const BUCKET_DOCS = env('BENCH_BUCKET_DOCS', 50_000);
 /** BENCH_ONLY=storage: the raw insertMany limit and the storage step alone (no MQTT phases), e.g. to profile it. */
@@ -455,24 +458,38 @@ async function main(): Promise<void> {
   // The end-to-end phases' samples leave the server, as each raw pass's did before the next: the step meets a
   // server holding what the passes met, not ~75,000 more documents.
   else await db.collection('telemetry').deleteMany({});
-  const storageStep = step(STORAGE_MESSAGES, 'st');
-  const storageMeter = cpuMeter({
-    bench: process.pid,
-    'telemetry-ingest': fn.pid,
-    mongo: pidOfServer(MONGODB_URL),
-    redis: pidOfServer(REDIS_URL),
-  });
+  const stepCpu = () =>
+    cpuMeter({
+      bench: process.pid,
+      'telemetry-ingest': fn.pid,
+      mongo: pidOfServer(MONGODB_URL),
+      redis: pidOfServer(REDIS_URL),
+    });
   // The function's group commit: how many inserts the step's messages became (fewer, larger ones cost less per doc).
   const inserts = () => metricValue(fnMetrics, /kiot_telemetry_group_commit_docs_count (\d+)/);
-  const insertsBefore = await inserts();
-  const storage = await storageStep.send();
-  const storageCpu = storageMeter.perUnit(STORAGE_MESSAGES);
-  const storageInserts = (await inserts()) - insertsBefore;
-  log(
-    `storage step (batches of ${STORAGE_BATCH}, ${STORAGE_CONCURRENCY} at once, straight to the function) ` +
-      `${storage.toFixed(0)} msg/s; CPU per message: ${describeCpu(storageCpu)}; ${storageInserts} inserts, ` +
-      `${(STORAGE_MESSAGES / storageInserts).toFixed(0)} docs each`,
-  );
+  // As many runs of the step as the limit has passes, and the best of each side compared: the best of four passes
+  // against one run of the step measured the machine's noise (the same code swung 0.37–0.68 in session 11) in the
+  // limit's favour. Each run's documents leave the server before the next, as each pass's do.
+  const stepRuns: { rate: number; cpu: CpuPerUnit; inserts: number }[] = [];
+  for (let attempt = 0; attempt < STORAGE_RUNS; attempt += 1) {
+    if (attempt > 0) await db.collection('telemetry').deleteMany({});
+    const prepared = step(STORAGE_MESSAGES, `st${attempt}`);
+    const meter = stepCpu();
+    const insertsBefore = await inserts();
+    const rate = await prepared.send();
+    const cpu = meter.perUnit(STORAGE_MESSAGES);
+    const count = (await inserts()) - insertsBefore;
+    stepRuns.push({ rate, cpu, inserts: count });
+    log(
+      `storage step run ${attempt + 1} of ${STORAGE_RUNS} (batches of ${STORAGE_BATCH}, ${STORAGE_CONCURRENCY} at ` +
+        `once, straight to the function) ${rate.toFixed(0)} msg/s; CPU per message: ${describeCpu(cpu)}; ` +
+        `${count} inserts, ${(STORAGE_MESSAGES / count).toFixed(0)} docs each`,
+    );
+  }
+  const best = stepRuns.reduce((a, b) => (b.rate > a.rate ? b : a));
+  const storage = best.rate;
+  const storageCpu = best.cpu;
+  const storageInserts = best.inserts;
   // The storage target's limit is the best of the run's four insertMany passes: the first one often meets a JVM
   // that has not warmed up yet (13k–129k docs/s between runs, session 8), and a cold server's low figure would let
   // the step pass a target it misses against the same server warm.
@@ -480,7 +497,7 @@ async function main(): Promise<void> {
   // The passes that do the step's own server work: the same documents into a collection indexed as `telemetry`.
   const sameIndexesLimit = Math.max(limits.indexed, limits.indexedWarm);
   log(
-    `storage step: ${storage.toFixed(0)} msg/s; limit (best raw insertMany pass, same run) ` +
+    `storage step: ${storage.toFixed(0)} msg/s (best of ${STORAGE_RUNS} runs); limit (best raw insertMany pass, same run) ` +
       `${storageLimit.toFixed(0)} docs/s; ratio ${(storage / storageLimit).toFixed(2)} (target ≥ 0.5); against the ` +
       `first pass ${limits.raw.toFixed(0)} docs/s: ${(storage / limits.raw).toFixed(2)}; against raw insertMany into ` +
       `an indexed collection ${limits.indexed.toFixed(0)} docs/s: ${(storage / limits.indexed).toFixed(2)}; against the ` +
@@ -530,6 +547,7 @@ async function main(): Promise<void> {
     rss_mb: rss,
     // The storage step (batches straight to the function) against the best raw insertMany pass (target ≥ 0.5).
     storage_step: Math.round(storage),
+    storage_step_runs: stepRuns.map((attempt) => Math.round(attempt.rate)),
     storage_limit: Math.round(storageLimit),
     storage_ratio: round(storage / storageLimit),
     storage_ratio_first_pass: round(storage / limits.raw),

@@ -82,10 +82,10 @@ export function slowByHalfSecond(docs: SampleTimes[], overMs: number): string {
 /**
  * Telemetry batches of `batchSize` messages POSTed straight to the function (binary mode), `concurrency` at once.
  * Every request is encoded when the step is prepared, before its clock and CPU meters start, as an HTTP load
- * generator sends prepared requests: the poster
- * stands in for the bridge, whose CPU is not the step's, and on two cores each microsecond it spent encoding was
- * taken from the function and the stores (3–5 µs per message, session 10). The raw insertMany passes build their
- * documents before their clock starts too (ingest.ts), so both sides time only what they measure.
+ * generator sends prepared requests: the poster stands in for the bridge, whose CPU is not the step's, and on two
+ * cores each microsecond it spent encoding was taken from the function and the stores (3–5 µs per message,
+ * session 10). The raw insertMany passes build their documents before their clock starts too (ingest.ts), so
+ * both sides time only what they measure.
  */
 export function prepareStorageStep(options: {
   url: string;
