@@ -65,6 +65,8 @@ const FUNCTION_NODE_ARGS = (process.env.BENCH_FUNCTION_NODE_ARGS ?? '').split(' 
  * 74k and 161k docs/s minutes apart (session 9): a burst of the JVM, against a step of several seconds.
  */
 const RAW_DOCS = env('BENCH_RAW_DOCS', 100_000);
+/** Unmeasured insertMany passes before the measured ones (BENCH_WARMUP_PASSES). */
+const WARMUP_PASSES = env('BENCH_WARMUP_PASSES', 3);
 const STORAGE_MESSAGES = env('BENCH_STORAGE_MESSAGES', RAW_DOCS);
 /** Runs of the storage step: as many as the limit's insertMany passes (4), the best of each side compared. */
 const STORAGE_RUNS = env('BENCH_STORAGE_RUNS', 4);
@@ -160,6 +162,9 @@ async function rawMongo(mongo: MongoClient): Promise<{
     await db.collection(collection).drop();
     return ms;
   };
+  // Unmeasured passes first, so that the limit is the server warmed up, not JIT-compiling: a freshly started
+  // mongo-java-server took 17-30 µs per document in its first 100,000 (session 11).
+  for (let pass = 0; pass < WARMUP_PASSES; pass += 1) await insertAll('raw_warmup', (4 + pass) * RAW_DOCS);
   const rawMs = await insertAll('raw_insert', 0);
   // The same inserts into a collection indexed as the function's `telemetry` (device_ts and the ts TTL index,
   // telemetry-repository.ts): what the storage step's own inserts cost the server. Measured second, on a JVM the
