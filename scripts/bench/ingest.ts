@@ -6,9 +6,9 @@
 //      and paced at 0.03 × the raw MQTT rate of the run (or BENCH_PACED_RATE) for the latency percentiles
 //   3. the storage step alone: telemetry batches POSTed straight to the function over HTTP, its best of
 //      BENCH_STORAGE_RUNS runs (default 4) against raw insertMany of the same documents (the best of the run's four
-//      passes, each as many documents as a step run stores: BENCH_RAW_DOCS, default 100,000); each batch holds the
-//      bridge's BATCH_MAX_COUNT
-//      (its default, or BENCH_BRIDGE_BATCH_MAX_COUNT) messages unless BENCH_STORAGE_BATCH says otherwise
+//      passes after BENCH_WARMUP_PASSES unmeasured ones, default 3, each as many documents as a step run stores:
+//      BENCH_RAW_DOCS, default 100,000); each batch holds the bridge's BATCH_MAX_COUNT (its default, or
+//      BENCH_BRIDGE_BATCH_MAX_COUNT) messages unless BENCH_STORAGE_BATCH says otherwise
 //   BENCH_ONLY=storage runs the raw insertMany limit and the storage step alone (BENCH_PROFILE_DIR: its profile).
 //   The paced phase (support/ingest-paced.ts) first sends its never-seen devices' first contact for
 //   BENCH_PACED_WARMUP_SECONDS (default 2; its p50/p99 printed apart, not in the target), then measures: each hop
