@@ -56,7 +56,8 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? [408, 'request_timeout']
           : [400, 'malformed_request'];
-    const body = JSON.stringify({ error: { code, message: `${STATUS_CODES[status]}: the request was not read` } });
+    const problem = toProblem(new AppError(status, code, `${STATUS_CODES[status]}: the request was not read`));
+    const body = JSON.stringify(problem.body);
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
